@@ -1,0 +1,341 @@
+//! The commit pipeline shared by the local engines: ordering, validation, group commit,
+//! visibility and failure handling. Engines plug in only "append these bytes" and "sync".
+//!
+//! A commit goes through:
+//! 1. [`CommitPipeline::begin`]: checks (closed, read-only, poisoned, sizes), takes the writer
+//!    lock, validates the batch against recent commits, assigns the next sequence number and a
+//!    monotonic commit time. The engine then appends the transaction to its log and indexes it
+//!    (entries with a sequence number above the visible version are invisible to readers).
+//! 2. [`CommitTicket::finish`]: records the written keys for later conflict checks, releases
+//!    the writer lock, and for [`Durability::Sync`] waits until a sync covers the commit. One
+//!    waiting committer syncs for every commit appended so far (group commit), so N concurrent
+//!    committers share one sync instead of queueing N.
+//! 3. Only then the commit becomes visible to new snapshots.
+//!
+//! If an append or a sync fails, the pipeline is poisoned: the failing commit returns the I/O
+//! error, later commits return [`Error::Poisoned`], reads keep serving the last visible state,
+//! and reopening recovers exactly what is durable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use crate::conflict::ConflictTracker;
+use crate::{Durability, Error, Options, Result, Snapshot, Snapshots, Version, WriteBatch};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// State owned by whoever holds the writer lock.
+pub struct WriterState {
+    tracker: ConflictTracker,
+    last: Version,
+}
+
+impl WriterState {
+    /// The last version handed out (appended, maybe not yet synced or visible).
+    pub fn last(&self) -> Version {
+        self.last
+    }
+}
+
+#[derive(Default)]
+struct SyncState {
+    synced: u64,
+    in_progress: bool,
+}
+
+/// Ordering, validation, group commit and visibility of commits. See the module docs.
+pub struct CommitPipeline {
+    options: Options,
+    writer: tokio::sync::Mutex<WriterState>,
+    visible: RwLock<Version>,
+    appended: Mutex<Version>,
+    sync: Mutex<SyncState>,
+    synced_notify: tokio::sync::Notify,
+    snapshots: Snapshots,
+    horizon: Mutex<u64>,
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+impl CommitPipeline {
+    /// A pipeline continuing after `last` (the last recovered commit). `horizon` is the oldest
+    /// sequence number whose whole state is still readable (raised by `merge`).
+    pub fn new(last: Version, horizon: u64, options: Options) -> Self {
+        CommitPipeline {
+            options,
+            writer: tokio::sync::Mutex::new(WriterState {
+                tracker: ConflictTracker::default(),
+                last,
+            }),
+            visible: RwLock::new(last),
+            appended: Mutex::new(last),
+            sync: Mutex::new(SyncState {
+                synced: last.seq(),
+                in_progress: false,
+            }),
+            synced_notify: tokio::sync::Notify::new(),
+            snapshots: Snapshots::default(),
+            horizon: Mutex::new(horizon),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The options the engine was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The newest version visible to readers.
+    pub fn visible(&self) -> Version {
+        *self.visible.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, v: Version) {
+        let mut visible = self.visible.write().unwrap_or_else(PoisonError::into_inner);
+        if v > *visible {
+            *visible = v;
+        }
+    }
+
+    /// [`Error::Closed`] once [`CommitPipeline::close`] was called.
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the pipeline closed: every later call fails with [`Error::Closed`].
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Errors for any mutation of a store that is closed, read-only or poisoned.
+    pub fn check_writable(&self, what: &'static str) -> Result<()> {
+        self.check_open()?;
+        if self.options.read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        match &*lock(&self.poisoned) {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a storage failure: no commit is accepted any more. Returns `e` for chaining.
+    pub fn poison(&self, e: Error) -> Error {
+        let mut p = lock(&self.poisoned);
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+        e
+    }
+
+    /// The registry of open snapshots.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// A snapshot of the latest visible commit.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        self.check_open()?;
+        Ok(self.snapshots.pin(self.visible()))
+    }
+
+    /// A snapshot at an earlier commit, if `merge` has not dropped what it needs.
+    pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        self.check_open()?;
+        let visible = self.visible();
+        if version.seq() > visible.seq() {
+            return Err(Error::VersionNotFound {
+                seq: version.seq(),
+                reason: "not committed yet",
+            });
+        }
+        // Pin first, then check the horizon, so a merge cannot slip in between.
+        let snap = self.snapshots.pin(version);
+        if version.seq() < self.horizon() {
+            return Err(Error::VersionNotFound {
+                seq: version.seq(),
+                reason: "dropped by merge",
+            });
+        }
+        Ok(snap)
+    }
+
+    /// The oldest sequence number whose whole state is readable.
+    pub fn horizon(&self) -> u64 {
+        *lock(&self.horizon)
+    }
+
+    /// Sets the horizon (by `merge`, to [`CommitPipeline::merge_horizon`] at its start).
+    pub fn set_horizon(&self, seq: u64) {
+        let mut h = lock(&self.horizon);
+        *h = (*h).max(seq);
+    }
+
+    /// What a merge starting now must keep readable: the oldest open snapshot, or the latest
+    /// visible commit if none is open. Versions newer than this are all kept; for older ones,
+    /// only the newest version of each key at or below it.
+    pub fn merge_horizon(&self) -> u64 {
+        let visible = self.visible().seq();
+        self.snapshots.oldest().map_or(visible, |o| o.min(visible))
+    }
+
+    /// Takes the writer lock without committing (for merge, flush, roll-overs).
+    pub async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, WriterState> {
+        self.writer.lock().await
+    }
+
+    /// Starts a commit: see the module docs. Validates sizes against the options.
+    pub async fn begin(&self, batch: &WriteBatch) -> Result<CommitTicket<'_>> {
+        self.check_writable("commit")?;
+        for w in &batch.writes {
+            if w.key.len() > self.options.max_key_size {
+                return Err(Error::TooLarge {
+                    what: "key",
+                    size: w.key.len(),
+                    max: self.options.max_key_size,
+                });
+            }
+            if let Some(v) = &w.value
+                && v.len() > self.options.max_value_size
+            {
+                return Err(Error::TooLarge {
+                    what: "value",
+                    size: v.len(),
+                    max: self.options.max_value_size,
+                });
+            }
+        }
+        let state = self.writer.lock().await;
+        self.check_writable("commit")?;
+        state.tracker.check(batch)?;
+        let time_ms = self.options.clock.now_ms().max(state.last.time_ms());
+        let version = Version::new(state.last.seq() + 1, time_ms);
+        Ok(CommitTicket {
+            pipeline: self,
+            state,
+            version,
+        })
+    }
+
+    /// Waits until a sync covers commit `seq`, running the sync itself if no other committer
+    /// is: the group commit.
+    async fn wait_durable<F, Fut>(&self, seq: u64, sync: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        loop {
+            let notified = {
+                let mut st = lock(&self.sync);
+                if st.synced >= seq {
+                    return Ok(());
+                }
+                if let Some(reason) = &*lock(&self.poisoned) {
+                    return Err(Error::Poisoned(reason.clone()));
+                }
+                if !st.in_progress {
+                    st.in_progress = true;
+                    None
+                } else {
+                    Some(self.synced_notify.notified())
+                }
+            };
+            if let Some(notified) = notified {
+                notified.await;
+                continue;
+            }
+            // Leader: everything appended so far is covered by this sync.
+            let target = *lock(&self.appended);
+            let result = sync().await;
+            {
+                let mut st = lock(&self.sync);
+                st.in_progress = false;
+                if result.is_ok() {
+                    st.synced = st.synced.max(target.seq());
+                }
+            }
+            match result {
+                Ok(()) => self.publish(target),
+                Err(e) => {
+                    let e = self.poison(e);
+                    self.synced_notify.notify_waiters();
+                    return Err(e);
+                }
+            }
+            self.synced_notify.notify_waiters();
+        }
+    }
+
+    /// Makes everything appended so far durable through `sync` (sharing an in-flight sync).
+    pub async fn flush<F, Fut>(&self, sync: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let target = lock(&self.appended).seq();
+        self.wait_durable(target, sync).await
+    }
+
+    /// Prunes conflict tracking that no open transaction needs.
+    fn prune(&self, state: &mut WriterState) {
+        let oldest = self.merge_horizon();
+        state.tracker.prune(oldest);
+    }
+}
+
+/// A commit in progress, holding the writer lock. Dropping it without `finish` (for example on
+/// an append error) releases the lock; the engine must then call [`CommitPipeline::poison`]
+/// (done by [`CommitTicket::fail`]) if anything may have reached storage.
+pub struct CommitTicket<'a> {
+    pipeline: &'a CommitPipeline,
+    state: tokio::sync::MutexGuard<'a, WriterState>,
+    version: Version,
+}
+
+impl<'a> CommitTicket<'a> {
+    /// The version this commit gets.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The writer state (for engines that keep more under the writer lock).
+    pub fn state(&mut self) -> &mut WriterState {
+        &mut self.state
+    }
+
+    /// Abandons the commit after a storage failure: poisons the pipeline and returns `e`.
+    pub fn fail(self, e: Error) -> Error {
+        self.pipeline.poison(e)
+    }
+
+    /// Completes a commit whose records were appended and indexed: see the module docs.
+    pub async fn finish<F, Fut>(mut self, batch: &WriteBatch, sync: F) -> Result<Version>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let version = self.version;
+        let pipeline = self.pipeline;
+        self.state.last = version;
+        // Only commits that some other open transaction started before can conflict later.
+        let own = usize::from(batch.start.is_pinned());
+        if pipeline.snapshots.pinned_below(version.seq()) > own {
+            self.state.tracker.record(version.seq(), &batch.writes);
+        }
+        pipeline.prune(&mut self.state);
+        *lock(&pipeline.appended) = version;
+        drop(self.state);
+        match batch.durability.unwrap_or(pipeline.options.durability) {
+            Durability::Buffered => pipeline.publish(version),
+            Durability::Sync => pipeline.wait_durable(version.seq(), sync).await?,
+        }
+        Ok(version)
+    }
+}

@@ -1,0 +1,256 @@
+//! The byte-level engine trait that Bitcask and LSM implement, and its argument types.
+//!
+//! The trait speaks in slots, encoded keys and values, and [`Version`]s; it assumes nothing
+//! about local files (no handles or offsets), so an engine over a replicated store can
+//! implement it too (etcd revisions map onto versions, its compaction onto `merge`, its `Txn`
+//! compare on `mod_revision` onto [`WriteBatch`] validation).
+
+use std::ops::Bound;
+
+use crate::{Durability, MaybeSend, MaybeSync, Options, Result, Snapshot, Storage, Version};
+
+/// A namespace inside a store. Slots are independent: the same key in two slots is two keys.
+pub type Slot = u8;
+
+/// A range of encoded keys within one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    /// Lower bound.
+    pub start: Bound<Vec<u8>>,
+    /// Upper bound.
+    pub end: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
+    }
+
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        KeyRange {
+            start: Bound::Included(prefix.to_vec()),
+            end: match prefix_successor(prefix) {
+                Some(s) => Bound::Excluded(s),
+                None => Bound::Unbounded,
+            },
+        }
+    }
+
+    /// True if `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let above = match &self.start {
+            Bound::Included(s) => key >= s.as_slice(),
+            Bound::Excluded(s) => key > s.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below = match &self.end {
+            Bound::Included(e) => key <= e.as_slice(),
+            Bound::Excluded(e) => key < e.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+
+    /// True if no key can lie in the range.
+    pub fn is_empty(&self) -> bool {
+        match (&self.start, &self.end) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e))
+            | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+            _ => false,
+        }
+    }
+
+    /// The bounds as borrowed slices, for `BTreeMap::range` and friends.
+    pub fn as_slices(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (as_slice(&self.start), as_slice(&self.end))
+    }
+}
+
+fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xff {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// Slot.
+    pub slot: Slot,
+    /// Encoded key.
+    pub key: Vec<u8>,
+    /// Encoded value; `None` removes the key.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What a transaction hands to [`Engine::commit`]: its writes and what it read, for the
+/// optimistic conflict check.
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    /// The snapshot the transaction read at: a conflict is any commit after it that wrote a
+    /// key this batch read, wrote, or that lies in a range it scanned.
+    pub start: Snapshot,
+    /// Keys read.
+    pub reads: Vec<(Slot, Vec<u8>)>,
+    /// Ranges scanned.
+    pub ranges: Vec<(Slot, KeyRange)>,
+    /// Writes, at most one per key, in any order.
+    pub writes: Vec<Write>,
+    /// Overrides the store's [`Options::durability`] for this commit.
+    pub durability: Option<Durability>,
+}
+
+impl WriteBatch {
+    /// An empty batch of a transaction that reads at `start`.
+    pub fn new(start: Snapshot) -> Self {
+        WriteBatch {
+            start,
+            reads: Vec::new(),
+            ranges: Vec::new(),
+            writes: Vec::new(),
+            durability: None,
+        }
+    }
+
+    /// Adds a write (`None` removes the key).
+    pub fn write(mut self, slot: Slot, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) -> Self {
+        self.writes.push(Write {
+            slot,
+            key: key.into(),
+            value,
+        });
+        self
+    }
+}
+
+/// One row of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Encoded key.
+    pub key: Vec<u8>,
+    /// Encoded value.
+    pub value: Vec<u8>,
+    /// The commit that wrote it.
+    pub version: Version,
+}
+
+/// Counters describing an engine's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Engine name (`"bitcask"`, `"lsm"`).
+    pub engine: &'static str,
+    /// Keys whose latest version is a value.
+    pub live_keys: u64,
+    /// Versions held (values and removals), including old ones kept until `merge`.
+    pub versions: u64,
+    /// Bytes of every file on storage.
+    pub bytes_on_storage: u64,
+    /// Bytes that `merge` would reclaim (superseded versions, removals, torn data), estimated.
+    pub garbage_bytes: u64,
+    /// Log segments (Bitcask) or tables (LSM).
+    pub files: u64,
+    /// LSM: tables per level, level 0 first. Empty for Bitcask.
+    pub levels: Vec<u64>,
+    /// Block or value cache hits, where the engine has a cache.
+    pub cache_hits: u64,
+    /// Block or value cache misses.
+    pub cache_misses: u64,
+    /// The latest committed version.
+    pub last_version: Version,
+}
+
+impl Stats {
+    /// Fraction of storage that `merge` would reclaim, 0.0 to 1.0.
+    pub fn garbage_ratio(&self) -> f64 {
+        if self.bytes_on_storage == 0 {
+            0.0
+        } else {
+            (self.garbage_bytes as f64 / self.bytes_on_storage as f64).min(1.0)
+        }
+    }
+}
+
+/// A storage engine: ordered, versioned, transactional bytes over a [`Storage`].
+///
+/// Reads take the snapshot sequence number `at`: they see the newest version with
+/// `seq <= at`. Old versions stay readable until [`Engine::merge`], except that merge keeps
+/// whatever an open snapshot can still see.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
+    /// The backend the engine runs on.
+    type Storage: Storage;
+
+    /// Short name, as in [`Stats::engine`].
+    const NAME: &'static str;
+
+    /// Opens (recovering after a crash) or creates a store on `storage`.
+    async fn open(storage: Self::Storage, options: Options) -> Result<Self>;
+
+    /// The options the engine was opened with.
+    fn options(&self) -> &Options;
+
+    /// A read view pinned at the latest commit. Merge keeps what it can see.
+    fn snapshot(&self) -> Result<Snapshot>;
+
+    /// A read view pinned at an earlier commit; [`crate::Error::VersionNotFound`] if `merge`
+    /// has dropped what it would need, or the version is in the future.
+    fn snapshot_at(&self, version: Version) -> Result<Snapshot>;
+
+    /// The value of a key at `at`, `None` if absent or removed.
+    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>>;
+
+    /// The newest version at `at` that is not a removal, with its value.
+    async fn get_unremoved(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<(Version, Vec<u8>)>>;
+
+    /// Every version of a key up to `at`, oldest first, removals included.
+    async fn versions(&self, slot: Slot, key: &[u8], at: u64) -> Result<Vec<Version>>;
+
+    /// The value a key had in commit `version` (`None`: that commit removed it);
+    /// [`crate::Error::VersionNotFound`] if the key has no such version (or it was merged away).
+    async fn get_version(&self, slot: Slot, key: &[u8], version: Version) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` live entries of `range` at `at`, in key order (descending if `reverse`).
+    /// Callers page through a large range by narrowing the range after the last key returned.
+    async fn scan(&self, slot: Slot, range: &KeyRange, at: u64, reverse: bool, limit: usize) -> Result<Vec<Entry>>;
+
+    /// Validates and commits a transaction atomically; returns its version.
+    /// [`crate::Error::Conflict`] leaves nothing written.
+    async fn commit(&self, batch: WriteBatch) -> Result<Version>;
+
+    /// Drops every version that no open snapshot needs and every removal; afterwards each key
+    /// has only its latest live value, and storage shrinks accordingly.
+    async fn merge(&self) -> Result<()>;
+
+    /// Makes every commit so far durable (useful after [`Durability::Buffered`] commits).
+    async fn flush(&self) -> Result<()>;
+
+    /// Current counters.
+    async fn stats(&self) -> Result<Stats>;
+
+    /// Flushes and closes; every later call returns [`crate::Error::Closed`]. Dropping an
+    /// engine without `close` is safe too: committed data is never lost, only unsynced
+    /// [`Durability::Buffered`] commits may be.
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,100 @@
+//! The typed store, written once over [`Engine`].
+
+use std::sync::Arc;
+
+use crate::{Engine, Options, Result, Stats, Transaction, Version};
+
+/// A typed, versioned, transactional key-value store on engine `E`.
+///
+/// Cheap to clone (an `Arc`), and shareable across tasks: clones are the same store.
+///
+/// ```ignore
+/// let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
+/// let mut txn = store.current().await;
+/// txn.insert(0, &"key", &1u32)?;
+/// txn.commit().await?;
+/// ```
+pub struct Store<E: Engine> {
+    engine: Arc<E>,
+}
+
+impl<E: Engine> Clone for Store<E> {
+    fn clone(&self) -> Self {
+        Store {
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl<E: Engine> Store<E> {
+    /// Opens (or creates) a store with default options; recovers after a crash.
+    pub async fn open(storage: E::Storage) -> Result<Self> {
+        Self::open_with(storage, Options::default()).await
+    }
+
+    /// Opens (or creates) a store with `options`.
+    pub async fn open_with(storage: E::Storage, options: Options) -> Result<Self> {
+        Ok(Self::from_engine(E::open(storage, options).await?))
+    }
+
+    /// Opens an existing store read-only: no writer lock is taken, nothing is ever written,
+    /// and every mutation fails with [`crate::Error::ReadOnly`].
+    pub async fn open_read_only(storage: E::Storage) -> Result<Self> {
+        Self::open_with(storage, Options::default().read_only(true)).await
+    }
+
+    /// Wraps an engine opened by hand.
+    pub fn from_engine(engine: E) -> Self {
+        Store {
+            engine: Arc::new(engine),
+        }
+    }
+
+    /// The engine underneath, for byte-level access.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// A new transaction reading the latest commit, plus its own writes.
+    pub async fn current(&self) -> Transaction<E> {
+        Transaction::new(self.engine.clone(), self.engine.snapshot(), false)
+    }
+
+    /// A read-only view of the latest commit. Cheap; stable while other transactions commit.
+    pub async fn snapshot(&self) -> Transaction<E> {
+        Transaction::new(self.engine.clone(), self.engine.snapshot(), true)
+    }
+
+    /// A read-only view of the whole store as it was right after commit `version`.
+    /// [`crate::Error::VersionNotFound`] if `merge` dropped it or it is not committed yet.
+    pub async fn snapshot_at(&self, version: Version) -> Result<Transaction<E>> {
+        let snap = self.engine.snapshot_at(version)?;
+        Ok(Transaction::new(self.engine.clone(), Ok(snap), true))
+    }
+
+    /// The latest committed version ([`Version::ZERO`] for an empty store).
+    pub fn version(&self) -> Result<Version> {
+        Ok(self.engine.snapshot()?.version())
+    }
+
+    /// Drops old versions and removals, keeping each key's latest value; shrinks storage.
+    pub async fn merge(&self) -> Result<()> {
+        self.engine.merge().await
+    }
+
+    /// Makes every commit so far durable (after [`crate::Durability::Buffered`] commits).
+    pub async fn flush(&self) -> Result<()> {
+        self.engine.flush().await
+    }
+
+    /// Counters: keys, versions, bytes, garbage, files.
+    pub async fn stats(&self) -> Result<Stats> {
+        self.engine.stats().await
+    }
+
+    /// Flushes and closes the store (every clone); later calls fail with
+    /// [`crate::Error::Closed`]. The writer lock is released when the last clone drops.
+    pub async fn close(&self) -> Result<()> {
+        self.engine.close().await
+    }
+}

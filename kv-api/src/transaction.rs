@@ -1,0 +1,306 @@
+//! Transactions: a snapshot plus the transaction's own buffered writes.
+
+use std::collections::BTreeMap;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode_value, encode_key, encode_key_prefix, encode_value};
+use crate::range::{RangeQuery, encode_range};
+use crate::{Durability, Engine, Error, KeyRange, Result, Slot, Snapshot, Version, Write, WriteBatch};
+
+/// An isolated transaction: it reads the snapshot taken at its start plus its own writes, and
+/// commits atomically. `commit` fails with [`Error::Conflict`] (writing nothing) if another
+/// transaction committed, after this one started, a key this one read, wrote or scanned.
+///
+/// A transaction without writes never conflicts. Dropping a transaction (or [`abort`]) discards
+/// its writes.
+///
+/// [`abort`]: Transaction::abort
+pub struct Transaction<E: Engine> {
+    engine: Arc<E>,
+    snapshot: Snapshot,
+    /// Set if the snapshot could not be taken (closed store): reported by every call.
+    closed: bool,
+    read_only: bool,
+    pub(crate) writes: BTreeMap<(Slot, Vec<u8>), Option<Vec<u8>>>,
+    reads: Mutex<Reads>,
+    last_write_ms: Option<u64>,
+    durability: Option<Durability>,
+}
+
+#[derive(Default)]
+struct Reads {
+    keys: Vec<(Slot, Vec<u8>)>,
+    ranges: Vec<(Slot, KeyRange)>,
+}
+
+impl<E: Engine> Transaction<E> {
+    pub(crate) fn new(engine: Arc<E>, snapshot: Result<Snapshot>, read_only: bool) -> Self {
+        let (snapshot, closed) = match snapshot {
+            Ok(s) => (s, false),
+            Err(_) => (Snapshot::unpinned(Version::ZERO), true),
+        };
+        Transaction {
+            engine,
+            snapshot,
+            closed,
+            read_only,
+            writes: BTreeMap::new(),
+            reads: Mutex::new(Reads::default()),
+            last_write_ms: None,
+            durability: None,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.closed { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn check_write(&self, what: &'static str) -> Result<()> {
+        self.check()?;
+        if self.read_only || self.engine.options().read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        Ok(())
+    }
+
+    fn note_read(&self, slot: Slot, key: &[u8]) {
+        if !self.read_only {
+            let mut r = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            r.keys.push((slot, key.to_vec()));
+        }
+    }
+
+    pub(crate) fn note_range(&self, slot: Slot, range: &KeyRange) {
+        if !self.read_only {
+            let mut r = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            r.ranges.push((slot, range.clone()));
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// The version this transaction reads at.
+    pub fn version(&self) -> Version {
+        self.snapshot.version()
+    }
+
+    /// True for views from [`crate::Store::snapshot`] and [`crate::Store::snapshot_at`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Overrides the store's durability for this transaction's commit.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = Some(durability);
+    }
+
+    /// The value of `key` in `slot`, `None` if absent or removed.
+    /// A value stored as another type is [`Error::Decode`].
+    pub async fn get<K, V>(&self, slot: Slot, key: &K) -> Result<Option<V>>
+    where
+        K: Serialize + ?Sized,
+        V: DeserializeOwned,
+    {
+        self.check()?;
+        let k = encode_key(key)?;
+        if let Some(local) = self.writes.get(&(slot, k.clone())) {
+            return local.as_deref().map(decode_value).transpose();
+        }
+        self.note_read(slot, &k);
+        match self.engine.get(slot, &k, self.snapshot.seq()).await? {
+            Some(bytes) => decode_value(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest value of `key` that was not a removal ("trash" semantics: read what was
+    /// removed), until `merge` drops it. The transaction's own pending write counts.
+    pub async fn get_unremoved<K, V>(&self, slot: Slot, key: &K) -> Result<Option<V>>
+    where
+        K: Serialize + ?Sized,
+        V: DeserializeOwned,
+    {
+        self.check()?;
+        let k = encode_key(key)?;
+        if let Some(Some(local)) = self.writes.get(&(slot, k.clone())) {
+            return decode_value(local).map(Some);
+        }
+        self.note_read(slot, &k);
+        match self.engine.get_unremoved(slot, &k, self.snapshot.seq()).await? {
+            Some((_, bytes)) => decode_value(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets `key` in `slot` to `value` (buffered until commit).
+    pub fn insert<K, V>(&mut self, slot: Slot, key: &K, value: V) -> Result<()>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize,
+    {
+        self.check_write("insert")?;
+        let k = self.checked_key(key)?;
+        let v = encode_value(&value)?;
+        let max = self.engine.options().max_value_size;
+        if v.len() > max {
+            return Err(Error::TooLarge {
+                what: "value",
+                size: v.len(),
+                max,
+            });
+        }
+        self.writes.insert((slot, k), Some(v));
+        self.touch();
+        Ok(())
+    }
+
+    /// Removes `key` from `slot` (buffered until commit). The removal becomes a version.
+    pub fn remove<K>(&mut self, slot: Slot, key: &K) -> Result<()>
+    where
+        K: Serialize + ?Sized,
+    {
+        self.check_write("remove")?;
+        let k = self.checked_key(key)?;
+        self.writes.insert((slot, k), None);
+        self.touch();
+        Ok(())
+    }
+
+    fn checked_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<Vec<u8>> {
+        let k = encode_key(key)?;
+        let max = self.engine.options().max_key_size;
+        if k.len() > max {
+            return Err(Error::TooLarge {
+                what: "key",
+                size: k.len(),
+                max,
+            });
+        }
+        Ok(k)
+    }
+
+    fn touch(&mut self) {
+        let now = self.engine.options().clock.now_ms();
+        self.last_write_ms = Some(now.max(self.snapshot.version().time_ms()));
+    }
+
+    /// Every committed version of `key` visible to this transaction, oldest first, removals
+    /// included (see [`Version::is_removal`]).
+    pub async fn versions<K>(&self, slot: Slot, key: &K) -> Result<Vec<Version>>
+    where
+        K: Serialize + ?Sized,
+    {
+        self.check()?;
+        let k = encode_key(key)?;
+        self.engine.versions(slot, &k, self.snapshot.seq()).await
+    }
+
+    /// The value `key` had in commit `version`: `None` if that commit removed it;
+    /// [`Error::VersionNotFound`] if the key has no such version (or it was merged away).
+    pub async fn get_version<K, V>(&self, slot: Slot, key: &K, version: Version) -> Result<Option<V>>
+    where
+        K: Serialize + ?Sized,
+        V: DeserializeOwned,
+    {
+        self.check()?;
+        if version.seq() > self.snapshot.seq() {
+            return Err(Error::VersionNotFound {
+                seq: version.seq(),
+                reason: "newer than this transaction",
+            });
+        }
+        let k = encode_key(key)?;
+        match self.engine.get_version(slot, &k, version).await? {
+            Some(bytes) => decode_value(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Entries of `slot` whose keys (of type `K`) lie in `range`, in `K`'s order. Await it for
+    /// a `Vec`, or call [`RangeQuery::stream`] to page through a large range in bounded memory;
+    /// [`RangeQuery::reverse`] and [`RangeQuery::limit`] shape it. Keys of other types in the
+    /// slot are skipped.
+    pub fn range<K, V>(&self, slot: Slot, range: impl RangeBounds<K>) -> RangeQuery<'_, E, K, V>
+    where
+        K: Serialize + DeserializeOwned,
+        V: DeserializeOwned,
+    {
+        let encoded = encode_range(&range);
+        RangeQuery::new(self, slot, encoded)
+    }
+
+    /// Entries of `slot` whose keys start with `prefix` (for strings and byte strings: a
+    /// textual prefix; for other types: the same leading fields).
+    pub fn prefix<P, K, V>(&self, slot: Slot, prefix: &P) -> RangeQuery<'_, E, K, V>
+    where
+        P: Serialize + ?Sized,
+        K: Serialize + DeserializeOwned,
+        V: DeserializeOwned,
+    {
+        let range = encode_key_prefix(prefix).map(|p| KeyRange::prefix(&p));
+        RangeQuery::new(self, slot, range)
+    }
+
+    /// Every live key of type `K` in `slot`, in `K`'s order, including this transaction's own
+    /// inserts and excluding its own removals.
+    pub async fn keys<K>(&self, slot: Slot) -> Result<Vec<K>>
+    where
+        K: Serialize + DeserializeOwned + crate::MaybeSend,
+    {
+        let mut stream = RangeQuery::<E, K, ()>::new(self, slot, Ok(KeyRange::all())).stream();
+        let mut keys = Vec::new();
+        while let Some(k) = stream.next_key().await? {
+            keys.push(k);
+        }
+        Ok(keys)
+    }
+
+    /// The commit time (ms since the Unix epoch) of the latest commit visible to this
+    /// transaction, or of its own latest pending write; `None` on an empty store.
+    pub fn last_updated(&self) -> Option<u64> {
+        self.last_write_ms.or_else(|| {
+            let v = self.snapshot.version();
+            (v.seq() > 0).then_some(v.time_ms())
+        })
+    }
+
+    /// Discards the buffered writes (dropping the transaction does the same).
+    pub fn abort(self) {}
+
+    /// Commits atomically and returns the new version; a transaction without writes returns
+    /// its snapshot's version and never conflicts.
+    pub async fn commit(self) -> Result<Version> {
+        self.check()?;
+        if self.writes.is_empty() {
+            return Ok(self.snapshot.version());
+        }
+        self.check_write("commit")?;
+        let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(PoisonError::into_inner));
+        let batch = WriteBatch {
+            start: self.snapshot.clone(),
+            reads: reads.keys,
+            ranges: reads.ranges,
+            writes: self
+                .writes
+                .into_iter()
+                .map(|((slot, key), value)| Write { slot, key, value })
+                .collect(),
+            durability: self.durability,
+        };
+        self.engine.commit(batch).await
+    }
+
+    pub(crate) fn snapshot_seq(&self) -> u64 {
+        self.snapshot.seq()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        self.check()
+    }
+}

@@ -1,0 +1,104 @@
+//! Versions: the identity of a commit, with the metadata users read from `versions()`.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+
+/// One committed transaction as seen from a key: its commit sequence number, its wall-clock
+/// commit time and whether it removed the key.
+///
+/// Every write of one transaction shares one `Version` (same `seq`, same time). Sequence
+/// numbers start at 1 and grow by one per commit; [`Version::ZERO`] is the empty store.
+/// Commit times never decrease from one commit to the next, even if the system clock goes back.
+///
+/// Two `Version`s are equal (and ordered) by their sequence number alone: `is_removal` is a
+/// property of one key's write in that commit, and the time is fixed by the commit.
+///
+/// ```
+/// use kv_api::Version;
+/// let v = Version::new(7, 1_700_000_000_000);
+/// assert_eq!(v.seq(), 7);
+/// assert!(!v.is_removal());
+/// assert_eq!(v, Version::new(7, 0).with_removal(true));
+/// ```
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, Default)]
+pub struct Version {
+    seq: u64,
+    time_ms: u64,
+    removal: bool,
+}
+
+impl Version {
+    /// The version of the empty store: no commit yet.
+    pub const ZERO: Version = Version {
+        seq: 0,
+        time_ms: 0,
+        removal: false,
+    };
+
+    /// A commit's version.
+    pub const fn new(seq: u64, time_ms: u64) -> Self {
+        Version {
+            seq,
+            time_ms,
+            removal: false,
+        }
+    }
+
+    /// The same commit, marked as a removal (or not) of the key it is listed for.
+    pub const fn with_removal(self, removal: bool) -> Self {
+        Version { removal, ..self }
+    }
+
+    /// The commit sequence number (1 for the first commit).
+    pub const fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The commit's wall-clock time, milliseconds since the Unix epoch.
+    pub const fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// The commit's wall-clock time as a [`std::time::SystemTime`].
+    pub fn time(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.time_ms)
+    }
+
+    /// True if, in the listing of one key's versions, this commit removed the key.
+    pub const fn is_removal(&self) -> bool {
+        self.removal
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+
+impl Eq for Version {}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.seq.cmp(&other.seq)
+    }
+}
+
+impl Hash for Version {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.seq.hash(state);
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.seq)
+    }
+}
