@@ -42,16 +42,23 @@ impl ConflictTracker {
             scratch.clear();
             scratch.push(slot);
             scratch.extend_from_slice(key);
-            self.recent.get(scratch.as_slice()).is_some_and(|seq| *seq > start)
+            self.recent
+                .get(scratch.as_slice())
+                .is_some_and(|seq| *seq > start)
         };
         for (slot, key) in &batch.reads {
             if newer(*slot, key) {
-                return Err(Error::Conflict(format!("a key read in slot {slot} was committed since")));
+                return Err(Error::Conflict(format!(
+                    "a key read in slot {slot} was committed since"
+                )));
             }
         }
         for w in &batch.writes {
             if newer(w.slot, &w.key) {
-                return Err(Error::Conflict(format!("a key written in slot {} was committed since", w.slot)));
+                return Err(Error::Conflict(format!(
+                    "a key written in slot {} was committed since",
+                    w.slot
+                )));
             }
         }
         for (slot, range) in &batch.ranges {
@@ -70,7 +77,9 @@ impl ConflictTracker {
                 })
                 .any(|(k, seq)| *seq > start && range.contains(&k[1..]));
             if hit {
-                return Err(Error::Conflict(format!("a key in a range scanned in slot {slot} was committed since")));
+                return Err(Error::Conflict(format!(
+                    "a key in a range scanned in slot {slot} was committed since"
+                )));
             }
         }
         Ok(())

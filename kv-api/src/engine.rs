@@ -222,18 +222,35 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>>;
 
     /// The newest version at `at` that is not a removal, with its value.
-    async fn get_unremoved(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<(Version, Vec<u8>)>>;
+    async fn get_unremoved(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        at: u64,
+    ) -> Result<Option<(Version, Vec<u8>)>>;
 
     /// Every version of a key up to `at`, oldest first, removals included.
     async fn versions(&self, slot: Slot, key: &[u8], at: u64) -> Result<Vec<Version>>;
 
     /// The value a key had in commit `version` (`None`: that commit removed it);
     /// [`crate::Error::VersionNotFound`] if the key has no such version (or it was merged away).
-    async fn get_version(&self, slot: Slot, key: &[u8], version: Version) -> Result<Option<Vec<u8>>>;
+    async fn get_version(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        version: Version,
+    ) -> Result<Option<Vec<u8>>>;
 
     /// Up to `limit` live entries of `range` at `at`, in key order (descending if `reverse`).
     /// Callers page through a large range by narrowing the range after the last key returned.
-    async fn scan(&self, slot: Slot, range: &KeyRange, at: u64, reverse: bool, limit: usize) -> Result<Vec<Entry>>;
+    async fn scan(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
 
     /// Validates and commits a transaction atomically; returns its version.
     /// [`crate::Error::Conflict`] leaves nothing written.

@@ -103,7 +103,13 @@ mod tests {
             panic!("first frame");
         };
         assert_eq!(payload, b"hello");
-        assert_eq!(decode(&buf, next), Decoded::Frame { payload: b"", next: buf.len() });
+        assert_eq!(
+            decode(&buf, next),
+            Decoded::Frame {
+                payload: b"",
+                next: buf.len()
+            }
+        );
         assert_eq!(decode(&buf, buf.len()), Decoded::End);
         for cut in 1..HEADER_LEN + 5 {
             assert_eq!(decode(&buf[..cut], 0), Decoded::Truncated, "cut at {cut}");
@@ -111,7 +117,13 @@ mod tests {
         for i in 0..HEADER_LEN + 5 {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
-            assert!(!matches!(decode(&bad, 0), Decoded::Frame { payload: b"hello", .. }));
+            assert!(!matches!(
+                decode(&bad, 0),
+                Decoded::Frame {
+                    payload: b"hello",
+                    ..
+                }
+            ));
         }
         assert_eq!(decode_exact(&buf[..next]), Ok(&b"hello"[..]));
         assert!(decode_exact(&buf).is_err());

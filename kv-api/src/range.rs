@@ -193,7 +193,13 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
         let page = self
             .txn
             .engine()
-            .scan(self.slot, &range, self.txn.snapshot_seq(), self.reverse, PAGE)
+            .scan(
+                self.slot,
+                &range,
+                self.txn.snapshot_seq(),
+                self.reverse,
+                PAGE,
+            )
             .await?;
         let last = page.last().map(|e| e.key.clone());
         let full = page.len() == PAGE;
@@ -208,7 +214,8 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
             },
             _ => range,
         };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = page.into_iter().map(|e| (e.key, e.value)).collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            page.into_iter().map(|e| (e.key, e.value)).collect();
         let slot = self.slot;
         for ((_, k), v) in self
             .txn

@@ -93,7 +93,9 @@ impl Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("version", &self.version).finish()
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .finish()
     }
 }
 

@@ -27,6 +27,7 @@ use crate::{MaybeSend, MaybeSync, Result};
 
 /// A handle on one open file of a [`Storage`]. Cloning a handle gives another handle on the
 /// same file. All methods take `&self`: readers and the single appender share a handle.
+#[allow(clippy::len_without_is_empty)]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait StorageFile: Clone + MaybeSend + MaybeSync + 'static {
@@ -106,7 +107,10 @@ pub trait Storage: Clone + MaybeSend + MaybeSync + 'static {
 pub fn not_found(op: &str, name: &str) -> crate::Error {
     crate::Error::io(
         format!("{op} {name}"),
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file named {name}")),
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no file named {name}"),
+        ),
     )
 }
 

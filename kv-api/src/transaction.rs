@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{decode_value, encode_key, encode_key_prefix, encode_value};
 use crate::range::{RangeQuery, encode_range};
-use crate::{Durability, Engine, Error, KeyRange, Result, Slot, Snapshot, Version, Write, WriteBatch};
+use crate::{
+    Durability, Engine, Error, KeyRange, Result, Slot, Snapshot, Version, Write, WriteBatch,
+};
 
 /// An isolated transaction: it reads the snapshot taken at its start plus its own writes, and
 /// commits atomically. `commit` fails with [`Error::Conflict`] (writing nothing) if another
@@ -56,7 +58,11 @@ impl<E: Engine> Transaction<E> {
     }
 
     fn check(&self) -> Result<()> {
-        if self.closed { Err(Error::Closed) } else { Ok(()) }
+        if self.closed {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     fn check_write(&self, what: &'static str) -> Result<()> {
@@ -132,7 +138,11 @@ impl<E: Engine> Transaction<E> {
             return decode_value(local).map(Some);
         }
         self.note_read(slot, &k);
-        match self.engine.get_unremoved(slot, &k, self.snapshot.seq()).await? {
+        match self
+            .engine
+            .get_unremoved(slot, &k, self.snapshot.seq())
+            .await?
+        {
             Some((_, bytes)) => decode_value(&bytes).map(Some),
             None => Ok(None),
         }
@@ -203,7 +213,12 @@ impl<E: Engine> Transaction<E> {
 
     /// The value `key` had in commit `version`: `None` if that commit removed it;
     /// [`Error::VersionNotFound`] if the key has no such version (or it was merged away).
-    pub async fn get_version<K, V>(&self, slot: Slot, key: &K, version: Version) -> Result<Option<V>>
+    pub async fn get_version<K, V>(
+        &self,
+        slot: Slot,
+        key: &K,
+        version: Version,
+    ) -> Result<Option<V>>
     where
         K: Serialize + ?Sized,
         V: DeserializeOwned,

@@ -130,7 +130,13 @@ pub struct WriteLoc {
 }
 
 /// Appends one write record (`value: None` is a removal) and returns its location in `out`.
-pub fn encode_write(out: &mut Vec<u8>, seq: u64, slot: Slot, key: &[u8], value: Option<&[u8]>) -> WriteLoc {
+pub fn encode_write(
+    out: &mut Vec<u8>,
+    seq: u64,
+    slot: Slot,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> WriteLoc {
     let start = frame::encode_with(out, |b| {
         b.push(if value.is_some() { PUT } else { REMOVE });
         b.extend_from_slice(&seq.to_le_bytes());
@@ -159,12 +165,17 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
     });
 }
 
+/// A write record read back: slot, key, value (`None` for a removal).
+pub type DecodedWrite<'a> = (Slot, &'a [u8], Option<&'a [u8]>);
+
 /// Reads the value of a put record from the bytes of its whole frame (as located by
 /// [`WriteLoc`]); `Ok(None)` for a removal. `file`/`offset` name the place for errors.
-pub fn decode_write_frame<'a>(buf: &'a [u8], file: &str, offset: u64) -> Result<(Slot, &'a [u8], Option<&'a [u8]>)> {
+pub fn decode_write_frame<'a>(buf: &'a [u8], file: &str, offset: u64) -> Result<DecodedWrite<'a>> {
     let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(file, offset, r))?;
     match Record::decode(payload) {
-        Some(Record::Put { slot, key, value, .. }) => Ok((slot, key, Some(value))),
+        Some(Record::Put {
+            slot, key, value, ..
+        }) => Ok((slot, key, Some(value))),
         Some(Record::Remove { slot, key, .. }) => Ok((slot, key, None)),
         _ => Err(Error::corruption(file, offset, "expected a write record")),
     }
@@ -240,7 +251,11 @@ pub fn replay<'a>(
             frame::Decoded::Frame { payload, next } => (payload, next),
             frame::Decoded::End => {
                 if !pending.is_empty() && !is_last {
-                    return Err(Error::corruption(file, at as u64, "sealed file ends inside a transaction"));
+                    return Err(Error::corruption(
+                        file,
+                        at as u64,
+                        "sealed file ends inside a transaction",
+                    ));
                 }
                 return Ok(end);
             }
@@ -261,7 +276,10 @@ pub fn replay<'a>(
             return Err(Error::corruption(
                 file,
                 at as u64,
-                format!("sequence {seq} out of order (last commit {}, open {pending_seq})", end.last_seq),
+                format!(
+                    "sequence {seq} out of order (last commit {}, open {pending_seq})",
+                    end.last_seq
+                ),
             ));
         }
         let loc = WriteLoc {
@@ -269,20 +287,35 @@ pub fn replay<'a>(
             len: (next - at) as u32,
         };
         match record {
-            Record::Put { slot, key, value, .. } => {
+            Record::Put {
+                slot, key, value, ..
+            } => {
                 pending_seq = seq;
-                pending.push(ReplayedWrite { slot, key, value: Some(value), loc });
+                pending.push(ReplayedWrite {
+                    slot,
+                    key,
+                    value: Some(value),
+                    loc,
+                });
             }
             Record::Remove { slot, key, .. } => {
                 pending_seq = seq;
-                pending.push(ReplayedWrite { slot, key, value: None, loc });
+                pending.push(ReplayedWrite {
+                    slot,
+                    key,
+                    value: None,
+                    loc,
+                });
             }
             Record::Commit { time_ms, count, .. } => {
                 if count as usize != pending.len() {
                     return Err(Error::corruption(
                         file,
                         at as u64,
-                        format!("commit {seq} closes {count} writes, found {}", pending.len()),
+                        format!(
+                            "commit {seq} closes {count} writes, found {}",
+                            pending.len()
+                        ),
                     ));
                 }
                 on_txn(ReplayedTxn {
@@ -336,7 +369,10 @@ mod tests {
             assert_eq!((s, end.valid_len), (vec![1], one as u64), "cut {cut}");
         }
         // The same cut in a sealed file is corruption.
-        assert!(matches!(seqs(&buf[..two - 1], false), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            seqs(&buf[..two - 1], false),
+            Err(Error::Corruption { .. })
+        ));
     }
 
     #[test]
@@ -361,9 +397,15 @@ mod tests {
         let mut buf = Vec::new();
         let loc = encode_write(&mut buf, 9, 3, b"key", Some(b"value"));
         let frame = &buf[loc.offset as usize..(loc.offset + loc.len as u64) as usize];
-        assert_eq!(decode_write_frame(frame, "f", 0).expect("decode"), (3, &b"key"[..], Some(&b"value"[..])));
+        assert_eq!(
+            decode_write_frame(frame, "f", 0).expect("decode"),
+            (3, &b"key"[..], Some(&b"value"[..]))
+        );
         let loc = encode_write(&mut buf, 9, 3, b"key", None);
         let frame = &buf[loc.offset as usize..(loc.offset + loc.len as u64) as usize];
-        assert_eq!(decode_write_frame(frame, "f", 0).expect("decode"), (3, &b"key"[..], None));
+        assert_eq!(
+            decode_write_frame(frame, "f", 0).expect("decode"),
+            (3, &b"key"[..], None)
+        );
     }
 }

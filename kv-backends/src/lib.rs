@@ -1,1 +1,23 @@
+//! Storage backends for the kv store. Every engine runs on every backend.
+//!
+//! * [`MemoryStorage`]: in memory; a cloneable handle, so a test can drop a store and reopen
+//!   it on the same data.
+//! * [`FileStorage`] (native): a directory of files, positional reads, `fsync`, an OS lock.
+//! * `IndexedDbStorage` (wasm32): files as chunks in IndexedDB.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod memory;
+pub use memory::MemoryStorage;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod file;
+#[cfg(not(target_arch = "wasm32"))]
+pub use file::FileStorage;
+
+/// Names of the backends this crate exports on this target, for matrix completeness checks.
+#[cfg(not(target_arch = "wasm32"))]
+pub const BACKENDS: &[&str] = &["memory", "file"];
+/// Names of the backends this crate exports on this target, for matrix completeness checks.
+#[cfg(target_arch = "wasm32")]
+pub const BACKENDS: &[&str] = &["memory", "indexeddb"];

@@ -1,0 +1,412 @@
+//! Native files: one directory, positional reads, buffered appends, `fsync`, an OS lock.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use kv_api::{Error, LockGuard, Result, Storage, StorageFile, read_past_end};
+
+/// Appends are gathered in memory up to this size before a write system call: a commit is
+/// many small appends, and `sync` writes whatever is pending anyway.
+const WRITE_BUFFER: usize = 256 << 10;
+
+/// The name of the lock file, never listed.
+const LOCK_FILE: &str = "LOCK";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A directory of files.
+///
+/// * Reads are positional (`pread`), so readers never contend with the appender for a cursor.
+/// * Appends are buffered in user space (up to 256 KiB) and written on `sync`, when the
+///   buffer fills, or when the last handle drops; `sync` is `fdatasync`.
+/// * Creations, removals and renames `fsync` the directory.
+/// * [`Storage::lock`] takes an exclusive OS lock on a `LOCK` file, so a second writer (in
+///   this process or another) gets [`Error::Locked`].
+///
+/// Handles of the same file share one buffer, so every handle sees every append at once.
+#[derive(Clone)]
+pub struct FileStorage {
+    inner: Arc<Dir>,
+}
+
+struct Dir {
+    path: PathBuf,
+    open: Mutex<HashMap<String, Weak<Inner>>>,
+}
+
+impl FileStorage {
+    /// Opens (creating it if needed) the directory `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        fs::create_dir_all(&path)
+            .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
+        Ok(FileStorage {
+            inner: Arc::new(Dir {
+                path,
+                open: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn file_path(&self, name: &str) -> Result<PathBuf> {
+        let valid = !name.is_empty()
+            && name != LOCK_FILE
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\\', '\0']);
+        if !valid {
+            return Err(Error::InvalidArgument(format!(
+                "invalid file name {name:?}"
+            )));
+        }
+        Ok(self.inner.path.join(name))
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        sync_dir(&self.inner.path)
+    }
+
+    fn handle(&self, name: &str, file: File) -> Result<FileHandle> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {name}"), e))?
+            .len();
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            file,
+            state: Mutex::new(Buffered {
+                len,
+                pending: Vec::new(),
+                pending_at: len,
+            }),
+        });
+        lock(&self.inner.open).insert(name.to_string(), Arc::downgrade(&inner));
+        Ok(FileHandle { inner })
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("sync directory {}", path.display()), e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> Result<()> {
+    // Directory handles cannot be synced on this platform; metadata is journaled by the OS.
+    Ok(())
+}
+
+#[cfg(unix)]
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn pwrite(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn pread(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn pwrite(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_write(buf, offset)?;
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+struct Inner {
+    name: String,
+    file: File,
+    state: Mutex<Buffered>,
+}
+
+/// Logical length and the appends not yet written to the OS.
+struct Buffered {
+    len: u64,
+    pending: Vec<u8>,
+    /// File offset where `pending` starts.
+    pending_at: u64,
+}
+
+impl Inner {
+    fn write_pending(&self, st: &mut Buffered) -> Result<()> {
+        if !st.pending.is_empty() {
+            pwrite(&self.file, &st.pending, st.pending_at)
+                .map_err(|e| Error::io(format!("write {}", self.name), e))?;
+            st.pending_at += st.pending.len() as u64;
+            st.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Best effort: what is not synced carries no durability promise, but a clean drop
+        // should still hand it to the OS.
+        let mut st = std::mem::replace(
+            &mut *lock(&self.state),
+            Buffered {
+                len: 0,
+                pending: Vec::new(),
+                pending_at: 0,
+            },
+        );
+        let _ = self.write_pending(&mut st);
+    }
+}
+
+/// A file of a [`FileStorage`].
+#[derive(Clone)]
+pub struct FileHandle {
+    inner: Arc<Inner>,
+}
+
+#[kv_api::async_trait]
+impl StorageFile for FileHandle {
+    async fn len(&self) -> Result<u64> {
+        Ok(lock(&self.inner.state).len)
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        let mut buf = vec![0u8; len];
+        let end = offset.checked_add(len as u64);
+        let st = lock(&inner.state);
+        match end {
+            Some(end) if end <= st.len => {
+                let flushed = st.pending_at;
+                if end <= flushed {
+                    drop(st);
+                    pread(&inner.file, &mut buf, offset)
+                } else {
+                    let split = flushed.saturating_sub(offset) as usize;
+                    let from = (offset.max(flushed) - flushed) as usize;
+                    buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
+                    pread(&inner.file, &mut buf[..split], offset)
+                }
+                .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
+                Ok(buf)
+            }
+            _ => Err(read_past_end(&inner.name, offset, len, st.len)),
+        }
+    }
+
+    async fn append(&self, bytes: &[u8]) -> Result<u64> {
+        let mut st = lock(&self.inner.state);
+        let offset = st.len;
+        st.pending.extend_from_slice(bytes);
+        st.len += bytes.len() as u64;
+        if st.pending.len() >= WRITE_BUFFER {
+            self.inner.write_pending(&mut st)?;
+        }
+        Ok(offset)
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.inner.write_pending(&mut lock(&self.inner.state))?;
+        // Outside the lock: appends may go on while the disk syncs (group commit relies on it).
+        self.inner
+            .file
+            .sync_data()
+            .map_err(|e| Error::io(format!("sync {}", self.inner.name), e))
+    }
+
+    async fn truncate(&self, len: u64) -> Result<()> {
+        let mut st = lock(&self.inner.state);
+        if len > st.len {
+            return Err(Error::InvalidArgument(format!(
+                "truncate {} to {len} beyond its length {}",
+                self.inner.name, st.len
+            )));
+        }
+        self.inner.write_pending(&mut st)?;
+        self.inner
+            .file
+            .set_len(len)
+            .map_err(|e| Error::io(format!("truncate {}", self.inner.name), e))?;
+        st.len = len;
+        st.pending_at = len;
+        Ok(())
+    }
+}
+
+struct OsLock(#[allow(dead_code)] File);
+
+#[kv_api::async_trait]
+impl Storage for FileStorage {
+    type File = FileHandle;
+
+    async fn list(&self) -> Result<Vec<String>> {
+        let op = || format!("list {}", self.inner.path.display());
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.inner.path).map_err(|e| Error::io(op(), e))? {
+            let entry = entry.map_err(|e| Error::io(op(), e))?;
+            if entry.file_type().map_err(|e| Error::io(op(), e))?.is_file()
+                && let Some(name) = entry.file_name().to_str()
+                && name != LOCK_FILE
+            {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    async fn open(&self, name: &str) -> Result<FileHandle> {
+        if let Some(inner) = lock(&self.inner.open).get(name).and_then(Weak::upgrade) {
+            return Ok(FileHandle { inner });
+        }
+        let path = self.file_path(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("open {name}"), e))?;
+        self.handle(name, file)
+    }
+
+    async fn create(&self, name: &str) -> Result<FileHandle> {
+        let path = self.file_path(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("create {name}"), e))?;
+        let handle = self.handle(name, file)?;
+        self.sync_dir()?;
+        Ok(handle)
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        let path = self.file_path(name)?;
+        lock(&self.inner.open).remove(name);
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {name}"), e)),
+        }
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.file_path(from)?, self.file_path(to)?);
+        // Pending appends must reach the file before its name changes hands.
+        let moved = lock(&self.inner.open)
+            .remove(from)
+            .and_then(|w| w.upgrade());
+        if let Some(inner) = &moved {
+            inner.write_pending(&mut lock(&inner.state))?;
+        }
+        fs::rename(&src, &dst).map_err(|e| Error::io(format!("rename {from} to {to}"), e))?;
+        let mut open = lock(&self.inner.open);
+        match moved {
+            Some(inner) => open.insert(to.to_string(), Arc::downgrade(&inner)),
+            None => open.remove(to),
+        };
+        drop(open);
+        self.sync_dir()
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.sync_dir()
+    }
+
+    async fn lock(&self) -> Result<LockGuard> {
+        let path = self.inner.path.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open LOCK", e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(LockGuard::new(OsLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(
+                "{} is open for writing by another store or process",
+                self.inner.path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock LOCK", e)),
+        }
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.file_path(name)?.exists())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn append_read_sync_truncate_reopen() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let s = FileStorage::open(dir.path()).await?;
+        let f = s.create("a").await?;
+        assert_eq!(f.append(b"hello ").await?, 0);
+        assert_eq!(f.append(b"world").await?, 6);
+        // Buffered bytes are visible to every handle at once.
+        let g = s.open("a").await?;
+        assert_eq!(g.read_at(3, 6).await?, b"lo wor");
+        f.sync().await?;
+        assert_eq!(f.read_at(0, 11).await?, b"hello world");
+        f.append(b"!").await?;
+        assert_eq!(f.read_at(9, 3).await?, b"ld!");
+        assert!(f.read_at(10, 5).await.is_err());
+        f.truncate(5).await?;
+        assert_eq!(g.len().await?, 5);
+        s.rename("a", "b").await?;
+        assert_eq!(s.list().await?, vec!["b".to_string()]);
+        drop((f, g));
+        let s2 = FileStorage::open(dir.path()).await?;
+        assert_eq!(s2.open("b").await?.read_at(0, 5).await?, b"hello");
+        s2.remove("b").await?;
+        assert!(s2.open("b").await.is_err());
+        assert!(s2.create("../x").await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn second_writer_is_locked() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let a = FileStorage::open(dir.path()).await?;
+        let b = FileStorage::open(dir.path()).await?;
+        let guard = a.lock().await?;
+        assert!(matches!(b.lock().await, Err(Error::Locked(_))));
+        drop(guard);
+        b.lock().await?;
+        Ok(())
+    }
+}
