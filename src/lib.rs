@@ -1,1 +1,56 @@
+//! `kv`: an embedded, versioned, transactional key-value store.
+//!
+//! One typed API ([`Store`], [`Transaction`]) over two engines, picked by cargo features, on
+//! any backend ([`backends`]): memory, native files, IndexedDB in the browser, or your own.
+//!
+//! | feature | engine | [`KvStore`] uses it |
+//! |---------|--------|---------------------|
+//! | `bitcask` (default) | [`Bitcask`]: append-only log, every key in memory, fast point reads | when `lsm` is off |
+//! | `lsm` | [`Lsm`]: WAL, memtable, sorted tables, compaction; keys need not fit in memory | when enabled |
+//!
+//! Enabling `lsm` on top of the default makes it the engine of [`KvStore`]; both engines stay
+//! nameable (`Store<Bitcask<S>>`, `Store<Lsm<S>>`) when both features are on.
+//!
+//! ```no_run
+//! # async fn demo() -> kv::Result<()> {
+//! use kv::{KvStore, backends::MemoryStorage};
+//! let store = KvStore::open(MemoryStorage::new()).await?;
+//! let mut txn = store.current().await;
+//! txn.insert(0, &"key1", 1u8)?;
+//! txn.commit().await?;
+//! let txn = store.current().await;
+//! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(1));
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+#[cfg(not(any(feature = "bitcask", feature = "lsm")))]
+compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`");
+
+pub use kv_api::{
+    Clock, Durability, Engine, Error, KeyRange, Options, RangeQuery, RangeStream, Result, Slot,
+    Stats, Storage, StorageFile, Store, Transaction, Version,
+};
+
+/// The backends: memory, native files, IndexedDB (wasm32).
+pub mod backends {
+    pub use kv_backends::*;
+}
+
+/// The byte-level API and shared machinery, for engine and backend authors.
+pub use kv_api as api;
+
+#[cfg(feature = "bitcask")]
+pub use kv_bitcask::Bitcask;
+#[cfg(feature = "lsm")]
+pub use kv_lsm::Lsm;
+
+/// The engine selected by the cargo features (LSM if `lsm` is enabled, else Bitcask).
+#[cfg(feature = "lsm")]
+pub type DefaultEngine<S> = kv_lsm::Lsm<S>;
+/// The engine selected by the cargo features (LSM if `lsm` is enabled, else Bitcask).
+#[cfg(all(feature = "bitcask", not(feature = "lsm")))]
+pub type DefaultEngine<S> = kv_bitcask::Bitcask<S>;
+
+/// The typed store on the engine the features select, over storage `S`.
+pub type KvStore<S> = Store<DefaultEngine<S>>;

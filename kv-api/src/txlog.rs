@@ -9,6 +9,8 @@
 //! | put    | `1 \| seq u64 \| slot u8 \| key_len u32 \| key \| value` |
 //! | remove | `2 \| seq u64 \| slot u8 \| key_len u32 \| key` |
 //! | commit | `3 \| seq u64 \| time_ms u64 \| count u32 \| meta_len u32 \| meta` |
+//! | committed put | `4 \| seq u64 \| time_ms u64 \| slot u8 \| key_len u32 \| key \| value` |
+//! | committed remove | `5 \| seq u64 \| time_ms u64 \| slot u8 \| key_len u32 \| key` |
 //!
 //! All integers little-endian. `meta` is reserved for commit metadata (empty today), so later
 //! features can ride on commit records without a format change.
@@ -18,13 +20,21 @@
 //! caller (the returned `valid_len`), *including* the writes of an uncommitted transaction
 //! before it: leaving them would corrupt the next commit appended after them. Damage that is
 //! followed by a later valid commit, or any damage in a sealed file, is corruption.
+//!
+//! Committed records (kinds 4 and 5) are self-contained versions that need no commit record:
+//! compaction (Bitcask `merge`) writes them into files that are sealed and synced before
+//! anything names them, so [`replay_committed`] treats any damage there as corruption. They
+//! never appear in a log replayed by [`replay`].
 
 use crate::{Error, Result, Slot, frame};
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
 const COMMIT: u8 = 3;
+const COMMITTED_PUT: u8 = 4;
+const COMMITTED_REMOVE: u8 = 5;
 const WRITE_HEADER: usize = 1 + 8 + 1 + 4;
+const COMMITTED_HEADER: usize = 1 + 8 + 8 + 1 + 4;
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +69,30 @@ pub enum Record<'a> {
         count: u32,
         /// Reserved metadata.
         meta: &'a [u8],
+    },
+    /// A committed version of a key set to a value (compacted files; no commit record).
+    CommittedPut {
+        /// Commit sequence number of the version.
+        seq: u64,
+        /// Commit time of the version, ms since the Unix epoch.
+        time_ms: u64,
+        /// Slot.
+        slot: Slot,
+        /// Encoded key.
+        key: &'a [u8],
+        /// Encoded value.
+        value: &'a [u8],
+    },
+    /// A committed removal of a key (compacted files; no commit record).
+    CommittedRemove {
+        /// Commit sequence number of the version.
+        seq: u64,
+        /// Commit time of the version, ms since the Unix epoch.
+        time_ms: u64,
+        /// Slot.
+        slot: Slot,
+        /// Encoded key.
+        key: &'a [u8],
     },
 }
 
@@ -106,6 +140,27 @@ impl<'a> Record<'a> {
                     meta,
                 })
             }
+            kind @ (COMMITTED_PUT | COMMITTED_REMOVE) => {
+                let seq = u64_at(p, 1)?;
+                let time_ms = u64_at(p, 9)?;
+                let slot = *p.get(17)?;
+                let key_len = u32_at(p, 18)? as usize;
+                let key = p.get(COMMITTED_HEADER..COMMITTED_HEADER.checked_add(key_len)?)?;
+                let rest = &p[COMMITTED_HEADER + key_len..];
+                if kind == COMMITTED_PUT {
+                    Some(Record::CommittedPut {
+                        seq,
+                        time_ms,
+                        slot,
+                        key,
+                        value: rest,
+                    })
+                } else if rest.is_empty() {
+                    Some(Record::CommittedRemove { seq, time_ms, slot, key })
+                } else {
+                    None
+                }
+            }
             _ => None,
         }
     }
@@ -113,9 +168,11 @@ impl<'a> Record<'a> {
     /// The sequence number of the record's transaction.
     pub fn seq(&self) -> u64 {
         match *self {
-            Record::Put { seq, .. } | Record::Remove { seq, .. } | Record::Commit { seq, .. } => {
-                seq
-            }
+            Record::Put { seq, .. }
+            | Record::Remove { seq, .. }
+            | Record::Commit { seq, .. }
+            | Record::CommittedPut { seq, .. }
+            | Record::CommittedRemove { seq, .. } => seq,
         }
     }
 }
@@ -328,6 +385,9 @@ pub fn replay<'a>(
                     valid_len: next as u64,
                     last_seq: seq,
                 };
+            }
+            Record::CommittedPut { .. } | Record::CommittedRemove { .. } => {
+                return Err(Error::corruption(file, at as u64, "committed record in a log file"));
             }
         }
         at = next;
