@@ -143,7 +143,10 @@ impl CommitPipeline {
     /// A snapshot of the latest visible commit.
     pub fn snapshot(&self) -> Result<Snapshot> {
         self.check_open()?;
-        Ok(self.snapshots.pin(self.visible()))
+        // Pin while holding the visibility lock, so that pruning (which reads the visible
+        // version and the oldest pin) never drops what this snapshot still needs.
+        let visible = self.visible.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(self.snapshots.pin(*visible))
     }
 
     /// A snapshot at an earlier commit, if `merge` has not dropped what it needs.
@@ -324,11 +327,9 @@ impl<'a> CommitTicket<'a> {
         let version = self.version;
         let pipeline = self.pipeline;
         self.state.last = version;
-        // Only commits that some other open transaction started before can conflict later.
-        let own = usize::from(batch.start.is_pinned());
-        if pipeline.snapshots.pinned_below(version.seq()) > own {
-            self.state.tracker.record(version.seq(), &batch.writes);
-        }
+        // Always recorded: a transaction may take its snapshot (below this version) at any
+        // time until this commit is published; pruning drops the entry once nobody can.
+        self.state.tracker.record(version.seq(), &batch.writes);
         pipeline.prune(&mut self.state);
         *lock(&pipeline.appended) = version;
         drop(self.state);
@@ -337,5 +338,73 @@ impl<'a> CommitTicket<'a> {
             Durability::Sync => pipeline.wait_durable(version.seq(), sync).await?,
         }
         Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn group_commit_shares_syncs_and_publishes_after_sync() -> Result<()> {
+        let p = Arc::new(CommitPipeline::new(Version::ZERO, 0, Options::default()));
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..64u8 {
+            let (p, syncs) = (p.clone(), syncs.clone());
+            tasks.push(tokio::spawn(async move {
+                let batch = WriteBatch::new(p.snapshot()?).write(0, vec![i], Some(vec![i]));
+                let ticket = p.begin(&batch).await?;
+                let sync = || async {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    Ok(())
+                };
+                ticket.finish(&batch, sync).await
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.expect("task")?.seq());
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
+        assert_eq!(p.visible().seq(), 64);
+        assert!(syncs.load(Ordering::SeqCst) <= 64);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn failed_sync_poisons_and_hides_the_commit() -> Result<()> {
+        let p = CommitPipeline::new(Version::ZERO, 0, Options::default());
+        let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), Some(vec![1]));
+        let ticket = p.begin(&batch).await?;
+        let failing = || async { Err(Error::io("sync", std::io::Error::other("disk gone"))) };
+        assert!(matches!(ticket.finish(&batch, failing).await, Err(Error::Io { .. })));
+        assert_eq!(p.visible(), Version::ZERO, "never visible");
+        assert!(matches!(p.begin(&batch).await, Err(Error::Poisoned(_))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn commit_times_never_go_back() -> Result<()> {
+        let now = Arc::new(AtomicUsize::new(1_000));
+        let clock = {
+            let now = now.clone();
+            crate::Clock::new(move || now.load(Ordering::SeqCst) as u64)
+        };
+        let opts = Options::default().clock(clock).durability(Durability::Buffered);
+        let p = CommitPipeline::new(Version::ZERO, 0, opts);
+        let mut times = Vec::new();
+        for t in [1_000usize, 5_000, 2_000, 6_000] {
+            now.store(t, Ordering::SeqCst);
+            let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), None);
+            let ticket = p.begin(&batch).await?;
+            times.push(ticket.finish(&batch, || async { Ok(()) }).await?.time_ms());
+        }
+        assert_eq!(times, vec![1_000, 5_000, 5_000, 6_000]);
+        Ok(())
     }
 }

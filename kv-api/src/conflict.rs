@@ -139,3 +139,49 @@ impl ConflictTracker {
         self.tracked == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyRange, Snapshot, Version, Write};
+
+    fn batch(start: u64) -> WriteBatch {
+        WriteBatch::new(Snapshot::unpinned(Version::new(start, 0)))
+    }
+
+    fn w(slot: Slot, key: &[u8]) -> Write {
+        Write {
+            slot,
+            key: key.to_vec(),
+            value: Some(vec![1]),
+        }
+    }
+
+    #[test]
+    fn reads_writes_and_ranges_conflict_only_with_later_commits() {
+        let mut t = ConflictTracker::default();
+        t.record(5, &[w(1, b"k"), w(2, b"m")]);
+        let mut b = batch(4);
+        b.reads.push((1, b"k".to_vec()));
+        assert!(t.check(&b).is_err(), "read of a key committed after start");
+        assert!(t.check(&batch(5)).is_ok());
+        let mut b = batch(5);
+        b.reads.push((1, b"k".to_vec()));
+        assert!(t.check(&b).is_ok(), "commit at the start version is visible, no conflict");
+        let b = batch(4).write(1, b"k".to_vec(), None);
+        assert!(t.check(&b).is_err(), "write-write");
+        let b = batch(4).write(1, b"other".to_vec(), None);
+        assert!(t.check(&b).is_ok());
+        let mut b = batch(4);
+        b.reads.push((3, b"k".to_vec()));
+        assert!(t.check(&b).is_ok(), "slots are independent");
+        let mut b = batch(4);
+        b.ranges.push((2, KeyRange::prefix(b"m")));
+        assert!(t.check(&b).is_err(), "phantom in a scanned range");
+        let mut b = batch(4);
+        b.ranges.push((2, KeyRange::prefix(b"n")));
+        assert!(t.check(&b).is_ok(), "range not touched");
+        t.prune(5);
+        assert!(t.is_empty());
+    }
+}
