@@ -80,13 +80,21 @@ pub fn decode_exact(buf: &[u8]) -> Result<&[u8], &'static str> {
     }
 }
 
-/// Offsets after `from` where a valid frame starts, first one only. Used by recovery to tell a
-/// torn tail (nothing valid follows) from damage in the middle of a file (valid data follows,
-/// which must not be dropped silently).
-pub fn find_valid_after(buf: &[u8], from: usize) -> Option<(usize, &[u8])> {
-    (from..buf.len().saturating_sub(HEADER_LEN - 1)).find_map(|at| match decode(buf, at) {
-        Decoded::Frame { payload, .. } => Some((at, payload)),
-        _ => None,
+/// Valid frames found by scanning byte by byte from `from` (after one is found, the scan goes
+/// on after it). Used by recovery to tell a torn tail (nothing valid follows the damage) from
+/// damage in the middle of a file (valid data follows, which must not be dropped silently).
+pub fn valid_frames_after(buf: &[u8], from: usize) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = from;
+    std::iter::from_fn(move || {
+        while at + HEADER_LEN <= buf.len() {
+            if let Decoded::Frame { payload, next } = decode(buf, at) {
+                let found = at;
+                at = next;
+                return Some((found, payload));
+            }
+            at += 1;
+        }
+        None
     })
 }
 
@@ -127,6 +135,6 @@ mod tests {
         }
         assert_eq!(decode_exact(&buf[..next]), Ok(&b"hello"[..]));
         assert!(decode_exact(&buf).is_err());
-        assert_eq!(find_valid_after(&buf, 1).map(|(at, _)| at), Some(next));
+        assert_eq!(valid_frames_after(&buf, 1).map(|(at, _)| at).next(), Some(next));
     }
 }

@@ -18,8 +18,9 @@
 //! Recovery ([`replay`]) yields only whole committed transactions. In the last file of a log a
 //! damaged or incomplete tail after the last commit is a crash artefact and is cut off by the
 //! caller (the returned `valid_len`), *including* the writes of an uncommitted transaction
-//! before it: leaving them would corrupt the next commit appended after them. Damage that is
-//! followed by a later valid commit, or any damage in a sealed file, is corruption.
+//! before it: leaving them would corrupt the next commit appended after them. Damage inside
+//! the last transaction is treated the same way, even if its commit record survived. Damage
+//! followed by records of a later transaction, or any damage in a sealed file, is corruption.
 //!
 //! Committed records (kinds 4 and 5) are self-contained versions that need no commit record:
 //! compaction (Bitcask `merge`) writes them into files that are sealed and synced before
@@ -413,11 +414,13 @@ pub fn replay<'a>(
     let mut pending_seq = 0u64;
     let mut at = 0usize;
     let damage = |at: usize, reason: &str, last_seq: u64| -> Result<()> {
-        // A valid commit record later in the file means this is not a torn tail.
-        let later_commit = frame::find_valid_after(buf, at + 1).filter(|(_, p)| {
-            matches!(Record::decode(p), Some(Record::Commit { seq, .. }) if seq > last_seq)
-        });
-        if !is_last || later_commit.is_some() {
+        // A torn or damaged last transaction (seq `last_seq + 1`, even with its own commit
+        // record intact) is rolled back. Records of any later transaction after the damage
+        // mean committed data would be lost: that is corruption, not a torn tail.
+        let later_commit = frame::valid_frames_after(buf, at + 1)
+            .filter_map(|(_, p)| Record::decode(p))
+            .any(|r| r.seq() > last_seq + 1);
+        if !is_last || later_commit {
             return Err(Error::corruption(file, at as u64, reason));
         }
         Ok(())
@@ -568,6 +571,25 @@ mod tests {
         let mut bad = buf.clone();
         bad[one + 3] ^= 1;
         assert!(matches!(seqs(&bad, true), Err(Error::Corruption { .. })));
+        // A flip in the first write of a multi-write transaction whose commit is intact:
+        // the frame right after the damage is a write, the commit comes later.
+        let mut multi = Vec::new();
+        txn(&mut multi, 1, &[b"a"]);
+        let one = multi.len();
+        txn(&mut multi, 2, &[b"b", b"c", b"d"]);
+        let two = multi.len();
+        txn(&mut multi, 3, &[b"e"]);
+        for at in [one, one + 9, two - 1 - 33] {
+            let mut bad = multi.clone();
+            bad[at] ^= 1;
+            assert!(
+                matches!(seqs(&bad, true), Err(Error::Corruption { .. })),
+                "flip {at}"
+            );
+            // Without transaction 3 after it, the damaged transaction is the last one: it is
+            // rolled back like a torn tail, even though its commit record survived.
+            assert_eq!(seqs(&bad[..two], true).expect("last txn").0, vec![1], "flip {at}");
+        }
         // Flipped in the last transaction only: a torn tail, rolled back.
         let mut tail = buf.clone();
         let n = tail.len();
