@@ -1,1 +1,81 @@
+//! The Bitcask engine of the `kv` store: an append-only log of transactions, every key's
+//! versions indexed in memory, hint files for fast reopening, and `merge` to compact.
+//!
+//! ```
+//! use kv_api::Store;
+//! use kv_backends::MemoryStorage;
+//! use kv_bitcask::Bitcask;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> kv_api::Result<()> {
+//! let storage = MemoryStorage::new();
+//! let store = Store::<Bitcask<MemoryStorage>>::open(storage.clone()).await?;
+//! let mut txn = store.current().await;
+//! txn.insert(0, &"key1", 1u8)?;
+//! txn.commit().await?;
+//! let mut txn = store.current().await;
+//! txn.insert(0, &"key1", 2u8)?;
+//! txn.commit().await?;
+//!
+//! let txn = store.snapshot().await;
+//! assert_eq!(txn.versions(0, &"key1").await?.len(), 2);
+//! drop(txn);
+//! store.merge().await?; // keeps only the latest value of each key
+//! drop(store);
+//!
+//! let store = Store::<Bitcask<MemoryStorage>>::open(storage).await?;
+//! let txn = store.snapshot().await;
+//! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(2));
+//! assert_eq!(txn.versions(0, &"key1").await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout on storage
+//!
+//! * Segments `NNNNNNNN.log`: transaction logs in the shared [`kv_api::txlog`] format (a
+//!   transaction = its write records + one commit record, appended with one `append`), rolled
+//!   at [`kv_api::Options::segment_size`] between transactions; or merged segments of
+//!   self-contained committed records (txlog kinds 4 and 5) written by `merge`, in key order.
+//! * Hint files `NNNNNNNN.hint`: the keydir entries of a sealed segment, in key order, written
+//!   when the segment is sealed; reopening reads them instead of the values.
+//! * `META`: the manifest (segments in replay order, which are merged, the merge horizon, the
+//!   last commit, the next file id), replaced atomically on every roll and merge.
+//!
+//! # Memory
+//!
+//! The keydir holds every version of every key: 32 bytes per version plus the key (inline up
+//! to 22 bytes with its slot byte), in an ordered map. `merge` drops what no snapshot needs.
+//! Reopening a million keys from hint files takes about 100-160 ms of CPU (release build).
+//!
+//! # Recovery
+//!
+//! Opening takes the storage's writer lock, reads `META`, deletes files it does not name
+//! (leftovers of a crashed roll or merge), loads each sealed segment from its hint (or replays
+//! it if the hint is missing or damaged), and replays the active segment. A torn tail of the
+//! active segment (an interrupted transaction) is cut off whole, write records included. Damage
+//! anywhere else is [`kv_api::Error::Corruption`]. Sealed segments loaded from a hint are not
+//! read at open: damage in them is reported by the read (or merge) that meets it, since every
+//! read checks the record's CRC.
+//!
+//! # Concurrency
+//!
+//! Commits go through [`kv_api::commit::CommitPipeline`] (one writer at a time, group commit).
+//! Reads take the keydir's read lock only to find a location, then read without any lock; a
+//! read racing a merge that deleted its file looks the version up again. `merge` holds the
+//! writer lock only to seal the active segment and, at the end, to switch the manifest and
+//! the keydir: commits go on while it rewrites.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod engine;
+mod hint;
+mod key;
+mod keydir;
+mod layout;
+mod merge;
+mod meta;
+mod recovery;
+mod segment;
+
+pub use engine::Bitcask;

@@ -1,0 +1,548 @@
+//! The Bitcask engine: commits appended to the active segment, reads through the keydir.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use kv_api::commit::CommitPipeline;
+use kv_api::txlog::{self, WriteLoc};
+use kv_api::{
+    Engine, Entry, Error, KeyRange, LockGuard, Options, Result, Slot, Snapshot, Stats, Storage,
+    StorageFile, Version, WriteBatch, frame,
+};
+
+use crate::hint;
+use crate::key::Key;
+use crate::keydir::{Keydir, Loc};
+use crate::layout::{Active, Layout, SegInfo};
+use crate::recovery;
+use crate::segment::{hint_name, parse_name, segment_name};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Bytes of a write record besides key and value: frame header, kind, seq, slot, key length.
+const WRITE_OVERHEAD: usize = frame::HEADER_LEN + 1 + 8 + 1 + 4;
+
+/// A Bitcask store over any [`Storage`]: an append-only log of transactions in segments, every
+/// key's versions in memory (the keydir), hint files for fast reopening, and `merge` to drop
+/// old versions. See the crate docs.
+pub struct Bitcask<S: Storage> {
+    pub(crate) storage: S,
+    pub(crate) pipeline: CommitPipeline,
+    pub(crate) keydir: RwLock<Keydir>,
+    /// Open handles by file id (sealed, merged and active segments).
+    pub(crate) handles: RwLock<HashMap<u32, S::File>>,
+    pub(crate) layout: Mutex<Layout<S::File>>,
+    /// Bumped (under the keydir write lock) whenever a merge moves versions to other files,
+    /// so a read that fails on a file merge deleted knows to look the version up again.
+    pub(crate) generation: AtomicU64,
+    /// One merge at a time; `close` waits for a running merge.
+    pub(crate) merging: tokio::sync::Mutex<()>,
+    writer_lock: Mutex<Option<LockGuard>>,
+}
+
+impl<S: Storage> Bitcask<S> {
+    /// Reads `f` of the keydir, with the generation it was read at.
+    pub(crate) fn lookup<T>(&self, f: impl FnOnce(&Keydir) -> T) -> (T, u64) {
+        let kd = read(&self.keydir);
+        (f(&kd), self.generation.load(Ordering::Acquire))
+    }
+
+    /// Reads are clamped to what is published: versions above it may still be in flight.
+    fn visible_at(&self, at: u64) -> u64 {
+        at.min(self.pipeline.visible().seq())
+    }
+
+    fn handle(&self, id: u32) -> Option<S::File> {
+        read(&self.handles).get(&id).cloned()
+    }
+
+    /// Reads the record at `loc`, checks it belongs to `key`, and returns its value.
+    async fn read_frame(&self, key: &[u8], loc: Loc) -> Result<Option<Vec<u8>>> {
+        let file = self.handle(loc.file()).ok_or_else(|| {
+            Error::corruption(segment_name(loc.file()), loc.offset, "segment is not open")
+        })?;
+        let mut buf = file.read_at(loc.offset, loc.len as usize).await?;
+        let value_len = decode_record(&buf, key, &loc)?.map(<[u8]>::len);
+        // The value is the tail of the frame: keep the buffer, drop the header in place.
+        Ok(value_len.map(|n| {
+            buf.drain(..buf.len() - n);
+            buf
+        }))
+    }
+
+    /// Reads the value of version `loc` of `key`, found at keydir generation `generation`.
+    /// If a merge moved the version meanwhile (and deleted its old file), looks it up again.
+    pub(crate) async fn read_value(
+        &self,
+        key: &[u8],
+        mut loc: Loc,
+        mut generation: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        loop {
+            let err = match self.read_frame(key, loc).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            self.pipeline.check_open()?;
+            let (again, now) = self.lookup(|kd| kd.exact(key, loc.seq));
+            if now == generation {
+                return Err(err);
+            }
+            match again {
+                Some(l) => {
+                    loc = l;
+                    generation = now;
+                }
+                None => {
+                    return Err(Error::VersionNotFound {
+                        seq: loc.seq,
+                        reason: "dropped by merge",
+                    });
+                }
+            }
+        }
+    }
+
+    /// Syncs the active segment (the group-commit leader's sync). Commits in segments sealed
+    /// since were synced by the roll.
+    async fn sync_active(&self) -> Result<()> {
+        let file = lock(&self.layout).active.as_ref().map(|a| a.file.clone());
+        match file {
+            Some(f) => f.sync().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the active segment and starts a new one. The caller holds the writer lock;
+    /// `last` is the newest commit appended. Any error must poison the pipeline.
+    pub(crate) async fn roll(&self, last: Version) -> Result<()> {
+        let (old_id, old_file, old_len, mut pending) = {
+            let mut layout = lock(&self.layout);
+            let a = layout.active.as_mut().ok_or(Error::ReadOnly("roll"))?;
+            (a.id, a.file.clone(), a.len, std::mem::take(&mut a.pending))
+        };
+        old_file.sync().await?;
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let hint = hint::encode(old_id, old_len, (last.seq(), last.time_ms()), &pending);
+        drop(pending);
+        self.write_hint(old_id, &hint).await;
+        drop(hint);
+
+        let new_id = lock(&self.layout).alloc_id()?;
+        let new_file = self.storage.create(&segment_name(new_id)).await?;
+        // The new segment must exist before a manifest names it.
+        self.storage.sync().await?;
+        write(&self.handles).insert(new_id, new_file.clone());
+        let sealed_now = SegInfo {
+            id: old_id,
+            merged: false,
+            len: old_len,
+        };
+        let meta = {
+            let layout = lock(&self.layout);
+            let mut sealed = layout.sealed.clone();
+            sealed.push(sealed_now);
+            layout.meta_with(&sealed, new_id, self.pipeline.horizon(), last)
+        };
+        meta.write(&self.storage).await?;
+        let mut layout = lock(&self.layout);
+        layout.sealed.push(sealed_now);
+        layout.active = Some(Active {
+            id: new_id,
+            file: new_file,
+            len: 0,
+            pending: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Writes a hint file. Best effort: a missing or partial hint only means that reopening
+    /// replays the segment instead, so a failure here must not fail the commit.
+    pub(crate) async fn write_hint(&self, id: u32, bytes: &[u8]) {
+        let name = hint_name(id);
+        let written = async {
+            let f = self.storage.create(&name).await?;
+            f.append(bytes).await?;
+            f.sync().await
+        }
+        .await;
+        if written.is_err() {
+            let _ = self.storage.remove(&name).await;
+        }
+    }
+
+    fn active_len(&self) -> Option<u64> {
+        lock(&self.layout).active.as_ref().map(|a| a.len)
+    }
+
+    /// Adds the writes of a commit appended at `offset` of segment `id` to the keydir.
+    fn index(
+        &self,
+        id: u32,
+        offset: u64,
+        len: u64,
+        batch: &WriteBatch,
+        locs: &[WriteLoc],
+        v: Version,
+    ) {
+        let mut layout = lock(&self.layout);
+        let mut kd = write(&self.keydir);
+        let mut pending = layout.active.as_mut().filter(|a| a.id == id).map(|a| {
+            a.len = a.len.max(offset + len);
+            &mut a.pending
+        });
+        for (w, l) in batch.writes.iter().zip(locs) {
+            let key = Key::new(w.slot, &w.key);
+            let loc = Loc::new(
+                v.seq(),
+                v.time_ms(),
+                id,
+                offset + l.offset,
+                l.len,
+                w.value.is_none(),
+            );
+            kd.insert(&key, loc);
+            if let Some(p) = pending.as_deref_mut() {
+                p.push((key, loc));
+            }
+        }
+    }
+}
+
+/// Decodes the whole frame `buf` of version `loc` of `key` (CRC checked) and returns its value
+/// (`None` for a removal). A frame that is damaged, or holds another key or kind of write, is
+/// [`Error::Corruption`] at that place.
+pub(crate) fn decode_record<'a>(buf: &'a [u8], key: &[u8], loc: &Loc) -> Result<Option<&'a [u8]>> {
+    let here = |reason: String| Error::corruption(segment_name(loc.file()), loc.offset, reason);
+    let (slot, k, value) = txlog::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
+        Error::Corruption { reason, .. } => here(reason),
+        other => other,
+    })?;
+    if key.first() != Some(&slot) || key.get(1..) != Some(k) {
+        return Err(here("record of another key".into()));
+    }
+    if value.is_none() != loc.is_removal() {
+        return Err(here("record of another kind".into()));
+    }
+    Ok(value)
+}
+
+/// Encodes a transaction: one write record per key and the commit record, in one buffer.
+fn encode_txn(batch: &WriteBatch, v: Version) -> Result<(Vec<u8>, Vec<WriteLoc>)> {
+    let mut size = frame::HEADER_LEN + 25;
+    for w in &batch.writes {
+        let n = w.key.len() + w.value.as_ref().map_or(0, Vec::len);
+        if n + WRITE_OVERHEAD > frame::MAX_PAYLOAD {
+            return Err(Error::TooLarge {
+                what: "value",
+                size: n,
+                max: frame::MAX_PAYLOAD - WRITE_OVERHEAD,
+            });
+        }
+        size += WRITE_OVERHEAD + n;
+    }
+    let count = u32::try_from(batch.writes.len()).map_err(|_| Error::TooLarge {
+        what: "transaction",
+        size: batch.writes.len(),
+        max: u32::MAX as usize,
+    })?;
+    let mut buf = Vec::with_capacity(size);
+    let locs = batch
+        .writes
+        .iter()
+        .map(|w| txlog::encode_write(&mut buf, v.seq(), w.slot, &w.key, w.value.as_deref()))
+        .collect();
+    txlog::encode_commit(&mut buf, v.seq(), v.time_ms(), count, b"");
+    Ok((buf, locs))
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+impl<S: Storage> Engine for Bitcask<S> {
+    type Storage = S;
+
+    const NAME: &'static str = "bitcask";
+
+    async fn open(storage: S, options: Options) -> Result<Self> {
+        let guard = if options.read_only {
+            None
+        } else {
+            Some(storage.lock().await?)
+        };
+        let rec = recovery::recover(&storage, options.read_only).await?;
+        Ok(Bitcask {
+            storage,
+            pipeline: CommitPipeline::new(rec.last, rec.horizon, options),
+            keydir: RwLock::new(rec.keydir),
+            handles: RwLock::new(rec.handles),
+            layout: Mutex::new(rec.layout),
+            generation: AtomicU64::new(0),
+            merging: tokio::sync::Mutex::new(()),
+            writer_lock: Mutex::new(guard),
+        })
+    }
+
+    fn options(&self) -> &Options {
+        self.pipeline.options()
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        self.pipeline.snapshot()
+    }
+
+    fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        self.pipeline.snapshot_at(version)
+    }
+
+    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let key = Key::new(slot, key);
+        match self.lookup(|kd| kd.get(&key, at)) {
+            (Some(loc), generation) if !loc.is_removal() => {
+                self.read_value(&key, loc, generation).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn get_unremoved(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        at: u64,
+    ) -> Result<Option<(Version, Vec<u8>)>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let key = Key::new(slot, key);
+        let (loc, generation) = self.lookup(|kd| kd.get_unremoved(&key, at));
+        let Some(loc) = loc else {
+            return Ok(None);
+        };
+        Ok(self
+            .read_value(&key, loc, generation)
+            .await?
+            .map(|v| (loc.version(), v)))
+    }
+
+    async fn versions(&self, slot: Slot, key: &[u8], at: u64) -> Result<Vec<Version>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let key = Key::new(slot, key);
+        let kd = read(&self.keydir);
+        Ok(kd
+            .all(&key)
+            .iter()
+            .filter(|l| l.seq <= at)
+            .map(Loc::version)
+            .collect())
+    }
+
+    async fn get_version(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        version: Version,
+    ) -> Result<Option<Vec<u8>>> {
+        self.pipeline.check_open()?;
+        let seq = version.seq();
+        if seq > self.pipeline.visible().seq() {
+            return Err(Error::VersionNotFound {
+                seq,
+                reason: "not committed yet",
+            });
+        }
+        let key = Key::new(slot, key);
+        match self.lookup(|kd| kd.exact(&key, seq)) {
+            (None, _) => Err(Error::VersionNotFound {
+                seq,
+                reason: "the key has no such version (or merge dropped it)",
+            }),
+            (Some(loc), _) if loc.is_removal() => Ok(None),
+            (Some(loc), generation) => self.read_value(&key, loc, generation).await,
+        }
+    }
+
+    async fn scan(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let (found, generation) = self.lookup(|kd| kd.scan(slot, range, at, reverse, limit));
+        let mut out = Vec::with_capacity(found.len());
+        for (key, loc) in found {
+            // A live version has a value; `None` would mean the keydir and the file disagree.
+            let value = self
+                .read_value(&key, loc, generation)
+                .await?
+                .ok_or_else(|| {
+                    Error::corruption(segment_name(loc.file()), loc.offset, "expected a value")
+                })?;
+            out.push(Entry {
+                key: key.user_key().to_vec(),
+                value,
+                version: Version::new(loc.seq, loc.time_ms),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<Version> {
+        let mut ticket = self.pipeline.begin(&batch).await?;
+        let version = ticket.version();
+        // Nothing is written yet: errors here just release the writer lock.
+        let (buf, locs) = encode_txn(&batch, version)?;
+        let len = buf.len() as u64;
+        let needs_roll = self
+            .active_len()
+            .is_some_and(|n| n > 0 && n.saturating_add(len) > self.options().segment_size);
+        if needs_roll {
+            let last = ticket.state().last();
+            if let Err(e) = self.roll(last).await {
+                return Err(ticket.fail(e));
+            }
+        }
+        let Some((id, file)) = lock(&self.layout)
+            .active
+            .as_ref()
+            .map(|a| (a.id, a.file.clone()))
+        else {
+            return Err(Error::ReadOnly("commit"));
+        };
+        let offset = match file.append(&buf).await {
+            Ok(offset) => offset,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        self.index(id, offset, len, &batch, &locs, version);
+        ticket.finish(&batch, || self.sync_active()).await
+    }
+
+    async fn merge(&self) -> Result<()> {
+        self.merge_segments().await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.pipeline.check_open()?;
+        if self.options().read_only {
+            return Ok(());
+        }
+        self.pipeline.flush(|| self.sync_active()).await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.pipeline.check_open()?;
+        let counts = read(&self.keydir).counts();
+        let (segment_bytes, files) = {
+            let layout = lock(&self.layout);
+            (layout.segment_bytes(), layout.segment_count())
+        };
+        let mut bytes_on_storage = 0;
+        for name in self.storage.list().await? {
+            if parse_name(&name).is_some() {
+                // A file may vanish under a concurrent merge: count what is there.
+                if let Ok(f) = self.storage.open(&name).await {
+                    bytes_on_storage += f.len().await.unwrap_or(0);
+                }
+            }
+        }
+        Ok(Stats {
+            engine: Self::NAME,
+            live_keys: counts.live_keys,
+            versions: counts.versions,
+            bytes_on_storage,
+            garbage_bytes: segment_bytes.saturating_sub(counts.live_bytes),
+            files,
+            last_version: self.pipeline.visible(),
+            ..Stats::default()
+        })
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.pipeline.check_open()?;
+        let _merge = self.merging.lock().await;
+        let flushed = self.flush().await;
+        self.pipeline.close();
+        write(&self.handles).clear();
+        lock(&self.writer_lock).take();
+        flushed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kv_backends::MemoryStorage;
+
+    fn put(engine: &Bitcask<MemoryStorage>, key: &[u8], value: &[u8]) -> Result<WriteBatch> {
+        Ok(WriteBatch::new(engine.snapshot()?).write(0, key.to_vec(), Some(value.to_vec())))
+    }
+
+    #[tokio::test]
+    async fn a_read_that_loses_its_file_to_merge_looks_again() -> Result<()> {
+        let engine = Bitcask::open(MemoryStorage::new(), Options::default()).await?;
+        engine.commit(put(&engine, b"k", b"old")?).await?;
+        engine.commit(put(&engine, b"k", b"v")?).await?;
+        let key = Key::new(0, b"k");
+        let (loc, generation) = engine.lookup(|kd| kd.get(&key, u64::MAX));
+        let loc = loc.expect("indexed");
+        engine.merge().await?;
+        // The old segment is gone: reading the old location alone fails...
+        assert!(engine.read_frame(&key, loc).await.is_err());
+        // ...but the read notices the merge and finds the version at its new place.
+        let (moved, now) = engine.lookup(|kd| kd.get(&key, u64::MAX));
+        assert_ne!(moved.map(|l| l.file()), Some(loc.file()));
+        assert_ne!(now, generation);
+        assert_eq!(
+            engine.read_value(&key, loc, generation).await?,
+            Some(b"v".to_vec())
+        );
+        // A version merge dropped is reported as such.
+        let (first, _) = engine.lookup(|kd| kd.exact(&key, 1));
+        assert_eq!(first, None);
+        let dropped = Loc::new(1, 0, loc.file(), 0, loc.len, false);
+        let err = engine.read_value(&key, dropped, generation).await.err();
+        assert!(
+            matches!(err, Some(Error::VersionNotFound { seq: 1, .. })),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn commits_are_one_append_and_never_span_segments() -> Result<()> {
+        let storage = MemoryStorage::new();
+        let options = Options::default().segment_size(300);
+        let engine = Bitcask::open(storage.clone(), options).await?;
+        for i in 0..20u8 {
+            let batch = put(&engine, &[i], &[i; 40])?.write(1, vec![i], Some(vec![i; 30]));
+            engine.commit(batch).await?;
+        }
+        // Every segment replays as whole transactions, on its own.
+        let layout_ids: Vec<u32> = lock(&engine.layout).sealed.iter().map(|s| s.id).collect();
+        assert!(layout_ids.len() >= 5);
+        for id in layout_ids {
+            let f = storage.open(&segment_name(id)).await?;
+            let buf = crate::segment::read_all(&f, "seg").await?;
+            let end = txlog::replay(&buf, "seg", false, 0, |_| Ok(()))?;
+            assert_eq!(end.valid_len, buf.len() as u64);
+            assert!(buf.len() <= 300);
+        }
+        Ok(())
+    }
+}

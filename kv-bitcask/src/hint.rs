@@ -1,0 +1,194 @@
+//! Hint files: the keydir entries of one sealed segment, so reopening reads keys, not values.
+//!
+//! A hint file is a sequence of CRC frames ([`kv_api::frame`]): chunks of entries, then one
+//! footer. Little-endian:
+//!
+//! * chunk: `1 | entries`, entry = `key_len u32 | key (slot byte + key) | seq u64 |
+//!   time_ms u64 | offset u64 | frame_len u32 | flags u8` (flag bit 0 = removal);
+//! * footer: `2 | segment id u32 | segment length u64 | entry count u64 | last seq u64 |
+//!   last time_ms u64`.
+//!
+//! Entries are in key order, versions of a key oldest first. A hint is only trusted whole: a
+//! missing footer, a segment length that differs from the segment's, any damage or
+//! implausible entry makes the caller replay the segment instead. Hints are an optimisation
+//! and never the only copy of anything.
+
+use kv_api::frame;
+
+use crate::key::Key;
+use crate::keydir::Loc;
+
+const CHUNK: u8 = 1;
+const FOOTER: u8 = 2;
+const REMOVAL: u8 = 1;
+const ENTRY_FIXED: usize = 4 + 8 + 8 + 8 + 4 + 1;
+const FOOTER_LEN: usize = 1 + 4 + 8 * 4;
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// The newest commit a segment covers: sequence number and time.
+pub(crate) type Last = (u64, u64);
+
+/// Encodes the hint of segment `id` of `segment_len` bytes whose entries are `entries` (in key
+/// order, versions oldest first) and whose last commit is `last`.
+pub(crate) fn encode(id: u32, segment_len: u64, last: Last, entries: &[(Key, Loc)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * (ENTRY_FIXED + 24) + 64);
+    let mut rest = entries;
+    while !rest.is_empty() {
+        frame::encode_with(&mut out, |b| {
+            b.push(CHUNK);
+            let start = b.len();
+            while let Some(((key, loc), tail)) = rest.split_first() {
+                if b.len() - start >= CHUNK_BYTES {
+                    break;
+                }
+                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                b.extend_from_slice(key);
+                b.extend_from_slice(&loc.seq.to_le_bytes());
+                b.extend_from_slice(&loc.time_ms.to_le_bytes());
+                b.extend_from_slice(&loc.offset.to_le_bytes());
+                b.extend_from_slice(&loc.len.to_le_bytes());
+                b.push(if loc.is_removal() { REMOVAL } else { 0 });
+                rest = tail;
+            }
+        });
+    }
+    frame::encode_with(&mut out, |b| {
+        b.push(FOOTER);
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&segment_len.to_le_bytes());
+        b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        b.extend_from_slice(&last.0.to_le_bytes());
+        b.extend_from_slice(&last.1.to_le_bytes());
+    });
+    out
+}
+
+fn u32_at(p: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        p.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn u64_at(p: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        p.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+/// Decodes the hint of segment `id`, which is `segment_len` bytes long, appending its entries
+/// to `out`. Returns the segment's last commit, or `None` (with `out` unchanged) if the hint
+/// cannot be trusted.
+pub(crate) fn decode(
+    buf: &[u8],
+    id: u32,
+    segment_len: u64,
+    out: &mut Vec<(Key, Loc)>,
+) -> Option<Last> {
+    let before = out.len();
+    let result = decode_into(buf, id, segment_len, out);
+    if result.is_none() {
+        out.truncate(before);
+    }
+    result
+}
+
+fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>) -> Option<Last> {
+    let before = out.len();
+    // Reserve for the entries the footer announces (bounded by what the file can hold).
+    let footer_at = buf.len().checked_sub(frame::HEADER_LEN + FOOTER_LEN)?;
+    if let frame::Decoded::Frame { payload, .. } = frame::decode(buf, footer_at)
+        && payload.first() == Some(&FOOTER)
+    {
+        let count = usize::try_from(u64_at(payload, 13)?).ok()?;
+        out.reserve(count.min(buf.len() / ENTRY_FIXED));
+    }
+    let mut at = 0;
+    loop {
+        let frame::Decoded::Frame { payload, next } = frame::decode(buf, at) else {
+            return None;
+        };
+        match *payload.first()? {
+            CHUNK => {
+                let mut p = 1;
+                while p < payload.len() {
+                    let key_len = u32_at(payload, p)? as usize;
+                    let key = payload.get(p + 4..(p + 4).checked_add(key_len)?)?;
+                    let f = p + 4 + key_len;
+                    let seq = u64_at(payload, f)?;
+                    let time_ms = u64_at(payload, f + 8)?;
+                    let offset = u64_at(payload, f + 16)?;
+                    let len = u32_at(payload, f + 24)?;
+                    let flags = *payload.get(f + 28)?;
+                    if key.is_empty()
+                        || flags & !REMOVAL != 0
+                        || offset.checked_add(u64::from(len))? > segment_len
+                    {
+                        return None;
+                    }
+                    let loc = Loc::new(seq, time_ms, id, offset, len, flags & REMOVAL != 0);
+                    out.push((Key::from_bytes(key), loc));
+                    p = f + ENTRY_FIXED - 4;
+                }
+            }
+            FOOTER => {
+                let ok = payload.len() == FOOTER_LEN
+                    && u32_at(payload, 1)? == id
+                    && u64_at(payload, 5)? == segment_len
+                    && u64_at(payload, 13)? == (out.len() - before) as u64
+                    && next == buf.len();
+                return ok.then_some((u64_at(payload, 21)?, u64_at(payload, 29)?));
+            }
+            _ => return None,
+        }
+        at = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(n: usize) -> Vec<(Key, Loc)> {
+        (0..n)
+            .map(|i| {
+                let key = Key::new(1, format!("key{i:06}").as_bytes());
+                (
+                    key,
+                    Loc::new(i as u64 + 1, 99, 3, i as u64 * 40, 40, i % 3 == 0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_over_several_chunks() {
+        let e = entries(5000);
+        let buf = encode(3, 200_000, (5000, 99), &e);
+        let mut out = vec![(Key::new(0, b"x"), e[0].1)];
+        assert_eq!(decode(&buf, 3, 200_000, &mut out), Some((5000, 99)));
+        assert_eq!(&out[1..], &e[..]);
+        let empty = encode(3, 0, (0, 0), &[]);
+        assert_eq!(decode(&empty, 3, 0, &mut Vec::new()), Some((0, 0)));
+    }
+
+    #[test]
+    fn anything_odd_is_rejected() {
+        let e = entries(50);
+        let buf = encode(3, 2000, (50, 99), &e);
+        let mut out = Vec::new();
+        // Wrong segment, wrong length, entry past the end of the segment.
+        assert_eq!(decode(&buf, 4, 2000, &mut out), None);
+        assert_eq!(decode(&buf, 3, 2001, &mut out), None);
+        let short = encode(3, 100, (50, 99), &e);
+        assert_eq!(decode(&short, 3, 100, &mut out), None);
+        for cut in 0..buf.len() {
+            assert_eq!(decode(&buf[..cut], 3, 2000, &mut out), None, "cut {cut}");
+        }
+        for i in (0..buf.len()).step_by(7) {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x20;
+            assert_eq!(decode(&bad, 3, 2000, &mut out), None, "flip {i}");
+        }
+        assert!(out.is_empty(), "nothing is left behind by a rejected hint");
+    }
+}

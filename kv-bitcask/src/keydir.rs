@@ -1,0 +1,613 @@
+//! The keydir: every version of every key, in key order, with where its record lives.
+//!
+//! Keys are stored as `slot byte + encoded key`, so one ordered map serves every slot and a
+//! slot's keys are one contiguous range. Each key holds its versions oldest first; most keys
+//! have one version, which is stored inline (no second allocation).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::ops::Bound;
+
+use kv_api::{KeyRange, Slot, Version};
+
+use crate::key::Key;
+
+/// Highest file id: the top bit of [`Loc`]'s file field is the removal flag.
+pub(crate) const MAX_FILE_ID: u32 = (1 << 31) - 1;
+const REMOVAL: u32 = 1 << 31;
+
+/// One version of a key and where its record is: 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Commit time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Offset of the record's frame in its file.
+    pub offset: u64,
+    /// Length of the whole frame.
+    pub len: u32,
+    /// File id in the low 31 bits, removal flag in the top bit.
+    file_flags: u32,
+}
+
+impl Loc {
+    /// A location; `file` must be at most [`MAX_FILE_ID`].
+    pub fn new(seq: u64, time_ms: u64, file: u32, offset: u64, len: u32, removal: bool) -> Self {
+        debug_assert!(file <= MAX_FILE_ID);
+        Loc {
+            seq,
+            time_ms,
+            offset,
+            len,
+            file_flags: (file & MAX_FILE_ID) | if removal { REMOVAL } else { 0 },
+        }
+    }
+
+    /// The file holding the record.
+    pub fn file(&self) -> u32 {
+        self.file_flags & MAX_FILE_ID
+    }
+
+    /// True if this version removed the key.
+    pub fn is_removal(&self) -> bool {
+        self.file_flags & REMOVAL != 0
+    }
+
+    /// The same version, stored elsewhere.
+    pub fn moved(&self, file: u32, offset: u64, len: u32) -> Self {
+        Loc::new(self.seq, self.time_ms, file, offset, len, self.is_removal())
+    }
+
+    /// The version as the API reports it.
+    pub fn version(&self) -> Version {
+        Version::new(self.seq, self.time_ms).with_removal(self.is_removal())
+    }
+}
+
+/// The versions of one key, oldest first.
+#[derive(Debug, Clone)]
+pub(crate) enum Versions {
+    /// The common case.
+    One(Loc),
+    /// Several versions (never empty).
+    Many(Vec<Loc>),
+}
+
+impl Versions {
+    pub fn as_slice(&self) -> &[Loc] {
+        match self {
+            Versions::One(l) => std::slice::from_ref(l),
+            Versions::Many(v) => v,
+        }
+    }
+
+    fn newest(&self) -> Option<&Loc> {
+        self.as_slice().last()
+    }
+
+    /// Adds a newer version (a second write of the same commit replaces the first).
+    fn push(&mut self, loc: Loc) {
+        match self {
+            Versions::One(l) if l.seq == loc.seq => *l = loc,
+            Versions::One(l) => *self = Versions::Many(vec![*l, loc]),
+            Versions::Many(v) => match v.last_mut() {
+                Some(last) if last.seq == loc.seq => *last = loc,
+                _ => v.push(loc),
+            },
+        }
+    }
+
+    fn from_vec(mut v: Vec<Loc>) -> Option<Self> {
+        match v.len() {
+            0 => None,
+            1 => v.pop().map(Versions::One),
+            _ => Some(Versions::Many(v)),
+        }
+    }
+
+    /// The newest version with `seq <= at`.
+    fn at(&self, at: u64) -> Option<&Loc> {
+        self.as_slice().iter().rev().find(|l| l.seq <= at)
+    }
+}
+
+/// The next entry of one run, in a k-way merge of runs.
+struct Head {
+    key: Key,
+    run: usize,
+    loc: Loc,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key).then(self.run.cmp(&other.run))
+    }
+}
+
+/// Counters kept up to date by every change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Keys whose newest version is a value.
+    pub live_keys: u64,
+    /// Versions held.
+    pub versions: u64,
+    /// Frame bytes of the newest version of every live key: what a merge must keep at least.
+    pub live_bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, v: &Versions, sign: bool) {
+        let n = v.as_slice().len() as u64;
+        let (keys, bytes) = match v.newest() {
+            Some(l) if !l.is_removal() => (1, u64::from(l.len)),
+            _ => (0, 0),
+        };
+        if sign {
+            self.versions += n;
+            self.live_keys += keys;
+            self.live_bytes += bytes;
+        } else {
+            self.versions -= n;
+            self.live_keys -= keys;
+            self.live_bytes -= bytes;
+        }
+    }
+}
+
+/// Which versions a merge keeps, given the sealed files and the horizon `h`.
+pub(crate) struct MergeRule<'a> {
+    /// Files being merged away.
+    pub sealed: &'a HashSet<u32>,
+    /// Versions above it are all kept; at or below it only each key's newest, if a value.
+    pub horizon: u64,
+}
+
+impl MergeRule<'_> {
+    fn is_sealed(&self, l: &Loc) -> bool {
+        self.sealed.contains(&l.file())
+    }
+
+    /// The sealed versions of `versions` that the merge rewrites, oldest first. Versions in
+    /// other files are left alone; sealed versions not returned are dropped.
+    pub fn kept<'v>(&self, versions: &'v [Loc]) -> impl Iterator<Item = &'v Loc> + use<'v, '_> {
+        let newest_old = versions
+            .iter()
+            .rposition(|l| self.is_sealed(l) && l.seq <= self.horizon)
+            .filter(|&i| !versions[i].is_removal());
+        versions.iter().enumerate().filter_map(move |(i, l)| {
+            let keep = self.is_sealed(l) && (l.seq > self.horizon || Some(i) == newest_old);
+            keep.then_some(l)
+        })
+    }
+
+    fn touches(&self, versions: &[Loc]) -> bool {
+        versions.iter().any(|l| self.is_sealed(l))
+    }
+}
+
+/// The in-memory index of the store.
+#[derive(Default)]
+pub(crate) struct Keydir {
+    map: BTreeMap<Key, Versions>,
+    counts: Counts,
+}
+
+/// `slot byte + key`, the keydir's key.
+pub(crate) fn slot_key(slot: Slot, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(slot);
+    k.extend_from_slice(key);
+    k
+}
+
+/// Lower and upper bound of a keydir range.
+type Bounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keydir bounds of `range` within `slot`; `None` if the range is empty.
+fn slot_bounds(slot: Slot, range: &KeyRange) -> Option<Bounds> {
+    if range.is_empty() {
+        return None;
+    }
+    let start = match &range.start {
+        Bound::Included(k) => Bound::Included(slot_key(slot, k)),
+        Bound::Excluded(k) => Bound::Excluded(slot_key(slot, k)),
+        Bound::Unbounded => Bound::Included(vec![slot]),
+    };
+    let end = match &range.end {
+        Bound::Included(k) => Bound::Included(slot_key(slot, k)),
+        Bound::Excluded(k) => Bound::Excluded(slot_key(slot, k)),
+        Bound::Unbounded => match slot.checked_add(1) {
+            Some(next) => Bound::Excluded(vec![next]),
+            None => Bound::Unbounded,
+        },
+    };
+    // `BTreeMap::range` panics on inverted bounds: rule them out here, whatever the input.
+    let ok = match (&start, &end) {
+        (Bound::Included(s), Bound::Included(e)) => s <= e,
+        (Bound::Included(s), Bound::Excluded(e)) | (Bound::Excluded(s), Bound::Included(e)) => {
+            s <= e
+        }
+        (Bound::Excluded(s), Bound::Excluded(e)) => s < e,
+        _ => true,
+    };
+    ok.then_some((start, end))
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Keydir {
+    /// Builds the keydir from recovered runs of entries, one run per segment in replay order.
+    /// Within a run, the versions of a key must be oldest first (file order); runs that are
+    /// not in key order yet (replayed logs) are sorted, stably. Hint files are in key order
+    /// already, so reopening costs one k-way merge, not a sort of every key.
+    pub fn from_runs(mut runs: Vec<Vec<(Key, Loc)>>) -> Self {
+        for run in &mut runs {
+            if !run.is_sorted_by(|a, b| a.0 <= b.0) {
+                run.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
+        let total = runs.iter().map(Vec::len).sum();
+        let mut grouped: Vec<(Key, Versions)> = Vec::with_capacity(total);
+        let mut add = |key: Key, loc: Loc| match grouped.last_mut() {
+            Some((k, v)) if *k == key => v.push(loc),
+            _ => grouped.push((key, Versions::One(loc))),
+        };
+        runs.retain(|r| !r.is_empty());
+        // A k-way merge that streams from one run for as long as it holds the smallest key:
+        // runs that do not overlap (merged segments) cost one comparison per entry.
+        let mut iters: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+        let mut heap = BinaryHeap::with_capacity(iters.len());
+        for (run, it) in iters.iter_mut().enumerate() {
+            if let Some((key, loc)) = it.next() {
+                heap.push(Reverse(Head { key, run, loc }));
+            }
+        }
+        while let Some(Reverse(Head { key, run, loc })) = heap.pop() {
+            add(key, loc);
+            let Some(it) = iters.get_mut(run) else {
+                continue;
+            };
+            while let Some((key, _)) = it.peek() {
+                // Ties go to the older run (smaller index): a key's versions stay in order.
+                let first = heap.peek().is_none_or(|Reverse(top)| {
+                    (key.as_bytes(), run) < (top.key.as_bytes(), top.run)
+                });
+                let Some((key, loc)) = it.next() else {
+                    break;
+                };
+                if first {
+                    add(key, loc);
+                } else {
+                    heap.push(Reverse(Head { key, run, loc }));
+                    break;
+                }
+            }
+        }
+        let mut counts = Counts::default();
+        for (_, v) in &mut grouped {
+            // Defensive: versions are expected in order already; keep them so regardless.
+            if let Versions::Many(list) = v
+                && !list.is_sorted_by_key(|l| l.seq)
+            {
+                list.sort_by_key(|l| l.seq);
+                list.dedup_by_key(|l| l.seq);
+            }
+            counts.add(v, true);
+        }
+        // Sorted and unique: the bulk build only checks the order.
+        Keydir {
+            map: grouped.into_iter().collect(),
+            counts,
+        }
+    }
+
+    /// Counters.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Adds a version of `key`, newer than every version it has.
+    pub fn insert(&mut self, key: &Key, loc: Loc) {
+        if let Some(v) = self.map.get_mut(key.as_bytes()) {
+            self.counts.add(v, false);
+            v.push(loc);
+            self.counts.add(v, true);
+        } else {
+            let v = Versions::One(loc);
+            self.counts.add(&v, true);
+            self.map.insert(key.clone(), v);
+        }
+    }
+
+    /// Every version of `key`, oldest first.
+    pub fn all(&self, key: &[u8]) -> &[Loc] {
+        self.map.get(key).map_or(&[], Versions::as_slice)
+    }
+
+    /// The newest version of `key` with `seq <= at`.
+    pub fn get(&self, key: &[u8], at: u64) -> Option<Loc> {
+        self.map.get(key)?.at(at).copied()
+    }
+
+    /// The newest version of `key` with `seq <= at` that is not a removal.
+    pub fn get_unremoved(&self, key: &[u8], at: u64) -> Option<Loc> {
+        self.all(key)
+            .iter()
+            .rev()
+            .find(|l| l.seq <= at && !l.is_removal())
+            .copied()
+    }
+
+    /// The version of `key` written by commit `seq`.
+    pub fn exact(&self, key: &[u8], seq: u64) -> Option<Loc> {
+        self.all(key).iter().find(|l| l.seq == seq).copied()
+    }
+
+    /// Up to `limit` live entries (`slot byte + key`, location) of `range` in `slot` at `at`.
+    pub fn scan(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<(Key, Loc)> {
+        let Some((start, end)) = slot_bounds(slot, range) else {
+            return Vec::new();
+        };
+        let iter = self.map.range::<[u8], _>((as_ref(&start), as_ref(&end)));
+        let live = |(k, v): (&Key, &Versions)| match v.at(at) {
+            Some(l) if !l.is_removal() => Some((k.clone(), *l)),
+            _ => None,
+        };
+        if reverse {
+            iter.rev().filter_map(live).take(limit).collect()
+        } else {
+            iter.filter_map(live).take(limit).collect()
+        }
+    }
+
+    /// Merge planning: from the key after `cursor`, visits up to `max_keys` keys and returns
+    /// the sealed versions to rewrite (key order, versions of a key oldest first), plus the
+    /// last key visited (`None` at the end of the keydir).
+    pub fn merge_batch(
+        &self,
+        cursor: Option<&[u8]>,
+        rule: &MergeRule<'_>,
+        max_keys: usize,
+    ) -> (Vec<(Key, Loc)>, Option<Key>) {
+        let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        let mut last = None;
+        for (k, v) in self
+            .map
+            .range::<[u8], _>((lower, Bound::Unbounded))
+            .take(max_keys)
+        {
+            out.extend(rule.kept(v.as_slice()).map(|l| (k.clone(), *l)));
+            last = Some(k);
+        }
+        (out, last.cloned())
+    }
+
+    /// Applies a finished merge: for every key with sealed versions, drops those the rule
+    /// drops and moves those it keeps to `moved` (the kept versions in the order
+    /// [`Keydir::merge_batch`] produced them, at their new places). Keys left without versions
+    /// disappear. Returns an error message if `moved` does not match the rule (a bug): the
+    /// keydir is then unusable and the caller must stop writing.
+    pub fn apply_merge(&mut self, rule: &MergeRule<'_>, moved: &[Loc]) -> Result<(), String> {
+        let mut next = moved.iter();
+        let mut error = None;
+        let mut counts = Counts::default();
+        self.map.retain(|_, v| {
+            if error.is_some() || !rule.touches(v.as_slice()) {
+                counts.add(v, true);
+                return true;
+            }
+            let out = {
+                let versions = v.as_slice();
+                let mut kept = rule.kept(versions).peekable();
+                let mut out = Vec::with_capacity(versions.len());
+                for l in versions {
+                    if !rule.is_sealed(l) {
+                        out.push(*l);
+                    } else if kept.peek().is_some_and(|k| k.seq == l.seq) {
+                        kept.next();
+                        match next.next() {
+                            Some(m) if m.seq == l.seq => out.push(*m),
+                            _ => {
+                                error =
+                                    Some(format!("merge output out of step at version {}", l.seq))
+                            }
+                        }
+                    }
+                }
+                out
+            };
+            match Versions::from_vec(out) {
+                Some(nv) => {
+                    *v = nv;
+                    counts.add(v, true);
+                    true
+                }
+                None => false,
+            }
+        });
+        self.counts = counts;
+        if next.next().is_some() {
+            error.get_or_insert_with(|| "merge output has extra versions".into());
+        }
+        error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(seq: u64, file: u32, removal: bool) -> Loc {
+        Loc::new(seq, seq * 10, file, seq * 100, 50, removal)
+    }
+
+    #[test]
+    fn loc_is_small_and_packs_flags() {
+        assert_eq!(std::mem::size_of::<Loc>(), 32);
+        assert!(std::mem::size_of::<Versions>() <= 40);
+        let l = Loc::new(1, 2, MAX_FILE_ID, 3, 4, true);
+        assert_eq!((l.file(), l.is_removal()), (MAX_FILE_ID, true));
+        let l = l.moved(7, 8, 9);
+        assert_eq!((l.file(), l.is_removal(), l.offset, l.len), (7, true, 8, 9));
+    }
+
+    #[test]
+    fn visibility_and_counts() {
+        let mut kd = Keydir::default();
+        kd.insert(&Key::from_bytes(b"\x00a"), loc(1, 1, false));
+        kd.insert(&Key::from_bytes(b"\x00a"), loc(2, 1, true));
+        kd.insert(&Key::from_bytes(b"\x00a"), loc(3, 1, false));
+        kd.insert(&Key::from_bytes(b"\x00b"), loc(3, 1, false));
+        assert_eq!(kd.get(b"\x00a", 0), None);
+        assert_eq!(kd.get(b"\x00a", 2).map(|l| l.seq), Some(2));
+        assert_eq!(kd.get_unremoved(b"\x00a", 2).map(|l| l.seq), Some(1));
+        assert_eq!(kd.exact(b"\x00a", 2).map(|l| l.is_removal()), Some(true));
+        assert_eq!(kd.exact(b"\x00a", 4), None);
+        assert_eq!(
+            kd.counts(),
+            Counts {
+                live_keys: 2,
+                versions: 4,
+                live_bytes: 100
+            }
+        );
+        // Rebuilding from runs (sorted or not) gives the same answers.
+        let k = Key::from_bytes;
+        let runs = vec![
+            vec![(k(b"\x00a"), loc(1, 1, false))],
+            vec![
+                (k(b"\x00b"), loc(3, 1, false)),
+                (k(b"\x00a"), loc(2, 1, true)),
+            ],
+            vec![],
+            vec![(k(b"\x00a"), loc(3, 1, false))],
+        ];
+        let kd2 = Keydir::from_runs(runs);
+        assert_eq!(kd2.counts(), kd.counts());
+        assert_eq!(kd2.all(b"\x00a"), kd.all(b"\x00a"));
+        assert_eq!(kd2.all(b"\x00b"), kd.all(b"\x00b"));
+        let one = Keydir::from_runs(vec![vec![
+            (k(b"\x00b"), loc(1, 1, false)),
+            (k(b"\x00a"), loc(2, 1, false)),
+        ]]);
+        assert_eq!(one.scan(0, &KeyRange::all(), 9, false, 9).len(), 2);
+    }
+
+    #[test]
+    fn scan_stays_in_its_slot() {
+        let mut kd = Keydir::default();
+        for (slot, k) in [
+            (0u8, &b"a"[..]),
+            (1, b""),
+            (1, b"a"),
+            (1, b"b"),
+            (2, b"a"),
+            (255, b"z"),
+        ] {
+            kd.insert(&Key::new(slot, k), loc(1, 1, false));
+        }
+        kd.insert(&Key::new(1, b"b"), loc(2, 1, true));
+        let keys = |slot, r: &KeyRange, rev, lim| -> Vec<Vec<u8>> {
+            kd.scan(slot, r, 10, rev, lim)
+                .into_iter()
+                .map(|(k, _)| k[1..].to_vec())
+                .collect()
+        };
+        assert_eq!(
+            keys(1, &KeyRange::all(), false, 10),
+            vec![b"".to_vec(), b"a".to_vec()]
+        );
+        assert_eq!(keys(1, &KeyRange::all(), true, 1), vec![b"a".to_vec()]);
+        assert_eq!(keys(255, &KeyRange::all(), false, 10), vec![b"z".to_vec()]);
+        // At version 1 the removal of b is not visible yet.
+        assert_eq!(kd.scan(1, &KeyRange::all(), 1, false, 10).len(), 3);
+        let inverted = KeyRange {
+            start: Bound::Excluded(b"b".to_vec()),
+            end: Bound::Excluded(b"b".to_vec()),
+        };
+        assert!(keys(1, &inverted, false, 10).is_empty());
+        let to_empty = KeyRange {
+            start: Bound::Unbounded,
+            end: Bound::Excluded(Vec::new()),
+        };
+        assert!(keys(1, &to_empty, false, 10).is_empty());
+    }
+
+    #[test]
+    fn merge_rule_and_apply() {
+        let sealed: HashSet<u32> = [1, 2].into();
+        let rule = MergeRule {
+            sealed: &sealed,
+            horizon: 3,
+        };
+        let mut kd = Keydir::default();
+        // a: values 1, 2 (both <= h): keep 2. b: removal at 3 <= h: drop all.
+        // c: value 1, removal 4 > h, value 5 in a newer file: keep 1 and 4, leave 5.
+        for (k, l) in [
+            (&b"\x00a"[..], loc(1, 1, false)),
+            (b"\x00a", loc(2, 2, false)),
+            (b"\x00b", loc(1, 1, false)),
+            (b"\x00b", loc(3, 2, true)),
+            (b"\x00c", loc(1, 1, false)),
+            (b"\x00c", loc(4, 2, true)),
+            (b"\x00c", loc(5, 3, false)),
+            (b"\x00d", loc(6, 3, false)),
+        ] {
+            kd.insert(&Key::from_bytes(k), l);
+        }
+        let (batch, last) = kd.merge_batch(None, &rule, 2);
+        assert_eq!(
+            batch.iter().map(|(_, l)| l.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        let (batch2, last2) = kd.merge_batch(last.as_deref(), &rule, 10);
+        assert_eq!(last2.as_deref(), Some(&b"\x00d"[..]));
+        let kept: Vec<(Vec<u8>, u64)> = batch2.iter().map(|(k, l)| (k.to_vec(), l.seq)).collect();
+        assert_eq!(kept, vec![(b"\x00c".to_vec(), 1), (b"\x00c".to_vec(), 4)]);
+        let moved: Vec<Loc> = batch
+            .iter()
+            .chain(&batch2)
+            .map(|(_, l)| l.moved(9, l.seq, 60))
+            .collect();
+        kd.apply_merge(&rule, &moved).expect("apply");
+        assert_eq!(kd.all(b"\x00a"), &[loc(2, 9, false).moved(9, 2, 60)]);
+        assert!(kd.all(b"\x00b").is_empty());
+        let c: Vec<(u64, u32)> = kd.all(b"\x00c").iter().map(|l| (l.seq, l.file())).collect();
+        assert_eq!(c, vec![(1, 9), (4, 9), (5, 3)]);
+        assert_eq!(kd.counts().versions, 5);
+        assert_eq!(kd.counts().live_keys, 3);
+        // Out-of-step output is reported, not applied silently.
+        let mut kd2 = Keydir::default();
+        kd2.insert(&Key::from_bytes(b"\x00a"), loc(1, 1, false));
+        assert!(kd2.apply_merge(&rule, &[]).is_err());
+    }
+}

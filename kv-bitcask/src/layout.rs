@@ -1,0 +1,86 @@
+//! The store's current set of segments: sealed ones in replay order, the active one, the next
+//! file id, and how that set is written down as a [`Meta`].
+
+use kv_api::{Error, Result, Version};
+
+use crate::key::Key;
+use crate::keydir::{Loc, MAX_FILE_ID};
+use crate::meta::{Meta, SegmentRef};
+
+/// A sealed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegInfo {
+    /// File id.
+    pub id: u32,
+    /// Written by merge (committed records).
+    pub merged: bool,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// The segment commits are appended to.
+pub(crate) struct Active<F> {
+    /// File id.
+    pub id: u32,
+    /// Handle.
+    pub file: F,
+    /// Bytes appended so far.
+    pub len: u64,
+    /// Keydir entries of this segment, for its hint file when it is sealed. Bounded by the
+    /// segment size, so it costs memory only in proportion to the active segment.
+    pub pending: Vec<(Key, Loc)>,
+}
+
+/// Segments of the store.
+pub(crate) struct Layout<F> {
+    /// Sealed segments in replay order (merged ones first).
+    pub sealed: Vec<SegInfo>,
+    /// The active segment; `None` only for a read-only view of an empty storage.
+    pub active: Option<Active<F>>,
+    /// The next unused file id.
+    pub next_id: u32,
+}
+
+impl<F> Layout<F> {
+    /// Takes a new file id.
+    pub fn alloc_id(&mut self) -> Result<u32> {
+        let id = self.next_id;
+        if id > MAX_FILE_ID {
+            return Err(Error::InvalidArgument("file ids exhausted".into()));
+        }
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Bytes of all segments.
+    pub fn segment_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.as_ref().map_or(0, |a| a.len)
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> u64 {
+        self.sealed.len() as u64 + u64::from(self.active.is_some())
+    }
+
+    /// The manifest of this layout, with `sealed` and `active` replacing the current ones.
+    pub fn meta_with(&self, sealed: &[SegInfo], active: u32, horizon: u64, last: Version) -> Meta {
+        let mut segments: Vec<SegmentRef> = sealed
+            .iter()
+            .map(|s| SegmentRef {
+                id: s.id,
+                merged: s.merged,
+            })
+            .collect();
+        segments.push(SegmentRef {
+            id: active,
+            merged: false,
+        });
+        Meta {
+            segments,
+            next_id: self.next_id,
+            horizon,
+            last_seq: last.seq(),
+            last_time_ms: last.time_ms(),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Opening a store: read `META`, clean up what a crash left behind, rebuild the keydir from
+//! hint files (sealed segments) and log replay (the active segment, or a segment whose hint is
+//! missing or damaged), and cut a torn tail off the active segment.
+
+use std::collections::{HashMap, HashSet};
+
+use kv_api::{Error, Result, Storage, StorageFile, Version, txlog};
+
+use crate::hint::{self, Last};
+use crate::key::Key;
+use crate::keydir::{Keydir, Loc};
+use crate::layout::{Active, Layout, SegInfo};
+use crate::meta::Meta;
+use crate::segment::{FileKind, META, hint_name, parse_name, read_all, segment_name};
+
+/// Everything an engine needs to start serving.
+pub(crate) struct Recovered<F> {
+    pub layout: Layout<F>,
+    pub keydir: Keydir,
+    pub handles: HashMap<u32, F>,
+    pub last: Version,
+    pub horizon: u64,
+}
+
+type Entries = Vec<(Key, Loc)>;
+
+/// Replays a log segment into `entries` (and `pending`, for the active one).
+fn replay_log(
+    buf: &[u8],
+    name: &str,
+    id: u32,
+    is_last: bool,
+    after: Last,
+    entries: &mut Entries,
+    mut pending: Option<&mut Entries>,
+) -> Result<(Last, u64)> {
+    let mut last = after;
+    let end = txlog::replay(buf, name, is_last, after.0, |txn| {
+        for w in &txn.writes {
+            let key = Key::new(w.slot, w.key);
+            let loc = Loc::new(
+                txn.seq,
+                txn.time_ms,
+                id,
+                w.loc.offset,
+                w.loc.len,
+                w.value.is_none(),
+            );
+            if let Some(p) = pending.as_deref_mut() {
+                p.push((key.clone(), loc));
+            }
+            entries.push((key, loc));
+        }
+        last = (txn.seq, txn.time_ms);
+        Ok(())
+    })?;
+    Ok((last, end.valid_len))
+}
+
+/// Reads a merged segment into `entries`.
+fn replay_merged(buf: &[u8], name: &str, id: u32, entries: &mut Entries) -> Result<Last> {
+    let mut last = (0, 0);
+    txlog::replay_committed(buf, name, |w| {
+        let loc = Loc::new(
+            w.seq,
+            w.time_ms,
+            id,
+            w.loc.offset,
+            w.loc.len,
+            w.value.is_none(),
+        );
+        entries.push((Key::new(w.slot, w.key), loc));
+        last = last.max((w.seq, w.time_ms));
+        Ok(())
+    })?;
+    Ok(last)
+}
+
+/// Loads the hint of segment `id` into `entries` if it can be trusted.
+async fn load_hint<S: Storage>(
+    storage: &S,
+    id: u32,
+    len: u64,
+    entries: &mut Entries,
+) -> Option<Last> {
+    let name = hint_name(id);
+    let file = storage.open(&name).await.ok()?;
+    let buf = read_all(&file, &name).await.ok()?;
+    hint::decode(&buf, id, len, entries)
+}
+
+/// Removes files of ours that `meta` does not name: leftovers of a crashed roll or merge,
+/// stale hints of the active segment, a half-written `META.tmp`.
+async fn clean_up<S: Storage>(storage: &S, meta: &Meta, ours: &[(String, FileKind)]) -> Result<()> {
+    let listed: HashSet<u32> = meta.segments.iter().map(|s| s.id).collect();
+    let active = meta.segments.last().map(|s| s.id);
+    let mut removed = false;
+    for (name, kind) in ours {
+        let remove = match *kind {
+            FileKind::Segment(id) => !listed.contains(&id),
+            FileKind::Hint(id) => !listed.contains(&id) || Some(id) == active,
+            FileKind::MetaTmp => true,
+            FileKind::Meta => false,
+        };
+        if remove {
+            storage.remove(name).await?;
+            removed = true;
+        }
+    }
+    if removed {
+        storage.sync().await?;
+    }
+    Ok(())
+}
+
+/// Opens the store on `storage`; see the module docs. `read_only` writes nothing at all.
+pub(crate) async fn recover<S: Storage>(
+    storage: &S,
+    read_only: bool,
+) -> Result<Recovered<S::File>> {
+    let names = storage.list().await?;
+    let ours: Vec<(String, FileKind)> = names
+        .iter()
+        .filter_map(|n| parse_name(n).map(|k| (n.clone(), k)))
+        .collect();
+    let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+
+    let meta = if present.contains(META) {
+        let file = storage.open(META).await?;
+        Meta::decode(&read_all(&file, META).await?)?
+    } else {
+        if ours
+            .iter()
+            .any(|(_, k)| matches!(k, FileKind::Segment(_) | FileKind::Hint(_)))
+        {
+            return Err(Error::corruption(
+                META,
+                0,
+                "segment files exist but META is missing",
+            ));
+        }
+        if read_only {
+            return Ok(Recovered {
+                layout: Layout {
+                    sealed: Vec::new(),
+                    active: None,
+                    next_id: 1,
+                },
+                keydir: Keydir::default(),
+                handles: HashMap::new(),
+                last: Version::ZERO,
+                horizon: 0,
+            });
+        }
+        let fresh = Meta::fresh();
+        fresh.write(storage).await?;
+        fresh
+    };
+    if !read_only {
+        clean_up(storage, &meta, &ours).await?;
+    }
+    let hints: HashSet<u32> = ours
+        .iter()
+        .filter_map(|(_, k)| match k {
+            FileKind::Hint(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+
+    let Some((active_ref, sealed_refs)) = meta.segments.split_last() else {
+        return Err(Error::corruption(META, 0, "no active segment"));
+    };
+    // One run of keydir entries per segment, in replay order.
+    let mut runs: Vec<Entries> = Vec::with_capacity(meta.segments.len());
+    let mut handles = HashMap::new();
+    let mut sealed = Vec::with_capacity(sealed_refs.len());
+    let mut last: Last = (0, 0);
+    for s in sealed_refs {
+        let name = segment_name(s.id);
+        if !present.contains(name.as_str()) {
+            return Err(Error::corruption(
+                &name,
+                0,
+                "segment named by META is missing",
+            ));
+        }
+        let file = storage.open(&name).await?;
+        let len = file.len().await?;
+        let mut entries = Entries::new();
+        let hinted = if hints.contains(&s.id) {
+            load_hint(storage, s.id, len, &mut entries).await
+        } else {
+            None
+        };
+        let seg_last = match hinted {
+            Some(l) => l,
+            None => {
+                let buf = read_all(&file, &name).await?;
+                if s.merged {
+                    replay_merged(&buf, &name, s.id, &mut entries)?
+                } else {
+                    replay_log(&buf, &name, s.id, false, last, &mut entries, None)?.0
+                }
+            }
+        };
+        last = last.max(seg_last);
+        runs.push(entries);
+        sealed.push(SegInfo {
+            id: s.id,
+            merged: s.merged,
+            len,
+        });
+        handles.insert(s.id, file);
+    }
+
+    let name = segment_name(active_ref.id);
+    let file = if present.contains(name.as_str()) {
+        Some(storage.open(&name).await?)
+    } else if meta.segments.len() == 1 && meta.last_seq == 0 {
+        // A new store whose first segment was not created yet: nothing can be lost.
+        if read_only {
+            None
+        } else {
+            let f = storage.create(&name).await?;
+            storage.sync().await?;
+            Some(f)
+        }
+    } else {
+        return Err(Error::corruption(
+            &name,
+            0,
+            "active segment named by META is missing",
+        ));
+    };
+    let active = match file {
+        None => None,
+        Some(file) => {
+            let buf = read_all(&file, &name).await?;
+            let mut pending = Vec::new();
+            let mut entries = Entries::new();
+            let (active_last, valid_len) = replay_log(
+                &buf,
+                &name,
+                active_ref.id,
+                true,
+                last,
+                &mut entries,
+                Some(&mut pending),
+            )?;
+            runs.push(entries);
+            if valid_len < buf.len() as u64 && !read_only {
+                // A torn tail: the uncommitted transaction goes, write records included, so
+                // the next commit appended here is not glued to its remains.
+                file.truncate(valid_len).await?;
+                file.sync().await?;
+            }
+            last = last.max(active_last);
+            handles.insert(active_ref.id, file.clone());
+            Some(Active {
+                id: active_ref.id,
+                file,
+                len: valid_len,
+                pending,
+            })
+        }
+    };
+
+    let last = Version::new(last.0.max(meta.last_seq), last.1.max(meta.last_time_ms));
+    Ok(Recovered {
+        layout: Layout {
+            sealed,
+            active,
+            next_id: meta.next_id,
+        },
+        keydir: Keydir::from_runs(runs),
+        handles,
+        last,
+        horizon: meta.horizon,
+    })
+}

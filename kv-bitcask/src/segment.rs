@@ -1,0 +1,95 @@
+//! File names of a Bitcask store and whole-file reads.
+//!
+//! * `NNNNNNNN.log`: a segment (8-digit id): a transaction log ([`kv_api::txlog`] records), or
+//!   a merged segment of committed records (kinds 4 and 5), as `META` says.
+//! * `NNNNNNNN.hint`: the hint file of a sealed segment (see [`crate::hint`]).
+//! * `META`, `META.tmp`: the manifest and its replacement in progress (see [`crate::meta`]).
+
+use kv_api::{Error, Result, StorageFile};
+
+/// What a file name is, for files this engine writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A segment.
+    Segment(u32),
+    /// A hint file.
+    Hint(u32),
+    /// The manifest.
+    Meta,
+    /// A manifest being written.
+    MetaTmp,
+}
+
+/// The manifest's name.
+pub(crate) const META: &str = "META";
+/// The name a new manifest is written under before it is renamed to [`META`].
+pub(crate) const META_TMP: &str = "META.tmp";
+
+/// The name of segment `id`.
+pub(crate) fn segment_name(id: u32) -> String {
+    format!("{id:08}.log")
+}
+
+/// The name of the hint file of segment `id`.
+pub(crate) fn hint_name(id: u32) -> String {
+    format!("{id:08}.hint")
+}
+
+/// Parses a name this engine may have written; `None` for anything else (left alone).
+pub(crate) fn parse_name(name: &str) -> Option<FileKind> {
+    match name {
+        META => return Some(FileKind::Meta),
+        META_TMP => return Some(FileKind::MetaTmp),
+        _ => {}
+    }
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 8 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id = stem.parse().ok()?;
+    match ext {
+        "log" => Some(FileKind::Segment(id)),
+        "hint" => Some(FileKind::Hint(id)),
+        _ => None,
+    }
+}
+
+/// Reads a whole file.
+pub(crate) async fn read_all<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
+    let len = file.len().await?;
+    let len = usize::try_from(len).map_err(|_| {
+        Error::corruption(
+            name,
+            0,
+            format!("file of {len} bytes does not fit in memory"),
+        )
+    })?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    file.read_at(0, len).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(segment_name(12), "00000012.log");
+        assert_eq!(parse_name("00000012.log"), Some(FileKind::Segment(12)));
+        assert_eq!(parse_name(&hint_name(7)), Some(FileKind::Hint(7)));
+        assert_eq!(parse_name("META"), Some(FileKind::Meta));
+        assert_eq!(parse_name("META.tmp"), Some(FileKind::MetaTmp));
+        for other in [
+            "LOCK",
+            "0000012.log",
+            "00000012.txt",
+            "0000001a.log",
+            "x.log",
+            "",
+        ] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
+    }
+}
