@@ -1,1 +1,62 @@
+//! The LSM-tree engine of the `kv` store: [`Lsm`], an [`kv_api::Engine`] over any
+//! [`kv_api::Storage`] backend.
+//!
+//! ```text
+//!  commit ──► WAL (wal-NNNNNNNN.log) ──► memtable ──freeze──► immutable memtables
+//!                                                                   │ flush
+//!  reads: memtables → L0 (newest first) → L1 → … → L6               ▼
+//!                                              L0 tables ──compaction──► L1 … L6
+//!  MANIFEST: tables per level, last flushed commit, WAL floor, merge horizon
+//! ```
+//!
+//! * `wal`: commits in the shared [`kv_api::txlog`] format, one append per transaction.
+//! * `memtable`: recent commits ordered by `(slot, key, seq descending)`.
+//! * `sstable`: immutable sorted tables (blocks with restart points and CRCs, a bloom
+//!   filter, an index, a footer), opened lazily; `cache`: the block cache.
+//! * `manifest`: the atomic record of which tables exist; `levels`: the level set.
+//! * `compaction`: flush, leveled compaction (every version kept) and `merge` (drops what
+//!   no snapshot needs); `background`: where that work runs, and writer backpressure.
+//! * `iter`: the merging iterator behind scans and compactions; `read`: point reads, scans,
+//!   stats; `key`: internal keys (`slot ‖ key`, sequence number descending).
+//!
+//! Behaviour is the same as the Bitcask engine's: optimistic transactions with conflict
+//! checks, every version readable until `merge`, crash safety (a torn WAL tail is cut back to
+//! the last whole transaction), typed errors. The commit path is the shared
+//! [`kv_api::commit::CommitPipeline`].
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use kv_api::Store;
+//! use kv_backends::MemoryStorage;
+//! use kv_lsm::Lsm;
+//!
+//! let store = Store::<Lsm<MemoryStorage>>::open(MemoryStorage::new()).await?;
+//! let mut txn = store.current().await;
+//! txn.insert(0, &"key1", 1u8)?;
+//! txn.commit().await?;
+//! let txn = store.current().await;
+//! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(1));
+//! store.merge().await?;
+//! # Ok::<(), kv_api::Error>(()) }).unwrap();
+//! ```
+//!
+//! Tuning knobs read from [`kv_api::Options`]: `memtable_size` (flush threshold; also scales
+//! table size and level targets), `segment_size` (WAL roll), `block_size`, `cache_size`,
+//! `background`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod background;
+mod cache;
+mod compaction;
+mod engine;
+mod iter;
+mod key;
+mod levels;
+mod manifest;
+mod memtable;
+mod read;
+mod sstable;
+mod wal;
+
+pub use engine::Lsm;

@@ -1,0 +1,388 @@
+//! Flushes, leveled compaction and merge: everything that rewrites tables.
+//!
+//! * **Flush**: the oldest frozen memtable becomes a level-0 table. The table is synced, then
+//!   the manifest records it (and raises the WAL floor), then readers switch to it, and only
+//!   then are the WAL files it covers deleted.
+//! * **Compaction** (leveled): level 0 is compacted into level 1 when it holds
+//!   [`L0_COMPACTION_TRIGGER`] tables; level `n >= 1` into `n + 1` when its bytes exceed its
+//!   target (level 1: 8 × `memtable_size`, ×10 per level). The level with the highest
+//!   `size / target` score goes first; a table with nothing below it moves down without a
+//!   rewrite. Ordinary compaction keeps **every** version: versions stay readable until merge.
+//! * **Merge**: a full compaction of every table into the last level that keeps, per key, all
+//!   versions newer than the merge horizon and the newest one at or below it if it is a value
+//!   (a removal there is dropped with everything older), like Bitcask's merge.
+//!
+//! Outputs are split near the target table size, but only between user keys, so each key has
+//! all its versions of a level in one table (see [`crate::levels`]). Inputs are deleted once
+//! no reader holds them ([`Inner::gc`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use kv_api::{Error, Result, Storage};
+
+use crate::engine::{Inner, lock};
+use crate::iter::{LevelCursor, Merger, Source, TableCursor};
+use crate::key::Seek;
+use crate::levels::{LevelSet, NUM_LEVELS};
+use crate::memtable::{bound_after, bound_for};
+use crate::sstable::{Table, TableMeta, TableWriter};
+
+/// Level-0 tables that trigger a compaction into level 1.
+pub(crate) const L0_COMPACTION_TRIGGER: usize = 4;
+/// Entries copied from a frozen memtable per lock acquisition during a flush.
+const FLUSH_BATCH: usize = 1024;
+
+/// A compaction to run: input tables (with their levels) and where the output goes.
+pub(crate) struct Plan<S: Storage> {
+    inputs: Vec<(usize, Arc<Table<S>>)>,
+    output_level: usize,
+    /// Merge: the horizon below which superseded versions and removals are dropped.
+    horizon: Option<u64>,
+    /// Move the single input down without rewriting it.
+    trivial_move: bool,
+}
+
+impl<S: Storage> Inner<S> {
+    fn target_file_size(&self) -> u64 {
+        (self.options().memtable_size as u64).max(4 * self.options().block_size as u64)
+    }
+
+    fn level_target(&self, level: usize) -> u64 {
+        let l1 = 8 * (self.options().memtable_size as u64).max(1 << 10);
+        l1.saturating_mul(10u64.saturating_pow(level.saturating_sub(1) as u32))
+    }
+
+    /// Flushes the oldest frozen memtable to a level-0 table; false if there was none.
+    pub async fn flush_one(&self) -> Result<bool> {
+        let _flush = self.flush_lock.lock().await;
+        // After a storage failure the memtables may hold commits that never became durable:
+        // leave them to the WAL replay of the next open rather than making them durable now.
+        if self.pipeline.check_writable("flush").is_err() {
+            return Ok(false);
+        }
+        let (mem, floor) = {
+            let st = self.read_state();
+            let Some(mem) = st.immutables.first() else {
+                return Ok(false);
+            };
+            let next = st.immutables.get(1).unwrap_or(&st.active);
+            (mem.clone(), next.first_wal())
+        };
+        let table = if mem.is_empty() {
+            None
+        } else {
+            let mut w =
+                TableWriter::create(&self.storage, self.alloc_id(), self.options().block_size)
+                    .await?;
+            let mut from = bound_for(Seek::Start, false);
+            while let Some(bound) = from.take() {
+                let batch = mem.batch(&bound, false, FLUSH_BATCH);
+                for e in &batch {
+                    w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
+                }
+                if w.should_drain() {
+                    w.drain().await?;
+                }
+                if batch.len() == FLUSH_BATCH {
+                    from = batch.last().map(bound_after);
+                }
+            }
+            let meta = w.finish().await?;
+            self.storage.sync().await?;
+            Some(Arc::new(Table::new(meta, self.storage.clone())))
+        };
+
+        let mut persisted = self.persisted.lock().await;
+        let levels = {
+            let st = self.read_state();
+            match &table {
+                Some(t) => st.levels.with_flushed(t.clone()),
+                None => (*st.levels).clone(),
+            }
+        };
+        let last = mem.last_version();
+        if last > persisted.last_flushed {
+            persisted.last_flushed = last;
+        }
+        persisted.wal_floor = persisted.wal_floor.max(floor);
+        self.write_manifest(&persisted, &levels).await?;
+        {
+            let mut st = self.write_state();
+            st.levels = Arc::new(levels);
+            if st.immutables.first().is_some_and(|m| Arc::ptr_eq(m, &mem)) {
+                st.immutables.remove(0);
+            }
+        }
+        let floor = persisted.wal_floor;
+        drop(persisted);
+        self.work_done.notify_waiters();
+        self.remove_old_wals(floor).await?;
+        Ok(true)
+    }
+
+    /// Flushes every frozen memtable.
+    pub async fn flush_all(&self) -> Result<()> {
+        while self.flush_one().await? {}
+        Ok(())
+    }
+
+    /// True if some level is past its trigger.
+    pub fn needs_compaction(&self) -> bool {
+        let levels = self.read_state().levels.clone();
+        self.best_score(&levels)
+            .is_some_and(|(_, score)| score >= 1.0)
+    }
+
+    fn best_score(&self, levels: &LevelSet<S>) -> Option<(usize, f64)> {
+        let l0 = levels.level(0).len() as f64 / L0_COMPACTION_TRIGGER as f64;
+        let deeper = (1..NUM_LEVELS - 1).map(|l| {
+            (
+                l,
+                levels.level_bytes(l) as f64 / self.level_target(l) as f64,
+            )
+        });
+        std::iter::once((0, l0))
+            .chain(deeper)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    fn pick(&self, levels: &LevelSet<S>, pointers: &mut [Vec<u8>]) -> Option<Plan<S>> {
+        let (level, score) = self.best_score(levels)?;
+        if score < 1.0 {
+            return None;
+        }
+        let inputs: Vec<Arc<Table<S>>> = if level == 0 {
+            levels.level(0).to_vec()
+        } else {
+            // Round robin through the level's key space.
+            let tables = levels.level(level);
+            let pointer = pointers.get(level).cloned().unwrap_or_default();
+            let t = tables
+                .iter()
+                .find(|t| t.meta.smallest.0 > pointer)
+                .or_else(|| tables.first())?
+                .clone();
+            if let Some(p) = pointers.get_mut(level) {
+                p.clone_from(&t.meta.largest.0);
+            }
+            vec![t]
+        };
+        let lo = inputs.iter().map(|t| t.meta.smallest.0.as_slice()).min()?;
+        let hi = inputs.iter().map(|t| t.meta.largest.0.as_slice()).max()?;
+        let below = levels.overlapping(level + 1, lo, hi);
+        let trivial_move = level > 0 && below.is_empty();
+        let mut all: Vec<(usize, Arc<Table<S>>)> = inputs.into_iter().map(|t| (level, t)).collect();
+        all.extend(below.into_iter().map(|t| (level + 1, t)));
+        Some(Plan {
+            inputs: all,
+            output_level: level + 1,
+            horizon: None,
+            trivial_move,
+        })
+    }
+
+    /// Runs one compaction if a level needs one; false if none does.
+    pub async fn compact_one(&self) -> Result<bool> {
+        let mut pointers = self.compaction_lock.lock().await;
+        if self.pipeline.check_writable("compaction").is_err() {
+            return Ok(false);
+        }
+        let levels = self.read_state().levels.clone();
+        let Some(plan) = self.pick(&levels, &mut pointers) else {
+            return Ok(false);
+        };
+        drop(levels);
+        self.run(plan).await?;
+        self.gc().await?;
+        Ok(true)
+    }
+
+    /// Writes the merged inputs of `plan` into new tables and installs them.
+    async fn run(&self, plan: Plan<S>) -> Result<()> {
+        if plan.trivial_move {
+            let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
+            return self.install(&plan, tables).await;
+        }
+        let mut sources = Vec::new();
+        for level in 0..NUM_LEVELS {
+            let tables: Vec<Arc<Table<S>>> = plan
+                .inputs
+                .iter()
+                .filter(|(l, _)| *l == level)
+                .map(|(_, t)| t.clone())
+                .collect();
+            if level == 0 {
+                sources.extend(
+                    tables
+                        .into_iter()
+                        .map(|t| Source::Table(TableCursor::new(t, self.cache.clone(), false))),
+                );
+            } else if !tables.is_empty() {
+                sources.push(Source::Level(LevelCursor::new(
+                    tables,
+                    self.cache.clone(),
+                    false,
+                )));
+            }
+        }
+        let mut created = Vec::new();
+        let outputs = match self
+            .write_outputs(sources, plan.horizon, &mut created)
+            .await
+        {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                // Best effort: the files are orphans either way, deleted on the next open.
+                for id in created {
+                    let _ = self.storage.remove(&crate::sstable::table_name(id)).await;
+                }
+                return Err(e);
+            }
+        };
+        self.storage.sync().await?;
+        let tables = outputs
+            .into_iter()
+            .map(|m| Arc::new(Table::new(m, self.storage.clone())))
+            .collect();
+        self.install(&plan, tables).await
+    }
+
+    /// Writes the merged `sources` into tables of about the target size; `created` collects the
+    /// ids of the files made, for cleanup if this fails.
+    async fn write_outputs(
+        &self,
+        sources: Vec<Source<S>>,
+        horizon: Option<u64>,
+        created: &mut Vec<u64>,
+    ) -> Result<Vec<TableMeta>> {
+        let mut outputs = Vec::new();
+        let target = self.target_file_size();
+        let mut merger = Merger::new(sources, Seek::Start, false).await?;
+        let mut writer: Option<TableWriter<S::File>> = None;
+        let mut key: Vec<u8> = Vec::new();
+        let mut decided = false;
+        while let Some(e) = merger.next().await? {
+            if self.closing.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            if let Some(h) = horizon {
+                if e.ukey != key {
+                    key.clone_from(&e.ukey);
+                    decided = false;
+                }
+                if e.seq <= h {
+                    // The newest version at or below the horizon is the only one kept there,
+                    // and only if it is a value.
+                    if decided {
+                        continue;
+                    }
+                    decided = true;
+                    if e.value.is_none() {
+                        continue;
+                    }
+                }
+            }
+            if let Some(w) = &writer
+                && w.size() >= target
+                && w.last_ukey() != Some(e.ukey.as_slice())
+                && let Some(w) = writer.take()
+            {
+                outputs.push(w.finish().await?);
+            }
+            let w = match &mut writer {
+                Some(w) => w,
+                None => {
+                    let id = self.alloc_id();
+                    created.push(id);
+                    writer.insert(
+                        TableWriter::create(&self.storage, id, self.options().block_size).await?,
+                    )
+                }
+            };
+            w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
+            if w.should_drain() {
+                w.drain().await?;
+            }
+        }
+        if let Some(w) = writer {
+            outputs.push(w.finish().await?);
+        }
+        Ok(outputs)
+    }
+
+    /// Records the result of `plan` in the manifest, then switches readers to it.
+    async fn install(&self, plan: &Plan<S>, added: Vec<Arc<Table<S>>>) -> Result<()> {
+        let mut persisted = self.persisted.lock().await;
+        let removed: HashSet<u64> = plan.inputs.iter().map(|(_, t)| t.meta.id).collect();
+        let kept: HashSet<u64> = added.iter().map(|t| t.meta.id).collect();
+        let levels = self
+            .read_state()
+            .levels
+            .with_compaction(&removed, plan.output_level, added);
+        if let Some(h) = plan.horizon {
+            persisted.horizon = persisted.horizon.max(h);
+        }
+        self.write_manifest(&persisted, &levels).await?;
+        self.write_state().levels = Arc::new(levels);
+        drop(persisted);
+        lock(&self.obsolete).extend(
+            plan.inputs
+                .iter()
+                .filter(|(_, t)| !kept.contains(&t.meta.id))
+                .map(|(_, t)| t.clone()),
+        );
+        self.work_done.notify_waiters();
+        Ok(())
+    }
+
+    /// Deletes compacted-away tables that no reader holds any more.
+    pub async fn gc(&self) -> Result<()> {
+        let dead: Vec<String> = {
+            let mut obsolete = lock(&self.obsolete);
+            let (dead, live): (Vec<_>, Vec<_>) =
+                obsolete.drain(..).partition(|t| Arc::strong_count(t) == 1);
+            *obsolete = live;
+            dead.iter().map(|t| t.name()).collect()
+        };
+        for name in dead {
+            self.storage.remove(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// `Engine::merge`: see the module docs.
+    pub async fn merge(&self) -> Result<()> {
+        self.pipeline.check_writable("merge")?;
+        let _pointers = self.compaction_lock.lock().await;
+        let horizon = {
+            let _writer = self.pipeline.lock_writer().await;
+            self.pipeline.check_writable("merge")?;
+            let horizon = self.pipeline.merge_horizon();
+            // Raised before anything is dropped, so `snapshot_at` below it fails from now on.
+            self.pipeline.set_horizon(horizon);
+            let active = self.read_state().active.clone();
+            if !active.is_empty() {
+                self.freeze().await.map_err(|e| self.pipeline.poison(e))?;
+            }
+            horizon
+        };
+        self.flush_all()
+            .await
+            .map_err(|e| self.pipeline.poison(e))?;
+        // Flushes stop on a closed or poisoned store: then commits below the horizon may still
+        // be in memtables only, and the merge must not run.
+        self.pipeline.check_writable("merge")?;
+        let levels = self.read_state().levels.clone();
+        let plan = Plan {
+            inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
+            output_level: NUM_LEVELS - 1,
+            horizon: Some(horizon),
+            trivial_move: false,
+        };
+        drop(levels);
+        self.run(plan).await?;
+        self.gc().await
+    }
+}

@@ -1,0 +1,506 @@
+//! The engine: state shared by readers, the commit path and background work, recovery on open,
+//! and the [`Engine`] implementation.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use kv_api::commit::CommitPipeline;
+use kv_api::{
+    Engine, Error, KeyRange, LockGuard, Options, Result, Slot, Snapshot, Stats, Storage,
+    StorageFile, Version, WriteBatch,
+};
+
+use crate::cache::BlockCache;
+use crate::key::ukey;
+use crate::levels::LevelSet;
+use crate::manifest::{MANIFEST_TMP, Manifest};
+use crate::memtable::Memtable;
+use crate::sstable::{Table, parse_table_name, table_name};
+use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What readers see: memtables and tables, swapped under one lock so a reader never misses data
+/// moving from a memtable into a table.
+pub(crate) struct State<S: Storage> {
+    /// The memtable taking commits.
+    pub active: Arc<Memtable>,
+    /// Frozen memtables waiting for their flush, oldest first.
+    pub immutables: Vec<Arc<Memtable>>,
+    /// The tables.
+    pub levels: Arc<LevelSet<S>>,
+}
+
+/// The manifest fields besides the tables; its lock also serializes manifest writes.
+pub(crate) struct Persisted {
+    /// Last commit whose writes are all in tables.
+    pub last_flushed: Version,
+    /// WAL files below this id are not needed.
+    pub wal_floor: u64,
+    /// Oldest readable sequence number (raised by merge).
+    pub horizon: u64,
+}
+
+/// Everything the engine shares with its background tasks (which hold only a `Weak` to it).
+///
+/// Lock order (async locks): `compaction_lock` → `flush_lock` → `persisted`; the pipeline's
+/// writer lock is taken alone, or by merge under `compaction_lock`. The `std` locks (`state`,
+/// `wal`, `obsolete`) are innermost and never held across an `.await`.
+pub(crate) struct Inner<S: Storage> {
+    pub storage: S,
+    /// Ordering, conflicts, group commit, visibility (shared with Bitcask).
+    pub pipeline: CommitPipeline,
+    pub state: RwLock<State<S>>,
+    /// The WAL file being appended to (`None` when read-only).
+    pub wal: Mutex<Option<ActiveWal<S::File>>>,
+    pub persisted: tokio::sync::Mutex<Persisted>,
+    /// Tables and WAL files share one id space.
+    pub next_file_id: AtomicU64,
+    pub cache: Arc<BlockCache>,
+    /// Serializes flushes.
+    pub flush_lock: tokio::sync::Mutex<()>,
+    /// Serializes compactions and merges; holds the round-robin pick position per level.
+    pub compaction_lock: tokio::sync::Mutex<Vec<Vec<u8>>>,
+    /// Tables compacted away, deleted once no reader holds them.
+    pub obsolete: Mutex<Vec<Arc<Table<S>>>>,
+    /// Signalled after each flush or compaction (writers waiting for room) and on close.
+    pub work_done: tokio::sync::Notify,
+    /// Set by `close` and by dropping the engine: background work stops.
+    pub closing: AtomicBool,
+    pub flush_running: AtomicBool,
+    pub compaction_running: AtomicBool,
+    /// The storage's writer lock (`None` when read-only or after close).
+    pub writer_lock: Mutex<Option<LockGuard>>,
+}
+
+impl<S: Storage> Inner<S> {
+    pub fn options(&self) -> &Options {
+        self.pipeline.options()
+    }
+
+    pub fn read_state(&self) -> RwLockReadGuard<'_, State<S>> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn write_state(&self) -> RwLockWriteGuard<'_, State<S>> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn alloc_id(&self) -> u64 {
+        self.next_file_id.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Writes the manifest for `persisted` and `levels`.
+    pub async fn write_manifest(&self, persisted: &Persisted, levels: &LevelSet<S>) -> Result<()> {
+        let manifest = Manifest {
+            next_file_id: self.next_file_id.load(Ordering::Acquire),
+            last_flushed_seq: persisted.last_flushed.seq(),
+            last_flushed_time: persisted.last_flushed.time_ms(),
+            wal_floor: persisted.wal_floor,
+            horizon: persisted.horizon,
+            tables: levels.all().map(|(l, t)| (l, t.meta.clone())).collect(),
+        };
+        manifest.write(&self.storage).await
+    }
+
+    fn wal_file(&self) -> Option<S::File> {
+        lock(&self.wal).as_ref().map(|w| w.file.clone())
+    }
+
+    /// Syncs the current WAL file (the group commit's sync).
+    pub async fn sync_wal(&self) -> Result<()> {
+        match self.wal_file() {
+            Some(f) => f.sync().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one encoded transaction to the WAL (caller holds the writer lock).
+    async fn append_wal(&self, buf: &[u8]) -> Result<u64> {
+        let file = self.wal_file().ok_or(Error::ReadOnly("commit"))?;
+        file.append(buf).await?;
+        let mut wal = lock(&self.wal);
+        let w = wal.as_mut().ok_or(Error::ReadOnly("commit"))?;
+        w.len += buf.len() as u64;
+        Ok(w.len)
+    }
+
+    /// Syncs the current WAL file and starts a new one; returns its id. Caller holds the
+    /// writer lock.
+    async fn roll_wal(&self) -> Result<u64> {
+        if let Some(old) = self.wal_file() {
+            old.sync().await?;
+        }
+        let id = self.alloc_id();
+        let file = self.storage.create(&wal_name(id)).await?;
+        self.storage.sync().await?;
+        *lock(&self.wal) = Some(ActiveWal { file, len: 0 });
+        Ok(id)
+    }
+
+    /// Freezes the active memtable behind a new WAL file. Caller holds the writer lock.
+    pub async fn freeze(&self) -> Result<()> {
+        let id = self.roll_wal().await?;
+        let mut st = self.write_state();
+        let old = std::mem::replace(&mut st.active, Arc::new(Memtable::new(id)));
+        st.immutables.push(old);
+        Ok(())
+    }
+
+    /// After a commit was appended to `mem`: freezes it if full (true), or rolls the WAL if the
+    /// file is past the segment size.
+    async fn after_append(&self, mem: &Memtable, wal_len: u64) -> Result<bool> {
+        if mem.size() >= self.options().memtable_size {
+            self.freeze().await?;
+            Ok(true)
+        } else {
+            if wal_len >= self.options().segment_size {
+                self.roll_wal().await?;
+            }
+            Ok(false)
+        }
+    }
+
+    /// Deletes WAL files below the floor.
+    pub async fn remove_old_wals(&self, floor: u64) -> Result<()> {
+        for name in self.storage.list().await? {
+            if parse_wal_name(&name).is_some_and(|id| id < floor) {
+                self.storage.remove(&name).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The LSM engine over storage `S`. See the crate docs.
+pub struct Lsm<S: Storage> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+impl<S: Storage> Drop for Lsm<S> {
+    fn drop(&mut self) {
+        // Background tasks hold only a `Weak`; this tells a running one to stop early.
+        self.inner.closing.store(true, Ordering::Release);
+        self.inner.work_done.notify_waiters();
+    }
+}
+
+impl<S: Storage> Lsm<S> {
+    async fn open_inner(storage: S, options: Options) -> Result<Arc<Inner<S>>> {
+        let read_only = options.read_only;
+        let guard = if read_only {
+            None
+        } else {
+            Some(storage.lock().await?)
+        };
+        let existing = Manifest::read(&storage).await?;
+        let fresh = existing.is_none();
+        let manifest = existing.unwrap_or_default();
+
+        let names = storage.list().await?;
+        let mut tables_on_disk = HashSet::new();
+        let mut wal_ids = Vec::new();
+        let mut max_id = 0;
+        for name in &names {
+            if let Some(id) = parse_table_name(name) {
+                tables_on_disk.insert(id);
+                max_id = max_id.max(id);
+            } else if let Some(id) = parse_wal_name(name) {
+                wal_ids.push(id);
+                max_id = max_id.max(id);
+            }
+        }
+        let listed: HashSet<u64> = manifest.tables.iter().map(|(_, t)| t.id).collect();
+        for (_, t) in &manifest.tables {
+            if !tables_on_disk.contains(&t.id) {
+                return Err(Error::corruption(
+                    table_name(t.id),
+                    0,
+                    "table listed in the manifest is missing",
+                ));
+            }
+        }
+        if !read_only {
+            if names.iter().any(|n| n == MANIFEST_TMP) {
+                storage.remove(MANIFEST_TMP).await?;
+            }
+            // Tables not in the manifest: outputs of a flush or compaction that crashed
+            // before its manifest edit, or inputs whose deletion did not happen.
+            for id in tables_on_disk.difference(&listed) {
+                storage.remove(&table_name(*id)).await?;
+            }
+            for id in wal_ids.iter().filter(|id| **id < manifest.wal_floor) {
+                storage.remove(&wal_name(*id)).await?;
+            }
+        }
+        wal_ids.retain(|id| *id >= manifest.wal_floor);
+        wal_ids.sort_unstable();
+
+        let mut next_id = manifest.next_file_id.max(max_id + 1);
+        let first_wal = match wal_ids.first() {
+            Some(id) => *id,
+            None => next_id,
+        };
+        let mem = Memtable::new(first_wal);
+        let flushed = Version::new(manifest.last_flushed_seq, manifest.last_flushed_time);
+        let replayed = wal::replay(&storage, &wal_ids, flushed, &mem, read_only).await?;
+        let last = replayed.last.max(flushed);
+        let last = Version::new(last.seq(), last.time_ms().max(flushed.time_ms()));
+
+        let mut active = replayed.active;
+        if !read_only {
+            if fresh {
+                Manifest {
+                    next_file_id: next_id + 1,
+                    ..manifest.clone()
+                }
+                .write(&storage)
+                .await?;
+            }
+            match &active {
+                // What recovery shows must survive a power loss right after it: the last WAL
+                // file may hold appends a crashed process never synced, and the namespace
+                // operations (a manifest rename, removals) may not be durable yet either.
+                Some(wal) => {
+                    wal.file.sync().await?;
+                    storage.sync().await?;
+                }
+                None => {
+                    let id = next_id;
+                    next_id += 1;
+                    let file = storage.create(&wal_name(id)).await?;
+                    storage.sync().await?;
+                    active = Some(ActiveWal { file, len: 0 });
+                }
+            }
+        }
+
+        let levels = LevelSet::from_tables(
+            manifest
+                .tables
+                .iter()
+                .map(|(l, meta)| (*l, Arc::new(Table::new(meta.clone(), storage.clone())))),
+        );
+        let cache = Arc::new(BlockCache::new(options.cache_size));
+        let pipeline = CommitPipeline::new(last, manifest.horizon, options);
+        Ok(Arc::new(Inner {
+            storage,
+            pipeline,
+            state: RwLock::new(State {
+                active: Arc::new(mem),
+                immutables: Vec::new(),
+                levels: Arc::new(levels),
+            }),
+            wal: Mutex::new(active),
+            persisted: tokio::sync::Mutex::new(Persisted {
+                last_flushed: flushed,
+                wal_floor: manifest.wal_floor,
+                horizon: manifest.horizon,
+            }),
+            next_file_id: AtomicU64::new(next_id),
+            cache,
+            flush_lock: tokio::sync::Mutex::new(()),
+            compaction_lock: tokio::sync::Mutex::new(vec![Vec::new(); crate::levels::NUM_LEVELS]),
+            obsolete: Mutex::new(Vec::new()),
+            work_done: tokio::sync::Notify::new(),
+            closing: AtomicBool::new(false),
+            flush_running: AtomicBool::new(false),
+            compaction_running: AtomicBool::new(false),
+            writer_lock: Mutex::new(guard),
+        }))
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+impl<S: Storage> Engine for Lsm<S> {
+    type Storage = S;
+
+    const NAME: &'static str = "lsm";
+
+    async fn open(storage: S, options: Options) -> Result<Self> {
+        let inner = Self::open_inner(storage, options).await?;
+        if !inner.options().read_only {
+            // A WAL replayed into a memtable past its size: flush it now rather than at the
+            // next commit.
+            let full = inner.read_state().active.size() >= inner.options().memtable_size;
+            if full {
+                let _writer = inner.pipeline.lock_writer().await;
+                inner.freeze().await?;
+            }
+            inner.maintain().await;
+        }
+        Ok(Lsm { inner })
+    }
+
+    fn options(&self) -> &Options {
+        self.inner.options()
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        self.inner.pipeline.snapshot()
+    }
+
+    fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        self.inner.pipeline.snapshot_at(version)
+    }
+
+    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        Ok(inner
+            .newest(&ukey(slot, key), at)
+            .await?
+            .and_then(|e| e.value))
+    }
+
+    async fn get_unremoved(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        at: u64,
+    ) -> Result<Option<(Version, Vec<u8>)>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        let versions = inner.versions_desc(&ukey(slot, key), at, true).await?;
+        Ok(versions
+            .into_iter()
+            .find_map(|e| e.value.map(|v| (Version::new(e.seq, e.time_ms), v))))
+    }
+
+    async fn versions(&self, slot: Slot, key: &[u8], at: u64) -> Result<Vec<Version>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        let mut versions: Vec<Version> = inner
+            .versions_desc(&ukey(slot, key), at, false)
+            .await?
+            .iter()
+            .map(crate::key::Entry::version)
+            .collect();
+        versions.sort();
+        versions.dedup();
+        Ok(versions)
+    }
+
+    async fn get_version(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        version: Version,
+    ) -> Result<Option<Vec<u8>>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let seq = version.seq();
+        if seq > inner.pipeline.visible().seq() {
+            return Err(Error::VersionNotFound {
+                seq,
+                reason: "not committed yet",
+            });
+        }
+        match inner.exact(&ukey(slot, key), seq).await? {
+            Some(e) => Ok(e.value),
+            None => Err(Error::VersionNotFound {
+                seq,
+                reason: if seq < inner.pipeline.horizon() {
+                    "dropped by merge"
+                } else {
+                    "this key has no such version"
+                },
+            }),
+        }
+    }
+
+    async fn scan(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<kv_api::Entry>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        inner.scan(slot, range, at, reverse, limit).await
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<Version> {
+        let inner = &self.inner;
+        inner.throttle().await?;
+        let ticket = inner.pipeline.begin(&batch).await?;
+        let version = ticket.version();
+        let buf = wal::encode_txn(version, &batch.writes);
+        let wal_len = match inner.append_wal(&buf).await {
+            Ok(len) => len,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        // Invisible to readers until the pipeline publishes `version`.
+        let mem = inner.read_state().active.clone();
+        mem.apply_writes(version, &batch.writes);
+        let froze = match inner.after_append(&mem, wal_len).await {
+            Ok(froze) => froze,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        let result = ticket.finish(&batch, || inner.sync_wal()).await;
+        if froze {
+            inner.maintain().await;
+        }
+        result
+    }
+
+    async fn merge(&self) -> Result<()> {
+        self.inner.merge().await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        if inner.options().read_only {
+            return Ok(());
+        }
+        inner.pipeline.flush(|| inner.sync_wal()).await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.inner.pipeline.check_open()?;
+        self.inner.stats().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.pipeline.check_open().is_err() {
+            return Ok(());
+        }
+        let read_only = inner.options().read_only;
+        let flushed = if read_only {
+            Ok(())
+        } else {
+            inner.pipeline.flush(|| inner.sync_wal()).await
+        };
+        inner.closing.store(true, Ordering::Release);
+        inner.pipeline.close();
+        inner.work_done.notify_waiters();
+        let mut result = flushed;
+        {
+            // A commit that began before `close` finishes its append under this lock; sync it.
+            let _writer = inner.pipeline.lock_writer().await;
+            if !read_only {
+                result = result.and(inner.sync_wal().await);
+            }
+        }
+        // Wait for a running flush or compaction to stop (in the order merge takes them).
+        let _compaction = inner.compaction_lock.lock().await;
+        let _flush = inner.flush_lock.lock().await;
+        if !read_only {
+            result = result.and(inner.gc().await);
+        }
+        *lock(&inner.writer_lock) = None;
+        result
+    }
+}

@@ -1,0 +1,209 @@
+//! Internal keys and entries: what every layer (memtable, tables, iterators) stores.
+//!
+//! A *user key* (`ukey`) is the slot byte followed by the encoded key, so byte order of user
+//! keys is the order of `(slot, key)`. An *internal key* is `(ukey, seq)`, ordered by user key
+//! ascending, then sequence number **descending**: the newest version of a key comes first, so
+//! "the first entry at or after `(ukey, at)`" is the version a read at `at` sees.
+
+use std::cmp::Ordering;
+
+use kv_api::{KeyRange, Slot, Version};
+
+/// One version of one key, as stored anywhere in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Slot byte + encoded key.
+    pub ukey: Vec<u8>,
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Commit time in ms.
+    pub time_ms: u64,
+    /// The value, `None` for a removal.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// The version this entry lists for its key.
+    pub fn version(&self) -> Version {
+        Version::new(self.seq, self.time_ms).with_removal(self.value.is_none())
+    }
+
+    /// Bytes of key and value, the payload `stats` counts.
+    pub fn payload_len(&self) -> u64 {
+        (self.ukey.len() + self.value.as_ref().map_or(0, Vec::len)) as u64
+    }
+}
+
+/// Compares two internal keys: user key ascending, then sequence number descending.
+pub(crate) fn cmp_ikey(a: &[u8], a_seq: u64, b: &[u8], b_seq: u64) -> Ordering {
+    a.cmp(b).then(b_seq.cmp(&a_seq))
+}
+
+/// The user key of `key` in `slot`.
+pub(crate) fn ukey(slot: Slot, key: &[u8]) -> Vec<u8> {
+    let mut u = Vec::with_capacity(1 + key.len());
+    u.push(slot);
+    u.extend_from_slice(key);
+    u
+}
+
+/// A position between entries of a sorted source. Iterators read forward from it (entries
+/// after the position) or backward (entries before it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seek<'a> {
+    /// Before every entry.
+    Start,
+    /// After every entry.
+    End,
+    /// Before the first entry of user key `>= ukey`.
+    Ge(&'a [u8]),
+    /// Before the first entry of user key `> ukey`.
+    Gt(&'a [u8]),
+    /// Before the first entry whose internal key is `>= (ukey, seq)`: the version of `ukey`
+    /// that a read at `seq` sees, if it exists, comes right after.
+    At(&'a [u8], u64),
+}
+
+impl Seek<'_> {
+    /// True if an entry lies before the position. Monotone over sorted entries (true for a
+    /// prefix), which is what binary searches over blocks and indexes rely on.
+    pub fn is_before(&self, ukey: &[u8], seq: u64) -> bool {
+        match *self {
+            Seek::Start => false,
+            Seek::End => true,
+            Seek::Ge(k) => ukey < k,
+            Seek::Gt(k) => ukey <= k,
+            Seek::At(k, at) => cmp_ikey(ukey, seq, k, at) == Ordering::Less,
+        }
+    }
+}
+
+/// A range of user keys inside one slot, built from a [`KeyRange`].
+#[derive(Debug, Clone)]
+pub(crate) struct UkeyRange {
+    slot: Slot,
+    /// The first user key of the next slot, if there is a next slot.
+    next_slot: Option<[u8; 1]>,
+    range: KeyRange,
+    start: Option<(Vec<u8>, bool)>,
+    end: Option<(Vec<u8>, bool)>,
+}
+
+impl UkeyRange {
+    /// The user keys of `range` in `slot`.
+    pub fn new(slot: Slot, range: &KeyRange) -> Self {
+        use std::ops::Bound;
+        let conv = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) => Some((ukey(slot, k), true)),
+            Bound::Excluded(k) => Some((ukey(slot, k), false)),
+            Bound::Unbounded => None,
+        };
+        UkeyRange {
+            slot,
+            next_slot: slot.checked_add(1).map(|n| [n]),
+            range: range.clone(),
+            start: conv(&range.start),
+            end: conv(&range.end),
+        }
+    }
+
+    /// Where a forward scan starts.
+    pub fn seek_forward(&self) -> Seek<'_> {
+        match &self.start {
+            Some((k, true)) => Seek::Ge(k),
+            Some((k, false)) => Seek::Gt(k),
+            None => Seek::Ge(std::slice::from_ref(&self.slot)),
+        }
+    }
+
+    /// Where a backward scan starts.
+    pub fn seek_backward(&self) -> Seek<'_> {
+        match &self.end {
+            Some((k, true)) => Seek::Gt(k),
+            Some((k, false)) => Seek::Ge(k),
+            None => match &self.next_slot {
+                Some(next) => Seek::Ge(next),
+                None => Seek::End,
+            },
+        }
+    }
+
+    /// True if `ukey` is in the range.
+    pub fn contains(&self, ukey: &[u8]) -> bool {
+        match ukey.split_first() {
+            Some((s, key)) => *s == self.slot && self.range.contains(key),
+            None => false,
+        }
+    }
+
+    /// True if `ukey` lies past the range in the scan direction (the scan can stop).
+    pub fn is_past(&self, ukey: &[u8], reverse: bool) -> bool {
+        let (slot, key) = match ukey.split_first() {
+            Some((s, key)) => (*s, key),
+            None => return reverse,
+        };
+        if reverse {
+            slot < self.slot || (slot == self.slot && !self.above_start(key))
+        } else {
+            slot > self.slot || (slot == self.slot && !self.below_end(key))
+        }
+    }
+
+    fn above_start(&self, key: &[u8]) -> bool {
+        use std::ops::Bound;
+        match &self.range.start {
+            Bound::Included(s) => key >= s.as_slice(),
+            Bound::Excluded(s) => key > s.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn below_end(&self, key: &[u8]) -> bool {
+        use std::ops::Bound;
+        match &self.range.end {
+            Bound::Included(e) => key <= e.as_slice(),
+            Bound::Excluded(e) => key < e.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_positions() {
+        let entries: Vec<(&[u8], u64)> =
+            vec![(b"a", 5), (b"a", 2), (b"b", 9), (b"b", 1), (b"c", 3)];
+        let pos = |s: Seek| {
+            entries
+                .iter()
+                .take_while(|(k, q)| s.is_before(k, *q))
+                .count()
+        };
+        assert_eq!(pos(Seek::Start), 0);
+        assert_eq!(pos(Seek::End), 5);
+        assert_eq!(pos(Seek::Ge(b"b")), 2);
+        assert_eq!(pos(Seek::Gt(b"b")), 4);
+        assert_eq!(pos(Seek::At(b"b", 9)), 2);
+        assert_eq!(pos(Seek::At(b"b", 5)), 3);
+        assert_eq!(pos(Seek::At(b"b", 0)), 4);
+    }
+
+    #[test]
+    fn slot_bounds() {
+        let r = UkeyRange::new(3, &KeyRange::all());
+        assert!(r.contains(&[3, 1]));
+        assert!(!r.contains(&[4]));
+        assert!(r.is_past(&[4], false));
+        assert!(r.is_past(&[2, 9], true));
+        assert!(!r.is_past(&[3], true));
+        let (Seek::Ge(next), Seek::Ge(first)) = (r.seek_backward(), r.seek_forward()) else {
+            panic!("unbounded slot range seeks by slot");
+        };
+        assert_eq!((next, first), (&[4u8][..], &[3u8][..]));
+        let last = UkeyRange::new(255, &KeyRange::all());
+        assert!(matches!(last.seek_backward(), Seek::End));
+    }
+}

@@ -1,0 +1,124 @@
+//! The set of live tables per level: an immutable value, swapped whole by flushes and
+//! compactions, so a reader holding an `Arc` of it keeps a consistent view (and its files).
+//!
+//! Invariants the reads rely on:
+//! * Level 0 holds flushed memtables, newest first; their key ranges may overlap.
+//! * Levels 1.. hold tables sorted by key with disjoint user-key ranges: all versions of a key
+//!   are in one table per level (compaction outputs split only between user keys).
+//! * For any key, versions in a shallower level (and in memtables) are newer than versions in a
+//!   deeper one, so the first source holding a version `<= at` has the newest such version.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kv_api::Storage;
+
+use crate::sstable::Table;
+
+/// Levels, level 0 included.
+pub(crate) const NUM_LEVELS: usize = 7;
+
+/// Tables per level. See the module docs.
+pub(crate) struct LevelSet<S: Storage> {
+    levels: Vec<Vec<Arc<Table<S>>>>,
+}
+
+impl<S: Storage> Clone for LevelSet<S> {
+    fn clone(&self) -> Self {
+        LevelSet {
+            levels: self.levels.clone(),
+        }
+    }
+}
+
+impl<S: Storage> Default for LevelSet<S> {
+    fn default() -> Self {
+        LevelSet {
+            levels: vec![Vec::new(); NUM_LEVELS],
+        }
+    }
+}
+
+impl<S: Storage> LevelSet<S> {
+    /// A set from `(level, table)` pairs in any order (levels past the last are clamped).
+    pub fn from_tables(tables: impl IntoIterator<Item = (usize, Arc<Table<S>>)>) -> Self {
+        let mut set = LevelSet::default();
+        for (level, t) in tables {
+            set.levels[level.min(NUM_LEVELS - 1)].push(t);
+        }
+        set.sort();
+        set
+    }
+
+    fn sort(&mut self) {
+        for (level, tables) in self.levels.iter_mut().enumerate() {
+            if level == 0 {
+                tables.sort_by_key(|t| std::cmp::Reverse(t.meta.id));
+            } else {
+                tables.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
+            }
+        }
+    }
+
+    /// Tables of `level` (level 0: newest first; others: by key).
+    pub fn level(&self, level: usize) -> &[Arc<Table<S>>] {
+        self.levels.get(level).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every table with its level.
+    pub fn all(&self) -> impl Iterator<Item = (usize, &Arc<Table<S>>)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, ts)| ts.iter().map(move |t| (l, t)))
+    }
+
+    /// Number of tables.
+    pub fn table_count(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    /// Bytes of the tables of `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.level(level).iter().map(|t| t.meta.size).sum()
+    }
+
+    /// The table of `level` (≥ 1) whose range covers `ukey`.
+    pub fn find(&self, level: usize, ukey: &[u8]) -> Option<&Arc<Table<S>>> {
+        let tables = self.level(level);
+        let i = tables.partition_point(|t| t.meta.largest.0.as_slice() < ukey);
+        tables.get(i).filter(|t| t.covers(ukey))
+    }
+
+    /// Tables of `level` whose user-key range intersects `[lo, hi]`.
+    pub fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<Table<S>>> {
+        self.level(level)
+            .iter()
+            .filter(|t| t.meta.smallest.0.as_slice() <= hi && lo <= t.meta.largest.0.as_slice())
+            .cloned()
+            .collect()
+    }
+
+    /// A new set with `flushed` as the newest level-0 table.
+    pub fn with_flushed(&self, flushed: Arc<Table<S>>) -> Self {
+        let mut set = self.clone();
+        set.levels[0].insert(0, flushed);
+        set
+    }
+
+    /// A new set without the tables `removed` and with `added` in `level`.
+    pub fn with_compaction(
+        &self,
+        removed: &HashSet<u64>,
+        level: usize,
+        added: Vec<Arc<Table<S>>>,
+    ) -> Self {
+        let mut set = self.clone();
+        for tables in &mut set.levels {
+            tables.retain(|t| !removed.contains(&t.meta.id));
+        }
+        set.levels[level.min(NUM_LEVELS - 1)].extend(added);
+        set.sort();
+        set
+    }
+}

@@ -1,0 +1,154 @@
+//! The write-ahead log: commits not yet in tables, in the shared transaction-log format.
+//!
+//! Files are `wal-NNNNNNNN.log`, one id space with tables. A transaction is its write records
+//! and a commit record ([`kv_api::txlog`], each in a [`kv_api::frame`]), encoded into one
+//! buffer and appended with **one** `append` call; it is durable once the file is synced (the
+//! commit pipeline's group commit does that). A new file is started when the current one
+//! passes `Options::segment_size` and whenever the memtable is frozen, so each WAL file belongs
+//! to one memtable and can be deleted once that memtable's table is in the manifest. Before
+//! switching, the old file is synced, so only the newest file can ever have a torn tail.
+
+use kv_api::{Error, Result, Storage, StorageFile, Version, Write, txlog};
+
+use crate::memtable::Memtable;
+
+/// The file name of WAL file `id`.
+pub(crate) fn wal_name(id: u64) -> String {
+    format!("wal-{id:08}.log")
+}
+
+/// The id of a WAL file name.
+pub(crate) fn parse_wal_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Encodes a transaction: its write records, then its commit record.
+pub(crate) fn encode_txn(version: Version, writes: &[Write]) -> Vec<u8> {
+    let size: usize = writes
+        .iter()
+        .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + 32)
+        .sum();
+    let mut buf = Vec::with_capacity(size + 40);
+    for w in writes {
+        txlog::encode_write(&mut buf, version.seq(), w.slot, &w.key, w.value.as_deref());
+    }
+    txlog::encode_commit(
+        &mut buf,
+        version.seq(),
+        version.time_ms(),
+        writes.len() as u32,
+        b"",
+    );
+    buf
+}
+
+/// The WAL file being appended to.
+pub(crate) struct ActiveWal<F: StorageFile> {
+    /// Its handle.
+    pub file: F,
+    /// Its length.
+    pub len: u64,
+}
+
+/// What replaying the WAL recovered.
+pub(crate) struct Replayed<F: StorageFile> {
+    /// The last commit replayed (or `after` if none).
+    pub last: Version,
+    /// The newest WAL file, to keep appending to (writable stores only).
+    pub active: Option<ActiveWal<F>>,
+}
+
+/// Replays WAL files `ids` (ascending, all at or above the manifest's floor) into `mem`,
+/// skipping commits at or below `after` (already in tables).
+///
+/// A torn tail of the last file (a crash mid-append) is cut at the end of the last whole
+/// transaction and synced, so the next append starts on a clean boundary and a second reopen
+/// changes nothing; `read_only` leaves the file alone and just ignores the tail.
+pub(crate) async fn replay<S: Storage>(
+    storage: &S,
+    ids: &[u64],
+    after: Version,
+    mem: &Memtable,
+    read_only: bool,
+) -> Result<Replayed<S::File>> {
+    let mut last = after;
+    let mut active = None;
+    for (i, &id) in ids.iter().enumerate() {
+        let name = wal_name(id);
+        let is_last = i + 1 == ids.len();
+        let file = storage.open(&name).await?;
+        let len = file.len().await?;
+        let n = usize::try_from(len)
+            .map_err(|_| Error::corruption(&name, 0, "impossible WAL length"))?;
+        let buf = file.read_at(0, n).await?;
+        let end = txlog::replay(&buf, &name, is_last, last.seq(), |txn| {
+            let version = Version::new(txn.seq, txn.time_ms);
+            let ukeys: Vec<Vec<u8>> = txn
+                .writes
+                .iter()
+                .map(|w| crate::key::ukey(w.slot, w.key))
+                .collect();
+            mem.apply(
+                version,
+                ukeys
+                    .iter()
+                    .zip(&txn.writes)
+                    .map(|(u, w)| (u.as_slice(), w.value)),
+            );
+            last = last.max(version);
+            Ok(())
+        })?;
+        let mut len = len;
+        if end.valid_len < len && !read_only {
+            file.truncate(end.valid_len).await?;
+            file.sync().await?;
+            len = end.valid_len;
+        }
+        if is_last && !read_only {
+            active = Some(ActiveWal { file, len });
+        }
+    }
+    Ok(Replayed { last, active })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(wal_name(3), "wal-00000003.log");
+        assert_eq!(parse_wal_name("wal-00000003.log"), Some(3));
+        assert_eq!(parse_wal_name("wal-.log"), None);
+        assert_eq!(parse_wal_name("00000003.sst"), None);
+    }
+
+    #[test]
+    fn a_transaction_is_writes_then_commit() {
+        let writes = vec![
+            Write {
+                slot: 1,
+                key: b"k".to_vec(),
+                value: Some(b"v".to_vec()),
+            },
+            Write {
+                slot: 2,
+                key: b"r".to_vec(),
+                value: None,
+            },
+        ];
+        let buf = encode_txn(Version::new(5, 99), &writes);
+        let mut seen = Vec::new();
+        let end = txlog::replay(&buf, "w", true, 4, |t| {
+            seen.push((t.seq, t.time_ms, t.writes.len()));
+            Ok(())
+        })
+        .expect("replay");
+        assert_eq!(seen, vec![(5, 99, 2)]);
+        assert_eq!(end.valid_len, buf.len() as u64);
+    }
+}

@@ -1,0 +1,261 @@
+//! Crash recovery: torn WAL tails, manifest edits, orphan and missing tables, damaged files.
+
+#![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Mem, copy, engine, files, small, tables, wals};
+use kv_api::{Engine, Error, KeyRange, Options, Version, WriteBatch};
+use kv_backends::MemoryStorage;
+
+async fn put_many(e: &Mem, writes: &[(&[u8], Option<&[u8]>)]) -> Version {
+    let mut batch = WriteBatch::new(e.snapshot().expect("snapshot"));
+    for (k, v) in writes {
+        batch = batch.write(0, k.to_vec(), v.map(<[u8]>::to_vec));
+    }
+    e.commit(batch).await.expect("commit")
+}
+
+async fn all(e: &Mem) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let at = e.snapshot().expect("snapshot").seq();
+    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|en| (en.key, en.value))
+        .collect()
+}
+
+#[tokio::test]
+async fn torn_wal_tail_at_every_byte_of_the_last_transaction() {
+    let s = MemoryStorage::new();
+    let e = engine(&s, Options::default()).await;
+    put_many(&e, &[(b"a", Some(b"1")), (b"b", Some(b"1"))]).await;
+    put_many(&e, &[(b"a", None), (b"c", Some(b"2"))]).await;
+    e.close().await.expect("close");
+    drop(e);
+    let before_last = files(&s).await;
+    let e = engine(&s, Options::default()).await;
+    // The last transaction overwrites, removes and adds: none of it may survive a cut.
+    put_many(&e, &[(b"a", Some(b"3")), (b"b", None), (b"d", Some(b"3"))]).await;
+    e.close().await.expect("close");
+    drop(e);
+    let full = files(&s).await;
+    let wal = wals(&full).pop().expect("a WAL file");
+    let start = before_last[&wal].len();
+    let end = full[&wal].len();
+    assert!(end > start);
+    let expected: BTreeMap<Vec<u8>, Vec<u8>> = [
+        (b"b".to_vec(), b"1".to_vec()),
+        (b"c".to_vec(), b"2".to_vec()),
+    ]
+    .into();
+
+    for cut in start..end {
+        let mut torn = full.clone();
+        torn.get_mut(&wal).expect("wal").truncate(cut);
+        let st = copy(&torn).await;
+
+        // Read-only: the tail is ignored and nothing is written.
+        let ro = engine(&st, Options::default().read_only(true)).await;
+        assert_eq!(all(&ro).await, expected, "read-only, cut at {cut}");
+        drop(ro);
+        assert_eq!(files(&st).await, torn, "read-only open wrote, cut at {cut}");
+
+        let e = engine(&st, Options::default()).await;
+        assert_eq!(all(&e).await, expected, "cut at {cut}");
+        assert_eq!(e.snapshot().expect("snapshot").seq(), 2, "cut at {cut}");
+        let at = 2;
+        assert_eq!(e.versions(0, b"d", at).await.expect("versions"), vec![]);
+        assert_eq!(e.versions(0, b"a", at).await.expect("versions").len(), 2);
+        drop(e);
+        let once = files(&st).await;
+        assert_eq!(once[&wal].len(), start, "tail cut back, cut at {cut}");
+        // A second reopen changes nothing.
+        let e = engine(&st, Options::default()).await;
+        drop(e);
+        assert_eq!(
+            files(&st).await,
+            once,
+            "second reopen changed files, cut at {cut}"
+        );
+        // New commits go after the cut and survive.
+        let e = engine(&st, Options::default()).await;
+        let v = put_many(&e, &[(b"e", Some(b"4"))]).await;
+        assert_eq!(v.seq(), 3);
+        drop(e);
+        let e = engine(&st, Options::default()).await;
+        assert_eq!(e.get(0, b"e", 3).await.expect("get"), Some(b"4".to_vec()));
+        assert_eq!(e.get(0, b"d", 3).await.expect("get"), None);
+    }
+}
+
+#[tokio::test]
+async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
+    let s = MemoryStorage::new();
+    // Small segments: one memtable spans many WAL files.
+    let opts = Options::default().segment_size(256);
+    let e = engine(&s, opts.clone()).await;
+    for i in 0..40u32 {
+        let k = format!("k{i:03}");
+        put_many(&e, &[(k.as_bytes(), Some(&[7u8; 40]))]).await;
+    }
+    drop(e);
+    let full = files(&s).await;
+    let names = wals(&full);
+    assert!(names.len() > 5, "{names:?}");
+
+    // The newest file torn: recovered up to its last whole transaction.
+    let mut torn = full.clone();
+    let last = names.last().expect("last").clone();
+    let n = torn[&last].len();
+    torn.get_mut(&last)
+        .expect("wal")
+        .truncate(n.saturating_sub(3));
+    let e = engine(&copy(&torn).await, opts.clone()).await;
+    assert!(all(&e).await.len() >= 38);
+
+    // A byte flipped in a sealed file: typed corruption naming the file, never a panic.
+    let mut bad = full.clone();
+    let sealed = names[1].clone();
+    bad.get_mut(&sealed).expect("wal")[10] ^= 0x40;
+    match Mem::open(copy(&bad).await, opts).await {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, sealed),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A store with several tables in several levels, closed.
+async fn tree() -> (MemoryStorage, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let s = MemoryStorage::new();
+    let e = engine(&s, small()).await;
+    let mut model = BTreeMap::new();
+    for i in 0..1500u32 {
+        let k = format!("key-{:05}", (i * 7919) % 1000).into_bytes();
+        let v = vec![(i % 251) as u8; 20];
+        put_many(&e, &[(&k, Some(&v))]).await;
+        model.insert(k, v);
+    }
+    e.close().await.expect("close");
+    (s, model)
+}
+
+#[tokio::test]
+async fn manifest_recovery() {
+    let (s, model) = tree().await;
+    let full = files(&s).await;
+    let names = tables(&full);
+    assert!(names.len() >= 2, "{names:?}");
+    assert!(full.contains_key("MANIFEST"));
+
+    // Reopen: manifest plus WAL replay give back everything.
+    let e = engine(&s, small()).await;
+    assert_eq!(all(&e).await, model);
+    drop(e);
+
+    // An orphan table (a crashed compaction's output) is deleted by a writable open only.
+    let mut orphaned = full.clone();
+    orphaned.insert("99999990.sst".into(), full[&names[0]].clone());
+    let st = copy(&orphaned).await;
+    let ro = engine(&st, small().read_only(true)).await;
+    assert_eq!(all(&ro).await, model);
+    drop(ro);
+    assert!(files(&st).await.contains_key("99999990.sst"));
+    let e = engine(&st, small()).await;
+    assert_eq!(all(&e).await, model);
+    drop(e);
+    assert!(!files(&st).await.contains_key("99999990.sst"));
+
+    // A table the manifest lists but storage lacks: corruption naming it.
+    let mut missing = full.clone();
+    missing.remove(&names[0]);
+    match Mem::open(copy(&missing).await, small()).await {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, names[0]),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+
+    // A damaged manifest.
+    let mut bad = full.clone();
+    bad.get_mut("MANIFEST").expect("manifest")[20] ^= 1;
+    assert!(matches!(
+        Mem::open(copy(&bad).await, small()).await,
+        Err(Error::Corruption { .. })
+    ));
+
+    // A leftover MANIFEST.tmp (crash before the rename) is ignored and removed.
+    let mut tmp = full.clone();
+    tmp.insert("MANIFEST.tmp".into(), vec![1, 2, 3]);
+    let st = copy(&tmp).await;
+    let e = engine(&st, small()).await;
+    assert_eq!(all(&e).await, model);
+    drop(e);
+    assert!(!files(&st).await.contains_key("MANIFEST.tmp"));
+}
+
+#[tokio::test]
+async fn damaged_table_is_a_typed_error() {
+    let (s, _) = tree().await;
+    let full = files(&s).await;
+    for name in tables(&full) {
+        for at in [0usize, full[&name].len() / 2, full[&name].len() - 1] {
+            let mut bad = full.clone();
+            bad.get_mut(&name).expect("table")[at] ^= 0x11;
+            let e = match Mem::open(copy(&bad).await, small()).await {
+                Ok(e) => e,
+                Err(Error::Corruption { .. }) => continue,
+                Err(other) => panic!("unexpected {other}"),
+            };
+            // Tables open lazily: the damage shows when read.
+            let at_seq = e.snapshot().expect("snapshot").seq();
+            let r = e.scan(0, &KeyRange::all(), at_seq, false, usize::MAX).await;
+            assert!(
+                matches!(r, Err(Error::Corruption { ref file, .. }) if *file == name),
+                "{name}@{at}: {:?}",
+                r.map(|v| v.len())
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn crash_after_a_flush_before_wal_deletion() {
+    let s = MemoryStorage::new();
+    let opts = Options::default().memtable_size(2 << 10).background(false);
+    let e = engine(&s, opts.clone()).await;
+    put_many(&e, &[(b"a", Some(b"1"))]).await;
+    let before_flush = files(&s).await;
+    let mut i = 0u32;
+    // Commit until a flush deleted the first WAL file.
+    while files(&s)
+        .await
+        .keys()
+        .any(|n| before_flush.contains_key(n) && n.starts_with("wal-"))
+    {
+        let k = format!("k{i:05}");
+        put_many(&e, &[(k.as_bytes(), Some(&[1u8; 100]))]).await;
+        i += 1;
+    }
+    drop(e);
+    let mut crashed = files(&s).await;
+    // The old WAL comes back, as if its deletion had not reached the disk.
+    for (name, data) in &before_flush {
+        if name.starts_with("wal-") {
+            crashed.insert(name.clone(), data.clone());
+        }
+    }
+    let st = copy(&crashed).await;
+    let e = engine(&st, opts).await;
+    let got = all(&e).await;
+    assert_eq!(got.len() as u32, i + 1);
+    assert_eq!(got.get(&b"a"[..]), Some(&b"1".to_vec()));
+    assert_eq!(
+        e.versions(0, b"a", u64::MAX).await.expect("versions").len(),
+        1
+    );
+    drop(e);
+    for name in before_flush.keys().filter(|n| n.starts_with("wal-")) {
+        assert!(!files(&st).await.contains_key(name), "stale {name} deleted");
+    }
+}
