@@ -250,8 +250,10 @@ impl<E: Engine> Transaction<E> {
         RangeQuery::new(self, slot, encoded)
     }
 
-    /// Entries of `slot` whose keys start with `prefix` (for strings and byte strings: a
-    /// textual prefix; for other types: the same leading fields).
+    /// Entries of `slot` whose encoded keys start with the encoding of `prefix`, without its
+    /// final string terminator: for a string, every string key that starts with it; for a
+    /// tuple `(a, b)` of a tuple key `(a, b, c)`, every key with those leading fields (and if
+    /// the last given field is a string, every key whose field starts with it).
     pub fn prefix<P, K, V>(&self, slot: Slot, prefix: &P) -> RangeQuery<'_, E, K, V>
     where
         P: Serialize + ?Sized,

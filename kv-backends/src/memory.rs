@@ -59,7 +59,8 @@ impl MemoryFile {
     }
 }
 
-#[kv_api::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl StorageFile for MemoryFile {
     async fn len(&self) -> Result<u64> {
         Ok(self.read().len() as u64)
@@ -109,7 +110,8 @@ impl Drop for MemoryLock {
     }
 }
 
-#[kv_api::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl Storage for MemoryStorage {
     type File = MemoryFile;
 

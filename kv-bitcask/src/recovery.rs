@@ -248,11 +248,16 @@ pub(crate) async fn recover<S: Storage>(
                 Some(&mut pending),
             )?;
             runs.push(entries);
-            if valid_len < buf.len() as u64 && !read_only {
-                // A torn tail: the uncommitted transaction goes, write records included, so
-                // the next commit appended here is not glued to its remains.
-                file.truncate(valid_len).await?;
+            if !read_only {
+                if valid_len < buf.len() as u64 {
+                    // A torn tail: the uncommitted transaction goes, write records included,
+                    // so the next commit appended here is not glued to its remains.
+                    file.truncate(valid_len).await?;
+                }
+                // What recovery serves must survive a power loss right after: the tail may
+                // have been written but never synced by the process that crashed.
                 file.sync().await?;
+                storage.sync().await?;
             }
             last = last.max(active_last);
             handles.insert(active_ref.id, file.clone());

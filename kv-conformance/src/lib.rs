@@ -1,1 +1,239 @@
+//! The behaviour contract of the `kv` store: one suite of tests that every engine on every
+//! backend must pass.
+//!
+//! The workspace runs it on every engine × backend combination (`tests/matrix.rs`). If you
+//! write your own backend, run the suite in your own CI with one line per engine:
+//!
+//! ```ignore
+//! // tests/conformance.rs of your crate
+//! kv_conformance::suite!(my_backend_bitcask, engine = kv_bitcask::Bitcask, factory = MyFactory);
+//! kv_conformance::suite!(my_backend_lsm, engine = kv_lsm::Lsm, factory = MyFactory);
+//! ```
+//!
+//! where `MyFactory` implements [`StorageFactory`]: it makes one fresh, empty storage, and
+//! hands out handles on the same data every time [`StorageFactory::storage`] is called, so
+//! the suite can drop a store and reopen what it left. Each `suite!` line expands into a
+//! module with one `#[test]` per case, so `cargo test` names the failing case and the
+//! combination, for example `my_backend_bitcask::versions_list_removals`.
+//! `tests/custom_backend.rs` of this crate is a complete example: a `HashMap` backend written
+//! as a user would, passing the whole suite.
+//!
+//! # What is checked
+//!
+//! CRUD in independent slots; typed round trips and typed errors (`Decode`, `TooLarge`);
+//! isolation; write-write, read-write and range (phantom) conflicts; versions and their
+//! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
+//! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
+//! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
+//! I/O, flipped bytes); concurrent transactions; and random histories (with `proptest`)
+//! checked after every step against a [`Model`].
+//!
+//! # Random histories
+//!
+//! The `history_*` cases run `KV_PROPTEST_CASES` random histories (default
+//! [`DEFAULT_PROPTEST_CASES`]) from the seed `KV_PROPTEST_SEED` (default fixed, so CI is
+//! reproducible). For a long soak: `KV_PROPTEST_CASES=5000 cargo test -p kv-conformance
+//! history`. A failure prints the shrunk history (the `Debug` of its operations) and the seed.
+//!
+//! # Runtimes
+//!
+//! Cases are `async fn`s that use no threads, no `std::fs` and no runtime directly; the only
+//! runtime-specific code is in [`runtime`] (`block_on`, `join_all`). Natively each test runs
+//! its case on a fresh two-worker tokio runtime. A wasm32 runner (`wasm_bindgen_test`) only
+//! needs a variant of [`suite!`] whose tests `await` the same case functions.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cases;
+mod factory;
+mod faulty;
+mod harness;
+pub mod model;
+mod rng;
+pub mod runtime;
+pub mod script;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use factory::TempFileFactory;
+pub use factory::{MemoryFactory, StorageFactory};
+pub use faulty::{CrashMode, FaultyFile, FaultyStorage, Ops};
+pub use harness::{EngineFamily, Env, StoreOf, dump, dump_summary};
+pub use model::{Model, check_store};
+pub use rng::Rng;
+#[cfg(not(target_arch = "wasm32"))]
+pub use runtime::block_on;
+
+#[doc(hidden)]
+pub use kv_api;
+
+/// Random histories per `history_*` case unless `KV_PROPTEST_CASES` says otherwise.
+pub const DEFAULT_PROPTEST_CASES: u32 = 64;
+
+/// Expands into a module `$name` with one `#[test]` per case of the suite, running on the
+/// engine family `engine` (a generic engine type written without its storage parameter, like
+/// `kv_bitcask::Bitcask`) and the storage factory `factory` (a [`StorageFactory`]).
+///
+/// ```ignore
+/// kv_conformance::suite!(bitcask_memory, engine = kv_bitcask::Bitcask, factory = kv_conformance::MemoryFactory);
+/// ```
+///
+/// The module also exports `CASES` (the test names) and `combination()` (the engine's and the
+/// backend's names).
+#[macro_export]
+macro_rules! suite {
+    ($name:ident, engine = $($engine:ident)::+, factory = $factory:ty $(,)?) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The engine family under test.
+            pub struct Family;
+
+            impl $crate::EngineFamily for Family {
+                type Engine<S: $crate::kv_api::Storage> = $($engine)::+<S>;
+            }
+
+            /// The storage factory under test.
+            pub type Factory = $factory;
+
+            /// The engine's and the backend's names.
+            pub fn combination() -> (&'static str, &'static str) {
+                (
+                    <<Family as $crate::EngineFamily>::Engine<
+                        <Factory as $crate::StorageFactory>::Storage,
+                    > as $crate::kv_api::Engine>::NAME,
+                    <Factory as $crate::StorageFactory>::NAME,
+                )
+            }
+
+            $crate::__suite_cases!(Family, Factory);
+        }
+    };
+}
+
+/// [`suite!`] for several combinations at once, plus `registered()`: the (engine, backend)
+/// names of every combination, for a completeness test.
+///
+/// ```ignore
+/// kv_conformance::matrix! {
+///     bitcask_memory: engine = kv_bitcask::Bitcask, factory = kv_conformance::MemoryFactory;
+///     bitcask_file: engine = kv_bitcask::Bitcask, factory = kv_conformance::TempFileFactory;
+/// }
+/// ```
+#[macro_export]
+macro_rules! matrix {
+    ($($name:ident: engine = $($engine:ident)::+, factory = $factory:ty;)*) => {
+        $( $crate::suite!($name, engine = $($engine)::+, factory = $factory); )*
+
+        /// The (engine, backend) names of every combination registered by this `matrix!`.
+        pub fn registered() -> Vec<(&'static str, &'static str)> {
+            vec![$($name::combination()),*]
+        }
+    };
+}
+
+/// The list of cases: `test name => group::function`. One place, so every `suite!` has all.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_cases {
+    ($family:ty, $factory:ty) => {
+        $crate::__suite_tests! { $family, $factory;
+            crud_insert_get_remove => crud::insert_get_remove,
+            crud_slots_independent => crud::slots_independent,
+            crud_overwrite => crud::overwrite,
+            crud_empty_store => crud::empty_store,
+            crud_many_keys_reopen => crud::many_keys_reopen,
+            types_round_trips => types::round_trips,
+            types_large_value => types::large_value,
+            types_wrong_type_is_decode_error => types::wrong_type_is_decode_error,
+            types_too_large => types::too_large,
+            types_key_types_do_not_collide => types::key_types_do_not_collide,
+            types_str_reads_as_string => types::str_reads_as_string,
+            types_empty_value_is_not_removal => types::empty_value_is_not_removal,
+            isolation_later_commits_invisible => isolation::later_commits_invisible,
+            isolation_own_writes_visible => isolation::own_writes_visible,
+            isolation_own_removal => isolation::own_removal,
+            isolation_uncommitted_invisible => isolation::uncommitted_invisible,
+            conflicts_write_write => conflicts::write_write,
+            conflicts_read_write => conflicts::read_write,
+            conflicts_read_of_absent_key => conflicts::read_of_absent_key,
+            conflicts_removal_conflicts => conflicts::removal_conflicts,
+            conflicts_disjoint_writes_commit => conflicts::disjoint_writes_commit,
+            conflicts_read_only_never_conflicts => conflicts::read_only_never_conflicts,
+            conflicts_range_inside => conflicts::range_inside,
+            conflicts_range_outside => conflicts::range_outside,
+            conflicts_prefix_phantom => conflicts::prefix_phantom,
+            conflicts_retry_after_conflict => conflicts::retry_after_conflict,
+            versions_order_and_values => versions::order_and_values,
+            versions_list_removals => versions::list_removals,
+            versions_unknown_version => versions::unknown_version,
+            versions_sequence_numbers => versions::sequence_numbers,
+            versions_one_version_per_transaction => versions::one_version_per_transaction,
+            versions_commit_time_monotonic => versions::commit_time_monotonic,
+            merge_latest_values_survive => merge::latest_values_survive,
+            merge_drops_old_versions => merge::drops_old_versions,
+            merge_shrinks_storage => merge::shrinks_storage,
+            merge_without_garbage => merge::without_garbage,
+            merge_twice => merge::twice,
+            merge_then_write_and_reopen => merge::then_write_and_reopen,
+            merge_keeps_open_snapshot => merge::keeps_open_snapshot,
+            merge_drops_old_snapshots => merge::drops_old_snapshots,
+            scan_typed_order => scan::typed_order,
+            scan_strings_and_prefixes => scan::strings_and_prefixes,
+            scan_tuple_prefix => scan::tuple_prefix,
+            scan_reverse_and_limit => scan::reverse_and_limit,
+            scan_stream_many_keys => scan::stream_many_keys,
+            scan_sees_own_writes => scan::sees_own_writes,
+            scan_skips_other_key_types => scan::skips_other_key_types,
+            snapshot_stable_under_commits => snapshot::stable_under_commits,
+            snapshot_at_every_version => snapshot::at_every_version,
+            snapshot_at_unknown_version => snapshot::at_unknown_version,
+            snapshot_is_read_only => snapshot::is_read_only,
+            reopen_after_each_operation => reopen::after_each_operation,
+            reopen_read_only => reopen::read_only,
+            reopen_read_only_beside_writer => reopen::read_only_beside_writer,
+            reopen_second_writer_locked => reopen::second_writer_locked,
+            reopen_closed_store => reopen::closed_store,
+            crash_power_loss_keeps_acknowledged => crash::power_loss_keeps_acknowledged,
+            crash_every_boundary_power_loss => crash::every_boundary_power_loss,
+            crash_every_boundary_process => crash::every_boundary_process,
+            crash_every_boundary_torn => crash::every_boundary_torn,
+            crash_recovery_is_durable => crash::recovery_is_durable,
+            crash_during_merge => crash::during_merge,
+            crash_fail_each_write => crash::fail_each_write,
+            crash_fail_reads => crash::fail_reads,
+            crash_dead_process_cannot_write => crash::dead_process_cannot_write,
+            crash_buffered_commits_prefix => crash::buffered_commits_prefix,
+            crash_seed_torn_tail => crash::seed_torn_tail,
+            crash_seed_flipped_byte => crash::seed_flipped_byte,
+            crash_seed_before_commit_record => crash::seed_before_commit_record,
+            parity_abort => parity::abort,
+            parity_get_unremoved => parity::get_unremoved,
+            parity_keys => parity::keys,
+            parity_last_updated => parity::last_updated,
+            parity_stats => parity::stats,
+            concurrency_counters_no_lost_update => concurrency::counters_no_lost_update,
+            concurrency_transfers_keep_total => concurrency::transfers_keep_total,
+            concurrency_merge_during_commits => concurrency::merge_during_commits,
+            history_model => history::model,
+            history_model_with_crashes => history::model_with_crashes,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_tests {
+    ($family:ty, $factory:ty; $($test:ident => $group:ident :: $case:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::block_on($crate::cases::$group::$case::<$family, $factory>());
+            }
+        )*
+
+        /// The names of the tests in this suite.
+        pub const CASES: &[&str] = &[$(stringify!($test)),*];
+    };
+}

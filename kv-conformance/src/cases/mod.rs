@@ -1,0 +1,29 @@
+//! The cases of the suite, by group. Each case is an async function generic over the engine
+//! family and the storage factory; [`crate::suite!`] turns each into a named `#[test]`.
+//! Cases panic (assert) on failure, naming what they expected and what they got.
+
+// Values are passed as `&value`, the way the documented API and users write them.
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+pub mod concurrency;
+pub mod conflicts;
+pub mod crash;
+pub mod crud;
+pub mod history;
+pub mod isolation;
+pub mod merge;
+pub mod parity;
+pub mod reopen;
+pub mod scan;
+pub mod snapshot;
+pub mod types;
+pub mod versions;
+
+/// What the case modules share.
+mod prelude {
+    pub(crate) use crate::StorageFactory;
+    pub(crate) use crate::harness::{
+        EngineFamily, Env, StoreOf, assert_matches, dump, dump_summary, must,
+    };
+    pub(crate) use kv_api::{Error, Options, Version};
+}

@@ -1,0 +1,87 @@
+//! Storage factories: how a case gets a fresh, empty storage and later reopens the same data.
+
+use kv_api::{MaybeSend, MaybeSync, Result, Storage};
+use kv_backends::MemoryStorage;
+
+/// Makes the storage a case runs on. One factory is one "disk": [`StorageFactory::storage`]
+/// returns a handle on the same data every time it is called, so a case can drop a store and
+/// open a new one on what the first one left behind (a restart).
+///
+/// Implement it for your own backend to run the whole suite on it (see the crate docs):
+///
+/// ```ignore
+/// struct MyFactory(MyStorage);
+///
+/// #[kv_conformance::kv_api::async_trait]
+/// impl kv_conformance::StorageFactory for MyFactory {
+///     type Storage = MyStorage;
+///     const NAME: &'static str = "mine";
+///     fn new() -> Self { MyFactory(MyStorage::default()) }
+///     async fn storage(&self) -> kv_api::Result<MyStorage> { Ok(self.0.clone()) }
+/// }
+/// ```
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+pub trait StorageFactory: Sized + MaybeSend + MaybeSync + 'static {
+    /// The backend.
+    type Storage: Storage;
+
+    /// The backend's name, as listed in `kv_backends::BACKENDS` for the workspace's own.
+    const NAME: &'static str;
+
+    /// A factory over fresh, empty storage.
+    fn new() -> Self;
+
+    /// A handle on this factory's data: called again, it "reopens" the same data.
+    async fn storage(&self) -> Result<Self::Storage>;
+}
+
+/// [`MemoryStorage`]: every call to `storage` returns a clone sharing the same files.
+pub struct MemoryFactory(MemoryStorage);
+
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+impl StorageFactory for MemoryFactory {
+    type Storage = MemoryStorage;
+    const NAME: &'static str = "memory";
+
+    fn new() -> Self {
+        MemoryFactory(MemoryStorage::new())
+    }
+
+    async fn storage(&self) -> Result<MemoryStorage> {
+        Ok(self.0.clone())
+    }
+}
+
+/// `FileStorage` in a temporary directory that lives as long as the factory; every call to
+/// `storage` opens the directory again, as a restarted process would.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct TempFileFactory(tempfile::TempDir);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl TempFileFactory {
+    /// The directory holding the files.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[kv_api::async_trait]
+impl StorageFactory for TempFileFactory {
+    type Storage = kv_backends::FileStorage;
+    const NAME: &'static str = "file";
+
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("kv-conformance-")
+            .tempdir()
+            .expect("cannot create a temporary directory");
+        TempFileFactory(dir)
+    }
+
+    async fn storage(&self) -> Result<kv_backends::FileStorage> {
+        kv_backends::FileStorage::open(self.0.path()).await
+    }
+}

@@ -1,0 +1,133 @@
+//! What every case uses: the engine family under test, an environment that opens stores on
+//! the factory's storage, and small helpers.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use kv_api::{Engine, Options, Result, Storage, StorageFile, Store};
+
+use crate::StorageFactory;
+
+/// An engine generic over its storage, such as `kv_bitcask::Bitcask` (written without `<S>`).
+/// The suite needs the family, not one engine type, because the crash cases run the engine on
+/// a [`crate::FaultyStorage`] wrapped around the factory's storage. [`crate::suite!`] writes
+/// the impl.
+pub trait EngineFamily: 'static {
+    /// The engine on storage `S`.
+    type Engine<S: Storage>: Engine<Storage = S>;
+}
+
+/// The store type of family `E` on storage `S`.
+pub type StoreOf<E, S> = Store<<E as EngineFamily>::Engine<S>>;
+
+/// A case's environment: one factory (one "disk") and the engine family.
+pub struct Env<E: EngineFamily, F: StorageFactory> {
+    /// The storage factory.
+    pub factory: F,
+    _engine: PhantomData<fn() -> E>,
+}
+
+impl<E: EngineFamily, F: StorageFactory> Default for Env<E, F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
+    /// Fresh, empty storage.
+    pub fn new() -> Self {
+        Env {
+            factory: F::new(),
+            _engine: PhantomData,
+        }
+    }
+
+    /// A handle on the storage.
+    pub async fn storage(&self) -> F::Storage {
+        self.factory
+            .storage()
+            .await
+            .expect("factory cannot open its storage")
+    }
+
+    /// Opens a store with default options, panicking on error.
+    pub async fn open(&self) -> StoreOf<E, F::Storage> {
+        self.try_open_with(Options::default())
+            .await
+            .expect("open store")
+    }
+
+    /// Opens a store with `options`, panicking on error.
+    pub async fn open_with(&self, options: Options) -> StoreOf<E, F::Storage> {
+        self.try_open_with(options).await.expect("open store")
+    }
+
+    /// Opens a store with `options`.
+    pub async fn try_open_with(&self, options: Options) -> Result<StoreOf<E, F::Storage>> {
+        Store::open_with(self.storage().await, options).await
+    }
+
+    /// Drops `store` and opens the same storage again (a clean restart).
+    pub async fn reopen(&self, store: StoreOf<E, F::Storage>) -> StoreOf<E, F::Storage> {
+        let options = store.engine().options().clone();
+        drop(store);
+        self.open_with(options).await
+    }
+}
+
+/// Every file of `storage` with its whole contents, to compare storage states.
+pub async fn dump<S: Storage>(storage: &S) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for name in storage.list().await? {
+        let file = storage.open(&name).await?;
+        let len = file.len().await?;
+        let len = usize::try_from(len)
+            .map_err(|_| kv_api::Error::InvalidArgument("file too large".into()))?;
+        out.insert(name, file.read_at(0, len).await?);
+    }
+    Ok(out)
+}
+
+/// A readable summary of a dump (names and lengths) for assertion messages.
+pub fn dump_summary(dump: &BTreeMap<String, Vec<u8>>) -> Vec<(String, usize)> {
+    dump.iter().map(|(n, d)| (n.clone(), d.len())).collect()
+}
+
+/// Unwraps a `Result`, panicking with the expression and the error.
+macro_rules! must {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => panic!("{} failed: {:?}", stringify!($e), e),
+        }
+    };
+}
+pub(crate) use must;
+
+/// Asserts that an expression matches a pattern, printing the value if it does not.
+macro_rules! assert_matches {
+    ($e:expr, $p:pat $(if $guard:expr)? $(,)?) => {
+        match $e {
+            $p $(if $guard)? => {}
+            ref other => panic!(
+                "{}: expected {}, got {:?}",
+                stringify!($e),
+                stringify!($p),
+                other
+            ),
+        }
+    };
+    ($e:expr, $p:pat $(if $guard:expr)?, $($msg:tt)+) => {
+        match $e {
+            $p $(if $guard)? => {}
+            ref other => panic!(
+                "{}: expected {}, got {:?}: {}",
+                stringify!($e),
+                stringify!($p),
+                other,
+                format!($($msg)+)
+            ),
+        }
+    };
+}
+pub(crate) use assert_matches;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the wasm32 crates and runs their tests in headless Chromium (IndexedDB backend).
+#
+# The toolchain route (rustup's wasm32 target, or Debian's rustc-web via ../shared/wasm) is
+# picked by scripts/wasm-env.sh.
+#
+# With KV_WASM_E2E=1 it also runs examples/browser/e2e.sh: builds the browser example and
+# clicks through it in headless Chromium (write, write again, reload, check).
+#
+# Usage: scripts/test-wasm.sh [extra cargo test arguments, e.g. a test name filter]
+# Quiet on success except for the tests' own output.
+set -euo pipefail
+
+root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+cd "$root"
+
+# The wasm test suites: package and features.
+suites=("kv-backends:indexeddb")
+
+# shellcheck source=wasm-env.sh
+. scripts/wasm-env.sh
+cargo_args=("${wasm_cargo_args[@]}")
+
+# Cargo's progress lines are dropped; errors, warnings and the tests' output are kept. (`-q`
+# would pass `--quiet` on to wasm-bindgen-test-runner, which rejects it.)
+noise='^ *(Compiling|Checking|Finished|Running|Downloaded|Downloading|Locking|Adding|Updating|Blocking|Fresh) '
+for suite in "${suites[@]}"; do
+  package=${suite%%:*}
+  features=${suite#*:}
+  # Unit and integration tests; doctests are not run for wasm32.
+  set +e
+  { cargo test -p "$package" --features "$features" "${cargo_args[@]}" --lib --tests "$@" \
+      2>&1 1>&3 3>&- | grep -Ev "$noise" >&2; } 3>&1
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    echo "test-wasm: tests of $package failed" >&2
+    exit "$status"
+  fi
+done
+
+if [ "${KV_WASM_E2E:-0}" = 1 ]; then
+  if ! examples/browser/e2e.sh; then
+    echo "test-wasm: the browser example's end-to-end test failed" >&2
+    exit 1
+  fi
+fi
