@@ -15,7 +15,7 @@ root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$root"
 
 # The wasm test suites: package and features.
-suites=("kv-backends:indexeddb")
+suites=("kv-backends:indexeddb" "kv-conformance:indexeddb")
 
 # shellcheck source=wasm-env.sh
 . scripts/wasm-env.sh

@@ -87,6 +87,14 @@ impl<E: Engine> Transaction<E> {
         }
     }
 
+    /// This transaction's own pending write of a key, if any.
+    fn local(&self, slot: Slot, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        if self.writes.is_empty() {
+            return None; // the common case: no key copy for the lookup
+        }
+        self.writes.get(&(slot, key.to_vec()))
+    }
+
     pub(crate) fn engine(&self) -> &E {
         &self.engine
     }
@@ -115,7 +123,7 @@ impl<E: Engine> Transaction<E> {
     {
         self.check()?;
         let k = encode_key(key)?;
-        if let Some(local) = self.writes.get(&(slot, k.clone())) {
+        if let Some(local) = self.local(slot, &k) {
             return local.as_deref().map(decode_value).transpose();
         }
         self.note_read(slot, &k);
@@ -134,7 +142,7 @@ impl<E: Engine> Transaction<E> {
     {
         self.check()?;
         let k = encode_key(key)?;
-        if let Some(Some(local)) = self.writes.get(&(slot, k.clone())) {
+        if let Some(Some(local)) = self.local(slot, &k) {
             return decode_value(local).map(Some);
         }
         self.note_read(slot, &k);
