@@ -40,7 +40,10 @@ async fn main() -> kv::Result<()> {
         let versions = t.versions(slot, &"key1").await?;
         assert_eq!(versions.len(), 3);
         assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
-        assert_eq!(t.get_version::<_, u8>(slot, &"key1", versions[1]).await?, None);
+        assert_eq!(
+            t.get_version::<_, u8>(slot, &"key1", versions[1]).await?,
+            None
+        );
         assert_eq!(t.get_version(slot, &"key1", versions[2]).await?, Some(3));
         for v in &versions {
             let what = if v.is_removal() { "removal" } else { "value" };
@@ -49,7 +52,10 @@ async fn main() -> kv::Result<()> {
     }
     let before = store.stats().await?.bytes_on_storage;
     store.merge().await?;
-    println!("merged: {before} bytes before, {} after", store.stats().await?.bytes_on_storage);
+    println!(
+        "merged: {before} bytes before, {} after",
+        store.stats().await?.bytes_on_storage
+    );
     drop(store);
 
     let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;

@@ -57,7 +57,9 @@ struct Files(tempfile::TempDir);
 
 impl Files {
     fn new() -> Result<Self> {
-        Ok(Files(tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?))
+        Ok(Files(
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?,
+        ))
     }
 }
 
@@ -109,7 +111,10 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
         let versions = t.versions(slot, &"key1").await?;
         assert_eq!(versions.len(), 3);
         assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
-        assert_eq!(t.get_version::<_, u8>(slot, &"key1", versions[1]).await?, None);
+        assert_eq!(
+            t.get_version::<_, u8>(slot, &"key1", versions[1]).await?,
+            None
+        );
         assert_eq!(t.get_version(slot, &"key1", versions[2]).await?, Some(3));
         assert!(versions[1].is_removal() && !versions[2].is_removal());
     }
@@ -143,7 +148,11 @@ async fn commit_one<E: Engine>(store: &Store<E>, key: &str, value: u32) -> Resul
 /// AssemblageKV 0.1 lost C here: recovery cut only B's commit record, leaving B's writes to
 /// poison the checksum of C, appended after them.
 async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
-    for damage in [Damage::TornTail, Damage::FlippedByte, Damage::BeforeCommitRecord] {
+    for damage in [
+        Damage::TornTail,
+        Damage::FlippedByte,
+        Damage::BeforeCommitRecord,
+    ] {
         let storage = r.storage().await?;
         for name in storage.list().await? {
             storage.remove(&name).await?;
@@ -163,7 +172,10 @@ async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Resul
         let end = bytes.len();
         // The commit record is the last frame: 8 bytes of framing and a 25-byte payload.
         let commit_len = 8 + 25;
-        assert!(end - start > commit_len, "{damage:?}: B has a write and a commit record");
+        assert!(
+            end - start > commit_len,
+            "{damage:?}: B has a write and a commit record"
+        );
         let f = storage.open(name).await?;
         match damage {
             Damage::TornTail => f.truncate(((start + end) / 2) as u64).await?,
@@ -181,8 +193,16 @@ async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Resul
         let store = open::<E>(&r).await?;
         {
             let t = store.current().await;
-            assert_eq!(t.get::<_, u32>(0, &"a").await?, Some(1), "{damage:?}: A survives");
-            assert_eq!(t.get::<_, u32>(0, &"b").await?, None, "{damage:?}: B rolled back");
+            assert_eq!(
+                t.get::<_, u32>(0, &"a").await?,
+                Some(1),
+                "{damage:?}: A survives"
+            );
+            assert_eq!(
+                t.get::<_, u32>(0, &"b").await?,
+                None,
+                "{damage:?}: B rolled back"
+            );
         }
         commit_one(&store, "c", 3).await?;
         drop(store);
@@ -190,13 +210,29 @@ async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Resul
             let before = files(&storage).await?;
             let store = open::<E>(&r).await?;
             let t = store.current().await;
-            assert_eq!(t.get::<_, u32>(0, &"a").await?, Some(1), "{damage:?} round {round}");
-            assert_eq!(t.get::<_, u32>(0, &"b").await?, None, "{damage:?} round {round}");
-            assert_eq!(t.get::<_, u32>(0, &"c").await?, Some(3), "{damage:?} round {round}");
+            assert_eq!(
+                t.get::<_, u32>(0, &"a").await?,
+                Some(1),
+                "{damage:?} round {round}"
+            );
+            assert_eq!(
+                t.get::<_, u32>(0, &"b").await?,
+                None,
+                "{damage:?} round {round}"
+            );
+            assert_eq!(
+                t.get::<_, u32>(0, &"c").await?,
+                Some(3),
+                "{damage:?} round {round}"
+            );
             drop(t);
             drop(store);
             if round > 0 {
-                assert_eq!(before, files(&storage).await?, "{damage:?}: reopen changed files");
+                assert_eq!(
+                    before,
+                    files(&storage).await?,
+                    "{damage:?}: reopen changed files"
+                );
             }
         }
     }

@@ -382,7 +382,10 @@ mod tests {
         let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), Some(vec![1]));
         let ticket = p.begin(&batch).await?;
         let failing = || async { Err(Error::io("sync", std::io::Error::other("disk gone"))) };
-        assert!(matches!(ticket.finish(&batch, failing).await, Err(Error::Io { .. })));
+        assert!(matches!(
+            ticket.finish(&batch, failing).await,
+            Err(Error::Io { .. })
+        ));
         assert_eq!(p.visible(), Version::ZERO, "never visible");
         assert!(matches!(p.begin(&batch).await, Err(Error::Poisoned(_))));
         Ok(())
@@ -395,7 +398,9 @@ mod tests {
             let now = now.clone();
             crate::Clock::new(move || now.load(Ordering::SeqCst) as u64)
         };
-        let opts = Options::default().clock(clock).durability(Durability::Buffered);
+        let opts = Options::default()
+            .clock(clock)
+            .durability(Durability::Buffered);
         let p = CommitPipeline::new(Version::ZERO, 0, opts);
         let mut times = Vec::new();
         for t in [1_000usize, 5_000, 2_000, 6_000] {

@@ -167,7 +167,10 @@ mod tests {
         assert!(t.check(&batch(5)).is_ok());
         let mut b = batch(5);
         b.reads.push((1, b"k".to_vec()));
-        assert!(t.check(&b).is_ok(), "commit at the start version is visible, no conflict");
+        assert!(
+            t.check(&b).is_ok(),
+            "commit at the start version is visible, no conflict"
+        );
         let b = batch(4).write(1, b"k".to_vec(), None);
         assert!(t.check(&b).is_err(), "write-write");
         let b = batch(4).write(1, b"other".to_vec(), None);

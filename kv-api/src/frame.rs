@@ -135,6 +135,9 @@ mod tests {
         }
         assert_eq!(decode_exact(&buf[..next]), Ok(&b"hello"[..]));
         assert!(decode_exact(&buf).is_err());
-        assert_eq!(valid_frames_after(&buf, 1).map(|(at, _)| at).next(), Some(next));
+        assert_eq!(
+            valid_frames_after(&buf, 1).map(|(at, _)| at).next(),
+            Some(next)
+        );
     }
 }

@@ -588,7 +588,11 @@ mod tests {
             );
             // Without transaction 3 after it, the damaged transaction is the last one: it is
             // rolled back like a torn tail, even though its commit record survived.
-            assert_eq!(seqs(&bad[..two], true).expect("last txn").0, vec![1], "flip {at}");
+            assert_eq!(
+                seqs(&bad[..two], true).expect("last txn").0,
+                vec![1],
+                "flip {at}"
+            );
         }
         // Flipped in the last transaction only: a torn tail, rolled back.
         let mut tail = buf.clone();
