@@ -190,19 +190,16 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
             self.exhausted = true;
             return Ok(());
         }
+        // A limited scan asks for no more than it still needs (a 100-row scan reads 100 rows),
+        // but for a few at least, so that keys of other types are not skipped one by one.
+        let want = self.remaining.map_or(PAGE, |n| n.clamp(16, PAGE));
         let page = self
             .txn
             .engine()
-            .scan(
-                self.slot,
-                &range,
-                self.txn.snapshot_seq(),
-                self.reverse,
-                PAGE,
-            )
+            .scan(self.slot, &range, self.txn.snapshot_seq(), self.reverse, want)
             .await?;
         let last = page.last().map(|e| e.key.clone());
-        let full = page.len() == PAGE;
+        let full = page.len() == want;
         let covered = match (&last, full, self.reverse) {
             (Some(l), true, false) => KeyRange {
                 start: self.lower.clone(),
