@@ -17,6 +17,10 @@ cd "$root"
 # The wasm test suites: package and features.
 suites=("kv-backends:indexeddb" "kv-conformance:indexeddb")
 
+# The browser conformance suite (kv-conformance, four engine x backend combinations in one
+# page) runs for about 1.5 minutes: give a test binary 10 minutes before calling it hung.
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
+
 # shellcheck source=wasm-env.sh
 . scripts/wasm-env.sh
 cargo_args=("${wasm_cargo_args[@]}")

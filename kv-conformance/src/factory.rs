@@ -85,3 +85,56 @@ impl StorageFactory for TempFileFactory {
         kv_backends::FileStorage::open(self.0.path()).await
     }
 }
+
+/// `IndexedDbStorage` (wasm32, feature `indexeddb`): a new database with a unique name per
+/// factory; every call to `storage` opens a new connection to it (as a reloaded page would),
+/// so a reopen reads back only what reached IndexedDB. The database is deleted when the
+/// factory drops (in the background, once every connection to it has closed).
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+pub struct IndexedDbFactory {
+    name: String,
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+impl IndexedDbFactory {
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+#[kv_api::async_trait(?Send)]
+impl StorageFactory for IndexedDbFactory {
+    type Storage = kv_backends::IndexedDbStorage;
+    const NAME: &'static str = "indexeddb";
+
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // Unique within the page (the counter) and across runs in the same browser profile.
+        let name = format!(
+            "kv-conformance-{}-{}-{}",
+            js_sys::Date::now() as u64,
+            (js_sys::Math::random() * 1e9) as u64,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        IndexedDbFactory { name }
+    }
+
+    async fn storage(&self) -> Result<kv_backends::IndexedDbStorage> {
+        kv_backends::IndexedDbStorage::open(&self.name).await
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+impl Drop for IndexedDbFactory {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Deletion waits for open connections to close; a failure only leaves a database of
+        // test data behind in the throwaway browser profile.
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = kv_backends::IndexedDbStorage::delete(&name).await;
+        });
+    }
+}

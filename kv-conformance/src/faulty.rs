@@ -777,7 +777,7 @@ impl<S: Storage> FaultyStorage<S> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use kv_backends::MemoryStorage;

@@ -38,9 +38,20 @@
 //! # Runtimes
 //!
 //! Cases are `async fn`s that use no threads, no `std::fs` and no runtime directly; the only
-//! runtime-specific code is in [`runtime`] (`block_on`, `join_all`). Natively each test runs
-//! its case on a fresh two-worker tokio runtime. A wasm32 runner (`wasm_bindgen_test`) only
-//! needs a variant of [`suite!`] whose tests `await` the same case functions.
+//! runtime-specific code is in [`runtime`] (`block_on`, `join_all`, `yield_now`). Natively
+//! each test runs its case on a fresh two-worker tokio runtime. On wasm32 each [`suite!`]
+//! test is an `async` `#[wasm_bindgen_test]` awaiting the same case function, with concurrent
+//! tasks interleaved on the test's task.
+//!
+//! # In a browser
+//!
+//! `tests/browser.rs` runs the suite in headless Chromium (`scripts/test-wasm.sh`) on every
+//! engine over IndexedDB (`IndexedDbFactory`, cargo feature `indexeddb`: a fresh database
+//! per case, reopened through new connections) and over memory, plus
+//! `cases::indexeddb`: what a page that goes away without syncing leaves behind. A
+//! wasm32 build needs `--cfg getrandom_backend="wasm_js"` (set in `.cargo/config.toml`), and
+//! the test crate `wasm_bindgen_test_configure!(run_in_browser)`. Panics abort on wasm32, so
+//! a failing history is not shrunk there: rerun its seed natively.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -53,6 +64,8 @@ mod rng;
 pub mod runtime;
 pub mod script;
 
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+pub use factory::IndexedDbFactory;
 #[cfg(not(target_arch = "wasm32"))]
 pub use factory::TempFileFactory;
 pub use factory::{MemoryFactory, StorageFactory};
@@ -65,13 +78,17 @@ pub use runtime::block_on;
 
 #[doc(hidden)]
 pub use kv_api;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use wasm_bindgen_test;
 
 /// Random histories per `history_*` case unless `KV_PROPTEST_CASES` says otherwise.
 pub const DEFAULT_PROPTEST_CASES: u32 = 64;
 
-/// Expands into a module `$name` with one `#[test]` per case of the suite, running on the
-/// engine family `engine` (a generic engine type written without its storage parameter, like
-/// `kv_bitcask::Bitcask`) and the storage factory `factory` (a [`StorageFactory`]).
+/// Expands into a module `$name` with one `#[test]` per case of the suite (on wasm32, one
+/// `async` `#[wasm_bindgen_test]`), running on the engine family `engine` (a generic engine
+/// type written without its storage parameter, like `kv_bitcask::Bitcask`) and the storage
+/// factory `factory` (a [`StorageFactory`]).
 ///
 /// ```ignore
 /// kv_conformance::suite!(bitcask_memory, engine = kv_bitcask::Bitcask, factory = kv_conformance::MemoryFactory);
@@ -227,9 +244,16 @@ macro_rules! __suite_cases {
 macro_rules! __suite_tests {
     ($family:ty, $factory:ty; $($test:ident => $group:ident :: $case:ident,)*) => {
         $(
+            #[cfg(not(target_arch = "wasm32"))]
             #[test]
             fn $test() {
                 $crate::block_on($crate::cases::$group::$case::<$family, $factory>());
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[$crate::wasm_bindgen_test::wasm_bindgen_test(crate = $crate::wasm_bindgen_test)]
+            async fn $test() {
+                $crate::cases::$group::$case::<$family, $factory>().await;
             }
         )*
 

@@ -1,8 +1,13 @@
 //! The only runtime-specific code of the suite: running a case, running tasks side by side,
-//! yielding, and catching a panic inside a future. Case bodies use these and nothing else, so
-//! a `wasm_bindgen_test` runner can be added by giving this module a wasm32 twin.
+//! yielding, and catching a panic inside a future. Case bodies use these and nothing else.
+//!
+//! Natively a case runs on a fresh multi-thread tokio runtime ([`block_on`]). On wasm32 there
+//! is no `block_on` (the browser's event loop cannot be blocked): [`crate::suite!`] writes
+//! `async` `wasm_bindgen_test`s that await the case, tasks run interleaved on the test's own
+//! task, and panics are not caught (wasm32 aborts on panic).
 
 use std::future::Future;
+#[cfg(not(target_arch = "wasm32"))]
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -46,7 +51,8 @@ pub async fn join_all<T: Send + 'static>(tasks: Vec<BoxFuture<'static, T>>) -> V
     out
 }
 
-/// Runs `tasks` concurrently on the current task (wasm32 has no threads).
+/// Runs `tasks` concurrently on the current task (wasm32 has no threads): each is polled in
+/// turn whenever the joint future is woken, so they interleave at every `await` that waits.
 #[cfg(target_arch = "wasm32")]
 pub async fn join_all<T: 'static>(tasks: Vec<BoxFuture<'static, T>>) -> Vec<T> {
     JoinAll {
@@ -61,6 +67,10 @@ struct JoinAll<T> {
     tasks: Vec<Option<BoxFuture<'static, T>>>,
     out: Vec<Option<T>>,
 }
+
+// Nothing is pinned structurally: the tasks are boxed and outputs are only moved out.
+#[cfg(target_arch = "wasm32")]
+impl<T> Unpin for JoinAll<T> {}
 
 #[cfg(target_arch = "wasm32")]
 impl<T> Future for JoinAll<T> {
@@ -91,12 +101,15 @@ impl<T> Future for JoinAll<T> {
 }
 
 /// Lets other tasks run once (interleaves concurrent transactions).
+#[cfg(not(target_arch = "wasm32"))]
 pub async fn yield_now() {
     YieldNow(false).await
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 struct YieldNow(bool);
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Future for YieldNow {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -110,14 +123,50 @@ impl Future for YieldNow {
     }
 }
 
+/// Lets other tasks run once, and the browser deliver its pending events. It must give the
+/// event loop a turn (a task, not a microtask): a transaction that lost a conflict and
+/// retries at once, in microtasks only, would never let the winner's IndexedDB write report
+/// back, and retry forever. `setTimeout(0)`, not `scheduler.yield()`, whose continuations
+/// run before other tasks (the IndexedDB events) and so starve them the same way.
+#[cfg(target_arch = "wasm32")]
+pub async fn yield_now() {
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let promise = Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        let set_timeout = Reflect::get(&global, &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok());
+        let scheduled = set_timeout.is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
+        if !scheduled {
+            // No timers here: a microtask is the best there is.
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    });
+    // Resolves (never rejects) once the event loop has had its turn.
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// Runs `fut`, turning a panic inside it into `Err(message)`: a panicking engine becomes a
 /// failing (and shrinkable) history instead of an aborted test.
+#[cfg(not(target_arch = "wasm32"))]
 pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, String> {
     CatchPanic(Box::pin(fut)).await
 }
 
+/// Runs `fut`. wasm32 aborts on panic, so there is nothing to catch: a panicking history
+/// fails the test unshrunk (the histories are the same natively, from the same seed: shrink
+/// it there).
+#[cfg(target_arch = "wasm32")]
+pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, String> {
+    Ok(fut.await)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 struct CatchPanic<F>(Pin<Box<F>>);
 
+#[cfg(not(target_arch = "wasm32"))]
 impl<F: Future> Future for CatchPanic<F> {
     type Output = Result<F::Output, String>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

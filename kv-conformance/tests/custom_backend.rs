@@ -1,5 +1,6 @@
 //! A backend written the way a user would write one (a `HashMap` of byte vectors behind a
 //! mutex), proven by the whole conformance suite with one `suite!` line at the bottom.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,7 @@
 //! The whole suite on every engine x backend of the workspace, and a check that no exported
 //! engine or backend is missing from this list.
+//! (Native; the browser matrix is `tests/browser.rs`.)
+#![cfg(not(target_arch = "wasm32"))]
 
 kv_conformance::matrix! {
     bitcask_memory: engine = kv_bitcask::Bitcask, factory = kv_conformance::MemoryFactory;

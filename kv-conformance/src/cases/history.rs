@@ -598,7 +598,7 @@ pub async fn check_property<T, S, Fut>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

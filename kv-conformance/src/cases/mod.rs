@@ -10,6 +10,8 @@ pub mod conflicts;
 pub mod crash;
 pub mod crud;
 pub mod history;
+#[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
+pub mod indexeddb;
 pub mod isolation;
 pub mod merge;
 pub mod parity;
