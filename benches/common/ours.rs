@@ -77,8 +77,14 @@ pub struct Opened<E: Engine, B: Backend> {
     pub place: B,
 }
 
+/// The options our stores are opened with: the defaults, with the run's cache budget
+/// ([`workload::cache_bytes`]).
+pub fn options() -> Options {
+    Options::default().cache_size(workload::cache_bytes())
+}
+
 pub async fn open_on<E: Engine<Storage = B::S>, B: Backend>(place: &B) -> Store<E> {
-    Store::open_with(place.storage().await, Options::default())
+    Store::open_with(place.storage().await, options())
         .await
         .unwrap_or_else(|e| panic!("open {} on {}: {e}", E::NAME, B::NAME))
 }

@@ -99,6 +99,26 @@ pub fn sizes() -> Sizes {
     }
 }
 
+/// Default read-cache budget of every store, in MiB (see [`cache_bytes`]).
+pub const CACHE_MB: usize = 64;
+
+/// The read-cache budget every store gets, in bytes: `KV_BENCH_CACHE_MB` MiB, default
+/// [`CACHE_MB`]. Ours: `Options::cache_size`; redb: `set_cache_size`; fjall: `cache_size`;
+/// sled: `cache_capacity`; RocksDB: the block cache. One budget for all, so that nobody wins
+/// by holding more of the data in memory than the others may.
+pub fn cache_bytes() -> usize {
+    match std::env::var("KV_BENCH_CACHE_MB").as_deref() {
+        Err(_) | Ok("") => CACHE_MB << 20,
+        Ok(mb) => match mb.parse::<usize>() {
+            Ok(mb) => mb << 20,
+            Err(_) => {
+                eprintln!("KV_BENCH_CACHE_MB={mb}: expected a number of MiB");
+                std::process::exit(2)
+            }
+        },
+    }
+}
+
 /// SplitMix64: a fast, well-mixed PRNG and hash; the same sequence on every run.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

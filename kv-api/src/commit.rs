@@ -16,7 +16,7 @@
 //! error, later commits return [`Error::Poisoned`], reads keep serving the last visible state,
 //! and reopening recovers exactly what is durable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use crate::conflict::ConflictTracker;
@@ -50,6 +50,9 @@ pub struct CommitPipeline {
     options: Options,
     writer: tokio::sync::Mutex<WriterState>,
     visible: RwLock<Version>,
+    /// `visible.seq()`, readable without the lock: stored under `visible`'s write lock, so it
+    /// is never behind a version a snapshot was taken at (see [`CommitPipeline::visible_seq`]).
+    visible_seq: AtomicU64,
     appended: Mutex<Version>,
     sync: Mutex<SyncState>,
     synced_notify: tokio::sync::Notify,
@@ -70,6 +73,7 @@ impl CommitPipeline {
                 last,
             }),
             visible: RwLock::new(last),
+            visible_seq: AtomicU64::new(last.seq()),
             appended: Mutex::new(last),
             sync: Mutex::new(SyncState {
                 synced: last.seq(),
@@ -93,10 +97,19 @@ impl CommitPipeline {
         *self.visible.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The sequence number of [`CommitPipeline::visible`], with one atomic load: for the read
+    /// path, which only clamps to it. It is stored while `visible`'s write lock is held, so a
+    /// snapshot taken at version `v` (under the read lock) is never ahead of it: reads at the
+    /// snapshot see everything the snapshot does.
+    pub fn visible_seq(&self) -> u64 {
+        self.visible_seq.load(Ordering::Acquire)
+    }
+
     fn publish(&self, v: Version) {
         let mut visible = self.visible.write().unwrap_or_else(PoisonError::into_inner);
         if v > *visible {
             *visible = v;
+            self.visible_seq.store(v.seq(), Ordering::Release);
         }
     }
 

@@ -4,10 +4,12 @@
 //! * [`Engine`]: the byte-level engine trait (Bitcask, LSM), with [`WriteBatch`], [`KeyRange`].
 //! * [`Store`] / [`Transaction`]: the typed API, written once over any engine.
 //! * Shared engine machinery: [`frame`] (CRC framing), [`txlog`] (transaction log records and
-//!   recovery), [`commit`] (ordering, conflicts, group commit), [`snapshot`], [`keycodec`].
+//!   recovery), [`commit`] (ordering, conflicts, group commit), [`snapshot`], [`keycodec`],
+//!   [`cache`] (the sharded read cache).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod codec;
 pub mod commit;
 pub mod conflict;

@@ -196,7 +196,13 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
         let page = self
             .txn
             .engine()
-            .scan(self.slot, &range, self.txn.snapshot_seq(), self.reverse, want)
+            .scan(
+                self.slot,
+                &range,
+                self.txn.snapshot_seq(),
+                self.reverse,
+                want,
+            )
             .await?;
         let last = page.last().map(|e| e.key.clone());
         let full = page.len() == want;

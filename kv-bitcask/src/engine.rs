@@ -14,7 +14,8 @@ use kv_api::{
 use crate::hint;
 use crate::key::Key;
 use crate::keydir::{Keydir, Loc};
-use crate::layout::{Active, Layout, SegInfo};
+use crate::layout::{Active, Layout, SegFile, SegInfo};
+use crate::pages::PageCache;
 use crate::recovery;
 use crate::segment::{hint_name, parse_name, segment_name};
 
@@ -40,8 +41,10 @@ pub struct Bitcask<S: Storage> {
     pub(crate) storage: S,
     pub(crate) pipeline: CommitPipeline,
     pub(crate) keydir: RwLock<Keydir>,
-    /// Open handles by file id (sealed, merged and active segments).
-    pub(crate) handles: RwLock<HashMap<u32, S::File>>,
+    /// Open segments by file id (sealed, merged and active), with their readable lengths.
+    pub(crate) handles: RwLock<HashMap<u32, SegFile<S::File>>>,
+    /// Cached segment pages, bounded by `Options::cache_size`.
+    pub(crate) pages: PageCache,
     pub(crate) layout: Mutex<Layout<S::File>>,
     /// Bumped (under the keydir write lock) whenever a merge moves versions to other files,
     /// so a read that fails on a file merge deleted knows to look the version up again.
@@ -60,58 +63,7 @@ impl<S: Storage> Bitcask<S> {
 
     /// Reads are clamped to what is published: versions above it may still be in flight.
     fn visible_at(&self, at: u64) -> u64 {
-        at.min(self.pipeline.visible().seq())
-    }
-
-    fn handle(&self, id: u32) -> Option<S::File> {
-        read(&self.handles).get(&id).cloned()
-    }
-
-    /// Reads the record at `loc`, checks it belongs to `key`, and returns its value.
-    async fn read_frame(&self, key: &[u8], loc: Loc) -> Result<Option<Vec<u8>>> {
-        let file = self.handle(loc.file()).ok_or_else(|| {
-            Error::corruption(segment_name(loc.file()), loc.offset, "segment is not open")
-        })?;
-        let mut buf = file.read_at(loc.offset, loc.len as usize).await?;
-        let value_len = decode_record(&buf, key, &loc)?.map(<[u8]>::len);
-        // The value is the tail of the frame: keep the buffer, drop the header in place.
-        Ok(value_len.map(|n| {
-            buf.drain(..buf.len() - n);
-            buf
-        }))
-    }
-
-    /// Reads the value of version `loc` of `key`, found at keydir generation `generation`.
-    /// If a merge moved the version meanwhile (and deleted its old file), looks it up again.
-    pub(crate) async fn read_value(
-        &self,
-        key: &[u8],
-        mut loc: Loc,
-        mut generation: u64,
-    ) -> Result<Option<Vec<u8>>> {
-        loop {
-            let err = match self.read_frame(key, loc).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            self.pipeline.check_open()?;
-            let (again, now) = self.lookup(|kd| kd.exact(key, loc.seq));
-            if now == generation {
-                return Err(err);
-            }
-            match again {
-                Some(l) => {
-                    loc = l;
-                    generation = now;
-                }
-                None => {
-                    return Err(Error::VersionNotFound {
-                        seq: loc.seq,
-                        reason: "dropped by merge",
-                    });
-                }
-            }
-        }
+        at.min(self.pipeline.visible_seq())
     }
 
     /// Syncs the active segment (the group-commit leader's sync). Commits in segments sealed
@@ -143,7 +95,7 @@ impl<S: Storage> Bitcask<S> {
         let new_file = self.storage.create(&segment_name(new_id)).await?;
         // The new segment must exist before a manifest names it.
         self.storage.sync().await?;
-        write(&self.handles).insert(new_id, new_file.clone());
+        write(&self.handles).insert(new_id, SegFile::new(new_file.clone(), 0));
         let sealed_now = SegInfo {
             id: old_id,
             merged: false,
@@ -198,6 +150,10 @@ impl<S: Storage> Bitcask<S> {
     ) {
         let mut layout = lock(&self.layout);
         let mut kd = write(&self.keydir);
+        // Readable before the keydir points there.
+        if let Some(seg) = read(&self.handles).get(&id) {
+            seg.extend(offset + len);
+        }
         let mut pending = layout.active.as_mut().filter(|a| a.id == id).map(|a| {
             a.len = a.len.max(offset + len);
             &mut a.pending
@@ -218,24 +174,6 @@ impl<S: Storage> Bitcask<S> {
             }
         }
     }
-}
-
-/// Decodes the whole frame `buf` of version `loc` of `key` (CRC checked) and returns its value
-/// (`None` for a removal). A frame that is damaged, or holds another key or kind of write, is
-/// [`Error::Corruption`] at that place.
-pub(crate) fn decode_record<'a>(buf: &'a [u8], key: &[u8], loc: &Loc) -> Result<Option<&'a [u8]>> {
-    let here = |reason: String| Error::corruption(segment_name(loc.file()), loc.offset, reason);
-    let (slot, k, value) = txlog::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
-        Error::Corruption { reason, .. } => here(reason),
-        other => other,
-    })?;
-    if key.first() != Some(&slot) || key.get(1..) != Some(k) {
-        return Err(here("record of another key".into()));
-    }
-    if value.is_none() != loc.is_removal() {
-        return Err(here("record of another kind".into()));
-    }
-    Ok(value)
 }
 
 /// Encodes a transaction: one write record per key and the commit record, in one buffer.
@@ -281,11 +219,13 @@ impl<S: Storage> Engine for Bitcask<S> {
             Some(storage.lock().await?)
         };
         let rec = recovery::recover(&storage, options.read_only).await?;
+        let cache_size = options.cache_size;
         Ok(Bitcask {
             storage,
             pipeline: CommitPipeline::new(rec.last, rec.horizon, options),
             keydir: RwLock::new(rec.keydir),
             handles: RwLock::new(rec.handles),
+            pages: PageCache::new(cache_size),
             layout: Mutex::new(rec.layout),
             generation: AtomicU64::new(0),
             merging: tokio::sync::Mutex::new(()),
@@ -311,7 +251,7 @@ impl<S: Storage> Engine for Bitcask<S> {
         let key = Key::new(slot, key);
         match self.lookup(|kd| kd.get(&key, at)) {
             (Some(loc), generation) if !loc.is_removal() => {
-                self.read_value(&key, loc, generation).await
+                self.read_value(slot, key.user_key(), loc, generation).await
             }
             _ => Ok(None),
         }
@@ -331,7 +271,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             return Ok(None);
         };
         Ok(self
-            .read_value(&key, loc, generation)
+            .read_value(slot, key.user_key(), loc, generation)
             .await?
             .map(|v| (loc.version(), v)))
     }
@@ -357,7 +297,7 @@ impl<S: Storage> Engine for Bitcask<S> {
     ) -> Result<Option<Vec<u8>>> {
         self.pipeline.check_open()?;
         let seq = version.seq();
-        if seq > self.pipeline.visible().seq() {
+        if seq > self.pipeline.visible_seq() {
             return Err(Error::VersionNotFound {
                 seq,
                 reason: "not committed yet",
@@ -370,7 +310,7 @@ impl<S: Storage> Engine for Bitcask<S> {
                 reason: "the key has no such version (or merge dropped it)",
             }),
             (Some(loc), _) if loc.is_removal() => Ok(None),
-            (Some(loc), generation) => self.read_value(&key, loc, generation).await,
+            (Some(loc), generation) => self.read_value(slot, key.user_key(), loc, generation).await,
         }
     }
 
@@ -385,22 +325,16 @@ impl<S: Storage> Engine for Bitcask<S> {
         self.pipeline.check_open()?;
         let at = self.visible_at(at);
         let (found, generation) = self.lookup(|kd| kd.scan(slot, range, at, reverse, limit));
-        let mut out = Vec::with_capacity(found.len());
-        for (key, loc) in found {
-            // A live version has a value; `None` would mean the keydir and the file disagree.
-            let value = self
-                .read_value(&key, loc, generation)
-                .await?
-                .ok_or_else(|| {
-                    Error::corruption(segment_name(loc.file()), loc.offset, "expected a value")
-                })?;
-            out.push(Entry {
-                key: key.user_key().to_vec(),
+        let values = self.read_live_values(slot, &found, generation).await?;
+        Ok(found
+            .into_iter()
+            .zip(values)
+            .map(|((key, loc), value)| Entry {
+                key,
                 value,
                 version: Version::new(loc.seq, loc.time_ms),
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<Version> {
@@ -448,6 +382,7 @@ impl<S: Storage> Engine for Bitcask<S> {
     async fn stats(&self) -> Result<Stats> {
         self.pipeline.check_open()?;
         let counts = read(&self.keydir).counts();
+        let (cache_hits, cache_misses) = self.pages.counters();
         let (segment_bytes, files) = {
             let layout = lock(&self.layout);
             (layout.segment_bytes(), layout.segment_count())
@@ -469,6 +404,8 @@ impl<S: Storage> Engine for Bitcask<S> {
             garbage_bytes: segment_bytes.saturating_sub(counts.live_bytes),
             files,
             last_version: self.pipeline.visible(),
+            cache_hits,
+            cache_misses,
             ..Stats::default()
         })
     }
@@ -503,20 +440,20 @@ mod tests {
         let loc = loc.expect("indexed");
         engine.merge().await?;
         // The old segment is gone: reading the old location alone fails...
-        assert!(engine.read_frame(&key, loc).await.is_err());
+        assert!(engine.read_frame(0, b"k", &loc).await.is_err());
         // ...but the read notices the merge and finds the version at its new place.
         let (moved, now) = engine.lookup(|kd| kd.get(&key, u64::MAX));
         assert_ne!(moved.map(|l| l.file()), Some(loc.file()));
         assert_ne!(now, generation);
         assert_eq!(
-            engine.read_value(&key, loc, generation).await?,
+            engine.read_value(0, b"k", loc, generation).await?,
             Some(b"v".to_vec())
         );
         // A version merge dropped is reported as such.
         let (first, _) = engine.lookup(|kd| kd.exact(&key, 1));
         assert_eq!(first, None);
         let dropped = Loc::new(1, 0, loc.file(), 0, loc.len, false);
-        let err = engine.read_value(&key, dropped, generation).await.err();
+        let err = engine.read_value(0, b"k", dropped, generation).await.err();
         assert!(
             matches!(err, Some(Error::VersionNotFound { seq: 1, .. })),
             "{err:?}"

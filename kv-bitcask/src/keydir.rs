@@ -329,7 +329,7 @@ impl Keydir {
 
     /// Adds a version of `key`, newer than every version it has.
     pub fn insert(&mut self, key: &Key, loc: Loc) {
-        if let Some(v) = self.map.get_mut(key.as_bytes()) {
+        if let Some(v) = self.map.get_mut(key) {
             self.counts.add(v, false);
             v.push(loc);
             self.counts.add(v, true);
@@ -341,17 +341,17 @@ impl Keydir {
     }
 
     /// Every version of `key`, oldest first.
-    pub fn all(&self, key: &[u8]) -> &[Loc] {
+    pub fn all(&self, key: &Key) -> &[Loc] {
         self.map.get(key).map_or(&[], Versions::as_slice)
     }
 
     /// The newest version of `key` with `seq <= at`.
-    pub fn get(&self, key: &[u8], at: u64) -> Option<Loc> {
+    pub fn get(&self, key: &Key, at: u64) -> Option<Loc> {
         self.map.get(key)?.at(at).copied()
     }
 
     /// The newest version of `key` with `seq <= at` that is not a removal.
-    pub fn get_unremoved(&self, key: &[u8], at: u64) -> Option<Loc> {
+    pub fn get_unremoved(&self, key: &Key, at: u64) -> Option<Loc> {
         self.all(key)
             .iter()
             .rev()
@@ -360,11 +360,12 @@ impl Keydir {
     }
 
     /// The version of `key` written by commit `seq`.
-    pub fn exact(&self, key: &[u8], seq: u64) -> Option<Loc> {
+    pub fn exact(&self, key: &Key, seq: u64) -> Option<Loc> {
         self.all(key).iter().find(|l| l.seq == seq).copied()
     }
 
-    /// Up to `limit` live entries (`slot byte + key`, location) of `range` in `slot` at `at`.
+    /// Up to `limit` live entries (key without its slot byte, location) of `range` in `slot`
+    /// at `at`. The keys are copied once, into what the scan returns.
     pub fn scan(
         &self,
         slot: Slot,
@@ -372,20 +373,22 @@ impl Keydir {
         at: u64,
         reverse: bool,
         limit: usize,
-    ) -> Vec<(Key, Loc)> {
+    ) -> Vec<(Vec<u8>, Loc)> {
         let Some((start, end)) = slot_bounds(slot, range) else {
             return Vec::new();
         };
         let iter = self.map.range::<[u8], _>((as_ref(&start), as_ref(&end)));
         let live = |(k, v): (&Key, &Versions)| match v.at(at) {
-            Some(l) if !l.is_removal() => Some((k.clone(), *l)),
+            Some(l) if !l.is_removal() => Some((k.user_key().to_vec(), *l)),
             _ => None,
         };
+        let mut out = Vec::with_capacity(limit.min(1024));
         if reverse {
-            iter.rev().filter_map(live).take(limit).collect()
+            out.extend(iter.rev().filter_map(live).take(limit));
         } else {
-            iter.filter_map(live).take(limit).collect()
+            out.extend(iter.filter_map(live).take(limit));
         }
+        out
     }
 
     /// Merge planning: from the key after `cursor`, visits up to `max_keys` keys and returns
@@ -487,11 +490,22 @@ mod tests {
         kd.insert(&Key::from_bytes(b"\x00a"), loc(2, 1, true));
         kd.insert(&Key::from_bytes(b"\x00a"), loc(3, 1, false));
         kd.insert(&Key::from_bytes(b"\x00b"), loc(3, 1, false));
-        assert_eq!(kd.get(b"\x00a", 0), None);
-        assert_eq!(kd.get(b"\x00a", 2).map(|l| l.seq), Some(2));
-        assert_eq!(kd.get_unremoved(b"\x00a", 2).map(|l| l.seq), Some(1));
-        assert_eq!(kd.exact(b"\x00a", 2).map(|l| l.is_removal()), Some(true));
-        assert_eq!(kd.exact(b"\x00a", 4), None);
+        assert_eq!(kd.get(&Key::from_bytes(b"\x00a"), 0), None);
+        assert_eq!(
+            kd.get(&Key::from_bytes(b"\x00a"), 2).map(|l| l.seq),
+            Some(2)
+        );
+        assert_eq!(
+            kd.get_unremoved(&Key::from_bytes(b"\x00a"), 2)
+                .map(|l| l.seq),
+            Some(1)
+        );
+        assert_eq!(
+            kd.exact(&Key::from_bytes(b"\x00a"), 2)
+                .map(|l| l.is_removal()),
+            Some(true)
+        );
+        assert_eq!(kd.exact(&Key::from_bytes(b"\x00a"), 4), None);
         assert_eq!(
             kd.counts(),
             Counts {
@@ -513,8 +527,14 @@ mod tests {
         ];
         let kd2 = Keydir::from_runs(runs);
         assert_eq!(kd2.counts(), kd.counts());
-        assert_eq!(kd2.all(b"\x00a"), kd.all(b"\x00a"));
-        assert_eq!(kd2.all(b"\x00b"), kd.all(b"\x00b"));
+        assert_eq!(
+            kd2.all(&Key::from_bytes(b"\x00a")),
+            kd.all(&Key::from_bytes(b"\x00a"))
+        );
+        assert_eq!(
+            kd2.all(&Key::from_bytes(b"\x00b")),
+            kd.all(&Key::from_bytes(b"\x00b"))
+        );
         let one = Keydir::from_runs(vec![vec![
             (k(b"\x00b"), loc(1, 1, false)),
             (k(b"\x00a"), loc(2, 1, false)),
@@ -539,7 +559,7 @@ mod tests {
         let keys = |slot, r: &KeyRange, rev, lim| -> Vec<Vec<u8>> {
             kd.scan(slot, r, 10, rev, lim)
                 .into_iter()
-                .map(|(k, _)| k[1..].to_vec())
+                .map(|(k, _)| k)
                 .collect()
         };
         assert_eq!(
@@ -599,9 +619,16 @@ mod tests {
             .map(|(_, l)| l.moved(9, l.seq, 60))
             .collect();
         kd.apply_merge(&rule, &moved).expect("apply");
-        assert_eq!(kd.all(b"\x00a"), &[loc(2, 9, false).moved(9, 2, 60)]);
-        assert!(kd.all(b"\x00b").is_empty());
-        let c: Vec<(u64, u32)> = kd.all(b"\x00c").iter().map(|l| (l.seq, l.file())).collect();
+        assert_eq!(
+            kd.all(&Key::from_bytes(b"\x00a")),
+            &[loc(2, 9, false).moved(9, 2, 60)]
+        );
+        assert!(kd.all(&Key::from_bytes(b"\x00b")).is_empty());
+        let c: Vec<(u64, u32)> = kd
+            .all(&Key::from_bytes(b"\x00c"))
+            .iter()
+            .map(|l| (l.seq, l.file()))
+            .collect();
         assert_eq!(c, vec![(1, 9), (4, 9), (5, 3)]);
         assert_eq!(kd.counts().versions, 5);
         assert_eq!(kd.counts().live_keys, 3);

@@ -1,6 +1,8 @@
 //! The store's current set of segments: sealed ones in replay order, the active one, the next
 //! file id, and how that set is written down as a [`Meta`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use kv_api::{Error, Result, Version};
 
 use crate::key::Key;
@@ -16,6 +18,34 @@ pub(crate) struct SegInfo {
     pub merged: bool,
     /// Length in bytes.
     pub len: u64,
+}
+
+/// An open segment: its handle and how many of its bytes can be read (what readers may find
+/// in the keydir; bytes past it may be an append in progress).
+pub(crate) struct SegFile<F> {
+    /// Handle.
+    pub file: F,
+    readable: AtomicU64,
+}
+
+impl<F> SegFile<F> {
+    /// A segment of which `readable` bytes can be read.
+    pub fn new(file: F, readable: u64) -> Self {
+        SegFile {
+            file,
+            readable: AtomicU64::new(readable),
+        }
+    }
+
+    /// Bytes that can be read.
+    pub fn readable(&self) -> u64 {
+        self.readable.load(Ordering::Acquire)
+    }
+
+    /// Raises the readable length to `len` (after an append, before the keydir points there).
+    pub fn extend(&self, len: u64) {
+        self.readable.fetch_max(len, Ordering::Release);
+    }
 }
 
 /// The segment commits are appended to.

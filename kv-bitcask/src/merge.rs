@@ -20,11 +20,12 @@ use std::sync::atomic::Ordering;
 
 use kv_api::{Error, Result, Storage, StorageFile, frame, txlog};
 
-use crate::engine::{Bitcask, decode_record, lock, read, write};
+use crate::engine::{Bitcask, lock, read, write};
 use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Loc, MergeRule};
-use crate::layout::SegInfo;
+use crate::layout::{SegFile, SegInfo};
+use crate::read::decode_record;
 use crate::segment::{hint_name, segment_name};
 
 /// Keys visited per keydir read lock.
@@ -183,7 +184,7 @@ impl<S: Storage> Bitcask<S> {
             let name = segment_name(file_id);
             let file = read(&self.handles)
                 .get(&file_id)
-                .cloned()
+                .map(|s| s.file.clone())
                 .ok_or_else(|| Error::corruption(&name, start, "segment is not open"))?;
             let span = file.read_at(start, (end - start) as usize).await?;
             for &k in &order[i..j] {
@@ -207,7 +208,10 @@ impl<S: Storage> Bitcask<S> {
             let locs: Vec<&Loc> = batch.iter().map(|(_, l)| l).collect();
             let frames = self.read_frames(&locs).await?;
             for ((key, loc), frame) in batch.iter().zip(&frames) {
-                let value = decode_record(frame, key, loc)?;
+                let Some((&slot, k)) = key.split_first() else {
+                    return Err(Error::corruption("keydir", 0, "empty keydir key"));
+                };
+                let value = decode_record(frame, slot, k, loc)?;
                 out.add(key, loc, value).await?;
             }
             match last {
@@ -283,7 +287,7 @@ impl<S: Storage> Bitcask<S> {
         {
             let mut handles = write(&self.handles);
             for (info, file) in &out.done {
-                handles.insert(info.id, file.clone());
+                handles.insert(info.id, SegFile::new(file.clone(), info.len));
             }
         }
         if let Err(e) = meta.write(&self.storage).await {
@@ -303,11 +307,15 @@ impl<S: Storage> Bitcask<S> {
         drop(state);
 
         // 4. Delete the old files. Failures leave garbage that the next open removes.
-        {
+        let gone: Vec<(u32, u64)> = {
             let mut handles = write(&self.handles);
-            for id in &sealed {
-                handles.remove(id);
-            }
+            sealed
+                .iter()
+                .filter_map(|id| handles.remove(id).map(|s| (*id, s.readable())))
+                .collect()
+        };
+        for (id, len) in gone {
+            self.pages.forget(id, len);
         }
         for id in &sealed {
             let _ = self.storage.remove(&segment_name(*id)).await;

@@ -9,7 +9,7 @@ use kv_api::{Error, Result, Storage, StorageFile, Version, txlog};
 use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Keydir, Loc};
-use crate::layout::{Active, Layout, SegInfo};
+use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::meta::Meta;
 use crate::segment::{FileKind, META, hint_name, parse_name, read_all, segment_name};
 
@@ -17,7 +17,7 @@ use crate::segment::{FileKind, META, hint_name, parse_name, read_all, segment_na
 pub(crate) struct Recovered<F> {
     pub layout: Layout<F>,
     pub keydir: Keydir,
-    pub handles: HashMap<u32, F>,
+    pub handles: HashMap<u32, SegFile<F>>,
     pub last: Version,
     pub horizon: u64,
 }
@@ -210,7 +210,7 @@ pub(crate) async fn recover<S: Storage>(
             merged: s.merged,
             len,
         });
-        handles.insert(s.id, file);
+        handles.insert(s.id, SegFile::new(file, len));
     }
 
     let name = segment_name(active_ref.id);
@@ -260,7 +260,7 @@ pub(crate) async fn recover<S: Storage>(
                 storage.sync().await?;
             }
             last = last.max(active_last);
-            handles.insert(active_ref.id, file.clone());
+            handles.insert(active_ref.id, SegFile::new(file.clone(), valid_len));
             Some(Active {
                 id: active_ref.id,
                 file,

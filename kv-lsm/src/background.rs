@@ -39,6 +39,8 @@ impl<S: Storage> Inner<S> {
         self.gc().await
     }
 
+    // Only the native background tasks ask (wasm32 works inline).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     fn has_immutables(&self) -> bool {
         !self.read_state().immutables.is_empty()
     }

@@ -13,8 +13,10 @@
 //!   (a removal there is dropped with everything older), like Bitcask's merge.
 //!
 //! Outputs are split near the target table size, but only between user keys, so each key has
-//! all its versions of a level in one table (see [`crate::levels`]). Inputs are deleted once
-//! no reader holds them ([`Inner::gc`]).
+//! all its versions of a level in one table (see [`crate::levels`]). Inputs are read in 1 MiB
+//! chunks outside the block cache, entries go from input blocks to output blocks without being
+//! copied in between, and outputs are appended 1 MiB at a time. Inputs are deleted once no
+//! reader holds them ([`Inner::gc`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,16 +25,17 @@ use std::sync::atomic::Ordering;
 use kv_api::{Error, Result, Storage};
 
 use crate::engine::{Inner, lock};
-use crate::iter::{LevelCursor, Merger, Source, TableCursor};
+use crate::iter::{MemCursor, Merger, Source};
 use crate::key::Seek;
 use crate::levels::{LevelSet, NUM_LEVELS};
-use crate::memtable::{bound_after, bound_for};
 use crate::sstable::{Table, TableMeta, TableWriter};
 
 /// Level-0 tables that trigger a compaction into level 1.
 pub(crate) const L0_COMPACTION_TRIGGER: usize = 4;
 /// Entries copied from a frozen memtable per lock acquisition during a flush.
 const FLUSH_BATCH: usize = 1024;
+/// Sources of a compaction never include memtables.
+const NO_MEMTABLES: [Arc<crate::memtable::Memtable>; 0] = [];
 
 /// A compaction to run: input tables (with their levels) and where the output goes.
 pub(crate) struct Plan<S: Storage> {
@@ -76,17 +79,13 @@ impl<S: Storage> Inner<S> {
             let mut w =
                 TableWriter::create(&self.storage, self.alloc_id(), self.options().block_size)
                     .await?;
-            let mut from = bound_for(Seek::Start, false);
-            while let Some(bound) = from.take() {
-                let batch = mem.batch(&bound, false, FLUSH_BATCH);
-                for e in &batch {
-                    w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-                }
+            let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
+            cursor.seek(Seek::Start, false);
+            while let Some(e) = cursor.current() {
+                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                cursor.step(false);
                 if w.should_drain() {
                     w.drain().await?;
-                }
-                if batch.len() == FLUSH_BATCH {
-                    from = batch.last().map(bound_after);
                 }
             }
             let meta = w.finish().await?;
@@ -128,7 +127,8 @@ impl<S: Storage> Inner<S> {
         Ok(())
     }
 
-    /// True if some level is past its trigger.
+    /// True if some level is past its trigger (asked by the native background tasks).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub fn needs_compaction(&self) -> bool {
         let levels = self.read_state().levels.clone();
         self.best_score(&levels)
@@ -205,28 +205,9 @@ impl<S: Storage> Inner<S> {
             let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
             return self.install(&plan, tables).await;
         }
-        let mut sources = Vec::new();
-        for level in 0..NUM_LEVELS {
-            let tables: Vec<Arc<Table<S>>> = plan
-                .inputs
-                .iter()
-                .filter(|(l, _)| *l == level)
-                .map(|(_, t)| t.clone())
-                .collect();
-            if level == 0 {
-                sources.extend(
-                    tables
-                        .into_iter()
-                        .map(|t| Source::Table(TableCursor::new(t, self.cache.clone(), false))),
-                );
-            } else if !tables.is_empty() {
-                sources.push(Source::Level(LevelCursor::new(
-                    tables,
-                    self.cache.clone(),
-                    false,
-                )));
-            }
-        }
+        // The inputs as a level set of their own: one source per level-0 table and per level.
+        let inputs = Arc::new(LevelSet::from_tables(plan.inputs.iter().cloned()));
+        let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
         let mut created = Vec::new();
         let outputs = match self
             .write_outputs(sources, plan.horizon, &mut created)
@@ -263,48 +244,55 @@ impl<S: Storage> Inner<S> {
         let mut writer: Option<TableWriter<S::File>> = None;
         let mut key: Vec<u8> = Vec::new();
         let mut decided = false;
-        while let Some(e) = merger.next().await? {
+        while let Some(e) = merger.current() {
             if self.closing.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
-            if let Some(h) = horizon {
-                if e.ukey != key {
-                    key.clone_from(&e.ukey);
-                    decided = false;
-                }
-                if e.seq <= h {
+            let keep = match horizon {
+                None => true,
+                Some(h) => {
+                    if e.ukey != key.as_slice() {
+                        key.clear();
+                        key.extend_from_slice(e.ukey);
+                        decided = false;
+                    }
                     // The newest version at or below the horizon is the only one kept there,
                     // and only if it is a value.
-                    if decided {
-                        continue;
+                    if e.seq > h {
+                        true
+                    } else if decided {
+                        false
+                    } else {
+                        decided = true;
+                        e.value.is_some()
                     }
-                    decided = true;
-                    if e.value.is_none() {
-                        continue;
-                    }
-                }
-            }
-            if let Some(w) = &writer
-                && w.size() >= target
-                && w.last_ukey() != Some(e.ukey.as_slice())
-                && let Some(w) = writer.take()
-            {
-                outputs.push(w.finish().await?);
-            }
-            let w = match &mut writer {
-                Some(w) => w,
-                None => {
-                    let id = self.alloc_id();
-                    created.push(id);
-                    writer.insert(
-                        TableWriter::create(&self.storage, id, self.options().block_size).await?,
-                    )
                 }
             };
-            w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-            if w.should_drain() {
-                w.drain().await?;
+            if keep {
+                if let Some(w) = &writer
+                    && w.size() >= target
+                    && w.last_ukey() != Some(e.ukey)
+                    && let Some(w) = writer.take()
+                {
+                    outputs.push(w.finish().await?);
+                }
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => {
+                        let id = self.alloc_id();
+                        created.push(id);
+                        writer.insert(
+                            TableWriter::create(&self.storage, id, self.options().block_size)
+                                .await?,
+                        )
+                    }
+                };
+                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                if w.should_drain() {
+                    w.drain().await?;
+                }
             }
+            merger.next().await?;
         }
         if let Some(w) = writer {
             outputs.push(w.finish().await?);

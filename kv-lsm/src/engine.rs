@@ -19,6 +19,9 @@ use crate::memtable::Memtable;
 use crate::sstable::{Table, parse_table_name, table_name};
 use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
 
+/// The largest WAL encode buffer kept for the next commit.
+const WAL_BUF_KEEP: usize = 4 << 20;
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -56,6 +59,8 @@ pub(crate) struct Inner<S: Storage> {
     pub state: RwLock<State<S>>,
     /// The WAL file being appended to (`None` when read-only).
     pub wal: Mutex<Option<ActiveWal<S::File>>>,
+    /// The buffer commits encode their WAL records into, kept between commits.
+    pub wal_buf: Mutex<Vec<u8>>,
     pub persisted: tokio::sync::Mutex<Persisted>,
     /// Tables and WAL files share one id space.
     pub next_file_id: AtomicU64,
@@ -70,7 +75,10 @@ pub(crate) struct Inner<S: Storage> {
     pub work_done: tokio::sync::Notify,
     /// Set by `close` and by dropping the engine: background work stops.
     pub closing: AtomicBool,
+    /// A background flush / compaction task is running (native only; wasm32 works inline).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub flush_running: AtomicBool,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub compaction_running: AtomicBool,
     /// The storage's writer lock (`None` when read-only or after close).
     pub writer_lock: Mutex<Option<LockGuard>>,
@@ -295,6 +303,7 @@ impl<S: Storage> Lsm<S> {
                 levels: Arc::new(levels),
             }),
             wal: Mutex::new(active),
+            wal_buf: Mutex::new(Vec::new()),
             persisted: tokio::sync::Mutex::new(Persisted {
                 last_flushed: flushed,
                 wal_floor: manifest.wal_floor,
@@ -352,10 +361,7 @@ impl<S: Storage> Engine for Lsm<S> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
-        Ok(inner
-            .newest(&ukey(slot, key), at)
-            .await?
-            .and_then(|e| e.value))
+        Ok(inner.newest(&ukey(slot, key), at).await?.flatten())
     }
 
     async fn get_unremoved(
@@ -404,7 +410,7 @@ impl<S: Storage> Engine for Lsm<S> {
             });
         }
         match inner.exact(&ukey(slot, key), seq).await? {
-            Some(e) => Ok(e.value),
+            Some(value) => Ok(value),
             None => Err(Error::VersionNotFound {
                 seq,
                 reason: if seq < inner.pipeline.horizon() {
@@ -430,19 +436,28 @@ impl<S: Storage> Engine for Lsm<S> {
         inner.scan(slot, range, at, reverse, limit).await
     }
 
-    async fn commit(&self, batch: WriteBatch) -> Result<Version> {
+    async fn commit(&self, mut batch: WriteBatch) -> Result<Version> {
         let inner = &self.inner;
         inner.throttle().await?;
         let ticket = inner.pipeline.begin(&batch).await?;
         let version = ticket.version();
-        let buf = wal::encode_txn(version, &batch.writes);
-        let wal_len = match inner.append_wal(&buf).await {
+        // The encode buffer is reused from commit to commit (commits are serialized by the
+        // writer lock, so taking it out of its mutex never contends).
+        let mut buf = std::mem::take(&mut *lock(&inner.wal_buf));
+        buf.clear();
+        wal::encode_txn(&mut buf, version, &batch.writes);
+        let appended = inner.append_wal(&buf).await;
+        if buf.capacity() <= WAL_BUF_KEEP {
+            *lock(&inner.wal_buf) = buf;
+        }
+        let wal_len = match appended {
             Ok(len) => len,
             Err(e) => return Err(ticket.fail(e)),
         };
-        // Invisible to readers until the pipeline publishes `version`.
+        // Invisible to readers until the pipeline publishes `version`. The values move into
+        // the memtable: from here on the pipeline needs only the keys.
         let mem = inner.read_state().active.clone();
-        mem.apply_writes(version, &batch.writes);
+        mem.apply_writes(version, &mut batch.writes);
         let froze = match inner.after_append(&mem, wal_len).await {
             Ok(froze) => froze,
             Err(e) => return Err(ticket.fail(e)),

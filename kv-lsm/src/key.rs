@@ -27,16 +27,67 @@ impl Entry {
     pub fn version(&self) -> Version {
         Version::new(self.seq, self.time_ms).with_removal(self.value.is_none())
     }
+}
+
+/// One version of one key, borrowed from where it is stored (a block, a memtable batch): what
+/// iterators hand out, so nothing is copied until a scan emits the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryRef<'a> {
+    /// Slot byte + encoded key.
+    pub ukey: &'a [u8],
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Commit time in ms.
+    pub time_ms: u64,
+    /// The value, `None` for a removal.
+    pub value: Option<&'a [u8]>,
+}
+
+impl EntryRef<'_> {
+    /// An owned copy.
+    pub fn to_entry(self) -> Entry {
+        Entry {
+            ukey: self.ukey.to_vec(),
+            seq: self.seq,
+            time_ms: self.time_ms,
+            value: self.value.map(<[u8]>::to_vec),
+        }
+    }
 
     /// Bytes of key and value, the payload `stats` counts.
     pub fn payload_len(&self) -> u64 {
-        (self.ukey.len() + self.value.as_ref().map_or(0, Vec::len)) as u64
+        (self.ukey.len() + self.value.map_or(0, <[u8]>::len)) as u64
     }
 }
 
+/// The first 8 bytes of `ukey`, zero-padded, as a big-endian integer: prefixes compare like
+/// the keys they come from, except that equal prefixes need the whole keys.
+#[inline]
+pub(crate) fn prefix(ukey: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    for (d, s) in b.iter_mut().zip(ukey) {
+        *d = *s;
+    }
+    u64::from_be_bytes(b)
+}
+
+/// Compares two user keys (byte order). Their first 8 bytes, compared as one integer, decide
+/// most comparisons without a `memcmp` call: iterators and searches compare keys constantly.
+#[inline]
+pub(crate) fn cmp_ukey(a: &[u8], b: &[u8]) -> Ordering {
+    if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
+}
+
 /// Compares two internal keys: user key ascending, then sequence number descending.
+#[inline]
 pub(crate) fn cmp_ikey(a: &[u8], a_seq: u64, b: &[u8], b_seq: u64) -> Ordering {
-    a.cmp(b).then(b_seq.cmp(&a_seq))
+    cmp_ukey(a, b).then(b_seq.cmp(&a_seq))
 }
 
 /// The user key of `key` in `slot`.
@@ -71,8 +122,8 @@ impl Seek<'_> {
         match *self {
             Seek::Start => false,
             Seek::End => true,
-            Seek::Ge(k) => ukey < k,
-            Seek::Gt(k) => ukey <= k,
+            Seek::Ge(k) => cmp_ukey(ukey, k).is_lt(),
+            Seek::Gt(k) => cmp_ukey(ukey, k).is_le(),
             Seek::At(k, at) => cmp_ikey(ukey, seq, k, at) == Ordering::Less,
         }
     }
@@ -189,6 +240,29 @@ mod tests {
         assert_eq!(pos(Seek::At(b"b", 9)), 2);
         assert_eq!(pos(Seek::At(b"b", 5)), 3);
         assert_eq!(pos(Seek::At(b"b", 0)), 4);
+    }
+
+    #[test]
+    fn key_order_is_byte_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgi",
+            b"abcdefh",
+            b"b",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ];
+        for x in &keys {
+            for y in &keys {
+                assert_eq!(cmp_ukey(x, y), x.cmp(y), "{x:?} {y:?}");
+            }
+        }
     }
 
     #[test]

@@ -3,32 +3,131 @@
 //! One active memtable takes commits; when it passes `Options::memtable_size` it is frozen
 //! (immutable, still readable) and a new one starts, with a new WAL file. A frozen memtable is
 //! flushed to a level-0 table in the background. The map sits under a `std::sync::RwLock` that
-//! is only ever held for a synchronous step, never across an `.await`: iterators read it in
-//! small batches and re-seek after the last key they returned.
+//! is only ever held for a synchronous step, never across an `.await`: iterators copy entries
+//! out in batches ([`MemBatch`], growing from a few entries, so a short scan copies little)
+//! and resume after the last entry they copied.
+//!
+//! Keys carry their first 8 bytes inline ([`IKey`]), so most comparisons of a map descent
+//! are one integer comparison instead of a `memcmp` behind a pointer; lookups compare a
+//! borrowed probe ([`KeyView`]) against the map's keys and allocate nothing.
 
-use std::cmp::Reverse;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use kv_api::{Version, Write};
+use kv_api::{Slot, Version, Write};
 
-use crate::key::{Entry, Seek};
+use crate::key::{EntryRef, Seek, prefix};
 
-/// An internal key as the memtable orders it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct IKey {
-    ukey: Vec<u8>,
-    seq: Reverse<u64>,
+/// What the map compares: its own keys ([`IKey`]) and borrowed lookup probes ([`Probe`]).
+trait KeyView {
+    /// `(prefix, user key, seq)`.
+    fn parts(&self) -> (u64, &[u8], u64);
+}
+
+/// Internal key order: user key ascending (prefix first), then seq descending.
+fn cmp_views(a: &dyn KeyView, b: &dyn KeyView) -> Ordering {
+    let (ap, ak, aseq) = a.parts();
+    let (bp, bk, bseq) = b.parts();
+    ap.cmp(&bp)
+        .then_with(|| ak.cmp(bk))
+        .then_with(|| bseq.cmp(&aseq))
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        cmp_views(self, other) == Ordering::Equal
+    }
+}
+impl Eq for dyn KeyView + '_ {}
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_views(self, other)
+    }
+}
+
+/// An internal key as the memtable stores it.
+#[derive(Debug, Clone)]
+struct IKey {
+    prefix: u64,
+    ukey: Box<[u8]>,
+    seq: u64,
 }
 
 impl IKey {
-    fn new(ukey: &[u8], seq: u64) -> Self {
+    fn new(slot: Slot, key: &[u8], seq: u64) -> Self {
+        let mut ukey = Vec::with_capacity(1 + key.len());
+        ukey.push(slot);
+        ukey.extend_from_slice(key);
         IKey {
-            ukey: ukey.to_vec(),
-            seq: Reverse(seq),
+            prefix: prefix(&ukey),
+            ukey: ukey.into_boxed_slice(),
+            seq,
         }
+    }
+}
+
+impl KeyView for IKey {
+    fn parts(&self) -> (u64, &[u8], u64) {
+        (self.prefix, &self.ukey, self.seq)
+    }
+}
+
+impl PartialEq for IKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for IKey {}
+impl PartialOrd for IKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for IKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Monomorphic copy of `cmp_views`: inserts compare owned keys only.
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.ukey.cmp(&other.ukey))
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for IKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+/// A borrowed internal key to look up.
+struct Probe<'a> {
+    prefix: u64,
+    ukey: &'a [u8],
+    seq: u64,
+}
+
+impl<'a> Probe<'a> {
+    fn new(ukey: &'a [u8], seq: u64) -> Self {
+        Probe {
+            prefix: prefix(ukey),
+            ukey,
+            seq,
+        }
+    }
+}
+
+impl KeyView for Probe<'_> {
+    fn parts(&self) -> (u64, &[u8], u64) {
+        (self.prefix, self.ukey, self.seq)
     }
 }
 
@@ -50,14 +149,126 @@ pub(crate) struct Memtable {
     last_time: AtomicU64,
 }
 
-fn entry(k: &IKey, v: &Value) -> Entry {
-    Entry {
-        ukey: k.ukey.clone(),
-        seq: k.seq.0,
+fn entry_ref<'a>(k: &'a IKey, v: &'a Value) -> EntryRef<'a> {
+    EntryRef {
+        ukey: &k.ukey,
+        seq: k.seq,
         time_ms: v.time_ms,
-        value: v.value.clone(),
+        value: v.value.as_deref(),
     }
 }
+
+/// Where a batch read starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReadFrom<'a> {
+    /// At a position.
+    Seek(Seek<'a>),
+    /// Right after (forward) or before (reverse) the internal key `(ukey, seq)`.
+    After(&'a [u8], u64),
+}
+
+/// The range bounds for reading from `from` in a direction; `None` if nothing lies that way.
+fn bounds<'a>(from: ReadFrom<'a>, reverse: bool) -> Option<Bound<Probe<'a>>> {
+    let (lo, hi) = match from {
+        ReadFrom::Seek(Seek::Start) => (Bound::Unbounded, None),
+        ReadFrom::Seek(Seek::End) => (Bound::Unbounded, Some(Bound::Unbounded)),
+        // Before the first entry of `k`: (k, MAX) is the smallest internal key of `k`.
+        ReadFrom::Seek(Seek::Ge(k)) => (
+            Bound::Included(Probe::new(k, u64::MAX)),
+            Some(Bound::Excluded(Probe::new(k, u64::MAX))),
+        ),
+        // After the last entry of `k`: (k, 0) is the largest internal key of `k`.
+        ReadFrom::Seek(Seek::Gt(k)) => (
+            Bound::Excluded(Probe::new(k, 0)),
+            Some(Bound::Included(Probe::new(k, 0))),
+        ),
+        ReadFrom::Seek(Seek::At(k, s)) => (
+            Bound::Included(Probe::new(k, s)),
+            Some(Bound::Excluded(Probe::new(k, s))),
+        ),
+        ReadFrom::After(k, s) => (
+            Bound::Excluded(Probe::new(k, s)),
+            Some(Bound::Excluded(Probe::new(k, s))),
+        ),
+    };
+    match (reverse, from) {
+        (false, ReadFrom::Seek(Seek::End)) => None,
+        (false, _) => Some(lo),
+        (true, ReadFrom::Seek(Seek::Start)) => None,
+        (true, _) => hi,
+    }
+}
+
+fn as_view<'b>(b: &'b Bound<Probe<'_>>) -> Bound<&'b dyn KeyView> {
+    match b {
+        Bound::Included(p) => Bound::Included(p as &dyn KeyView),
+        Bound::Excluded(p) => Bound::Excluded(p as &dyn KeyView),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// One entry of a [`MemBatch`]: key and value as ranges of its arena.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    key: (usize, usize),
+    seq: u64,
+    time_ms: u64,
+    value: Option<(usize, usize)>,
+}
+
+/// Entries copied out of a memtable, key and value bytes in one reused arena (no allocation
+/// per entry).
+#[derive(Debug, Default)]
+pub(crate) struct MemBatch {
+    arena: Vec<u8>,
+    entries: Vec<Stored>,
+    /// The read stopped at its limit: more entries may follow.
+    more: bool,
+}
+
+impl MemBatch {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if the last read may have left entries behind.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> Option<EntryRef<'_>> {
+        let e = self.entries.get(i)?;
+        let bytes = |(s, end): (usize, usize)| self.arena.get(s..end).unwrap_or_default();
+        Some(EntryRef {
+            ukey: bytes(e.key),
+            seq: e.seq,
+            time_ms: e.time_ms,
+            value: e.value.map(bytes),
+        })
+    }
+
+    fn push(&mut self, e: EntryRef<'_>) {
+        let mut put = |b: &[u8]| {
+            let start = self.arena.len();
+            self.arena.extend_from_slice(b);
+            (start, self.arena.len())
+        };
+        let key = put(e.ukey);
+        let value = e.value.map(put);
+        self.entries.push(Stored {
+            key,
+            seq: e.seq,
+            time_ms: e.time_ms,
+            value,
+        });
+    }
+}
+
+/// Bytes a batch read copies before it stops (at least one entry), so a batch of large values
+/// stays small.
+const BATCH_BYTES: usize = 1 << 20;
 
 impl Memtable {
     /// An empty memtable whose commits are logged from WAL file `first_wal` on.
@@ -75,6 +286,10 @@ impl Memtable {
         self.map.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<IKey, Value>> {
+        self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The first WAL file holding its commits: older WAL files are not needed once it is the
     /// oldest memtable.
     pub fn first_wal(&self) -> u64 {
@@ -83,7 +298,7 @@ impl Memtable {
 
     /// Approximate bytes held.
     pub fn size(&self) -> usize {
-        self.size.load(Ordering::Acquire)
+        self.size.load(AtomicOrdering::Acquire)
     }
 
     /// True if it holds no entry.
@@ -100,127 +315,155 @@ impl Memtable {
     /// The last commit applied (also commits without writes), [`Version::ZERO`] if none.
     pub fn last_version(&self) -> Version {
         Version::new(
-            self.last_seq.load(Ordering::Acquire),
-            self.last_time.load(Ordering::Acquire),
+            self.last_seq.load(AtomicOrdering::Acquire),
+            self.last_time.load(AtomicOrdering::Acquire),
         )
     }
 
-    /// Applies the writes of commit `version`.
+    /// Inserts `writes` of commit `version` under one lock acquisition.
+    fn insert(
+        &self,
+        version: Version,
+        writes: impl IntoIterator<Item = (Slot, impl AsRef<[u8]>, Option<Vec<u8>>)>,
+    ) {
+        let mut added = 0;
+        let mut entry = |(slot, key, value): (Slot, _, Option<Vec<u8>>)| {
+            let key: &[u8] = AsRef::as_ref(&key);
+            added += 1 + key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+            let v = Value {
+                time_ms: version.time_ms(),
+                value,
+            };
+            (IKey::new(slot, key, version.seq()), v)
+        };
+        let mut writes = writes.into_iter();
+        match (writes.next(), writes.size_hint().1) {
+            (None, _) => {}
+            (Some(first), Some(0)) => {
+                let (k, v) = entry(first);
+                self.write().insert(k, v);
+            }
+            (Some(first), _) => {
+                // Keys are built before the lock is taken: readers wait less.
+                let mut entries = Vec::with_capacity(1 + writes.size_hint().0);
+                entries.push(entry(first));
+                entries.extend(writes.map(&mut entry));
+                let mut map = self.write();
+                for (k, v) in entries {
+                    map.insert(k, v);
+                }
+            }
+        }
+        self.size.fetch_add(added, AtomicOrdering::AcqRel);
+        self.last_seq
+            .fetch_max(version.seq(), AtomicOrdering::AcqRel);
+        self.last_time
+            .fetch_max(version.time_ms(), AtomicOrdering::AcqRel);
+    }
+
+    /// Applies the writes of commit `version`, copying them (WAL replay).
     pub fn apply<'a>(
         &self,
         version: Version,
-        writes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+        writes: impl IntoIterator<Item = (Slot, &'a [u8], Option<&'a [u8]>)>,
     ) {
-        let mut added = 0;
-        {
-            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-            for (ukey, value) in writes {
-                added += ukey.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-                map.insert(
-                    IKey::new(ukey, version.seq()),
-                    Value {
-                        time_ms: version.time_ms(),
-                        value: value.map(<[u8]>::to_vec),
-                    },
-                );
-            }
-        }
-        self.size.fetch_add(added, Ordering::AcqRel);
-        self.last_seq.fetch_max(version.seq(), Ordering::AcqRel);
-        self.last_time
-            .fetch_max(version.time_ms(), Ordering::AcqRel);
-    }
-
-    /// Applies the writes of a transaction given in the engine's form.
-    pub fn apply_writes(&self, version: Version, writes: &[Write]) {
-        let ukeys: Vec<Vec<u8>> = writes
-            .iter()
-            .map(|w| crate::key::ukey(w.slot, &w.key))
-            .collect();
-        self.apply(
+        self.insert(
             version,
-            ukeys
-                .iter()
-                .zip(writes)
-                .map(|(u, w)| (u.as_slice(), w.value.as_deref())),
+            writes
+                .into_iter()
+                .map(|(slot, key, value)| (slot, key, value.map(<[u8]>::to_vec))),
         );
     }
 
-    /// The newest version of `ukey` with `seq <= at`.
-    pub fn get(&self, ukey: &[u8], at: u64) -> Option<Entry> {
+    /// Applies the writes of a committing transaction, moving its values in (the commit
+    /// pipeline needs only the keys afterwards): a removal stays `None`, a value is taken.
+    pub fn apply_writes(&self, version: Version, writes: &mut [Write]) {
+        self.insert(
+            version,
+            writes.iter_mut().map(|w| (w.slot, &w.key, w.value.take())),
+        );
+    }
+
+    /// The newest version of `ukey` with `seq <= at`, passed to `f`.
+    pub fn get<T>(&self, ukey: &[u8], at: u64, f: impl FnOnce(EntryRef<'_>) -> T) -> Option<T> {
         let map = self.read();
         if map.is_empty() {
             return None;
         }
-        let (k, v) = map.range(IKey::new(ukey, at)..).next()?;
-        (k.ukey == ukey).then(|| entry(k, v))
+        let probe = Probe::new(ukey, at);
+        let from: Bound<&dyn KeyView> = Bound::Included(&probe);
+        let (k, v) = map
+            .range::<dyn KeyView, _>((from, Bound::Unbounded))
+            .next()?;
+        (*k.ukey == *ukey).then(|| f(entry_ref(k, v)))
     }
 
-    /// Version `seq` of `ukey`.
-    pub fn get_exact(&self, ukey: &[u8], seq: u64) -> Option<Entry> {
-        let k = IKey::new(ukey, seq);
-        self.read().get(&k).map(|v| entry(&k, v))
-    }
-
-    /// Versions of `ukey` with `seq <= at`, newest first, appended to `out`.
-    pub fn versions(&self, ukey: &[u8], at: u64, out: &mut Vec<Entry>) {
+    /// Version `seq` of `ukey`, passed to `f`.
+    pub fn get_exact<T>(
+        &self,
+        ukey: &[u8],
+        seq: u64,
+        f: impl FnOnce(EntryRef<'_>) -> T,
+    ) -> Option<T> {
+        let probe = Probe::new(ukey, seq);
         let map = self.read();
-        out.extend(
-            map.range(IKey::new(ukey, at)..)
-                .take_while(|(k, _)| k.ukey == ukey)
-                .map(|(k, v)| entry(k, v)),
-        );
+        let (k, v) = map.get_key_value::<dyn KeyView>(&probe)?;
+        Some(f(entry_ref(k, v)))
     }
 
-    /// Up to `max` entries after (forward) or before (`reverse`) `from`, nearest first.
-    pub fn batch(&self, from: &Bound<IKey>, reverse: bool, max: usize) -> Vec<Entry> {
+    /// Versions of `ukey` with `seq <= at`, newest first, each passed to `f`.
+    pub fn versions(&self, ukey: &[u8], at: u64, mut f: impl FnMut(EntryRef<'_>)) {
         let map = self.read();
-        if reverse {
-            map.range((Bound::Unbounded, from.clone()))
-                .rev()
-                .take(max)
-                .map(|(k, v)| entry(k, v))
-                .collect()
-        } else {
-            map.range((from.clone(), Bound::Unbounded))
-                .take(max)
-                .map(|(k, v)| entry(k, v))
-                .collect()
+        let probe = Probe::new(ukey, at);
+        let from: Bound<&dyn KeyView> = Bound::Included(&probe);
+        for (k, v) in map.range::<dyn KeyView, _>((from, Bound::Unbounded)) {
+            if *k.ukey != *ukey {
+                break;
+            }
+            f(entry_ref(k, v));
         }
     }
-}
 
-/// The range bound for reading from `seek` in a direction; `None` if nothing lies that way.
-pub(crate) fn bound_for(seek: Seek<'_>, reverse: bool) -> Option<Bound<IKey>> {
-    let (lo, hi) = match seek {
-        Seek::Start => (Bound::Unbounded, None),
-        Seek::End => (Bound::Unbounded, Some(Bound::Unbounded)),
-        // Before the first entry of `k`: (k, MAX) is the smallest internal key of `k`.
-        Seek::Ge(k) => (
-            Bound::Included(IKey::new(k, u64::MAX)),
-            Some(Bound::Excluded(IKey::new(k, u64::MAX))),
-        ),
-        // After the last entry of `k`: (k, 0) is the largest internal key of `k`.
-        Seek::Gt(k) => (
-            Bound::Excluded(IKey::new(k, 0)),
-            Some(Bound::Included(IKey::new(k, 0))),
-        ),
-        Seek::At(k, s) => (
-            Bound::Included(IKey::new(k, s)),
-            Some(Bound::Excluded(IKey::new(k, s))),
-        ),
-    };
-    match (reverse, seek) {
-        (false, Seek::End) => None,
-        (false, _) => Some(lo),
-        (true, Seek::Start) => None,
-        (true, _) => hi,
+    /// Replaces `out` with up to `max` entries after (forward) or before (`reverse`) `from`,
+    /// nearest first.
+    pub fn read_batch(&self, from: ReadFrom<'_>, reverse: bool, max: usize, out: &mut MemBatch) {
+        out.arena.clear();
+        out.entries.clear();
+        out.more = false;
+        out.entries.reserve(max);
+        let Some(bound) = bounds(from, reverse) else {
+            return;
+        };
+        let map = self.read();
+        let bound = as_view(&bound);
+        let range: (Bound<&dyn KeyView>, Bound<&dyn KeyView>) = if reverse {
+            (Bound::Unbounded, bound)
+        } else {
+            (bound, Bound::Unbounded)
+        };
+        let mut push = |(k, v): (&IKey, &Value)| {
+            if out.entries.len() >= max.max(1) || out.arena.len() >= BATCH_BYTES {
+                out.more = true;
+                return false;
+            }
+            out.push(entry_ref(k, v));
+            true
+        };
+        let mut iter = map.range::<dyn KeyView, _>(range);
+        if reverse {
+            while let Some(kv) = iter.next_back() {
+                if !push(kv) {
+                    break;
+                }
+            }
+        } else {
+            for kv in iter {
+                if !push(kv) {
+                    break;
+                }
+            }
+        }
     }
-}
-
-/// The bound that continues a batch read after `last` was returned.
-pub(crate) fn bound_after(last: &Entry) -> Bound<IKey> {
-    Bound::Excluded(IKey::new(&last.ukey, last.seq))
 }
 
 #[cfg(test)]
@@ -231,25 +474,30 @@ mod tests {
         let m = Memtable::new(1);
         m.apply(
             Version::new(1, 10),
-            [(&b"a"[..], Some(&b"1"[..])), (b"b", Some(b"x"))],
+            [(1, &b"a"[..], Some(&b"1"[..])), (1, b"b", Some(b"x"))],
         );
-        m.apply(Version::new(2, 20), [(&b"a"[..], None)]);
-        m.apply(Version::new(3, 30), [(&b"a"[..], Some(&b"3"[..]))]);
+        m.apply(Version::new(2, 20), [(1, &b"a"[..], None)]);
+        m.apply(Version::new(3, 30), [(1, &b"a"[..], Some(&b"3"[..]))]);
         m
+    }
+
+    fn value(e: EntryRef<'_>) -> Option<Vec<u8>> {
+        e.value.map(<[u8]>::to_vec)
     }
 
     #[test]
     fn reads_by_version() {
         let m = mem();
-        assert_eq!(m.get(b"a", 3).and_then(|e| e.value), Some(b"3".to_vec()));
-        assert_eq!(m.get(b"a", 2).map(|e| e.value), Some(None));
-        assert_eq!(m.get(b"a", 1).and_then(|e| e.value), Some(b"1".to_vec()));
-        assert_eq!(m.get(b"a", 0), None);
-        assert_eq!(m.get(b"c", 9), None);
+        assert_eq!(m.get(b"\x01a", 3, value), Some(Some(b"3".to_vec())));
+        assert_eq!(m.get(b"\x01a", 2, value), Some(None));
+        assert_eq!(m.get(b"\x01a", 1, value), Some(Some(b"1".to_vec())));
+        assert_eq!(m.get(b"\x01a", 0, value), None);
+        assert_eq!(m.get(b"\x01c", 9, value), None);
         let mut v = Vec::new();
-        m.versions(b"a", 2, &mut v);
-        assert_eq!(v.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 1]);
-        assert_eq!(m.get_exact(b"a", 2).map(|e| e.time_ms), Some(20));
+        m.versions(b"\x01a", 2, |e| v.push(e.seq));
+        assert_eq!(v, vec![2, 1]);
+        assert_eq!(m.get_exact(b"\x01a", 2, |e| e.time_ms), Some(20));
+        assert_eq!(m.get_exact(b"\x01a", 4, |e| e.time_ms), None);
         assert_eq!(m.last_version().seq(), 3);
         assert_eq!(m.len(), 4);
     }
@@ -257,25 +505,62 @@ mod tests {
     #[test]
     fn batches_in_both_directions() {
         let m = mem();
-        let seqs = |v: Vec<Entry>| v.into_iter().map(|e| (e.ukey, e.seq)).collect::<Vec<_>>();
-        let from = bound_for(Seek::Start, false).expect("bound");
+        let mut b = MemBatch::default();
+        let mut read = |from: ReadFrom<'_>, reverse: bool, max: usize| {
+            m.read_batch(from, reverse, max, &mut b);
+            let got: Vec<(Vec<u8>, u64)> = (0..b.len())
+                .filter_map(|i| b.get(i))
+                .map(|e| (e.ukey.to_vec(), e.seq))
+                .collect();
+            (got, b.more())
+        };
+        let a = |s| (b"\x01a".to_vec(), s);
         assert_eq!(
-            seqs(m.batch(&from, false, 10)),
-            vec![
-                (b"a".to_vec(), 3),
-                (b"a".to_vec(), 2),
-                (b"a".to_vec(), 1),
-                (b"b".to_vec(), 1)
-            ]
+            read(ReadFrom::Seek(Seek::Start), false, 10),
+            (vec![a(3), a(2), a(1), (b"\x01b".to_vec(), 1)], false)
         );
-        let from = bound_for(Seek::Gt(b"a"), true).expect("bound");
         assert_eq!(
-            seqs(m.batch(&from, true, 2)),
-            vec![(b"a".to_vec(), 1), (b"a".to_vec(), 2)]
+            read(ReadFrom::Seek(Seek::Gt(b"\x01a")), true, 2),
+            (vec![a(1), a(2)], true)
         );
-        let from = bound_for(Seek::Ge(b"b"), false).expect("bound");
-        assert_eq!(seqs(m.batch(&from, false, 10)), vec![(b"b".to_vec(), 1)]);
-        assert!(bound_for(Seek::End, false).is_none());
-        assert!(bound_for(Seek::Start, true).is_none());
+        assert_eq!(
+            read(ReadFrom::After(b"\x01a", 2), true, 5),
+            (vec![a(3)], false)
+        );
+        assert_eq!(
+            read(ReadFrom::After(b"\x01a", 2), false, 5),
+            (vec![a(1), (b"\x01b".to_vec(), 1)], false)
+        );
+        assert_eq!(
+            read(ReadFrom::Seek(Seek::Ge(b"\x01b")), false, 10),
+            (vec![(b"\x01b".to_vec(), 1)], false)
+        );
+        assert_eq!(read(ReadFrom::Seek(Seek::End), false, 10).0, vec![]);
+        assert_eq!(read(ReadFrom::Seek(Seek::Start), true, 10).0, vec![]);
+    }
+
+    #[test]
+    fn prefix_order_agrees_with_key_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"\0\0",
+            b"a",
+            b"a\0",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgi",
+            b"b",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ];
+        for x in &keys {
+            for y in &keys {
+                let (px, py) = (prefix(x), prefix(y));
+                if px != py {
+                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} {y:?}");
+                }
+            }
+        }
     }
 }

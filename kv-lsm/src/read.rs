@@ -1,17 +1,18 @@
 //! Reads: point lookups across memtables and levels, version listings, scans through the
 //! merging iterator, and the counters of `stats`.
 //!
-//! Every read takes a [`View`] (an `Arc` of each memtable and of the level set) and releases
-//! the state lock at once, so flushes and compactions swap state freely while it runs; the
-//! tables it holds are not deleted before it drops them.
+//! Scans take a [`View`] (an `Arc` of each memtable and of the level set) and release the state
+//! lock at once, so flushes and compactions swap state freely while they run; the tables a
+//! view holds are not deleted before it drops them. Point reads look the memtables up under the
+//! state lock (synchronous lookups, nothing allocated) and keep only the level set's `Arc`.
 
 use std::sync::Arc;
 
 use kv_api::{KeyRange, Result, Slot, Stats, Storage, StorageFile, Version};
 
-use crate::engine::Inner;
-use crate::iter::{LevelCursor, Merger, Source, TableCursor, Visible};
-use crate::key::{Entry, Seek, UkeyRange};
+use crate::engine::{Inner, State};
+use crate::iter::{Merger, Source, TableCursor, Visible};
+use crate::key::{Entry, EntryRef, Seek, UkeyRange};
 use crate::levels::{LevelSet, NUM_LEVELS};
 use crate::memtable::Memtable;
 use crate::sstable::{Table, bloom};
@@ -24,47 +25,31 @@ pub(crate) struct View<S: Storage> {
     pub levels: Arc<LevelSet<S>>,
 }
 
-impl<S: Storage> View<S> {
-    /// Tables that may hold `ukey`, newest first.
-    fn tables_for<'a>(&'a self, ukey: &'a [u8]) -> impl Iterator<Item = &'a Arc<Table<S>>> + 'a {
-        let l0 = self.levels.level(0).iter().filter(move |t| t.covers(ukey));
-        l0.chain((1..NUM_LEVELS).filter_map(move |l| self.levels.find(l, ukey)))
-    }
+/// Tables of `levels` that may hold `ukey`, newest first.
+fn tables_for<'a, S: Storage>(
+    levels: &'a LevelSet<S>,
+    ukey: &'a [u8],
+) -> impl Iterator<Item = &'a Arc<Table<S>>> + 'a {
+    let l0 = levels.level(0).iter().filter(move |t| t.covers(ukey));
+    l0.chain((1..NUM_LEVELS).filter_map(move |l| levels.find(l, ukey)))
+}
 
-    /// One merge source per memtable, per level-0 table and per deeper level.
-    pub fn sources(&self, cache: &Arc<crate::cache::BlockCache>, fill: bool) -> Vec<Source<S>> {
-        let mut sources: Vec<Source<S>> =
-            self.mems.iter().map(|m| Source::mem(m.clone())).collect();
-        for t in self.levels.level(0) {
-            sources.push(Source::Table(TableCursor::new(
-                t.clone(),
-                cache.clone(),
-                fill,
-            )));
-        }
-        for level in 1..NUM_LEVELS {
-            let tables = self.levels.level(level);
-            if !tables.is_empty() {
-                sources.push(Source::Level(LevelCursor::new(
-                    tables.to_vec(),
-                    cache.clone(),
-                    fill,
-                )));
-            }
-        }
-        sources
-    }
+/// Memtables of `st`, newest first.
+fn mems_of<S: Storage>(st: &State<S>) -> impl Iterator<Item = &Arc<Memtable>> {
+    std::iter::once(&st.active).chain(st.immutables.iter().rev())
+}
+
+/// The value of an entry a point read found (`None`: a removal).
+fn value_of(e: EntryRef<'_>) -> Option<Vec<u8>> {
+    e.value.map(<[u8]>::to_vec)
 }
 
 impl<S: Storage> Inner<S> {
     /// A view of the current state.
     pub fn view(&self) -> View<S> {
         let st = self.read_state();
-        let mut mems = Vec::with_capacity(1 + st.immutables.len());
-        mems.push(st.active.clone());
-        mems.extend(st.immutables.iter().rev().cloned());
         View {
-            mems,
+            mems: mems_of(&st).cloned().collect(),
             levels: st.levels.clone(),
         }
     }
@@ -74,41 +59,58 @@ impl<S: Storage> Inner<S> {
         at.min(self.pipeline.visible().seq())
     }
 
-    /// The newest version of `ukey` with `seq <= at`: the first source (newest first) holding
-    /// one decides.
-    pub async fn newest(&self, ukey: &[u8], at: u64) -> Result<Option<Entry>> {
-        let view = self.view();
-        for m in &view.mems {
-            if let Some(e) = m.get(ukey, at) {
-                return Ok(Some(e));
+    /// Looks `ukey` up in the memtables (newest first) under the state lock, so the lookup
+    /// needs no view; otherwise returns the level set to search.
+    fn in_mems(
+        &self,
+        find: impl Fn(&Memtable) -> Option<Option<Vec<u8>>>,
+    ) -> std::result::Result<Option<Vec<u8>>, Arc<LevelSet<S>>> {
+        let st = self.read_state();
+        for m in mems_of(&st) {
+            if let Some(v) = find(m) {
+                return Ok(v);
             }
         }
+        Err(st.levels.clone())
+    }
+
+    /// The newest version of `ukey` with `seq <= at`: `Some(value)` (`Some(None)` for a
+    /// removal) from the first source (newest first) holding one.
+    pub async fn newest(&self, ukey: &[u8], at: u64) -> Result<Option<Option<Vec<u8>>>> {
+        let levels = match self.in_mems(|m| m.get(ukey, at, value_of)) {
+            Ok(v) => return Ok(Some(v)),
+            Err(levels) => levels,
+        };
         let hash = bloom::hash(ukey);
-        for t in view.tables_for(ukey) {
-            if let Some(e) = t.find(ukey, hash, Seek::At(ukey, at), &self.cache).await? {
-                return Ok(Some(e));
+        for t in tables_for(&levels, ukey) {
+            if let Some(v) = t
+                .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
+                .await?
+            {
+                return Ok(Some(v));
             }
         }
         Ok(None)
     }
 
-    /// Version `seq` of `ukey`, wherever it is.
-    pub async fn exact(&self, ukey: &[u8], seq: u64) -> Result<Option<Entry>> {
-        let view = self.view();
-        for m in &view.mems {
-            if let Some(e) = m.get_exact(ukey, seq) {
-                return Ok(Some(e));
-            }
-        }
+    /// Version `seq` of `ukey`, wherever it is: `Some(value)` as for [`Inner::newest`].
+    pub async fn exact(&self, ukey: &[u8], seq: u64) -> Result<Option<Option<Vec<u8>>>> {
+        let levels = match self.in_mems(|m| m.get_exact(ukey, seq, value_of)) {
+            Ok(v) => return Ok(Some(v)),
+            Err(levels) => levels,
+        };
         let hash = bloom::hash(ukey);
-        for t in view.tables_for(ukey) {
+        for t in tables_for(&levels, ukey) {
             if t.meta.min_seq > seq || t.meta.max_seq < seq {
                 continue;
             }
-            if let Some(e) = t.find(ukey, hash, Seek::At(ukey, seq), &self.cache).await?
-                && e.seq == seq
-            {
-                return Ok(Some(e));
+            let found = t
+                .find(ukey, hash, Seek::At(ukey, seq), &self.cache, |e| {
+                    (e.seq == seq).then(|| value_of(e))
+                })
+                .await?;
+            if let Some(Some(v)) = found {
+                return Ok(Some(v));
             }
         }
         Ok(None)
@@ -126,24 +128,25 @@ impl<S: Storage> Inner<S> {
         let mut out = Vec::new();
         let done = |out: &Vec<Entry>| until_value && out.iter().any(|e| e.value.is_some());
         for m in &view.mems {
-            m.versions(ukey, at, &mut out);
+            m.versions(ukey, at, |e| out.push(e.to_entry()));
             if done(&out) {
                 return Ok(out);
             }
         }
         let hash = bloom::hash(ukey);
-        for t in view.tables_for(ukey) {
+        for t in tables_for(&view.levels, ukey) {
             let reader = t.reader().await?;
             if !reader.may_contain(hash) {
                 continue;
             }
-            let mut cursor = TableCursor::new(t.clone(), self.cache.clone(), true);
-            cursor.seek(Seek::At(ukey, at)).await?;
-            while let Some(e) = cursor.next().await? {
+            let mut cursor = TableCursor::new(t.clone(), self.cache.clone(), false);
+            cursor.seek(Seek::At(ukey, at), false).await?;
+            while let Some(e) = cursor.current() {
                 if e.ukey != ukey {
                     break;
                 }
-                out.push(e);
+                out.push(e.to_entry());
+                cursor.step(false).await?;
             }
             if done(&out) {
                 return Ok(out);
@@ -152,7 +155,8 @@ impl<S: Storage> Inner<S> {
         Ok(out)
     }
 
-    /// Up to `limit` live entries of `range` in `slot` at `at`.
+    /// Up to `limit` live entries of `range` in `slot` at `at`: one merging pass, each source
+    /// positioned once; only the entries returned are copied.
     pub async fn scan(
         &self,
         slot: Slot,
@@ -172,22 +176,22 @@ impl<S: Storage> Inner<S> {
         } else {
             range.seek_forward()
         };
-        let merger = Merger::new(view.sources(&self.cache, true), seek, reverse).await?;
+        let sources = Source::all(view.mems, &view.levels, &self.cache, false);
+        let merger = Merger::new(sources, seek, reverse).await?;
         let mut visible = Visible::new(merger, at);
-        while out.len() < limit {
-            let Some(e) = visible.next().await? else {
-                break;
-            };
-            if range.is_past(&e.ukey, reverse) {
+        out.reserve(limit.min(256));
+        // Entries come from the position of the range's first bound on, so the only bound to
+        // check is the other one (and the slot's end).
+        while out.len() < limit && visible.next().await? {
+            let Some(e) = visible.entry() else { break };
+            if range.is_past(e.ukey, reverse) {
                 break;
             }
-            if !range.contains(&e.ukey) {
-                continue;
-            }
+            debug_assert!(range.contains(e.ukey), "scan entry outside its range");
             if let Some(value) = e.value {
                 out.push(kv_api::Entry {
                     key: e.ukey.get(1..).unwrap_or_default().to_vec(),
-                    value,
+                    value: value.to_vec(),
                     version: Version::new(e.seq, e.time_ms),
                 });
             }
@@ -199,32 +203,36 @@ impl<S: Storage> Inner<S> {
     pub async fn stats(&self) -> Result<Stats> {
         let visible = self.pipeline.visible();
         let view = self.view();
-        let mut merger = Merger::new(view.sources(&self.cache, false), Seek::Start, false).await?;
+        let sources = Source::all(view.mems.iter().cloned(), &view.levels, &self.cache, true);
+        let mut merger = Merger::new(sources, Seek::Start, false).await?;
         let (mut versions, mut live_keys, mut garbage) = (0u64, 0u64, 0u64);
         // Per key (newest first): the first version <= visible decides liveness; every older
         // version, and that one if it is a removal, is what merge would drop.
-        let mut key: Option<Vec<u8>> = None;
+        let mut key: Vec<u8> = Vec::new();
+        let mut has_key = false;
         let mut decided = false;
-        while let Some(e) = merger.next().await? {
+        while let Some(e) = merger.current() {
             versions += 1;
-            if key.as_deref() != Some(e.ukey.as_slice()) {
-                key = Some(e.ukey.clone());
+            if !has_key || key.as_slice() != e.ukey {
+                key.clear();
+                key.extend_from_slice(e.ukey);
+                has_key = true;
                 decided = false;
             }
             // Rough on-disk size of an entry: key, value, and its header fields.
             let size = e.payload_len() + 12;
-            if e.seq > visible.seq() {
-                continue;
-            }
-            if decided {
-                garbage += size;
-            } else {
-                decided = true;
-                match e.value {
-                    Some(_) => live_keys += 1,
-                    None => garbage += size,
+            if e.seq <= visible.seq() {
+                if decided {
+                    garbage += size;
+                } else {
+                    decided = true;
+                    match e.value {
+                        Some(_) => live_keys += 1,
+                        None => garbage += size,
+                    }
                 }
             }
+            merger.next().await?;
         }
         let mut bytes_on_storage = 0;
         for name in self.storage.list().await? {

@@ -26,24 +26,23 @@ pub(crate) fn parse_wal_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Encodes a transaction: its write records, then its commit record.
-pub(crate) fn encode_txn(version: Version, writes: &[Write]) -> Vec<u8> {
+/// Encodes a transaction into `buf` (appending): its write records, then its commit record.
+pub(crate) fn encode_txn(buf: &mut Vec<u8>, version: Version, writes: &[Write]) {
     let size: usize = writes
         .iter()
         .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + 32)
         .sum();
-    let mut buf = Vec::with_capacity(size + 40);
+    buf.reserve(size + 40);
     for w in writes {
-        txlog::encode_write(&mut buf, version.seq(), w.slot, &w.key, w.value.as_deref());
+        txlog::encode_write(buf, version.seq(), w.slot, &w.key, w.value.as_deref());
     }
     txlog::encode_commit(
-        &mut buf,
+        buf,
         version.seq(),
         version.time_ms(),
         writes.len() as u32,
         b"",
     );
-    buf
 }
 
 /// The WAL file being appended to.
@@ -87,18 +86,7 @@ pub(crate) async fn replay<S: Storage>(
         let buf = file.read_at(0, n).await?;
         let end = txlog::replay(&buf, &name, is_last, last.seq(), |txn| {
             let version = Version::new(txn.seq, txn.time_ms);
-            let ukeys: Vec<Vec<u8>> = txn
-                .writes
-                .iter()
-                .map(|w| crate::key::ukey(w.slot, w.key))
-                .collect();
-            mem.apply(
-                version,
-                ukeys
-                    .iter()
-                    .zip(&txn.writes)
-                    .map(|(u, w)| (u.as_slice(), w.value)),
-            );
+            mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
             last = last.max(version);
             Ok(())
         })?;
@@ -141,7 +129,8 @@ mod tests {
                 value: None,
             },
         ];
-        let buf = encode_txn(Version::new(5, 99), &writes);
+        let mut buf = Vec::new();
+        encode_txn(&mut buf, Version::new(5, 99), &writes);
         let mut seen = Vec::new();
         let end = txlog::replay(&buf, "w", true, 4, |t| {
             seen.push((t.seq, t.time_ms, t.writes.len()));

@@ -7,6 +7,9 @@
 //! | sled 0.34 | `apply_batch` then `flush()` | `apply_batch` (sled flushes every 500 ms) | none (column left empty) |
 //! | rocksdb | `WriteBatch`, `WriteOptions::set_sync(true)` | `set_sync(false)` (WAL in OS buffers) | `flush` + `compact_range(..)` |
 //!
+//! Every store gets the same read-cache budget ([`workload::cache_bytes`], `KV_BENCH_CACHE_MB`):
+//! fjall `cache_size`, redb `set_cache_size`, sled `cache_capacity`, RocksDB an LRU block cache.
+//!
 //! Every commit of a peer is atomic (a write batch or a write transaction) like ours; none
 //! does our optimistic conflict check. Reads use one read view per reader (redb: one read
 //! transaction; the others read the latest state) and do not copy values out where the API
@@ -44,6 +47,7 @@ impl Db for Fjall {
 
     async fn open(place: &Place) -> Self {
         let db = fjall::Database::builder(place.dir.path().join("fjall"))
+            .cache_size(workload::cache_bytes() as u64)
             .open()
             .expect("open fjall");
         let ks = db
@@ -139,7 +143,10 @@ impl Db for Redb {
     }
 
     async fn open(place: &Place) -> Self {
-        let db = redb::Database::create(place.dir.path().join("redb.db")).expect("open redb");
+        let db = redb::Builder::new()
+            .set_cache_size(workload::cache_bytes())
+            .create(place.dir.path().join("redb.db"))
+            .expect("open redb");
         let redb = Redb { db };
         redb.write(true, |_| {});
         redb
@@ -226,6 +233,7 @@ impl Db for Sled {
     async fn open(place: &Place) -> Self {
         let db = sled::Config::new()
             .path(place.dir.path().join("sled"))
+            .cache_capacity(workload::cache_bytes() as u64)
             .open()
             .expect("open sled");
         Sled { db }
@@ -279,7 +287,8 @@ impl Db for Sled {
 
 // ---------------------------------------------------------------------------------------------
 
-/// RocksDB (the `rocksdb` crate): default options plus `create_if_missing`.
+/// RocksDB (the `rocksdb` crate): default options plus `create_if_missing` and the block cache
+/// budget.
 #[cfg(feature = "rocksdb")]
 pub struct Rocks {
     db: rocksdb::DB,
@@ -297,6 +306,9 @@ impl Db for Rocks {
     async fn open(place: &Place) -> Self {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(workload::cache_bytes()));
+        opts.set_block_based_table_factory(&table);
         let db = rocksdb::DB::open(&opts, place.dir.path().join("rocksdb")).expect("open rocksdb");
         Rocks { db }
     }

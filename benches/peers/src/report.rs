@@ -95,7 +95,8 @@ pub fn print(columns: &[Column], sizes: Sizes, api: Api) {
     println!();
     println!(
         "Scale `{}` (fill {} keys, {} durable commits, {} buffered commits, {} reads, {} scans, \
-         {} keys x 10 versions merged, {} large values); our engines through the `{}` API.",
+         {} keys x 10 versions merged, {} large values); our engines through the `{}` API; \
+         read cache {} MiB per store.",
         sizes.name,
         sizes.fill,
         sizes.durable,
@@ -105,6 +106,7 @@ pub fn print(columns: &[Column], sizes: Sizes, api: Api) {
         sizes.merge_keys,
         sizes.large,
         api.name(),
+        crate::workload::cache_bytes() >> 20,
     );
     println!();
 

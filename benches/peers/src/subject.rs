@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use kv::backends::{FileStorage, MemoryStorage};
-use kv::{Durability, Engine, Options, Storage, Store};
+use kv::{Durability, Engine, Storage, Store};
 
 use crate::ours::{self, Api};
 use crate::workload;
@@ -120,7 +120,7 @@ impl OurBackend for OnMemory {
     }
 }
 
-/// One of our engines on one backend, with default options.
+/// One of our engines on one backend, with default options and the run's cache budget.
 pub struct Ours<E: Engine, B> {
     store: Store<E>,
     api: Api,
@@ -136,7 +136,7 @@ impl<E: Engine<Storage = B::S>, B: OurBackend> Db for Ours<E, B> {
     }
 
     async fn open(place: &Place) -> Self {
-        let store = Store::open_with(B::storage(place).await, Options::default())
+        let store = Store::open_with(B::storage(place).await, ours::options())
             .await
             .unwrap_or_else(|e| panic!("open {}: {e}", Self::label()));
         Ours {

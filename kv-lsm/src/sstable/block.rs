@@ -13,8 +13,9 @@
 //! 0) and absolute `seq`/`time`. Other entries share a key prefix with the entry before and
 //! store `seq`/`time` as zigzag deltas from it, which keeps neighbouring versions small. The
 //! restart offsets allow a binary search without decoding: point lookups search the cached raw
-//! block in place (restart points, then at most one interval of entries), iterators decode the
-//! block whole. The CRC covers everything before it.
+//! block in place (restart points, then at most one interval of entries); iterators decode one
+//! interval at a time into reused buffers ([`Run`]), so a short scan decodes only what it
+//! reads. The CRC covers everything before it.
 
 use std::cmp::Ordering;
 
@@ -22,7 +23,9 @@ use std::sync::Arc;
 
 use kv_api::{Error, Result};
 
-use crate::key::{Entry, cmp_ikey};
+#[cfg(test)]
+use crate::key::Entry;
+use crate::key::{EntryRef, cmp_ikey};
 
 const KIND_REMOVAL: u8 = 0;
 const KIND_VALUE: u8 = 1;
@@ -39,15 +42,24 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a LEB128 varint at `*at`, advancing it. `None` if truncated or overlong.
+#[inline(always)]
 pub(crate) fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
+    // Most fields fit in one byte: decide that case first.
+    let b = *buf.get(*at)?;
+    *at += 1;
+    if b < 0x80 {
+        return Some(u64::from(b));
+    }
+    let mut v = u64::from(b & 0x7f);
+    let mut shift = 7;
+    while shift < 64 {
         let b = *buf.get(*at)?;
         *at += 1;
         v |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
             return Some(v);
         }
+        shift += 7;
     }
     None
 }
@@ -151,18 +163,27 @@ impl BlockBuilder {
 
     /// Returns the encoded block and resets the builder.
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.buf);
+        let mut out = Vec::with_capacity(self.estimated_size());
+        self.finish_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded block to `out` and resets the builder (keeping its buffers, so a
+    /// table writer reuses them block after block).
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.buf);
         for r in &self.restarts {
             out.extend_from_slice(&r.to_le_bytes());
         }
         out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
-        let crc = crc32fast::hash(&out);
+        let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
         out.extend_from_slice(&crc.to_le_bytes());
+        self.buf.clear();
         self.restarts.clear();
         self.since_restart = 0;
         self.last_key.clear();
         self.count = 0;
-        out
     }
 }
 
@@ -221,7 +242,7 @@ impl Header {
 }
 
 /// Decodes entries one after another from a restart point, undoing prefix compression and the
-/// delta encoding of `seq`/`time`.
+/// delta encoding of `seq`/`time` (point lookups).
 struct Walker<'a> {
     block: &'a Block,
     at: usize,
@@ -233,22 +254,19 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn new(block: &'a Block, restart: usize) -> Self {
-        let at = block
-            .restarts
-            .get(restart)
-            .map_or(block.data_end, |r| *r as usize);
+        let at = block.restart(restart).unwrap_or(block.data_end);
         Walker {
             block,
             at,
             next_restart: restart,
-            key: Vec::new(),
+            key: Vec::with_capacity(64),
             seq: 0,
             time: 0,
         }
     }
 
-    /// Decodes the next entry: `(header, entry offset)`, with the key in `self.key`.
-    fn next(&mut self, file: &str) -> Result<Option<(Header, usize)>> {
+    /// Decodes the next entry, with the key in `self.key`.
+    fn next(&mut self, file: &str) -> Result<Option<Header>> {
         let data = self.block.data();
         let start = self.at;
         if start >= data.len() {
@@ -256,12 +274,7 @@ impl<'a> Walker<'a> {
         }
         let bad = |why: &str| Error::corruption(file, self.block.offset + start as u64, why);
         let h = Header::parse(data, start).ok_or_else(|| bad("malformed entry"))?;
-        let restart = self
-            .block
-            .restarts
-            .get(self.next_restart)
-            .is_some_and(|r| *r as usize == start);
-        if restart {
+        if self.block.restart(self.next_restart) == Some(start) {
             if h.shared != 0 {
                 return Err(bad("restart entry shares a key prefix"));
             }
@@ -281,18 +294,19 @@ impl<'a> Walker<'a> {
         self.key
             .extend_from_slice(data.get(h.key_at..h.value_at()).unwrap_or_default());
         self.at = h.end();
-        Ok(Some((h, start)))
+        Ok(Some(h))
     }
 }
 
-/// A block as read from a table: CRC checked, restart array parsed. The cache holds these;
-/// point lookups search them in place ([`Block::find`]), iterators decode them whole
-/// ([`Block::decode`]).
+/// A block as read from a table: CRC and restart array checked. The cache holds these; point
+/// lookups search them in place ([`Block::find_with`]), iterators decode one restart interval
+/// at a time ([`Block::decode_run`]), the index is decoded whole ([`Block::decode`]).
 #[derive(Debug)]
 pub(crate) struct Block {
     raw: Vec<u8>,
+    /// End of the entries; the restart array follows.
     data_end: usize,
-    restarts: Vec<u32>,
+    restart_count: usize,
     /// File offset of the block, for error messages.
     offset: u64,
 }
@@ -307,7 +321,7 @@ impl Block {
         }
         let crc_at = raw.len() - 4;
         let stored = u32_at(&raw, crc_at).ok_or_else(|| bad(crc_at, "truncated block"))?;
-        if crc32fast::hash(&raw[..crc_at]) != stored {
+        if crc32fast::hash(raw.get(..crc_at).unwrap_or_default()) != stored {
             return Err(bad(crc_at, "block crc mismatch"));
         }
         let count_at = crc_at - 4;
@@ -317,26 +331,26 @@ impl Block {
             .checked_mul(4)
             .and_then(|n| count_at.checked_sub(n))
             .ok_or_else(|| bad(count_at, "impossible restart count"))?;
-        let mut restarts = Vec::with_capacity(count);
+        let mut prev: Option<u32> = None;
         for i in 0..count {
             let r =
                 u32_at(&raw, data_end + 4 * i).ok_or_else(|| bad(count_at, "truncated block"))?;
-            let ok = match restarts.last() {
+            let ok = match prev {
                 None => r == 0,
-                Some(prev) => r > *prev,
+                Some(p) => r > p,
             };
             if !ok || r as usize >= data_end {
                 return Err(bad(data_end + 4 * i, "impossible restart point"));
             }
-            restarts.push(r);
+            prev = Some(r);
         }
-        if data_end > 0 && restarts.is_empty() {
+        if data_end > 0 && count == 0 {
             return Err(bad(count_at, "entries without restart points"));
         }
         Ok(Block {
             raw,
             data_end,
-            restarts,
+            restart_count: count,
             offset,
         })
     }
@@ -345,17 +359,39 @@ impl Block {
         self.raw.get(..self.data_end).unwrap_or_default()
     }
 
-    /// Memory held, for the cache's accounting.
-    pub fn charge(&self) -> usize {
-        self.raw.capacity() + 4 * self.restarts.capacity() + 64
+    /// Offset of restart point `i` (checked by `load`: increasing, inside the entries).
+    fn restart(&self, i: usize) -> Option<usize> {
+        if i >= self.restart_count {
+            return None;
+        }
+        u32_at(&self.raw, self.data_end + 4 * i).map(|r| r as usize)
     }
 
-    /// The first entry for which `before(ukey, seq)` is false (`before` must be monotone over
-    /// the entries): a binary search over the restart points, then a short walk.
-    pub fn find(&self, file: &str, before: impl Fn(&[u8], u64) -> bool) -> Result<Option<Entry>> {
+    /// File offset of the block.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Number of restart intervals ([`Run`]s).
+    pub fn runs(&self) -> usize {
+        self.restart_count
+    }
+
+    /// Memory held, for the cache's accounting.
+    pub fn charge(&self) -> usize {
+        self.raw.capacity() + 64
+    }
+
+    /// The number of restart entries that lie before the position (`before` must be monotone
+    /// over the entries): a binary search that decodes only restart entries.
+    pub fn restarts_before(
+        &self,
+        file: &str,
+        before: impl Fn(&[u8], u64) -> bool,
+    ) -> Result<usize> {
         let data = self.data();
         let restart_key = |i: usize| -> Result<(&[u8], u64)> {
-            let at = self.restarts.get(i).map_or(0, |r| *r as usize);
+            let at = self.restart(i).unwrap_or(0);
             let h = Header::parse(data, at)
                 .filter(|h| h.shared == 0)
                 .ok_or_else(|| {
@@ -363,9 +399,7 @@ impl Block {
                 })?;
             Ok((data.get(h.key_at..h.value_at()).unwrap_or_default(), h.seq))
         };
-        // Restart points whose entry lies before the position: the answer is in the interval
-        // after the last of them (or is the next restart entry).
-        let (mut lo, mut hi) = (0, self.restarts.len());
+        let (mut lo, mut hi) = (0, self.restart_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let (k, seq) = restart_key(mid)?;
@@ -375,31 +409,62 @@ impl Block {
                 hi = mid;
             }
         }
+        Ok(lo)
+    }
+
+    /// The first entry for which `before(ukey, seq)` is false, passed to `f`: a binary search
+    /// over the restart points, then a short walk.
+    pub fn find_with<T>(
+        &self,
+        file: &str,
+        before: impl Fn(&[u8], u64) -> bool,
+        f: impl FnOnce(EntryRef<'_>) -> T,
+    ) -> Result<Option<T>> {
+        let data = self.data();
+        // Restart points whose entry lies before the position: the answer is in the interval
+        // after the last of them (or is the next restart entry).
+        let lo = self.restarts_before(file, &before)?;
         let mut walker = Walker::new(self, lo.saturating_sub(1));
-        while let Some((h, _)) = walker.next(file)? {
+        while let Some(h) = walker.next(file)? {
             if !before(&walker.key, walker.seq) {
                 let value = h
                     .value_len
-                    .map(|_| data.get(h.value_at()..h.end()).unwrap_or_default().to_vec());
-                return Ok(Some(Entry {
-                    ukey: walker.key,
+                    .map(|_| data.get(h.value_at()..h.end()).unwrap_or_default());
+                return Ok(Some(f(EntryRef {
+                    ukey: &walker.key,
                     seq: walker.seq,
                     time_ms: walker.time,
                     value,
-                }));
+                })));
             }
         }
         Ok(None)
     }
 
-    /// Decodes every entry (checking order and restart points) for an iterator.
+    /// The first entry for which `before(ukey, seq)` is false, owned.
+    #[cfg(test)]
+    pub fn find(&self, file: &str, before: impl Fn(&[u8], u64) -> bool) -> Result<Option<Entry>> {
+        self.find_with(file, before, |e| e.to_entry())
+    }
+
+    /// Decodes restart interval `r` into `out` whole (replacing what it held).
+    #[cfg(test)]
+    pub fn decode_run(&self, file: &str, r: usize, out: &mut Run) -> Result<()> {
+        out.start(self, file, r)?;
+        while out.decode_next(self, file)? {}
+        Ok(())
+    }
+
+    /// Decodes every entry (checking order and restart points): the index block, which a
+    /// table keeps decoded while it is open.
     pub fn decode(self: &Arc<Self>, file: &str) -> Result<Decoded> {
         let data_len = self.data_end;
         let mut entries: Vec<Slot> =
-            Vec::with_capacity(self.restarts.len().saturating_mul(16).min(data_len / 4 + 1));
+            Vec::with_capacity(self.restart_count.saturating_mul(16).min(data_len / 4 + 1));
         let mut keys = Vec::with_capacity(entries.capacity() * 16);
         let mut walker = Walker::new(self, 0);
-        while let Some((h, start)) = walker.next(file)? {
+        let mut start = 0;
+        while let Some(h) = walker.next(file)? {
             if let Some(last) = entries.last() {
                 let prev = keys
                     .get(last.key.0 as usize..(last.key.0 + last.key.1) as usize)
@@ -420,8 +485,9 @@ impl Block {
                 time_ms: walker.time,
                 value: h.value_len.map(|n| (h.value_at() as u32, n as u32)),
             });
+            start = walker.at;
         }
-        if walker.next_restart != self.restarts.len() {
+        if walker.next_restart != self.restart_count {
             return Err(Error::corruption(
                 file,
                 self.offset + data_len as u64,
@@ -436,16 +502,197 @@ impl Block {
     }
 }
 
+/// Initial capacities of a [`Run`]'s buffers (a restart interval of data blocks is 8 entries;
+/// the key arena stays below the allocator's large-request size).
+const RUN_KEY_BYTES: usize = 512;
+const RUN_ENTRIES: usize = 16;
+
+/// One entry of a [`Run`].
+#[derive(Debug, Clone, Copy)]
+struct RunEntry {
+    /// Its key in the run's arena.
+    key: (usize, usize),
+    seq: u64,
+    time_ms: u64,
+    /// Its value as a range of the raw block.
+    value: Option<(usize, usize)>,
+}
+
+/// The entries of one restart interval of a block, decoded on demand: whole keys in a reused
+/// arena, values left in the block. A forward cursor decodes only the entries it reaches (a
+/// seek stops at its target, a short scan at its last entry), a reverse one decodes the
+/// interval whole. Iterators keep one per cursor, so walking a block allocates nothing once
+/// the buffers have grown. Decoding checks that entries are in order and that the interval
+/// ends exactly at the next restart point.
+#[derive(Debug, Default)]
+pub(crate) struct Run {
+    keys: Vec<u8>,
+    entries: Vec<RunEntry>,
+    /// Offset of the next entry to decode, and where the interval ends.
+    at: usize,
+    end: usize,
+    /// `seq`/`time` of the last entry decoded (the base of the next one's deltas).
+    seq: u64,
+    time: u64,
+}
+
+impl Run {
+    /// Starts decoding interval `r` of `block` (nothing decoded yet).
+    pub fn start(&mut self, block: &Block, file: &str, r: usize) -> Result<()> {
+        self.keys.clear();
+        self.entries.clear();
+        // First use: room for a typical interval at once rather than growing step by step.
+        self.keys.reserve(RUN_KEY_BYTES);
+        self.entries.reserve(RUN_ENTRIES);
+        let Some(start) = block.restart(r) else {
+            return Err(Error::corruption(
+                file,
+                block.offset,
+                format!("restart interval {r} out of range"),
+            ));
+        };
+        self.at = start;
+        self.end = block.restart(r + 1).unwrap_or(block.data_end);
+        Ok(())
+    }
+
+    /// Decodes the next entry of the interval; false if there is none.
+    pub fn decode_next(&mut self, block: &Block, file: &str) -> Result<bool> {
+        let at = self.at;
+        if at >= self.end {
+            if at > self.end {
+                return Err(Error::corruption(
+                    file,
+                    block.offset + self.end as u64,
+                    "restart points do not match the entries",
+                ));
+            }
+            return Ok(false);
+        }
+        let data = block.data();
+        let bad = |why: &str| Error::corruption(file, block.offset + at as u64, why);
+        let h = Header::parse(data, at).ok_or_else(|| bad("malformed entry"))?;
+        let prev = self.entries.last().copied();
+        let (seq, time) = match prev {
+            None => {
+                if h.shared != 0 {
+                    return Err(bad("restart entry shares a key prefix"));
+                }
+                (h.seq, h.time)
+            }
+            Some(_) => (
+                self.seq.wrapping_add(unzigzag(h.seq) as u64),
+                self.time.wrapping_add(unzigzag(h.time) as u64),
+            ),
+        };
+        let (prev_start, prev_end) = prev.map_or((0, 0), |p| p.key);
+        if h.shared > prev_end - prev_start {
+            return Err(bad("shared prefix longer than the previous key"));
+        }
+        let key_start = self.keys.len();
+        self.keys
+            .extend_from_within(prev_start..prev_start + h.shared);
+        self.keys
+            .extend_from_slice(data.get(h.key_at..h.value_at()).unwrap_or_default());
+        let key = (key_start, self.keys.len());
+        if let Some(p) = prev {
+            let pk = self.keys.get(p.key.0..p.key.1).unwrap_or_default();
+            let k = self.keys.get(key.0..key.1).unwrap_or_default();
+            if cmp_ikey(pk, p.seq, k, seq) != Ordering::Less {
+                return Err(bad("entries out of order"));
+            }
+        }
+        self.entries.push(RunEntry {
+            key,
+            seq,
+            time_ms: time,
+            value: h.value_len.map(|n| (h.value_at(), h.value_at() + n)),
+        });
+        (self.seq, self.time) = (seq, time);
+        self.at = h.end();
+        if self.at > self.end {
+            return Err(Error::corruption(
+                file,
+                block.offset + self.end as u64,
+                "restart points do not match the entries",
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Number of entries decoded.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entry `i`; `block` must be the block the run was decoded from.
+    #[inline]
+    pub fn get<'a>(&'a self, i: usize, block: &'a Block) -> Option<EntryRef<'a>> {
+        let e = self.entries.get(i)?;
+        Some(EntryRef {
+            ukey: self.keys.get(e.key.0..e.key.1)?,
+            seq: e.seq,
+            time_ms: e.time_ms,
+            value: e
+                .value
+                .map(|(s, end)| block.raw.get(s..end).unwrap_or_default()),
+        })
+    }
+
+    /// `(ukey, seq)` of entry `i`, without the value.
+    pub fn ikey(&self, i: usize) -> Option<(&[u8], u64)> {
+        let e = self.entries.get(i)?;
+        Some((self.keys.get(e.key.0..e.key.1)?, e.seq))
+    }
+
+    /// Number of leading decoded entries for which `before(ukey, seq)` holds (it must be
+    /// monotone).
+    pub fn partition(&self, before: impl Fn(&[u8], u64) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.ikey(mid) {
+                Some((k, s)) if before(k, s) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// Decodes entries until one for which `before(ukey, seq)` is false; returns its index
+    /// (`len()` if the interval ends first).
+    pub fn decode_until(
+        &mut self,
+        block: &Block,
+        file: &str,
+        before: impl Fn(&[u8], u64) -> bool,
+    ) -> Result<usize> {
+        loop {
+            let n = self.entries.len();
+            if let Some((k, s)) = n.checked_sub(1).and_then(|i| self.ikey(i))
+                && !before(k, s)
+            {
+                return Ok(n - 1);
+            }
+            if !self.decode_next(block, file)? {
+                return Ok(self.entries.len());
+            }
+        }
+    }
+}
+
 /// One decoded entry: its whole key in the key arena, its value in the raw block.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     key: (u32, u32),
     seq: u64,
+    // Read by the tests, which compare whole entries.
+    #[cfg_attr(not(test), allow(dead_code))]
     time_ms: u64,
     value: Option<(u32, u32)>,
 }
 
-/// A block decoded for iteration: whole keys in one arena (prefix compression undone), values
+/// A block decoded whole (the index): keys in one arena (prefix compression undone), values
 /// read in place from the raw block.
 #[derive(Debug)]
 pub(crate) struct Decoded {
@@ -474,7 +721,6 @@ impl Decoded {
     }
 
     /// User key of entry `i` (empty if out of range).
-    #[cfg(test)]
     pub fn ukey(&self, i: usize) -> &[u8] {
         self.entries.get(i).map_or(&[][..], |e| self.key(e.key))
     }
@@ -488,6 +734,7 @@ impl Decoded {
     }
 
     /// Entry `i`, owned.
+    #[cfg(test)]
     pub fn entry(&self, i: usize) -> Option<Entry> {
         let e = self.entries.get(i)?;
         Some(Entry {
@@ -499,9 +746,16 @@ impl Decoded {
     }
 
     /// Number of leading entries for which `before(ukey, seq)` holds (it must be monotone).
+    #[cfg(test)]
     pub fn partition(&self, before: impl Fn(&[u8], u64) -> bool) -> usize {
-        self.entries
-            .partition_point(|e| before(self.key(e.key), e.seq))
+        self.partition_in(0, self.entries.len(), before)
+    }
+
+    /// As [`Decoded::partition`], knowing that every entry below `lo` is before the position
+    /// and none from `hi` on is.
+    pub fn partition_in(&self, lo: usize, hi: usize, before: impl Fn(&[u8], u64) -> bool) -> usize {
+        let within = self.entries.get(lo..hi).unwrap_or_default();
+        lo + within.partition_point(|e| before(self.key(e.key), e.seq))
     }
 }
 
@@ -554,6 +808,46 @@ mod tests {
         assert_eq!(decode(empty.clone(), 0).expect("empty").len(), 0);
         let block = Block::load(empty, "t", 0).expect("load");
         assert_eq!(block.find("t", |_, _| false).expect("find"), None);
+    }
+
+    /// Decoding run by run yields the entries in order, and a damaged run is corruption.
+    #[test]
+    fn runs_cover_the_block() {
+        for interval in [1, 3, 16] {
+            let (raw, want) = sample(100, interval);
+            let block = Block::load(raw, "t", 0).expect("load");
+            let mut run = Run::default();
+            let mut got = Vec::new();
+            for r in 0..block.runs() {
+                block.decode_run("t", r, &mut run).expect("run");
+                assert!(run.len() <= interval);
+                got.extend(
+                    (0..run.len())
+                        .filter_map(|i| run.get(i, &block))
+                        .map(|e| e.to_entry()),
+                );
+            }
+            assert_eq!(got, want);
+            assert!(block.decode_run("t", block.runs(), &mut run).is_err());
+        }
+        // Under a valid CRC: decoding either works or is corruption, never a panic.
+        let (raw, _) = sample(60, 4);
+        for i in 0..raw.len() - 4 {
+            for bit in [0x01u8, 0x40, 0x80] {
+                let mut bad = raw[..raw.len() - 4].to_vec();
+                bad[i] ^= bit;
+                let crc = crc32fast::hash(&bad);
+                bad.extend_from_slice(&crc.to_le_bytes());
+                if let Ok(block) = Block::load(bad, "t", 0) {
+                    let mut run = Run::default();
+                    for r in 0..block.runs() {
+                        let _ = block.decode_run("t", r, &mut run);
+                        let _ = run.partition(|u, _| u < &b"key-00005"[..]);
+                    }
+                    let _ = block.restarts_before("t", |u, _| u < &b"key-00005"[..]);
+                }
+            }
+        }
     }
 
     /// `find` on the raw block agrees with a search over the decoded entries, for every
@@ -646,6 +940,7 @@ mod tests {
             assert_eq!(get_varint(&buf, &mut at), Some(v));
             assert_eq!(at, buf.len());
             assert_eq!(get_varint(&buf[..buf.len() - 1], &mut 0), None);
+            assert_eq!(get_varint(&[0x80; 11], &mut 0), None);
         }
         for d in [0i64, 1, -1, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(d)), d);

@@ -1,0 +1,555 @@
+//! The read cache of the engines (LSM data blocks, Bitcask segment pages): bounded by bytes,
+//! split into shards by key hash so that concurrent readers rarely meet on one lock, with
+//! CLOCK eviction per shard.
+//!
+//! CLOCK approximates LRU at the cost of one bit per entry: a hit only sets the entry's
+//! `referenced` bit (no list to re-link), and eviction sweeps a hand over the entries, clearing
+//! set bits and evicting the first entry found without one. A new entry starts unreferenced,
+//! so a one-off read (a scan passing by) is evicted before entries that were read again.
+//!
+//! ```
+//! use kv_api::cache::Cache;
+//! let cache: Cache<(u32, u64), Vec<u8>> = Cache::new(1 << 20);
+//! cache.insert((1, 0), vec![7; 100], 100);
+//! assert_eq!(cache.get(&(1, 0)).map(|v| v.len()), Some(100));
+//! assert!(cache.get(&(1, 1)).is_none());
+//! assert_eq!(cache.counters(), (1, 1));
+//! ```
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Most shards a cache is split into.
+const MAX_SHARDS: usize = 16;
+/// Least capacity per shard: small caches get fewer shards, so that one shard can still hold
+/// a useful number of entries (and a tiny cache behaves like one CLOCK).
+const MIN_SHARD_BYTES: usize = 1 << 20;
+/// Lookups of [`Cache::get_many_with`] in flight at a time.
+const BATCH: usize = 16;
+
+/// A byte-bounded, sharded cache with CLOCK eviction and hit/miss counters. See the module
+/// docs. [`Cache::get`] hands values out by clone (make them cheap to clone: `Arc`);
+/// [`Cache::get_with`] lends them, for values that are not `Clone` (`Box<[u8]>`).
+pub struct Cache<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    capacity: usize,
+}
+
+struct Slot<V> {
+    value: V,
+    charge: usize,
+    /// Position in the ring.
+    pos: usize,
+}
+
+/// A position of the clock.
+struct Hand<K> {
+    /// `None` where an entry left.
+    key: Option<K>,
+    /// Read since the hand last passed.
+    referenced: bool,
+}
+
+struct Shard<K, V> {
+    /// The entries, in the map itself: a hit is one probe.
+    map: HashMap<K, Slot<V>, FxBuild>,
+    /// The clock: every key once, at its slot's `pos`. Dense and small (a key and a bit per
+    /// entry), so the hand sweeps it without a cache miss per step.
+    ring: Vec<Hand<K>>,
+    /// Empty positions of the ring, reused before it grows.
+    free: Vec<usize>,
+    hand: usize,
+    used: usize,
+    capacity: usize,
+    hits: u64,
+    misses: u64,
+    /// Inserts [`Cache::admit`] turned down since it last said yes past the capacity.
+    refused: u32,
+}
+
+/// Marks the entry at `pos` of the clock as read (written only if it was not, so that hot
+/// entries do not dirty their cache line on every hit).
+fn mark<K>(ring: &mut [Hand<K>], pos: usize) {
+    if let Some(h) = ring.get_mut(pos)
+        && !h.referenced
+    {
+        h.referenced = true;
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Shard<K, V> {
+    fn new(capacity: usize) -> Self {
+        Shard {
+            map: HashMap::default(),
+            ring: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
+            used: 0,
+            capacity,
+            hits: 0,
+            misses: 0,
+            refused: 0,
+        }
+    }
+
+    /// The slot of `key`, marked as read; counts a hit or a miss.
+    fn hit(&mut self, key: &K) -> Option<&Slot<V>> {
+        match self.map.get(key) {
+            Some(slot) => {
+                mark(&mut self.ring, slot.pos);
+                self.hits += 1;
+                Some(slot)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &K) -> Option<Slot<V>> {
+        let slot = self.map.remove(key)?;
+        if let Some(h) = self.ring.get_mut(slot.pos) {
+            h.key = None;
+            h.referenced = false;
+            self.free.push(slot.pos);
+        }
+        self.used -= slot.charge;
+        Some(slot)
+    }
+
+    /// Evicts one entry (CLOCK sweep); false if the shard is empty. Runs at most two turns of
+    /// the hand: the first clears every referenced bit, so the second finds a victim.
+    fn evict_one(&mut self) -> bool {
+        let n = self.ring.len();
+        for _ in 0..2 * n {
+            if self.hand >= n {
+                self.hand = 0;
+            }
+            let i = self.hand;
+            self.hand += 1;
+            let Some(h) = self.ring.get_mut(i) else {
+                continue;
+            };
+            if h.referenced {
+                h.referenced = false;
+            } else if let Some(key) = h.key.take() {
+                // Dropping the evicted value here, under the lock, is fine: it is at most
+                // one value per insert, and most are a free or a refcount decrement.
+                return self.remove(&key).is_some();
+            }
+        }
+        false
+    }
+
+    fn insert(&mut self, key: K, value: V, charge: usize) {
+        self.remove(&key);
+        while self.used + charge > self.capacity {
+            if !self.evict_one() {
+                return;
+            }
+        }
+        let hand = Hand {
+            key: Some(key.clone()),
+            referenced: false,
+        };
+        let pos = match self.free.pop() {
+            Some(pos) => {
+                if let Some(h) = self.ring.get_mut(pos) {
+                    *h = hand;
+                }
+                pos
+            }
+            None => {
+                self.ring.push(hand);
+                self.ring.len() - 1
+            }
+        };
+        self.map.insert(key, Slot { value, charge, pos });
+        self.used += charge;
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Cache<K, V> {
+    /// A cache holding up to `capacity` bytes of charged entries (0 disables it).
+    pub fn new(capacity: usize) -> Self {
+        // A power of two, so that the shard is a mask of the hash.
+        let mut shards = 1;
+        while shards < MAX_SHARDS && capacity / (shards * 2) >= MIN_SHARD_BYTES {
+            shards *= 2;
+        }
+        let per_shard = capacity / shards;
+        Cache {
+            shards: (0..shards)
+                .map(|_| Mutex::new(Shard::new(per_shard)))
+                .collect(),
+            capacity,
+        }
+    }
+
+    /// The capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The shard of `key`, locked. Always `Some` (the index is masked by `len - 1` of a
+    /// non-empty power-of-two slice); callers treat `None` as an empty, disabled cache.
+    fn shard(&self, key: &K) -> Option<MutexGuard<'_, Shard<K, V>>> {
+        // The map inside the shard indexes buckets by the low bits and tags them with the top
+        // ones: pick the shard from bits in between.
+        let h = FxBuild.hash_one(key);
+        let i = (h >> 32) as usize & (self.shards.len().max(1) - 1);
+        // A panic while a shard is locked leaves it consistent between statements.
+        self.shards
+            .get(i)
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Calls `f` with the value of `key`, if cached, under the shard's lock; marks it recently
+    /// used and counts a hit (or a miss). Unlike [`Cache::get`] it does not clone the value:
+    /// for an `Arc`, no reference count to update, so a hit touches only the bytes `f` reads.
+    /// Keep `f` short: other readers of the shard wait for it.
+    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let mut shard = self.shard(key)?;
+        shard.hit(key).map(|slot| f(&slot.value))
+    }
+
+    /// Caches `value` under `key`, charged `charge` bytes, replacing any value of that key and
+    /// evicting entries past the capacity. A value larger than a shard is not cached.
+    pub fn insert(&self, key: K, value: V, charge: usize) {
+        if let Some(mut shard) = self.shard(&key)
+            && charge <= shard.capacity
+        {
+            shard.insert(key, value, charge);
+        }
+    }
+
+    /// [`Cache::get_with`] for many keys: counts a hit or a miss for each, then calls
+    /// `touch(i, value)` for every hit and `f(i, value)` for every key (`None`: a miss), in no
+    /// particular order. Keys are grouped by shard, each shard locked once, and its lookups
+    /// run back to back before any call, then its `touch` calls before its `f` calls: reads
+    /// that miss the CPU cache (hash buckets, then whatever `touch` reads) overlap instead of
+    /// waiting for each other. `touch` should only read (a byte of each cache line that `f`
+    /// will need); `f` does the work.
+    pub fn get_many_with(
+        &self,
+        keys: &[K],
+        mut touch: impl FnMut(usize, &V),
+        mut f: impl FnMut(usize, Option<&V>),
+    ) {
+        let mask = self.shards.len().max(1) - 1;
+        let mut order: Vec<(usize, usize)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((FxBuild.hash_one(k) >> 32) as usize & mask, i))
+            .collect();
+        order.sort_unstable();
+        let mut rest = order.as_slice();
+        while let Some(&(s, _)) = rest.first() {
+            let n = rest.iter().take_while(|(t, _)| *t == s).count();
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            let Some(m) = self.shards.get(s) else {
+                continue;
+            };
+            let mut guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+            let Shard {
+                map,
+                ring,
+                hits,
+                misses,
+                ..
+            } = &mut *guard;
+            // In chunks on the stack: enough reads in flight, no allocation.
+            for chunk in group.chunks(BATCH) {
+                let mut found: [Option<&V>; BATCH] = [None; BATCH];
+                for (&(_, i), v) in chunk.iter().zip(&mut found) {
+                    let slot = keys.get(i).and_then(|k| map.get(k));
+                    match slot {
+                        Some(sl) => {
+                            *hits += 1;
+                            mark(ring, sl.pos);
+                            *v = Some(&sl.value);
+                        }
+                        None => *misses += 1,
+                    }
+                }
+                for (&(_, i), v) in chunk.iter().zip(&found) {
+                    if let Some(v) = v {
+                        touch(i, v);
+                    }
+                }
+                for (&(_, i), v) in chunk.iter().zip(found) {
+                    f(i, v);
+                }
+            }
+        }
+    }
+
+    /// Whether a value of `charge` bytes under `key`, just missed, is worth inserting: always
+    /// while its shard has room; once it is full, one time in `one_in`. A cache smaller than
+    /// the data read at random would evict on every miss (the cost of an insert, plus the
+    /// evicted value's drop) for no better hit rate: which entries are in matters, not how
+    /// often they change. Entries read again and again still get in after a few misses.
+    pub fn admit(&self, key: &K, charge: usize, one_in: u32) -> bool {
+        let Some(mut shard) = self.shard(key) else {
+            return false;
+        };
+        if charge > shard.capacity {
+            return false;
+        }
+        if shard.used + charge <= shard.capacity {
+            return true;
+        }
+        shard.refused += 1;
+        if shard.refused >= one_in {
+            shard.refused = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Removes `key`, if cached.
+    pub fn remove(&self, key: &K) {
+        if let Some(mut shard) = self.shard(key) {
+            shard.remove(key);
+        }
+    }
+
+    /// (hits, misses) counted by [`Cache::get`] and [`Cache::get_with`] so far.
+    pub fn counters(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(h, m), s| {
+            let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            (h + s.hits, m + s.misses)
+        })
+    }
+
+    /// Bytes charged by the entries held.
+    pub fn used(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).used)
+            .sum()
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len())
+            .sum()
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// The value of `key`, if cached: marks it recently used and counts a hit (or a miss).
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut shard = self.shard(key)?;
+        shard.hit(key).map(|slot| slot.value.clone())
+    }
+
+    /// The value of `key`, if cached, without counting or marking it (reads that say nothing
+    /// about what readers need, like compactions).
+    pub fn peek(&self, key: &K) -> Option<V> {
+        self.shard(key)?.map.get(key).map(|s| s.value.clone())
+    }
+}
+
+impl<K, V> std::fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+/// The Fx hash (rustc's), with a final mix so that every bit depends on every input bit. Keys
+/// are the engines' own ids and offsets, never user input: no need for a keyed hash.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct FxBuild;
+
+impl BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn clock_evicts_unreferenced_first() {
+        // Small: one shard, so the order is exactly CLOCK's.
+        let cache: Cache<u64, Arc<u64>> = Cache::new(300);
+        assert_eq!(cache.shards.len(), 1);
+        for k in 0..3 {
+            cache.insert(k, Arc::new(k), 100);
+        }
+        assert!(cache.get(&0).is_some()); // 0 is referenced now
+        cache.insert(3, Arc::new(3), 100); // evicts 1, the first unreferenced
+        assert!(cache.peek(&1).is_none());
+        assert!(cache.peek(&0).is_some() && cache.peek(&2).is_some());
+        assert_eq!(cache.used(), 300);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.counters(), (1, 0)); // peek counts nothing
+        assert!(cache.get(&1).is_none());
+        assert_eq!(cache.counters(), (1, 1));
+        assert_eq!(cache.get_with(&3, |v| **v + 1), Some(4));
+        assert_eq!(cache.get_with(&1, |v| **v), None);
+        assert_eq!(cache.counters(), (2, 2));
+        // Replacing a key re-charges it.
+        cache.insert(2, Arc::new(20), 50);
+        assert_eq!(cache.used(), 250);
+        assert_eq!(cache.peek(&2).as_deref(), Some(&20));
+        cache.remove(&2);
+        assert_eq!((cache.used(), cache.len()), (200, 2));
+        // Admission: always while there is room, then one time in N.
+        assert!(cache.admit(&7, 100, 3));
+        cache.insert(7, Arc::new(7), 100);
+        let admitted: Vec<bool> = (0..6).map(|_| cache.admit(&8, 100, 3)).collect();
+        assert_eq!(admitted, [false, false, true, false, false, true]);
+        cache.remove(&7);
+        let mut seen = Vec::new();
+        cache.get_many_with(
+            &[3, 42, 0],
+            |_, _| {},
+            |i, v| seen.push((i, v.map(|v| **v))),
+        );
+        seen.sort();
+        assert_eq!(seen, [(0, Some(3)), (1, None), (2, Some(0))]);
+        // Too large for the cache: not cached, nothing evicted.
+        cache.insert(9, Arc::new(9), 301);
+        assert!(cache.peek(&9).is_none());
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn disabled_and_sharded() {
+        let off: Cache<u64, u64> = Cache::new(0);
+        off.insert(1, 1, 1);
+        assert!(off.get(&1).is_none());
+        assert!(off.is_empty());
+        let big: Cache<(u32, u64), u64> = Cache::new(64 << 20);
+        assert_eq!(big.shards.len(), MAX_SHARDS);
+        assert_eq!(Cache::<u64, u64>::new(4 << 20).shards.len(), 4);
+        // Many entries over many shards: bounded, and every shard gets some.
+        for p in 0..100_000u64 {
+            big.insert((p as u32 % 7, p), p, 4096);
+        }
+        assert!(big.used() <= 64 << 20);
+        assert!(big.len() >= (64 << 20) / 4096 * 9 / 10, "{}", big.len());
+        for s in big.shards.iter() {
+            assert!(s.lock().expect("shard").map.len() > 500);
+        }
+        // Batched lookups over every shard, more than a batch per shard.
+        let keys: Vec<(u32, u64)> = (99_000..100_100u64).map(|p| (p as u32 % 7, p)).collect();
+        let (h0, m0) = big.counters();
+        let mut seen = vec![None; keys.len()];
+        let mut touched = 0;
+        big.get_many_with(
+            &keys,
+            |_, _| touched += 1,
+            |i, v| seen[i] = Some(v.copied()),
+        );
+        let expect: Vec<Option<Option<u64>>> = keys
+            .iter()
+            .map(|&(_, p)| Some((p < 100_000).then_some(p)))
+            .collect();
+        assert_eq!(seen, expect);
+        assert_eq!(touched, 1000);
+        assert_eq!(big.counters(), (h0 + 1000, m0 + 100));
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers() {
+        let cache: Arc<Cache<u64, Arc<Vec<u8>>>> = Arc::new(Cache::new(2 << 20));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let k = (i * 7 + t) % 3000;
+                        match cache.get(&k) {
+                            Some(v) => assert_eq!(v[0], k as u8),
+                            None => cache.insert(k, Arc::new(vec![k as u8; 1000]), 1000),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert!(cache.used() <= 2 << 20);
+        let (hits, misses) = cache.counters();
+        assert_eq!(hits + misses, 80_000);
+    }
+}

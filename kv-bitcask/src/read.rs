@@ -1,0 +1,255 @@
+//! Reading records back by their keydir locations: through the page cache (see
+//! [`crate::pages`]), scans reading the records they need in file order with nearby ones
+//! joined into one read, and the retry of a read that lost its file to a merge.
+
+use kv_api::{Error, Result, Slot, Storage, StorageFile, txlog};
+
+use crate::engine::{Bitcask, read};
+use crate::key::Key;
+use crate::keydir::Loc;
+use crate::pages::{PageCache, page_span};
+use crate::segment::segment_name;
+
+/// Scans join reads of records at most this far apart (a read costs about what copying this
+/// much does)...
+const READ_GAP: u64 = 4 << 10;
+/// ...into reads of at most this many bytes.
+const READ_SPAN: u64 = 256 << 10;
+
+impl<S: Storage> Bitcask<S> {
+    /// The handle of segment `id` and the bytes readable in it.
+    fn segment(&self, id: u32) -> Option<(S::File, u64)> {
+        read(&self.handles)
+            .get(&id)
+            .map(|s| (s.file.clone(), s.readable()))
+    }
+
+    /// Reads `offset .. end` of segment `id` (`end` past `offset`): the pages around it when
+    /// they lie within what is readable and the cache admits them (see [`Span::keep`]);
+    /// otherwise exactly those bytes (a location past the end then fails as a read past the
+    /// end).
+    async fn read_span(&self, id: u32, offset: u64, end: u64) -> Result<Span> {
+        let (file, readable) = self
+            .segment(id)
+            .ok_or_else(|| Error::corruption(segment_name(id), offset, "segment is not open"))?;
+        if end > readable || !self.pages.admit(id, offset) {
+            let buf = file.read_at(offset, (end - offset) as usize).await?;
+            return Ok(Span {
+                id,
+                start: offset,
+                buf,
+                pages: false,
+            });
+        }
+        let (start, stop) = page_span(offset, end, readable);
+        let buf = file.read_at(start, (stop - start) as usize).await?;
+        Ok(Span {
+            id,
+            start,
+            buf,
+            pages: true,
+        })
+    }
+
+    /// Reads the record at `loc`, checks it belongs to `key` of `slot`, and returns its value.
+    pub(crate) async fn read_frame(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        loc: &Loc,
+    ) -> Result<Option<Vec<u8>>> {
+        let len = loc.len as usize;
+        let decode = |frame: &[u8]| Ok(decode_record(frame, slot, key, loc)?.map(<[u8]>::to_vec));
+        if let Some(value) = self.pages.read(loc.file(), loc.offset, len, decode) {
+            return value;
+        }
+        let end = loc.offset + u64::from(loc.len);
+        let span = self.read_span(loc.file(), loc.offset, end).await?;
+        let value = decode(span.frame(loc)?)?;
+        span.keep(&self.pages);
+        Ok(value)
+    }
+
+    /// Reads the value of version `loc` of `key` in `slot`, found at keydir generation
+    /// `generation`. If a merge moved the version meanwhile (and deleted its old file), looks
+    /// it up again.
+    pub(crate) async fn read_value(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        mut loc: Loc,
+        mut generation: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        loop {
+            let err = match self.read_frame(slot, key, &loc).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            self.pipeline.check_open()?;
+            let full = Key::new(slot, key);
+            let (again, now) = self.lookup(|kd| kd.exact(&full, loc.seq));
+            if now == generation {
+                return Err(err);
+            }
+            match again {
+                Some(l) => {
+                    loc = l;
+                    generation = now;
+                }
+                None => {
+                    return Err(Error::VersionNotFound {
+                        seq: loc.seq,
+                        reason: "dropped by merge",
+                    });
+                }
+            }
+        }
+    }
+
+    /// The values of live versions `found` (keys of `slot`, found at keydir generation
+    /// `generation`), in the same order. Cached records first; the others are read in file
+    /// order, nearby ones joined into one read.
+    pub(crate) async fn read_live_values(
+        &self,
+        slot: Slot,
+        found: &[(Vec<u8>, Loc)],
+        generation: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let live = |frame: &[u8], key: &[u8], loc: &Loc| -> Result<Vec<u8>> {
+            decode_record(frame, slot, key, loc)?
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| expected_value(loc))
+        };
+        let ranges: Vec<(u32, u64, usize)> = found
+            .iter()
+            .map(|(_, l)| (l.file(), l.offset, l.len as usize))
+            .collect();
+        let mut cached: Vec<Option<Result<Vec<u8>>>> = (0..found.len()).map(|_| None).collect();
+        self.pages.read_many(&ranges, |i, frame| {
+            if let (Some((key, loc)), Some(v)) = (found.get(i), cached.get_mut(i)) {
+                *v = Some(live(frame, key, loc));
+            }
+        });
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(found.len());
+        let mut missed = Vec::new();
+        for (i, v) in cached.into_iter().enumerate() {
+            match v {
+                Some(value) => values.push(Some(value?)),
+                None => {
+                    values.push(None);
+                    missed.push(i);
+                }
+            }
+        }
+        missed.sort_unstable_by_key(|&i| found.get(i).map(|(_, l)| (l.file(), l.offset)));
+        let mut rest = missed.as_slice();
+        while let Some((&first, _)) = rest.split_first() {
+            let Some((_, l)) = found.get(first) else {
+                break;
+            };
+            let (file, start) = (l.file(), l.offset);
+            let mut end = start + u64::from(l.len);
+            let mut n = 1;
+            for &j in &rest[1..] {
+                let Some((_, l)) = found.get(j) else {
+                    break;
+                };
+                let l_end = l.offset + u64::from(l.len);
+                if l.file() != file || l.offset > end + READ_GAP || l_end - start > READ_SPAN {
+                    break;
+                }
+                end = end.max(l_end);
+                n += 1;
+            }
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            match self.read_span(file, start, end).await {
+                Ok(span) => {
+                    for &j in group {
+                        let (Some((key, loc)), Some(slot_value)) =
+                            (found.get(j), values.get_mut(j))
+                        else {
+                            continue;
+                        };
+                        *slot_value = Some(live(span.frame(loc)?, key, loc)?);
+                    }
+                    span.keep(&self.pages);
+                }
+                Err(_) => {
+                    // The file may have gone with a merge: each record on its own, looked up
+                    // again if so.
+                    for &j in group {
+                        let (Some((key, loc)), Some(slot_value)) =
+                            (found.get(j), values.get_mut(j))
+                        else {
+                            continue;
+                        };
+                        let value = self.read_value(slot, key, *loc, generation).await?;
+                        *slot_value = Some(value.ok_or_else(|| expected_value(loc))?);
+                    }
+                }
+            }
+        }
+        values
+            .into_iter()
+            .zip(found)
+            .map(|(v, (_, loc))| v.ok_or_else(|| expected_value(loc)))
+            .collect()
+    }
+}
+
+/// Bytes read from a segment.
+struct Span {
+    id: u32,
+    /// Offset of `buf` in the segment.
+    start: u64,
+    buf: Vec<u8>,
+    /// Page-aligned, within the readable length: its whole pages may be cached.
+    pages: bool,
+}
+
+impl Span {
+    /// The frame of `loc`, which lies in this span.
+    fn frame(&self, loc: &Loc) -> Result<&[u8]> {
+        let rel = loc.offset.checked_sub(self.start).map(|r| r as usize);
+        rel.and_then(|r| self.buf.get(r..r + loc.len as usize))
+            .ok_or_else(|| {
+                Error::corruption(segment_name(loc.file()), loc.offset, "record out of range")
+            })
+    }
+
+    /// Hands the whole pages to the cache (after the reader decoded what it needed).
+    fn keep(self, pages: &PageCache) {
+        if self.pages {
+            pages.keep(self.id, self.start, self.buf);
+        }
+    }
+}
+
+/// A live version whose record is not a value: the keydir and the file disagree.
+fn expected_value(loc: &Loc) -> Error {
+    Error::corruption(segment_name(loc.file()), loc.offset, "expected a value")
+}
+
+/// Decodes the whole frame `buf` of version `loc` of `key` in `slot` (CRC checked) and returns
+/// its value (`None` for a removal). A frame that is damaged, or holds another key or kind of
+/// write, is [`Error::Corruption`] at that place.
+pub(crate) fn decode_record<'a>(
+    buf: &'a [u8],
+    slot: Slot,
+    key: &[u8],
+    loc: &Loc,
+) -> Result<Option<&'a [u8]>> {
+    let here = |reason: String| Error::corruption(segment_name(loc.file()), loc.offset, reason);
+    let (s, k, value) = txlog::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
+        Error::Corruption { reason, .. } => here(reason),
+        other => other,
+    })?;
+    if s != slot || k != key {
+        return Err(here("record of another key".into()));
+    }
+    if value.is_none() != loc.is_removal() {
+        return Err(here("record of another kind".into()));
+    }
+    Ok(value)
+}
