@@ -32,8 +32,23 @@ const BATCH: usize = 16;
 /// docs. [`Cache::get`] hands values out by clone (make them cheap to clone: `Arc`);
 /// [`Cache::get_with`] lends them, for values that are not `Clone` (`Box<[u8]>`).
 pub struct Cache<K, V> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
+    shards: Box<[LockedShard<K, V>]>,
     capacity: usize,
+}
+
+type LockedShard<K, V> = Padded<Mutex<Shard<K, V>>>;
+
+/// A shard on cache lines of its own: two readers locking neighbouring shards must not
+/// contend for one line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 struct Slot<V> {
@@ -182,7 +197,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         let per_shard = capacity / shards;
         Cache {
             shards: (0..shards)
-                .map(|_| Mutex::new(Shard::new(per_shard)))
+                .map(|_| Padded(Mutex::new(Shard::new(per_shard))))
                 .collect(),
             capacity,
         }
