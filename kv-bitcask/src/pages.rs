@@ -19,6 +19,10 @@ use kv_api::cache::Cache;
 pub(crate) const PAGE: u64 = 4096;
 /// What a cached page costs: its bytes plus the cache's bookkeeping and the allocations.
 const PAGE_CHARGE: usize = PAGE as usize + 128;
+/// Records longer than this are neither looked up nor cached: one read of a long record costs
+/// about what assembling it from its pages does, and caching it would evict the pages of
+/// dozens of small records.
+pub(crate) const MAX_CACHED_RECORD: usize = 4 * PAGE as usize;
 /// Once the cache is full, one missed page in this many is read whole and cached; the other
 /// misses read just their record (see [`kv_api::cache::Cache::admit`]).
 const ADMIT_ONE_IN: u32 = 8;
@@ -46,7 +50,8 @@ impl PageCache {
     /// Calls `f` with bytes `offset .. offset + len` of segment `file` if every page they lie
     /// on is cached. Within one page, `f` runs on the cached bytes, under the cache shard's
     /// lock (no copy, no reference count: a hit touches only the bytes `f` reads); bytes
-    /// spanning pages are copied together first.
+    /// spanning pages are copied together first. `None`, without a lookup, past
+    /// [`MAX_CACHED_RECORD`].
     pub fn read<R>(
         &self,
         file: u32,
@@ -54,7 +59,7 @@ impl PageCache {
         len: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
-        if !self.enabled() || len == 0 {
+        if !self.enabled() || len == 0 || len > MAX_CACHED_RECORD {
             return None;
         }
         let end = offset.checked_add(len as u64)?;
@@ -117,12 +122,14 @@ impl PageCache {
         });
     }
 
-    /// Whether the page holding `offset` of segment `file`, just missed, should be read whole
-    /// and cached: always while the cache has room, then one miss in [`ADMIT_ONE_IN`]. For
-    /// data larger than the cache, read at random, the hit rate is what fits either way, and a
-    /// refused miss costs a read of its record only, not a page, an insert and an eviction.
-    pub fn admit(&self, file: u32, offset: u64) -> bool {
+    /// Whether the page holding `offset` of segment `file`, just missed by a record of
+    /// `record_len` bytes, should be read whole and cached: never past [`MAX_CACHED_RECORD`];
+    /// always while the cache has room; then one miss in [`ADMIT_ONE_IN`]. For data larger
+    /// than the cache, read at random, the hit rate is what fits either way, and a refused miss
+    /// costs a read of its record only, not a page, an insert and an eviction.
+    pub fn admit(&self, file: u32, offset: u64, record_len: usize) -> bool {
         self.enabled()
+            && record_len <= MAX_CACHED_RECORD
             && self
                 .cache
                 .admit(&(file, offset / PAGE), PAGE_CHARGE, ADMIT_ONE_IN)
@@ -209,6 +216,10 @@ mod tests {
         assert!(cache.read(7, 0, 1, |_| ()).is_none());
         assert!(cache.read(8, 4 * PAGE, 1, |_| ()).is_some());
         // Disabled: nothing kept, nothing found.
+        // Long records are left to the file.
+        let long = MAX_CACHED_RECORD + 1;
+        assert!(!cache.admit(7, 0, long) && cache.admit(7, 0, 10));
+        assert!(cache.read(7, 0, long, |_| ()).is_none());
         let off = PageCache::new(0);
         off.keep(1, 0, vec![0; PAGE as usize]);
         assert!(off.read(1, 0, 1, |_| ()).is_none());

@@ -24,15 +24,15 @@ impl<S: Storage> Bitcask<S> {
             .map(|s| (s.file.clone(), s.readable()))
     }
 
-    /// Reads `offset .. end` of segment `id` (`end` past `offset`): the pages around it when
-    /// they lie within what is readable and the cache admits them (see [`Span::keep`]);
-    /// otherwise exactly those bytes (a location past the end then fails as a read past the
-    /// end).
-    async fn read_span(&self, id: u32, offset: u64, end: u64) -> Result<Span> {
+    /// Reads `offset .. end` of segment `id` (`end` past `offset`; records of at most
+    /// `record_len` bytes): the pages around it when they lie within what is readable and the
+    /// cache admits them (see [`Span::keep`]); otherwise exactly those bytes (a location past
+    /// the end then fails as a read past the end).
+    async fn read_span(&self, id: u32, offset: u64, end: u64, record_len: usize) -> Result<Span> {
         let (file, readable) = self
             .segment(id)
             .ok_or_else(|| Error::corruption(segment_name(id), offset, "segment is not open"))?;
-        if end > readable || !self.pages.admit(id, offset) {
+        if end > readable || !self.pages.admit(id, offset, record_len) {
             let buf = file.read_at(offset, (end - offset) as usize).await?;
             return Ok(Span {
                 id,
@@ -64,7 +64,16 @@ impl<S: Storage> Bitcask<S> {
             return value;
         }
         let end = loc.offset + u64::from(loc.len);
-        let span = self.read_span(loc.file(), loc.offset, end).await?;
+        let span = self.read_span(loc.file(), loc.offset, end, len).await?;
+        if !span.pages {
+            // Exactly the record: its value is the tail of the buffer, no second copy.
+            let mut buf = span.buf;
+            let value_len = decode_record(&buf, slot, key, loc)?.map(<[u8]>::len);
+            return Ok(value_len.map(|n| {
+                buf.drain(..buf.len() - n);
+                buf
+            }));
+        }
         let value = decode(span.frame(loc)?)?;
         span.keep(&self.pages);
         Ok(value)
@@ -149,6 +158,7 @@ impl<S: Storage> Bitcask<S> {
             };
             let (file, start) = (l.file(), l.offset);
             let mut end = start + u64::from(l.len);
+            let mut longest = l.len as usize;
             let mut n = 1;
             for &j in &rest[1..] {
                 let Some((_, l)) = found.get(j) else {
@@ -159,11 +169,12 @@ impl<S: Storage> Bitcask<S> {
                     break;
                 }
                 end = end.max(l_end);
+                longest = longest.max(l.len as usize);
                 n += 1;
             }
             let (group, after) = rest.split_at(n);
             rest = after;
-            match self.read_span(file, start, end).await {
+            match self.read_span(file, start, end, longest).await {
                 Ok(span) => {
                     for &j in group {
                         let (Some((key, loc)), Some(slot_value)) =
