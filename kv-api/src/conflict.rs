@@ -4,27 +4,93 @@
 //! commit after its start wrote a key it read or wrote, or a key inside a range it scanned.
 //! Entries are dropped once no open snapshot is older than them; a cap bounds memory, and a
 //! transaction older than what was dropped conservatively conflicts.
+//!
+//! Every commit is recorded (a transaction may take its snapshot below a commit until that
+//! commit is published), so recording is on the write path of every commit and is kept cheap:
+//! point keys are remembered by a 64-bit keyed hash in one hash table (no allocation per key),
+//! and each commit's keys are copied back to back into one buffer, kept only for the range
+//! checks of transactions that scanned. Two keys with the same hash can only make a check
+//! report a conflict that did not happen (about one chance in 2^64 per pair of keys), which
+//! the caller handles like any conflict: by retrying.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
-use crate::{Error, Result, Slot, WriteBatch};
+use crate::{Error, KeyRange, Result, Slot, Write, WriteBatch};
 
 /// Most keys remembered before the oldest are forgotten (and older transactions conflict).
 const MAX_TRACKED: usize = 1 << 20;
+/// Commit records kept for reuse, so a steady stream of commits allocates nothing.
+const SPARE_COMMITS: usize = 4;
+
+/// The keys of one commit.
+#[derive(Default)]
+struct Commit {
+    seq: u64,
+    /// Keyed hash of (slot, key) of every write.
+    hashes: Vec<u64>,
+    /// The keys back to back, each as slot byte + key bytes.
+    keys: Vec<u8>,
+    /// End offset in `keys` of each key.
+    ends: Vec<usize>,
+}
+
+impl Commit {
+    fn keys(&self) -> impl Iterator<Item = (Slot, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .filter_map(|(s, e)| self.keys.get(s..e))
+            .filter_map(|k| k.split_first().map(|(slot, key)| (*slot, key)))
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}
+
+/// Passes the tracker's 64-bit key hashes through: they are already keyed hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Keys written by recent commits.
 #[derive(Default)]
 pub struct ConflictTracker {
-    /// slot byte + key -> the last commit that wrote it.
-    recent: BTreeMap<Vec<u8>, u64>,
-    /// Commits in order, with the keys (slot byte + key) each wrote, for pruning.
-    log: VecDeque<(u64, Vec<Vec<u8>>)>,
+    /// Hash of (slot, key) -> the last commit that wrote it.
+    recent: HashMap<u64, u64, BuildHasherDefault<IdentityHasher>>,
+    /// Commits in order, for pruning and range checks.
+    log: VecDeque<Commit>,
+    spare: Vec<Commit>,
     tracked: usize,
     /// Transactions starting before this sequence number cannot be validated any more.
     floor: u64,
+    hasher: RandomState,
 }
 
 impl ConflictTracker {
+    fn hash(&self, slot: Slot, key: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u8(slot);
+        h.write(key);
+        h.finish()
+    }
+
     /// Checks `batch` against commits after its start.
     pub fn check(&self, batch: &WriteBatch) -> Result<()> {
         let start = batch.start.seq();
@@ -34,16 +100,12 @@ impl ConflictTracker {
                 self.floor
             )));
         }
-        if self.log.back().is_none_or(|(seq, _)| *seq <= start) {
+        if self.log.back().is_none_or(|c| c.seq <= start) {
             return Ok(());
         }
-        let mut scratch = Vec::new();
-        let mut newer = |slot: Slot, key: &[u8]| {
-            scratch.clear();
-            scratch.push(slot);
-            scratch.extend_from_slice(key);
+        let newer = |slot: Slot, key: &[u8]| {
             self.recent
-                .get(scratch.as_slice())
+                .get(&self.hash(slot, key))
                 .is_some_and(|seq| *seq > start)
         };
         for (slot, key) in &batch.reads {
@@ -62,21 +124,7 @@ impl ConflictTracker {
             }
         }
         for (slot, range) in &batch.ranges {
-            let mut lo = vec![*slot];
-            if let std::ops::Bound::Included(k) | std::ops::Bound::Excluded(k) = &range.start {
-                lo.extend_from_slice(k);
-            }
-            let hit = self
-                .recent
-                .range(lo..)
-                .take_while(|(k, _)| k.first() == Some(slot))
-                .take_while(|(k, _)| match &range.end {
-                    std::ops::Bound::Included(e) => &k[1..] <= e.as_slice(),
-                    std::ops::Bound::Excluded(e) => &k[1..] < e.as_slice(),
-                    std::ops::Bound::Unbounded => true,
-                })
-                .any(|(k, seq)| *seq > start && range.contains(&k[1..]));
-            if hit {
+            if self.written_in(start, *slot, range) {
                 return Err(Error::Conflict(format!(
                     "a key in a range scanned in slot {slot} was committed since"
                 )));
@@ -85,25 +133,37 @@ impl ConflictTracker {
         Ok(())
     }
 
-    /// Remembers the keys written by commit `seq`.
-    pub fn record(&mut self, seq: u64, writes: &[crate::Write]) {
-        let keys: Vec<Vec<u8>> = writes
-            .iter()
-            .map(|w| {
-                let mut k = Vec::with_capacity(1 + w.key.len());
-                k.push(w.slot);
-                k.extend_from_slice(&w.key);
-                k
-            })
-            .collect();
-        for k in &keys {
-            self.recent.insert(k.clone(), seq);
+    /// True if a commit after `start` wrote a key of `slot` inside `range`. A linear walk
+    /// over those commits' keys: only transactions that scanned pay for it, and the keys
+    /// tracked are bounded by [`MAX_TRACKED`].
+    fn written_in(&self, start: u64, slot: Slot, range: &KeyRange) -> bool {
+        if range.is_empty() {
+            return false;
         }
-        self.tracked += keys.len();
-        self.log.push_back((seq, keys));
+        self.log
+            .iter()
+            .rev()
+            .take_while(|c| c.seq > start)
+            .any(|c| c.keys().any(|(s, k)| s == slot && range.contains(k)))
+    }
+
+    /// Remembers the keys written by commit `seq`.
+    pub fn record(&mut self, seq: u64, writes: &[Write]) {
+        let mut commit = self.spare.pop().unwrap_or_default();
+        commit.seq = seq;
+        for w in writes {
+            let h = self.hash(w.slot, &w.key);
+            self.recent.insert(h, seq);
+            commit.hashes.push(h);
+            commit.keys.push(w.slot);
+            commit.keys.extend_from_slice(&w.key);
+            commit.ends.push(commit.keys.len());
+        }
+        self.tracked += commit.len();
+        self.log.push_back(commit);
         while self.tracked > MAX_TRACKED {
             match self.log.front() {
-                Some((seq, _)) => self.floor = self.floor.max(*seq),
+                Some(c) => self.floor = self.floor.max(c.seq),
                 None => break,
             }
             self.pop_front();
@@ -113,19 +173,26 @@ impl ConflictTracker {
     /// Forgets commits that no open transaction can conflict with: those at or below `oldest`,
     /// the oldest start of any open transaction.
     pub fn prune(&mut self, oldest: u64) {
-        while self.log.front().is_some_and(|(seq, _)| *seq <= oldest) {
+        while self.log.front().is_some_and(|c| c.seq <= oldest) {
             self.pop_front();
         }
     }
 
     fn pop_front(&mut self) {
-        if let Some((seq, keys)) = self.log.pop_front() {
-            self.tracked -= keys.len();
-            for k in keys {
-                if self.recent.get(&k) == Some(&seq) {
-                    self.recent.remove(&k);
-                }
+        let Some(mut commit) = self.log.pop_front() else {
+            return;
+        };
+        self.tracked -= commit.len();
+        for h in &commit.hashes {
+            if self.recent.get(h) == Some(&commit.seq) {
+                self.recent.remove(h);
             }
+        }
+        if self.spare.len() < SPARE_COMMITS && commit.keys.capacity() <= 1 << 20 {
+            commit.hashes.clear();
+            commit.keys.clear();
+            commit.ends.clear();
+            self.spare.push(commit);
         }
     }
 
@@ -143,7 +210,8 @@ impl ConflictTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KeyRange, Snapshot, Version, Write};
+    use crate::{Snapshot, Version};
+    use std::ops::Bound;
 
     fn batch(start: u64) -> WriteBatch {
         WriteBatch::new(Snapshot::unpinned(Version::new(start, 0)))
@@ -186,5 +254,57 @@ mod tests {
         assert!(t.check(&b).is_ok(), "range not touched");
         t.prune(5);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn ranges_see_every_commit_since_start_and_pruning_forgets() {
+        let mut t = ConflictTracker::default();
+        for seq in 1..=50u64 {
+            t.record(seq, &[w(1, &seq.to_be_bytes())]);
+        }
+        let scanned = |start: u64, lo: u64, hi: u64| {
+            let mut b = batch(start);
+            b.ranges.push((
+                1,
+                KeyRange {
+                    start: Bound::Included(lo.to_be_bytes().to_vec()),
+                    end: Bound::Excluded(hi.to_be_bytes().to_vec()),
+                },
+            ));
+            t.check(&b).is_err()
+        };
+        assert!(scanned(9, 10, 11), "key 10, committed at 10 > 9");
+        assert!(!scanned(10, 10, 11), "committed at the start itself");
+        assert!(!scanned(9, 5, 10), "keys 5..10 committed at or before 9");
+        assert!(scanned(0, 1, 2) && scanned(20, 30, 60));
+        let mut other_slot = batch(0);
+        other_slot.ranges.push((2, KeyRange::all()));
+        assert!(t.check(&other_slot).is_ok());
+        t.prune(30);
+        assert_eq!(t.len(), 20);
+        let mut b = batch(30);
+        b.reads.push((1, 30u64.to_be_bytes().to_vec()));
+        assert!(t.check(&b).is_ok(), "pruned");
+        b.reads.push((1, 31u64.to_be_bytes().to_vec()));
+        assert!(t.check(&b).is_err());
+        // A key rewritten later stays tracked when its first commit is pruned.
+        t.record(51, &[w(1, &40u64.to_be_bytes())]);
+        t.prune(45);
+        let mut b = batch(45);
+        b.reads.push((1, 40u64.to_be_bytes().to_vec()));
+        assert!(t.check(&b).is_err());
+    }
+
+    #[test]
+    fn the_cap_makes_older_transactions_conflict() {
+        let mut t = ConflictTracker::default();
+        let keys: Vec<Write> = (0..1024u32).map(|i| w(0, &i.to_be_bytes())).collect();
+        for seq in 1..=(MAX_TRACKED / keys.len() + 2) as u64 {
+            t.record(seq, &keys);
+        }
+        assert!(t.len() <= MAX_TRACKED);
+        assert!(matches!(t.check(&batch(0)), Err(Error::Conflict(_))));
+        let newest = t.log.back().map_or(0, |c| c.seq);
+        assert!(t.check(&batch(newest)).is_ok());
     }
 }
