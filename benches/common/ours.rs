@@ -80,7 +80,10 @@ pub struct Opened<E: Engine, B: Backend> {
 /// The options our stores are opened with: the defaults, with the run's cache budget
 /// ([`workload::cache_bytes`]).
 pub fn options() -> Options {
-    Options::default().cache_size(workload::cache_bytes())
+    match workload::cache_bytes() {
+        Some(bytes) => Options::default().cache_size(bytes),
+        None => Options::default(),
+    }
 }
 
 pub async fn open_on<E: Engine<Storage = B::S>, B: Backend>(place: &B) -> Store<E> {

@@ -105,12 +105,14 @@ pub const CACHE_MB: usize = 64;
 /// The read-cache budget every store gets, in bytes: `KV_BENCH_CACHE_MB` MiB, default
 /// [`CACHE_MB`]. Ours: `Options::cache_size`; redb: `set_cache_size`; fjall: `cache_size`;
 /// sled: `cache_capacity`; RocksDB: the block cache. One budget for all, so that nobody wins
-/// by holding more of the data in memory than the others may.
-pub fn cache_bytes() -> usize {
+/// by holding more of the data in memory than the others may. `KV_BENCH_CACHE_MB=default`
+/// gives `None`: every store keeps its own default (what a user who sets nothing gets).
+pub fn cache_bytes() -> Option<usize> {
     match std::env::var("KV_BENCH_CACHE_MB").as_deref() {
-        Err(_) | Ok("") => CACHE_MB << 20,
+        Err(_) | Ok("") => Some(CACHE_MB << 20),
+        Ok("default") => None,
         Ok(mb) => match mb.parse::<usize>() {
-            Ok(mb) => mb << 20,
+            Ok(mb) => Some(mb << 20),
             Err(_) => {
                 eprintln!("KV_BENCH_CACHE_MB={mb}: expected a number of MiB");
                 std::process::exit(2)

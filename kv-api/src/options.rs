@@ -82,7 +82,11 @@ pub struct Options {
     pub memtable_size: usize,
     /// LSM: target size of a data block (default 4 KiB).
     pub block_size: usize,
-    /// LSM: bytes of decoded blocks kept in the block cache (default 32 MiB).
+    /// Bytes of read cache: the LSM's decoded blocks, Bitcask's pages of its log (default
+    /// 256 MiB natively, 32 MiB on wasm32). A bound, not an allocation: the cache holds only
+    /// what was read. The native default sits between RocksDB's and fjall's 32 MiB and redb's
+    /// and sled's 1 GiB: enough for a million small records, so that a store that fits in it
+    /// serves reads from memory without a system call.
     pub cache_size: usize,
     /// LSM: run flushes and compactions in a background task (default true where a runtime
     /// is available); `false` runs them inline in the committing task.
@@ -90,6 +94,13 @@ pub struct Options {
     /// Source of commit times.
     pub clock: Clock,
 }
+
+/// The default [`Options::cache_size`].
+pub const DEFAULT_CACHE_SIZE: usize = if cfg!(target_arch = "wasm32") {
+    32 << 20
+} else {
+    256 << 20
+};
 
 impl Default for Options {
     fn default() -> Self {
@@ -101,7 +112,7 @@ impl Default for Options {
             segment_size: 64 << 20,
             memtable_size: 8 << 20,
             block_size: 4 << 10,
-            cache_size: 32 << 20,
+            cache_size: DEFAULT_CACHE_SIZE,
             background: true,
             clock: Clock::default(),
         }

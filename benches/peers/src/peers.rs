@@ -46,10 +46,11 @@ impl Db for Fjall {
     }
 
     async fn open(place: &Place) -> Self {
-        let db = fjall::Database::builder(place.dir.path().join("fjall"))
-            .cache_size(workload::cache_bytes() as u64)
-            .open()
-            .expect("open fjall");
+        let mut builder = fjall::Database::builder(place.dir.path().join("fjall"));
+        if let Some(bytes) = workload::cache_bytes() {
+            builder = builder.cache_size(bytes as u64);
+        }
+        let db = builder.open().expect("open fjall");
         let ks = db
             .keyspace("bench", fjall::KeyspaceCreateOptions::default)
             .expect("fjall keyspace");
@@ -143,8 +144,11 @@ impl Db for Redb {
     }
 
     async fn open(place: &Place) -> Self {
-        let db = redb::Builder::new()
-            .set_cache_size(workload::cache_bytes())
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = workload::cache_bytes() {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder
             .create(place.dir.path().join("redb.db"))
             .expect("open redb");
         let redb = Redb { db };
@@ -231,11 +235,11 @@ impl Db for Sled {
     }
 
     async fn open(place: &Place) -> Self {
-        let db = sled::Config::new()
-            .path(place.dir.path().join("sled"))
-            .cache_capacity(workload::cache_bytes() as u64)
-            .open()
-            .expect("open sled");
+        let mut config = sled::Config::new().path(place.dir.path().join("sled"));
+        if let Some(bytes) = workload::cache_bytes() {
+            config = config.cache_capacity(bytes as u64);
+        }
+        let db = config.open().expect("open sled");
         Sled { db }
     }
 
@@ -306,9 +310,11 @@ impl Db for Rocks {
     async fn open(place: &Place) -> Self {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_block_cache(&rocksdb::Cache::new_lru_cache(workload::cache_bytes()));
-        opts.set_block_based_table_factory(&table);
+        if let Some(bytes) = workload::cache_bytes() {
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&rocksdb::Cache::new_lru_cache(bytes));
+            opts.set_block_based_table_factory(&table);
+        }
         let db = rocksdb::DB::open(&opts, place.dir.path().join("rocksdb")).expect("open rocksdb");
         Rocks { db }
     }

@@ -96,7 +96,7 @@ pub fn print(columns: &[Column], sizes: Sizes, api: Api) {
     println!(
         "Scale `{}` (fill {} keys, {} durable commits, {} buffered commits, {} reads, {} scans, \
          {} keys x 10 versions merged, {} large values); our engines through the `{}` API; \
-         read cache {} MiB per store.",
+         read cache: {}.",
         sizes.name,
         sizes.fill,
         sizes.durable,
@@ -106,7 +106,10 @@ pub fn print(columns: &[Column], sizes: Sizes, api: Api) {
         sizes.merge_keys,
         sizes.large,
         api.name(),
-        crate::workload::cache_bytes() >> 20,
+        match crate::workload::cache_bytes() {
+            Some(bytes) => format!("{} MiB per store", bytes >> 20),
+            None => "each store's default".to_string(),
+        },
     );
     println!();
 
