@@ -444,6 +444,15 @@ impl Hasher for FxHasher {
     }
 }
 
+/// A fast, unkeyed 64-bit hash of `bytes` (the cache's own: Fx over 8-byte words, then
+/// murmur3's finalizer, so every bit of the result depends on every input bit). For in-memory
+/// tables whose keys an attacker does not choose to collide.
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
 #[derive(Default, Clone, Copy)]
 struct FxBuild;
 

@@ -11,6 +11,7 @@ use std::ops::Bound;
 use kv_api::{KeyRange, Slot, Version};
 
 use crate::key::Key;
+use crate::newest::NewestTable;
 
 /// Highest file id: the top bit of [`Loc`]'s file field is the removal flag.
 pub(crate) const MAX_FILE_ID: u32 = (1 << 31) - 1;
@@ -42,6 +43,23 @@ impl Loc {
             len,
             file_flags: (file & MAX_FILE_ID) | if removal { REMOVAL } else { 0 },
         }
+    }
+
+    /// A location from its packed parts (see [`Loc::file_flags`]), without its commit time
+    /// (0): for reading the record, not for reporting its version.
+    pub fn from_parts(seq: u64, offset: u64, len: u32, file_flags: u32) -> Self {
+        Loc {
+            seq,
+            time_ms: 0,
+            offset,
+            len,
+            file_flags,
+        }
+    }
+
+    /// File id and removal flag, packed.
+    pub fn file_flags(&self) -> u32 {
+        self.file_flags
     }
 
     /// The file holding the record.
@@ -205,6 +223,8 @@ impl MergeRule<'_> {
 pub(crate) struct Keydir {
     map: BTreeMap<Key, Versions>,
     counts: Counts,
+    /// The newest version of (most) keys, for point reads: see [`crate::newest`].
+    newest: NewestTable,
 }
 
 /// `slot byte + key`, the keydir's key.
@@ -315,11 +335,29 @@ impl Keydir {
             }
             counts.add(v, true);
         }
+        let mut newest = NewestTable::with_capacity(grouped.len());
+        newest.set_all(
+            grouped
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_bytes(), v.newest()?))),
+        );
         // Sorted and unique: the bulk build only checks the order.
         Keydir {
             map: grouped.into_iter().collect(),
             counts,
+            newest,
         }
+    }
+
+    /// Refills the newest-version table from the map, sized for its keys.
+    fn rebuild_newest(&mut self) {
+        let mut table = NewestTable::with_capacity(self.map.len());
+        table.set_all(
+            self.map
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_bytes(), v.newest()?))),
+        );
+        self.newest = table;
     }
 
     /// Counters.
@@ -328,16 +366,44 @@ impl Keydir {
     }
 
     /// Adds a version of `key`, newer than every version it has.
+    #[cfg(test)]
     pub fn insert(&mut self, key: &Key, loc: Loc) {
-        if let Some(v) = self.map.get_mut(key) {
-            self.counts.add(v, false);
-            v.push(loc);
-            self.counts.add(v, true);
-        } else {
-            let v = Versions::One(loc);
-            self.counts.add(&v, true);
-            self.map.insert(key.clone(), v);
+        self.insert_all(&[(key.clone(), loc)]);
+    }
+
+    /// Adds the versions of one commit, each newer than every version its key has.
+    pub fn insert_all(&mut self, entries: &[(Key, Loc)]) {
+        for (key, loc) in entries {
+            if let Some(v) = self.map.get_mut(key) {
+                self.counts.add(v, false);
+                v.push(*loc);
+                self.counts.add(v, true);
+            } else {
+                let v = Versions::One(*loc);
+                self.counts.add(&v, true);
+                self.map.insert(key.clone(), v);
+            }
         }
+        if self.map.len() > self.newest.slots() {
+            // Doubles: amortized O(1) per key.
+            self.rebuild_newest();
+        } else {
+            self.newest
+                .set_all(entries.iter().map(|(k, l)| (k.as_bytes(), l)));
+        }
+    }
+
+    /// The newest version of `key` if it is a value visible at `at` and the newest-version
+    /// table holds it: a hint, which may belong to another key (see [`crate::newest`]); the
+    /// caller checks the record and otherwise asks [`Keydir::get`].
+    pub fn newest_hint(&self, key: &Key, at: u64) -> Option<Loc> {
+        self.newest.get(key.as_bytes(), at)
+    }
+
+    /// Sets the newest-version table's slot of `key` to `loc`, right or wrong.
+    #[cfg(test)]
+    pub fn set_newest_for_test(&mut self, key: &Key, loc: &Loc) {
+        self.newest.set(key.as_bytes(), loc);
     }
 
     /// Every version of `key`, oldest first.
@@ -458,6 +524,8 @@ impl Keydir {
             }
         });
         self.counts = counts;
+        // Versions moved: every place in the table may be stale.
+        self.rebuild_newest();
         if next.next().is_some() {
             error.get_or_insert_with(|| "merge output has extra versions".into());
         }

@@ -86,6 +86,7 @@ mod keydir;
 mod layout;
 mod merge;
 mod meta;
+mod newest;
 mod pages;
 mod read;
 mod recovery;

@@ -347,4 +347,58 @@ mod tests {
         }
         Ok(())
     }
+
+    /// Point reads through the newest-version table: versions newer than the read, removals,
+    /// re-inserts, merges, reopens, and a table slot pointing at another key's record.
+    #[tokio::test]
+    async fn point_reads_never_trust_a_wrong_hint() -> Result<()> {
+        let storage = MemoryStorage::new();
+        let options = Options::default().segment_size(16 << 10);
+        let e = Bitcask::open(storage.clone(), options.clone()).await?;
+        let r = &e;
+        let put = |k: u32, v: Option<Vec<u8>>| async move {
+            let batch = WriteBatch::new(r.snapshot()?).write(0, k.to_be_bytes().to_vec(), v);
+            r.commit(batch).await
+        };
+        let get = |k: u32, at: u64| async move { r.get(0, &k.to_be_bytes(), at).await };
+        let first = put(1, Some(value(1, 0))).await?;
+        put(2, Some(value(2, 0))).await?;
+        let second = put(1, Some(value(1, 1))).await?;
+        assert_eq!(
+            get(1, first.seq()).await?,
+            Some(value(1, 0)),
+            "older snapshot"
+        );
+        assert_eq!(get(1, second.seq()).await?, Some(value(1, 1)));
+        let removed = put(1, None).await?;
+        assert_eq!(get(1, removed.seq()).await?, None);
+        assert_eq!(get(1, second.seq()).await?, Some(value(1, 1)));
+        // The slot of key 2 pointing at key 1's record: the record's key tells.
+        {
+            let mut kd = crate::engine::write(&e.keydir);
+            let loc = kd.get(&Key::new(0, &1u32.to_be_bytes()), second.seq());
+            let loc = loc.expect("key 1 at the second commit");
+            kd.set_newest_for_test(&Key::new(0, &2u32.to_be_bytes()), &loc);
+        }
+        assert_eq!(get(2, u64::MAX).await?, Some(value(2, 0)));
+        put(1, Some(value(1, 2))).await?;
+        for k in 3..400 {
+            put(k, Some(value(k, 0))).await?;
+        }
+        e.merge().await?;
+        let at = e.snapshot()?.seq();
+        assert_eq!(get(1, at).await?, Some(value(1, 2)));
+        for k in 2..400 {
+            assert_eq!(get(k, at).await?, Some(value(k, 0)), "key {k} after merge");
+        }
+        e.close().await?;
+        let e = Bitcask::open(storage, options).await?;
+        let at = e.snapshot()?.seq();
+        assert_eq!(e.get(0, &1u32.to_be_bytes(), at).await?, Some(value(1, 2)));
+        for k in 2..400u32 {
+            let got = e.get(0, &k.to_be_bytes(), at).await?;
+            assert_eq!(got, Some(value(k, 0)), "key {k} after reopen");
+        }
+        Ok(())
+    }
 }

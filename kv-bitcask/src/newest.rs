@@ -1,0 +1,207 @@
+//! The newest-version table: a shortcut past the keydir's ordered map for point reads.
+//!
+//! A read of the newest value of a key is the common case, and a descent of the keydir's
+//! `BTreeMap` is most of its cost (several cache misses per level of a million-key tree). This
+//! table answers it with one: a hash table of 2-way buckets, each slot holding a fingerprint
+//! of a key and where its newest version is. It is lossy by design (a full bucket forgets its
+//! older slot, a key whose place does not fit the packing is left out) and it never holds a
+//! stale place, which is what makes a hit usable:
+//!
+//! * Every new version of a key is set in the table, overwriting the slot with the key's
+//!   fingerprint in its bucket (there is at most one), so a slot with a key's fingerprint
+//!   holds either that key's newest version or a version of another key with the same
+//!   fingerprint in the same bucket.
+//! * The record at a slot's place names its key (and is CRC-checked), so a reader tells the
+//!   two apart by reading it, and falls back to the keydir on a mismatch.
+//! * A merge moves versions: the table is rebuilt from the keydir after every merge.
+//!
+//! Memory: 24 bytes per slot, between 1 and 2 slots per key (the slot count is the key count
+//! rounded up to a power of two), so 24 - 48 bytes per key on top of the keydir's ~70.
+
+use kv_api::cache::hash_bytes;
+
+use crate::keydir::Loc;
+
+/// Slots per bucket.
+const WAYS: usize = 2;
+/// Bits of a place's offset that fit a slot: offsets at or past 1 TiB are left out.
+const OFFSET_BITS: u32 = 40;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
+/// Fewest slots.
+const MIN_SLOTS: usize = 64;
+
+/// One key's newest version: 24 bytes. `seq == 0` is an empty slot (commits start at 1).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct Slot {
+    seq: u64,
+    /// Offset in the low [`OFFSET_BITS`], fingerprint above.
+    offset_fp: u64,
+    /// Frame length in the high half, file id and removal flag in the low half.
+    len_file: u64,
+}
+
+impl Slot {
+    fn fingerprint(&self) -> u64 {
+        self.offset_fp >> OFFSET_BITS
+    }
+
+    fn is_empty(&self) -> bool {
+        self.seq == 0
+    }
+}
+
+/// See the module docs.
+pub(crate) struct NewestTable {
+    buckets: Vec<[Slot; WAYS]>,
+    /// `64 - log2(buckets.len())`: the bucket is the hash's top bits.
+    shift: u32,
+}
+
+impl Default for NewestTable {
+    fn default() -> Self {
+        NewestTable::with_capacity(0)
+    }
+}
+
+impl NewestTable {
+    /// An empty table sized for `keys` keys.
+    pub fn with_capacity(keys: usize) -> Self {
+        let slots = keys.max(MIN_SLOTS).next_power_of_two();
+        let buckets = slots / WAYS;
+        NewestTable {
+            buckets: vec![[Slot::default(); WAYS]; buckets],
+            shift: 64 - buckets.trailing_zeros(),
+        }
+    }
+
+    /// Slots in the table.
+    pub fn slots(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    /// The bucket index and fingerprint of `key` (slot byte + key).
+    fn place(&self, key: &[u8]) -> (usize, u64) {
+        let h = hash_bytes(key);
+        // The bucket takes the top bits, the fingerprint the low ones: independent bits.
+        let bucket = (h.checked_shr(self.shift).unwrap_or(0)) as usize;
+        (bucket, h & ((1 << (64 - OFFSET_BITS)) - 1))
+    }
+
+    /// Records `loc` as the newest version of `key` (slot byte + key).
+    #[cfg(test)]
+    pub fn set(&mut self, key: &[u8], loc: &Loc) {
+        let (b, fp) = self.place(key);
+        self.set_at(b, fp, loc);
+    }
+
+    /// Records each `(key, loc)` in turn, as [`NewestTable::set`] does. Faster than one
+    /// at a time: the buckets of a batch of keys
+    /// are touched together first, so their cache misses overlap instead of queueing behind
+    /// the branches of each set.
+    pub fn set_all<'a>(&mut self, entries: impl Iterator<Item = (&'a [u8], &'a Loc)>) {
+        const BATCH: usize = 16;
+        let mut batch: Vec<(usize, u64, &Loc)> = Vec::with_capacity(BATCH);
+        let mut entries = entries.peekable();
+        while entries.peek().is_some() {
+            batch.clear();
+            batch.extend(entries.by_ref().take(BATCH).map(|(k, l)| {
+                let (b, fp) = self.place(k);
+                (b, fp, l)
+            }));
+            let mut touched = 0;
+            for &(b, _, _) in &batch {
+                touched ^= self.buckets.get(b).map_or(0, |s| s[0].seq);
+            }
+            std::hint::black_box(touched);
+            for &(b, fp, l) in &batch {
+                self.set_at(b, fp, l);
+            }
+        }
+    }
+
+    fn set_at(&mut self, b: usize, fp: u64, loc: &Loc) {
+        let Some(bucket) = self.buckets.get_mut(b) else {
+            return;
+        };
+        let slot = (loc.offset <= OFFSET_MASK).then(|| Slot {
+            seq: loc.seq,
+            offset_fp: loc.offset | (fp << OFFSET_BITS),
+            len_file: (u64::from(loc.len) << 32) | u64::from(loc.file_flags()),
+        });
+        if let Some(way) = bucket
+            .iter()
+            .position(|s| !s.is_empty() && s.fingerprint() == fp)
+        {
+            // The key's own slot (or a same-fingerprint neighbour's): replaced, or emptied if
+            // the new place does not fit, so that it never goes stale.
+            bucket[way] = slot.unwrap_or_default();
+            return;
+        }
+        if let Some(slot) = slot {
+            // Newest first; a full bucket forgets its older slot.
+            bucket.copy_within(0..WAYS - 1, 1);
+            bucket[0] = slot;
+        }
+    }
+
+    /// The newest version of `key` (slot byte + key) if the table holds it, is a value (not a
+    /// removal), and is visible at `at`. It may belong to another key with the same
+    /// fingerprint: the caller checks the record's key.
+    pub fn get(&self, key: &[u8], at: u64) -> Option<Loc> {
+        let (b, fp) = self.place(key);
+        let s = self
+            .buckets
+            .get(b)?
+            .iter()
+            .find(|s| !s.is_empty() && s.fingerprint() == fp)?;
+        let loc = Loc::from_parts(
+            s.seq,
+            s.offset_fp & OFFSET_MASK,
+            (s.len_file >> 32) as u32,
+            s.len_file as u32,
+        );
+        (s.seq <= at && !loc.is_removal()).then_some(loc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> Vec<u8> {
+        let mut k = vec![0];
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn holds_newest_versions_and_never_a_stale_one() {
+        let mut t = NewestTable::with_capacity(1000);
+        assert_eq!(t.slots(), 1024);
+        for i in 0..1000u32 {
+            t.set(&key(i), &Loc::new(1, 0, 1, u64::from(i) * 100, 100, false));
+        }
+        let hits = (0..1000u32)
+            .filter(|&i| t.get(&key(i), 5).is_some())
+            .count();
+        assert!(hits > 600, "2-way buckets keep most keys: {hits}");
+        for i in 0..1000u32 {
+            t.set(&key(i), &Loc::new(2, 0, 3, u64::from(i), 7, false));
+        }
+        for i in 0..1000u32 {
+            if let Some(l) = t.get(&key(i), 5) {
+                // Same fingerprint, another key: possible, and the caller checks the record.
+                if l.seq != 2 {
+                    continue;
+                }
+                assert_eq!((l.file(), l.offset, l.len), (3, u64::from(i), 7));
+            }
+            assert!(t.get(&key(i), 1).is_none(), "version 2 is not visible at 1");
+        }
+        // A removal hides the value; a place that does not fit empties the key's slot.
+        t.set(&key(5), &Loc::new(3, 0, 1, 1, 10, true));
+        assert!(t.get(&key(5), 9).is_none());
+        t.set(&key(6), &Loc::new(3, 0, 1, 1 << 41, 10, false));
+        assert!(t.get(&key(6), 9).is_none());
+    }
+}
