@@ -2,10 +2,10 @@
 //!
 //! A read of the newest value of a key is the common case, and a descent of the keydir's
 //! `BTreeMap` is most of its cost (several cache misses per level of a million-key tree). This
-//! table answers it with one: a hash table of 4-way buckets (96 bytes), each slot holding a fingerprint
-//! of a key and where its newest version is. It is lossy by design (a full bucket forgets its
-//! older slot, a key whose place does not fit the packing is left out) and it never holds a
-//! stale place, which is what makes a hit usable:
+//! table answers it with about one: a hash table of 4-way buckets (96 bytes), each slot holding
+//! a fingerprint of a key and where its newest version is. It is lossy by design (a full
+//! bucket forgets its oldest slot, a key whose place does not fit the packing is left out) and
+//! it never holds a stale place, which is what makes a hit usable:
 //!
 //! * Every new version of a key is set in the table, overwriting the slot with the key's
 //!   fingerprint in its bucket (there is at most one), so a slot with a key's fingerprint
