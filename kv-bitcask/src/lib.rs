@@ -46,12 +46,16 @@
 //!
 //! The keydir holds every version of every key: 32 bytes per version plus the key (inline up
 //! to 22 bytes with its slot byte), in an ordered map (about 68 MB for a million 16-byte keys
-//! after reopening). `merge` drops what no snapshot needs. Reopening a million keys from hint
-//! files takes about 100-160 ms of CPU (release build).
+//! after reopening), plus the newest-version table (24 - 48 bytes per key, see below).
+//! `merge` drops what no snapshot needs. Reopening a million keys from hint files takes about
+//! 115-160 ms of CPU (release build).
 //!
 //! # Reads
 //!
-//! A read finds the record's place in the keydir, then its bytes in the page cache (4 KiB
+//! A point read of the newest version first asks the newest-version table (`newest.rs`: 4-way
+//! buckets of fingerprints and places, lossy but never stale), and checks that the record it
+//! points to names the key; on a miss or a mismatch it asks the keydir. Either way it finds
+//! the record's place, then its bytes in the page cache (4 KiB
 //! pages of segments, sharded CLOCK, bounded by [`kv_api::Options::cache_size`]; hits and
 //! misses in [`kv_api::Stats`]) or the segment file, and checks the record's CRC either way.
 //! Once the cache is full, most misses read just their record instead of caching its page,
