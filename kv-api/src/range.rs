@@ -105,7 +105,7 @@ where
     fn into_future(self) -> Self::IntoFuture {
         let mut stream = self.stream();
         Box::pin(async move {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(stream.remaining.map_or(0, |n| n.min(PAGE)));
             while let Some(entry) = stream.next().await? {
                 out.push(entry);
             }
@@ -217,25 +217,32 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
             },
             _ => range,
         };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            page.into_iter().map(|e| (e.key, e.value)).collect();
         let slot = self.slot;
-        for ((_, k), v) in self
+        let mut own = self
             .txn
             .writes
             .range((slot, Vec::new())..)
             .take_while(|((s, _), _)| *s == slot)
             .filter(|((_, k), _)| covered.contains(k))
-        {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        if self.reverse {
-            self.buf.extend(merged.into_iter().rev());
+            .peekable();
+        if own.peek().is_none() {
+            // Nothing of our own to overlay (always so in a snapshot): the page as it came,
+            // already in the order asked for.
+            self.buf.extend(page.into_iter().map(|e| (e.key, e.value)));
         } else {
-            self.buf.extend(merged);
+            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+                page.into_iter().map(|e| (e.key, e.value)).collect();
+            for ((_, k), v) in own {
+                match v {
+                    Some(v) => merged.insert(k.clone(), v.clone()),
+                    None => merged.remove(k),
+                };
+            }
+            if self.reverse {
+                self.buf.extend(merged.into_iter().rev());
+            } else {
+                self.buf.extend(merged);
+            }
         }
         match last {
             Some(l) if full => {

@@ -5,6 +5,7 @@
 //! have one version, which is stored inline (no second allocation).
 
 use std::cmp::{Ordering, Reverse};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::ops::Bound;
 
@@ -387,14 +388,18 @@ impl Keydir {
     /// Adds the versions of one commit, each newer than every version its key has.
     pub fn insert_all(&mut self, entries: &[(Key, Loc)]) {
         for (key, loc) in entries {
-            if let Some(v) = self.map.get_mut(key) {
-                self.counts.add(v, false);
-                v.push(*loc);
-                self.counts.add(v, true);
-            } else {
-                let v = Versions::One(*loc);
-                self.counts.add(&v, true);
-                self.map.insert(key.clone(), v);
+            // One descent per key (a clone of an inline key is a copy of 24 bytes).
+            match self.map.entry(key.clone()) {
+                Entry::Occupied(mut o) => {
+                    let v = o.get_mut();
+                    self.counts.add(v, false);
+                    v.push(*loc);
+                    self.counts.add(v, true);
+                }
+                Entry::Vacant(slot) => {
+                    let v = slot.insert(Versions::One(*loc));
+                    self.counts.add(v, true);
+                }
             }
         }
         if self.map.len() > self.newest.slots() {
