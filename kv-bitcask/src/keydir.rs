@@ -402,7 +402,7 @@ impl Keydir {
                 }
             }
         }
-        if self.map.len() > self.newest.slots() {
+        if self.newest.is_crowded(self.map.len()) {
             // Doubles: amortized O(1) per key.
             self.rebuild_newest();
         } else {

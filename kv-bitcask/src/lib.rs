@@ -46,7 +46,7 @@
 //!
 //! The keydir holds every version of every key: 32 bytes per version plus the key (inline up
 //! to 22 bytes with its slot byte), in an ordered map (about 68 MB for a million 16-byte keys
-//! after reopening), plus the newest-version table (24 - 48 bytes per key, see below).
+//! after reopening), plus the newest-version table (32 - 64 bytes per key, see below).
 //! `merge` drops what no snapshot needs. Reopening a million keys from hint files takes about
 //! 115-160 ms of CPU (release build).
 //!
