@@ -191,6 +191,13 @@ impl Stats {
     }
 }
 
+/// What [`Engine::get_with`] hands a value to: `Send` natively, like the futures.
+#[cfg(not(target_arch = "wasm32"))]
+pub type ValueVisitor<'f> = dyn FnMut(Option<&[u8]>) + Send + 'f;
+/// What [`Engine::get_with`] hands a value to.
+#[cfg(target_arch = "wasm32")]
+pub type ValueVisitor<'f> = dyn FnMut(Option<&[u8]>) + 'f;
+
 /// A storage engine: ordered, versioned, transactional bytes over a [`Storage`].
 ///
 /// Reads take the snapshot sequence number `at`: they see the newest version with
@@ -220,6 +227,35 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
 
     /// The value of a key at `at`, `None` if absent or removed.
     async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>>;
+
+    /// [`Engine::get`] without copying the value out: calls `f` with the value's bytes where
+    /// they lie (`None` if the key is absent or removed). An engine may call `f` while it
+    /// holds a lock of its read cache, so `f` should be short (decode or copy the bytes); it
+    /// is called once, unless the read fails. The default implementation reads through
+    /// [`Engine::get`].
+    ///
+    /// ```
+    /// # use kv_api::{Engine, Result};
+    /// # async fn demo(engine: &impl Engine) -> Result<()> {
+    /// let at = engine.snapshot()?.seq();
+    /// let mut len = None;
+    /// engine.get_with(0, b"key", at, &mut |v| len = v.map(<[u8]>::len)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn get_with<'a>(
+        &'a self,
+        slot: Slot,
+        key: &'a [u8],
+        at: u64,
+        f: &'a mut ValueVisitor<'_>,
+    ) -> impl std::future::Future<Output = Result<()>> + MaybeSend + 'a {
+        async move {
+            let value = self.get(slot, key, at).await?;
+            f(value.as_deref());
+            Ok(())
+        }
+    }
 
     /// The newest version at `at` that is not a removal, with its value.
     async fn get_unremoved(

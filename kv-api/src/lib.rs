@@ -26,7 +26,9 @@ mod transaction;
 pub mod txlog;
 mod version;
 
-pub use engine::{Engine, Entry, KeyRange, Slot, Stats, Write, WriteBatch, prefix_successor};
+pub use engine::{
+    Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
+};
 pub use error::{Error, Result};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, Options};
 pub use range::{RangeQuery, RangeStream};

@@ -127,6 +127,8 @@ impl<E: Engine> Transaction<E> {
             return local.as_deref().map(decode_value).transpose();
         }
         self.note_read(slot, &k);
+        // Not `get_with`: decoding in its visitor would make the future hold a `V`, so `V`
+        // would have to be `Send` for a transaction's future to be.
         match self.engine.get(slot, &k, self.snapshot.seq()).await? {
             Some(bytes) => decode_value(&bytes).map(Some),
             None => Ok(None),

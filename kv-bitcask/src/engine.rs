@@ -1,14 +1,15 @@
 //! The Bitcask engine: commits appended to the active segment, reads through the keydir.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::commit::CommitPipeline;
 use kv_api::txlog::{self, WriteLoc};
 use kv_api::{
-    Engine, Entry, Error, KeyRange, LockGuard, Options, Result, Slot, Snapshot, Stats, Storage,
-    StorageFile, Version, WriteBatch, frame,
+    Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats,
+    Storage, StorageFile, ValueVisitor, Version, WriteBatch, frame,
 };
 
 use crate::hint;
@@ -247,22 +248,47 @@ impl<S: Storage> Engine for Bitcask<S> {
     }
 
     async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
-        self.pipeline.check_open()?;
-        let at = self.visible_at(at);
-        let key = Key::new(slot, key);
-        let hint = read(&self.keydir).newest_hint(&key, at);
-        if let Some(loc) = hint {
-            // The record names its key: a hint of another key (or gone with a merge) fails
-            // here and the read goes through the keydir's map.
-            if let Ok(Some(value)) = self.read_frame(slot, key.user_key(), &loc).await {
-                return Ok(Some(value));
+        let mut value = None;
+        self.get_with(slot, key, at, &mut |v| value = v.map(<[u8]>::to_vec))
+            .await?;
+        Ok(value)
+    }
+
+    // Not `async fn`: `#[async_trait]` would box it, and the trait's signature is unboxed.
+    #[allow(clippy::manual_async_fn)]
+    fn get_with<'a>(
+        &'a self,
+        slot: Slot,
+        key: &'a [u8],
+        at: u64,
+        f: &'a mut ValueVisitor<'_>,
+    ) -> impl Future<Output = Result<()>> + MaybeSend + 'a {
+        async move {
+            self.pipeline.check_open()?;
+            let at = self.visible_at(at);
+            let key = Key::new(slot, key);
+            let hint = read(&self.keydir).newest_hint(&key, at);
+            if let Some(loc) = hint {
+                // The record names its key: a hint of another key (or gone with a merge)
+                // fails here and the read goes through the keydir's map.
+                if self
+                    .read_frame_with(slot, key.user_key(), &loc, &mut *f)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
             }
-        }
-        match self.lookup(|kd| kd.get(&key, at)) {
-            (Some(loc), generation) if !loc.is_removal() => {
-                self.read_value(slot, key.user_key(), loc, generation).await
+            match self.lookup(|kd| kd.get(&key, at)) {
+                (Some(loc), generation) if !loc.is_removal() => {
+                    self.read_value_with(slot, key.user_key(), loc, generation, &mut *f)
+                        .await
+                }
+                _ => {
+                    f(None);
+                    Ok(())
+                }
             }
-            _ => Ok(None),
         }
     }
 
@@ -449,7 +475,9 @@ mod tests {
         let loc = loc.expect("indexed");
         engine.merge().await?;
         // The old segment is gone: reading the old location alone fails...
-        assert!(engine.read_frame(0, b"k", &loc).await.is_err());
+        let mut ignore = |_: Option<&[u8]>| {};
+        let read = engine.read_frame_with(0, b"k", &loc, &mut ignore).await;
+        assert!(read.is_err());
         // ...but the read notices the merge and finds the version at its new place.
         let (moved, now) = engine.lookup(|kd| kd.get(&key, u64::MAX));
         assert_ne!(moved.map(|l| l.file()), Some(loc.file()));

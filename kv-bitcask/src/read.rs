@@ -2,7 +2,7 @@
 //! [`crate::pages`]), scans reading the records they need in file order with nearby ones
 //! joined into one read, and the retry of a read that lost its file to a merge.
 
-use kv_api::{Error, Result, Slot, Storage, StorageFile, txlog};
+use kv_api::{Error, Result, Slot, Storage, StorageFile, ValueVisitor, txlog};
 
 use crate::engine::{Bitcask, read};
 use crate::key::Key;
@@ -51,32 +51,27 @@ impl<S: Storage> Bitcask<S> {
         })
     }
 
-    /// Reads the record at `loc`, checks it belongs to `key` of `slot`, and returns its value.
-    pub(crate) async fn read_frame(
+    /// Reads the record at `loc`, checks it belongs to `key` of `slot`, and hands its value to
+    /// `f` where it lies (in a cached page, under the cache shard's lock) instead of copying
+    /// it out. `f` is called once, on success.
+    pub(crate) async fn read_frame_with(
         &self,
         slot: Slot,
         key: &[u8],
         loc: &Loc,
-    ) -> Result<Option<Vec<u8>>> {
+        f: &mut ValueVisitor<'_>,
+    ) -> Result<()> {
         let len = loc.len as usize;
-        let decode = |frame: &[u8]| Ok(decode_record(frame, slot, key, loc)?.map(<[u8]>::to_vec));
-        if let Some(value) = self.pages.read(loc.file(), loc.offset, len, decode) {
-            return value;
+        if let Some(r) = self.pages.read(loc.file(), loc.offset, len, |frame| {
+            decode_record(frame, slot, key, loc).map(&mut *f)
+        }) {
+            return r;
         }
         let end = loc.offset + u64::from(loc.len);
         let span = self.read_span(loc.file(), loc.offset, end, len).await?;
-        if !span.pages {
-            // Exactly the record: its value is the tail of the buffer, no second copy.
-            let mut buf = span.buf;
-            let value_len = decode_record(&buf, slot, key, loc)?.map(<[u8]>::len);
-            return Ok(value_len.map(|n| {
-                buf.drain(..buf.len() - n);
-                buf
-            }));
-        }
-        let value = decode(span.frame(loc)?)?;
+        f(decode_record(span.frame(loc)?, slot, key, loc)?);
         span.keep(&self.pages);
-        Ok(value)
+        Ok(())
     }
 
     /// Reads the value of version `loc` of `key` in `slot`, found at keydir generation
@@ -86,11 +81,27 @@ impl<S: Storage> Bitcask<S> {
         &self,
         slot: Slot,
         key: &[u8],
+        loc: Loc,
+        generation: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut value = None;
+        let mut copy = |v: Option<&[u8]>| value = v.map(<[u8]>::to_vec);
+        self.read_value_with(slot, key, loc, generation, &mut copy)
+            .await?;
+        Ok(value)
+    }
+
+    /// [`Bitcask::read_value`], handing the value to `f` (see [`Bitcask::read_frame_with`]).
+    pub(crate) async fn read_value_with(
+        &self,
+        slot: Slot,
+        key: &[u8],
         mut loc: Loc,
         mut generation: u64,
-    ) -> Result<Option<Vec<u8>>> {
+        f: &mut ValueVisitor<'_>,
+    ) -> Result<()> {
         loop {
-            let err = match self.read_frame(slot, key, &loc).await {
+            let err = match self.read_frame_with(slot, key, &loc, f).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };

@@ -159,6 +159,7 @@ macro_rules! __suite_cases {
             crud_insert_get_remove => crud::insert_get_remove,
             crud_slots_independent => crud::slots_independent,
             crud_overwrite => crud::overwrite,
+            crud_engine_reads_agree => crud::engine_reads_agree,
             crud_empty_store => crud::empty_store,
             crud_many_keys_reopen => crud::many_keys_reopen,
             types_round_trips => types::round_trips,

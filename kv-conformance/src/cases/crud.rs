@@ -113,6 +113,49 @@ pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
     assert_eq!(must!(txn.versions(0, &1u32).await).len(), 11);
 }
 
+/// `Engine::get_with` (the value handed over where it lies) reads what `Engine::get` reads:
+/// present, absent, removed and overwritten keys, at old snapshots, after a merge and a reopen.
+pub async fn engine_reads_agree<E: EngineFamily, F: StorageFactory>() {
+    use kv_api::Engine;
+    async fn check<En: Engine>(engine: &En, keys: u32, snapshots: &[u64]) {
+        for &at in snapshots {
+            for k in 0..keys {
+                let key = must!(kv_api::codec::encode_key(&k));
+                let copied = must!(engine.get(0, &key, at).await);
+                let mut seen = Vec::new();
+                let mut visit = |v: Option<&[u8]>| seen.push(v.map(<[u8]>::to_vec));
+                must!(engine.get_with(0, &key, at, &mut visit).await);
+                assert_eq!(
+                    seen,
+                    vec![copied],
+                    "key {k} at {at}: called once, same value"
+                );
+            }
+        }
+    }
+    let env = Env::<E, F>::new();
+    let store = env.open().await;
+    let mut snapshots = vec![0];
+    for round in 0..3u32 {
+        let mut txn = store.current().await;
+        for k in 0..200u32 {
+            if (k + round) % 5 == 0 {
+                must!(txn.remove(0, &k));
+            } else if k % 3 != round {
+                let value = vec![round as u8; (k % 50) as usize];
+                must!(txn.insert(0, &k, &value));
+            }
+        }
+        snapshots.push(must!(txn.commit().await).seq());
+    }
+    check(store.engine(), 220, &snapshots).await;
+    let latest = snapshots[snapshots.len() - 1];
+    must!(store.merge().await);
+    check(store.engine(), 220, &[latest]).await;
+    let store = env.reopen(store).await;
+    check(store.engine(), 220, &[latest]).await;
+}
+
 /// A fresh store: nothing anywhere, version zero, merges and reopens fine.
 pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
