@@ -226,7 +226,15 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     fn snapshot_at(&self, version: Version) -> Result<Snapshot>;
 
     /// The value of a key at `at`, `None` if absent or removed.
-    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>>;
+    ///
+    /// (Not an `async fn` of `#[async_trait]`, whose futures are boxed: point reads are the
+    /// hottest call, and this future is returned unboxed.)
+    fn get<'a>(
+        &'a self,
+        slot: Slot,
+        key: &'a [u8],
+        at: u64,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>>> + MaybeSend + 'a;
 
     /// [`Engine::get`] without copying the value out: calls `f` with the value's bytes where
     /// they lie (`None` if the key is absent or removed). An engine may call `f` while it

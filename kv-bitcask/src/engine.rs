@@ -247,11 +247,20 @@ impl<S: Storage> Engine for Bitcask<S> {
         self.pipeline.snapshot_at(version)
     }
 
-    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
-        let mut value = None;
-        self.get_with(slot, key, at, &mut |v| value = v.map(<[u8]>::to_vec))
-            .await?;
-        Ok(value)
+    // Not `async fn`: `#[async_trait]` would box it, and the trait's signature is unboxed.
+    #[allow(clippy::manual_async_fn)]
+    fn get<'a>(
+        &'a self,
+        slot: Slot,
+        key: &'a [u8],
+        at: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + MaybeSend + 'a {
+        async move {
+            let mut value = None;
+            self.get_with(slot, key, at, &mut |v| value = v.map(<[u8]>::to_vec))
+                .await?;
+            Ok(value)
+        }
     }
 
     // Not `async fn`: `#[async_trait]` would box it, and the trait's signature is unboxed.

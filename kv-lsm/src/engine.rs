@@ -2,12 +2,13 @@
 //! and the [`Engine`] implementation.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::commit::CommitPipeline;
 use kv_api::{
-    Engine, Error, KeyRange, LockGuard, Options, Result, Slot, Snapshot, Stats, Storage,
+    Engine, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats, Storage,
     StorageFile, Version, WriteBatch,
 };
 
@@ -357,11 +358,20 @@ impl<S: Storage> Engine for Lsm<S> {
         self.inner.pipeline.snapshot_at(version)
     }
 
-    async fn get(&self, slot: Slot, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
-        let inner = &self.inner;
-        inner.pipeline.check_open()?;
-        let at = inner.clamp(at);
-        Ok(inner.newest(&ukey(slot, key), at).await?.flatten())
+    // Not `async fn`: `#[async_trait]` would box it, and the trait's signature is unboxed.
+    #[allow(clippy::manual_async_fn)]
+    fn get<'a>(
+        &'a self,
+        slot: Slot,
+        key: &'a [u8],
+        at: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + MaybeSend + 'a {
+        async move {
+            let inner = &self.inner;
+            inner.pipeline.check_open()?;
+            let at = inner.clamp(at);
+            Ok(inner.newest(&ukey(slot, key), at).await?.flatten())
+        }
     }
 
     async fn get_unremoved(
