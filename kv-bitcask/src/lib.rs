@@ -48,7 +48,7 @@
 //! to 22 bytes with its slot byte), in an ordered map (about 68 MB for a million 16-byte keys
 //! after reopening), plus the newest-version table (32 - 64 bytes per key, see below).
 //! `merge` drops what no snapshot needs. Reopening a million keys from hint files takes about
-//! 115-160 ms of CPU (release build).
+//! 125-165 ms of CPU (release build).
 //!
 //! # Reads
 //!
