@@ -1,21 +1,20 @@
-//! Traits, typed API and errors of the `kv` store.
+//! The contract of the `kv` store: its typed API, its two extension traits and its errors.
 //!
+//! * [`Store`] / [`Transaction`] / [`RangeQuery`]: the typed API users call, written once over
+//!   any engine; [`Options`], [`Version`], [`Error`].
 //! * [`Storage`] / [`StorageFile`]: what a backend implements (memory, files, IndexedDB, yours).
-//! * [`Engine`]: the byte-level engine trait (Bitcask, LSM), with [`WriteBatch`], [`KeyRange`].
-//! * [`Store`] / [`Transaction`]: the typed API, written once over any engine.
-//! * Shared engine machinery: [`frame`] (CRC framing), [`txlog`] (transaction log records and
-//!   recovery), [`commit`] (ordering, conflicts, group commit), [`snapshot`], [`keycodec`],
-//!   [`cache`] (the sharded read cache).
+//! * [`Engine`]: what an engine implements (Bitcask, LSM, yours), with its argument types
+//!   [`WriteBatch`], [`KeyRange`], [`Entry`], and the snapshot registry [`Snapshots`].
+//! * [`keycodec`]: the order-preserving, type-tagged key encoding.
+//!
+//! The machinery that the workspace's engines share (CRC framing, the transaction log, the
+//! commit pipeline, the read cache) lives in `kv-engine-kit`, which users never see.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cache;
 pub mod codec;
-pub mod commit;
-pub mod conflict;
 mod engine;
 mod error;
-pub mod frame;
 pub mod keycodec;
 mod options;
 mod range;
@@ -23,7 +22,6 @@ pub mod snapshot;
 mod storage;
 mod store;
 mod transaction;
-pub mod txlog;
 mod version;
 
 pub use engine::{

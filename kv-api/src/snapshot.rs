@@ -2,17 +2,13 @@
 //! conflict tracker which versions open views still need.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::Version;
 
 type Pins = Arc<Mutex<BTreeMap<u64, usize>>>;
-
-fn lock(pins: &Pins) -> MutexGuard<'_, BTreeMap<u64, usize>> {
-    // The map is always consistent between statements, so a panic elsewhere cannot leave it
-    // half-updated: recover the guard instead of propagating the poison.
-    pins.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The registry of open snapshots of one engine.
 #[derive(Clone, Default)]
@@ -23,7 +19,7 @@ pub struct Snapshots {
 impl Snapshots {
     /// Pins `version` until the returned snapshot (and all its clones) drop.
     pub fn pin(&self, version: Version) -> Snapshot {
-        *lock(&self.pins).entry(version.seq()).or_insert(0) += 1;
+        *self.pins.lock().entry(version.seq()).or_insert(0) += 1;
         Snapshot {
             version,
             pin: Some(Arc::new(Pin {
@@ -35,12 +31,12 @@ impl Snapshots {
 
     /// The oldest pinned sequence number, if any snapshot is open.
     pub fn oldest(&self) -> Option<u64> {
-        lock(&self.pins).keys().next().copied()
+        self.pins.lock().keys().next().copied()
     }
 
     /// How many snapshots are pinned strictly below `seq`.
     pub fn pinned_below(&self, seq: u64) -> usize {
-        lock(&self.pins).range(..seq).map(|(_, n)| n).sum()
+        self.pins.lock().range(..seq).map(|(_, n)| n).sum()
     }
 }
 
@@ -51,7 +47,7 @@ struct Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        let mut pins = lock(&self.pins);
+        let mut pins = self.pins.lock();
         if let Some(n) = pins.get_mut(&self.seq) {
             *n -= 1;
             if *n == 0 {

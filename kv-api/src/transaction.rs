@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,14 +77,14 @@ impl<E: Engine> Transaction<E> {
 
     fn note_read(&self, slot: Slot, key: &[u8]) {
         if !self.read_only {
-            let mut r = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut r = self.reads.lock();
             r.keys.push((slot, key.to_vec()));
         }
     }
 
     pub(crate) fn note_range(&self, slot: Slot, range: &KeyRange) {
         if !self.read_only {
-            let mut r = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut r = self.reads.lock();
             r.ranges.push((slot, range.clone()));
         }
     }
@@ -308,7 +310,7 @@ impl<E: Engine> Transaction<E> {
             return Ok(self.snapshot.version());
         }
         self.check_write("commit")?;
-        let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(PoisonError::into_inner));
+        let reads = std::mem::take(&mut *self.reads.lock());
         let batch = WriteBatch {
             start: self.snapshot.clone(),
             reads: reads.keys,

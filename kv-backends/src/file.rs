@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use kv_api::{Error, LockGuard, Result, Storage, StorageFile, read_past_end};
 
@@ -14,10 +16,6 @@ const WRITE_BUFFER: usize = 256 << 10;
 
 /// The name of the lock file, never listed.
 const LOCK_FILE: &str = "LOCK";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A directory of files.
 ///
@@ -90,7 +88,10 @@ impl FileStorage {
                 pending_at: len,
             }),
         });
-        lock(&self.inner.open).insert(name.to_string(), Arc::downgrade(&inner));
+        self.inner
+            .open
+            .lock()
+            .insert(name.to_string(), Arc::downgrade(&inner));
         Ok(FileHandle { inner })
     }
 }
@@ -175,7 +176,7 @@ impl Drop for Inner {
         // Best effort: what is not synced carries no durability promise, but a clean drop
         // should still hand it to the OS.
         let mut st = std::mem::replace(
-            &mut *lock(&self.state),
+            &mut *self.state.lock(),
             Buffered {
                 len: 0,
                 pending: Vec::new(),
@@ -195,14 +196,14 @@ pub struct FileHandle {
 #[kv_api::async_trait]
 impl StorageFile for FileHandle {
     async fn len(&self) -> Result<u64> {
-        Ok(lock(&self.inner.state).len)
+        Ok(self.inner.state.lock().len)
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let inner = &*self.inner;
         let mut buf = vec![0u8; len];
         let end = offset.checked_add(len as u64);
-        let st = lock(&inner.state);
+        let st = inner.state.lock();
         match end {
             Some(end) if end <= st.len => {
                 let flushed = st.pending_at;
@@ -223,7 +224,7 @@ impl StorageFile for FileHandle {
     }
 
     async fn append(&self, bytes: &[u8]) -> Result<u64> {
-        let mut st = lock(&self.inner.state);
+        let mut st = self.inner.state.lock();
         let offset = st.len;
         st.pending.extend_from_slice(bytes);
         st.len += bytes.len() as u64;
@@ -234,7 +235,7 @@ impl StorageFile for FileHandle {
     }
 
     async fn sync(&self) -> Result<()> {
-        self.inner.write_pending(&mut lock(&self.inner.state))?;
+        self.inner.write_pending(&mut self.inner.state.lock())?;
         // Outside the lock: appends may go on while the disk syncs (group commit relies on it).
         self.inner
             .file
@@ -243,7 +244,7 @@ impl StorageFile for FileHandle {
     }
 
     async fn truncate(&self, len: u64) -> Result<()> {
-        let mut st = lock(&self.inner.state);
+        let mut st = self.inner.state.lock();
         if len > st.len {
             return Err(Error::InvalidArgument(format!(
                 "truncate {} to {len} beyond its length {}",
@@ -283,7 +284,7 @@ impl Storage for FileStorage {
     }
 
     async fn open(&self, name: &str) -> Result<FileHandle> {
-        if let Some(inner) = lock(&self.inner.open).get(name).and_then(Weak::upgrade) {
+        if let Some(inner) = self.inner.open.lock().get(name).and_then(Weak::upgrade) {
             return Ok(FileHandle { inner });
         }
         let path = self.file_path(name)?;
@@ -311,7 +312,7 @@ impl Storage for FileStorage {
 
     async fn remove(&self, name: &str) -> Result<()> {
         let path = self.file_path(name)?;
-        lock(&self.inner.open).remove(name);
+        self.inner.open.lock().remove(name);
         match fs::remove_file(&path) {
             Ok(()) => self.sync_dir(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -322,14 +323,17 @@ impl Storage for FileStorage {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.file_path(from)?, self.file_path(to)?);
         // Pending appends must reach the file before its name changes hands.
-        let moved = lock(&self.inner.open)
+        let moved = self
+            .inner
+            .open
+            .lock()
             .remove(from)
             .and_then(|w| w.upgrade());
         if let Some(inner) = &moved {
-            inner.write_pending(&mut lock(&inner.state))?;
+            inner.write_pending(&mut inner.state.lock())?;
         }
         fs::rename(&src, &dst).map_err(|e| Error::io(format!("rename {from} to {to}"), e))?;
-        let mut open = lock(&self.inner.open);
+        let mut open = self.inner.open.lock();
         match moved {
             Some(inner) => open.insert(to.to_string(), Arc::downgrade(&inner)),
             None => open.remove(to),

@@ -1,14 +1,12 @@
 //! An in-memory backend.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 
 use kv_api::{Error, LockGuard, Result, Storage, StorageFile, not_found, read_past_end};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 type Data = Arc<RwLock<Vec<u8>>>;
 
@@ -35,9 +33,10 @@ impl MemoryStorage {
 
     /// Total bytes of all files.
     pub fn total_bytes(&self) -> u64 {
-        lock(&self.files)
+        self.files
+            .lock()
             .values()
-            .map(|d| d.read().unwrap_or_else(PoisonError::into_inner).len() as u64)
+            .map(|d| d.read().len() as u64)
             .sum()
     }
 }
@@ -50,12 +49,12 @@ pub struct MemoryFile {
 }
 
 impl MemoryFile {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<u8>> {
-        self.data.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Vec<u8>> {
+        self.data.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<u8>> {
-        self.data.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Vec<u8>> {
+        self.data.write()
     }
 }
 
@@ -116,11 +115,13 @@ impl Storage for MemoryStorage {
     type File = MemoryFile;
 
     async fn list(&self) -> Result<Vec<String>> {
-        Ok(lock(&self.files).keys().cloned().collect())
+        Ok(self.files.lock().keys().cloned().collect())
     }
 
     async fn open(&self, name: &str) -> Result<MemoryFile> {
-        let data = lock(&self.files)
+        let data = self
+            .files
+            .lock()
             .get(name)
             .cloned()
             .ok_or_else(|| not_found("open", name))?;
@@ -132,7 +133,7 @@ impl Storage for MemoryStorage {
 
     async fn create(&self, name: &str) -> Result<MemoryFile> {
         let data = Data::default();
-        lock(&self.files).insert(name.to_string(), data.clone());
+        self.files.lock().insert(name.to_string(), data.clone());
         Ok(MemoryFile {
             name: name.into(),
             data,
@@ -140,12 +141,12 @@ impl Storage for MemoryStorage {
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
-        lock(&self.files).remove(name);
+        self.files.lock().remove(name);
         Ok(())
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let mut files = lock(&self.files);
+        let mut files = self.files.lock();
         let data = files
             .remove(from)
             .ok_or_else(|| not_found("rename", from))?;
@@ -167,6 +168,6 @@ impl Storage for MemoryStorage {
     }
 
     async fn exists(&self, name: &str) -> Result<bool> {
-        Ok(lock(&self.files).contains_key(name))
+        Ok(self.files.lock().contains_key(name))
     }
 }

@@ -3,14 +3,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use kv_api::commit::CommitPipeline;
-use kv_api::txlog::{self, WriteLoc};
+use parking_lot::{Mutex, RwLock};
+
 use kv_api::{
     Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats,
-    Storage, StorageFile, ValueVisitor, Version, WriteBatch, frame,
+    Storage, StorageFile, ValueVisitor, Version, WriteBatch,
 };
+use kv_engine_kit::commit::CommitPipeline;
+use kv_engine_kit::frame;
+use kv_engine_kit::txlog::{self, WriteLoc};
 
 use crate::hint;
 use crate::key::Key;
@@ -19,18 +21,6 @@ use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::pages::PageCache;
 use crate::recovery;
 use crate::segment::{hint_name, parse_name, segment_name};
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Bytes of a write record besides key and value: frame header, kind, seq, slot, key length.
 const WRITE_OVERHEAD: usize = frame::HEADER_LEN + 1 + 8 + 1 + 4;
@@ -58,7 +48,7 @@ pub struct Bitcask<S: Storage> {
 impl<S: Storage> Bitcask<S> {
     /// Reads `f` of the keydir, with the generation it was read at.
     pub(crate) fn lookup<T>(&self, f: impl FnOnce(&Keydir) -> T) -> (T, u64) {
-        let kd = read(&self.keydir);
+        let kd = self.keydir.read();
         (f(&kd), self.generation.load(Ordering::Acquire))
     }
 
@@ -70,7 +60,7 @@ impl<S: Storage> Bitcask<S> {
     /// Syncs the active segment (the group-commit leader's sync). Commits in segments sealed
     /// since were synced by the roll.
     async fn sync_active(&self) -> Result<()> {
-        let file = lock(&self.layout).active.as_ref().map(|a| a.file.clone());
+        let file = self.layout.lock().active.as_ref().map(|a| a.file.clone());
         match file {
             Some(f) => f.sync().await,
             None => Ok(()),
@@ -81,7 +71,7 @@ impl<S: Storage> Bitcask<S> {
     /// `last` is the newest commit appended. Any error must poison the pipeline.
     pub(crate) async fn roll(&self, last: Version) -> Result<()> {
         let (old_id, old_file, old_len, mut pending) = {
-            let mut layout = lock(&self.layout);
+            let mut layout = self.layout.lock();
             let a = layout.active.as_mut().ok_or(Error::ReadOnly("roll"))?;
             (a.id, a.file.clone(), a.len, std::mem::take(&mut a.pending))
         };
@@ -92,24 +82,26 @@ impl<S: Storage> Bitcask<S> {
         self.write_hint(old_id, &hint).await;
         drop(hint);
 
-        let new_id = lock(&self.layout).alloc_id()?;
+        let new_id = self.layout.lock().alloc_id()?;
         let new_file = self.storage.create(&segment_name(new_id)).await?;
         // The new segment must exist before a manifest names it.
         self.storage.sync().await?;
-        write(&self.handles).insert(new_id, SegFile::new(new_file.clone(), 0));
+        self.handles
+            .write()
+            .insert(new_id, SegFile::new(new_file.clone(), 0));
         let sealed_now = SegInfo {
             id: old_id,
             merged: false,
             len: old_len,
         };
         let meta = {
-            let layout = lock(&self.layout);
+            let layout = self.layout.lock();
             let mut sealed = layout.sealed.clone();
             sealed.push(sealed_now);
             layout.meta_with(&sealed, new_id, self.pipeline.horizon(), last)
         };
         meta.write(&self.storage).await?;
-        let mut layout = lock(&self.layout);
+        let mut layout = self.layout.lock();
         layout.sealed.push(sealed_now);
         layout.active = Some(Active {
             id: new_id,
@@ -136,7 +128,7 @@ impl<S: Storage> Bitcask<S> {
     }
 
     fn active_len(&self) -> Option<u64> {
-        lock(&self.layout).active.as_ref().map(|a| a.len)
+        self.layout.lock().active.as_ref().map(|a| a.len)
     }
 
     /// Adds the writes of a commit appended at `offset` of segment `id` to the keydir.
@@ -149,10 +141,10 @@ impl<S: Storage> Bitcask<S> {
         locs: &[WriteLoc],
         v: Version,
     ) {
-        let mut layout = lock(&self.layout);
-        let mut kd = write(&self.keydir);
+        let mut layout = self.layout.lock();
+        let mut kd = self.keydir.write();
         // Readable before the keydir points there.
-        if let Some(seg) = read(&self.handles).get(&id) {
+        if let Some(seg) = self.handles.read().get(&id) {
             seg.extend(offset + len);
         }
         let pending = layout.active.as_mut().filter(|a| a.id == id).map(|a| {
@@ -276,7 +268,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             self.pipeline.check_open()?;
             let at = self.visible_at(at);
             let key = Key::new(slot, key);
-            let hint = read(&self.keydir).newest_hint(&key, at);
+            let hint = self.keydir.read().newest_hint(&key, at);
             if let Some(loc) = hint {
                 // The record names its key: a hint of another key (or gone with a merge)
                 // fails here and the read goes through the keydir's map.
@@ -324,7 +316,7 @@ impl<S: Storage> Engine for Bitcask<S> {
         self.pipeline.check_open()?;
         let at = self.visible_at(at);
         let key = Key::new(slot, key);
-        let kd = read(&self.keydir);
+        let kd = self.keydir.read();
         Ok(kd
             .all(&key)
             .iter()
@@ -396,7 +388,9 @@ impl<S: Storage> Engine for Bitcask<S> {
                 return Err(ticket.fail(e));
             }
         }
-        let Some((id, file)) = lock(&self.layout)
+        let Some((id, file)) = self
+            .layout
+            .lock()
             .active
             .as_ref()
             .map(|a| (a.id, a.file.clone()))
@@ -425,10 +419,10 @@ impl<S: Storage> Engine for Bitcask<S> {
 
     async fn stats(&self) -> Result<Stats> {
         self.pipeline.check_open()?;
-        let counts = read(&self.keydir).counts();
+        let counts = self.keydir.read().counts();
         let (cache_hits, cache_misses) = self.pages.counters();
         let (segment_bytes, files) = {
-            let layout = lock(&self.layout);
+            let layout = self.layout.lock();
             (layout.segment_bytes(), layout.segment_count())
         };
         let mut bytes_on_storage = 0;
@@ -459,8 +453,8 @@ impl<S: Storage> Engine for Bitcask<S> {
         let _merge = self.merging.lock().await;
         let flushed = self.flush().await;
         self.pipeline.close();
-        write(&self.handles).clear();
-        lock(&self.writer_lock).take();
+        self.handles.write().clear();
+        self.writer_lock.lock().take();
         flushed
     }
 }
@@ -517,11 +511,11 @@ mod tests {
             engine.commit(batch).await?;
         }
         // Every segment replays as whole transactions, on its own.
-        let layout_ids: Vec<u32> = lock(&engine.layout).sealed.iter().map(|s| s.id).collect();
+        let layout_ids: Vec<u32> = engine.layout.lock().sealed.iter().map(|s| s.id).collect();
         assert!(layout_ids.len() >= 5);
         for id in layout_ids {
             let f = storage.open(&segment_name(id)).await?;
-            let buf = crate::segment::read_all(&f, "seg").await?;
+            let buf = kv_engine_kit::files::read_all(&f, "seg").await?;
             let end = txlog::replay(&buf, "seg", false, 0, |_| Ok(()))?;
             assert_eq!(end.valid_len, buf.len() as u64);
             assert!(buf.len() <= 300);

@@ -1,6 +1,6 @@
 //! Hint files: the keydir entries of one sealed segment, so reopening reads keys, not values.
 //!
-//! A hint file is a sequence of CRC frames ([`kv_api::frame`]): chunks of entries, then one
+//! A hint file is a sequence of CRC frames ([`kv_engine_kit::frame`]): chunks of entries, then one
 //! footer. Little-endian:
 //!
 //! * chunk: `1 | entries`, entry = `key_len u32 | key (slot byte + key) | seq u64 |
@@ -13,7 +13,8 @@
 //! implausible entry makes the caller replay the segment instead. Hints are an optimisation
 //! and never the only copy of anything.
 
-use kv_api::frame;
+use kv_engine_kit::bytes::{u32_at, u64_at};
+use kv_engine_kit::frame;
 
 use crate::key::Key;
 use crate::keydir::Loc;
@@ -61,18 +62,6 @@ pub(crate) fn encode(id: u32, segment_len: u64, last: Last, entries: &[(Key, Loc
         b.extend_from_slice(&last.1.to_le_bytes());
     });
     out
-}
-
-fn u32_at(p: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        p.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn u64_at(p: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        p.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
 }
 
 /// Decodes the hint of segment `id`, which is `segment_len` bytes long, appending its entries

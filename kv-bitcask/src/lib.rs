@@ -33,7 +33,7 @@
 //!
 //! # Layout on storage
 //!
-//! * Segments `NNNNNNNN.log`: transaction logs in the shared [`kv_api::txlog`] format (a
+//! * Segments `NNNNNNNN.log`: transaction logs in the shared [`kv_engine_kit::txlog`] format (a
 //!   transaction = its write records + one commit record, appended with one `append`), rolled
 //!   at [`kv_api::Options::segment_size`] between transactions; or merged segments of
 //!   self-contained committed records (txlog kinds 4 and 5) written by `merge`, in key order.
@@ -75,7 +75,7 @@
 //!
 //! # Concurrency
 //!
-//! Commits go through [`kv_api::commit::CommitPipeline`] (one writer at a time, group commit).
+//! Commits go through [`kv_engine_kit::commit::CommitPipeline`] (one writer at a time, group commit).
 //! Reads take the keydir's read lock only to find a location, then read without any lock; a
 //! read racing a merge that deleted its file looks the version up again. `merge` holds the
 //! writer lock only to seal the active segment and, at the end, to switch the manifest and

@@ -18,9 +18,10 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use kv_api::{Error, Result, Storage, StorageFile, frame, txlog};
+use kv_api::{Error, Result, Storage, StorageFile};
+use kv_engine_kit::{frame, txlog};
 
-use crate::engine::{Bitcask, lock, read, write};
+use crate::engine::Bitcask;
 use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Loc, MergeRule};
@@ -92,7 +93,7 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
         let cur = match &mut self.current {
             Some(cur) => cur,
             None => {
-                let id = lock(&self.engine.layout).alloc_id()?;
+                let id = self.engine.layout.lock().alloc_id()?;
                 self.created.push(id);
                 let file = self.engine.storage.create(&segment_name(id)).await?;
                 self.current.insert(OutSegment {
@@ -182,7 +183,9 @@ impl<S: Storage> Bitcask<S> {
                 j += 1;
             }
             let name = segment_name(file_id);
-            let file = read(&self.handles)
+            let file = self
+                .handles
+                .read()
                 .get(&file_id)
                 .map(|s| s.file.clone())
                 .ok_or_else(|| Error::corruption(&name, start, "segment is not open"))?;
@@ -204,7 +207,9 @@ impl<S: Storage> Bitcask<S> {
         let mut cursor: Option<Key> = None;
         loop {
             let (batch, last) =
-                read(&self.keydir).merge_batch(cursor.as_deref(), rule, KEYS_PER_BATCH);
+                self.keydir
+                    .read()
+                    .merge_batch(cursor.as_deref(), rule, KEYS_PER_BATCH);
             let locs: Vec<&Loc> = batch.iter().map(|(_, l)| l).collect();
             let frames = self.read_frames(&locs).await?;
             for ((key, loc), frame) in batch.iter().zip(&frames) {
@@ -230,7 +235,7 @@ impl<S: Storage> Bitcask<S> {
         let (sealed, horizon) = {
             let state = self.pipeline.lock_writer().await;
             self.pipeline.check_writable("merge")?;
-            let active_len = lock(&self.layout).active.as_ref().map_or(0, |a| a.len);
+            let active_len = self.layout.lock().active.as_ref().map_or(0, |a| a.len);
             if active_len > 0 {
                 self.roll(state.last())
                     .await
@@ -242,7 +247,7 @@ impl<S: Storage> Bitcask<S> {
             let first = self.pipeline.merge_horizon();
             self.pipeline.set_horizon(first);
             let h = first.min(self.pipeline.merge_horizon());
-            let sealed: HashSet<u32> = lock(&self.layout).sealed.iter().map(|s| s.id).collect();
+            let sealed: HashSet<u32> = self.layout.lock().sealed.iter().map(|s| s.id).collect();
             (sealed, h)
         };
         if sealed.is_empty() {
@@ -277,7 +282,7 @@ impl<S: Storage> Bitcask<S> {
         }
         let merged: Vec<SegInfo> = out.done.iter().map(|(info, _)| *info).collect();
         let (meta, new_sealed) = {
-            let layout = lock(&self.layout);
+            let layout = self.layout.lock();
             let mut new_sealed = merged.clone();
             new_sealed.extend(layout.sealed.iter().filter(|s| !sealed.contains(&s.id)));
             let active = layout.active.as_ref().map_or(0, |a| a.id);
@@ -285,7 +290,7 @@ impl<S: Storage> Bitcask<S> {
             (meta, new_sealed)
         };
         {
-            let mut handles = write(&self.handles);
+            let mut handles = self.handles.write();
             for (info, file) in &out.done {
                 handles.insert(info.id, SegFile::new(file.clone(), info.len));
             }
@@ -296,8 +301,8 @@ impl<S: Storage> Bitcask<S> {
             return Err(self.pipeline.poison(e));
         }
         {
-            let mut layout = lock(&self.layout);
-            let mut kd = write(&self.keydir);
+            let mut layout = self.layout.lock();
+            let mut kd = self.keydir.write();
             if let Err(reason) = kd.apply_merge(&rule, &out.moved) {
                 return Err(self.pipeline.poison(Error::corruption("keydir", 0, reason)));
             }
@@ -308,7 +313,7 @@ impl<S: Storage> Bitcask<S> {
 
         // 4. Delete the old files. Failures leave garbage that the next open removes.
         let gone: Vec<(u32, u64)> = {
-            let mut handles = write(&self.handles);
+            let mut handles = self.handles.write();
             sealed
                 .iter()
                 .filter_map(|id| handles.remove(id).map(|s| (*id, s.readable())))

@@ -1,6 +1,6 @@
 //! `META`: the manifest naming the segments of the store, replaced atomically.
 //!
-//! One CRC frame ([`kv_api::frame`]) whose payload is, little-endian:
+//! One CRC frame ([`kv_engine_kit::frame`]) whose payload is, little-endian:
 //!
 //! `"BCSK" | format u8 (1) | next_id u32 | horizon u64 | last_seq u64 | last_time_ms u64 |
 //! count u32 | count × (id u32 | flags u8)`, flag bit 0 = merged segment.
@@ -12,7 +12,9 @@
 //! merge dropped every record). A new manifest is written to `META.tmp`, synced, renamed over
 //! `META`, and the namespace synced: after a crash `META` is the old or the new one.
 
-use kv_api::{Error, Result, Storage, StorageFile, frame};
+use kv_api::{Error, Result, Storage};
+use kv_engine_kit::bytes::Reader;
+use kv_engine_kit::{files, frame};
 
 use crate::segment::{META, META_TMP};
 
@@ -82,7 +84,7 @@ impl Meta {
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let bad = |reason: &str| Error::corruption(META, 0, reason);
         let p = frame::decode_exact(buf).map_err(bad)?;
-        let mut r = Reader { p, at: 0 };
+        let mut r = Reader::new(p);
         if r.take(4) != Some(MAGIC.as_slice()) {
             return Err(bad("not a bitcask manifest"));
         }
@@ -95,13 +97,13 @@ impl Meta {
         let last_seq = r.u64().ok_or_else(malformed)?;
         let last_time_ms = r.u64().ok_or_else(malformed)?;
         let count = r.u32().ok_or_else(malformed)? as usize;
-        if count.checked_mul(5) != Some(p.len() - r.at) {
+        if count.checked_mul(5) != Some(r.remaining()) {
             return Err(malformed());
         }
         let mut segments = Vec::with_capacity(count);
         for _ in 0..count {
             let id = r.u32().ok_or_else(malformed)?;
-            let flags = *r.take(1).and_then(|f| f.first()).ok_or_else(malformed)?;
+            let flags = r.u8().ok_or_else(malformed)?;
             if flags & !MERGED != 0 || id >= next_id {
                 return Err(malformed());
             }
@@ -127,33 +129,7 @@ impl Meta {
 
     /// Replaces `META` atomically and durably.
     pub async fn write<S: Storage>(&self, storage: &S) -> Result<()> {
-        let tmp = storage.create(META_TMP).await?;
-        tmp.append(&self.encode()).await?;
-        tmp.sync().await?;
-        drop(tmp);
-        storage.rename(META_TMP, META).await?;
-        storage.sync().await
-    }
-}
-
-struct Reader<'a> {
-    p: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.p.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        files::replace(storage, META_TMP, META, &self.encode()).await
     }
 }
 

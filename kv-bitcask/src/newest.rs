@@ -18,7 +18,7 @@
 //! Memory: 24 bytes per slot, between 4/3 and 8/3 slots per key (a power of two, doubled when
 //! keys pass 3/4 of the slots), so 32 - 64 bytes per key on top of the keydir's ~70.
 
-use kv_api::cache::hash_bytes;
+use kv_engine_kit::cache::hash_bytes;
 
 use crate::keydir::Loc;
 

@@ -1,5 +1,5 @@
 //! The page cache of segment files: 4 KiB pages keyed by `(segment id, page index)` in the
-//! shared [`kv_api::cache::Cache`], bounded by [`kv_api::Options::cache_size`].
+//! shared [`kv_engine_kit::cache::Cache`], bounded by [`kv_api::Options::cache_size`].
 //!
 //! Pages rather than whole records: a page of small records costs one entry's bookkeeping for
 //! about thirty records, so a budget holds more of the data (about 45% more records of 138
@@ -13,7 +13,7 @@
 //! page of a segment (where the active segment grows) is read from the file each time. Pages
 //! of segments deleted by merge are dropped with the files.
 
-use kv_api::cache::Cache;
+use kv_engine_kit::cache::Cache;
 
 /// Page size, in bytes.
 pub(crate) const PAGE: u64 = 4096;
@@ -24,7 +24,7 @@ const PAGE_CHARGE: usize = PAGE as usize + 128;
 /// dozens of small records.
 pub(crate) const MAX_CACHED_RECORD: usize = 4 * PAGE as usize;
 /// Once the cache is full, one missed page in this many is read whole and cached; the other
-/// misses read just their record (see [`kv_api::cache::Cache::admit`]).
+/// misses read just their record (see [`kv_engine_kit::cache::Cache::admit`]).
 const ADMIT_ONE_IN: u32 = 8;
 
 type Page = Box<[u8]>;
@@ -86,7 +86,7 @@ impl PageCache {
 
     /// [`PageCache::read`] for many ranges `(file, offset, len)` (a scan's records): calls
     /// `f(i, bytes)` for every range `i` found whole in the cache, in no particular order. The
-    /// lookups are batched (see [`kv_api::cache::Cache::get_many_with`]): the records of a
+    /// lookups are batched (see [`kv_engine_kit::cache::Cache::get_many_with`]): the records of a
     /// scan lie on pages all over the store, and fetching them one after the other would wait
     /// for one memory read at a time.
     pub fn read_many(&self, ranges: &[(u32, u64, usize)], mut f: impl FnMut(usize, &[u8])) {

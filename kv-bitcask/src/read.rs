@@ -2,9 +2,10 @@
 //! [`crate::pages`]), scans reading the records they need in file order with nearby ones
 //! joined into one read, and the retry of a read that lost its file to a merge.
 
-use kv_api::{Error, Result, Slot, Storage, StorageFile, ValueVisitor, txlog};
+use kv_api::{Error, Result, Slot, Storage, StorageFile, ValueVisitor};
+use kv_engine_kit::txlog;
 
-use crate::engine::{Bitcask, read};
+use crate::engine::Bitcask;
 use crate::key::Key;
 use crate::keydir::Loc;
 use crate::pages::{PageCache, page_span};
@@ -19,7 +20,8 @@ const READ_SPAN: u64 = 256 << 10;
 impl<S: Storage> Bitcask<S> {
     /// The handle of segment `id` and the bytes readable in it.
     fn segment(&self, id: u32) -> Option<(S::File, u64)> {
-        read(&self.handles)
+        self.handles
+            .read()
             .get(&id)
             .map(|s| (s.file.clone(), s.readable()))
     }
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(get(1, second.seq()).await?, Some(value(1, 1)));
         // The slot of key 2 pointing at key 1's record: the record's key tells.
         {
-            let mut kd = crate::engine::write(&e.keydir);
+            let mut kd = e.keydir.write();
             let loc = kd.get(&Key::new(0, &1u32.to_be_bytes()), second.seq());
             let loc = loc.expect("key 1 at the second commit");
             kd.set_newest_for_test(&Key::new(0, &2u32.to_be_bytes()), &loc);

@@ -4,14 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kv_api::{Error, Result, Storage, StorageFile, Version, txlog};
+use kv_api::{Error, Result, Storage, StorageFile, Version};
+use kv_engine_kit::txlog;
 
 use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::meta::Meta;
-use crate::segment::{FileKind, META, hint_name, parse_name, read_all, segment_name};
+use crate::segment::{FileKind, META, hint_name, parse_name, segment_name};
+use kv_engine_kit::files::read_all;
 
 /// Everything an engine needs to start serving.
 pub(crate) struct Recovered<F> {

@@ -1,11 +1,9 @@
-//! File names of a Bitcask store and whole-file reads.
+//! File names of a Bitcask store.
 //!
-//! * `NNNNNNNN.log`: a segment (8-digit id): a transaction log ([`kv_api::txlog`] records), or
+//! * `NNNNNNNN.log`: a segment (8-digit id): a transaction log ([`kv_engine_kit::txlog`] records), or
 //!   a merged segment of committed records (kinds 4 and 5), as `META` says.
 //! * `NNNNNNNN.hint`: the hint file of a sealed segment (see [`crate::hint`]).
 //! * `META`, `META.tmp`: the manifest and its replacement in progress (see [`crate::meta`]).
-
-use kv_api::{Error, Result, StorageFile};
 
 /// What a file name is, for files this engine writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,22 +50,6 @@ pub(crate) fn parse_name(name: &str) -> Option<FileKind> {
         "hint" => Some(FileKind::Hint(id)),
         _ => None,
     }
-}
-
-/// Reads a whole file.
-pub(crate) async fn read_all<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
-    let len = file.len().await?;
-    let len = usize::try_from(len).map_err(|_| {
-        Error::corruption(
-            name,
-            0,
-            format!("file of {len} bytes does not fit in memory"),
-        )
-    })?;
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    file.read_at(0, len).await
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@
 //! [`FaultyStorage::crash_after`] crashes right before it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+
+use parking_lot::Mutex as StdMutex;
 
 use kv_api::{Error, LockGuard, Result, Storage, StorageFile, not_found};
 use tokio::sync::{Mutex, MutexGuard};
@@ -444,10 +446,7 @@ async fn crash_locked<S: Storage>(
     mode: CrashMode,
 ) -> Result<()> {
     shared.epoch.fetch_add(1, Ordering::AcqRel);
-    *shared
-        .lock_holder
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = None;
+    *shared.lock_holder.lock() = None;
     st.crashes += 1;
     st.trigger = None;
     if mode == CrashMode::KeepUnsynced {
@@ -648,11 +647,7 @@ struct FaultyLock<S: Storage> {
 
 impl<S: Storage> Drop for FaultyLock<S> {
     fn drop(&mut self) {
-        let mut holder = self
-            .shared
-            .lock_holder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut holder = self.shared.lock_holder.lock();
         // A guard of a crashed process must not release the lock of its successor.
         if *holder == Some(self.token) {
             *holder = None;
@@ -746,11 +741,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 
     async fn lock(&self) -> Result<LockGuard> {
         drop(self.begin(Ops::LOCKS, "lock").await?);
-        let mut holder = self
-            .shared
-            .lock_holder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut holder = self.shared.lock_holder.lock();
         if holder.is_some() {
             return Err(Error::Locked(
                 "faulty storage is already open for writing".into(),

@@ -1,10 +1,10 @@
 //! The block cache: decoded blocks keyed by `(table id, block offset)`, bounded by bytes
-//! (`Options::cache_size`). A thin layer over the shared [`kv_api::cache::Cache`] (sharded,
+//! (`Options::cache_size`). A thin layer over the shared [`kv_engine_kit::cache::Cache`] (sharded,
 //! CLOCK eviction). Table ids are never reused, so blocks of deleted tables simply age out.
 
 use std::sync::Arc;
 
-use kv_api::cache::Cache;
+use kv_engine_kit::cache::Cache;
 
 use crate::sstable::block::Block;
 

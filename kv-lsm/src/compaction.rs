@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 
 use kv_api::{Error, Result, Storage};
 
-use crate::engine::{Inner, lock};
+use crate::engine::Inner;
 use crate::iter::{MemCursor, Merger, Source};
 use crate::key::Seek;
 use crate::levels::{LevelSet, NUM_LEVELS};
@@ -315,7 +315,7 @@ impl<S: Storage> Inner<S> {
         self.write_manifest(&persisted, &levels).await?;
         self.write_state().levels = Arc::new(levels);
         drop(persisted);
-        lock(&self.obsolete).extend(
+        self.obsolete.lock().extend(
             plan.inputs
                 .iter()
                 .filter(|(_, t)| !kept.contains(&t.meta.id))
@@ -328,7 +328,7 @@ impl<S: Storage> Inner<S> {
     /// Deletes compacted-away tables that no reader holds any more.
     pub async fn gc(&self) -> Result<()> {
         let dead: Vec<String> = {
-            let mut obsolete = lock(&self.obsolete);
+            let mut obsolete = self.obsolete.lock();
             let (dead, live): (Vec<_>, Vec<_>) =
                 obsolete.drain(..).partition(|t| Arc::strong_count(t) == 1);
             *obsolete = live;

@@ -3,14 +3,16 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use kv_api::commit::CommitPipeline;
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use kv_api::{
     Engine, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats, Storage,
     StorageFile, Version, WriteBatch,
 };
+use kv_engine_kit::commit::CommitPipeline;
 
 use crate::cache::BlockCache;
 use crate::key::ukey;
@@ -22,10 +24,6 @@ use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
 
 /// The largest WAL encode buffer kept for the next commit.
 const WAL_BUF_KEEP: usize = 4 << 20;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What readers see: memtables and tables, swapped under one lock so a reader never misses data
 /// moving from a memtable into a table.
@@ -91,11 +89,11 @@ impl<S: Storage> Inner<S> {
     }
 
     pub fn read_state(&self) -> RwLockReadGuard<'_, State<S>> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
+        self.state.read()
     }
 
     pub fn write_state(&self) -> RwLockWriteGuard<'_, State<S>> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+        self.state.write()
     }
 
     pub fn alloc_id(&self) -> u64 {
@@ -116,7 +114,7 @@ impl<S: Storage> Inner<S> {
     }
 
     fn wal_file(&self) -> Option<S::File> {
-        lock(&self.wal).as_ref().map(|w| w.file.clone())
+        self.wal.lock().as_ref().map(|w| w.file.clone())
     }
 
     /// Syncs the current WAL file (the group commit's sync).
@@ -131,7 +129,7 @@ impl<S: Storage> Inner<S> {
     async fn append_wal(&self, buf: &[u8]) -> Result<u64> {
         let file = self.wal_file().ok_or(Error::ReadOnly("commit"))?;
         file.append(buf).await?;
-        let mut wal = lock(&self.wal);
+        let mut wal = self.wal.lock();
         let w = wal.as_mut().ok_or(Error::ReadOnly("commit"))?;
         w.len += buf.len() as u64;
         Ok(w.len)
@@ -146,7 +144,7 @@ impl<S: Storage> Inner<S> {
         let id = self.alloc_id();
         let file = self.storage.create(&wal_name(id)).await?;
         self.storage.sync().await?;
-        *lock(&self.wal) = Some(ActiveWal { file, len: 0 });
+        *self.wal.lock() = Some(ActiveWal { file, len: 0 });
         Ok(id)
     }
 
@@ -453,12 +451,12 @@ impl<S: Storage> Engine for Lsm<S> {
         let version = ticket.version();
         // The encode buffer is reused from commit to commit (commits are serialized by the
         // writer lock, so taking it out of its mutex never contends).
-        let mut buf = std::mem::take(&mut *lock(&inner.wal_buf));
+        let mut buf = std::mem::take(&mut *inner.wal_buf.lock());
         buf.clear();
         wal::encode_txn(&mut buf, version, &batch.writes);
         let appended = inner.append_wal(&buf).await;
         if buf.capacity() <= WAL_BUF_KEEP {
-            *lock(&inner.wal_buf) = buf;
+            *inner.wal_buf.lock() = buf;
         }
         let wal_len = match appended {
             Ok(len) => len,
@@ -525,7 +523,7 @@ impl<S: Storage> Engine for Lsm<S> {
         if !read_only {
             result = result.and(inner.gc().await);
         }
-        *lock(&inner.writer_lock) = None;
+        *inner.writer_lock.lock() = None;
         result
     }
 }

@@ -9,7 +9,7 @@
 //!  MANIFEST: tables per level, last flushed commit, WAL floor, merge horizon
 //! ```
 //!
-//! * `wal`: commits in the shared [`kv_api::txlog`] format, one append per transaction.
+//! * `wal`: commits in the shared [`kv_engine_kit::txlog`] format, one append per transaction.
 //! * `memtable`: recent commits ordered by `(slot, key, seq descending)`.
 //! * `sstable`: immutable sorted tables (blocks with restart points and CRCs, a bloom
 //!   filter, an index, a footer), opened lazily; `cache`: the block cache.
@@ -22,7 +22,7 @@
 //! Behaviour is the same as the Bitcask engine's: optimistic transactions with conflict
 //! checks, every version readable until `merge`, crash safety (a torn WAL tail is cut back to
 //! the last whole transaction), typed errors. The commit path is the shared
-//! [`kv_api::commit::CommitPipeline`].
+//! [`kv_engine_kit::commit::CommitPipeline`].
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -6,7 +6,7 @@
 //! costs nothing measurable. In exchange there is no edit-log replay, no log compaction and no
 //! `CURRENT` pointer: `MANIFEST.tmp` is written and synced, then renamed over `MANIFEST`, which
 //! [`Storage::rename`] makes atomic, so after a crash `MANIFEST` is either the old or the new
-//! state, never a mix. The content is one CRC frame ([`kv_api::frame`]):
+//! state, never a mix. The content is one CRC frame ([`kv_engine_kit::frame`]):
 //!
 //! ```text
 //! magic "KVLSMMF1" | format u32 | next_file_id u64 | last_flushed_seq u64
@@ -21,7 +21,9 @@
 //! * `horizon`: the oldest sequence number whose whole state is readable (raised by `merge`),
 //!   so `snapshot_at` of a merged-away version fails after a reopen too.
 
-use kv_api::{Error, Result, Storage, StorageFile, frame};
+use kv_api::{Error, Result, Storage};
+use kv_engine_kit::bytes::Reader;
+use kv_engine_kit::{files, frame};
 
 use crate::sstable::TableMeta;
 
@@ -49,45 +51,40 @@ pub(crate) struct Manifest {
     pub tables: Vec<(usize, TableMeta)>,
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
+/// The kit's [`Reader`], with a read past the end as corruption at its offset in the file.
+struct Fields<'a>(Reader<'a>);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
-        let Some(end) = end else {
-            return Err(Error::corruption(
-                MANIFEST,
-                (frame::HEADER_LEN + self.at) as u64,
-                "truncated manifest",
-            ));
-        };
-        let s = &self.buf[self.at..end];
-        self.at = end;
-        Ok(s)
+impl<'a> Fields<'a> {
+    fn offset(&self) -> u64 {
+        (frame::HEADER_LEN + self.0.position()) as u64
+    }
+
+    fn truncated(&self) -> Error {
+        Error::corruption(MANIFEST, self.offset(), "truncated manifest")
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.0.take(n).ok_or_else(|| self.truncated())
     }
 
     fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        self.0.u8().ok_or_else(|| self.truncated())
     }
 
     fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.0.u32().ok_or_else(|| self.truncated())
     }
 
     fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ]))
+        self.0.u64().ok_or_else(|| self.truncated())
     }
 
     fn ikey(&mut self) -> Result<(Vec<u8>, u64)> {
-        let len = self.u32()? as usize;
-        let k = self.take(len)?.to_vec();
+        let k = self
+            .0
+            .len_prefixed()
+            .ok_or_else(|| self.truncated())?
+            .to_vec();
         Ok((k, self.u64()?))
     }
 }
@@ -130,10 +127,7 @@ impl Manifest {
     /// Decodes a manifest file's bytes.
     pub fn decode(buf: &[u8]) -> Result<Manifest> {
         let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(MANIFEST, 0, r))?;
-        let mut r = Reader {
-            buf: payload,
-            at: 0,
-        };
+        let mut r = Fields(Reader::new(payload));
         if r.take(8)? != MAGIC {
             return Err(Error::corruption(
                 MANIFEST,
@@ -161,11 +155,7 @@ impl Manifest {
         for _ in 0..n {
             let level = r.u8()? as usize;
             if level >= crate::levels::NUM_LEVELS {
-                return Err(Error::corruption(
-                    MANIFEST,
-                    (frame::HEADER_LEN + r.at) as u64,
-                    "impossible level",
-                ));
+                return Err(Error::corruption(MANIFEST, r.offset(), "impossible level"));
             }
             let (id, size, entries, min_seq, max_seq) =
                 (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
@@ -184,10 +174,10 @@ impl Manifest {
                 },
             ));
         }
-        if r.at != payload.len() {
+        if !r.0.is_empty() {
             return Err(Error::corruption(
                 MANIFEST,
-                (frame::HEADER_LEN + r.at) as u64,
+                r.offset(),
                 "trailing bytes in manifest",
             ));
         }
@@ -199,21 +189,13 @@ impl Manifest {
         if !storage.exists(MANIFEST).await? {
             return Ok(None);
         }
-        let file = storage.open(MANIFEST).await?;
-        let len = file.len().await?;
-        let len = usize::try_from(len)
-            .map_err(|_| Error::corruption(MANIFEST, 0, "impossible manifest length"))?;
-        let buf = file.read_at(0, len).await?;
+        let buf = files::read_all(&storage.open(MANIFEST).await?, MANIFEST).await?;
         Manifest::decode(&buf).map(Some)
     }
 
     /// Replaces the manifest atomically and durably.
     pub async fn write<S: Storage>(&self, storage: &S) -> Result<()> {
-        let file = storage.create(MANIFEST_TMP).await?;
-        file.append(&self.encode()).await?;
-        file.sync().await?;
-        storage.rename(MANIFEST_TMP, MANIFEST).await?;
-        storage.sync().await
+        files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode()).await
     }
 }
 

@@ -11,12 +11,12 @@
 //! are one integer comparison instead of a `memcmp` behind a pointer; lookups compare a
 //! borrowed probe ([`KeyView`]) against the map's keys and allocate nothing.
 
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::{Slot, Version, Write};
 
@@ -283,11 +283,11 @@ impl Memtable {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, BTreeMap<IKey, Value>> {
-        self.map.read().unwrap_or_else(PoisonError::into_inner)
+        self.map.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<IKey, Value>> {
-        self.map.write().unwrap_or_else(PoisonError::into_inner)
+        self.map.write()
     }
 
     /// The first WAL file holding its commits: older WAL files are not needed once it is the

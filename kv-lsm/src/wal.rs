@@ -1,14 +1,15 @@
 //! The write-ahead log: commits not yet in tables, in the shared transaction-log format.
 //!
 //! Files are `wal-NNNNNNNN.log`, one id space with tables. A transaction is its write records
-//! and a commit record ([`kv_api::txlog`], each in a [`kv_api::frame`]), encoded into one
+//! and a commit record ([`kv_engine_kit::txlog`], each in a [`kv_engine_kit::frame`]), encoded into one
 //! buffer and appended with **one** `append` call; it is durable once the file is synced (the
 //! commit pipeline's group commit does that). A new file is started when the current one
 //! passes `Options::segment_size` and whenever the memtable is frozen, so each WAL file belongs
 //! to one memtable and can be deleted once that memtable's table is in the manifest. Before
 //! switching, the old file is synced, so only the newest file can ever have a torn tail.
 
-use kv_api::{Error, Result, Storage, StorageFile, Version, Write, txlog};
+use kv_api::{Result, Storage, StorageFile, Version, Write};
+use kv_engine_kit::{files, txlog};
 
 use crate::memtable::Memtable;
 
@@ -80,10 +81,8 @@ pub(crate) async fn replay<S: Storage>(
         let name = wal_name(id);
         let is_last = i + 1 == ids.len();
         let file = storage.open(&name).await?;
-        let len = file.len().await?;
-        let n = usize::try_from(len)
-            .map_err(|_| Error::corruption(&name, 0, "impossible WAL length"))?;
-        let buf = file.read_at(0, n).await?;
+        let buf = files::read_all(&file, &name).await?;
+        let len = buf.len() as u64;
         let end = txlog::replay(&buf, &name, is_last, last.seq(), |txn| {
             let version = Version::new(txn.seq, txn.time_ms);
             mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));

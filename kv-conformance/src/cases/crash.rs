@@ -597,7 +597,7 @@ async fn seed_history<E: EngineFamily, F: StorageFactory>(
 
 fn commit_record_len() -> u64 {
     let mut buf = Vec::new();
-    kv_api::txlog::encode_commit(&mut buf, 1, 0, 0, &[]);
+    kv_engine_kit::txlog::encode_commit(&mut buf, 1, 0, 0, &[]);
     buf.len() as u64
 }
 

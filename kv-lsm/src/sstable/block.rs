@@ -22,6 +22,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use kv_api::{Error, Result};
+use kv_engine_kit::bytes::u32_at;
 
 #[cfg(test)]
 use crate::key::Entry;
@@ -185,12 +186,6 @@ impl BlockBuilder {
         self.last_key.clear();
         self.count = 0;
     }
-}
-
-fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        buf.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
 }
 
 /// The fixed fields of one entry, parsed without touching its key or value bytes.

@@ -6,6 +6,7 @@
 //! `k = bits_per_key * ln 2` is the optimal probe count.
 
 use kv_api::{Error, Result};
+use kv_engine_kit::bytes;
 
 /// Bits per key of the filters this crate writes: ~1% false positives.
 pub(crate) const BITS_PER_KEY: usize = 10;
@@ -88,12 +89,7 @@ impl Bloom {
             ));
         }
         let crc_at = raw.len() - 4;
-        let stored = u32::from_le_bytes([
-            raw[crc_at],
-            raw[crc_at + 1],
-            raw[crc_at + 2],
-            raw[crc_at + 3],
-        ]);
+        let stored = bytes::u32_at(&raw, crc_at).unwrap_or_default();
         if crc32fast::hash(&raw[..crc_at]) != stored {
             return Err(Error::corruption(
                 file,

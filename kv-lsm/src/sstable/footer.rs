@@ -7,6 +7,7 @@
 //! ```
 
 use kv_api::{Error, Result};
+use kv_engine_kit::bytes;
 
 /// Bytes of the footer.
 pub(crate) const FOOTER_LEN: usize = 56;
@@ -35,10 +36,9 @@ pub(crate) struct Footer {
     pub entries: u64,
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
+/// The `u64` at `at` of a footer already checked to be [`FOOTER_LEN`] bytes long.
+fn u64_at(raw: &[u8], at: usize) -> u64 {
+    bytes::u64_at(raw, at).unwrap_or_default()
 }
 
 impl Footer {
@@ -72,11 +72,11 @@ impl Footer {
         if u64_at(raw, 48) != MAGIC {
             return Err(bad(48, "bad magic number: not a table"));
         }
-        let crc = u32::from_le_bytes([raw[44], raw[45], raw[46], raw[47]]);
+        let crc = bytes::u32_at(raw, 44).unwrap_or_default();
         if crc32fast::hash(&raw[..44]) != crc {
             return Err(bad(44, "footer crc mismatch"));
         }
-        let version = u32::from_le_bytes([raw[40], raw[41], raw[42], raw[43]]);
+        let version = bytes::u32_at(raw, 40).unwrap_or_default();
         if version != FORMAT_VERSION {
             return Err(bad(
                 40,

@@ -8,7 +8,7 @@
 //! so a one-off read (a scan passing by) is evicted before entries that were read again.
 //!
 //! ```
-//! use kv_api::cache::Cache;
+//! use kv_engine_kit::cache::Cache;
 //! let cache: Cache<(u32, u64), Vec<u8>> = Cache::new(1 << 20);
 //! cache.insert((1, 0), vec![7; 100], 100);
 //! assert_eq!(cache.get(&(1, 0)).map(|v| v.len()), Some(100));
@@ -16,9 +16,9 @@
 //! assert_eq!(cache.counters(), (1, 1));
 //! ```
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Most shards a cache is split into.
 const MAX_SHARDS: usize = 16;
@@ -216,9 +216,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         let h = FxBuild.hash_one(key);
         let i = (h >> 32) as usize & (self.shards.len().max(1) - 1);
         // A panic while a shard is locked leaves it consistent between statements.
-        self.shards
-            .get(i)
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+        self.shards.get(i).map(|m| m.lock())
     }
 
     /// Calls `f` with the value of `key`, if cached, under the shard's lock; marks it recently
@@ -268,7 +266,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
             let Some(m) = self.shards.get(s) else {
                 continue;
             };
-            let mut guard = m.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = m.lock();
             let Shard {
                 map,
                 ring,
@@ -335,25 +333,19 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     /// (hits, misses) counted by [`Cache::get`] and [`Cache::get_with`] so far.
     pub fn counters(&self) -> (u64, u64) {
         self.shards.iter().fold((0, 0), |(h, m), s| {
-            let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            let s = s.lock();
             (h + s.hits, m + s.misses)
         })
     }
 
     /// Bytes charged by the entries held.
     pub fn used(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).used)
-            .sum()
+        self.shards.iter().map(|s| s.lock().used).sum()
     }
 
     /// Number of entries held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().map.len()).sum()
     }
 
     /// True if nothing is cached.
@@ -531,7 +523,7 @@ mod tests {
         assert!(big.used() <= 64 << 20);
         assert!(big.len() >= (64 << 20) / 4096 * 9 / 10, "{}", big.len());
         for s in big.shards.iter() {
-            assert!(s.lock().expect("shard").map.len() > 500);
+            assert!(s.lock().map.len() > 500);
         }
         // Batched lookups over every shard, more than a batch per shard.
         let keys: Vec<(u32, u64)> = (99_000..100_100u64).map(|p| (p as u32 % 7, p)).collect();

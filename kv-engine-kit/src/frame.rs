@@ -2,6 +2,8 @@
 //! manifests): `crc32 (u32 LE) | len (u32 LE) | payload (len bytes)`, where the CRC covers the
 //! length field and the payload, so a torn or flipped length is detected too.
 
+use crate::bytes::u32_at;
+
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 8;
 
@@ -55,8 +57,10 @@ pub fn decode(buf: &[u8], offset: usize) -> Decoded<'_> {
     let Some(header) = rest.get(..HEADER_LEN) else {
         return Decoded::Truncated;
     };
-    let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let (Some(crc), Some(len)) = (u32_at(header, 0), u32_at(header, 4)) else {
+        return Decoded::Truncated;
+    };
+    let len = len as usize;
     let Some(body) = rest.get(4..HEADER_LEN + len) else {
         return Decoded::Truncated;
     };

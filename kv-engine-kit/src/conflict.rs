@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
-use crate::{Error, KeyRange, Result, Slot, Write, WriteBatch};
+use kv_api::{Error, KeyRange, Result, Slot, Write, WriteBatch};
 
 /// Most keys remembered before the oldest are forgotten (and older transactions conflict).
 const MAX_TRACKED: usize = 1 << 20;
@@ -210,7 +210,7 @@ impl ConflictTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Snapshot, Version};
+    use kv_api::{Snapshot, Version};
     use std::ops::Bound;
 
     fn batch(start: u64) -> WriteBatch {

@@ -16,15 +16,11 @@
 //! error, later commits return [`Error::Poisoned`], reads keep serving the last visible state,
 //! and reopening recovers exactly what is durable.
 
+use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use crate::conflict::ConflictTracker;
-use crate::{Durability, Error, Options, Result, Snapshot, Snapshots, Version, WriteBatch};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use kv_api::{Durability, Error, Options, Result, Snapshot, Snapshots, Version, WriteBatch};
 
 /// State owned by whoever holds the writer lock.
 pub struct WriterState {
@@ -94,7 +90,7 @@ impl CommitPipeline {
 
     /// The newest version visible to readers.
     pub fn visible(&self) -> Version {
-        *self.visible.read().unwrap_or_else(PoisonError::into_inner)
+        *self.visible.read()
     }
 
     /// The sequence number of [`CommitPipeline::visible`], with one atomic load: for the read
@@ -106,7 +102,7 @@ impl CommitPipeline {
     }
 
     fn publish(&self, v: Version) {
-        let mut visible = self.visible.write().unwrap_or_else(PoisonError::into_inner);
+        let mut visible = self.visible.write();
         if v > *visible {
             *visible = v;
             self.visible_seq.store(v.seq(), Ordering::Release);
@@ -133,7 +129,7 @@ impl CommitPipeline {
         if self.options.read_only {
             return Err(Error::ReadOnly(what));
         }
-        match &*lock(&self.poisoned) {
+        match &*self.poisoned.lock() {
             Some(reason) => Err(Error::Poisoned(reason.clone())),
             None => Ok(()),
         }
@@ -141,7 +137,7 @@ impl CommitPipeline {
 
     /// Records a storage failure: no commit is accepted any more. Returns `e` for chaining.
     pub fn poison(&self, e: Error) -> Error {
-        let mut p = lock(&self.poisoned);
+        let mut p = self.poisoned.lock();
         if p.is_none() {
             *p = Some(e.to_string());
         }
@@ -158,7 +154,7 @@ impl CommitPipeline {
         self.check_open()?;
         // Pin while holding the visibility lock, so that pruning (which reads the visible
         // version and the oldest pin) never drops what this snapshot still needs.
-        let visible = self.visible.read().unwrap_or_else(PoisonError::into_inner);
+        let visible = self.visible.read();
         Ok(self.snapshots.pin(*visible))
     }
 
@@ -185,12 +181,12 @@ impl CommitPipeline {
 
     /// The oldest sequence number whose whole state is readable.
     pub fn horizon(&self) -> u64 {
-        *lock(&self.horizon)
+        *self.horizon.lock()
     }
 
     /// Sets the horizon (by `merge`, to [`CommitPipeline::merge_horizon`] at its start).
     pub fn set_horizon(&self, seq: u64) {
-        let mut h = lock(&self.horizon);
+        let mut h = self.horizon.lock();
         *h = (*h).max(seq);
     }
 
@@ -249,11 +245,11 @@ impl CommitPipeline {
     {
         loop {
             let notified = {
-                let mut st = lock(&self.sync);
+                let mut st = self.sync.lock();
                 if st.synced >= seq {
                     return Ok(());
                 }
-                if let Some(reason) = &*lock(&self.poisoned) {
+                if let Some(reason) = &*self.poisoned.lock() {
                     return Err(Error::Poisoned(reason.clone()));
                 }
                 if !st.in_progress {
@@ -268,10 +264,10 @@ impl CommitPipeline {
                 continue;
             }
             // Leader: everything appended so far is covered by this sync.
-            let target = *lock(&self.appended);
+            let target = *self.appended.lock();
             let result = sync().await;
             {
-                let mut st = lock(&self.sync);
+                let mut st = self.sync.lock();
                 st.in_progress = false;
                 if result.is_ok() {
                     st.synced = st.synced.max(target.seq());
@@ -295,7 +291,7 @@ impl CommitPipeline {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        let target = lock(&self.appended).seq();
+        let target = self.appended.lock().seq();
         self.wait_durable(target, sync).await
     }
 
@@ -344,7 +340,7 @@ impl<'a> CommitTicket<'a> {
         // time until this commit is published; pruning drops the entry once nobody can.
         self.state.tracker.record(version.seq(), &batch.writes);
         pipeline.prune(&mut self.state);
-        *lock(&pipeline.appended) = version;
+        *pipeline.appended.lock() = version;
         drop(self.state);
         match batch.durability.unwrap_or(pipeline.options.durability) {
             Durability::Buffered => pipeline.publish(version),
@@ -409,7 +405,7 @@ mod tests {
         let now = Arc::new(AtomicUsize::new(1_000));
         let clock = {
             let now = now.clone();
-            crate::Clock::new(move || now.load(Ordering::SeqCst) as u64)
+            kv_api::Clock::new(move || now.load(Ordering::SeqCst) as u64)
         };
         let opts = Options::default()
             .clock(clock)

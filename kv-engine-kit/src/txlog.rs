@@ -27,7 +27,9 @@
 //! anything names them, so [`replay_committed`] treats any damage there as corruption. They
 //! never appear in a log replayed by [`replay`].
 
-use crate::{Error, Result, Slot, frame};
+use crate::bytes::{u32_at, u64_at};
+use crate::frame;
+use kv_api::{Error, Result, Slot};
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
@@ -95,14 +97,6 @@ pub enum Record<'a> {
         /// Encoded key.
         key: &'a [u8],
     },
-}
-
-fn u32_at(p: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(p: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(p.get(at..at + 8)?.try_into().ok()?))
 }
 
 impl<'a> Record<'a> {

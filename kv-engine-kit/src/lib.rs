@@ -1,0 +1,24 @@
+//! The machinery that the `kv` store's engines share, kept out of the user-facing API.
+//!
+//! `kv-api` is the contract (the typed API, the `Storage` and `Engine` traits, errors,
+//! options); this crate is how the workspace's own engines fulfil it without writing the same
+//! code twice. Users never depend on it, and an engine written elsewhere need not either.
+//!
+//! * [`frame`]: the one CRC framing of every record the engines write.
+//! * [`txlog`]: the transaction log format of the Bitcask log and the LSM write-ahead log,
+//!   and its recovery.
+//! * [`commit`]: ordering, validation, group commit and visibility ([`commit::CommitPipeline`]).
+//! * [`conflict`]: the optimistic conflict tracker the pipeline uses.
+//! * [`cache`]: the sharded, byte-bounded read cache.
+//! * [`bytes`]: checked little-endian reads of bytes that came from storage.
+//! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bytes;
+pub mod cache;
+pub mod commit;
+pub mod conflict;
+pub mod files;
+pub mod frame;
+pub mod txlog;
