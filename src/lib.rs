@@ -28,8 +28,8 @@
 compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`");
 
 pub use kv_api::{
-    Clock, Durability, Engine, Error, KeyRange, Options, RangeQuery, RangeStream, Result, Slot,
-    Stats, Storage, StorageFile, Store, Transaction, Version,
+    Clock, Durability, Engine, Error, Options, RangeQuery, RangeStream, Result, Slot, Stats,
+    Storage, Store, Transaction, Tuning, Version,
 };
 
 /// The backends: memory, native files, IndexedDB (wasm32).
@@ -37,13 +37,27 @@ pub mod backends {
     pub use kv_backends::*;
 }
 
-/// The byte-level API and shared machinery, for engine and backend authors.
-pub use kv_api as api;
+/// For backend authors: what a [`Storage`] implementation needs. See `kv-conformance` to
+/// prove one with the behaviour suite.
+pub mod storage {
+    pub use kv_api::{
+        LockGuard, MaybeSend, MaybeSendSync, MaybeSync, Storage, StorageFile, async_trait,
+        not_found, read_past_end,
+    };
+}
+
+/// For engine authors: the byte-level [`Engine`] trait and its argument types.
+pub mod engine {
+    pub use kv_api::{
+        BoxFuture, Engine, Entry, KeyRange, Snapshot, Snapshots, Tuning, ValueVisitor, Write,
+        WriteBatch, prefix_successor,
+    };
+}
 
 #[cfg(feature = "bitcask")]
 pub use kv_bitcask::Bitcask;
 #[cfg(feature = "lsm")]
-pub use kv_lsm::Lsm;
+pub use kv_lsm::{Lsm, LsmOptions};
 
 /// The engine selected by the cargo features (LSM if `lsm` is enabled, else Bitcask).
 #[cfg(feature = "lsm")]

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use kv::api::{Engine, Storage, StorageFile};
+use kv::Engine;
 use kv::backends::{FileStorage, MemoryStorage};
+use kv::storage::{Storage, StorageFile};
 use kv::{Error, Result, Store};
 
 /// Runs `$body` (an async fn generic over the engine) for every enabled engine and backend.

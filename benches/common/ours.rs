@@ -8,8 +8,8 @@
 use std::ops::Bound;
 use std::path::PathBuf;
 
-use kv::api::{KeyRange, WriteBatch};
 use kv::backends::{FileStorage, MemoryStorage};
+use kv::engine::{KeyRange, WriteBatch};
 use kv::{Durability, Engine, Options, Storage, Store};
 use serde_bytes::ByteBuf;
 

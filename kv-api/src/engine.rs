@@ -7,7 +7,9 @@
 
 use std::ops::Bound;
 
-use crate::{Durability, MaybeSend, MaybeSync, Options, Result, Snapshot, Storage, Version};
+use crate::{
+    Durability, MaybeSend, MaybeSync, Options, Result, Snapshot, Storage, Tuning, Version,
+};
 
 /// A namespace inside a store. Slots are independent: the same key in two slots is two keys.
 pub type Slot = u8;
@@ -168,10 +170,8 @@ pub struct Stats {
     pub bytes_on_storage: u64,
     /// Bytes that `merge` would reclaim (superseded versions, removals, torn data), estimated.
     pub garbage_bytes: u64,
-    /// Log segments (Bitcask) or tables (LSM).
+    /// Data files: log segments (Bitcask) or tables (LSM).
     pub files: u64,
-    /// LSM: tables per level, level 0 first. Empty for Bitcask.
-    pub levels: Vec<u64>,
     /// Block or value cache hits, where the engine has a cache.
     pub cache_hits: u64,
     /// Block or value cache misses.
@@ -209,14 +209,20 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// The backend the engine runs on.
     type Storage: Storage;
 
+    /// The engine's own knobs, next to the common [`Options`] (`()` if it has none).
+    type Tuning: Tuning;
+
     /// Short name, as in [`Stats::engine`].
     const NAME: &'static str;
 
     /// Opens (recovering after a crash) or creates a store on `storage`.
-    async fn open(storage: Self::Storage, options: Options) -> Result<Self>;
+    async fn open(storage: Self::Storage, options: Options, tuning: Self::Tuning) -> Result<Self>;
 
     /// The options the engine was opened with.
     fn options(&self) -> &Options;
+
+    /// The engine's own knobs it was opened with.
+    fn tuning(&self) -> &Self::Tuning;
 
     /// A read view pinned at the latest commit. Merge keeps what it can see.
     fn snapshot(&self) -> Result<Snapshot>;

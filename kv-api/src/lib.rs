@@ -28,7 +28,7 @@ pub use engine::{
     Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
 };
 pub use error::{Error, Result};
-pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, Options};
+pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, Options, Tuning};
 pub use range::{RangeQuery, RangeStream};
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};

@@ -1,4 +1,4 @@
-//! Options common to every engine, with the tuning knobs each engine reads.
+//! Options common to every engine, and the trait of each engine's own knobs ([`Tuning`]).
 
 use std::sync::Arc;
 
@@ -57,8 +57,8 @@ fn system_now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// Options for opening a store. Every engine reads the common ones; each engine documents the
-/// tuning knobs it uses and ignores the others.
+/// Options for opening a store, read by every engine. Knobs that only one engine has are in
+/// that engine's [`Tuning`] type (for example `kv_lsm::LsmOptions`).
 ///
 /// ```
 /// use kv_api::{Durability, Options};
@@ -75,22 +75,15 @@ pub struct Options {
     pub max_key_size: usize,
     /// Largest encoded value, in bytes (default 64 MiB).
     pub max_value_size: usize,
-    /// Bitcask: a log segment is sealed and a new one started past this size (default 64 MiB).
-    /// LSM: the write-ahead log is rolled past this size.
+    /// The log (Bitcask's segment, the LSM's write-ahead log) is sealed and a new one started
+    /// past this size (default 64 MiB).
     pub segment_size: u64,
-    /// LSM: the memtable is flushed to a table past this many bytes (default 8 MiB).
-    pub memtable_size: usize,
-    /// LSM: target size of a data block (default 4 KiB).
-    pub block_size: usize,
     /// Bytes of read cache: the LSM's decoded blocks, Bitcask's pages of its log (default
     /// 256 MiB natively, 32 MiB on wasm32). A bound, not an allocation: the cache holds only
     /// what was read. The native default sits between RocksDB's and fjall's 32 MiB and redb's
     /// and sled's 1 GiB: enough for a million small records, so that a store that fits in it
     /// serves reads from memory without a system call.
     pub cache_size: usize,
-    /// LSM: run flushes and compactions in a background task (default true where a runtime
-    /// is available); `false` runs them inline in the committing task.
-    pub background: bool,
     /// Source of commit times.
     pub clock: Clock,
 }
@@ -110,10 +103,7 @@ impl Default for Options {
             max_key_size: 64 << 10,
             max_value_size: 64 << 20,
             segment_size: 64 << 20,
-            memtable_size: 8 << 20,
-            block_size: 4 << 10,
             cache_size: DEFAULT_CACHE_SIZE,
-            background: true,
             clock: Clock::default(),
         }
     }
@@ -141,14 +131,35 @@ setters! {
     max_value_size: usize,
     /// Sets [`Options::segment_size`].
     segment_size: u64,
-    /// Sets [`Options::memtable_size`].
-    memtable_size: usize,
-    /// Sets [`Options::block_size`].
-    block_size: usize,
     /// Sets [`Options::cache_size`].
     cache_size: usize,
-    /// Sets [`Options::background`].
-    background: bool,
     /// Sets [`Options::clock`].
     clock: Clock,
 }
+
+/// The knobs of one engine that the common [`Options`] do not have: the associated type
+/// [`crate::Engine::Tuning`] (`()` for an engine without any).
+///
+/// ```
+/// use kv_api::Tuning;
+/// #[derive(Debug, Clone, Default)]
+/// struct MyTuning {
+///     page_size: usize,
+/// }
+/// impl Tuning for MyTuning {
+///     fn small() -> Self {
+///         MyTuning { page_size: 512 }
+///     }
+/// }
+/// ```
+pub trait Tuning: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// Knobs that make the engine cross its internal boundaries (roll files, flush, compact)
+    /// after a few KiB and do that work inline, so that short tests, such as the crash cases of
+    /// `kv-conformance`, reach every boundary reproducibly. The default implementation is
+    /// [`Default::default`].
+    fn small() -> Self {
+        Self::default()
+    }
+}
+
+impl Tuning for () {}

@@ -32,9 +32,18 @@ impl<E: Engine> Store<E> {
         Self::open_with(storage, Options::default()).await
     }
 
-    /// Opens (or creates) a store with `options`.
+    /// Opens (or creates) a store with `options` and the engine's default [`Engine::Tuning`].
     pub async fn open_with(storage: E::Storage, options: Options) -> Result<Self> {
-        Ok(Self::from_engine(E::open(storage, options).await?))
+        Self::open_tuned(storage, options, E::Tuning::default()).await
+    }
+
+    /// Opens (or creates) a store with `options` and the engine's own knobs `tuning`.
+    pub async fn open_tuned(
+        storage: E::Storage,
+        options: Options,
+        tuning: E::Tuning,
+    ) -> Result<Self> {
+        Ok(Self::from_engine(E::open(storage, options, tuning).await?))
     }
 
     /// Opens an existing store read-only: no writer lock is taken, nothing is ever written,

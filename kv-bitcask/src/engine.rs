@@ -203,10 +203,11 @@ fn encode_txn(batch: &WriteBatch, v: Version) -> Result<(Vec<u8>, Vec<WriteLoc>)
 #[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl<S: Storage> Engine for Bitcask<S> {
     type Storage = S;
+    type Tuning = ();
 
     const NAME: &'static str = "bitcask";
 
-    async fn open(storage: S, options: Options) -> Result<Self> {
+    async fn open(storage: S, options: Options, _tuning: ()) -> Result<Self> {
         let guard = if options.read_only {
             None
         } else {
@@ -225,6 +226,10 @@ impl<S: Storage> Engine for Bitcask<S> {
             merging: tokio::sync::Mutex::new(()),
             writer_lock: Mutex::new(guard),
         })
+    }
+
+    fn tuning(&self) -> &() {
+        &()
     }
 
     fn options(&self) -> &Options {
@@ -470,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_loses_its_file_to_merge_looks_again() -> Result<()> {
-        let engine = Bitcask::open(MemoryStorage::new(), Options::default()).await?;
+        let engine = Bitcask::open(MemoryStorage::new(), Options::default(), ()).await?;
         engine.commit(put(&engine, b"k", b"old")?).await?;
         engine.commit(put(&engine, b"k", b"v")?).await?;
         let key = Key::new(0, b"k");
@@ -505,7 +510,7 @@ mod tests {
     async fn commits_are_one_append_and_never_span_segments() -> Result<()> {
         let storage = MemoryStorage::new();
         let options = Options::default().segment_size(300);
-        let engine = Bitcask::open(storage.clone(), options).await?;
+        let engine = Bitcask::open(storage.clone(), options, ()).await?;
         for i in 0..20u8 {
             let batch = put(&engine, &[i], &[i; 40])?.write(1, vec![i], Some(vec![i; 30]));
             engine.commit(batch).await?;

@@ -323,7 +323,7 @@ mod tests {
     async fn cached_reads_follow_appends_rolls_and_merges() -> Result<()> {
         for cache in [1 << 20, 3 * 4300, 0] {
             let options = Options::default().segment_size(64 << 10).cache_size(cache);
-            let e = Bitcask::open(MemoryStorage::new(), options).await?;
+            let e = Bitcask::open(MemoryStorage::new(), options, ()).await?;
             let n: u32 = 1500;
             for k in 0..n {
                 let batch = WriteBatch::new(e.snapshot()?).write(
@@ -367,7 +367,7 @@ mod tests {
     async fn point_reads_never_trust_a_wrong_hint() -> Result<()> {
         let storage = MemoryStorage::new();
         let options = Options::default().segment_size(16 << 10);
-        let e = Bitcask::open(storage.clone(), options.clone()).await?;
+        let e = Bitcask::open(storage.clone(), options.clone(), ()).await?;
         let r = &e;
         let put = |k: u32, v: Option<Vec<u8>>| async move {
             let batch = WriteBatch::new(r.snapshot()?).write(0, k.to_be_bytes().to_vec(), v);
@@ -405,7 +405,7 @@ mod tests {
             assert_eq!(get(k, at).await?, Some(value(k, 0)), "key {k} after merge");
         }
         e.close().await?;
-        let e = Bitcask::open(storage, options).await?;
+        let e = Bitcask::open(storage, options, ()).await?;
         let at = e.snapshot()?.seq();
         assert_eq!(e.get(0, &1u32.to_be_bytes(), at).await?, Some(value(1, 2)));
         for k in 2..400u32 {

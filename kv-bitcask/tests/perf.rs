@@ -41,7 +41,7 @@ async fn timed_open<S: Storage>(storage: S) -> Result<(Bitcask<S>, Duration, Opt
     for _ in 0..ROUNDS {
         drop(engine.take());
         let (start, start_cpu) = (Instant::now(), cpu_time());
-        engine = Some(Bitcask::open(storage.clone(), Options::default()).await?);
+        engine = Some(Bitcask::open(storage.clone(), Options::default(), ()).await?);
         wall.push(start.elapsed());
         if let (Some(a), Some(b)) = (start_cpu, cpu_time()) {
             cpu.push(b - a);
@@ -71,7 +71,7 @@ async fn verify<S: Storage>(engine: &Bitcask<S>) -> Result<()> {
 async fn run<S: Storage>(label: &str, storage: S) -> Result<()> {
     let start = Instant::now();
     {
-        let engine = Bitcask::open(storage.clone(), Options::default()).await?;
+        let engine = Bitcask::open(storage.clone(), Options::default(), ()).await?;
         for b in 0..KEYS / BATCH {
             let mut batch = WriteBatch::new(engine.snapshot()?);
             for i in b * BATCH..(b + 1) * BATCH {

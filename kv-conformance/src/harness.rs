@@ -67,11 +67,15 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
         Store::open_with(self.storage().await, options).await
     }
 
-    /// Drops `store` and opens the same storage again (a clean restart).
+    /// Drops `store` and opens the same storage again (a clean restart), with the same
+    /// options and engine knobs.
     pub async fn reopen(&self, store: StoreOf<E, F::Storage>) -> StoreOf<E, F::Storage> {
         let options = store.engine().options().clone();
+        let tuning = store.engine().tuning().clone();
         drop(store);
-        self.open_with(options).await
+        Store::open_tuned(self.storage().await, options, tuning)
+            .await
+            .expect("reopen store")
     }
 }
 

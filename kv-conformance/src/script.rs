@@ -1,7 +1,7 @@
 //! Scripted histories for the crash cases: steps, their effect on the [`Model`], and the
 //! check after a crash that accepts exactly what the durability contract allows.
 
-use kv_api::{Engine, Options, Result, Slot, Store, Version};
+use kv_api::{Engine, Options, Result, Slot, Store, Tuning, Version};
 
 use crate::model::{Model, check_store};
 
@@ -17,13 +17,16 @@ pub enum Step {
     Merge,
 }
 
-/// Options for crash cases: no background work (so operation counts are reproducible) and
-/// small segments and memtables (so the history crosses file boundaries).
+/// Options for crash cases: small log segments (so the history crosses file boundaries).
+/// Open with [`open_small`], which adds the engine's own small, inline knobs.
 pub fn crash_options() -> Options {
-    Options::default()
-        .background(false)
-        .segment_size(4096)
-        .memtable_size(4096)
+    Options::default().segment_size(4096)
+}
+
+/// Opens a store for a crash case: `options` plus the engine's [`Tuning::small`] knobs (small
+/// files, no background work, so that operation counts are reproducible).
+pub async fn open_small<E: Engine>(storage: E::Storage, options: Options) -> Result<Store<E>> {
+    Store::open_tuned(storage, options, E::Tuning::small()).await
 }
 
 fn put(slot: Slot, key: u16, value: &str) -> (Slot, u16, Option<String>) {

@@ -78,7 +78,7 @@ impl<S: Storage> Inner<S> {
     /// background work is off or impossible here (the caller works inline).
     #[cfg(not(target_arch = "wasm32"))]
     fn spawn_work(self: &Arc<Self>) -> bool {
-        if !self.options().background {
+        if !self.tuning.background {
             return false;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {

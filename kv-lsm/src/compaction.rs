@@ -49,11 +49,11 @@ pub(crate) struct Plan<S: Storage> {
 
 impl<S: Storage> Inner<S> {
     fn target_file_size(&self) -> u64 {
-        (self.options().memtable_size as u64).max(4 * self.options().block_size as u64)
+        (self.tuning.memtable_size as u64).max(4 * self.tuning.block_size as u64)
     }
 
     fn level_target(&self, level: usize) -> u64 {
-        let l1 = 8 * (self.options().memtable_size as u64).max(1 << 10);
+        let l1 = 8 * (self.tuning.memtable_size as u64).max(1 << 10);
         l1.saturating_mul(10u64.saturating_pow(level.saturating_sub(1) as u32))
     }
 
@@ -77,8 +77,7 @@ impl<S: Storage> Inner<S> {
             None
         } else {
             let mut w =
-                TableWriter::create(&self.storage, self.alloc_id(), self.options().block_size)
-                    .await?;
+                TableWriter::create(&self.storage, self.alloc_id(), self.tuning.block_size).await?;
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             while let Some(e) = cursor.current() {
@@ -282,8 +281,7 @@ impl<S: Storage> Inner<S> {
                         let id = self.alloc_id();
                         created.push(id);
                         writer.insert(
-                            TableWriter::create(&self.storage, id, self.options().block_size)
-                                .await?,
+                            TableWriter::create(&self.storage, id, self.tuning.block_size).await?,
                         )
                     }
                 };

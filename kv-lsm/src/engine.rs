@@ -19,6 +19,7 @@ use crate::key::ukey;
 use crate::levels::LevelSet;
 use crate::manifest::{MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
+use crate::options::LsmOptions;
 use crate::sstable::{Table, parse_table_name, table_name};
 use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
 
@@ -55,6 +56,8 @@ pub(crate) struct Inner<S: Storage> {
     pub storage: S,
     /// Ordering, conflicts, group commit, visibility (shared with Bitcask).
     pub pipeline: CommitPipeline,
+    /// The engine's own knobs.
+    pub tuning: LsmOptions,
     pub state: RwLock<State<S>>,
     /// The WAL file being appended to (`None` when read-only).
     pub wal: Mutex<Option<ActiveWal<S::File>>>,
@@ -160,7 +163,7 @@ impl<S: Storage> Inner<S> {
     /// After a commit was appended to `mem`: freezes it if full (true), or rolls the WAL if the
     /// file is past the segment size.
     async fn after_append(&self, mem: &Memtable, wal_len: u64) -> Result<bool> {
-        if mem.size() >= self.options().memtable_size {
+        if mem.size() >= self.tuning.memtable_size {
             self.freeze().await?;
             Ok(true)
         } else {
@@ -187,6 +190,21 @@ pub struct Lsm<S: Storage> {
     pub(crate) inner: Arc<Inner<S>>,
 }
 
+impl<S: Storage> Lsm<S> {
+    /// Tables per level, level 0 first, down to the deepest level that has any: the LSM's own
+    /// counter beside the common [`Stats`].
+    pub fn tables_per_level(&self) -> Vec<u64> {
+        let levels = self.inner.read_state().levels.clone();
+        let deepest = (0..crate::levels::NUM_LEVELS)
+            .rev()
+            .find(|l| !levels.level(*l).is_empty())
+            .unwrap_or(0);
+        (0..=deepest)
+            .map(|l| levels.level(l).len() as u64)
+            .collect()
+    }
+}
+
 impl<S: Storage> Drop for Lsm<S> {
     fn drop(&mut self) {
         // Background tasks hold only a `Weak`; this tells a running one to stop early.
@@ -196,7 +214,7 @@ impl<S: Storage> Drop for Lsm<S> {
 }
 
 impl<S: Storage> Lsm<S> {
-    async fn open_inner(storage: S, options: Options) -> Result<Arc<Inner<S>>> {
+    async fn open_inner(storage: S, options: Options, tuning: LsmOptions) -> Result<Arc<Inner<S>>> {
         let read_only = options.read_only;
         let guard = if read_only {
             None
@@ -296,6 +314,7 @@ impl<S: Storage> Lsm<S> {
         Ok(Arc::new(Inner {
             storage,
             pipeline,
+            tuning,
             state: RwLock::new(State {
                 active: Arc::new(mem),
                 immutables: Vec::new(),
@@ -326,15 +345,16 @@ impl<S: Storage> Lsm<S> {
 #[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl<S: Storage> Engine for Lsm<S> {
     type Storage = S;
+    type Tuning = LsmOptions;
 
     const NAME: &'static str = "lsm";
 
-    async fn open(storage: S, options: Options) -> Result<Self> {
-        let inner = Self::open_inner(storage, options).await?;
+    async fn open(storage: S, options: Options, tuning: LsmOptions) -> Result<Self> {
+        let inner = Self::open_inner(storage, options, tuning).await?;
         if !inner.options().read_only {
             // A WAL replayed into a memtable past its size: flush it now rather than at the
             // next commit.
-            let full = inner.read_state().active.size() >= inner.options().memtable_size;
+            let full = inner.read_state().active.size() >= inner.tuning.memtable_size;
             if full {
                 let _writer = inner.pipeline.lock_writer().await;
                 inner.freeze().await?;
@@ -346,6 +366,10 @@ impl<S: Storage> Engine for Lsm<S> {
 
     fn options(&self) -> &Options {
         self.inner.options()
+    }
+
+    fn tuning(&self) -> &LsmOptions {
+        &self.inner.tuning
     }
 
     fn snapshot(&self) -> Result<Snapshot> {

@@ -40,9 +40,9 @@
 //! # Ok::<(), kv_api::Error>(()) }).unwrap();
 //! ```
 //!
-//! Tuning knobs read from [`kv_api::Options`]: `memtable_size` (flush threshold; also scales
-//! table size and level targets), `segment_size` (WAL roll), `block_size`, `cache_size`,
-//! `background`.
+//! Knobs: from the common [`kv_api::Options`], `segment_size` (WAL roll) and `cache_size`;
+//! the engine's own in [`LsmOptions`] (`memtable_size`, `block_size`, `background`), passed
+//! with `Store::open_tuned`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -55,8 +55,10 @@ mod key;
 mod levels;
 mod manifest;
 mod memtable;
+mod options;
 mod read;
 mod sstable;
 mod wal;
 
 pub use engine::Lsm;
+pub use options::LsmOptions;

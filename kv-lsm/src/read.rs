@@ -240,10 +240,6 @@ impl<S: Storage> Inner<S> {
                 bytes_on_storage += f.len().await.unwrap_or(0);
             }
         }
-        let deepest = (0..NUM_LEVELS)
-            .rev()
-            .find(|l| !view.levels.level(*l).is_empty())
-            .unwrap_or(0);
         let (cache_hits, cache_misses) = self.cache.counters();
         Ok(Stats {
             engine: "lsm",
@@ -252,9 +248,6 @@ impl<S: Storage> Inner<S> {
             bytes_on_storage,
             garbage_bytes: garbage.min(bytes_on_storage),
             files: view.levels.table_count() as u64,
-            levels: (0..=deepest)
-                .map(|l| view.levels.level(l).len() as u64)
-                .collect(),
             cache_hits,
             cache_misses,
             last_version: visible,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use kv_api::{Engine, KeyRange, Options, WriteBatch};
 use kv_backends::MemoryStorage;
 use kv_conformance::{CrashMode, FaultyStorage, Ops};
-use kv_lsm::Lsm;
+use kv_lsm::{Lsm, LsmOptions};
 
 type Faulty = Lsm<FaultyStorage<MemoryStorage>>;
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -18,8 +18,8 @@ type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 const COMMITS: u32 = 100;
 
-fn options() -> Options {
-    Options::default()
+fn tuning() -> LsmOptions {
+    LsmOptions::default()
         .memtable_size(2 << 10)
         .block_size(256)
         .background(false)
@@ -47,7 +47,7 @@ fn apply(state: &mut State, writes: &Writes) {
 /// Runs the workload until it fails; returns the acknowledged state and the commit in flight.
 async fn workload(storage: FaultyStorage<MemoryStorage>) -> (State, Option<Writes>) {
     let mut state = State::new();
-    let Ok(e) = Faulty::open(storage, options()).await else {
+    let Ok(e) = Faulty::open(storage, Options::default(), tuning()).await else {
         return (state, None);
     };
     for i in 0..COMMITS {
@@ -84,12 +84,12 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
         .await
         .expect("wrap");
     let (full, _) = workload(clean.clone()).await;
-    let e = Faulty::open(clean.restart(), options())
+    let e = Faulty::open(clean.restart(), Options::default(), tuning())
         .await
         .expect("reopen");
     let stats = e.stats().await.expect("stats");
     assert!(
-        stats.levels.len() > 2 && stats.files > 3,
+        e.tables_per_level().len() > 2 && stats.files > 3,
         "the workload builds levels: {stats:?}"
     );
     drop(e);
@@ -113,7 +113,7 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
             }
             runs += 1;
             let restarted = faulty.restart();
-            let e = Faulty::open(restarted.clone(), options())
+            let e = Faulty::open(restarted.clone(), Options::default(), tuning())
                 .await
                 .unwrap_or_else(|err| panic!("reopen after crash at {n} ({mode:?}): {err}"));
             let got = contents(&e).await;
@@ -132,7 +132,7 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
                 .await
                 .expect("crash");
             let restarted = restarted.restart();
-            let e = Faulty::open(restarted.clone(), options())
+            let e = Faulty::open(restarted.clone(), Options::default(), tuning())
                 .await
                 .expect("reopen");
             assert_eq!(
@@ -143,7 +143,7 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
             // Recovery is stable, and the store takes new commits.
             e.close().await.expect("close");
             drop(e);
-            let e = Faulty::open(restarted.restart(), options())
+            let e = Faulty::open(restarted.restart(), Options::default(), tuning())
                 .await
                 .expect("second reopen");
             assert_eq!(
@@ -177,7 +177,7 @@ async fn io_error_at_every_mutation() {
         let (acked, pending) = workload(faulty.clone()).await;
         faulty.disarm().await;
         // No crash: the failed store is dropped and the same storage reopened.
-        let e = Faulty::open(faulty.restart(), options())
+        let e = Faulty::open(faulty.restart(), Options::default(), tuning())
             .await
             .unwrap_or_else(|err| panic!("reopen after a failure at {n}: {err}"));
         let got = contents(&e).await;

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Mem, engine, files, open, small};
+use common::{Mem, Opts, engine, files, open, small, try_engine};
 use kv_api::{Engine, Error, KeyRange, Options, Store, Version, WriteBatch};
 use kv_backends::MemoryStorage;
 
@@ -170,16 +170,9 @@ async fn versions_across_memtable_l0_and_levels() {
         }
     }
     let stats = e.stats().await.expect("stats");
-    assert!(
-        stats.levels.len() >= 3,
-        "expected a deep tree: {:?}",
-        stats.levels
-    );
-    assert!(
-        stats.levels.iter().skip(1).any(|n| *n > 0),
-        "{:?}",
-        stats.levels
-    );
+    let levels = e.tables_per_level();
+    assert!(levels.len() >= 3, "expected a deep tree: {levels:?}");
+    assert!(levels.iter().skip(1).any(|n| *n > 0), "{levels:?}");
     let hot_live = hot.values().last().is_some_and(Option::is_some);
     assert_eq!(stats.live_keys, u64::from(filler) + u64::from(hot_live));
     assert_eq!(stats.versions, u64::from(filler) + 60);
@@ -382,10 +375,10 @@ async fn compaction_keeps_every_version() {
     }
     let stats = e.stats().await.expect("stats");
     assert_eq!(stats.versions, 1000);
+    let levels = e.tables_per_level();
     assert!(
-        stats.levels.iter().skip(1).sum::<u64>() > 0,
-        "compactions ran: {:?}",
-        stats.levels
+        levels.iter().skip(1).sum::<u64>() > 0,
+        "compactions ran: {levels:?}"
     );
     for (k, versions) in &expected {
         check_versions(&e, k, versions).await;
@@ -489,7 +482,7 @@ async fn merge_semantics() {
 #[tokio::test]
 async fn merge_shrinks_to_live_data() {
     let s = MemoryStorage::new();
-    let opts = Options::default().memtable_size(64 << 10).background(false);
+    let opts = Opts::default().memtable_size(64 << 10).background(false);
     let e = engine(&s, opts.clone()).await;
     let n = 2000u32;
     let mut live = 0u64;
@@ -537,7 +530,7 @@ async fn read_only_and_the_writer_lock() {
         put(&e, &key(i), Some(b"v")).await;
     }
     assert!(matches!(
-        Mem::open(s.clone(), small()).await,
+        try_engine(s.clone(), small()).await,
         Err(Error::Locked(_))
     ));
     let before = files(&s).await;
@@ -696,10 +689,8 @@ fn background_flushes_and_compactions() {
         .expect("runtime");
     rt.block_on(async {
         let s = MemoryStorage::new();
-        let opts = Options::default().memtable_size(8 << 10).block_size(1024);
-        let store: Store<Mem> = Store::open_with(s.clone(), opts.clone())
-            .await
-            .expect("open");
+        let opts = Opts::default().memtable_size(8 << 10).block_size(1024);
+        let store = open(&s, opts.clone()).await;
         let writer = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -723,10 +714,11 @@ fn background_flushes_and_compactions() {
         writer.await.expect("writer");
         let stats = store.stats().await.expect("stats");
         assert!(stats.files > 1, "{stats:?}");
-        assert!(stats.levels.first().copied().unwrap_or(0) < 12, "{stats:?}");
+        let levels = store.engine().tables_per_level();
+        assert!(levels.first().copied().unwrap_or(0) < 12, "{levels:?}");
         store.close().await.expect("close");
         drop(store);
-        let store: Store<Mem> = Store::open_with(s.clone(), opts).await.expect("reopen");
+        let store = open(&s, opts).await;
         let txn = store.current().await;
         for i in (0..3000u32).step_by(101) {
             assert_eq!(
@@ -750,10 +742,8 @@ fn concurrent_transfers_merges_and_compactions() {
     rt.block_on(async {
         const ACCOUNTS: u32 = 40;
         let s = MemoryStorage::new();
-        let opts = Options::default().memtable_size(4 << 10).block_size(512);
-        let store: Store<Mem> = Store::open_with(s.clone(), opts.clone())
-            .await
-            .expect("open");
+        let opts = Opts::default().memtable_size(4 << 10).block_size(512);
+        let store = open(&s, opts.clone()).await;
         let mut txn = store.current().await;
         for a in 0..ACCOUNTS {
             txn.insert(0, &a, 100u64).expect("insert");
@@ -819,7 +809,7 @@ fn concurrent_transfers_merges_and_compactions() {
         assert!(stats.files > 0, "{stats:?}");
         store.close().await.expect("close");
         drop(store);
-        let store: Store<Mem> = Store::open_with(s, opts).await.expect("reopen");
+        let store = open(&s, opts).await;
         check(store.clone()).await;
         let txn = store.current().await;
         assert_eq!(txn.keys::<(u32, u32)>(1).await.expect("keys").len(), 450);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kv_api::{Options, Store};
 use kv_backends::FileStorage;
-use kv_lsm::Lsm;
+use kv_lsm::{Lsm, LsmOptions};
 
 type Files = Store<Lsm<FileStorage>>;
 
@@ -58,7 +58,8 @@ fn million_keys_on_files() {
         .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = Options::default().memtable_size(4 << 20);
+        let opts = Options::default();
+        let tuning = LsmOptions::default().memtable_size(4 << 20);
         let live: u64 = (0..N)
             .map(|k| {
                 let key = kv_api::codec::encode_key(&k).expect("key").len();
@@ -68,7 +69,7 @@ fn million_keys_on_files() {
             .sum();
 
         let (t, c) = (Instant::now(), cpu());
-        let store = Files::open_with(FileStorage::open(dir.path()).await.expect("storage"), opts.clone()).await.expect("open");
+        let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts.clone(), tuning.clone()).await.expect("open");
         for batch in 0..N / PER_TXN {
             let mut txn = store.current().await;
             for i in batch * PER_TXN..(batch + 1) * PER_TXN {
@@ -83,7 +84,7 @@ fn million_keys_on_files() {
             "fill: {N} keys in {fill:.2?}, {} ({:.0} keys/s); levels {:?}, {} tables",
             cpu_since(c),
             N as f64 / fill.as_secs_f64(),
-            stats.levels,
+            store.engine().tables_per_level(),
             stats.files
         );
         store.close().await.expect("close");
@@ -91,7 +92,7 @@ fn million_keys_on_files() {
         let before_merge_bytes = dir_bytes(dir.path());
 
         let t = Instant::now();
-        let store = Files::open_with(FileStorage::open(dir.path()).await.expect("storage"), opts.clone()).await.expect("reopen");
+        let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts.clone(), tuning.clone()).await.expect("reopen");
         let reopen = t.elapsed();
 
         let (t, c) = (Instant::now(), cpu());
@@ -130,7 +131,7 @@ fn million_keys_on_files() {
         );
         assert!(ratio <= 1.5, "x{ratio:.3}");
 
-        let store = Files::open_with(FileStorage::open(dir.path()).await.expect("storage"), opts).await.expect("reopen");
+        let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts, tuning.clone()).await.expect("reopen");
         let txn = store.snapshot().await;
         let (t, c) = (Instant::now(), cpu());
         let n = N / 4;
@@ -159,8 +160,9 @@ fn point_reads_after_merge() {
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = 200_000u64;
-        let opts = Options::default().memtable_size(4 << 20).durability(kv_api::Durability::Buffered);
-        let store = Files::open_with(FileStorage::open(dir.path()).await.expect("storage"), opts).await.expect("open");
+        let opts = Options::default().durability(kv_api::Durability::Buffered);
+        let tuning = LsmOptions::default().memtable_size(4 << 20);
+        let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts, tuning.clone()).await.expect("open");
         for batch in 0..n / PER_TXN {
             let mut txn = store.current().await;
             for k in batch * PER_TXN..(batch + 1) * PER_TXN {
@@ -185,7 +187,7 @@ fn point_reads_after_merge() {
             reads.as_secs_f64() * 1e6 / gets as f64,
             stats.cache_hits,
             stats.cache_misses,
-            stats.levels
+            store.engine().tables_per_level()
         );
     });
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Mem, copy, engine, files, small, tables, wals};
+use common::{Mem, Opts, copy, engine, files, small, tables, try_engine, wals};
 use kv_api::{Engine, Error, KeyRange, Options, Version, WriteBatch};
 use kv_backends::MemoryStorage;
 
@@ -96,7 +96,7 @@ async fn torn_wal_tail_at_every_byte_of_the_last_transaction() {
 async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
     let s = MemoryStorage::new();
     // Small segments: one memtable spans many WAL files.
-    let opts = Options::default().segment_size(256);
+    let opts = Opts::default().segment_size(256);
     let e = engine(&s, opts.clone()).await;
     for i in 0..40u32 {
         let k = format!("k{i:03}");
@@ -121,7 +121,7 @@ async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
     let mut bad = full.clone();
     let sealed = names[1].clone();
     bad.get_mut(&sealed).expect("wal")[10] ^= 0x40;
-    match Mem::open(copy(&bad).await, opts).await {
+    match try_engine(copy(&bad).await, opts).await {
         Err(Error::Corruption { file, .. }) => assert_eq!(file, sealed),
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
@@ -171,7 +171,7 @@ async fn manifest_recovery() {
     // A table the manifest lists but storage lacks: corruption naming it.
     let mut missing = full.clone();
     missing.remove(&names[0]);
-    match Mem::open(copy(&missing).await, small()).await {
+    match try_engine(copy(&missing).await, small()).await {
         Err(Error::Corruption { file, .. }) => assert_eq!(file, names[0]),
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
@@ -180,7 +180,7 @@ async fn manifest_recovery() {
     let mut bad = full.clone();
     bad.get_mut("MANIFEST").expect("manifest")[20] ^= 1;
     assert!(matches!(
-        Mem::open(copy(&bad).await, small()).await,
+        try_engine(copy(&bad).await, small()).await,
         Err(Error::Corruption { .. })
     ));
 
@@ -202,7 +202,7 @@ async fn damaged_table_is_a_typed_error() {
         for at in [0usize, full[&name].len() / 2, full[&name].len() - 1] {
             let mut bad = full.clone();
             bad.get_mut(&name).expect("table")[at] ^= 0x11;
-            let e = match Mem::open(copy(&bad).await, small()).await {
+            let e = match try_engine(copy(&bad).await, small()).await {
                 Ok(e) => e,
                 Err(Error::Corruption { .. }) => continue,
                 Err(other) => panic!("unexpected {other}"),
@@ -222,7 +222,7 @@ async fn damaged_table_is_a_typed_error() {
 #[tokio::test]
 async fn crash_after_a_flush_before_wal_deletion() {
     let s = MemoryStorage::new();
-    let opts = Options::default().memtable_size(2 << 10).background(false);
+    let opts = Opts::default().memtable_size(2 << 10).background(false);
     let e = engine(&s, opts.clone()).await;
     put_many(&e, &[(b"a", Some(b"1"))]).await;
     let before_flush = files(&s).await;

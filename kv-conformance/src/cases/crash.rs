@@ -5,7 +5,7 @@
 //! returned `Ok` (durability `Sync`), in order, with every version; a commit that returned an
 //! error may be present or absent, never partial. Recovery must then accept new commits.
 
-use kv_api::{Result, Store};
+use kv_api::Result;
 
 use super::prelude::*;
 use crate::script::{self, ScriptModel, Step, check_either, crash_options, run_step};
@@ -23,7 +23,7 @@ async fn open<E: EngineFamily, F: StorageFactory>(
     faulty: &Faulty<F>,
     options: &Options,
 ) -> Result<FStore<E, F>> {
-    Store::open_with(faulty.restart(), options.clone()).await
+    script::open_small(faulty.restart(), options.clone()).await
 }
 
 /// Reopens after a crash and checks the store against the candidates (first match wins);

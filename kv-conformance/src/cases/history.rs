@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use kv_api::{Storage, Store, Transaction};
+use kv_api::{Storage, Transaction};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::prelude::*;
 use crate::runtime::catch_panic;
-use crate::script::crash_options;
+use crate::script::{crash_options, open_small};
 use crate::{CrashMode, DEFAULT_PROPTEST_CASES, FaultyStorage, Model, Ops, check_store};
 
 /// How a history's crash goes.
@@ -254,7 +254,7 @@ impl<E: EngineFamily, S: Storage> Run<E, S> {
         self.txn = None;
         self.pending.clear();
         self.store = None;
-        let store = Store::open_with(self.faulty.restart(), crash_options())
+        let store = open_small(self.faulty.restart(), crash_options())
             .await
             .map_err(|e| format!("reopen: {e}"))?;
         let mut errors = Vec::new();
@@ -471,7 +471,7 @@ async fn run_history<E: EngineFamily, F: StorageFactory>(ops: Vec<Op>) -> Result
     let faulty = FaultyStorage::wrap(env.storage().await)
         .await
         .map_err(|e| format!("wrap: {e}"))?;
-    let store = Store::open_with(faulty.restart(), crash_options())
+    let store = open_small(faulty.restart(), crash_options())
         .await
         .map_err(|e| format!("open: {e}"))?;
     let mut run = Run::<E, F::Storage> {

@@ -89,7 +89,7 @@ async fn check<E: EngineFamily>(
 /// store accepts commits after each.
 pub async fn page_gone_keeps_synced<E: EngineFamily>() {
     let env = Env::<E, IndexedDbFactory>::new();
-    let options = Options::default().background(false);
+    let options = Options::default();
 
     let store = env.open_with(options.clone()).await;
     let mut live: ScriptModel = Model::new();

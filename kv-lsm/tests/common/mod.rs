@@ -3,19 +3,67 @@
 
 use std::collections::BTreeMap;
 
-use kv_api::{Engine, Options, Storage, StorageFile, Store};
+use kv_api::{Durability, Engine, Options, Result, Storage, StorageFile, Store, Tuning};
 use kv_backends::MemoryStorage;
-use kv_lsm::Lsm;
+use kv_lsm::{Lsm, LsmOptions};
 
 pub type Mem = Lsm<MemoryStorage>;
 
-/// Options that make the tree deep with little data: tiny memtables, blocks and tables, and
+/// The common options and the LSM's own knobs, passed around together by these tests.
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    pub options: Options,
+    pub tuning: LsmOptions,
+}
+
+impl Opts {
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.options.read_only = read_only;
+        self
+    }
+
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.options.segment_size = bytes;
+        self
+    }
+
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.options.durability = durability;
+        self
+    }
+
+    pub fn memtable_size(mut self, bytes: usize) -> Self {
+        self.tuning.memtable_size = bytes;
+        self
+    }
+
+    pub fn block_size(mut self, bytes: usize) -> Self {
+        self.tuning.block_size = bytes;
+        self
+    }
+
+    pub fn background(mut self, background: bool) -> Self {
+        self.tuning.background = background;
+        self
+    }
+}
+
+impl From<Options> for Opts {
+    fn from(options: Options) -> Self {
+        Opts {
+            options,
+            tuning: LsmOptions::default(),
+        }
+    }
+}
+
+/// Knobs that make the tree deep with little data: tiny memtables, blocks and tables, and
 /// flushes/compactions inline so tests are deterministic.
-pub fn small() -> Options {
-    Options::default()
-        .memtable_size(4 << 10)
-        .block_size(512)
-        .background(false)
+pub fn small() -> Opts {
+    Opts {
+        options: Options::default(),
+        tuning: LsmOptions::small(),
+    }
 }
 
 /// Every file of a storage with its contents.
@@ -44,15 +92,22 @@ pub async fn copy(files: &BTreeMap<String, Vec<u8>>) -> MemoryStorage {
 }
 
 /// Opens a typed store on `s`.
-pub async fn open(s: &MemoryStorage, options: Options) -> Store<Mem> {
-    Store::<Mem>::open_with(s.clone(), options)
+pub async fn open(s: &MemoryStorage, opts: impl Into<Opts>) -> Store<Mem> {
+    let o = opts.into();
+    Store::<Mem>::open_tuned(s.clone(), o.options, o.tuning)
         .await
         .expect("open")
 }
 
 /// Opens the raw engine on `s`.
-pub async fn engine(s: &MemoryStorage, options: Options) -> Mem {
-    Mem::open(s.clone(), options).await.expect("open")
+pub async fn engine(s: &MemoryStorage, opts: impl Into<Opts>) -> Mem {
+    try_engine(s.clone(), opts).await.expect("open")
+}
+
+/// Opens the raw engine on `s`, or says why not.
+pub async fn try_engine(s: MemoryStorage, opts: impl Into<Opts>) -> Result<Mem> {
+    let o = opts.into();
+    Mem::open(s, o.options, o.tuning).await
 }
 
 /// Names of table files.
