@@ -23,7 +23,7 @@ fn workspace_engines() -> Vec<String> {
     members
         .split('"')
         .filter_map(|m| m.strip_prefix("kv-"))
-        .filter(|m| !["api", "backends", "conformance"].contains(m))
+        .filter(|m| !["api", "engine-kit", "backends", "conformance"].contains(m))
         .map(str::to_string)
         .collect()
 }
