@@ -36,7 +36,7 @@
 //! * Segments `NNNNNNNN.log`: transaction logs in the shared [`kv_engine_kit::txlog`] format (a
 //!   transaction = its write records + one commit record, appended with one `append`), rolled
 //!   at [`kv_api::Options::segment_size`] between transactions; or merged segments of
-//!   self-contained committed records (txlog kinds 4 and 5) written by `merge`, in key order.
+//!   self-contained committed records (Bitcask's own kinds 4 and 5, see `merged.rs`) written by `merge`, in key order.
 //! * Hint files `NNNNNNNN.hint`: the keydir entries of a sealed segment, in key order, written
 //!   when the segment is sealed; reopening reads them instead of the values.
 //! * `META`: the manifest (segments in replay order, which are merged, the merge horizon, the
@@ -89,6 +89,7 @@ mod key;
 mod keydir;
 mod layout;
 mod merge;
+mod merged;
 mod meta;
 mod newest;
 mod pages;

@@ -19,13 +19,14 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use kv_api::{Error, Result, Storage, StorageFile};
-use kv_engine_kit::{frame, txlog};
+use kv_engine_kit::frame;
 
 use crate::engine::Bitcask;
 use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Loc, MergeRule};
 use crate::layout::{SegFile, SegInfo};
+use crate::merged;
 use crate::read::decode_record;
 use crate::segment::{hint_name, segment_name};
 
@@ -106,7 +107,7 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
                 })
             }
         };
-        let at = txlog::encode_committed(&mut cur.buf, old.seq, old.time_ms, slot, k, value);
+        let at = merged::encode(&mut cur.buf, old.seq, old.time_ms, slot, k, value);
         let loc = old.moved(cur.id, cur.flushed + at.offset, at.len);
         cur.hint.push((key.clone(), loc));
         cur.last = cur.last.max((old.seq, old.time_ms));

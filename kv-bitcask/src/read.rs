@@ -3,11 +3,11 @@
 //! joined into one read, and the retry of a read that lost its file to a merge.
 
 use kv_api::{Error, Result, Slot, Storage, StorageFile, ValueVisitor};
-use kv_engine_kit::txlog;
 
 use crate::engine::Bitcask;
 use crate::key::Key;
 use crate::keydir::Loc;
+use crate::merged;
 use crate::pages::{PageCache, page_span};
 use crate::segment::segment_name;
 
@@ -265,7 +265,7 @@ pub(crate) fn decode_record<'a>(
     loc: &Loc,
 ) -> Result<Option<&'a [u8]>> {
     let here = |reason: String| Error::corruption(segment_name(loc.file()), loc.offset, reason);
-    let (s, k, value) = txlog::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
+    let (s, k, value) = merged::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
         Error::Corruption { reason, .. } => here(reason),
         other => other,
     })?;

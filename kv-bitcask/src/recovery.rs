@@ -11,6 +11,7 @@ use crate::hint::{self, Last};
 use crate::key::Key;
 use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
+use crate::merged;
 use crate::meta::Meta;
 use crate::segment::{FileKind, META, hint_name, parse_name, segment_name};
 use kv_engine_kit::files::read_all;
@@ -62,7 +63,7 @@ fn replay_log(
 /// Reads a merged segment into `entries`.
 fn replay_merged(buf: &[u8], name: &str, id: u32, entries: &mut Entries) -> Result<Last> {
     let mut last = (0, 0);
-    txlog::replay_committed(buf, name, |w| {
+    merged::replay(buf, name, |w| {
         let loc = Loc::new(
             w.seq,
             w.time_ms,

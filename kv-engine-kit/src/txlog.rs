@@ -9,8 +9,6 @@
 //! | put    | `1 \| seq u64 \| slot u8 \| key_len u32 \| key \| value` |
 //! | remove | `2 \| seq u64 \| slot u8 \| key_len u32 \| key` |
 //! | commit | `3 \| seq u64 \| time_ms u64 \| count u32 \| meta_len u32 \| meta` |
-//! | committed put | `4 \| seq u64 \| time_ms u64 \| slot u8 \| key_len u32 \| key \| value` |
-//! | committed remove | `5 \| seq u64 \| time_ms u64 \| slot u8 \| key_len u32 \| key` |
 //!
 //! All integers little-endian. `meta` is reserved for commit metadata (empty today), so later
 //! features can ride on commit records without a format change.
@@ -22,10 +20,9 @@
 //! the last transaction is treated the same way, even if its commit record survived. Damage
 //! followed by records of a later transaction, or any damage in a sealed file, is corruption.
 //!
-//! Committed records (kinds 4 and 5) are self-contained versions that need no commit record:
-//! compaction (Bitcask `merge`) writes them into files that are sealed and synced before
-//! anything names them, so [`replay_committed`] treats any damage there as corruption. They
-//! never appear in a log replayed by [`replay`].
+//! Kinds 1 to 3 belong to this format. An engine may frame records of its own with other
+//! kinds in files that it reads itself (Bitcask's merged segments use kinds 4 and 5, see
+//! `kv-bitcask`); [`replay`] treats any such record in a log as damage.
 
 use crate::bytes::{u32_at, u64_at};
 use crate::frame;
@@ -34,10 +31,7 @@ use kv_api::{Error, Result, Slot};
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
 const COMMIT: u8 = 3;
-const COMMITTED_PUT: u8 = 4;
-const COMMITTED_REMOVE: u8 = 5;
 const WRITE_HEADER: usize = 1 + 8 + 1 + 4;
-const COMMITTED_HEADER: usize = 1 + 8 + 8 + 1 + 4;
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,30 +66,6 @@ pub enum Record<'a> {
         count: u32,
         /// Reserved metadata.
         meta: &'a [u8],
-    },
-    /// A committed version of a key set to a value (compacted files; no commit record).
-    CommittedPut {
-        /// Commit sequence number of the version.
-        seq: u64,
-        /// Commit time of the version, ms since the Unix epoch.
-        time_ms: u64,
-        /// Slot.
-        slot: Slot,
-        /// Encoded key.
-        key: &'a [u8],
-        /// Encoded value.
-        value: &'a [u8],
-    },
-    /// A committed removal of a key (compacted files; no commit record).
-    CommittedRemove {
-        /// Commit sequence number of the version.
-        seq: u64,
-        /// Commit time of the version, ms since the Unix epoch.
-        time_ms: u64,
-        /// Slot.
-        slot: Slot,
-        /// Encoded key.
-        key: &'a [u8],
     },
 }
 
@@ -135,32 +105,6 @@ impl<'a> Record<'a> {
                     meta,
                 })
             }
-            kind @ (COMMITTED_PUT | COMMITTED_REMOVE) => {
-                let seq = u64_at(p, 1)?;
-                let time_ms = u64_at(p, 9)?;
-                let slot = *p.get(17)?;
-                let key_len = u32_at(p, 18)? as usize;
-                let key = p.get(COMMITTED_HEADER..COMMITTED_HEADER.checked_add(key_len)?)?;
-                let rest = &p[COMMITTED_HEADER + key_len..];
-                if kind == COMMITTED_PUT {
-                    Some(Record::CommittedPut {
-                        seq,
-                        time_ms,
-                        slot,
-                        key,
-                        value: rest,
-                    })
-                } else if rest.is_empty() {
-                    Some(Record::CommittedRemove {
-                        seq,
-                        time_ms,
-                        slot,
-                        key,
-                    })
-                } else {
-                    None
-                }
-            }
             _ => None,
         }
     }
@@ -168,11 +112,9 @@ impl<'a> Record<'a> {
     /// The sequence number of the record's transaction.
     pub fn seq(&self) -> u64 {
         match *self {
-            Record::Put { seq, .. }
-            | Record::Remove { seq, .. }
-            | Record::Commit { seq, .. }
-            | Record::CommittedPut { seq, .. }
-            | Record::CommittedRemove { seq, .. } => seq,
+            Record::Put { seq, .. } | Record::Remove { seq, .. } | Record::Commit { seq, .. } => {
+                seq
+            }
         }
     }
 }
@@ -220,136 +162,6 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
         b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         b.extend_from_slice(meta);
     });
-}
-
-/// A write record read back: slot, key, value (`None` for a removal).
-pub type DecodedWrite<'a> = (Slot, &'a [u8], Option<&'a [u8]>);
-
-/// Appends one committed record (a self-contained version: `value: None` is a removal) and
-/// returns its location in `out`. Used by compaction; no commit record follows.
-pub fn encode_committed(
-    out: &mut Vec<u8>,
-    seq: u64,
-    time_ms: u64,
-    slot: Slot,
-    key: &[u8],
-    value: Option<&[u8]>,
-) -> WriteLoc {
-    let start = frame::encode_with(out, |b| {
-        b.push(if value.is_some() {
-            COMMITTED_PUT
-        } else {
-            COMMITTED_REMOVE
-        });
-        b.extend_from_slice(&seq.to_le_bytes());
-        b.extend_from_slice(&time_ms.to_le_bytes());
-        b.push(slot);
-        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        b.extend_from_slice(key);
-        if let Some(v) = value {
-            b.extend_from_slice(v);
-        }
-    });
-    WriteLoc {
-        offset: start as u64,
-        len: (out.len() - start) as u32,
-    }
-}
-
-/// Reads the value of a put record (log or committed) from the bytes of its whole frame (as
-/// located by [`WriteLoc`]); `Ok(None)` for a removal. `file`/`offset` name the place for errors.
-pub fn decode_write_frame<'a>(buf: &'a [u8], file: &str, offset: u64) -> Result<DecodedWrite<'a>> {
-    let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(file, offset, r))?;
-    match Record::decode(payload) {
-        Some(
-            Record::Put {
-                slot, key, value, ..
-            }
-            | Record::CommittedPut {
-                slot, key, value, ..
-            },
-        ) => Ok((slot, key, Some(value))),
-        Some(Record::Remove { slot, key, .. } | Record::CommittedRemove { slot, key, .. }) => {
-            Ok((slot, key, None))
-        }
-        _ => Err(Error::corruption(file, offset, "expected a write record")),
-    }
-}
-
-/// One record of a file of committed records, found by [`replay_committed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommittedWrite<'a> {
-    /// Commit sequence number of the version.
-    pub seq: u64,
-    /// Commit time of the version.
-    pub time_ms: u64,
-    /// Slot.
-    pub slot: Slot,
-    /// Encoded key.
-    pub key: &'a [u8],
-    /// Encoded value, `None` for a removal.
-    pub value: Option<&'a [u8]>,
-    /// Location of the record's frame in the replayed buffer.
-    pub loc: WriteLoc,
-}
-
-/// Reads a whole file of committed records (kinds 4 and 5) held in `buf`, calling `on_write`
-/// for each in file order. Such files are sealed and synced before anything refers to them, so
-/// any damage, a partial frame, or a record of another kind is [`Error::Corruption`].
-pub fn replay_committed<'a>(
-    buf: &'a [u8],
-    file: &str,
-    mut on_write: impl FnMut(CommittedWrite<'a>) -> Result<()>,
-) -> Result<()> {
-    let mut at = 0usize;
-    loop {
-        let (payload, next) = match frame::decode(buf, at) {
-            frame::Decoded::Frame { payload, next } => (payload, next),
-            frame::Decoded::End => return Ok(()),
-            frame::Decoded::Truncated => {
-                return Err(Error::corruption(file, at as u64, "truncated record"));
-            }
-            frame::Decoded::BadCrc => {
-                return Err(Error::corruption(file, at as u64, "crc mismatch"));
-            }
-        };
-        let loc = WriteLoc {
-            offset: at as u64,
-            len: (next - at) as u32,
-        };
-        let (seq, time_ms, slot, key, value) = match Record::decode(payload) {
-            Some(Record::CommittedPut {
-                seq,
-                time_ms,
-                slot,
-                key,
-                value,
-            }) => (seq, time_ms, slot, key, Some(value)),
-            Some(Record::CommittedRemove {
-                seq,
-                time_ms,
-                slot,
-                key,
-            }) => (seq, time_ms, slot, key, None),
-            Some(_) => {
-                return Err(Error::corruption(
-                    file,
-                    at as u64,
-                    "log record in a file of committed records",
-                ));
-            }
-            None => return Err(Error::corruption(file, at as u64, "malformed record")),
-        };
-        on_write(CommittedWrite {
-            seq,
-            time_ms,
-            slot,
-            key,
-            value,
-            loc,
-        })?;
-        at = next;
-    }
 }
 
 /// One write of a replayed transaction.
@@ -502,13 +314,6 @@ pub fn replay<'a>(
                     last_seq: seq,
                 };
             }
-            Record::CommittedPut { .. } | Record::CommittedRemove { .. } => {
-                return Err(Error::corruption(
-                    file,
-                    at as u64,
-                    "committed record in a log file",
-                ));
-            }
         }
         at = next;
     }
@@ -593,119 +398,5 @@ mod tests {
         let n = tail.len();
         tail[n - 3] ^= 1;
         assert_eq!(seqs(&tail, true).expect("tail").0, vec![1, 2]);
-    }
-
-    #[test]
-    fn records_round_trip() {
-        let mut buf = Vec::new();
-        let loc = encode_write(&mut buf, 9, 3, b"key", Some(b"value"));
-        let frame = &buf[loc.offset as usize..(loc.offset + loc.len as u64) as usize];
-        assert_eq!(
-            decode_write_frame(frame, "f", 0).expect("decode"),
-            (3, &b"key"[..], Some(&b"value"[..]))
-        );
-        let loc = encode_write(&mut buf, 9, 3, b"key", None);
-        let frame = &buf[loc.offset as usize..(loc.offset + loc.len as u64) as usize];
-        assert_eq!(
-            decode_write_frame(frame, "f", 0).expect("decode"),
-            (3, &b"key"[..], None)
-        );
-    }
-
-    #[test]
-    fn committed_records_round_trip() {
-        let mut buf = Vec::new();
-        let put = encode_committed(&mut buf, 7, 1234, 2, b"k1", Some(b"value"));
-        let rem = encode_committed(&mut buf, 9, 1300, 2, b"k2", None);
-        let frame_of = |l: WriteLoc| &buf[l.offset as usize..(l.offset + l.len as u64) as usize];
-        assert_eq!(
-            decode_write_frame(frame_of(put), "f", 0).expect("put"),
-            (2, &b"k1"[..], Some(&b"value"[..]))
-        );
-        assert_eq!(
-            decode_write_frame(frame_of(rem), "f", 0).expect("rem"),
-            (2, &b"k2"[..], None)
-        );
-        let payload = frame::decode_exact(frame_of(put)).expect("frame");
-        assert_eq!(
-            Record::decode(payload),
-            Some(Record::CommittedPut {
-                seq: 7,
-                time_ms: 1234,
-                slot: 2,
-                key: b"k1",
-                value: b"value"
-            })
-        );
-        assert_eq!(Record::decode(payload).map(|r| r.seq()), Some(7));
-        let mut seen = Vec::new();
-        replay_committed(&buf, "f", |w| {
-            seen.push((
-                w.seq,
-                w.time_ms,
-                w.key.to_vec(),
-                w.value.map(<[u8]>::to_vec),
-                w.loc,
-            ));
-            Ok(())
-        })
-        .expect("replay");
-        assert_eq!(
-            seen,
-            vec![
-                (7, 1234, b"k1".to_vec(), Some(b"value".to_vec()), put),
-                (9, 1300, b"k2".to_vec(), None, rem),
-            ]
-        );
-        // A committed removal with trailing bytes is malformed.
-        let mut bad = Vec::new();
-        frame::encode_with(&mut bad, |b| {
-            b.push(COMMITTED_REMOVE);
-            b.extend_from_slice(&[0; 17]);
-            b.extend_from_slice(&0u32.to_le_bytes());
-            b.push(1);
-        });
-        assert!(matches!(
-            replay_committed(&bad, "f", |_| Ok(())),
-            Err(Error::Corruption { .. })
-        ));
-    }
-
-    #[test]
-    fn committed_files_allow_no_damage() {
-        let mut buf = Vec::new();
-        let first = encode_committed(&mut buf, 1, 10, 0, b"a", Some(b"x"));
-        encode_committed(&mut buf, 2, 11, 0, b"b", Some(b"y"));
-        let boundary = first.len as usize;
-        for cut in 1..buf.len() {
-            let r = replay_committed(&buf[..cut], "f", |_| Ok(()));
-            if cut == boundary {
-                assert!(
-                    r.is_ok(),
-                    "a cut between frames is only detectable by the caller"
-                );
-            } else {
-                assert!(matches!(r, Err(Error::Corruption { .. })), "cut {cut}");
-            }
-        }
-        for i in 0..buf.len() {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x10;
-            assert!(
-                matches!(
-                    replay_committed(&bad, "f", |_| Ok(())),
-                    Err(Error::Corruption { .. })
-                ),
-                "flip {i}"
-            );
-        }
-        // Log records are not accepted in a committed file, nor committed ones in a log.
-        let mut log = Vec::new();
-        txn(&mut log, 1, &[b"a"]);
-        assert!(matches!(
-            replay_committed(&log, "f", |_| Ok(())),
-            Err(Error::Corruption { .. })
-        ));
-        assert!(matches!(seqs(&buf, true), Err(Error::Corruption { .. })));
     }
 }
