@@ -286,11 +286,13 @@ struct OpenSeq<'a, 'de> {
     de: &'a mut Decoder<'de>,
 }
 
-impl OpenSeq<'_, '_> {
-    fn has_next(&mut self) -> Result<bool> {
+impl<'de> OpenSeq<'_, 'de> {
+    /// Reads the next marker: after [`ELEMENT`] decodes the element (or map
+    /// key) that follows, at [`END`] returns `None`.
+    fn next_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         match self.de.byte()? {
-            ELEMENT => Ok(true),
-            END => Ok(false),
+            ELEMENT => seed.deserialize(&mut *self.de).map(Some),
+            END => Ok(None),
             other => Err(KeyError(format!("invalid seq marker {other:#04x}"))),
         }
     }
@@ -300,11 +302,7 @@ impl<'de> de::SeqAccess<'de> for OpenSeq<'_, 'de> {
     type Error = KeyError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.has_next()? {
-            seed.deserialize(&mut *self.de).map(Some)
-        } else {
-            Ok(None)
-        }
+        self.next_seed(seed)
     }
 }
 
@@ -312,11 +310,7 @@ impl<'de> de::MapAccess<'de> for OpenSeq<'_, 'de> {
     type Error = KeyError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if self.has_next()? {
-            seed.deserialize(&mut *self.de).map(Some)
-        } else {
-            Ok(None)
-        }
+        self.next_seed(seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
