@@ -11,7 +11,6 @@ use kv_api::{
     Storage, StorageFile, ValueVisitor, Version, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
-use kv_engine_kit::frame;
 use kv_engine_kit::txlog::{self, WriteLoc};
 
 use crate::hint;
@@ -23,7 +22,6 @@ use crate::recovery;
 use crate::segment::{hint_name, parse_name, segment_name};
 
 /// Bytes of a write record besides key and value: frame header, kind, seq, slot, key length.
-const WRITE_OVERHEAD: usize = frame::HEADER_LEN + 1 + 8 + 1 + 4;
 
 /// A Bitcask store over any [`Storage`]: an append-only log of transactions in segments, every
 /// key's versions in memory (the keydir), hint files for fast reopening, and `merge` to drop
@@ -168,35 +166,6 @@ impl<S: Storage> Bitcask<S> {
             p.extend(entries);
         }
     }
-}
-
-/// Encodes a transaction: one write record per key and the commit record, in one buffer.
-fn encode_txn(batch: &WriteBatch, v: Version) -> Result<(Vec<u8>, Vec<WriteLoc>)> {
-    let mut size = frame::HEADER_LEN + 25;
-    for w in &batch.writes {
-        let n = w.key.len() + w.value.as_ref().map_or(0, Vec::len);
-        if n + WRITE_OVERHEAD > frame::MAX_PAYLOAD {
-            return Err(Error::TooLarge {
-                what: "value",
-                size: n,
-                max: frame::MAX_PAYLOAD - WRITE_OVERHEAD,
-            });
-        }
-        size += WRITE_OVERHEAD + n;
-    }
-    let count = u32::try_from(batch.writes.len()).map_err(|_| Error::TooLarge {
-        what: "transaction",
-        size: batch.writes.len(),
-        max: u32::MAX as usize,
-    })?;
-    let mut buf = Vec::with_capacity(size);
-    let locs = batch
-        .writes
-        .iter()
-        .map(|w| txlog::encode_write(&mut buf, v.seq(), w.slot, &w.key, w.value.as_deref()))
-        .collect();
-    txlog::encode_commit(&mut buf, v.seq(), v.time_ms(), count, b"");
-    Ok((buf, locs))
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
@@ -382,7 +351,9 @@ impl<S: Storage> Engine for Bitcask<S> {
         let mut ticket = self.pipeline.begin(&batch).await?;
         let version = ticket.version();
         // Nothing is written yet: errors here just release the writer lock.
-        let (buf, locs) = encode_txn(&batch, version)?;
+        let mut buf = Vec::new();
+        let mut locs = Vec::with_capacity(batch.writes.len());
+        txlog::encode_txn(&mut buf, version, &batch.writes, |l| locs.push(l))?;
         let len = buf.len() as u64;
         let needs_roll = self
             .active_len()

@@ -26,12 +26,16 @@
 
 use crate::bytes::{u32_at, u64_at};
 use crate::frame;
-use kv_api::{Error, Result, Slot};
+use kv_api::{Error, Result, Slot, Version, Write};
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
 const COMMIT: u8 = 3;
 const WRITE_HEADER: usize = 1 + 8 + 1 + 4;
+const COMMIT_HEADER: usize = 1 + 8 + 8 + 4 + 4;
+
+/// The largest key plus value of one write: what a frame holds beside the record's header.
+pub const MAX_WRITE_LEN: usize = frame::MAX_PAYLOAD - WRITE_HEADER;
 
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +166,52 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
         b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         b.extend_from_slice(meta);
     });
+}
+
+/// Encodes a whole transaction into `out` (appending): one write record per write, then the
+/// commit record. `on_write` learns where each write's frame landed in `out`.
+///
+/// The format's limits are checked here, once for every engine, before anything is appended:
+/// a key plus value larger than [`MAX_WRITE_LEN`], or more writes than the commit record's
+/// `u32` count, is [`Error::TooLarge`] and leaves `out` as it was.
+pub fn encode_txn(
+    out: &mut Vec<u8>,
+    version: Version,
+    writes: &[Write],
+    mut on_write: impl FnMut(WriteLoc),
+) -> Result<()> {
+    let mut size = frame::HEADER_LEN + COMMIT_HEADER;
+    for w in writes {
+        let n = w
+            .key
+            .len()
+            .saturating_add(w.value.as_ref().map_or(0, Vec::len));
+        if n > MAX_WRITE_LEN {
+            return Err(Error::TooLarge {
+                what: "value",
+                size: n,
+                max: MAX_WRITE_LEN,
+            });
+        }
+        size = size.saturating_add(frame::HEADER_LEN + WRITE_HEADER + n);
+    }
+    let count = u32::try_from(writes.len()).map_err(|_| Error::TooLarge {
+        what: "transaction",
+        size: writes.len(),
+        max: u32::MAX as usize,
+    })?;
+    out.reserve(size);
+    for w in writes {
+        on_write(encode_write(
+            out,
+            version.seq(),
+            w.slot,
+            &w.key,
+            w.value.as_deref(),
+        ));
+    }
+    encode_commit(out, version.seq(), version.time_ms(), count, b"");
+    Ok(())
 }
 
 /// One write of a replayed transaction.

@@ -13,6 +13,7 @@ use kv_api::{
     StorageFile, Version, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
+use kv_engine_kit::txlog;
 
 use crate::cache::BlockCache;
 use crate::key::ukey;
@@ -477,8 +478,12 @@ impl<S: Storage> Engine for Lsm<S> {
         // writer lock, so taking it out of its mutex never contends).
         let mut buf = std::mem::take(&mut *inner.wal_buf.lock());
         buf.clear();
-        wal::encode_txn(&mut buf, version, &batch.writes);
-        let appended = inner.append_wal(&buf).await;
+        // Nothing is written yet if encoding fails: the error just releases the writer lock.
+        let encoded = txlog::encode_txn(&mut buf, version, &batch.writes, |_| {});
+        let appended = match encoded {
+            Ok(()) => inner.append_wal(&buf).await,
+            Err(e) => Err(e),
+        };
         if buf.capacity() <= WAL_BUF_KEEP {
             *inner.wal_buf.lock() = buf;
         }

@@ -8,7 +8,7 @@
 //! to one memtable and can be deleted once that memtable's table is in the manifest. Before
 //! switching, the old file is synced, so only the newest file can ever have a torn tail.
 
-use kv_api::{Result, Storage, StorageFile, Version, Write};
+use kv_api::{Result, Storage, StorageFile, Version};
 use kv_engine_kit::{files, txlog};
 
 use crate::memtable::Memtable;
@@ -25,25 +25,6 @@ pub(crate) fn parse_wal_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
-}
-
-/// Encodes a transaction into `buf` (appending): its write records, then its commit record.
-pub(crate) fn encode_txn(buf: &mut Vec<u8>, version: Version, writes: &[Write]) {
-    let size: usize = writes
-        .iter()
-        .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + 32)
-        .sum();
-    buf.reserve(size + 40);
-    for w in writes {
-        txlog::encode_write(buf, version.seq(), w.slot, &w.key, w.value.as_deref());
-    }
-    txlog::encode_commit(
-        buf,
-        version.seq(),
-        version.time_ms(),
-        writes.len() as u32,
-        b"",
-    );
 }
 
 /// The WAL file being appended to.
@@ -105,6 +86,7 @@ pub(crate) async fn replay<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kv_api::Write;
 
     #[test]
     fn names() {
@@ -129,7 +111,7 @@ mod tests {
             },
         ];
         let mut buf = Vec::new();
-        encode_txn(&mut buf, Version::new(5, 99), &writes);
+        txlog::encode_txn(&mut buf, Version::new(5, 99), &writes, |_| {}).expect("encode");
         let mut seen = Vec::new();
         let end = txlog::replay(&buf, "w", true, 4, |t| {
             seen.push((t.seq, t.time_ms, t.writes.len()));
