@@ -30,7 +30,7 @@ fn key(i: u32) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn seed_example() {
+async fn readme_example() {
     let s = MemoryStorage::new();
     let store = open(&s, Options::default()).await;
     let mut txn = store.current().await;

@@ -1,5 +1,5 @@
 //! Crash recovery on a [`FaultyStorage`]: power loss, process crashes and torn writes at
-//! every write boundary, failing I/O, tampered log tails (the seed failure history).
+//! every write boundary, failing I/O, tampered log tails (the last transaction damaged, then more commits).
 //!
 //! After every crash the reopened store must show exactly the transactions whose `commit`
 //! returned `Ok` (durability `Sync`), in order, with every version; a commit that returned an
@@ -502,7 +502,7 @@ pub async fn buffered_commits_prefix<E: EngineFamily, F: StorageFactory>() {
     report(&failures, 8);
 }
 
-/// Where the second transaction (B) of a seed history landed: the file that grew the most.
+/// Where the second transaction (B) of a damaged-last-transaction history landed: the file that grew the most.
 struct Region {
     file: String,
     start: u64,
@@ -517,10 +517,10 @@ enum Tamper {
     Flip(u64),
 }
 
-/// The seed failure history: commit A; commit B; damage B's bytes; reopen (B rolled back);
+/// The damaged-last-transaction history (the data loss of this store's predecessor): commit A; commit B; damage B's bytes; reopen (B rolled back);
 /// commit C; reopen; reopen again: A and C present, B absent, and the last reopen changes no
 /// file.
-async fn seed_history<E: EngineFamily, F: StorageFactory>(
+async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     tamper: impl Fn(&Region) -> Tamper,
 ) -> std::result::Result<(), String> {
     let env = Env::<E, F>::new();
@@ -601,8 +601,8 @@ fn commit_record_len() -> u64 {
     buf.len() as u64
 }
 
-/// Seed history with B's tail torn at several offsets (from one byte into B to its last byte).
-pub async fn seed_torn_tail<E: EngineFamily, F: StorageFactory>() {
+/// The damaged-last-transaction history with B's tail torn at several offsets (from one byte into B to its last byte).
+pub async fn last_txn_torn_tail<E: EngineFamily, F: StorageFactory>() {
     let mut failures = Vec::new();
     let mut rng = Rng::new(7);
     let picks: Vec<u64> = (0..6).map(|_| rng.next_u64()).collect();
@@ -612,23 +612,23 @@ pub async fn seed_torn_tail<E: EngineFamily, F: StorageFactory>() {
         Box::new(|r| r.end - 1),
     ];
     for (i, cut) in cuts.iter().enumerate() {
-        if let Err(e) = seed_history::<E, F>(|r| Tamper::Cut(cut(r))).await {
+        if let Err(e) = damaged_last_txn::<E, F>(|r| Tamper::Cut(cut(r))).await {
             failures.push(format!("fixed cut {i}: {e}"));
         }
     }
     for p in picks {
         let f = |r: &Region| Tamper::Cut(r.start + 1 + p % (r.end - r.start - 1).max(1));
-        if let Err(e) = seed_history::<E, F>(f).await {
+        if let Err(e) = damaged_last_txn::<E, F>(f).await {
             failures.push(format!("random cut {p}: {e}"));
         }
     }
     report(&failures, 9);
 }
 
-/// Seed history with a byte of B flipped, in its commit record or in an earlier record of B
+/// The damaged-last-transaction history with a byte of B flipped, in its commit record or in an earlier record of B
 /// (damage followed by B's own intact commit): B, the last transaction, is rolled back like a
 /// torn tail; A is never lost.
-pub async fn seed_flipped_byte<E: EngineFamily, F: StorageFactory>() {
+pub async fn last_txn_flipped_byte<E: EngineFamily, F: StorageFactory>() {
     let n = commit_record_len();
     let mut failures = Vec::new();
     let last: [(&str, Offset); 3] = [
@@ -643,7 +643,7 @@ pub async fn seed_flipped_byte<E: EngineFamily, F: StorageFactory>() {
         ),
     ];
     for (what, at) in &last {
-        if let Err(e) = seed_history::<E, F>(|r| Tamper::Flip(at(r))).await {
+        if let Err(e) = damaged_last_txn::<E, F>(|r| Tamper::Flip(at(r))).await {
             failures.push(format!("flip of B's {what}: {e}"));
         }
     }
@@ -655,24 +655,24 @@ pub async fn seed_flipped_byte<E: EngineFamily, F: StorageFactory>() {
         ),
     ];
     for (what, at) in &earlier {
-        if let Err(e) = seed_history::<E, F>(|r| Tamper::Flip(at(r))).await {
+        if let Err(e) = damaged_last_txn::<E, F>(|r| Tamper::Flip(at(r))).await {
             failures.push(format!("flip of B's {what}: {e}"));
         }
     }
     report(&failures, 5);
 }
 
-/// Seed history with a crash before B's commit record reached storage (B's writes are
+/// The damaged-last-transaction history with a crash before B's commit record reached storage (B's writes are
 /// there), and with none of B written.
-pub async fn seed_before_commit_record<E: EngineFamily, F: StorageFactory>() {
+pub async fn last_txn_cut_before_commit_record<E: EngineFamily, F: StorageFactory>() {
     let n = commit_record_len();
     let mut failures = Vec::new();
     if let Err(e) =
-        seed_history::<E, F>(|r| Tamper::Cut(r.end.saturating_sub(n).max(r.start))).await
+        damaged_last_txn::<E, F>(|r| Tamper::Cut(r.end.saturating_sub(n).max(r.start))).await
     {
         failures.push(format!("cut before B's commit record: {e}"));
     }
-    if let Err(e) = seed_history::<E, F>(|r| Tamper::Cut(r.start)).await {
+    if let Err(e) = damaged_last_txn::<E, F>(|r| Tamper::Cut(r.start)).await {
         failures.push(format!("cut before B: {e}"));
     }
     report(&failures, 2);

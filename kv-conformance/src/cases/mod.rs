@@ -14,7 +14,7 @@ pub mod history;
 pub mod indexeddb;
 pub mod isolation;
 pub mod merge;
-pub mod parity;
+pub mod queries;
 pub mod reopen;
 pub mod scan;
 pub mod snapshot;

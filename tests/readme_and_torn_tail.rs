@@ -1,5 +1,5 @@
-//! The seed store's README example and its known data-loss history, on every engine the
-//! features enable, on memory and on files.
+//! The README example, and a torn transaction followed by more commits (the data loss of this
+//! store's predecessor), on every engine the features enable, on memory and on files.
 
 use std::collections::BTreeMap;
 
@@ -148,7 +148,7 @@ async fn commit_one<E: Engine>(store: &Store<E>, key: &str, value: u32) -> Resul
 
 /// AssemblageKV 0.1 lost C here: recovery cut only B's commit record, leaving B's writes to
 /// poison the checksum of C, appended after them.
-async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
+async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     for damage in [
         Damage::TornTail,
         Damage::FlippedByte,
@@ -240,4 +240,4 @@ async fn seed_data_loss_history<E: Engine, R: Reopen<E::Storage>>(r: R) -> Resul
     Ok(())
 }
 
-on_every_engine!(seed_data_loss, seed_data_loss_history);
+on_every_engine!(torn_txn_then_commit_survives, torn_txn_then_commit);

@@ -1,4 +1,5 @@
-//! The seed store's README example and its data-loss history, on memory and on files.
+//! The README example, and a torn last transaction followed by more commits (the data loss of
+//! this store's predecessor), on memory and on files.
 
 mod common;
 
@@ -7,7 +8,7 @@ use kv_api::{Engine, Result, Storage, StorageFile, Store};
 use kv_backends::{FileStorage, MemoryStorage};
 use kv_bitcask::Bitcask;
 
-async fn seed_example<S: Storage>(storage: S) -> Result<()> {
+async fn readme_example<S: Storage>(storage: S) -> Result<()> {
     let store = Store::<Bitcask<S>>::open(storage.clone()).await?;
     let mut txn = store.current().await;
     txn.insert(0, &"key1", 1u8)?;
@@ -49,21 +50,21 @@ async fn seed_example<S: Storage>(storage: S) -> Result<()> {
 }
 
 #[tokio::test]
-async fn seed_example_memory() -> Result<()> {
-    seed_example(MemoryStorage::new()).await
+async fn readme_example_on_memory() -> Result<()> {
+    readme_example(MemoryStorage::new()).await
 }
 
 #[tokio::test]
-async fn seed_example_files() -> Result<()> {
+async fn readme_example_on_files() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
-    seed_example(FileStorage::open(dir.path()).await?).await
+    readme_example(FileStorage::open(dir.path()).await?).await
 }
 
-/// The seed store lost data like this: commit A, commit B, crash tears B, reopen, commit C,
+/// This store's predecessor lost data like this: commit A, commit B, crash tears B, reopen, commit C,
 /// reopen. Its recovery kept B's write records and C's commit then closed the wrong writes.
 /// Here: A and C survive, B is gone, and a reopen after that changes no file.
 #[tokio::test]
-async fn seed_failure_history_at_every_byte() -> Result<()> {
+async fn torn_middle_txn_then_commit_at_every_byte() -> Result<()> {
     let base = MemoryStorage::new();
     {
         let store = open(&base).await?;
