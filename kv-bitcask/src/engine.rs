@@ -21,8 +21,6 @@ use crate::pages::PageCache;
 use crate::recovery;
 use crate::segment::{hint_name, parse_name, segment_name};
 
-/// Bytes of a write record besides key and value: frame header, kind, seq, slot, key length.
-
 /// A Bitcask store over any [`Storage`]: an append-only log of transactions in segments, every
 /// key's versions in memory (the keydir), hint files for fast reopening, and `merge` to drop
 /// old versions. See the crate docs.
@@ -420,7 +418,6 @@ impl<S: Storage> Engine for Bitcask<S> {
             last_version: self.pipeline.visible(),
             cache_hits,
             cache_misses,
-            ..Stats::default()
         })
     }
 

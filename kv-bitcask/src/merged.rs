@@ -71,8 +71,9 @@ pub(crate) fn encode(
     }
 }
 
-/// Decodes the payload of a committed record; `None` if it is not one, or is malformed.
-fn decode(p: &[u8]) -> Option<(u64, u64, Slot, &[u8], Option<&[u8]>)> {
+/// Decodes the payload of a committed record whose frame is at `loc`; `None` if it is not
+/// one, or is malformed.
+fn decode(p: &[u8], loc: WriteLoc) -> Option<CommittedWrite<'_>> {
     let kind = *p.first()?;
     if kind != COMMITTED_PUT && kind != COMMITTED_REMOVE {
         return None;
@@ -84,13 +85,19 @@ fn decode(p: &[u8]) -> Option<(u64, u64, Slot, &[u8], Option<&[u8]>)> {
     let key_end = HEADER.checked_add(key_len)?;
     let key = p.get(HEADER..key_end)?;
     let rest = p.get(key_end..)?;
-    if kind == COMMITTED_PUT {
-        Some((seq, time_ms, slot, key, Some(rest)))
-    } else if rest.is_empty() {
-        Some((seq, time_ms, slot, key, None))
-    } else {
-        None
-    }
+    let value = match kind {
+        COMMITTED_PUT => Some(rest),
+        _ if rest.is_empty() => None,
+        _ => return None,
+    };
+    Some(CommittedWrite {
+        seq,
+        time_ms,
+        slot,
+        key,
+        value,
+        loc,
+    })
 }
 
 /// Reads the value of a write record, from a log (kinds 1 and 2) or a merged segment (kinds 4
@@ -102,8 +109,12 @@ pub(crate) fn decode_write_frame<'a>(
     offset: u64,
 ) -> Result<DecodedWrite<'a>> {
     let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(file, offset, r))?;
-    if let Some((_, _, slot, key, value)) = decode(payload) {
-        return Ok((slot, key, value));
+    let loc = WriteLoc {
+        offset,
+        len: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+    };
+    if let Some(w) = decode(payload, loc) {
+        return Ok((w.slot, w.key, w.value));
     }
     match Record::decode(payload) {
         Some(Record::Put {
@@ -137,7 +148,7 @@ pub(crate) fn replay<'a>(
             offset: at as u64,
             len: (next - at) as u32,
         };
-        let Some((seq, time_ms, slot, key, value)) = decode(payload) else {
+        let Some(write) = decode(payload, loc) else {
             let reason = if txlog::Record::decode(payload).is_some() {
                 "log record in a merged segment"
             } else {
@@ -145,14 +156,7 @@ pub(crate) fn replay<'a>(
             };
             return Err(Error::corruption(file, at as u64, reason));
         };
-        on_write(CommittedWrite {
-            seq,
-            time_ms,
-            slot,
-            key,
-            value,
-            loc,
-        })?;
+        on_write(write)?;
         at = next;
     }
 }
@@ -195,8 +199,15 @@ mod tests {
         );
         let payload = frame::decode_exact(frame_of(&buf, put)).expect("frame");
         assert_eq!(
-            decode(payload),
-            Some((7, 1234, 2, &b"k1"[..], Some(&b"value"[..])))
+            decode(payload, put),
+            Some(CommittedWrite {
+                seq: 7,
+                time_ms: 1234,
+                slot: 2,
+                key: b"k1",
+                value: Some(b"value"),
+                loc: put,
+            })
         );
         let mut seen = Vec::new();
         replay(&buf, "f", |w| {
