@@ -5,8 +5,8 @@
 //!
 //! | feature | engine | [`KvStore`] uses it |
 //! |---------|--------|---------------------|
-//! | `bitcask` (default) | [`Bitcask`]: append-only log, every key in memory, fast point reads | when `lsm` is off |
-//! | `lsm` | [`Lsm`]: WAL, memtable, sorted tables, compaction; keys need not fit in memory | when enabled |
+//! | `bitcask` (default) | `Bitcask`: append-only log, every key in memory, fast point reads | when `lsm` is off |
+//! | `lsm` | `Lsm`: WAL, memtable, sorted tables, compaction; keys need not fit in memory | when enabled |
 //!
 //! Enabling `lsm` on top of the default makes it the engine of [`KvStore`]; both engines stay
 //! nameable (`Store<Bitcask<S>>`, `Store<Lsm<S>>`) when both features are on.
