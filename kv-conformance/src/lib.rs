@@ -25,8 +25,9 @@
 //! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
 //! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
 //! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
-//! I/O, flipped bytes); concurrent transactions; and random histories (with `proptest`)
-//! checked after every step against a [`Model`].
+//! I/O, flipped bytes); concurrent transactions; durable commits sharing syncs (group
+//! commit); and random histories (with `proptest`) checked after every step against a
+//! [`Model`].
 //!
 //! # Random histories
 //!
@@ -234,6 +235,7 @@ macro_rules! __suite_cases {
             concurrency_counters_no_lost_update => concurrency::counters_no_lost_update,
             concurrency_transfers_keep_total => concurrency::transfers_keep_total,
             concurrency_merge_during_commits => concurrency::merge_during_commits,
+            concurrency_group_commit_shares_syncs => concurrency::group_commit_shares_syncs,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
         }
