@@ -454,8 +454,15 @@ impl<S: Storage> Engine for Bitcask<S> {
     }
 
     async fn close(&self) -> Result<()> {
-        self.pipeline.check_open()?;
+        // Closing a closed store does nothing (see `Engine::close`).
+        if self.pipeline.check_open().is_err() {
+            return Ok(());
+        }
         let _merge = self.merging.lock().await;
+        // A concurrent `close` may have finished while this one waited for the merge.
+        if self.pipeline.check_open().is_err() {
+            return Ok(());
+        }
         let flushed = self.flush().await;
         self.pipeline.close();
         self.handles.write().clear();

@@ -214,6 +214,7 @@ macro_rules! __suite_cases {
             reopen_read_only_beside_writer => reopen::read_only_beside_writer,
             reopen_second_writer_locked => reopen::second_writer_locked,
             reopen_closed_store => reopen::closed_store,
+            reopen_close_twice => reopen::close_twice,
             crash_power_loss_keeps_acknowledged => crash::power_loss_keeps_acknowledged,
             crash_every_boundary_power_loss => crash::every_boundary_power_loss,
             crash_every_boundary_process => crash::every_boundary_process,
