@@ -380,7 +380,7 @@ async fn failures_during_a_roll_lose_nothing_committed() -> Result<()> {
                     Ok(_) => {
                         model.insert(format!("c{i}"), i);
                     }
-                    Err(Error::Io { .. } | Error::Poisoned(_)) => {
+                    Err(Error::Io { .. } | Error::Poisoned { .. }) => {
                         failed = true;
                         break;
                     }
@@ -388,7 +388,10 @@ async fn failures_during_a_roll_lose_nothing_committed() -> Result<()> {
                 }
             }
             if failed {
-                assert!(matches!(put(&store, "z", 0).await, Err(Error::Poisoned(_))));
+                assert!(matches!(
+                    put(&store, "z", 0).await,
+                    Err(Error::Poisoned { .. })
+                ));
                 check(&store, &model).await?;
             }
         }
