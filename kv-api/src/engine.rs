@@ -316,8 +316,12 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// Current counters.
     async fn stats(&self) -> Result<Stats>;
 
-    /// Flushes and closes; every later call returns [`crate::Error::Closed`]. Dropping an
-    /// engine without `close` is safe too: committed data is never lost, only unsynced
+    /// Flushes, closes and releases the storage's writer lock; every later call returns
+    /// [`crate::Error::Closed`], except `close` itself: closing a closed engine does nothing
+    /// and returns `Ok(())` (idempotent, as closing a file or a connection is in other
+    /// stores), so cleanup paths may close unconditionally. The error of a failed final flush
+    /// is reported by the `close` that ran it, not by later ones. Dropping an engine without
+    /// `close` is safe too: committed data is never lost, only unsynced
     /// [`Durability::Buffered`] commits may be.
     async fn close(&self) -> Result<()>;
 }

@@ -1,6 +1,7 @@
 //! The one error type of the store, shared by every engine and backend.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Result alias used throughout the crates of this workspace.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,8 +83,17 @@ pub enum Error {
     },
     /// An earlier write to storage failed, so the engine refuses further writes until it is
     /// reopened (its in-memory state may be ahead of what is durable). Reads keep working.
-    #[error("the store refuses writes after an earlier storage failure: {0}")]
-    Poisoned(String),
+    ///
+    /// `cause` is that failure, as the engine got it (usually an [`Error::Io`]);
+    /// [`std::error::Error::source`] walks on to it (as `Arc<Error>`) and from there to the
+    /// backend's `std::io::Error`. The call that failed got a copy of it
+    /// ([`Error::duplicate`]).
+    #[error("the store refuses writes after an earlier storage failure: {cause}")]
+    Poisoned {
+        /// The storage failure that poisoned the store.
+        #[source]
+        cause: Arc<Error>,
+    },
     /// The caller passed something meaningless (an inverted range, an unknown option value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -107,8 +117,114 @@ impl Error {
         }
     }
 
+    /// A copy of this error, to report one failure in two places (the call that failed, and
+    /// as the `cause` of the [`Error::Poisoned`] of later calls). `std::io::Error` is not
+    /// `Clone`: the copy of an [`Error::Io`] has the same operation, OS error code or else
+    /// kind and message, but not the original's inner error object (its `source`).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, source } => Error::Io {
+                op: op.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::Encode { what, reason } => Error::Encode {
+                what,
+                reason: reason.clone(),
+            },
+            Error::Decode {
+                what,
+                type_name,
+                reason,
+            } => Error::Decode {
+                what,
+                type_name,
+                reason: reason.clone(),
+            },
+            Error::Conflict(s) => Error::Conflict(s.clone()),
+            Error::Locked(s) => Error::Locked(s.clone()),
+            Error::TooLarge { what, size, max } => Error::TooLarge {
+                what,
+                size: *size,
+                max: *max,
+            },
+            Error::Closed => Error::Closed,
+            Error::ReadOnly(what) => Error::ReadOnly(what),
+            Error::VersionNotFound { seq, reason } => Error::VersionNotFound { seq: *seq, reason },
+            Error::Poisoned { cause } => Error::Poisoned {
+                cause: cause.clone(),
+            },
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+        }
+    }
+
     /// True for [`Error::Conflict`]: the transaction may simply be retried.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn duplicates_keep_what_io_errors_say() {
+        let os = Error::io("sync seg-1", std::io::Error::from_raw_os_error(28));
+        let copy = os.duplicate();
+        assert_eq!(copy.to_string(), os.to_string());
+        let Error::Io { source, op } = &copy else {
+            panic!("{copy:?}");
+        };
+        assert_eq!(
+            (op.as_str(), source.raw_os_error()),
+            ("sync seg-1", Some(28))
+        );
+
+        let other = Error::io(
+            "append",
+            std::io::Error::new(std::io::ErrorKind::WriteZero, "full"),
+        );
+        let copy = other.duplicate();
+        assert_eq!(copy.to_string(), other.to_string());
+        assert!(matches!(
+            &copy,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::WriteZero
+        ));
+        let corrupt = Error::corruption("seg-2", 7, "crc mismatch");
+        assert_eq!(corrupt.duplicate().to_string(), corrupt.to_string());
+    }
+
+    #[test]
+    fn poisoned_walks_to_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let poisoned = Error::Poisoned {
+            cause: Arc::new(Error::io("sync", io)),
+        };
+        assert!(
+            poisoned
+                .to_string()
+                .ends_with("i/o error during sync: disk full")
+        );
+        let cause = poisoned.source().expect("the cause");
+        assert!(cause.downcast_ref::<Arc<Error>>().is_some());
+        let io = cause.source().expect("the i/o error");
+        let io = io
+            .downcast_ref::<std::io::Error>()
+            .expect("a std::io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert!(matches!(poisoned.duplicate(), Error::Poisoned { .. }));
     }
 }

@@ -101,8 +101,11 @@ impl<E: Engine> Store<E> {
         self.engine.stats().await
     }
 
-    /// Flushes and closes the store (every clone); later calls fail with
-    /// [`crate::Error::Closed`]. The writer lock is released when the last clone drops.
+    /// Flushes and closes the store (every clone) and releases the storage's writer lock, so
+    /// the storage can be opened again at once. Later calls fail with
+    /// [`crate::Error::Closed`], except `close`: closing a closed store does nothing and
+    /// returns `Ok(())`. Without `close`, the writer lock is released when the last clone
+    /// drops. See [`crate::Engine::close`].
     pub async fn close(&self) -> Result<()> {
         self.engine.close().await
     }

@@ -63,12 +63,17 @@ impl<S: Storage> Bitcask<S> {
         }
     }
 
-    /// Seals the active segment and starts a new one. The caller holds the writer lock;
-    /// `last` is the newest commit appended. Any error must poison the pipeline.
-    pub(crate) async fn roll(&self, last: Version) -> Result<()> {
+    /// Seals the active segment and starts a new one, for the caller's operation `what`
+    /// (`"commit"` or `"merge"`). The caller holds the writer lock; `last` is the newest
+    /// commit appended. Any error must poison the pipeline.
+    ///
+    /// There is no active segment only in a read-only view of an empty storage (see
+    /// [`Layout::active`]), so the error then is [`Error::ReadOnly`] naming `what`. Commit and
+    /// merge reject read-only stores before they get here: it is a guard, not a path.
+    pub(crate) async fn roll(&self, last: Version, what: &'static str) -> Result<()> {
         let (old_id, old_file, old_len, mut pending) = {
             let mut layout = self.layout.lock();
-            let a = layout.active.as_mut().ok_or(Error::ReadOnly("roll"))?;
+            let a = layout.active.as_mut().ok_or(Error::ReadOnly(what))?;
             (a.id, a.file.clone(), a.len, std::mem::take(&mut a.pending))
         };
         old_file.sync().await?;
@@ -358,7 +363,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             .is_some_and(|n| n > 0 && n.saturating_add(len) > self.options().segment_size);
         if needs_roll {
             let last = ticket.state().last();
-            if let Err(e) = self.roll(last).await {
+            if let Err(e) = self.roll(last, "commit").await {
                 return Err(ticket.fail(e));
             }
         }
@@ -369,6 +374,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             .as_ref()
             .map(|a| (a.id, a.file.clone()))
         else {
+            // Only a read-only view of an empty storage has no active segment (see `roll`).
             return Err(Error::ReadOnly("commit"));
         };
         let offset = match file.append(&buf).await {
@@ -422,8 +428,15 @@ impl<S: Storage> Engine for Bitcask<S> {
     }
 
     async fn close(&self) -> Result<()> {
-        self.pipeline.check_open()?;
+        // Closing a closed store does nothing (see `Engine::close`).
+        if self.pipeline.check_open().is_err() {
+            return Ok(());
+        }
         let _merge = self.merging.lock().await;
+        // A concurrent `close` may have finished while this one waited for the merge.
+        if self.pipeline.check_open().is_err() {
+            return Ok(());
+        }
         let flushed = self.flush().await;
         self.pipeline.close();
         self.handles.write().clear();
@@ -471,6 +484,24 @@ mod tests {
             matches!(err, Some(Error::VersionNotFound { seq: 1, .. })),
             "{err:?}"
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn no_active_segment_means_read_only_and_names_the_operation() -> Result<()> {
+        let options = Options::default().read_only(true);
+        let engine = Bitcask::open(MemoryStorage::new(), options, ()).await?;
+        assert!(
+            engine.layout.lock().active.is_none(),
+            "read-only view of nothing"
+        );
+        for what in ["commit", "merge"] {
+            let err = engine.roll(Version::ZERO, what).await.err();
+            assert!(
+                matches!(err, Some(Error::ReadOnly(w)) if w == what),
+                "{err:?}"
+            );
+        }
         Ok(())
     }
 

@@ -238,7 +238,7 @@ impl<S: Storage> Bitcask<S> {
             self.pipeline.check_writable("merge")?;
             let active_len = self.layout.lock().active.as_ref().map_or(0, |a| a.len);
             if active_len > 0 {
-                self.roll(state.last())
+                self.roll(state.last(), "merge")
                     .await
                     .map_err(|e| self.pipeline.poison(e))?;
             }

@@ -244,7 +244,7 @@ async fn failures_at_every_step_of_merge_keep_the_data() -> Result<()> {
                     Ok(_) => {
                         model.insert("x".into(), 1);
                     }
-                    Err(Error::Poisoned(_)) => {}
+                    Err(Error::Poisoned { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -210,8 +210,11 @@ fn crashed_error(what: &str) -> Error {
     )
 }
 
+/// The message of the `std::io::Error` of an injected fault.
+pub(crate) const INJECTED_FAULT: &str = "injected I/O fault";
+
 fn injected_error(what: &str) -> Error {
-    Error::io(what, std::io::Error::other("injected I/O fault"))
+    Error::io(what, std::io::Error::other(INJECTED_FAULT))
 }
 
 impl<S: Storage> FaultyStorage<S> {

@@ -25,8 +25,9 @@
 //! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
 //! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
 //! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
-//! I/O, flipped bytes); concurrent transactions; and random histories (with `proptest`)
-//! checked after every step against a [`Model`].
+//! I/O, flipped bytes); concurrent transactions; durable commits sharing syncs (group
+//! commit); and random histories (with `proptest`) checked after every step against a
+//! [`Model`].
 //!
 //! # Random histories
 //!
@@ -213,6 +214,7 @@ macro_rules! __suite_cases {
             reopen_read_only_beside_writer => reopen::read_only_beside_writer,
             reopen_second_writer_locked => reopen::second_writer_locked,
             reopen_closed_store => reopen::closed_store,
+            reopen_close_twice => reopen::close_twice,
             crash_power_loss_keeps_acknowledged => crash::power_loss_keeps_acknowledged,
             crash_every_boundary_power_loss => crash::every_boundary_power_loss,
             crash_every_boundary_process => crash::every_boundary_process,
@@ -234,6 +236,7 @@ macro_rules! __suite_cases {
             concurrency_counters_no_lost_update => concurrency::counters_no_lost_update,
             concurrency_transfers_keep_total => concurrency::transfers_keep_total,
             concurrency_merge_during_commits => concurrency::merge_during_commits,
+            concurrency_group_commit_shares_syncs => concurrency::group_commit_shares_syncs,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
         }

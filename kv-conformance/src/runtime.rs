@@ -123,6 +123,19 @@ impl Future for YieldNow {
     }
 }
 
+/// Waits `ms` milliseconds without blocking other tasks (a slow device in a storage wrapper).
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+}
+
+/// Gives the browser's event loop one turn ([`yield_now`]), the closest a case gets to a
+/// sleep there: enough for the other interleaved tasks to run while this one waits.
+#[cfg(target_arch = "wasm32")]
+pub async fn sleep_ms(_ms: u64) {
+    yield_now().await
+}
+
 /// Lets other tasks run once, and the browser deliver its pending events. It must give the
 /// event loop a turn (a task, not a microtask): a transaction that lost a conflict and
 /// retries at once, in microtasks only, would never let the winner's IndexedDB write report

@@ -11,7 +11,8 @@
 //! | commit | `3 \| seq u64 \| time_ms u64 \| count u32 \| meta_len u32 \| meta` |
 //!
 //! All integers little-endian. `meta` is reserved for commit metadata (empty today), so later
-//! features can ride on commit records without a format change.
+//! features can ride on commit records without a format change: [`replay`] already accepts
+//! any `meta` and hands it over ([`ReplayedTxn::meta`]).
 //!
 //! Recovery ([`replay`]) yields only whole committed transactions. In the last file of a log a
 //! damaged or incomplete tail after the last commit is a crash artefact and is cut off by the
@@ -234,6 +235,8 @@ pub struct ReplayedTxn<'a> {
     pub seq: u64,
     /// Commit time.
     pub time_ms: u64,
+    /// The commit record's reserved metadata (empty as written today).
+    pub meta: &'a [u8],
     /// Its writes, in log order.
     pub writes: Vec<ReplayedWrite<'a>>,
     /// Offset just after its commit record.
@@ -342,7 +345,12 @@ pub fn replay<'a>(
                     loc,
                 });
             }
-            Record::Commit { time_ms, count, .. } => {
+            Record::Commit {
+                time_ms,
+                count,
+                meta,
+                ..
+            } => {
                 if count as usize != pending.len() {
                     return Err(Error::corruption(
                         file,
@@ -356,6 +364,7 @@ pub fn replay<'a>(
                 on_txn(ReplayedTxn {
                     seq,
                     time_ms,
+                    meta,
                     writes: std::mem::take(&mut pending),
                     end: next as u64,
                 })?;
@@ -448,5 +457,83 @@ mod tests {
         let n = tail.len();
         tail[n - 3] ^= 1;
         assert_eq!(seqs(&tail, true).expect("tail").0, vec![1, 2]);
+    }
+
+    #[test]
+    fn commit_meta_round_trips_in_the_reserved_bytes() {
+        let long: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        for meta in [&b""[..], b"m", b"\x00\xffmeta", &long] {
+            let mut buf = Vec::new();
+            encode_commit(&mut buf, 7, 1234, 2, meta);
+            let payload = frame::decode_exact(&buf).expect("one frame");
+            // The byte format: `3 | seq u64 | time_ms u64 | count u32 | meta_len u32 | meta`.
+            let mut want = vec![COMMIT];
+            want.extend_from_slice(&7u64.to_le_bytes());
+            want.extend_from_slice(&1234u64.to_le_bytes());
+            want.extend_from_slice(&2u32.to_le_bytes());
+            want.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+            want.extend_from_slice(meta);
+            assert_eq!(payload, &want[..], "meta of {} bytes", meta.len());
+            assert_eq!(
+                Record::decode(payload),
+                Some(Record::Commit {
+                    seq: 7,
+                    time_ms: 1234,
+                    count: 2,
+                    meta,
+                })
+            );
+            // A meta_len that disagrees with the payload is malformed, either way.
+            let mut longer = payload.to_vec();
+            longer.push(0);
+            assert_eq!(Record::decode(&longer), None);
+            assert_eq!(Record::decode(&payload[..payload.len() - 1]), None);
+        }
+    }
+
+    #[test]
+    fn replay_accepts_and_returns_commit_meta() {
+        let metas: [&[u8]; 3] = [b"first", b"", &[0xAB; 300]];
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for (i, meta) in metas.iter().enumerate() {
+            let seq = i as u64 + 1;
+            encode_write(&mut buf, seq, 1, &[i as u8], Some(b"v"));
+            encode_write(&mut buf, seq, 1, b"gone", None);
+            encode_commit(&mut buf, seq, 1000 + seq, 2, meta);
+            ends.push(buf.len() as u64);
+        }
+        // (seq, meta, number of writes) of each transaction, and the valid length.
+        type Replayed = (Vec<(u64, Vec<u8>, usize)>, u64);
+        let replayed = |buf: &[u8], is_last: bool| -> Result<Replayed> {
+            let mut seen = Vec::new();
+            let end = replay(buf, "f", is_last, 0, |t| {
+                seen.push((t.seq, t.meta.to_vec(), t.writes.len()));
+                Ok(())
+            })?;
+            Ok((seen, end.valid_len))
+        };
+        let want: Vec<(u64, Vec<u8>, usize)> = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i as u64 + 1, m.to_vec(), 2))
+            .collect();
+        for is_last in [true, false] {
+            assert_eq!(
+                replayed(&buf, is_last).expect("replay"),
+                (want.clone(), ends[2])
+            );
+        }
+        // A tail torn inside the last commit's meta rolls that transaction back, as any torn
+        // tail; the earlier ones keep their meta.
+        let cut = buf.len() - 100;
+        assert_eq!(
+            replayed(&buf[..cut], true).expect("torn tail"),
+            (want[..2].to_vec(), ends[1])
+        );
+        assert!(matches!(
+            replayed(&buf[..cut], false),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

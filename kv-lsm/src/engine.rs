@@ -526,6 +526,7 @@ impl<S: Storage> Engine for Lsm<S> {
 
     async fn close(&self) -> Result<()> {
         let inner = &self.inner;
+        // Closing a closed store does nothing (see `Engine::close`).
         if inner.pipeline.check_open().is_err() {
             return Ok(());
         }

@@ -293,8 +293,9 @@ pub async fn during_merge<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// The N-th storage mutation fails (for every N of the script): the failing call returns an
-/// error, later calls succeed or return `Error::Poisoned`, reads never show a partial
-/// transaction, and a reopen recovers a consistent store.
+/// error, later calls succeed or return `Error::Poisoned` whose source chain leads to the
+/// injected I/O error, reads never show a partial transaction, and a reopen recovers a
+/// consistent store.
 pub async fn fail_each_write<E: EngineFamily, F: StorageFactory>() {
     let script = script::standard();
     let universe = script::universe(&script);
@@ -306,6 +307,22 @@ pub async fn fail_each_write<E: EngineFamily, F: StorageFactory>() {
         }
     }
     report(&failures, total);
+}
+
+/// True if the `source()` chain of `e` reaches the `std::io::Error` that [`FaultyStorage`]
+/// injects.
+fn caused_by_injected_fault(e: &Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.to_string() == crate::faulty::INJECTED_FAULT)
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 async fn fail_run<E: EngineFamily, F: StorageFactory>(
@@ -345,7 +362,14 @@ async fn fail_run<E: EngineFamily, F: StorageFactory>(
                     _ => None,
                 };
             }
-            Err(Error::Poisoned(_)) if failed => {}
+            Err(e @ Error::Poisoned { .. }) if failed => {
+                if !caused_by_injected_fault(&e) {
+                    return Err(format!(
+                        "step {i} after the failure returned {e:?}, whose source() chain does \
+                         not reach the injected std::io::Error"
+                    ));
+                }
+            }
             Err(e) if failed => {
                 return Err(format!(
                     "step {i} after the failure returned {e:?}, not Ok or Poisoned"

@@ -1,6 +1,6 @@
 //! Reopening: after every kind of operation, read-only, the writer lock, closed stores.
 
-use kv_api::{Engine, Store, WriteBatch};
+use kv_api::{Engine, KeyRange, Store, WriteBatch};
 
 use super::prelude::*;
 use crate::model::{Model, check_store};
@@ -219,4 +219,112 @@ pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
     let txn = store.current().await;
     assert_eq!(must!(txn.get::<_, u8>(0, &"k").await), Some(1));
     assert_eq!(must!(txn.get::<_, u8>(0, &"pending").await), None);
+}
+
+/// `close` is idempotent: closing a closed store (or a clone of it) returns `Ok(())` and
+/// changes nothing, on every engine. Every other call, on the store, a clone, a transaction
+/// opened before the close, one opened after, and the engine underneath, is
+/// `Error::Closed`, before and after the second `close`. `close` releases the writer lock:
+/// the storage opens again for writing while the closed store is still alive, with the data
+/// intact.
+pub async fn close_twice<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = env.open().await;
+    let mut txn = store.current().await;
+    must!(txn.insert(0, &"k", &1u8));
+    let v1 = must!(txn.commit().await);
+    let mut open_txn = store.current().await;
+    must!(open_txn.insert(0, &"pending", &1u8));
+    let clone = store.clone();
+    must!(store.close().await);
+    assert_matches!(store.close().await, Ok(()), "a second close");
+    all_calls_closed(&store, &open_txn, v1).await;
+    assert_matches!(
+        clone.close().await,
+        Ok(()),
+        "closing a clone of a closed store"
+    );
+    assert_matches!(store.close().await, Ok(()), "a third close");
+    all_calls_closed(&clone, &open_txn, v1).await;
+    assert_matches!(open_txn.commit().await, Err(Error::Closed));
+
+    // The writer lock went with the first close: a new writer opens beside the closed store.
+    let reopened = env.open().await;
+    let txn = reopened.current().await;
+    assert_eq!(must!(txn.get::<_, u8>(0, &"k").await), Some(1));
+    assert_eq!(must!(txn.get::<_, u8>(0, &"pending").await), None);
+    drop(txn);
+    must!(reopened.close().await);
+    drop((store, clone));
+}
+
+/// Every call but `close` on a closed store is `Error::Closed`.
+async fn all_calls_closed<E: Engine>(
+    store: &Store<E>,
+    open_txn: &kv_api::Transaction<E>,
+    v1: Version,
+) {
+    // The store.
+    assert_matches!(store.version(), Err(Error::Closed));
+    assert_matches!(store.snapshot_at(v1).await.map(|_| ()), Err(Error::Closed));
+    assert_matches!(store.merge().await, Err(Error::Closed));
+    assert_matches!(store.flush().await, Err(Error::Closed));
+    assert_matches!(store.stats().await.map(|_| ()), Err(Error::Closed));
+    // A transaction begun after the close.
+    let mut late = store.current().await;
+    assert_matches!(late.get::<_, u8>(0, &"k").await, Err(Error::Closed));
+    assert_matches!(late.insert(0, &"late", &1u8), Err(Error::Closed));
+    assert_matches!(late.remove(0, &"k"), Err(Error::Closed));
+    assert_matches!(late.range::<String, u8>(0, ..).await, Err(Error::Closed));
+    assert_matches!(late.commit().await, Err(Error::Closed));
+    let snap = store.snapshot().await;
+    assert_matches!(snap.get::<_, u8>(0, &"k").await, Err(Error::Closed));
+    // A transaction begun before it: every read goes to the closed engine.
+    assert_matches!(open_txn.get::<_, u8>(0, &"k").await, Err(Error::Closed));
+    assert_matches!(
+        open_txn.get_unremoved::<_, u8>(0, &"k").await,
+        Err(Error::Closed)
+    );
+    assert_matches!(open_txn.versions(0, &"k").await, Err(Error::Closed));
+    assert_matches!(
+        open_txn.get_version::<_, u8>(0, &"k", v1).await,
+        Err(Error::Closed)
+    );
+    assert_matches!(
+        open_txn.range::<String, u8>(0, ..).await,
+        Err(Error::Closed)
+    );
+    assert_matches!(open_txn.keys::<String>(0).await, Err(Error::Closed));
+    // The engine underneath.
+    let engine = store.engine();
+    let key = must!(kv_api::codec::encode_key(&"k"));
+    assert_matches!(engine.snapshot().map(|_| ()), Err(Error::Closed));
+    assert_matches!(engine.snapshot_at(v1).map(|_| ()), Err(Error::Closed));
+    assert_matches!(engine.get(0, &key, v1.seq()).await, Err(Error::Closed));
+    let mut seen = false;
+    assert_matches!(
+        engine
+            .get_with(0, &key, v1.seq(), &mut |_| seen = true)
+            .await,
+        Err(Error::Closed)
+    );
+    assert!(!seen, "get_with on a closed engine called its visitor");
+    assert_matches!(
+        engine.get_unremoved(0, &key, v1.seq()).await,
+        Err(Error::Closed)
+    );
+    assert_matches!(engine.versions(0, &key, v1.seq()).await, Err(Error::Closed));
+    assert_matches!(engine.get_version(0, &key, v1).await, Err(Error::Closed));
+    assert_matches!(
+        engine
+            .scan(0, &KeyRange::all(), v1.seq(), false, 10)
+            .await
+            .map(|_| ()),
+        Err(Error::Closed)
+    );
+    let batch = WriteBatch::new(kv_api::Snapshot::unpinned(v1)).write(0, key, Some(vec![2]));
+    assert_matches!(engine.commit(batch).await, Err(Error::Closed));
+    assert_matches!(engine.merge().await, Err(Error::Closed));
+    assert_matches!(engine.flush().await, Err(Error::Closed));
+    assert_matches!(engine.stats().await.map(|_| ()), Err(Error::Closed));
 }
