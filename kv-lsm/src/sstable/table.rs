@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use kv_api::{Error, Result, Storage, StorageFile};
 
-use super::block::{Block, BlockBuilder, Decoded, get_varint, put_varint};
+use super::block::{Block, BlockBuilder, Decoded};
 use super::bloom::{self, Bloom};
 use super::footer::{FOOTER_LEN, Footer, Handle};
+use super::varint::{get_varint, put_varint};
 use super::{TableMeta, table_name};
 use crate::cache::BlockCache;
 use crate::key::{EntryRef, Seek, prefix};
