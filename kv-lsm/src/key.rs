@@ -9,9 +9,10 @@ use std::cmp::Ordering;
 
 use kv_api::{KeyRange, Slot, Version};
 
-/// One version of one key, as stored anywhere in the tree.
+/// One version of one key, as stored anywhere in the tree, owned: what [`EntryRef`] copies
+/// out to (tests, version listings). Not the public scan row, [`kv_api::Entry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct OwnedEntry {
     /// Slot byte + encoded key.
     pub ukey: Vec<u8>,
     /// Commit sequence number.
@@ -22,7 +23,7 @@ pub(crate) struct Entry {
     pub value: Option<Vec<u8>>,
 }
 
-impl Entry {
+impl OwnedEntry {
     /// The version this entry lists for its key.
     pub fn version(&self) -> Version {
         Version::new(self.seq, self.time_ms).with_removal(self.value.is_none())
@@ -45,8 +46,8 @@ pub(crate) struct EntryRef<'a> {
 
 impl EntryRef<'_> {
     /// An owned copy.
-    pub fn to_entry(self) -> Entry {
-        Entry {
+    pub fn to_owned_entry(self) -> OwnedEntry {
+        OwnedEntry {
             ukey: self.ukey.to_vec(),
             seq: self.seq,
             time_ms: self.time_ms,

@@ -7,7 +7,7 @@ use kv_backends::MemoryStorage;
 
 use super::{Merger, Source, Visible};
 use crate::cache::BlockCache;
-use crate::key::{Entry, Seek, cmp_ikey};
+use crate::key::{OwnedEntry, Seek, cmp_ikey};
 use crate::levels::LevelSet;
 use crate::memtable::Memtable;
 use crate::sstable::{Table, TableWriter};
@@ -47,7 +47,7 @@ fn key(i: u64) -> Vec<u8> {
     }
 }
 
-async fn table(storage: &MemoryStorage, id: u64, es: &[Entry]) -> Arc<Table<MemoryStorage>> {
+async fn table(storage: &MemoryStorage, id: u64, es: &[OwnedEntry]) -> Arc<Table<MemoryStorage>> {
     let mut w = TableWriter::create(storage, id, 200).await.expect("create");
     for e in es {
         w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
@@ -63,12 +63,12 @@ async fn table(storage: &MemoryStorage, id: u64, es: &[Entry]) -> Arc<Table<Memo
 fn merged_reads_agree_with_a_model() {
     rt().block_on(async {
         let mut rng = Rng(7);
-        let mut all: Vec<Entry> = Vec::new();
+        let mut all: Vec<OwnedEntry> = Vec::new();
         let mut seq = 0;
         for i in 0..120u64 {
             for _ in 0..=rng.below(3) {
                 seq += 1 + rng.below(3);
-                all.push(Entry {
+                all.push(OwnedEntry {
                     ukey: key(i),
                     seq,
                     time_ms: 1000 + seq,
@@ -129,7 +129,7 @@ fn merged_reads_agree_with_a_model() {
             for seek in [Seek::Start, Seek::End, Seek::Ge(target), Seek::Gt(target)] {
                 for reverse in [false, true] {
                     for sequential in [false, true] {
-                        let mut want: Vec<&Entry> = all
+                        let mut want: Vec<&OwnedEntry> = all
                             .iter()
                             .filter(|e| seek.is_before(&e.ukey, e.seq) == reverse)
                             .collect();
@@ -141,13 +141,13 @@ fn merged_reads_agree_with_a_model() {
                         let mut m = Merger::new(sources, seek, reverse).await.expect("seek");
                         let mut got = Vec::new();
                         while let Some(e) = m.current() {
-                            got.push(e.to_entry());
+                            got.push(e.to_owned_entry());
                             m.next().await.expect("next");
                         }
-                        let want_all: Vec<Entry> = want.iter().map(|e| (*e).clone()).collect();
+                        let want_all: Vec<OwnedEntry> = want.iter().map(|e| (*e).clone()).collect();
                         assert_eq!(got, want_all, "{seek:?} reverse {reverse}");
                         // What a read at `at` sees.
-                        let mut visible: Vec<Entry> = Vec::new();
+                        let mut visible: Vec<OwnedEntry> = Vec::new();
                         for e in want.iter().filter(|e| e.seq <= at) {
                             match visible.last_mut() {
                                 Some(last) if last.ukey == e.ukey => {
@@ -163,7 +163,7 @@ fn merged_reads_agree_with_a_model() {
                         let mut v = Visible::new(m, at);
                         let mut got = Vec::new();
                         while v.next().await.expect("next") {
-                            got.push(v.entry().expect("entry").to_entry());
+                            got.push(v.entry().expect("entry").to_owned_entry());
                         }
                         assert_eq!(got, visible, "{seek:?} reverse {reverse} at {at}");
                     }

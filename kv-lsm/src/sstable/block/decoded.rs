@@ -1,4 +1,4 @@
-//! Decoding a whole block: [`Decoded`], the form in which a table keeps its index in memory
+//! Decoding a whole block: [`DecodedBlock`], the form in which a table keeps its index in memory
 //! (keys in one arena, values read in place from the raw block).
 
 use std::cmp::Ordering;
@@ -8,15 +8,15 @@ use kv_api::{Error, Result};
 
 use super::reader::{Block, Walker};
 #[cfg(test)]
-use crate::key::Entry;
+use crate::key::OwnedEntry;
 use crate::key::cmp_ikey;
 
 impl Block {
     /// Decodes every entry (checking order and restart points): the index block, which a
     /// table keeps decoded while it is open.
-    pub fn decode(self: &Arc<Self>, file: &str) -> Result<Decoded> {
+    pub fn decode(self: &Arc<Self>, file: &str) -> Result<DecodedBlock> {
         let data_len = self.data_end;
-        let mut entries: Vec<Slot> =
+        let mut entries: Vec<DecodedEntry> =
             Vec::with_capacity(self.restart_count.saturating_mul(16).min(data_len / 4 + 1));
         let mut keys = Vec::with_capacity(entries.capacity() * 16);
         let mut walker = Walker::new(self, 0);
@@ -36,7 +36,7 @@ impl Block {
             }
             let key = (keys.len() as u32, walker.key.len() as u32);
             keys.extend_from_slice(&walker.key);
-            entries.push(Slot {
+            entries.push(DecodedEntry {
                 key,
                 seq: walker.seq,
                 time_ms: walker.time,
@@ -51,7 +51,7 @@ impl Block {
                 "restart points do not match the entries",
             ));
         }
-        Ok(Decoded {
+        Ok(DecodedBlock {
             block: self.clone(),
             keys,
             entries,
@@ -59,9 +59,10 @@ impl Block {
     }
 }
 
-/// One decoded entry: its whole key in the key arena, its value in the raw block.
+/// One entry of a [`DecodedBlock`]: its whole key as `(start, len)` in the key arena, its value
+/// as `(start, len)` in the raw block.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
+struct DecodedEntry {
     key: (u32, u32),
     seq: u64,
     // Read by the tests, which compare whole entries.
@@ -73,13 +74,13 @@ struct Slot {
 /// A block decoded whole (the index): keys in one arena (prefix compression undone), values
 /// read in place from the raw block.
 #[derive(Debug)]
-pub(crate) struct Decoded {
+pub(crate) struct DecodedBlock {
     block: Arc<Block>,
     keys: Vec<u8>,
-    entries: Vec<Slot>,
+    entries: Vec<DecodedEntry>,
 }
 
-impl Decoded {
+impl DecodedBlock {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -113,9 +114,9 @@ impl Decoded {
 
     /// Entry `i`, owned.
     #[cfg(test)]
-    pub fn entry(&self, i: usize) -> Option<Entry> {
+    pub fn entry(&self, i: usize) -> Option<OwnedEntry> {
         let e = self.entries.get(i)?;
-        Some(Entry {
+        Some(OwnedEntry {
             ukey: self.key(e.key).to_vec(),
             seq: e.seq,
             time_ms: e.time_ms,
@@ -129,7 +130,7 @@ impl Decoded {
         self.partition_in(0, self.entries.len(), before)
     }
 
-    /// As [`Decoded::partition`], knowing that every entry below `lo` is before the position
+    /// As [`DecodedBlock::partition`], knowing that every entry below `lo` is before the position
     /// and none from `hi` on is.
     pub fn partition_in(&self, lo: usize, hi: usize, before: impl Fn(&[u8], u64) -> bool) -> usize {
         let within = self.entries.get(lo..hi).unwrap_or_default();

@@ -20,7 +20,7 @@
 //! * `builder`: [`BlockBuilder`], which encodes entries into a block.
 //! * `reader`: [`Block`], a loaded and checked block, searched in place by point lookups.
 //! * `run`: [`Run`], one restart interval decoded on demand, for iterators.
-//! * `decoded`: [`Decoded`], a block decoded whole (the index).
+//! * `decoded`: [`DecodedBlock`], a block decoded whole (the index).
 
 mod builder;
 mod decoded;
@@ -28,7 +28,7 @@ mod reader;
 mod run;
 
 pub(crate) use builder::BlockBuilder;
-pub(crate) use decoded::Decoded;
+pub(crate) use decoded::DecodedBlock;
 pub(crate) use reader::Block;
 pub(crate) use run::Run;
 
@@ -44,13 +44,13 @@ mod fixtures {
 
     use kv_api::Result;
 
-    use super::{Block, BlockBuilder, Decoded};
+    use super::{Block, BlockBuilder, DecodedBlock};
 
-    pub(super) fn decode(raw: Vec<u8>, offset: u64) -> Result<Decoded> {
+    pub(super) fn decode(raw: Vec<u8>, offset: u64) -> Result<DecodedBlock> {
         Arc::new(Block::load(raw, "t", offset)?).decode("t")
     }
 
-    pub(super) fn sample(n: usize, interval: usize) -> (Vec<u8>, Vec<crate::key::Entry>) {
+    pub(super) fn sample(n: usize, interval: usize) -> (Vec<u8>, Vec<crate::key::OwnedEntry>) {
         let mut b = BlockBuilder::new(interval);
         let mut want = Vec::new();
         for i in 0..n {
@@ -63,7 +63,7 @@ mod fixtures {
                 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value.as_deref(),
             );
-            want.push(crate::key::Entry {
+            want.push(crate::key::OwnedEntry {
                 ukey,
                 seq,
                 time_ms: 1_700_000_000_000 + (i as u64 * 13) % 50,

@@ -5,9 +5,9 @@ use kv_api::{Error, Result};
 use kv_engine_kit::bytes::u32_at;
 
 use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
-#[cfg(test)]
-use crate::key::Entry;
 use crate::key::EntryRef;
+#[cfg(test)]
+use crate::key::OwnedEntry;
 use crate::sstable::varint::{get_varint, unzigzag};
 
 /// The fixed fields of one entry, parsed without touching its key or value bytes.
@@ -260,8 +260,12 @@ impl Block {
 
     /// The first entry for which `before(ukey, seq)` is false, owned.
     #[cfg(test)]
-    pub fn find(&self, file: &str, before: impl Fn(&[u8], u64) -> bool) -> Result<Option<Entry>> {
-        self.find_with(file, before, |e| e.to_entry())
+    pub fn find(
+        &self,
+        file: &str,
+        before: impl Fn(&[u8], u64) -> bool,
+    ) -> Result<Option<OwnedEntry>> {
+        self.find_with(file, before, |e| e.to_owned_entry())
     }
 }
 

@@ -217,7 +217,7 @@ mod tests {
                 got.extend(
                     (0..run.len())
                         .filter_map(|i| run.get(i, &block))
-                        .map(|e| e.to_entry()),
+                        .map(|e| e.to_owned_entry()),
                 );
             }
             assert_eq!(got, want);
