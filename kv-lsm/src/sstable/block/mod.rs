@@ -46,10 +46,13 @@ mod fixtures {
 
     use super::{Block, BlockBuilder, DecodedBlock};
 
+    /// Loads `raw` (read at `offset` of a file "t") and decodes it whole.
     pub(super) fn decode(raw: Vec<u8>, offset: u64) -> Result<DecodedBlock> {
         Arc::new(Block::load(raw, "t", offset)?).decode("t")
     }
 
+    /// A block of `n` entries (up to three versions a key, some removals) with a restart
+    /// point every `interval` entries, and the entries it holds.
     pub(super) fn sample(n: usize, interval: usize) -> (Vec<u8>, Vec<crate::key::OwnedEntry>) {
         let mut b = BlockBuilder::new(interval);
         let mut want = Vec::new();
@@ -71,5 +74,20 @@ mod fixtures {
             });
         }
         (b.finish(), want)
+    }
+
+    /// The blocks that still load after one bit of `raw`'s body is flipped (bits 0x01, 0x40
+    /// and 0x80 of each byte in turn) and its CRC is fixed: damage the CRC does not catch.
+    pub(super) fn flipped_under_valid_crc(raw: &[u8]) -> impl Iterator<Item = Block> + '_ {
+        let body = &raw[..raw.len() - 4];
+        (0..body.len())
+            .flat_map(|i| [0x01u8, 0x40, 0x80].map(|bit| (i, bit)))
+            .filter_map(move |(i, bit)| {
+                let mut bad = body.to_vec();
+                bad[i] ^= bit;
+                let crc = crc32fast::hash(&bad);
+                bad.extend_from_slice(&crc.to_le_bytes());
+                Block::load(bad, "t", 0).ok()
+            })
     }
 }
