@@ -10,13 +10,8 @@ use crate::cache::BlockCache;
 use crate::key::{OwnedEntry, Seek, cmp_ikey};
 use crate::levels::LevelSet;
 use crate::memtable::Memtable;
-use crate::sstable::{Table, TableWriter};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-}
+use crate::sstable::Table;
+use crate::testing::{rt, write_table};
 
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
@@ -48,11 +43,7 @@ fn key(i: u64) -> Vec<u8> {
 }
 
 async fn table(storage: &MemoryStorage, id: u64, es: &[OwnedEntry]) -> Arc<Table<MemoryStorage>> {
-    let mut w = TableWriter::create(storage, id, 200).await.expect("create");
-    for e in es {
-        w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-    }
-    let meta = w.finish().await.expect("finish");
+    let meta = write_table(storage, id, es, 200).await;
     Arc::new(Table::new(meta, storage.clone()))
 }
 

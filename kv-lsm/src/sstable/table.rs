@@ -439,13 +439,8 @@ mod tests {
     use super::*;
     use crate::iter::TableCursor;
     use crate::key::OwnedEntry;
+    use crate::testing::{rt, write_table};
     use kv_backends::MemoryStorage;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    }
 
     /// Keys `k0000..`, each with 1-3 versions (some removals), in internal key order.
     fn entries(n: usize) -> Vec<OwnedEntry> {
@@ -461,21 +456,6 @@ mod tests {
             }
         }
         out
-    }
-
-    async fn write(
-        storage: &MemoryStorage,
-        id: u64,
-        es: &[OwnedEntry],
-        block_size: usize,
-    ) -> TableMeta {
-        let mut w = TableWriter::create(storage, id, block_size)
-            .await
-            .expect("create");
-        for e in es {
-            w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-        }
-        w.finish().await.expect("finish")
     }
 
     /// Up to `max` entries from `seek` in a direction.
@@ -510,7 +490,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(500);
-            let meta = write(&storage, 7, &es, 256).await;
+            let meta = write_table(&storage, 7, &es, 256).await;
             assert_eq!(meta.entries, es.len() as u64);
             assert_eq!(meta.smallest, (es[0].ukey.clone(), es[0].seq));
             let table = Arc::new(Table::new(meta, storage.clone()));
@@ -567,7 +547,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(300);
-            let meta = write(&storage, 3, &es, 300).await;
+            let meta = write_table(&storage, 3, &es, 300).await;
             let table = Arc::new(Table::new(meta, storage.clone()));
             let mut targets: Vec<(Vec<u8>, u64)> = es
                 .iter()
@@ -616,7 +596,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(40);
-            let meta = write(&storage, 1, &es, 200).await;
+            let meta = write_table(&storage, 1, &es, 200).await;
             let f = storage.open(&table_name(1)).await.expect("open");
             let raw = f.read_at(0, meta.size as usize).await.expect("read");
             for i in 0..raw.len() {
