@@ -243,25 +243,40 @@ mod tests {
         assert_eq!(pos(Seek::At(b"b", 0)), 4);
     }
 
+    /// Keys around the 8-byte boundary of [`prefix`]: shorter, longer, zero-padded lookalikes.
+    const AROUND_PREFIX: [&[u8]; 13] = [
+        b"",
+        b"\0",
+        b"\0\0",
+        b"a",
+        b"a\0",
+        b"abcdefg",
+        b"abcdefgh",
+        b"abcdefgh\0",
+        b"abcdefghi",
+        b"abcdefgi",
+        b"abcdefh",
+        b"b",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+    ];
+
     #[test]
     fn key_order_is_byte_order() {
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\0",
-            b"a",
-            b"a\0",
-            b"abcdefg",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefghi",
-            b"abcdefgi",
-            b"abcdefh",
-            b"b",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-        ];
-        for x in &keys {
-            for y in &keys {
+        for x in AROUND_PREFIX {
+            for y in AROUND_PREFIX {
                 assert_eq!(cmp_ukey(x, y), x.cmp(y), "{x:?} {y:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_order_agrees_with_key_order() {
+        for x in AROUND_PREFIX {
+            for y in AROUND_PREFIX {
+                let (px, py) = (prefix(x), prefix(y));
+                if px != py {
+                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} {y:?}");
+                }
             }
         }
     }
