@@ -189,7 +189,7 @@ impl Block {
         self.offset
     }
 
-    /// Number of restart intervals ([`Run`]s).
+    /// Number of restart intervals ([`Run`](super::Run)s).
     pub fn runs(&self) -> usize {
         self.restart_count
     }
