@@ -282,6 +282,7 @@ impl<S: Storage> TableCursor<S> {
     }
 
     /// The entry the cursor stands on.
+    #[inline]
     pub fn current(&self) -> Option<EntryRef<'_>> {
         if !self.valid {
             return None;
@@ -452,6 +453,7 @@ impl<S: Storage> LevelCursor<S> {
         Ok(())
     }
 
+    #[inline]
     pub fn current(&self) -> Option<EntryRef<'_>> {
         self.cur.as_ref()?.current()
     }

@@ -64,6 +64,7 @@ impl<S: Storage> Source<S> {
         Ok(())
     }
 
+    #[inline]
     fn current(&self) -> Option<EntryRef<'_>> {
         match self {
             Source::Mem(m) => m.current(),
@@ -174,11 +175,13 @@ impl<S: Storage> Merger<S> {
     }
 
     /// True if the stream runs in reverse internal key order.
+    #[inline]
     pub fn is_reverse(&self) -> bool {
         self.reverse
     }
 
     /// The current entry of the merged stream (`None` at its end).
+    #[inline]
     pub fn current(&self) -> Option<EntryRef<'_>> {
         self.sources.get(self.order.first()?.1)?.current()
     }

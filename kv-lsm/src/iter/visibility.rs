@@ -95,6 +95,7 @@ impl<S: Storage> Visible<S> {
     }
 
     /// The version [`Visible::next`] moved to.
+    #[inline]
     pub fn entry(&self) -> Option<EntryRef<'_>> {
         if self.merger.is_reverse() {
             self.rev.has_out.then(|| self.rev.out.entry())
