@@ -245,9 +245,9 @@ impl<S: Storage> Engine for Bitcask<S> {
             self.pipeline.check_open()?;
             let at = self.visible_at(at);
             let key = Key::new(slot, key);
-            let hint = self.keydir.read().newest_hint(&key, at);
-            if let Some(loc) = hint {
-                // The record names its key: a hint of another key (or gone with a merge)
+            let guess = self.keydir.read().newest_guess(&key, at);
+            if let Some(loc) = guess {
+                // The record names its key: a guess of another key (or gone with a merge)
                 // fails here and the read goes through the keydir's map.
                 if self
                     .read_frame_with(slot, key.user_key(), &loc, &mut *f)

@@ -412,9 +412,9 @@ impl Keydir {
     }
 
     /// The newest version of `key` if it is a value visible at `at` and the newest-version
-    /// table holds it: a hint, which may belong to another key (see [`crate::newest`]); the
+    /// table holds it: a guess, which may belong to another key (see [`crate::newest`]); the
     /// caller checks the record and otherwise asks [`Keydir::get`].
-    pub fn newest_hint(&self, key: &Key, at: u64) -> Option<Loc> {
+    pub fn newest_guess(&self, key: &Key, at: u64) -> Option<Loc> {
         self.newest.get(key.as_bytes(), at)
     }
 
@@ -671,11 +671,11 @@ mod tests {
             for k in 0..500u32 {
                 let key = Key::new(0, &k.to_be_bytes());
                 assert_eq!(built.all(&key), inserted.all(&key), "round {round} key {k}");
-                if let Some(hint) = built.newest_hint(&key, u64::MAX) {
+                if let Some(guess) = built.newest_guess(&key, u64::MAX) {
                     let newest = built.all(&key).last().copied();
                     assert_eq!(
                         newest.map(|l| (l.seq, l.offset)),
-                        Some((hint.seq, hint.offset))
+                        Some((guess.seq, guess.offset))
                     );
                 }
             }

@@ -364,7 +364,7 @@ mod tests {
     /// Point reads through the newest-version table: versions newer than the read, removals,
     /// re-inserts, merges, reopens, and a table slot pointing at another key's record.
     #[tokio::test]
-    async fn point_reads_never_trust_a_wrong_hint() -> Result<()> {
+    async fn point_reads_never_trust_a_wrong_guess() -> Result<()> {
         let storage = MemoryStorage::new();
         let options = Options::default().segment_size(16 << 10);
         let e = Bitcask::open(storage.clone(), options.clone(), ()).await?;

@@ -420,7 +420,7 @@ impl<S: Storage> Engine for Lsm<S> {
             .versions_desc(&ukey(slot, key), at, false)
             .await?
             .iter()
-            .map(crate::key::Entry::version)
+            .map(crate::key::OwnedEntry::version)
             .collect();
         versions.sort();
         versions.dedup();

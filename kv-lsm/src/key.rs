@@ -9,9 +9,10 @@ use std::cmp::Ordering;
 
 use kv_api::{KeyRange, Slot, Version};
 
-/// One version of one key, as stored anywhere in the tree.
+/// One version of one key, as stored anywhere in the tree, owned: what [`EntryRef`] copies
+/// out to (tests, version listings). Not the public scan row, [`kv_api::Entry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct OwnedEntry {
     /// Slot byte + encoded key.
     pub ukey: Vec<u8>,
     /// Commit sequence number.
@@ -22,7 +23,7 @@ pub(crate) struct Entry {
     pub value: Option<Vec<u8>>,
 }
 
-impl Entry {
+impl OwnedEntry {
     /// The version this entry lists for its key.
     pub fn version(&self) -> Version {
         Version::new(self.seq, self.time_ms).with_removal(self.value.is_none())
@@ -45,8 +46,8 @@ pub(crate) struct EntryRef<'a> {
 
 impl EntryRef<'_> {
     /// An owned copy.
-    pub fn to_entry(self) -> Entry {
-        Entry {
+    pub fn to_owned_entry(self) -> OwnedEntry {
+        OwnedEntry {
             ukey: self.ukey.to_vec(),
             seq: self.seq,
             time_ms: self.time_ms,
@@ -242,25 +243,40 @@ mod tests {
         assert_eq!(pos(Seek::At(b"b", 0)), 4);
     }
 
+    /// Keys around the 8-byte boundary of [`prefix`]: shorter, longer, zero-padded lookalikes.
+    const AROUND_PREFIX: [&[u8]; 13] = [
+        b"",
+        b"\0",
+        b"\0\0",
+        b"a",
+        b"a\0",
+        b"abcdefg",
+        b"abcdefgh",
+        b"abcdefgh\0",
+        b"abcdefghi",
+        b"abcdefgi",
+        b"abcdefh",
+        b"b",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+    ];
+
     #[test]
     fn key_order_is_byte_order() {
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\0",
-            b"a",
-            b"a\0",
-            b"abcdefg",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefghi",
-            b"abcdefgi",
-            b"abcdefh",
-            b"b",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-        ];
-        for x in &keys {
-            for y in &keys {
+        for x in AROUND_PREFIX {
+            for y in AROUND_PREFIX {
                 assert_eq!(cmp_ukey(x, y), x.cmp(y), "{x:?} {y:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_order_agrees_with_key_order() {
+        for x in AROUND_PREFIX {
+            for y in AROUND_PREFIX {
+                let (px, py) = (prefix(x), prefix(y));
+                if px != py {
+                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} {y:?}");
+                }
             }
         }
     }

@@ -58,6 +58,8 @@ mod memtable;
 mod options;
 mod read;
 mod sstable;
+#[cfg(test)]
+mod testing;
 mod wal;
 
 pub use engine::Lsm;

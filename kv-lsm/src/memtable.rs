@@ -538,29 +538,4 @@ mod tests {
         assert_eq!(read(ReadFrom::Seek(Seek::End), false, 10).0, vec![]);
         assert_eq!(read(ReadFrom::Seek(Seek::Start), true, 10).0, vec![]);
     }
-
-    #[test]
-    fn prefix_order_agrees_with_key_order() {
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\0",
-            b"\0\0",
-            b"a",
-            b"a\0",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefghi",
-            b"abcdefgi",
-            b"b",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-        ];
-        for x in &keys {
-            for y in &keys {
-                let (px, py) = (prefix(x), prefix(y));
-                if px != py {
-                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} {y:?}");
-                }
-            }
-        }
-    }
 }

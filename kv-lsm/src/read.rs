@@ -12,7 +12,7 @@ use kv_api::{KeyRange, Result, Slot, Stats, Storage, StorageFile, Version};
 
 use crate::engine::{Inner, State};
 use crate::iter::{Merger, Source, TableCursor, Visible};
-use crate::key::{Entry, EntryRef, Seek, UkeyRange};
+use crate::key::{EntryRef, OwnedEntry, Seek, UkeyRange};
 use crate::levels::{LevelSet, NUM_LEVELS};
 use crate::memtable::Memtable;
 use crate::sstable::{Table, bloom};
@@ -123,12 +123,12 @@ impl<S: Storage> Inner<S> {
         ukey: &[u8],
         at: u64,
         until_value: bool,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Vec<OwnedEntry>> {
         let view = self.view();
         let mut out = Vec::new();
-        let done = |out: &Vec<Entry>| until_value && out.iter().any(|e| e.value.is_some());
+        let done = |out: &Vec<OwnedEntry>| until_value && out.iter().any(|e| e.value.is_some());
         for m in &view.mems {
-            m.versions(ukey, at, |e| out.push(e.to_entry()));
+            m.versions(ukey, at, |e| out.push(e.to_owned_entry()));
             if done(&out) {
                 return Ok(out);
             }
@@ -145,7 +145,7 @@ impl<S: Storage> Inner<S> {
                 if e.ukey != ukey {
                     break;
                 }
-                out.push(e.to_entry());
+                out.push(e.to_owned_entry());
                 cursor.step(false).await?;
             }
             if done(&out) {

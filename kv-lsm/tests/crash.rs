@@ -7,7 +7,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use kv_api::{Engine, KeyRange, Options, WriteBatch};
+use common::contents;
+use kv_api::{Engine, Options, WriteBatch};
 use kv_backends::MemoryStorage;
 use kv_conformance::{CrashMode, FaultyStorage, Ops};
 use kv_lsm::{Lsm, LsmOptions};
@@ -68,14 +69,16 @@ async fn workload(storage: FaultyStorage<MemoryStorage>) -> (State, Option<Write
     (state, None)
 }
 
-async fn contents(e: &Faulty) -> State {
-    let at = e.snapshot().expect("snapshot").seq();
-    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
-        .await
-        .expect("scan after recovery")
-        .into_iter()
-        .map(|en| (en.key, en.value))
-        .collect()
+/// True if `got` is the acknowledged state, or that state with the commit in flight applied.
+fn acked_or_pending(got: &State, acked: &State, pending: Option<&Writes>) -> bool {
+    if got == acked {
+        return true;
+    }
+    let mut with_pending = acked.clone();
+    if let Some(w) = pending {
+        apply(&mut with_pending, w);
+    }
+    *got == with_pending
 }
 
 #[tokio::test]
@@ -117,12 +120,8 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
                 .await
                 .unwrap_or_else(|err| panic!("reopen after crash at {n} ({mode:?}): {err}"));
             let got = contents(&e).await;
-            let mut with_pending = acked.clone();
-            if let Some(w) = &pending {
-                apply(&mut with_pending, w);
-            }
             assert!(
-                got == acked || got == with_pending,
+                acked_or_pending(&got, &acked, pending.as_ref()),
                 "crash at mutation {n} ({mode:?}): state differs"
             );
             // What recovery showed survives a power loss right after it.
@@ -181,12 +180,8 @@ async fn io_error_at_every_mutation() {
             .await
             .unwrap_or_else(|err| panic!("reopen after a failure at {n}: {err}"));
         let got = contents(&e).await;
-        let mut with_pending = acked.clone();
-        if let Some(w) = &pending {
-            apply(&mut with_pending, w);
-        }
         assert!(
-            got == acked || got == with_pending,
+            acked_or_pending(&got, &acked, pending.as_ref()),
             "failure at mutation {n}: state differs"
         );
     }

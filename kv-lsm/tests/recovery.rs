@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Mem, Opts, copy, engine, files, small, tables, try_engine, wals};
+use common::{Mem, Opts, contents, copy, engine, files, small, tables, try_engine, wals};
 use kv_api::{Engine, Error, KeyRange, Options, Version, WriteBatch};
 use kv_backends::MemoryStorage;
 
@@ -16,16 +16,6 @@ async fn put_many(e: &Mem, writes: &[(&[u8], Option<&[u8]>)]) -> Version {
         batch = batch.write(0, k.to_vec(), v.map(<[u8]>::to_vec));
     }
     e.commit(batch).await.expect("commit")
-}
-
-async fn all(e: &Mem) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let at = e.snapshot().expect("snapshot").seq();
-    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
-        .await
-        .expect("scan")
-        .into_iter()
-        .map(|en| (en.key, en.value))
-        .collect()
 }
 
 #[tokio::test]
@@ -60,12 +50,12 @@ async fn torn_wal_tail_at_every_byte_of_the_last_transaction() {
 
         // Read-only: the tail is ignored and nothing is written.
         let ro = engine(&st, Options::default().read_only(true)).await;
-        assert_eq!(all(&ro).await, expected, "read-only, cut at {cut}");
+        assert_eq!(contents(&ro).await, expected, "read-only, cut at {cut}");
         drop(ro);
         assert_eq!(files(&st).await, torn, "read-only open wrote, cut at {cut}");
 
         let e = engine(&st, Options::default()).await;
-        assert_eq!(all(&e).await, expected, "cut at {cut}");
+        assert_eq!(contents(&e).await, expected, "cut at {cut}");
         assert_eq!(e.snapshot().expect("snapshot").seq(), 2, "cut at {cut}");
         let at = 2;
         assert_eq!(e.versions(0, b"d", at).await.expect("versions"), vec![]);
@@ -115,7 +105,7 @@ async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
         .expect("wal")
         .truncate(n.saturating_sub(3));
     let e = engine(&copy(&torn).await, opts.clone()).await;
-    assert!(all(&e).await.len() >= 38);
+    assert!(contents(&e).await.len() >= 38);
 
     // A byte flipped in a sealed file: typed corruption naming the file, never a panic.
     let mut bad = full.clone();
@@ -152,7 +142,7 @@ async fn manifest_recovery() {
 
     // Reopen: manifest plus WAL replay give back everything.
     let e = engine(&s, small()).await;
-    assert_eq!(all(&e).await, model);
+    assert_eq!(contents(&e).await, model);
     drop(e);
 
     // An orphan table (a crashed compaction's output) is deleted by a writable open only.
@@ -160,11 +150,11 @@ async fn manifest_recovery() {
     orphaned.insert("99999990.sst".into(), full[&names[0]].clone());
     let st = copy(&orphaned).await;
     let ro = engine(&st, small().read_only(true)).await;
-    assert_eq!(all(&ro).await, model);
+    assert_eq!(contents(&ro).await, model);
     drop(ro);
     assert!(files(&st).await.contains_key("99999990.sst"));
     let e = engine(&st, small()).await;
-    assert_eq!(all(&e).await, model);
+    assert_eq!(contents(&e).await, model);
     drop(e);
     assert!(!files(&st).await.contains_key("99999990.sst"));
 
@@ -189,7 +179,7 @@ async fn manifest_recovery() {
     tmp.insert("MANIFEST.tmp".into(), vec![1, 2, 3]);
     let st = copy(&tmp).await;
     let e = engine(&st, small()).await;
-    assert_eq!(all(&e).await, model);
+    assert_eq!(contents(&e).await, model);
     drop(e);
     assert!(!files(&st).await.contains_key("MANIFEST.tmp"));
 }
@@ -247,7 +237,7 @@ async fn crash_after_a_flush_before_wal_deletion() {
     }
     let st = copy(&crashed).await;
     let e = engine(&st, opts).await;
-    let got = all(&e).await;
+    let got = contents(&e).await;
     assert_eq!(got.len() as u32, i + 1);
     assert_eq!(got.get(&b"a"[..]), Some(&b"1".to_vec()));
     assert_eq!(

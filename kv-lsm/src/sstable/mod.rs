@@ -5,11 +5,13 @@
 //! * [`bloom`]: the per-table bloom filter over user keys.
 //! * [`footer`]: the fixed footer (filter and index locations, format version, magic).
 //! * [`table`]: the writer, the reader and the lazily opened [`Table`].
+//! * [`varint`]: LEB128 varints and zigzag deltas.
 
 pub(crate) mod block;
 pub(crate) mod bloom;
 pub(crate) mod footer;
 pub(crate) mod table;
+pub(crate) mod varint;
 
 pub(crate) use table::{Table, TableWriter};
 

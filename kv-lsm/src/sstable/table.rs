@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use kv_api::{Error, Result, Storage, StorageFile};
 
-use super::block::{Block, BlockBuilder, Decoded, get_varint, put_varint};
+use super::block::{Block, BlockBuilder, DecodedBlock};
 use super::bloom::{self, Bloom};
 use super::footer::{FOOTER_LEN, Footer, Handle};
+use super::varint::{get_varint, put_varint};
 use super::{TableMeta, table_name};
 use crate::cache::BlockCache;
 use crate::key::{EntryRef, Seek, prefix};
@@ -182,7 +183,7 @@ pub(crate) struct TableReader<F: StorageFile> {
     file: F,
     name: String,
     id: u64,
-    index: Decoded,
+    index: DecodedBlock,
     /// The [`prefix`] of each index key: searched first, in 8 bytes per block instead of a
     /// key and its entry, so a lookup's binary search touches few cache lines.
     prefixes: Vec<u64>,
@@ -437,21 +438,16 @@ impl<S: Storage> Table<S> {
 mod tests {
     use super::*;
     use crate::iter::TableCursor;
-    use crate::key::Entry;
+    use crate::key::OwnedEntry;
+    use crate::testing::{rt, write_table};
     use kv_backends::MemoryStorage;
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    }
-
     /// Keys `k0000..`, each with 1-3 versions (some removals), in internal key order.
-    fn entries(n: usize) -> Vec<Entry> {
+    fn entries(n: usize) -> Vec<OwnedEntry> {
         let mut out = Vec::new();
         for i in 0..n {
             for v in (0..=(i % 3)).rev() {
-                out.push(Entry {
+                out.push(OwnedEntry {
                     ukey: format!("\x01k{i:04}").into_bytes(),
                     seq: 10 + v as u64 * 1000 + i as u64,
                     time_ms: 1_700_000_000_000 + v as u64,
@@ -462,16 +458,6 @@ mod tests {
         out
     }
 
-    async fn write(storage: &MemoryStorage, id: u64, es: &[Entry], block_size: usize) -> TableMeta {
-        let mut w = TableWriter::create(storage, id, block_size)
-            .await
-            .expect("create");
-        for e in es {
-            w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-        }
-        w.finish().await.expect("finish")
-    }
-
     /// Up to `max` entries from `seek` in a direction.
     async fn read_from(
         table: Arc<Table<MemoryStorage>>,
@@ -479,7 +465,7 @@ mod tests {
         reverse: bool,
         sequential: bool,
         max: usize,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Vec<OwnedEntry>> {
         let cache = Arc::new(BlockCache::new(1 << 20));
         let mut c = TableCursor::new(table, cache, sequential);
         c.seek(seek, reverse).await?;
@@ -488,13 +474,13 @@ mod tests {
             if out.len() == max {
                 break;
             }
-            out.push(e.to_entry());
+            out.push(e.to_owned_entry());
             c.step(reverse).await?;
         }
         Ok(out)
     }
 
-    async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<Entry>> {
+    async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<OwnedEntry>> {
         let seek = if reverse { Seek::End } else { Seek::Start };
         read_from(table, seek, reverse, false, usize::MAX).await
     }
@@ -504,7 +490,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(500);
-            let meta = write(&storage, 7, &es, 256).await;
+            let meta = write_table(&storage, 7, &es, 256).await;
             assert_eq!(meta.entries, es.len() as u64);
             assert_eq!(meta.smallest, (es[0].ukey.clone(), es[0].seq));
             let table = Arc::new(Table::new(meta, storage.clone()));
@@ -521,14 +507,16 @@ mod tests {
                 let h = bloom::hash(&e.ukey);
                 let found = table
                     .find(&e.ukey, h, Seek::At(&e.ukey, e.seq), &cache, |e| {
-                        e.to_entry()
+                        e.to_owned_entry()
                     })
                     .await
                     .expect("find");
                 assert_eq!(found.as_ref(), Some(e));
                 // A read below the oldest version finds nothing of this key.
                 let below = table
-                    .find(&e.ukey, h, Seek::At(&e.ukey, 9), &cache, |e| e.to_entry())
+                    .find(&e.ukey, h, Seek::At(&e.ukey, 9), &cache, |e| {
+                        e.to_owned_entry()
+                    })
                     .await
                     .expect("find");
                 assert!(below.is_none());
@@ -541,7 +529,7 @@ mod tests {
                         bloom::hash(absent),
                         Seek::At(absent, u64::MAX),
                         &cache,
-                        |e| e.to_entry()
+                        |e| e.to_owned_entry()
                     )
                     .await
                     .expect("find")
@@ -559,7 +547,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(300);
-            let meta = write(&storage, 3, &es, 300).await;
+            let meta = write_table(&storage, 3, &es, 300).await;
             let table = Arc::new(Table::new(meta, storage.clone()));
             let mut targets: Vec<(Vec<u8>, u64)> = es
                 .iter()
@@ -579,13 +567,13 @@ mod tests {
                     Seek::At(k, seq + 1),
                     Seek::At(k, seq.saturating_sub(1)),
                 ] {
-                    let after: Vec<Entry> = es
+                    let after: Vec<OwnedEntry> = es
                         .iter()
                         .filter(|e| !seek.is_before(&e.ukey, e.seq))
                         .take(40)
                         .cloned()
                         .collect();
-                    let before: Vec<Entry> = es
+                    let before: Vec<OwnedEntry> = es
                         .iter()
                         .rev()
                         .filter(|e| seek.is_before(&e.ukey, e.seq))
@@ -608,7 +596,7 @@ mod tests {
         rt().block_on(async {
             let storage = MemoryStorage::new();
             let es = entries(40);
-            let meta = write(&storage, 1, &es, 200).await;
+            let meta = write_table(&storage, 1, &es, 200).await;
             let f = storage.open(&table_name(1)).await.expect("open");
             let raw = f.read_at(0, meta.size as usize).await.expect("read");
             for i in 0..raw.len() {

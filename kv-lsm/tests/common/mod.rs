@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kv_api::{Durability, Engine, Options, Result, Storage, StorageFile, Store, Tuning};
+use kv_api::{Durability, Engine, KeyRange, Options, Result, Storage, StorageFile, Store, Tuning};
 use kv_backends::MemoryStorage;
 use kv_lsm::{Lsm, LsmOptions};
 
@@ -125,5 +125,16 @@ pub fn wals(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
         .keys()
         .filter(|n| n.starts_with("wal-"))
         .cloned()
+        .collect()
+}
+
+/// The live entries of slot 0 at the newest version.
+pub async fn contents<E: Engine>(e: &E) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let at = e.snapshot().expect("snapshot").seq();
+    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|en| (en.key, en.value))
         .collect()
 }

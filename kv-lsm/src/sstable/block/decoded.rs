@@ -1,0 +1,139 @@
+//! Decoding a whole block: [`DecodedBlock`], the form in which a table keeps its index in memory
+//! (keys in one arena, values read in place from the raw block).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use kv_api::{Error, Result};
+
+use super::reader::{Block, Walker};
+#[cfg(test)]
+use crate::key::OwnedEntry;
+use crate::key::cmp_ikey;
+
+impl Block {
+    /// Decodes every entry (checking order and restart points): the index block, which a
+    /// table keeps decoded while it is open.
+    pub fn decode(self: &Arc<Self>, file: &str) -> Result<DecodedBlock> {
+        let data_len = self.data_end;
+        let mut entries: Vec<DecodedEntry> =
+            Vec::with_capacity(self.restart_count.saturating_mul(16).min(data_len / 4 + 1));
+        let mut keys = Vec::with_capacity(entries.capacity() * 16);
+        let mut walker = Walker::new(self, 0);
+        let mut start = 0;
+        while let Some(h) = walker.next(file)? {
+            if let Some(last) = entries.last() {
+                let prev = keys
+                    .get(last.key.0 as usize..(last.key.0 + last.key.1) as usize)
+                    .unwrap_or_default();
+                if cmp_ikey(prev, last.seq, &walker.key, walker.seq) != Ordering::Less {
+                    return Err(Error::corruption(
+                        file,
+                        self.offset + start as u64,
+                        "entries out of order",
+                    ));
+                }
+            }
+            let key = (keys.len() as u32, walker.key.len() as u32);
+            keys.extend_from_slice(&walker.key);
+            entries.push(DecodedEntry {
+                key,
+                seq: walker.seq,
+                time_ms: walker.time,
+                value: h.value_len.map(|n| (h.value_at() as u32, n as u32)),
+            });
+            start = walker.at;
+        }
+        if walker.next_restart != self.restart_count {
+            return Err(Error::corruption(
+                file,
+                self.offset + data_len as u64,
+                "restart points do not match the entries",
+            ));
+        }
+        Ok(DecodedBlock {
+            block: self.clone(),
+            keys,
+            entries,
+        })
+    }
+}
+
+/// One entry of a [`DecodedBlock`]: its whole key as `(start, len)` in the key arena, its value
+/// as `(start, len)` in the raw block.
+#[derive(Debug, Clone, Copy)]
+struct DecodedEntry {
+    key: (u32, u32),
+    seq: u64,
+    // Read by the tests, which compare whole entries.
+    #[cfg_attr(not(test), allow(dead_code))]
+    time_ms: u64,
+    value: Option<(u32, u32)>,
+}
+
+/// A block decoded whole (the index): keys in one arena (prefix compression undone), values
+/// read in place from the raw block.
+#[derive(Debug)]
+pub(crate) struct DecodedBlock {
+    block: Arc<Block>,
+    keys: Vec<u8>,
+    entries: Vec<DecodedEntry>,
+}
+
+impl DecodedBlock {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn key(&self, (start, len): (u32, u32)) -> &[u8] {
+        self.keys
+            .get(start as usize..(start + len) as usize)
+            .unwrap_or_default()
+    }
+
+    fn raw(&self, (start, len): (u32, u32)) -> &[u8] {
+        self.block
+            .raw
+            .get(start as usize..(start + len) as usize)
+            .unwrap_or_default()
+    }
+
+    /// User key of entry `i` (empty if out of range).
+    pub fn ukey(&self, i: usize) -> &[u8] {
+        self.entries.get(i).map_or(&[][..], |e| self.key(e.key))
+    }
+
+    /// Value of entry `i` (`None` for a removal).
+    pub fn value(&self, i: usize) -> Option<&[u8]> {
+        self.entries
+            .get(i)
+            .and_then(|e| e.value)
+            .map(|v| self.raw(v))
+    }
+
+    /// Entry `i`, owned.
+    #[cfg(test)]
+    pub fn entry(&self, i: usize) -> Option<OwnedEntry> {
+        let e = self.entries.get(i)?;
+        Some(OwnedEntry {
+            ukey: self.key(e.key).to_vec(),
+            seq: e.seq,
+            time_ms: e.time_ms,
+            value: e.value.map(|v| self.raw(v).to_vec()),
+        })
+    }
+
+    /// Number of leading entries for which `before(ukey, seq)` holds (it must be monotone).
+    #[cfg(test)]
+    pub fn partition(&self, before: impl Fn(&[u8], u64) -> bool) -> usize {
+        self.partition_in(0, self.entries.len(), before)
+    }
+
+    /// As [`DecodedBlock::partition`], knowing that every entry below `lo` is before the position
+    /// and none from `hi` on is.
+    pub fn partition_in(&self, lo: usize, hi: usize, before: impl Fn(&[u8], u64) -> bool) -> usize {
+        let within = self.entries.get(lo..hi).unwrap_or_default();
+        lo + within.partition_point(|e| before(self.key(e.key), e.seq))
+    }
+}
