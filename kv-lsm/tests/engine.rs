@@ -605,13 +605,8 @@ async fn random_history_matches_a_model() {
     let mut e = engine(&s, small()).await;
     let mut states: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new()];
     let mut horizon = 0u64;
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut rng = kv_conformance::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move |n: u64| rng.below(n);
     for step in 0..400 {
         match next(100) {
             0..=84 => {
