@@ -856,15 +856,9 @@ impl<S: Storage> Visible<S> {
 mod tests {
     use super::*;
     use crate::key::Entry;
-    use crate::sstable::TableWriter;
+    use crate::sstable::table::tests::{rt, write};
     use kv_api::Version;
     use kv_backends::MemoryStorage;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    }
 
     /// Keys that often share their first 8 bytes (or are short), so that comparisons need
     /// more than the cached prefixes.
@@ -881,11 +875,7 @@ mod tests {
     }
 
     async fn table(storage: &MemoryStorage, id: u64, es: &[Entry]) -> Arc<Table<MemoryStorage>> {
-        let mut w = TableWriter::create(storage, id, 200).await.expect("create");
-        for e in es {
-            w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
-        }
-        let meta = w.finish().await.expect("finish");
+        let meta = write(storage, id, es, 200).await;
         Arc::new(Table::new(meta, storage.clone()))
     }
 

@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::scan_pairs;
 use kv_api::{Engine, KeyRange, Options, WriteBatch};
 use kv_backends::MemoryStorage;
 use kv_conformance::{CrashMode, FaultyStorage, Ops};
@@ -70,12 +71,34 @@ async fn workload(storage: FaultyStorage<MemoryStorage>) -> (State, Option<Write
 
 async fn contents(e: &Faulty) -> State {
     let at = e.snapshot().expect("snapshot").seq();
-    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
+    scan_pairs(e, &KeyRange::all(), at, false, usize::MAX)
         .await
-        .expect("scan after recovery")
         .into_iter()
-        .map(|en| (en.key, en.value))
         .collect()
+}
+
+/// Reopens `storage` after a fault (`what`, for messages) and checks that it shows every
+/// acknowledged commit and, of the commit in flight (`pending`), all or nothing; returns the
+/// engine and what it shows.
+async fn recovered(
+    storage: FaultyStorage<MemoryStorage>,
+    acked: &State,
+    pending: Option<&Writes>,
+    what: &str,
+) -> (Faulty, State) {
+    let e = Faulty::open(storage, Options::default(), tuning())
+        .await
+        .unwrap_or_else(|err| panic!("reopen after {what}: {err}"));
+    let got = contents(&e).await;
+    let mut with_pending = acked.clone();
+    if let Some(w) = pending {
+        apply(&mut with_pending, w);
+    }
+    assert!(
+        got == *acked || got == with_pending,
+        "{what}: state differs"
+    );
+    (e, got)
 }
 
 #[tokio::test]
@@ -113,18 +136,8 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
             }
             runs += 1;
             let restarted = faulty.restart();
-            let e = Faulty::open(restarted.clone(), Options::default(), tuning())
-                .await
-                .unwrap_or_else(|err| panic!("reopen after crash at {n} ({mode:?}): {err}"));
-            let got = contents(&e).await;
-            let mut with_pending = acked.clone();
-            if let Some(w) = &pending {
-                apply(&mut with_pending, w);
-            }
-            assert!(
-                got == acked || got == with_pending,
-                "crash at mutation {n} ({mode:?}): state differs"
-            );
+            let what = format!("crash at mutation {n} ({mode:?})");
+            let (e, got) = recovered(restarted.clone(), &acked, pending.as_ref(), &what).await;
             // What recovery showed survives a power loss right after it.
             drop(e);
             restarted
@@ -177,17 +190,7 @@ async fn io_error_at_every_mutation() {
         let (acked, pending) = workload(faulty.clone()).await;
         faulty.disarm().await;
         // No crash: the failed store is dropped and the same storage reopened.
-        let e = Faulty::open(faulty.restart(), Options::default(), tuning())
-            .await
-            .unwrap_or_else(|err| panic!("reopen after a failure at {n}: {err}"));
-        let got = contents(&e).await;
-        let mut with_pending = acked.clone();
-        if let Some(w) = &pending {
-            apply(&mut with_pending, w);
-        }
-        assert!(
-            got == acked || got == with_pending,
-            "failure at mutation {n}: state differs"
-        );
+        let what = format!("a failure at mutation {n}");
+        recovered(faulty.restart(), &acked, pending.as_ref(), &what).await;
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Mem, Opts, copy, engine, files, small, tables, try_engine, wals};
+use common::{Mem, Opts, copy, engine, files, scan_pairs, small, tables, try_engine, wals};
 use kv_api::{Engine, Error, KeyRange, Options, Version, WriteBatch};
 use kv_backends::MemoryStorage;
 
@@ -20,11 +20,9 @@ async fn put_many(e: &Mem, writes: &[(&[u8], Option<&[u8]>)]) -> Version {
 
 async fn all(e: &Mem) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let at = e.snapshot().expect("snapshot").seq();
-    e.scan(0, &KeyRange::all(), at, false, usize::MAX)
+    scan_pairs(e, &KeyRange::all(), at, false, usize::MAX)
         .await
-        .expect("scan")
         .into_iter()
-        .map(|en| (en.key, en.value))
         .collect()
 }
 

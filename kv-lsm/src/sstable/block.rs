@@ -786,6 +786,23 @@ mod tests {
         (b.finish(), want)
     }
 
+    /// Calls `f` with every block that the block `raw` becomes with one bit flipped (0x01, 0x40
+    /// or 0x80 of a byte before the CRC) and the CRC fixed, if it still loads.
+    fn for_each_flipped_under_valid_crc(raw: &[u8], mut f: impl FnMut(Block)) {
+        let body = &raw[..raw.len() - 4];
+        for i in 0..body.len() {
+            for bit in [0x01u8, 0x40, 0x80] {
+                let mut bad = body.to_vec();
+                bad[i] ^= bit;
+                let crc = crc32fast::hash(&bad);
+                bad.extend_from_slice(&crc.to_le_bytes());
+                if let Ok(block) = Block::load(bad, "t", 0) {
+                    f(block);
+                }
+            }
+        }
+    }
+
     #[test]
     fn round_trip() {
         for interval in [1, 2, 16] {
@@ -827,22 +844,14 @@ mod tests {
         }
         // Under a valid CRC: decoding either works or is corruption, never a panic.
         let (raw, _) = sample(60, 4);
-        for i in 0..raw.len() - 4 {
-            for bit in [0x01u8, 0x40, 0x80] {
-                let mut bad = raw[..raw.len() - 4].to_vec();
-                bad[i] ^= bit;
-                let crc = crc32fast::hash(&bad);
-                bad.extend_from_slice(&crc.to_le_bytes());
-                if let Ok(block) = Block::load(bad, "t", 0) {
-                    let mut run = Run::default();
-                    for r in 0..block.runs() {
-                        let _ = block.decode_run("t", r, &mut run);
-                        let _ = run.partition(|u, _| u < &b"key-00005"[..]);
-                    }
-                    let _ = block.restarts_before("t", |u, _| u < &b"key-00005"[..]);
-                }
+        for_each_flipped_under_valid_crc(&raw, |block| {
+            let mut run = Run::default();
+            for r in 0..block.runs() {
+                let _ = block.decode_run("t", r, &mut run);
+                let _ = run.partition(|u, _| u < &b"key-00005"[..]);
             }
-        }
+            let _ = block.restarts_before("t", |u, _| u < &b"key-00005"[..]);
+        });
     }
 
     /// `find` on the raw block agrees with a search over the decoded entries, for every
@@ -909,21 +918,13 @@ mod tests {
         // Valid blocks with bytes flipped and the CRC fixed: decoding and searching either
         // succeed or report corruption, never panic.
         let (raw, want) = sample(60, 4);
-        for i in 0..raw.len() - 4 {
-            for bit in [0x01u8, 0x40, 0x80] {
-                let mut bad = raw[..raw.len() - 4].to_vec();
-                bad[i] ^= bit;
-                let crc = crc32fast::hash(&bad);
-                bad.extend_from_slice(&crc.to_le_bytes());
-                if let Ok(block) = Block::load(bad, "t", 0) {
-                    let block = Arc::new(block);
-                    let _ = block.decode("t");
-                    for e in want.iter().step_by(7) {
-                        let _ = block.find("t", |u, s| Seek::At(&e.ukey, e.seq).is_before(u, s));
-                    }
-                }
+        for_each_flipped_under_valid_crc(&raw, |block| {
+            let block = Arc::new(block);
+            let _ = block.decode("t");
+            for e in want.iter().step_by(7) {
+                let _ = block.find("t", |u, s| Seek::At(&e.ukey, e.seq).is_before(u, s));
             }
-        }
+        });
     }
 
     #[test]

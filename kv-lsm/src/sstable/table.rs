@@ -433,14 +433,16 @@ impl<S: Storage> Table<S> {
     }
 }
 
+/// Also the table helpers of other modules' tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::iter::TableCursor;
     use crate::key::Entry;
     use kv_backends::MemoryStorage;
 
-    fn rt() -> tokio::runtime::Runtime {
+    /// A current-thread runtime to run an async test on.
+    pub(crate) fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
@@ -462,7 +464,13 @@ mod tests {
         out
     }
 
-    async fn write(storage: &MemoryStorage, id: u64, es: &[Entry], block_size: usize) -> TableMeta {
+    /// Writes table `id` holding `es` (in internal key order) with blocks of `block_size`.
+    pub(crate) async fn write(
+        storage: &MemoryStorage,
+        id: u64,
+        es: &[Entry],
+        block_size: usize,
+    ) -> TableMeta {
         let mut w = TableWriter::create(storage, id, block_size)
             .await
             .expect("create");
