@@ -3,6 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// How many file names an [`Error::Foreign`] lists before it says how many more there are.
+const FOREIGN_NAMES_SHOWN: usize = 8;
+
 /// Result alias used throughout the crates of this workspace.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -97,6 +100,22 @@ pub enum Error {
     /// The caller passed something meaningless (an inverted range, an unknown option value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The storage is not a store of this engine: it has no manifest of `engine` and holds
+    /// files `engine` does not recognise as its own (a store of another engine, or unrelated
+    /// files). The open created and deleted nothing. Not [`Error::Corruption`]: nothing of a
+    /// store of `engine` is damaged; the wrong engine or the wrong place was opened. (The
+    /// backend's own lock file, such as `FileStorage`'s `LOCK`, is not a file of the
+    /// namespace and never counts.)
+    #[error(
+        "not a {engine} store: the storage has no {engine} manifest and holds files {engine} did not write: {found}"
+    )]
+    Foreign {
+        /// The engine that refused ([`crate::Engine::NAME`]).
+        engine: &'static str,
+        /// The files it does not recognise, sorted, comma-separated (the first few, then how
+        /// many more).
+        found: String,
+    },
 }
 
 impl Error {
@@ -166,6 +185,30 @@ impl Error {
                 cause: cause.clone(),
             },
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Foreign { engine, found } => Error::Foreign {
+                engine,
+                found: found.clone(),
+            },
+        }
+    }
+
+    /// An [`Error::Foreign`] of `engine`, naming the files it found (sorted; the first
+    /// eight, then how many more).
+    pub fn foreign<N: AsRef<str>>(engine: &'static str, found: &[N]) -> Self {
+        let mut names: Vec<&str> = found.iter().map(AsRef::as_ref).collect();
+        names.sort_unstable();
+        let mut list = names
+            .iter()
+            .take(FOREIGN_NAMES_SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if names.len() > FOREIGN_NAMES_SHOWN {
+            list.push_str(&format!(" and {} more", names.len() - FOREIGN_NAMES_SHOWN));
+        }
+        Error::Foreign {
+            engine,
+            found: list,
         }
     }
 
@@ -205,6 +248,22 @@ mod tests {
         ));
         let corrupt = Error::corruption("seg-2", 7, "crc mismatch");
         assert_eq!(corrupt.duplicate().to_string(), corrupt.to_string());
+        let foreign = Error::foreign("lsm", &["META", "00000001.log"]);
+        assert_eq!(foreign.duplicate().to_string(), foreign.to_string());
+    }
+
+    #[test]
+    fn foreign_names_are_sorted_and_capped() {
+        let Error::Foreign { engine, found } = Error::foreign("lsm", &["META", "00000001.log"])
+        else {
+            panic!("not Foreign");
+        };
+        assert_eq!((engine, found.as_str()), ("lsm", "00000001.log, META"));
+        let many: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
+        let Error::Foreign { found, .. } = Error::foreign("bitcask", &many) else {
+            panic!("not Foreign");
+        };
+        assert_eq!(found, "f00, f01, f02, f03, f04, f05, f06, f07 and 4 more");
     }
 
     #[test]

@@ -183,6 +183,9 @@ impl<S: Storage> Engine for Bitcask<S> {
         let guard = if options.read_only {
             None
         } else {
+            // Refused before the lock too: on files, taking it creates a lock file, and
+            // nothing is created in a storage that is not this engine's.
+            recovery::check_without_meta(&storage, &storage.list().await?).await?;
             Some(storage.lock().await?)
         };
         let rec = recovery::recover(&storage, options.read_only).await?;

@@ -1,6 +1,8 @@
-//! Opening a store: read `META`, clean up what a crash left behind, rebuild the keydir from
+//! Opening a store: read `META` (or, without it, refuse anything but a new store: see
+//! [`check_without_meta`]), clean up what a crash left behind, rebuild the keydir from
 //! hint files (sealed segments) and log replay (the active segment, or a segment whose hint is
-//! missing or damaged), and cut a torn tail off the active segment.
+//! missing or damaged), and cut a torn tail off the active segment. A segment `META` names
+//! that storage lacks is [`Error::Corruption`], whatever the store's age.
 
 use std::collections::{HashMap, HashSet};
 
@@ -94,6 +96,11 @@ async fn load_hint<S: Storage>(
 
 /// Removes files of ours that `meta` does not name: leftovers of a crashed roll or merge,
 /// stale hints of the active segment, a half-written `META.tmp`.
+///
+/// Only with a `META` that exists and decoded (CRC and all) is this proof of garbage: a roll
+/// writes `META` naming the new segment before any commit is appended to it, and a merge
+/// writes `META` naming its outputs before it deletes its inputs (see `merge`), so a
+/// segment `META` does not name holds nothing the store still needs.
 async fn clean_up<S: Storage>(storage: &S, meta: &Meta, ours: &[(String, FileKind)]) -> Result<()> {
     let listed: HashSet<u32> = meta.segments.iter().map(|s| s.id).collect();
     let active = meta.segments.last().map(|s| s.id);
@@ -116,32 +123,71 @@ async fn clean_up<S: Storage>(storage: &S, meta: &Meta, ours: &[(String, FileKin
     Ok(())
 }
 
+/// The engine's name in errors ([`kv_api::Engine::NAME`]).
+const ENGINE: &str = "bitcask";
+
+/// The id of a new store's first segment (see [`Meta::fresh`]).
+const FIRST_SEGMENT: u32 = 1;
+
+/// Without `META`, `names` may hold nothing but what a crash while creating a store can leave:
+/// an empty first segment (created and synced before `META` is written), a `META.tmp`. Else
+/// the open would take a damaged store for a new one, or write into another store:
+///
+/// * a file this engine never writes: [`Error::Foreign`] naming them (another engine's store,
+///   or a directory that is not a store);
+/// * another segment, a non-empty first one, a hint: [`Error::Corruption`] naming `META`, the
+///   only record of which segments are live. Nothing can prove any of them garbage, so
+///   nothing may be deleted, and nothing is created.
+///
+/// With `META` there is nothing to check here.
+pub(crate) async fn check_without_meta<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
+    if names.iter().any(|n| n == META) {
+        return Ok(());
+    }
+    let foreign: Vec<&String> = names.iter().filter(|n| parse_name(n).is_none()).collect();
+    if !foreign.is_empty() {
+        return Err(Error::foreign(ENGINE, &foreign));
+    }
+    for name in names {
+        let crashed_creation = match parse_name(name) {
+            Some(FileKind::Segment(FIRST_SEGMENT)) => storage.open(name).await?.len().await? == 0,
+            Some(FileKind::MetaTmp) => true,
+            _ => false,
+        };
+        if !crashed_creation {
+            if storage.exists(META).await? {
+                // Created since the listing, by a writer beside this read-only open (a
+                // writer's first commit comes after META): not damage.
+                return Ok(());
+            }
+            return Err(Error::corruption(
+                META,
+                0,
+                format!("META is missing, but the storage holds {name}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Opens the store on `storage`; see the module docs. `read_only` writes nothing at all.
 pub(crate) async fn recover<S: Storage>(
     storage: &S,
     read_only: bool,
 ) -> Result<Recovered<S::File>> {
     let names = storage.list().await?;
+    check_without_meta(storage, &names).await?;
     let ours: Vec<(String, FileKind)> = names
         .iter()
         .filter_map(|n| parse_name(n).map(|k| (n.clone(), k)))
         .collect();
-    let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut present: HashSet<String> = names.iter().cloned().collect();
 
     let meta = if present.contains(META) {
         let file = storage.open(META).await?;
         Meta::decode(&read_all(&file, META).await?)?
     } else {
-        if ours
-            .iter()
-            .any(|(_, k)| matches!(k, FileKind::Segment(_) | FileKind::Hint(_)))
-        {
-            return Err(Error::corruption(
-                META,
-                0,
-                "segment files exist but META is missing",
-            ));
-        }
+        // A new store, or what a crash while creating one left (`check_without_meta`).
         if read_only {
             return Ok(Recovered {
                 layout: Layout {
@@ -156,7 +202,16 @@ pub(crate) async fn recover<S: Storage>(
             });
         }
         let fresh = Meta::fresh();
+        debug_assert_eq!(fresh.segments.last().map(|s| s.id), Some(FIRST_SEGMENT));
+        // The first segment is durable before META names it: a crash in between leaves an
+        // empty segment without META (a new store again), never META naming a missing
+        // segment, which is damage.
+        let first = segment_name(FIRST_SEGMENT);
+        storage.create(&first).await?.sync().await?;
+        storage.sync().await?;
         fresh.write(storage).await?;
+        present.insert(first);
+        present.insert(META.to_string());
         fresh
     };
     if !read_only {
@@ -217,61 +272,46 @@ pub(crate) async fn recover<S: Storage>(
     }
 
     let name = segment_name(active_ref.id);
-    let file = if present.contains(name.as_str()) {
-        Some(storage.open(&name).await?)
-    } else if meta.segments.len() == 1 && meta.last_seq == 0 {
-        // A new store whose first segment was not created yet: nothing can be lost.
-        if read_only {
-            None
-        } else {
-            let f = storage.create(&name).await?;
-            storage.sync().await?;
-            Some(f)
-        }
-    } else {
+    if !present.contains(name.as_str()) {
         return Err(Error::corruption(
             &name,
             0,
             "active segment named by META is missing",
         ));
-    };
-    let active = match file {
-        None => None,
-        Some(file) => {
-            let buf = read_all(&file, &name).await?;
-            let mut pending = Vec::new();
-            let mut entries = Entries::new();
-            let (active_last, valid_len) = replay_log(
-                &buf,
-                &name,
-                active_ref.id,
-                true,
-                last,
-                &mut entries,
-                Some(&mut pending),
-            )?;
-            runs.push(entries);
-            if !read_only {
-                if valid_len < buf.len() as u64 {
-                    // A torn tail: the uncommitted transaction goes, write records included,
-                    // so the next commit appended here is not glued to its remains.
-                    file.truncate(valid_len).await?;
-                }
-                // What recovery serves must survive a power loss right after: the tail may
-                // have been written but never synced by the process that crashed.
-                file.sync().await?;
-                storage.sync().await?;
-            }
-            last = last.max(active_last);
-            handles.insert(active_ref.id, SegFile::new(file.clone(), valid_len));
-            Some(Active {
-                id: active_ref.id,
-                file,
-                len: valid_len,
-                pending,
-            })
+    }
+    let file = storage.open(&name).await?;
+    let buf = read_all(&file, &name).await?;
+    let mut pending = Vec::new();
+    let mut entries = Entries::new();
+    let (active_last, valid_len) = replay_log(
+        &buf,
+        &name,
+        active_ref.id,
+        true,
+        last,
+        &mut entries,
+        Some(&mut pending),
+    )?;
+    runs.push(entries);
+    if !read_only {
+        if valid_len < buf.len() as u64 {
+            // A torn tail: the uncommitted transaction goes, write records included, so the
+            // next commit appended here is not glued to its remains.
+            file.truncate(valid_len).await?;
         }
-    };
+        // What recovery serves must survive a power loss right after: the tail may have been
+        // written but never synced by the process that crashed.
+        file.sync().await?;
+        storage.sync().await?;
+    }
+    last = last.max(active_last);
+    handles.insert(active_ref.id, SegFile::new(file.clone(), valid_len));
+    let active = Some(Active {
+        id: active_ref.id,
+        file,
+        len: valid_len,
+        pending,
+    });
 
     let last = Version::new(last.0.max(meta.last_seq), last.1.max(meta.last_time_ms));
     Ok(Recovered {

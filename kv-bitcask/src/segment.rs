@@ -33,7 +33,8 @@ pub(crate) fn hint_name(id: u32) -> String {
     format!("{id:08}.hint")
 }
 
-/// Parses a name this engine may have written; `None` for anything else (left alone).
+/// Parses a name this engine may have written; `None` for anything else (left alone in a
+/// store, refused in a storage without `META`: see `recovery::check_without_meta`).
 pub(crate) fn parse_name(name: &str) -> Option<FileKind> {
     match name {
         META => return Some(FileKind::Meta),
@@ -41,10 +42,14 @@ pub(crate) fn parse_name(name: &str) -> Option<FileKind> {
         _ => {}
     }
     let (stem, ext) = name.split_once('.')?;
-    if stem.len() != 8 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+    if stem.len() < 8 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let id = stem.parse().ok()?;
+    let id: u32 = stem.parse().ok()?;
+    // Only the names this engine writes: 8 digits, more without leading zeros.
+    if format!("{id:08}") != stem {
+        return None;
+    }
     match ext {
         "log" => Some(FileKind::Segment(id)),
         "hint" => Some(FileKind::Hint(id)),
@@ -63,11 +68,19 @@ mod tests {
         assert_eq!(parse_name(&hint_name(7)), Some(FileKind::Hint(7)));
         assert_eq!(parse_name("META"), Some(FileKind::Meta));
         assert_eq!(parse_name("META.tmp"), Some(FileKind::MetaTmp));
+        assert_eq!(segment_name(123_456_789), "123456789.log");
+        assert_eq!(
+            parse_name("123456789.log"),
+            Some(FileKind::Segment(123_456_789))
+        );
         for other in [
             "LOCK",
             "0000012.log",
             "00000012.txt",
             "0000001a.log",
+            "000000012.log",
+            "99999999999.log",
+            "00000012.log.bak",
             "x.log",
             "",
         ] {

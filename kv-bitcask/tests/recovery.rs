@@ -395,3 +395,82 @@ async fn failures_during_a_roll_lose_nothing_committed() -> Result<()> {
     }
     Ok(())
 }
+
+/// Finding: a store that never rolled has one segment, and META written when it was created
+/// (`last_seq` 0). With that segment deleted it opened as an empty store (taken for a new
+/// store whose first segment was not created yet). Now a segment META names is never
+/// missing without an error: corruption naming it, and nothing is created or deleted.
+#[tokio::test]
+async fn the_only_segment_missing_is_corruption() -> Result<()> {
+    let storage = MemoryStorage::new();
+    {
+        let store = open(&storage).await?;
+        put(&store, "a", 1).await?;
+        put(&store, "b", 2).await?;
+    }
+    let all = files(&storage).await?;
+    assert_eq!(segments(&all), ["00000001.log"]);
+    let s = storage_from(&all).await?;
+    s.remove("00000001.log").await?;
+    let damaged = files(&s).await?;
+    for options in [Options::default(), Options::default().read_only(true)] {
+        match open_with(&s, options).await.err() {
+            Some(Error::Corruption { file, .. }) => assert_eq!(file, "00000001.log"),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        assert_eq!(files(&s).await?, damaged, "the failed open changed files");
+    }
+    Ok(())
+}
+
+/// A new store creates (and syncs) its first segment before it writes META, so what a crash
+/// during creation leaves is an empty `00000001.log`, perhaps with a `META.tmp`: it opens as
+/// a new store (read-only: an empty one, writing nothing). META without a segment is never
+/// left by a creation: corruption like any missing segment.
+#[tokio::test]
+async fn a_crashed_creation_opens_as_new() -> Result<()> {
+    let meta_of_new_store = {
+        let s = MemoryStorage::new();
+        drop(open(&s).await?);
+        files(&s).await?["META"].clone()
+    };
+    let empty_segment = ("00000001.log".to_string(), Vec::new());
+    let meta_tmp = ("META.tmp".to_string(), b"torn".to_vec());
+    for left in [
+        vec![empty_segment.clone()],
+        vec![empty_segment.clone(), meta_tmp.clone()],
+        vec![meta_tmp.clone()],
+    ] {
+        let left: BTreeMap<String, Vec<u8>> = left.into_iter().collect();
+        let s = storage_from(&left).await?;
+        let reader = Store::<Mem>::open_read_only(s.clone()).await?;
+        assert_eq!(get(&reader, "a").await?, None);
+        drop(reader);
+        assert_eq!(files(&s).await?, left, "read-only wrote");
+        let store = open(&s).await?;
+        put(&store, "a", 1).await?;
+        drop(store);
+        let mut names = s.list().await?;
+        names.sort();
+        assert_eq!(names, ["00000001.log", "META"], "from {:?}", left.keys());
+        assert_eq!(get(&open(&s).await?, "a").await?, Some(1));
+    }
+    // A non-empty first segment without META is not a crashed creation.
+    let s = MemoryStorage::new();
+    drop(open(&s).await?);
+    let mut left = files(&s).await?;
+    left.insert("00000001.log".into(), b"x".to_vec());
+    left.remove("META");
+    let s = storage_from(&left).await?;
+    assert!(matches!(
+        open(&s).await.err(),
+        Some(Error::Corruption { .. })
+    ));
+    // META of a new store without its segment.
+    let s = storage_from(&[("META".to_string(), meta_of_new_store)].into()).await?;
+    match open(&s).await.err() {
+        Some(Error::Corruption { file, .. }) => assert_eq!(file, "00000001.log"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    Ok(())
+}

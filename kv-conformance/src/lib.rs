@@ -25,7 +25,8 @@
 //! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
 //! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
 //! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
-//! I/O, flipped bytes); concurrent transactions; durable commits sharing syncs (group
+//! I/O, flipped bytes); damage (a missing file is a typed error, never an empty store; files of
+//! another store are refused); concurrent transactions; durable commits sharing syncs (group
 //! commit); and random histories (with `proptest`) checked after every step against a
 //! [`Model`].
 //!
@@ -228,6 +229,9 @@ macro_rules! __suite_cases {
             crash_last_txn_torn_tail => crash::last_txn_torn_tail,
             crash_last_txn_flipped_byte => crash::last_txn_flipped_byte,
             crash_last_txn_cut_before_commit_record => crash::last_txn_cut_before_commit_record,
+            damage_missing_file_is_an_error => damage::missing_file_is_an_error,
+            damage_foreign_files_are_refused => damage::foreign_files_are_refused,
+            damage_crashed_creation_opens_empty => damage::crashed_creation_opens_empty,
             queries_abort_discards_writes => queries::abort_discards_writes,
             queries_get_unremoved_skips_removals => queries::get_unremoved_skips_removals,
             queries_keys_in_type_order => queries::keys_in_type_order,

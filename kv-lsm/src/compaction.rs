@@ -77,7 +77,8 @@ impl<S: Storage> Inner<S> {
             None
         } else {
             let mut w =
-                TableWriter::create(&self.storage, self.alloc_id(), self.tuning.block_size).await?;
+                TableWriter::create(&self.storage, self.alloc_id()?, self.tuning.block_size)
+                    .await?;
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             while let Some(e) = cursor.current() {
@@ -278,7 +279,7 @@ impl<S: Storage> Inner<S> {
                 let w = match &mut writer {
                     Some(w) => w,
                     None => {
-                        let id = self.alloc_id();
+                        let id = self.alloc_id()?;
                         created.push(id);
                         writer.insert(
                             TableWriter::create(&self.storage, id, self.tuning.block_size).await?,

@@ -18,10 +18,11 @@ use kv_engine_kit::txlog;
 use crate::cache::BlockCache;
 use crate::key::ukey;
 use crate::levels::LevelSet;
-use crate::manifest::{MANIFEST_TMP, Manifest};
+use crate::manifest::{MANIFEST, MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
+use crate::names::{FILE_ID_LIMIT, Listing, id_after};
 use crate::options::LsmOptions;
-use crate::sstable::{Table, parse_table_name, table_name};
+use crate::sstable::{Table, table_name};
 use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
 
 /// The largest WAL encode buffer kept for the next commit.
@@ -100,8 +101,13 @@ impl<S: Storage> Inner<S> {
         self.state.write()
     }
 
-    pub fn alloc_id(&self) -> u64 {
-        self.next_file_id.fetch_add(1, Ordering::AcqRel)
+    /// Takes a new file id (checked: never at or past [`FILE_ID_LIMIT`], never wrapping).
+    pub fn alloc_id(&self) -> Result<u64> {
+        self.next_file_id
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |id| {
+                id.checked_add(1).filter(|next| *next <= FILE_ID_LIMIT)
+            })
+            .map_err(|_| Error::InvalidArgument("file ids exhausted".into()))
     }
 
     /// Writes the manifest for `persisted` and `levels`.
@@ -145,7 +151,7 @@ impl<S: Storage> Inner<S> {
         if let Some(old) = self.wal_file() {
             old.sync().await?;
         }
-        let id = self.alloc_id();
+        let id = self.alloc_id()?;
         let file = self.storage.create(&wal_name(id)).await?;
         self.storage.sync().await?;
         *self.wal.lock() = Some(ActiveWal { file, len: 0 });
@@ -220,25 +226,37 @@ impl<S: Storage> Lsm<S> {
         let guard = if read_only {
             None
         } else {
+            // Refused before the lock too: on files, taking it creates a lock file, and
+            // nothing is created in a storage that is not this engine's.
+            Listing::of(&storage.list().await?)?.check_without_manifest()?;
             Some(storage.lock().await?)
         };
-        let existing = Manifest::read(&storage).await?;
+        // The manifest before the listing (so the listing is the newer of the two), as a
+        // read-only open beside a writer needs.
+        let mut existing = Manifest::read(&storage).await?;
+        let mut listing = Listing::of(&storage.list().await?)?;
+        if existing.is_none() && listing.manifest {
+            // Created in between, by a writer beside this read-only open.
+            existing = Manifest::read(&storage).await?;
+        }
+        listing.manifest = existing.is_some();
+        listing.check_without_manifest()?;
         let fresh = existing.is_none();
         let manifest = existing.unwrap_or_default();
-
-        let names = storage.list().await?;
-        let mut tables_on_disk = HashSet::new();
-        let mut wal_ids = Vec::new();
-        let mut max_id = 0;
-        for name in &names {
-            if let Some(id) = parse_table_name(name) {
-                tables_on_disk.insert(id);
-                max_id = max_id.max(id);
-            } else if let Some(id) = parse_wal_name(name) {
-                wal_ids.push(id);
-                max_id = max_id.max(id);
-            }
+        if manifest.next_file_id > FILE_ID_LIMIT {
+            return Err(Error::corruption(
+                MANIFEST,
+                0,
+                format!("impossible next file id {}", manifest.next_file_id),
+            ));
         }
+
+        let Listing {
+            tables: tables_on_disk,
+            wals: mut wal_ids,
+            next_id: next_on_disk,
+            ..
+        } = listing;
         let listed: HashSet<u64> = manifest.tables.iter().map(|(_, t)| t.id).collect();
         for (_, t) in &manifest.tables {
             if !tables_on_disk.contains(&t.id) {
@@ -250,14 +268,24 @@ impl<S: Storage> Lsm<S> {
             }
         }
         if !read_only {
-            if names.iter().any(|n| n == MANIFEST_TMP) {
+            if listing.manifest_tmp {
                 storage.remove(MANIFEST_TMP).await?;
             }
-            // Tables not in the manifest: outputs of a flush or compaction that crashed
-            // before its manifest edit, or inputs whose deletion did not happen.
+            // Tables the manifest does not list are garbage, proven by the manifest: it is
+            // this engine's (a fresh store has no tables: `check_without_manifest`) and it
+            // decoded, CRC and all. A table is listed by the manifest edit of the flush or
+            // compaction that wrote it, written after the table was synced, and unlisted by
+            // the edit of the compaction that consumed it, so an unlisted table is either
+            // * an input compacted away (id below the manifest's `next_file_id`): its data is
+            //   in the listed outputs of that compaction, and only its deletion was lost; or
+            // * the output of a flush or compaction that crashed before its edit (id at or
+            //   above `next_file_id`, or below it if a later edit raised the counter): a
+            //   flush's data is still in WAL files at or above the manifest's `wal_floor`
+            //   (kept, and replayed below), a compaction's still in its listed inputs.
             for id in tables_on_disk.difference(&listed) {
                 storage.remove(&table_name(*id)).await?;
             }
+            // Below the floor: every commit in them is in a listed table.
             for id in wal_ids.iter().filter(|id| **id < manifest.wal_floor) {
                 storage.remove(&wal_name(*id)).await?;
             }
@@ -265,7 +293,7 @@ impl<S: Storage> Lsm<S> {
         wal_ids.retain(|id| *id >= manifest.wal_floor);
         wal_ids.sort_unstable();
 
-        let mut next_id = manifest.next_file_id.max(max_id + 1);
+        let mut next_id = manifest.next_file_id.max(next_on_disk);
         let first_wal = match wal_ids.first() {
             Some(id) => *id,
             None => next_id,
@@ -279,8 +307,11 @@ impl<S: Storage> Lsm<S> {
         let mut active = replayed.active;
         if !read_only {
             if fresh {
+                // A new store: its manifest is durable before its first WAL file exists, so a
+                // crash in between leaves nothing the next open could take for a damaged
+                // store (see `Listing::check_without_manifest`).
                 Manifest {
-                    next_file_id: next_id + 1,
+                    next_file_id: id_after(next_id, MANIFEST)?,
                     ..manifest.clone()
                 }
                 .write(&storage)
@@ -296,7 +327,7 @@ impl<S: Storage> Lsm<S> {
                 }
                 None => {
                     let id = next_id;
-                    next_id += 1;
+                    next_id = id_after(id, MANIFEST)?;
                     let file = storage.create(&wal_name(id)).await?;
                     storage.sync().await?;
                     active = Some(ActiveWal { file, len: 0 });

@@ -55,6 +55,7 @@ mod key;
 mod levels;
 mod manifest;
 mod memtable;
+mod names;
 mod options;
 mod read;
 mod sstable;

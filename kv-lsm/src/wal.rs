@@ -18,13 +18,14 @@ pub(crate) fn wal_name(id: u64) -> String {
     format!("wal-{id:08}.log")
 }
 
-/// The id of a WAL file name.
+/// The id of a WAL file name: only a name [`wal_name`] writes.
 pub(crate) fn parse_wal_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let id = digits.parse().ok()?;
+    (wal_name(id) == name).then_some(id)
 }
 
 /// The WAL file being appended to.
@@ -94,6 +95,7 @@ mod tests {
         assert_eq!(parse_wal_name("wal-00000003.log"), Some(3));
         assert_eq!(parse_wal_name("wal-.log"), None);
         assert_eq!(parse_wal_name("00000003.sst"), None);
+        assert_eq!(parse_wal_name("wal-3.log"), None);
     }
 
     #[test]

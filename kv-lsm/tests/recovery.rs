@@ -249,3 +249,135 @@ async fn crash_after_a_flush_before_wal_deletion() {
         assert!(!files(&st).await.contains_key(name), "stale {name} deleted");
     }
 }
+
+/// The error of an open that must fail, or a panic describing what opened instead.
+async fn open_error(st: &MemoryStorage, opts: Opts) -> Error {
+    match try_engine(st.clone(), opts).await {
+        Err(e) => e,
+        Ok(e) => panic!(
+            "opened, with {} keys, instead of failing",
+            contents(&e).await.len()
+        ),
+    }
+}
+
+/// Finding: without its MANIFEST, a store opened as a new one and the open deleted every
+/// table (none is listed in an empty manifest), keeping only what the WAL held. Now it is
+/// corruption naming MANIFEST, for a writer and a reader, and nothing is deleted or created.
+#[tokio::test]
+async fn missing_manifest_is_corruption_and_deletes_nothing() {
+    let (s, _) = tree().await;
+    let full = files(&s).await;
+    assert!(!tables(&full).is_empty() && !wals(&full).is_empty());
+    let mut gone = full.clone();
+    gone.remove("MANIFEST");
+    // Also with what a crashed manifest rewrite leaves, and with the WAL files alone.
+    let mut with_tmp = gone.clone();
+    with_tmp.insert("MANIFEST.tmp".into(), full["MANIFEST"].clone());
+    let only_wals: BTreeMap<_, _> = gone
+        .iter()
+        .filter(|(n, _)| n.starts_with("wal-"))
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .collect();
+    let only_tables: BTreeMap<_, _> = gone
+        .iter()
+        .filter(|(n, _)| n.ends_with(".sst"))
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .collect();
+    for (what, damaged) in [
+        ("tables and WAL", &gone),
+        ("with MANIFEST.tmp", &with_tmp),
+        ("WAL only", &only_wals),
+        ("tables only", &only_tables),
+    ] {
+        let st = copy(damaged).await;
+        for opts in [small(), small().read_only(true)] {
+            match open_error(&st, opts.clone()).await {
+                Error::Corruption { file, .. } => assert_eq!(file, "MANIFEST", "{what}"),
+                other => panic!("{what}: expected corruption, got {other:?}"),
+            }
+            assert_eq!(&files(&st).await, damaged, "{what}: the open changed files");
+        }
+    }
+}
+
+/// What a crash while creating a store can leave: nothing, or a `MANIFEST.tmp` (the manifest
+/// is written before the first WAL file). Both open as a new store.
+#[tokio::test]
+async fn crashed_creation_opens_as_new() {
+    let st = copy(&[("MANIFEST.tmp".to_string(), vec![1, 2, 3])].into()).await;
+    let e = engine(&st, small()).await;
+    assert!(contents(&e).await.is_empty());
+    put_many(&e, &[(b"a", Some(b"1"))]).await;
+    drop(e);
+    let names = files(&st).await;
+    assert!(!names.contains_key("MANIFEST.tmp"));
+    assert!(names.contains_key("MANIFEST"));
+    let e = engine(&st, small()).await;
+    assert_eq!(contents(&e).await.len(), 1);
+}
+
+/// The creation order, confirmed at every storage mutation of a first open: a crash never
+/// leaves a WAL file or a table without a MANIFEST (which the open would rightly refuse).
+#[tokio::test]
+async fn creation_writes_the_manifest_before_the_first_wal() {
+    use kv_conformance::{CrashMode, FaultyStorage, Ops};
+    let count = {
+        let faulty = FaultyStorage::wrap(MemoryStorage::new())
+            .await
+            .expect("wrap");
+        let small = small();
+        kv_lsm::Lsm::open(faulty.restart(), small.options, small.tuning)
+            .await
+            .expect("open");
+        faulty.count(Ops::MUTATIONS).await
+    };
+    for n in 0..count {
+        for mode in [CrashMode::LoseUnsynced, CrashMode::KeepUnsynced] {
+            let inner = MemoryStorage::new();
+            let faulty = FaultyStorage::wrap(inner.clone()).await.expect("wrap");
+            faulty.crash_after(n, Ops::MUTATIONS, mode).await;
+            let small = small();
+            let _ = kv_lsm::Lsm::open(faulty.restart(), small.options, small.tuning).await;
+            assert!(faulty.disarm().await, "crash at {n}");
+            // What the crash left is what a restarted process sees.
+            let left = files(&faulty.restart()).await;
+            let has_data = left
+                .keys()
+                .any(|n| n.starts_with("wal-") || n.ends_with(".sst"));
+            assert!(
+                !has_data || left.contains_key("MANIFEST"),
+                "crash at {n} ({mode:?}) left {:?}",
+                left.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// Finding: ids come from file names, and a stray `wal-18446744073709551614.log` made the next
+/// id the last one (the next after wrapped to 0 and new files replaced old ones); an id of
+/// `u64::MAX` overflowed (a panic in debug builds). Ids that no store allocates are
+/// corruption naming the file, and nothing is changed.
+#[tokio::test]
+async fn impossible_file_ids_are_corruption() {
+    let (s, _) = tree().await;
+    let full = files(&s).await;
+    for stray in ["wal-18446744073709551614.log", "18446744073709551615.sst"] {
+        let mut damaged = full.clone();
+        damaged.insert(stray.to_string(), Vec::new());
+        let st = copy(&damaged).await;
+        for opts in [small(), small().read_only(true)] {
+            match open_error(&st, opts).await {
+                Error::Corruption { file, .. } => assert_eq!(file, stray),
+                other => panic!("{stray}: expected corruption, got {other:?}"),
+            }
+            assert_eq!(files(&st).await, damaged, "{stray}: the open changed files");
+        }
+        // Alone, without a manifest: corruption (a WAL without MANIFEST), not a panic.
+        let st = copy(&[(stray.to_string(), Vec::new())].into()).await;
+        assert!(
+            matches!(open_error(&st, small()).await, Error::Corruption { .. }),
+            "{stray} alone"
+        );
+    }
+}

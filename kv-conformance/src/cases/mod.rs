@@ -9,6 +9,7 @@ pub mod concurrency;
 pub mod conflicts;
 pub mod crash;
 pub mod crud;
+pub mod damage;
 pub mod history;
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
 pub mod indexeddb;

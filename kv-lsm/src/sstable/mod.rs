@@ -39,13 +39,15 @@ pub(crate) fn table_name(id: u64) -> String {
     format!("{id:08}.sst")
 }
 
-/// The id of a table file name.
+/// The id of a table file name: only a name [`table_name`] writes (so `42.sst` is not one,
+/// and is never taken for `00000042.sst`).
 pub(crate) fn parse_table_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".sst")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let id = digits.parse().ok()?;
+    (table_name(id) == name).then_some(id)
 }
 
 #[cfg(test)]
@@ -58,5 +60,9 @@ mod tests {
         assert_eq!(parse_table_name("00000042.sst"), Some(42));
         assert_eq!(parse_table_name("x.sst"), None);
         assert_eq!(parse_table_name("00000042.log"), None);
+        assert_eq!(parse_table_name("42.sst"), None);
+        assert_eq!(parse_table_name("000000042.sst"), None);
+        assert_eq!(parse_table_name("123456789.sst"), Some(123_456_789));
+        assert_eq!(parse_table_name("99999999999999999999.sst"), None);
     }
 }
