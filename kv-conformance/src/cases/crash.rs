@@ -576,10 +576,16 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
         .max_by_key(|r| r.end - r.start)
         .filter(|r| r.end > r.start)
         .ok_or("commit B wrote nothing")?;
-    match tamper(&region) {
-        Tamper::Cut(at) => must!(faulty.set_len(&region.file, at).await),
-        Tamper::Flip(at) => must!(faulty.flip_byte(&region.file, at).await),
-    }
+    let damaged_len = match tamper(&region) {
+        Tamper::Cut(at) => {
+            must!(faulty.set_len(&region.file, at).await);
+            at
+        }
+        Tamper::Flip(at) => {
+            must!(faulty.flip_byte(&region.file, at).await);
+            region.end
+        }
+    };
     let store = match open::<E, F>(&faulty, &options).await {
         Ok(s) => s,
         Err(e) => return Err(format!("reopen after damaging B: {e}")),
@@ -587,6 +593,20 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     check_store(&store, &model, &universe, true)
         .await
         .map_err(|e| format!("B not rolled back: {e}"))?;
+    // The rollback is reported: B's bytes, from the end of A to the end of the file.
+    let report = store.recovery();
+    let reported = report.dropped.iter().any(|d| {
+        d.file == region.file && d.offset == region.start && d.offset + d.bytes == damaged_len
+    });
+    if !reported || report.dropped.len() != 1 {
+        return Err(format!(
+            "expected one report of {} bytes of {} at {}, got {:?}",
+            damaged_len - region.start,
+            region.file,
+            region.start,
+            report.dropped
+        ));
+    }
     let c = Step::Commit(vec![(0, 4, Some("C".into())), (0, 2, None)]);
     let v = run_step(&store, &c)
         .await
@@ -596,6 +616,12 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     let store = open::<E, F>(&faulty, &options)
         .await
         .map_err(|e| format!("reopen after C: {e}"))?;
+    if !store.recovery().is_clean() {
+        return Err(format!(
+            "a clean reopen reports {:?}",
+            store.recovery().dropped
+        ));
+    }
     check_store(&store, &model, &universe, true)
         .await
         .map_err(|e| format!("reopen after C: {e}"))?;
