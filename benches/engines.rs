@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use criterion::{
+    Bencher, BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime,
+};
 use kv::backends::{FileStorage, MemoryStorage};
 use kv::{Durability, Engine, Store};
 use tokio::runtime::Runtime;
@@ -22,7 +24,9 @@ mod workload;
 use workload::{BATCH, COMMITTERS, LARGE_BATCH, LARGE_VALUE_LEN, Sizes, VALUE_LEN, VERSIONS};
 #[path = "common/ours.rs"]
 mod ours;
-use ours::{APIS, Api, Backend, Files, Memory, fill, fresh_store, put, read_random, scan_random};
+use ours::{
+    APIS, Api, Backend, Files, Memory, Opened, fill, fresh_store, put, read_random, scan_random,
+};
 
 /// The engines under test, generic over the backend.
 type BitcaskOn<S> = kv_bitcask::Bitcask<S>;
@@ -119,6 +123,94 @@ fn light_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallT
     g
 }
 
+/// One criterion sample: the time `run(iters, sample)` takes on the runtime, where `sample`
+/// numbers the samples 1, 2, ... (a seed, so that each sample reads other keys).
+fn iter_timed<F: Future<Output = ()>>(
+    b: &mut Bencher<'_, WallTime>,
+    rt: &Runtime,
+    mut run: impl FnMut(u64, u64) -> F,
+) {
+    let mut sample = 0;
+    b.iter_custom(|iters| {
+        sample += 1;
+        let work = run(iters, sample);
+        rt.block_on(async {
+            let t = Instant::now();
+            work.await;
+            t.elapsed()
+        })
+    });
+}
+
+/// Runs `task(i)` for every `i` in `0..count` as concurrent tokio tasks, until all are done.
+async fn all_tasks<F>(count: u64, task: impl Fn(u64) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..count).map(|i| tokio::spawn(task(i))).collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
+/// The time `timed` takes over `iters` rounds, each on what an untimed `setup` made, the
+/// result going to an untimed `teardown`.
+async fn timed_rounds<S, T>(
+    iters: u64,
+    mut setup: impl AsyncFnMut() -> S,
+    mut timed: impl AsyncFnMut(S) -> T,
+    mut teardown: impl AsyncFnMut(T),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = setup().await;
+        let t = Instant::now();
+        let output = timed(input).await;
+        total += t.elapsed();
+        teardown(output).await;
+    }
+    total
+}
+
+/// The time of `iters` fills (keys `0..n` in transactions of `batch`, `len`-byte values),
+/// each of a fresh store; opening and closing the stores is not timed.
+async fn fresh_fills<E, B>(
+    iters: u64,
+    api: Api,
+    n: usize,
+    batch: usize,
+    len: usize,
+    durability: Durability,
+) -> Duration
+where
+    E: Engine<Storage = B::S>,
+    B: Backend,
+{
+    timed_rounds(
+        iters,
+        fresh_store::<E, B>,
+        async |o| {
+            fill(&o.store, api, n, batch, 0, len, durability).await;
+            o
+        },
+        async |o| o.store.close().await.expect("close"),
+    )
+    .await
+}
+
+/// A fresh store holding keys `0..n` (`len`-byte values, written buffered in transactions of
+/// `batch`), flushed: what the read workloads read.
+async fn filled_store<E, B>(api: Api, n: usize, batch: usize, len: usize) -> Opened<E, B>
+where
+    E: Engine<Storage = B::S>,
+    B: Backend,
+{
+    let o = fresh_store::<E, B>().await;
+    fill(&o.store, api, n, batch, 0, len, Durability::Buffered).await;
+    o.store.flush().await.expect("flush");
+    o
+}
+
 fn fill_batch<E, B>(c: &mut Criterion, cx: &Ctx)
 where
     E: Engine<Storage = B::S>,
@@ -130,17 +222,8 @@ where
     for api in APIS {
         g.bench_function(id::<E, B>(Some(api), ""), |b| {
             b.iter_custom(|iters| {
-                cx.rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let o = fresh_store::<E, B>().await;
-                        let t = Instant::now();
-                        fill(&o.store, api, n, BATCH, 0, VALUE_LEN, Durability::Sync).await;
-                        total += t.elapsed();
-                        o.store.close().await.expect("close");
-                    }
-                    total
-                })
+                let fills = fresh_fills::<E, B>(iters, api, n, BATCH, VALUE_LEN, Durability::Sync);
+                cx.rt.block_on(fills)
             })
         });
     }
@@ -160,26 +243,17 @@ where
             g.throughput(Throughput::Elements(committers as u64));
             let variant = format!("{committers}_committers");
             g.bench_function(id::<E, B>(Some(api), &variant), |b| {
-                b.iter_custom(|iters| {
-                    cx.rt.block_on(async {
-                        let t = Instant::now();
-                        let tasks: Vec<_> = (0..committers)
-                            .map(|_| {
-                                let store = o.store.clone();
-                                let next = next.clone();
-                                tokio::spawn(async move {
-                                    for _ in 0..iters {
-                                        let i = next.fetch_add(1, Ordering::Relaxed);
-                                        put(&store, api, i..i + 1, 0, VALUE_LEN, Durability::Sync)
-                                            .await;
-                                    }
-                                })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("committer task");
+                iter_timed(b, cx.rt, |iters, _| {
+                    let (store, next) = (&o.store, &next);
+                    all_tasks(committers as u64, move |_| {
+                        let store = store.clone();
+                        let next = next.clone();
+                        async move {
+                            for _ in 0..iters {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                put(&store, api, i..i + 1, 0, VALUE_LEN, Durability::Sync).await;
+                            }
                         }
-                        t.elapsed()
                     })
                 })
             });
@@ -200,17 +274,8 @@ where
     for api in APIS {
         g.bench_function(id::<E, B>(Some(api), ""), |b| {
             b.iter_custom(|iters| {
-                cx.rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let o = fresh_store::<E, B>().await;
-                        let t = Instant::now();
-                        fill(&o.store, api, n, 1, 0, VALUE_LEN, Durability::Buffered).await;
-                        total += t.elapsed();
-                        o.store.close().await.expect("close");
-                    }
-                    total
-                })
+                let fills = fresh_fills::<E, B>(iters, api, n, 1, VALUE_LEN, Durability::Buffered);
+                cx.rt.block_on(fills)
             })
         });
     }
@@ -234,35 +299,19 @@ where
         if !cx.wants(&ids) {
             continue;
         }
-        let o = cx.rt.block_on(async {
-            let o = fresh_store::<E, B>().await;
-            fill(&o.store, api, n, BATCH, 0, VALUE_LEN, Durability::Buffered).await;
-            o.store.flush().await.expect("flush");
-            o
-        });
+        let o = cx
+            .rt
+            .block_on(filled_store::<E, B>(api, n, BATCH, VALUE_LEN));
         let mut g = light_group(c, "get_random");
         for readers in [1u64, 2] {
             g.throughput(Throughput::Elements(readers));
             let variant = format!("{readers}_readers");
             g.bench_function(id::<E, B>(Some(api), &variant), |b| {
-                let mut seed = 0;
-                b.iter_custom(|iters| {
-                    seed += 1;
-                    cx.rt.block_on(async {
-                        let t = Instant::now();
-                        let tasks: Vec<_> = (0..readers)
-                            .map(|r| {
-                                let store = o.store.clone();
-                                let seed = seed * 16 + r;
-                                tokio::spawn(async move {
-                                    read_random(&store, api, n, iters, seed).await
-                                })
-                            })
-                            .collect();
-                        for task in tasks {
-                            task.await.expect("reader task");
-                        }
-                        t.elapsed()
+                iter_timed(b, cx.rt, |iters, seed| {
+                    let store = &o.store;
+                    all_tasks(readers, move |r| {
+                        let store = store.clone();
+                        async move { read_random(&store, api, n, iters, seed * 16 + r).await }
                     })
                 })
             });
@@ -272,14 +321,8 @@ where
         let mut g = light_group(c, "scan_100");
         g.throughput(Throughput::Elements(1));
         g.bench_function(id::<E, B>(Some(api), ""), |b| {
-            let mut seed = 0;
-            b.iter_custom(|iters| {
-                seed += 1;
-                cx.rt.block_on(async {
-                    let t = Instant::now();
-                    scan_random(&o.store, api, n, iters, seed).await;
-                    t.elapsed()
-                })
+            iter_timed(b, cx.rt, |iters, seed| {
+                scan_random(&o.store, api, n, iters, seed)
             })
         });
         g.finish();
@@ -302,9 +345,9 @@ where
     let mut reported = false;
     g.bench_function(id::<E, B>(None, ""), |b| {
         b.iter_custom(|iters| {
-            cx.rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
+            cx.rt.block_on(timed_rounds(
+                iters,
+                async || {
                     let o = fresh_store::<E, B>().await;
                     for version in 0..VERSIONS as u64 {
                         fill(
@@ -320,9 +363,13 @@ where
                     }
                     o.store.flush().await.expect("flush");
                     let before = o.store.stats().await.expect("stats").bytes_on_storage;
-                    let t = Instant::now();
+                    (o, before)
+                },
+                async |(o, before)| {
                     o.store.merge().await.expect("merge");
-                    total += t.elapsed();
+                    (o, before)
+                },
+                async |(o, before): (Opened<E, B>, u64)| {
                     let after = o.store.stats().await.expect("stats").bytes_on_storage;
                     if !reported {
                         reported = true;
@@ -335,9 +382,8 @@ where
                         );
                     }
                     o.store.close().await.expect("close");
-                }
-                total
-            })
+                },
+            ))
         })
     });
     g.finish();
@@ -378,17 +424,12 @@ where
         });
         g.bench_function(id::<E, B>(None, variant), |b| {
             b.iter_custom(|iters| {
-                cx.rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let storage = place.storage().await;
-                        let t = Instant::now();
-                        let store = Store::<E>::open(storage).await.expect("reopen");
-                        total += t.elapsed();
-                        store.close().await.expect("close");
-                    }
-                    total
-                })
+                cx.rt.block_on(timed_rounds(
+                    iters,
+                    async || place.storage().await,
+                    async |storage| Store::<E>::open(storage).await.expect("reopen"),
+                    async |store| store.close().await.expect("close"),
+                ))
             })
         });
     }
@@ -406,56 +447,27 @@ where
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(id::<E, B>(Some(api), "fill"), |b| {
             b.iter_custom(|iters| {
-                cx.rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let o = fresh_store::<E, B>().await;
-                        let t = Instant::now();
-                        fill(
-                            &o.store,
-                            api,
-                            n,
-                            LARGE_BATCH,
-                            0,
-                            LARGE_VALUE_LEN,
-                            Durability::Sync,
-                        )
-                        .await;
-                        total += t.elapsed();
-                        o.store.close().await.expect("close");
-                    }
-                    total
-                })
+                let fills = fresh_fills::<E, B>(
+                    iters,
+                    api,
+                    n,
+                    LARGE_BATCH,
+                    LARGE_VALUE_LEN,
+                    Durability::Sync,
+                );
+                cx.rt.block_on(fills)
             })
         });
         if !cx.wants(&[format!("large_values/{}", id::<E, B>(Some(api), "read"))]) {
             continue;
         }
-        let o = cx.rt.block_on(async {
-            let o = fresh_store::<E, B>().await;
-            fill(
-                &o.store,
-                api,
-                n,
-                LARGE_BATCH,
-                0,
-                LARGE_VALUE_LEN,
-                Durability::Buffered,
-            )
-            .await;
-            o.store.flush().await.expect("flush");
-            o
-        });
+        let o = cx
+            .rt
+            .block_on(filled_store::<E, B>(api, n, LARGE_BATCH, LARGE_VALUE_LEN));
         g.throughput(Throughput::Elements(1));
         g.bench_function(id::<E, B>(Some(api), "read"), |b| {
-            let mut seed = 0;
-            b.iter_custom(|iters| {
-                seed += 1;
-                cx.rt.block_on(async {
-                    let t = Instant::now();
-                    read_random(&o.store, api, n, iters, seed).await;
-                    t.elapsed()
-                })
+            iter_timed(b, cx.rt, |iters, seed| {
+                read_random(&o.store, api, n, iters, seed)
             })
         });
         cx.rt.block_on(o.store.close()).expect("close");

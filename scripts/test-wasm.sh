@@ -25,18 +25,13 @@ export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
 . scripts/wasm-env.sh
 cargo_args=("${wasm_cargo_args[@]}")
 
-# Cargo's progress lines are dropped; errors, warnings and the tests' output are kept. (`-q`
-# would pass `--quiet` on to wasm-bindgen-test-runner, which rejects it.)
-noise='^ *(Compiling|Checking|Finished|Running|Downloaded|Downloading|Locking|Adding|Updating|Blocking|Fresh) '
 for suite in "${suites[@]}"; do
   package=${suite%%:*}
   features=${suite#*:}
   # Unit and integration tests; doctests are not run for wasm32.
-  set +e
-  { cargo test -p "$package" --features "$features" "${cargo_args[@]}" --lib --tests "$@" \
-      2>&1 1>&3 3>&- | grep -Ev "$noise" >&2; } 3>&1
-  status=${PIPESTATUS[0]}
-  set -e
+  status=0
+  quiet_cargo test -p "$package" --features "$features" "${cargo_args[@]}" --lib --tests "$@" \
+    || status=$?
   if [ "$status" -ne 0 ]; then
     echo "test-wasm: tests of $package failed" >&2
     exit "$status"

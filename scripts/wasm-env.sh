@@ -1,6 +1,7 @@
 # Sourced (from the repository root) by every wasm32 script: scripts/test-wasm.sh and
 # examples/browser/{build,bench}.sh. Picks the toolchain route and sets `wasm_cargo_args`, the
 # cargo arguments of a wasm32 build; `return`s non-zero with a message if no route works.
+# Defines `quiet_cargo`, which those scripts run cargo with.
 #
 # With a rustup `wasm32-unknown-unknown` target installed, the rustup toolchain builds and the
 # wasm-bindgen CLI (same version as `wasm-bindgen` in Cargo.lock) must be on PATH. Otherwise it
@@ -43,3 +44,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wasm_bindge
   echo "  cargo install wasm-bindgen-cli --version $wasm_bindgen_version" >&2
   return 1
 fi
+
+# `quiet_cargo ARGS...` runs `cargo ARGS...` with cargo's progress lines dropped; errors,
+# warnings and the program's own output are kept. Returns cargo's exit status, so call it as
+# `quiet_cargo ... || status=$?` under `set -e`. (`-q` would pass `--quiet` on to
+# wasm-bindgen-test-runner, which rejects it.)
+quiet_cargo() {
+  local noise='^ *(Compiling|Checking|Finished|Running|Downloaded|Downloading|Locking|Adding|Updating|Blocking|Fresh) '
+  { cargo "$@" 2>&1 1>&3 3>&- | grep -Ev "$noise" >&2; } 3>&1
+  return "${PIPESTATUS[0]}"
+}

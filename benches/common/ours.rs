@@ -184,7 +184,7 @@ pub async fn read_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
         Api::Typed => {
             let snap = store.snapshot().await;
             for _ in 0..count {
-                let i = rng.below(n) as u64;
+                let i = rng.index(n) as u64;
                 let v: Option<ByteBuf> = snap.get(SLOT, &workload::key_u128(i)).await.expect("get");
                 assert!(v.is_some(), "key {i} missing");
             }
@@ -193,7 +193,7 @@ pub async fn read_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
             let engine = store.engine();
             let snap = engine.snapshot().expect("snapshot");
             for _ in 0..count {
-                let i = rng.below(n) as u64;
+                let i = rng.index(n) as u64;
                 // The value where it lies, not copied out (as the peers' reads, where their
                 // API allows).
                 let mut found = false;
@@ -215,7 +215,7 @@ pub async fn scan_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
         Api::Typed => {
             let snap = store.snapshot().await;
             for _ in 0..count {
-                let start = workload::key_u128(rng.below(n) as u64);
+                let start = workload::key_u128(rng.index(n) as u64);
                 let rows: Vec<(u128, ByteBuf)> = snap
                     .range(SLOT, start..)
                     .limit(SCAN_LEN)
@@ -228,7 +228,7 @@ pub async fn scan_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
             let engine = store.engine();
             let snap = engine.snapshot().expect("snapshot");
             for _ in 0..count {
-                let start = workload::key(rng.below(n) as u64).to_vec();
+                let start = workload::key(rng.index(n) as u64).to_vec();
                 let range = KeyRange {
                     start: Bound::Included(start),
                     end: Bound::Unbounded,

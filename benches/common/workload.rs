@@ -1,5 +1,5 @@
 //! Workload definitions shared by the criterion suite (`benches/engines.rs`) and the peer
-//! comparison (`benches/peers`): sizes per scale, the key and value generator, a tiny PRNG.
+//! comparison (`benches/peers`): sizes per scale, the key and value generator.
 //!
 //! Both include this file with `#[path]`, so the two runs write exactly the same bytes.
 
@@ -121,34 +121,13 @@ pub fn cache_bytes() -> Option<usize> {
     }
 }
 
-/// SplitMix64: a fast, well-mixed PRNG and hash; the same sequence on every run.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-}
-
-/// SplitMix64's finaliser.
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// The generator and hash of the workloads: SplitMix64, so that every run writes and reads the
+/// same keys and values. Pick keys with [`Rng::index`] (no division). The one copy is
+/// `kv_conformance::rng`, compiled in here by path: the peer comparison, a workspace of its
+/// own, needs neither that crate nor its dependencies for it.
+#[path = "../../kv-conformance/src/rng.rs"]
+mod rng;
+pub use rng::{Rng, mix};
 
 /// The `i`-th key as a number: a hash of `i` in the high half (so writes in `i` order land in
 /// random key order, as in db_bench's `fillrandom`) and `i` in the low half (so keys are unique).

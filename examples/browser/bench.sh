@@ -16,12 +16,9 @@ export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1200}
 # shellcheck source=../../scripts/wasm-env.sh
 . scripts/wasm-env.sh
 
-noise='^ *(Compiling|Checking|Finished|Running|Downloaded|Downloading|Locking|Adding|Updating|Blocking|Fresh) '
-set +e
-{ cargo test -p kv-browser-example --features browser-bench --release "${wasm_cargo_args[@]}" \
-    --test indexeddb_bench -- --nocapture 2>&1 1>&3 3>&- | grep -Ev "$noise" >&2; } 3>&1
-status=${PIPESTATUS[0]}
-set -e
+status=0
+quiet_cargo test -p kv-browser-example --features browser-bench --release \
+  "${wasm_cargo_args[@]}" --test indexeddb_bench -- --nocapture || status=$?
 [ "$status" -eq 0 ] || exit "$status"
 "$here/build.sh"
 if command -v wasm-opt >/dev/null; then

@@ -35,12 +35,9 @@ fi
 # shellcheck source=../../scripts/wasm-env.sh
 . scripts/wasm-env.sh
 
-noise='^ *(Compiling|Checking|Finished|Running|Downloaded|Downloading|Locking|Adding|Updating|Blocking|Fresh) '
-set +e
-{ cargo build -p kv-browser-example --lib "${profile_args[@]}" "${wasm_cargo_args[@]}" \
-    2>&1 1>&3 3>&- | grep -Ev "$noise" >&2; } 3>&1
-status=${PIPESTATUS[0]}
-set -e
+status=0
+quiet_cargo build -p kv-browser-example --lib "${profile_args[@]}" "${wasm_cargo_args[@]}" \
+  || status=$?
 if [ "$status" -ne 0 ]; then
   echo "build: cargo build of kv-browser-example failed" >&2
   exit "$status"

@@ -10,12 +10,11 @@
 //! * `create`, `remove` and `rename` each run in one transaction and are durable when they
 //!   return (so [`Storage::sync`] has nothing left to do). `rename` moves a name → id entry and
 //!   drops the replaced target's chunks; it copies no data.
-//! * Reads take bytes from the tail or from full chunks, through a bounded LRU cache of
-//!   chunks shared by the storage's files.
+//! * Reads take bytes from the tail or from full chunks, through a bounded cache of chunks
+//!   shared by the storage's files (the engines' read cache, `kv_engine_kit::cache::Cache`).
 //! * [`Storage::lock`] takes a Web Lock named after the database, exclusive across the tabs
 //!   and workers of the origin; see `lock.rs` for the fallback where Web Locks are missing.
 
-mod cache;
 mod file;
 mod layout;
 mod lock;
@@ -25,8 +24,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use kv_api::{LockGuard, Result, Storage, not_found};
+use kv_engine_kit::cache::Cache;
 
-use cache::ChunkCache;
 use file::FileShared;
 pub use file::IndexedDbFile;
 pub use layout::CHUNK_SIZE;
@@ -63,7 +62,18 @@ pub(crate) struct Shared {
     db: Db,
     /// Files opened through this storage, by current name: one state per file.
     open: RefCell<HashMap<String, Rc<FileShared>>>,
-    cache: RefCell<ChunkCache>,
+    /// Full chunks by `(file id, chunk index)`, charged their length. Only chunks below a
+    /// file's in-memory tail are cached: those are full and never change until a truncation
+    /// below them, which forgets them, so a cached chunk is never stale.
+    cache: Cache<(u64, u64), Rc<[u8]>>,
+}
+
+impl Shared {
+    /// Forgets the cached chunks of file `id` from chunk `from_index` on.
+    fn forget_chunks(&self, id: u64, from_index: u64) {
+        self.cache
+            .retain(|&(file, index)| file != id || index < from_index);
+    }
 }
 
 impl Drop for Shared {
@@ -88,6 +98,12 @@ impl IndexedDbStorage {
 
     /// Like [`IndexedDbStorage::open`], caching up to `cache_bytes` of file chunks in memory
     /// (default 16 MiB; 0 reads every chunk from IndexedDB each time).
+    ///
+    /// The cache is charged the bytes of the [`CHUNK_SIZE`] chunks it holds, so it holds at
+    /// most `cache_bytes / CHUNK_SIZE` of them (none below one chunk). It is the engines' read
+    /// cache (`kv_engine_kit::cache`): above 2 MiB it is split by key hash into up to 16
+    /// parts of at least 1 MiB, each evicting on its own (CLOCK, close to least recently
+    /// used), so a part may evict while another has room.
     pub async fn open_with_cache(name: &str, cache_bytes: usize) -> Result<Self> {
         let db = Db::open(name).await?;
         Ok(IndexedDbStorage {
@@ -95,7 +111,7 @@ impl IndexedDbStorage {
                 name: name.to_string(),
                 db,
                 open: RefCell::new(HashMap::new()),
-                cache: RefCell::new(ChunkCache::new(cache_bytes / CHUNK_SIZE as usize)),
+                cache: Cache::new(cache_bytes),
             }),
         })
     }
@@ -126,12 +142,12 @@ impl IndexedDbStorage {
     fn retire(&self, file: &FileShared) {
         let mut st = file.state.borrow_mut();
         st.removed = true;
-        self.shared.cache.borrow_mut().evict(st.id, 0);
+        self.shared.forget_chunks(st.id, 0);
     }
 
     fn evict(&self, id: Option<u64>) {
         if let Some(id) = id {
-            self.shared.cache.borrow_mut().evict(id, 0);
+            self.shared.forget_chunks(id, 0);
         }
     }
 }

@@ -632,13 +632,8 @@ mod tests {
     /// keydir as inserting their entries in replay order.
     #[test]
     fn from_runs_matches_inserts_in_replay_order() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut rng = kv_conformance::Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below(n);
         for round in 0..200u64 {
             let mut seq = 0;
             let runs: Vec<Vec<(Key, Loc)>> = (0..1 + next(5))

@@ -10,26 +10,10 @@ use kv_api::{Engine, Error, Options, Result, Storage, Store, Version};
 use kv_backends::MemoryStorage;
 use kv_bitcask::Bitcask;
 
+/// 200 commits over 50 keys, some removals.
 async fn fill<E: Engine>(store: &Store<E>, model: &mut BTreeMap<String, u64>) -> Result<()> {
-    for i in 0..200u64 {
-        let key = format!("k{:03}", (i * 13) % 50);
-        if i % 7 == 3 {
-            del(store, &key).await?;
-            model.remove(&key);
-        } else {
-            put(store, &key, i).await?;
-            model.insert(key, i);
-        }
-    }
-    Ok(())
-}
-
-async fn check<E: Engine>(store: &Store<E>, model: &BTreeMap<String, u64>) -> Result<()> {
-    let snap = store.snapshot().await;
-    let all: Vec<(String, u64)> = snap.range::<String, u64>(0, ..).await?;
-    let expected: Vec<(String, u64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    assert_eq!(all, expected);
-    Ok(())
+    let key = |i| format!("k{:03}", (i * 13) % 50);
+    commit_history(store, model, 200, key, |i| i % 7 == 3).await
 }
 
 #[tokio::test]

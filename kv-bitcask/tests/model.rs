@@ -8,21 +8,10 @@ use std::collections::BTreeMap;
 use common::*;
 use kv_api::{Options, Result, Store, Transaction, Version};
 use kv_backends::MemoryStorage;
+use kv_conformance::Rng;
 
 /// Every version of every key: seq -> value (`None`: removal).
 type Model = BTreeMap<String, BTreeMap<u64, Option<u64>>>;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 async fn check_view(txn: &Transaction<Mem>, model: &Model, at: u64) -> Result<()> {
     let mut live = Vec::new();
@@ -70,7 +59,7 @@ fn merged(model: &mut Model, h: u64) {
 #[tokio::test]
 async fn random_histories_match_the_model() -> Result<()> {
     for seed in 1..=12u64 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let storage = MemoryStorage::new();
         let options = || Options::default().segment_size(300 + 100 * (seed % 4));
         let mut store: Store<Mem> = open_with(&storage, options()).await?;

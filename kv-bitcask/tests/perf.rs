@@ -10,16 +10,14 @@ use std::time::{Duration, Instant};
 use kv_api::{Engine, Options, Result, Storage, WriteBatch};
 use kv_backends::{FileStorage, MemoryStorage};
 use kv_bitcask::Bitcask;
+use kv_conformance::Rng;
 
 const KEYS: u64 = 1_000_000;
 const BATCH: u64 = 1000;
 
 fn key(i: u64) -> Vec<u8> {
-    // splitmix64: keys in no particular order, as real keys are.
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    format!("{:016x}", z ^ (z >> 31)).into_bytes()
+    // The first SplitMix64 output of seed `i`: keys in no particular order, as real keys are.
+    format!("{:016x}", Rng::new(i).next_u64()).into_bytes()
 }
 
 /// CPU time of this thread (Linux; the test runtime runs on the test's thread), so that a

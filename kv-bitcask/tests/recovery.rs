@@ -17,28 +17,8 @@ async fn history<E: Engine>(
     n: u64,
     model: &mut BTreeMap<String, u64>,
 ) -> Result<()> {
-    for i in 0..n {
-        let key = format!("k{}", (i * 7) % 37);
-        if i % 5 == 4 {
-            del(store, &key).await?;
-            model.remove(&key);
-        } else {
-            put(store, &key, i).await?;
-            model.insert(key, i);
-        }
-    }
-    Ok(())
-}
-
-async fn check<E: Engine>(store: &Store<E>, model: &BTreeMap<String, u64>) -> Result<()> {
-    let snap = store.snapshot().await;
-    let all: Vec<(String, u64)> = snap.range::<String, u64>(0, ..).await?;
-    let expected: Vec<(String, u64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    assert_eq!(all, expected);
-    for (k, v) in model {
-        assert_eq!(snap.get::<_, u64>(0, k).await?, Some(*v), "{k}");
-    }
-    Ok(())
+    let key = |i| format!("k{}", (i * 7) % 37);
+    commit_history(store, model, n, key, |i| i % 5 == 4).await
 }
 
 #[tokio::test]

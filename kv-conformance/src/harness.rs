@@ -77,6 +77,19 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
             .await
             .expect("reopen store")
     }
+
+    /// Runs `check` on `store`, then on the same storage reopened ([`Env::reopen`]): what a
+    /// case checks must hold before and after a clean restart. Returns the reopened store.
+    pub async fn before_and_after_reopen(
+        &self,
+        store: StoreOf<E, F::Storage>,
+        mut check: impl AsyncFnMut(&StoreOf<E, F::Storage>),
+    ) -> StoreOf<E, F::Storage> {
+        check(&store).await;
+        let store = self.reopen(store).await;
+        check(&store).await;
+        store
+    }
 }
 
 /// Every file of `storage` with its whole contents, to compare storage states.

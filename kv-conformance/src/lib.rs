@@ -61,7 +61,7 @@ mod factory;
 mod faulty;
 mod harness;
 pub mod model;
-mod rng;
+pub mod rng;
 pub mod runtime;
 pub mod script;
 

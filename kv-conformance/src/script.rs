@@ -3,6 +3,7 @@
 
 use kv_api::{Engine, Options, Result, Slot, Store, Tuning, Version};
 
+use crate::harness::must;
 use crate::model::{Model, check_store};
 
 /// The model type of scripted histories: `u16` keys, `String` values.
@@ -88,6 +89,14 @@ pub fn apply(model: &mut ScriptModel, step: &Step, version: Option<Version>) {
             model.commit(seq, writes.iter().map(|(s, k, v)| ((*s, *k), v.clone())));
         }
         Step::Merge => model.merge(model.last()),
+    }
+}
+
+/// Runs `steps`, each of which must succeed, and applies them to `model`.
+pub async fn run_steps<E: Engine>(store: &Store<E>, model: &mut ScriptModel, steps: &[Step]) {
+    for step in steps {
+        let v = must!(run_step(store, step).await);
+        apply(model, step, v);
     }
 }
 

@@ -330,6 +330,18 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         }
     }
 
+    /// Removes every entry whose key fails `keep` (all the entries of a file that was removed
+    /// or cut short, say). Visits every entry: for rare bulk removals, not per read.
+    pub fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let gone: Vec<K> = shard.map.keys().filter(|k| !keep(k)).cloned().collect();
+            for key in &gone {
+                shard.remove(key);
+            }
+        }
+    }
+
     /// (hits, misses) counted by [`Cache::get`] and [`Cache::get_with`] so far.
     pub fn counters(&self) -> (u64, u64) {
         self.shards.iter().fold((0, 0), |(h, m), s| {
@@ -505,6 +517,28 @@ mod tests {
         cache.insert(9, Arc::new(9), 301);
         assert!(cache.peek(&9).is_none());
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn retain_removes_what_fails_the_test() {
+        // (file, chunk) keys over many shards; drop file 1 from chunk 10 on, then file 2.
+        let cache: Cache<(u64, u64), u64> = Cache::new(64 << 20);
+        for file in 0..3 {
+            for chunk in 0..100 {
+                cache.insert((file, chunk), chunk, 1000);
+            }
+        }
+        cache.retain(|&(file, chunk)| file != 1 || chunk < 10);
+        assert_eq!((cache.len(), cache.used()), (210, 210_000));
+        assert!(cache.peek(&(1, 9)).is_some() && cache.peek(&(1, 10)).is_none());
+        cache.retain(|&(file, _)| file != 2);
+        assert_eq!(cache.len(), 110);
+        assert!(cache.peek(&(2, 0)).is_none() && cache.peek(&(0, 99)).is_some());
+        // Freed room is reused: the clock's free positions, then new ones.
+        for chunk in 0..200 {
+            cache.insert((3, chunk), chunk, 1000);
+        }
+        assert_eq!((cache.len(), cache.used()), (310, 310_000));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   and its recovery.
 //! * [`commit`]: ordering, validation, group commit and visibility ([`commit::CommitPipeline`]).
 //! * [`conflict`]: the optimistic conflict tracker the pipeline uses.
-//! * [`cache`]: the sharded, byte-bounded read cache.
+//! * [`cache`]: the sharded, byte-bounded read cache (also the chunk cache of
+//!   `kv_backends::IndexedDbStorage`).
 //! * [`bytes`]: checked little-endian reads of bytes that came from storage.
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
 #![forbid(unsafe_code)]

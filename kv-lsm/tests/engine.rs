@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Mem, Opts, engine, files, open, small, try_engine};
+use common::{Mem, Opts, engine, files, open, parallel_runtime, scan_pairs, small, try_engine};
 use kv_api::{Engine, Error, KeyRange, Options, Store, Version, WriteBatch};
 use kv_backends::MemoryStorage;
 
@@ -23,6 +23,11 @@ async fn put_many(e: &Mem, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Version {
         batch = batch.write(0, k.clone(), v.clone());
     }
     e.commit(batch).await.expect("commit")
+}
+
+/// The latest value of `key` in slot 0.
+async fn latest(e: &Mem, key: &[u8]) -> Option<Vec<u8>> {
+    e.get(0, key, u64::MAX).await.expect("get")
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -187,10 +192,7 @@ async fn versions_across_memtable_l0_and_levels() {
     let e = engine(&s, small()).await;
     check_versions(&e, b"hot", &hot).await;
     for i in (1..=filler).step_by(37) {
-        assert_eq!(
-            e.get(0, &key(i), u64::MAX).await.expect("get"),
-            Some(vec![b'f'; 40])
-        );
+        assert_eq!(latest(&e, &key(i)).await, Some(vec![b'f'; 40]));
     }
 }
 
@@ -240,13 +242,7 @@ async fn check_scans(e: &Mem, at: u64, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     for range in &ranges {
         for reverse in [false, true] {
             for limit in [1, 7, 1000] {
-                let got: Vec<_> = e
-                    .scan(0, range, at, reverse, limit)
-                    .await
-                    .expect("scan")
-                    .into_iter()
-                    .map(|en| (en.key, en.value))
-                    .collect();
+                let got: Vec<_> = scan_pairs(e, range, at, reverse, limit).await;
                 assert_eq!(
                     got,
                     model_scan(model, range, reverse, limit),
@@ -312,13 +308,7 @@ async fn scan_across_all_sources_with_removals_and_snapshots() {
     let mut model0 = model.clone();
     model0.retain(|_, _| true);
     // Slot 1 is not in the model: check slot 0 only.
-    let got: Vec<_> = e
-        .scan(0, &KeyRange::all(), now, false, 10_000)
-        .await
-        .expect("scan")
-        .into_iter()
-        .map(|en| (en.key, en.value))
-        .collect();
+    let got: Vec<_> = scan_pairs(&e, &KeyRange::all(), now, false, 10_000).await;
     assert_eq!(got, model_scan(&model0, &KeyRange::all(), false, 10_000));
 
     // The same after a reopen (everything from tables and the WAL).
@@ -326,13 +316,7 @@ async fn scan_across_all_sources_with_removals_and_snapshots() {
     drop(e);
     let e = engine(&s, small()).await;
     check_scans(&e, old.seq(), &old_model).await;
-    let got: Vec<_> = e
-        .scan(0, &KeyRange::all(), now, true, 10_000)
-        .await
-        .expect("scan")
-        .into_iter()
-        .map(|en| (en.key, en.value))
-        .collect();
+    let got: Vec<_> = scan_pairs(&e, &KeyRange::all(), now, true, 10_000).await;
     assert_eq!(got, model_scan(&model, &KeyRange::all(), true, 10_000));
 }
 
@@ -515,10 +499,7 @@ async fn merge_shrinks_to_live_data() {
         (u64::from(n), u64::from(n))
     );
     for i in (0..n).step_by(97) {
-        assert_eq!(
-            e.get(0, &key(i), u64::MAX).await.expect("get"),
-            Some(vec![4; 100])
-        );
+        assert_eq!(latest(&e, &key(i)).await, Some(vec![4; 100]));
     }
 }
 
@@ -535,10 +516,7 @@ async fn read_only_and_the_writer_lock() {
     ));
     let before = files(&s).await;
     let ro = engine(&s, small().read_only(true)).await;
-    assert_eq!(
-        ro.get(0, &key(5), u64::MAX).await.expect("get"),
-        Some(b"v".to_vec())
-    );
+    assert_eq!(latest(&ro, &key(5)).await, Some(b"v".to_vec()));
     let batch = WriteBatch::new(ro.snapshot().expect("snapshot")).write(0, b"x".to_vec(), None);
     assert!(matches!(ro.commit(batch).await, Err(Error::ReadOnly(_))));
     assert!(matches!(ro.merge().await, Err(Error::ReadOnly(_))));
@@ -548,10 +526,7 @@ async fn read_only_and_the_writer_lock() {
     e.close().await.expect("close");
     // The lock is released by close.
     let again = engine(&s, small()).await;
-    assert_eq!(
-        again.get(0, &key(199), u64::MAX).await.expect("get"),
-        Some(b"v".to_vec())
-    );
+    assert_eq!(latest(&again, &key(199)).await, Some(b"v".to_vec()));
 }
 
 #[tokio::test]
@@ -574,10 +549,7 @@ async fn closed_store() {
     assert!(matches!(e.stats().await, Err(Error::Closed)));
     e.close().await.expect("closing twice is fine");
     let e = engine(&s, small()).await;
-    assert_eq!(
-        e.get(0, b"k", u64::MAX).await.expect("get"),
-        Some(b"v".to_vec())
-    );
+    assert_eq!(latest(&e, b"k").await, Some(b"v".to_vec()));
 }
 
 #[tokio::test]
@@ -605,13 +577,8 @@ async fn random_history_matches_a_model() {
     let mut e = engine(&s, small()).await;
     let mut states: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new()];
     let mut horizon = 0u64;
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut rng = kv_conformance::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move |n: u64| rng.below(n);
     for step in 0..400 {
         match next(100) {
             0..=84 => {
@@ -647,22 +614,17 @@ async fn random_history_matches_a_model() {
         }
         let now = states.len() as u64 - 1;
         let latest = states.last().cloned().unwrap_or_default();
-        let got: BTreeMap<_, _> = e
-            .scan(0, &KeyRange::all(), now, false, usize::MAX)
+        let got: BTreeMap<_, _> = scan_pairs(&e, &KeyRange::all(), now, false, usize::MAX)
             .await
-            .expect("scan")
             .into_iter()
-            .map(|en| (en.key, en.value))
             .collect();
         assert_eq!(got, latest, "step {step}");
         // An older readable state.
         let old = horizon + next(now - horizon + 1);
-        let got: BTreeMap<_, _> = e
-            .scan(0, &KeyRange::all(), old, next(2) == 0, usize::MAX)
+        let reverse = next(2) == 0;
+        let got: BTreeMap<_, _> = scan_pairs(&e, &KeyRange::all(), old, reverse, usize::MAX)
             .await
-            .expect("scan")
             .into_iter()
-            .map(|en| (en.key, en.value))
             .collect();
         assert_eq!(got, states[old as usize], "step {step} at {old}");
         let k = key(next(300) as u32);
@@ -682,11 +644,7 @@ async fn random_history_matches_a_model() {
 
 #[test]
 fn background_flushes_and_compactions() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = parallel_runtime();
     rt.block_on(async {
         let s = MemoryStorage::new();
         let opts = Opts::default().memtable_size(8 << 10).block_size(1024);
@@ -734,11 +692,7 @@ fn background_flushes_and_compactions() {
 /// a deep tree: every snapshot sees the same total, before and after a reopen.
 #[test]
 fn concurrent_transfers_merges_and_compactions() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = parallel_runtime();
     rt.block_on(async {
         const ACCOUNTS: u32 = 40;
         let s = MemoryStorage::new();

@@ -4,6 +4,8 @@
 
 #![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
 
+mod common;
+
 use std::time::Instant;
 
 use kv_api::{Options, Store};
@@ -51,11 +53,7 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
 #[test]
 #[ignore = "a million keys: run in release with --ignored"]
 fn million_keys_on_files() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::parallel_runtime();
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = Options::default();

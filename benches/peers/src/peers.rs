@@ -24,7 +24,7 @@ use crate::workload::{self, SCAN_LEN};
 fn random_keys(n: usize, count: u64, seed: u64) -> impl Iterator<Item = (u64, [u8; 16])> {
     let mut rng = workload::Rng::new(seed);
     (0..count).map(move |_| {
-        let i = rng.below(n) as u64;
+        let i = rng.index(n) as u64;
         (i, workload::key(i))
     })
 }

@@ -85,19 +85,17 @@ impl IndexedDbFile {
 
     /// Full chunks `first..=last` (below the tail), from the cache or else IndexedDB.
     async fn chunks(&self, name: &str, id: u64, first: u64, last: u64) -> Result<Vec<Rc<[u8]>>> {
-        let mut found: Vec<Option<Rc<[u8]>>> = {
-            let mut cache = self.storage.cache.borrow_mut();
-            (first..=last).map(|i| cache.get(id, i)).collect()
-        };
+        let cache = &self.storage.cache;
+        let mut found: Vec<Option<Rc<[u8]>>> =
+            (first..=last).map(|i| cache.get(&(id, i))).collect();
         let missing_first = found.iter().position(Option::is_none);
         let missing_last = found.iter().rposition(Option::is_none);
         if let (Some(a), Some(b)) = (missing_first, missing_last) {
             let (a, b) = (first + a as u64, first + b as u64);
             let fetched = self.storage.db.read_chunks(name, id, a, b).await?;
-            let mut cache = self.storage.cache.borrow_mut();
             for (index, bytes) in (a..).zip(fetched) {
                 let bytes: Rc<[u8]> = bytes.into();
-                cache.insert(id, index, bytes.clone());
+                cache.insert((id, index), bytes.clone(), bytes.len());
                 if let Some(slot) = found.get_mut((index - first) as usize) {
                     *slot = Some(bytes);
                 }
@@ -190,10 +188,11 @@ impl StorageFile for IndexedDbFile {
         st.cut = false;
         let new_start = len / CHUNK_SIZE * CHUNK_SIZE;
         let full = ((new_start - tail_start) as usize).min(st.tail.len());
-        let mut cache = self.storage.cache.borrow_mut();
         let written = tail.get(..full).unwrap_or_default();
         for (index, chunk) in (tail_start / CHUNK_SIZE..).zip(written.chunks(CHUNK_SIZE as usize)) {
-            cache.insert(id, index, chunk.into());
+            self.storage
+                .cache
+                .insert((id, index), chunk.into(), chunk.len());
         }
         st.tail.drain(..full);
         st.tail_start += full as u64;
@@ -232,10 +231,7 @@ impl StorageFile for IndexedDbFile {
                 bytes.ok_or_else(|| Error::corruption(&name, new_start, "chunk too short"))?;
             partial.extend_from_slice(bytes);
         }
-        self.storage
-            .cache
-            .borrow_mut()
-            .evict(id, new_start / CHUNK_SIZE);
+        self.storage.forget_chunks(id, new_start / CHUNK_SIZE);
         let mut st = self.live("truncate")?;
         st.tail_start = new_start;
         st.tail = partial;

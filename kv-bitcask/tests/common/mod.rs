@@ -41,6 +41,40 @@ pub async fn get<E: Engine>(store: &Store<E>, key: &str) -> Result<Option<u64>> 
     store.snapshot().await.get(0, key).await
 }
 
+/// Applies a history of `n` single-key commits to `store` and to `model`: commit `i` writes
+/// `i` under `key(i)`, or removes that key where `removes(i)`.
+pub async fn commit_history<E: Engine>(
+    store: &Store<E>,
+    model: &mut BTreeMap<String, u64>,
+    n: u64,
+    key: impl Fn(u64) -> String,
+    removes: impl Fn(u64) -> bool,
+) -> Result<()> {
+    for i in 0..n {
+        let key = key(i);
+        if removes(i) {
+            del(store, &key).await?;
+            model.remove(&key);
+        } else {
+            put(store, &key, i).await?;
+            model.insert(key, i);
+        }
+    }
+    Ok(())
+}
+
+/// Checks that slot 0 of `store` holds exactly `model`, by a scan and by point reads.
+pub async fn check<E: Engine>(store: &Store<E>, model: &BTreeMap<String, u64>) -> Result<()> {
+    let snap = store.snapshot().await;
+    let all: Vec<(String, u64)> = snap.range::<String, u64>(0, ..).await?;
+    let expected: Vec<(String, u64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    assert_eq!(all, expected);
+    for (k, v) in model {
+        assert_eq!(snap.get::<_, u64>(0, k).await?, Some(*v), "{k}");
+    }
+    Ok(())
+}
+
 /// Every file's bytes.
 pub async fn files<S: Storage>(s: &S) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();

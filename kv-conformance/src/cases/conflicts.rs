@@ -22,11 +22,7 @@ pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
     must!(t2.insert(0, &"loser only", &2u32));
     let v1 = must!(t1.commit().await);
     assert_matches!(t2.commit().await, Err(Error::Conflict(_)));
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         assert_eq!(must!(txn.get::<_, u32>(0, &"k").await), Some(1));
         assert_eq!(must!(txn.get::<_, u32>(0, &"loser only").await), None);
@@ -36,7 +32,8 @@ pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
             v1,
             "a conflicting commit took a version"
         );
-    }
+    })
+    .await;
 }
 
 /// A transaction read a key that another one then changed: it conflicts.

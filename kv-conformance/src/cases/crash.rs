@@ -142,9 +142,7 @@ async fn count_mutations<E: EngineFamily, F: StorageFactory>(script: &[Step]) ->
     let env = Env::<E, F>::new();
     let faulty = faulty(&env).await;
     let store = must!(open::<E, F>(&faulty, &crash_options()).await);
-    for step in script {
-        must!(run_step(&store, step).await);
-    }
+    script::run_steps(&store, &mut Model::new(), script).await;
     drop(store);
     faulty.count(Ops::MUTATIONS).await
 }
@@ -197,10 +195,7 @@ pub async fn power_loss_keeps_acknowledged<E: EngineFamily, F: StorageFactory>()
         let faulty = faulty(&env).await;
         let store = must!(open::<E, F>(&faulty, &crash_options()).await);
         let mut model = Model::new();
-        for step in &script {
-            let v = must!(run_step(&store, step).await);
-            script::apply(&mut model, step, v);
-        }
+        script::run_steps(&store, &mut model, &script).await;
         must!(faulty.crash(mode).await);
         drop(store);
         if let Err(e) =
@@ -255,9 +250,7 @@ pub async fn during_merge<E: EngineFamily, F: StorageFactory>() {
         let env = Env::<E, F>::new();
         let faulty = faulty(&env).await;
         let store = must!(open::<E, F>(&faulty, &crash_options()).await);
-        for step in &setup {
-            must!(run_step(&store, step).await);
-        }
+        script::run_steps(&store, &mut Model::new(), &setup).await;
         let before = faulty.count(Ops::MUTATIONS).await;
         must!(store.merge().await);
         faulty.count(Ops::MUTATIONS).await - before
@@ -270,10 +263,7 @@ pub async fn during_merge<E: EngineFamily, F: StorageFactory>() {
             let faulty = faulty(&env).await;
             let store = must!(open::<E, F>(&faulty, &crash_options()).await);
             let mut model = Model::new();
-            for step in &setup {
-                let v = must!(run_step(&store, step).await);
-                script::apply(&mut model, step, v);
-            }
+            script::run_steps(&store, &mut model, &setup).await;
             faulty.crash_after(b, Ops::MUTATIONS, mode).await;
             let merged = store.merge().await;
             if !faulty.disarm().await {
@@ -412,10 +402,7 @@ pub async fn fail_reads<E: EngineFamily, F: StorageFactory>() {
     let faulty = faulty(&env).await;
     let store = must!(open::<E, F>(&faulty, &crash_options()).await);
     let mut model = Model::new();
-    for step in &script {
-        let v = must!(run_step(&store, step).await);
-        script::apply(&mut model, step, v);
-    }
+    script::run_steps(&store, &mut model, &script).await;
     for b in 0..40 {
         faulty.fail_after(b, Ops::READS).await;
         // Any outcome but wrong data is fine while the fault is armed.
@@ -431,8 +418,7 @@ pub async fn fail_reads<E: EngineFamily, F: StorageFactory>() {
         }
     }
     let step = Step::Commit(vec![(0, 7, Some("after failed reads".into()))]);
-    let v = must!(run_step(&store, &step).await);
-    script::apply(&mut model, &step, v);
+    script::run_steps(&store, &mut model, &[step]).await;
     drop(store);
     let store = must!(open::<E, F>(&faulty, &crash_options()).await);
     if let Err(e) = check_store(&store, &model, &universe, true).await {
@@ -613,27 +599,10 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
         .map_err(|e| format!("commit C: {e}"))?;
     script::apply(&mut model, &c, v);
     drop(store);
-    let store = open::<E, F>(&faulty, &options)
-        .await
-        .map_err(|e| format!("reopen after C: {e}"))?;
-    if !store.recovery().is_clean() {
-        return Err(format!(
-            "a clean reopen reports {:?}",
-            store.recovery().dropped
-        ));
-    }
-    check_store(&store, &model, &universe, true)
-        .await
-        .map_err(|e| format!("reopen after C: {e}"))?;
-    drop(store);
+    reopen_and_check::<E, F>(&faulty, &options, &model, &universe, "reopen after C").await?;
     let first = must!(dump(&faulty.restart()).await);
-    let store = open::<E, F>(&faulty, &options)
-        .await
-        .map_err(|e| format!("second reopen after C: {e}"))?;
-    check_store(&store, &model, &universe, true)
-        .await
-        .map_err(|e| format!("second reopen after C: {e}"))?;
-    drop(store);
+    let what = "second reopen after C";
+    reopen_and_check::<E, F>(&faulty, &options, &model, &universe, what).await?;
     let second = must!(dump(&faulty.restart()).await);
     if first != second {
         return Err(format!(
@@ -643,6 +612,29 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
         ));
     }
     Ok(())
+}
+
+/// Opens the store on `faulty` as a new process after a clean close, checks it against
+/// `model` and that recovery reports nothing left out, and closes it again; errors name `what`.
+async fn reopen_and_check<E: EngineFamily, F: StorageFactory>(
+    faulty: &Faulty<F>,
+    options: &Options,
+    model: &ScriptModel,
+    universe: &[(u8, u16)],
+    what: &str,
+) -> std::result::Result<(), String> {
+    let store = open::<E, F>(faulty, options)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    if !store.recovery().is_clean() {
+        return Err(format!(
+            "{what}: a clean reopen reports {:?}",
+            store.recovery().dropped
+        ));
+    }
+    check_store(&store, model, universe, true)
+        .await
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 fn commit_record_len() -> u64 {

@@ -50,11 +50,7 @@ pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(7, &"k", &"changed".to_string()));
     must!(txn.commit().await);
 
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         for s in slots {
             let want = match s {
@@ -80,7 +76,8 @@ pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
             None,
             "an unused slot is empty"
         );
-    }
+    })
+    .await;
 }
 
 /// Overwrites: the last write of a transaction wins (one version), later commits replace.
@@ -160,11 +157,7 @@ pub async fn engine_reads_agree<E: EngineFamily, F: StorageFactory>() {
 pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         assert_eq!(must!(store.version()), Version::ZERO);
         let txn = store.current().await;
         assert_eq!(must!(txn.get::<_, u8>(0, &"nothing").await), None);
@@ -191,7 +184,8 @@ pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
             Version::ZERO,
             "merge is not a commit"
         );
-    }
+    })
+    .await;
 }
 
 /// 100,000 keys in ten commits survive a reopen; scans, counts and point reads agree.

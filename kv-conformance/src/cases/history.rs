@@ -140,37 +140,40 @@ pub fn histories(crashes: bool) -> impl Strategy<Value = Vec<Op>> {
                 reverse,
             }
         });
-    let op = if crashes {
-        prop_oneof![
-            8 => insert,
-            3 => remove,
-            4 => Just(Op::Commit),
-            1 => Just(Op::Abort),
-            1 => Just(Op::Merge),
-            1 => Just(Op::Pin),
-            1 => any::<u8>().prop_map(|which| Op::Unpin { which }),
-            1 => Just(Op::Reopen),
-            2 => scan,
-            1 => crash().prop_map(Op::Crash),
-            2 => (0u8..12, crash()).prop_map(|(after, crash)| Op::CommitCrash { after, crash }),
-            1 => (0u8..24, crash()).prop_map(|(after, crash)| Op::MergeCrash { after, crash }),
-            1 => (0u8..12).prop_map(|after| Op::CommitFail { after }),
-        ]
-        .boxed()
-    } else {
-        prop_oneof![
-            8 => insert,
-            3 => remove,
-            4 => Just(Op::Commit),
-            1 => Just(Op::Abort),
-            1 => Just(Op::Merge),
-            1 => Just(Op::Pin),
-            1 => any::<u8>().prop_map(|which| Op::Unpin { which }),
-            1 => Just(Op::Reopen),
-            2 => scan,
-        ]
-        .boxed()
-    };
+    // Weighted like `prop_oneof!` (which picks the same way), crash operations only if asked.
+    let mut ops: Vec<(u32, BoxedStrategy<Op>)> = vec![
+        (8, insert.boxed()),
+        (3, remove.boxed()),
+        (4, Just(Op::Commit).boxed()),
+        (1, Just(Op::Abort).boxed()),
+        (1, Just(Op::Merge).boxed()),
+        (1, Just(Op::Pin).boxed()),
+        (1, any::<u8>().prop_map(|which| Op::Unpin { which }).boxed()),
+        (1, Just(Op::Reopen).boxed()),
+        (2, scan.boxed()),
+    ];
+    if crashes {
+        ops.extend([
+            (1, crash().prop_map(Op::Crash).boxed()),
+            (
+                2,
+                (0u8..12, crash())
+                    .prop_map(|(after, crash)| Op::CommitCrash { after, crash })
+                    .boxed(),
+            ),
+            (
+                1,
+                (0u8..24, crash())
+                    .prop_map(|(after, crash)| Op::MergeCrash { after, crash })
+                    .boxed(),
+            ),
+            (
+                1,
+                (0u8..12).prop_map(|after| Op::CommitFail { after }).boxed(),
+            ),
+        ]);
+    }
+    let op = proptest::strategy::Union::new_weighted(ops);
     proptest::collection::vec(op, 1..48)
 }
 

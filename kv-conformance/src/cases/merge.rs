@@ -66,11 +66,7 @@ pub async fn drops_old_versions<E: EngineFamily, F: StorageFactory>() {
     let latest_of_removed = must!(before.versions(0, &0u16).await);
     drop(before);
     must!(store.merge().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         assert_eq!(must!(txn.versions(0, &1u16).await), vec![old[3]]);
         let kept = must!(txn.versions(0, &1u16).await)[0];
@@ -103,7 +99,8 @@ pub async fn drops_old_versions<E: EngineFamily, F: StorageFactory>() {
             "only latest live versions after merge: {stats:?}"
         );
         assert_eq!(stats.live_keys, 4);
-    }
+    })
+    .await;
 }
 
 /// Merging a store full of superseded versions shrinks `bytes_on_storage`.
@@ -242,11 +239,7 @@ pub async fn drops_old_snapshots<E: EngineFamily, F: StorageFactory>() {
     let store = env.open().await;
     let model = churn(&store, 5, 4, 10).await;
     must!(store.merge().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         for seq in 0..model.last() {
             assert_matches!(
                 store.snapshot_at(Version::new(seq, 0)).await.map(|_| ()),
@@ -257,5 +250,6 @@ pub async fn drops_old_snapshots<E: EngineFamily, F: StorageFactory>() {
         }
         let latest = must!(store.snapshot_at(Version::new(model.last(), 0)).await);
         assert_eq!(must!(latest.range::<u16, String>(0, ..).await).len(), 3);
-    }
+    })
+    .await;
 }

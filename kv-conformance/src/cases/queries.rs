@@ -153,18 +153,16 @@ pub async fn stats_counters<E: EngineFamily, F: StorageFactory>() {
     must!(txn.remove(0, &1u32));
     must!(txn.remove(0, &50u32));
     let v = must!(txn.commit().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
-        let s = must!(store.stats().await);
-        assert_eq!(s.live_keys, 9, "{s:?}");
-        assert_eq!(s.versions, 13, "10 inserts, 1 overwrite, 2 removals: {s:?}");
-        assert_eq!(s.last_version, v);
-        assert!(s.bytes_on_storage > 0, "{s:?}");
-        assert!((0.0..=1.0).contains(&s.garbage_ratio()));
-    }
+    let store = env
+        .before_and_after_reopen(store, async |store| {
+            let s = must!(store.stats().await);
+            assert_eq!(s.live_keys, 9, "{s:?}");
+            assert_eq!(s.versions, 13, "10 inserts, 1 overwrite, 2 removals: {s:?}");
+            assert_eq!(s.last_version, v);
+            assert!(s.bytes_on_storage > 0, "{s:?}");
+            assert!((0.0..=1.0).contains(&s.garbage_ratio()));
+        })
+        .await;
     must!(store.merge().await);
     let s = must!(store.stats().await);
     assert_eq!((s.live_keys, s.versions), (9, 9), "{s:?}");

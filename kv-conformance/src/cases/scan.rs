@@ -18,11 +18,7 @@ pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
         must!(txn.insert(1, &k, &k));
     }
     must!(txn.commit().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         let keys = |rows: Vec<(u32, u32)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(
@@ -47,7 +43,8 @@ pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(signed, vec![i64::MIN, -5, -1, 0, 3]);
-    }
+    })
+    .await;
 }
 
 /// String keys scan in `String` order; a string prefix matches longer strings only.

@@ -77,11 +77,7 @@ pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(0, &"tuple", &(1u8, "two".to_string(), -3i16)));
     must!(txn.insert(0, &"unicode key ✓ 中文", &1u8));
     must!(txn.commit().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         check_value(&txn, "u8", &u8::MAX).await;
         check_value(&txn, "i64", &i64::MIN).await;
@@ -99,7 +95,8 @@ pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
         check_value(&txn, "none", &Option::<String>::None).await;
         check_value(&txn, "tuple", &(1u8, "two".to_string(), -3i16)).await;
         check_value(&txn, "unicode key ✓ 中文", &1u8).await;
-    }
+    })
+    .await;
 }
 
 /// A 1 MiB value round-trips, survives a reopen, an overwrite and a merge.
@@ -243,11 +240,7 @@ pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
     let mut txn = store.current().await;
     must!(txn.remove(0, &3u16));
     must!(txn.commit().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         assert_eq!(
             must!(txn.get::<_, String>(0, &3u8).await).as_deref(),
@@ -285,7 +278,8 @@ pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
         );
         assert_eq!(must!(txn.keys::<Vec<u8>>(0).await), vec![vec![1, 2]]);
         assert!(must!(txn.keys::<u16>(0).await).is_empty());
-    }
+    })
+    .await;
 }
 
 /// A `&str` written reads back as `String` (and as key, `&str` and `String` are one key).
@@ -324,11 +318,7 @@ pub async fn empty_value_is_not_removal<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(0, &"empty", &""));
     must!(txn.commit().await);
     must!(store.merge().await);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         assert_eq!(must!(txn.get::<_, ()>(0, &"unit").await), Some(()));
         assert_eq!(
@@ -354,5 +344,6 @@ pub async fn empty_value_is_not_removal<E: EngineFamily, F: StorageFactory>() {
             vec!["empty".to_string(), "unit".to_string()]
         );
         assert_eq!(must!(store.stats().await).live_keys, 2);
-    }
+    })
+    .await;
 }

@@ -26,11 +26,7 @@ pub async fn order_and_values<E: EngineFamily, F: StorageFactory>() {
     for value in history {
         written.push(write(&store, value).await);
     }
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         let versions = must!(txn.versions(0, &"k").await);
         assert_eq!(versions, written);
@@ -46,7 +42,8 @@ pub async fn order_and_values<E: EngineFamily, F: StorageFactory>() {
             );
         }
         assert_eq!(must!(txn.get::<_, u32>(0, &"k").await), Some(4));
-    }
+    })
+    .await;
 }
 
 /// Removals are versions, marked by `is_removal`; values are not.
@@ -57,11 +54,7 @@ pub async fn list_removals<E: EngineFamily, F: StorageFactory>() {
     write(&store, None).await;
     write(&store, Some(2)).await;
     write(&store, None).await;
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         let flags: Vec<bool> = must!(txn.versions(0, &"k").await)
             .iter()
@@ -69,7 +62,8 @@ pub async fn list_removals<E: EngineFamily, F: StorageFactory>() {
             .collect();
         assert_eq!(flags, vec![false, true, false, true]);
         assert_eq!(must!(txn.get::<_, u32>(0, &"k").await), None);
-    }
+    })
+    .await;
 }
 
 /// A version the key does not have (another key's commit, the future, an unknown key) is
@@ -156,11 +150,7 @@ pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(0, &7u64, &"x"));
     let v = must!(txn.commit().await);
     assert_eq!(must!(store.version()), v);
-    let mut store = store;
-    for reopen in [false, true] {
-        if reopen {
-            store = env.reopen(store).await;
-        }
+    env.before_and_after_reopen(store, async |store| {
         let txn = store.current().await;
         let mut listed = [
             must!(txn.versions(0, &"a").await),
@@ -181,7 +171,8 @@ pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
             last.iter().map(|l| l.is_removal()).collect::<Vec<_>>(),
             vec![false, false, true, false]
         );
-    }
+    })
+    .await;
 }
 
 /// Commit times come from `Options::clock` and never go back, even when the clock does,

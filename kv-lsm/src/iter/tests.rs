@@ -13,21 +13,6 @@ use crate::memtable::Memtable;
 use crate::sstable::Table;
 use crate::testing::{rt, write_table};
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Keys that often share their first 8 bytes (or are short), so that comparisons need
 /// more than the cached prefixes.
 fn key(i: u64) -> Vec<u8> {
@@ -53,7 +38,7 @@ async fn table(storage: &MemoryStorage, id: u64, es: &[OwnedEntry]) -> Arc<Table
 #[test]
 fn merged_reads_agree_with_a_model() {
     rt().block_on(async {
-        let mut rng = Rng(7);
+        let mut rng = kv_conformance::Rng::new(7);
         let mut all: Vec<OwnedEntry> = Vec::new();
         let mut seq = 0;
         for i in 0..120u64 {

@@ -110,6 +110,31 @@ pub async fn try_engine(s: MemoryStorage, opts: impl Into<Opts>) -> Result<Mem> 
     Mem::open(s, o.options, o.tuning).await
 }
 
+/// The `(key, value)` pairs of a scan of `range` in slot 0 of `e` at `at`.
+pub async fn scan_pairs<E: Engine>(
+    e: &E,
+    range: &KeyRange,
+    at: u64,
+    reverse: bool,
+    limit: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    e.scan(0, range, at, reverse, limit)
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|en| (en.key, en.value))
+        .collect()
+}
+
+/// A runtime of two workers, for tests whose tasks must run in parallel.
+pub fn parallel_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Names of table files.
 pub fn tables(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
     files
