@@ -34,13 +34,12 @@ async fn tear_and_reopen<E: Engine>(
     let options = Options::default().max_value_size(size + 1024);
     let store = Store::<E>::open_tuned(storage.clone(), options.clone(), tuning.clone()).await?;
     let mut txn = store.current().await;
-    txn.insert(0, &"small", &1u32)?;
+    txn.insert(0, &"small", 1u32)?;
     txn.commit().await?;
     let before = lengths(&storage).await?;
     let mut txn = store.current().await;
-    txn.insert(0, &"large", &serde_bytes::ByteBuf::from(vec![7u8; size]))?;
+    txn.insert(0, &"large", serde_bytes::ByteBuf::from(vec![7u8; size]))?;
     txn.commit().await?;
-    drop(txn);
     drop(store);
 
     let after = lengths(&storage).await?;

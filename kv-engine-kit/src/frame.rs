@@ -100,11 +100,11 @@ pub fn decode_exact(buf: &[u8]) -> Result<&[u8], &'static str> {
 /// bytes almost never cost a CRC over a forged length: without that filter, each offset inside
 /// a torn multi-MiB record could CRC up to the rest of the file, and reopening after a torn
 /// 32 MiB value took close to a minute. With it the scan is linear in the bytes scanned.
-pub fn valid_frames_after<'a>(
-    buf: &'a [u8],
+pub fn valid_frames_after(
+    buf: &[u8],
     from: usize,
     worth: impl Fn(&[u8]) -> bool,
-) -> impl Iterator<Item = (usize, &'a [u8])> {
+) -> impl Iterator<Item = (usize, &[u8])> {
     let mut at = from;
     std::iter::from_fn(move || {
         while at.saturating_add(HEADER_LEN) <= buf.len() {

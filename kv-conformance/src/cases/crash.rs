@@ -579,14 +579,24 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     check_store(&store, &model, &universe, true)
         .await
         .map_err(|e| format!("B not rolled back: {e}"))?;
-    // The rollback is reported: B's bytes, from the end of A to the end of the file.
+    // The rollback is reported: B's bytes, from the end of A to the end of the file (nothing,
+    // if the cut left nothing of B).
     let report = store.recovery();
-    let reported = report.dropped.iter().any(|d| {
-        d.file == region.file && d.offset == region.start && d.offset + d.bytes == damaged_len
+    let expected = (damaged_len > region.start).then(|| {
+        (
+            region.file.clone(),
+            region.start,
+            damaged_len - region.start,
+        )
     });
-    if !reported || report.dropped.len() != 1 {
+    let got: Vec<_> = report
+        .dropped
+        .iter()
+        .map(|d| (d.file.clone(), d.offset, d.bytes))
+        .collect();
+    if got != expected.into_iter().collect::<Vec<_>>() {
         return Err(format!(
-            "expected one report of {} bytes of {} at {}, got {:?}",
+            "expected a report of {} bytes of {} at {}, got {:?}",
             damaged_len - region.start,
             region.file,
             region.start,
