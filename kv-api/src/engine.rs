@@ -8,7 +8,8 @@
 use std::ops::Bound;
 
 use crate::{
-    Durability, MaybeSend, MaybeSync, Options, Result, Snapshot, Storage, Tuning, Version,
+    Durability, MaybeSend, MaybeSync, Options, RecoveryReport, Result, Snapshot, Storage, Tuning,
+    Version,
 };
 
 /// A namespace inside a store. Slots are independent: the same key in two slots is two keys.
@@ -315,6 +316,12 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
 
     /// Current counters.
     async fn stats(&self) -> Result<Stats>;
+
+    /// What the open that made this engine had to leave out (a torn last transaction, say).
+    /// The default, for engines that never leave anything out, is a clean report.
+    fn recovery(&self) -> RecoveryReport {
+        RecoveryReport::default()
+    }
 
     /// Flushes, closes and releases the storage's writer lock; every later call returns
     /// [`crate::Error::Closed`], except `close` itself: closing a closed engine does nothing

@@ -18,6 +18,7 @@ mod error;
 pub mod keycodec;
 mod options;
 mod range;
+mod recovery;
 pub mod snapshot;
 mod storage;
 mod store;
@@ -30,6 +31,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, Options, Tuning};
 pub use range::{RangeQuery, RangeStream};
+pub use recovery::{Dropped, RecoveryReport};
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};
 pub use store::Store;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{Engine, Options, Result, Stats, Transaction, Version};
+use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version};
 
 /// A typed, versioned, transactional key-value store on engine `E`.
 ///
@@ -94,6 +94,20 @@ impl<E: Engine> Store<E> {
     /// Makes every commit so far durable (after [`crate::Durability::Buffered`] commits).
     pub async fn flush(&self) -> Result<()> {
         self.engine.flush().await
+    }
+
+    /// What opening this store had to leave out: a torn last transaction after a crash, for
+    /// example (nothing whose commit returned). Empty after a clean shutdown.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) {
+    /// for d in &store.recovery().dropped {
+    ///     eprintln!("{}: {} bytes at {} left out: {}", d.file, d.bytes, d.offset, d.reason);
+    /// }
+    /// # }
+    /// ```
+    pub fn recovery(&self) -> RecoveryReport {
+        self.engine.recovery()
     }
 
     /// Counters: keys, versions, bytes, garbage, files.

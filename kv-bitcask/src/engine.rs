@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use kv_api::{
-    Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats,
-    Storage, StorageFile, ValueVisitor, Version, WriteBatch,
+    Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot,
+    Snapshot, Stats, Storage, StorageFile, ValueVisitor, Version, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::txlog::{self, WriteLoc};
@@ -39,6 +39,8 @@ pub struct Bitcask<S: Storage> {
     /// One merge at a time; `close` waits for a running merge.
     pub(crate) merging: tokio::sync::Mutex<()>,
     writer_lock: Mutex<Option<LockGuard>>,
+    /// What the open left out.
+    recovery: RecoveryReport,
 }
 
 impl<S: Storage> Bitcask<S> {
@@ -200,7 +202,12 @@ impl<S: Storage> Engine for Bitcask<S> {
             generation: AtomicU64::new(0),
             merging: tokio::sync::Mutex::new(()),
             writer_lock: Mutex::new(guard),
+            recovery: rec.report,
         })
+    }
+
+    fn recovery(&self) -> RecoveryReport {
+        self.recovery.clone()
     }
 
     fn tuning(&self) -> &() {
@@ -523,7 +530,7 @@ mod tests {
         for id in layout_ids {
             let f = storage.open(&segment_name(id)).await?;
             let buf = kv_engine_kit::files::read_all(&f, "seg").await?;
-            let end = txlog::replay(&buf, "seg", false, 0, |_| Ok(()))?;
+            let end = txlog::replay(&buf, "seg", false, txlog::Follows::Above(0), |_| Ok(()))?;
             assert_eq!(end.valid_len, buf.len() as u64);
             assert!(buf.len() <= 300);
         }

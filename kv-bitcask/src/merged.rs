@@ -276,7 +276,7 @@ mod tests {
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(
-            txlog::replay(&buf, "f", true, 0, |_| Ok(())),
+            txlog::replay(&buf, "f", true, txlog::Follows::Above(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
     }

@@ -6,8 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kv_api::{Error, Result, Storage, StorageFile, Version};
-use kv_engine_kit::txlog;
+use kv_api::{Error, RecoveryReport, Result, Storage, StorageFile, Version};
+use kv_engine_kit::txlog::{self, Follows};
 
 use crate::hint::{self, Last};
 use crate::key::Key;
@@ -25,22 +25,32 @@ pub(crate) struct Recovered<F> {
     pub handles: HashMap<u32, SegFile<F>>,
     pub last: Version,
     pub horizon: u64,
+    /// What recovery left out (a torn tail of the active segment).
+    pub report: RecoveryReport,
 }
 
 type Entries = Vec<(Key, Loc)>;
 
-/// Replays a log segment into `entries` (and `pending`, for the active one).
+/// Replays a log segment into `entries` (and `pending`, for the active one). `after` is the
+/// last commit of the segments before it; `continues_log` says whether the segment before it
+/// was a log segment too, whose last commit this one's first must follow without a gap (after
+/// a merged segment, whose newest version need not be the newest commit, any later one will).
 fn replay_log(
     buf: &[u8],
     name: &str,
     id: u32,
     is_last: bool,
-    after: Last,
+    (after, continues_log): (Last, bool),
     entries: &mut Entries,
     mut pending: Option<&mut Entries>,
-) -> Result<(Last, u64)> {
+) -> Result<(Last, txlog::ReplayEnd)> {
     let mut last = after;
-    let end = txlog::replay(buf, name, is_last, after.0, |txn| {
+    let follows = if continues_log {
+        Follows::Commit(after.0)
+    } else {
+        Follows::Above(after.0)
+    };
+    let end = txlog::replay(buf, name, is_last, follows, |txn| {
         for w in &txn.writes {
             let key = Key::new(w.slot, w.key);
             let loc = Loc::new(
@@ -59,7 +69,7 @@ fn replay_log(
         last = (txn.seq, txn.time_ms);
         Ok(())
     })?;
-    Ok((last, end.valid_len))
+    Ok((last, end))
 }
 
 /// Reads a merged segment into `entries`.
@@ -199,6 +209,7 @@ pub(crate) async fn recover<S: Storage>(
                 handles: HashMap::new(),
                 last: Version::ZERO,
                 horizon: 0,
+                report: RecoveryReport::default(),
             });
         }
         let fresh = Meta::fresh();
@@ -233,6 +244,10 @@ pub(crate) async fn recover<S: Storage>(
     let mut handles = HashMap::new();
     let mut sealed = Vec::with_capacity(sealed_refs.len());
     let mut last: Last = (0, 0);
+    // Whether the newest commit so far came from a log segment: then the next log segment's
+    // first commit must be the one after it (a missing segment shows as a gap).
+    let mut continues_log = false;
+    let mut report = RecoveryReport::default();
     for s in sealed_refs {
         let name = segment_name(s.id);
         if !present.contains(name.as_str()) {
@@ -257,10 +272,22 @@ pub(crate) async fn recover<S: Storage>(
                 if s.merged {
                     replay_merged(&buf, &name, s.id, &mut entries)?
                 } else {
-                    replay_log(&buf, &name, s.id, false, last, &mut entries, None)?.0
+                    replay_log(
+                        &buf,
+                        &name,
+                        s.id,
+                        false,
+                        (last, continues_log),
+                        &mut entries,
+                        None,
+                    )?
+                    .0
                 }
             }
         };
+        if seg_last.0 > last.0 {
+            continues_log = !s.merged;
+        }
         last = last.max(seg_last);
         runs.push(entries);
         sealed.push(SegInfo {
@@ -283,15 +310,17 @@ pub(crate) async fn recover<S: Storage>(
     let buf = read_all(&file, &name).await?;
     let mut pending = Vec::new();
     let mut entries = Entries::new();
-    let (active_last, valid_len) = replay_log(
+    let (active_last, end) = replay_log(
         &buf,
         &name,
         active_ref.id,
         true,
-        last,
+        (last, continues_log),
         &mut entries,
         Some(&mut pending),
     )?;
+    let valid_len = end.valid_len;
+    report.dropped.extend(end.dropped);
     runs.push(entries);
     if !read_only {
         if valid_len < buf.len() as u64 {
@@ -324,5 +353,6 @@ pub(crate) async fn recover<S: Storage>(
         handles,
         last,
         horizon: meta.horizon,
+        report,
     })
 }

@@ -27,7 +27,7 @@
 
 use crate::bytes::{u32_at, u64_at};
 use crate::frame;
-use kv_api::{Error, Result, Slot, Version, Write};
+use kv_api::{Dropped, Error, Result, Slot, Version, Write};
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
@@ -244,41 +244,106 @@ pub struct ReplayedTxn<'a> {
 }
 
 /// How a replay ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayEnd {
     /// Length of the valid prefix: the end of the last whole transaction. If smaller than the
     /// buffer, the caller truncates the file to it (only ever in the last file).
     pub valid_len: u64,
-    /// Sequence number of the last whole transaction (or the `after` given).
+    /// Sequence number of the last whole transaction (or the one the file follows).
     pub last_seq: u64,
+    /// What recovery leaves out after `valid_len`, and why: a torn or damaged last
+    /// transaction, or writes whose commit record never came. `None` if the file is whole.
+    pub dropped: Option<Dropped>,
+}
+
+/// Where the first transaction of a replayed file stands. Within a file every transaction is
+/// the one after the previous (each commit takes the next sequence number, and every commit
+/// of a log goes to its newest file), so a gap there is always damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follows {
+    /// Exactly the commit after this sequence number: the file continues a log, or a
+    /// manifest's last commit, without a gap. A missing file in between is corruption.
+    Commit(u64),
+    /// Any commit after this sequence number: the file follows compacted data, whose newest
+    /// version need not be the newest commit.
+    Above(u64),
+}
+
+impl Follows {
+    fn last(self) -> u64 {
+        match self {
+            Follows::Commit(seq) | Follows::Above(seq) => seq,
+        }
+    }
+}
+
+/// How far past the expected sequence number the damage scan looks for a later transaction.
+/// Several thousand whole transactions damaged in a row after a torn one is not a crash; it
+/// is corruption either way, caught when the damaged file is not the last or by the window.
+const LATER_TXN_WINDOW: u64 = 1 << 16;
+
+/// The kind and sequence number a record payload starts with, without decoding the rest.
+fn peek(p: &[u8]) -> Option<(u8, u64)> {
+    let kind = *p.first()?;
+    matches!(kind, PUT | REMOVE | COMMIT).then_some(())?;
+    Some((kind, u64_at(p, 1)?))
 }
 
 /// Replays the transactions of one log file held in `buf`, calling `on_txn` for each whole one.
 ///
-/// `after` is the last sequence number of earlier files: sequence numbers must grow. `is_last`
-/// says whether this is the newest file of the log (where a torn tail is expected after a
-/// crash); elsewhere any damage is [`Error::Corruption`].
+/// `follows` says where the file's first transaction stands; after it, each transaction must
+/// be the next sequence number. `is_last` says whether this is the newest file of the log
+/// (where a torn tail is expected after a crash); elsewhere any damage is
+/// [`Error::Corruption`]. A damaged last transaction is left out (see [`ReplayEnd::dropped`])
+/// only if no later transaction follows the damage.
 pub fn replay<'a>(
     buf: &'a [u8],
     file: &str,
     is_last: bool,
-    after: u64,
+    follows: Follows,
     mut on_txn: impl FnMut(ReplayedTxn<'a>) -> Result<()>,
 ) -> Result<ReplayEnd> {
     let mut end = ReplayEnd {
         valid_len: 0,
-        last_seq: after,
+        last_seq: follows.last(),
+        dropped: None,
     };
+    let mut strict = matches!(follows, Follows::Commit(_));
     let mut pending: Vec<ReplayedWrite<'a>> = Vec::new();
     let mut pending_seq = 0u64;
     let mut at = 0usize;
+    // The end of the valid prefix: in the last file, what follows is dropped and reported.
+    let cut = |end: ReplayEnd, reason: &str| -> ReplayEnd {
+        let bytes = (buf.len() as u64).saturating_sub(end.valid_len);
+        if bytes > 0 {
+            log::warn!(
+                target: "kv",
+                "recovery: {file}: {bytes} bytes at offset {} left out ({reason})",
+                end.valid_len
+            );
+        }
+        ReplayEnd {
+            dropped: (bytes > 0).then(|| Dropped {
+                file: file.to_string(),
+                offset: end.valid_len,
+                bytes,
+                reason: reason.to_string(),
+            }),
+            ..end
+        }
+    };
     let damage = |at: usize, reason: &str, last_seq: u64| -> Result<()> {
         // A torn or damaged last transaction (seq `last_seq + 1`, even with its own commit
         // record intact) is rolled back. Records of any later transaction after the damage
-        // mean committed data would be lost: that is corruption, not a torn tail.
-        let later_commit = frame::valid_frames_after(buf, at + 1)
-            .filter_map(|(_, p)| Record::decode(p))
-            .any(|r| r.seq() > last_seq + 1);
+        // mean committed data would be lost: that is corruption, not a torn tail. Only
+        // candidates with a later transaction's sequence number are CRC-checked, which keeps
+        // the scan linear in the damaged bytes.
+        let first_later = last_seq.saturating_add(2);
+        let last_later = first_later.saturating_add(LATER_TXN_WINDOW);
+        let later = |p: &[u8]| peek(p).is_some_and(|(_, s)| (first_later..last_later).contains(&s));
+        let later_commit = frame::valid_frames_after(buf, at.saturating_add(1), later)
+            .next()
+            .is_some();
         if !is_last || later_commit {
             return Err(Error::corruption(file, at as u64, reason));
         }
@@ -295,34 +360,52 @@ pub fn replay<'a>(
                         "sealed file ends inside a transaction",
                     ));
                 }
-                return Ok(end);
+                return Ok(cut(end, "writes without their commit record"));
             }
             frame::Decoded::Truncated => {
                 damage(at, "truncated record", end.last_seq)?;
-                return Ok(end);
+                return Ok(cut(end, "torn or damaged last transaction"));
             }
             frame::Decoded::BadCrc => {
                 damage(at, "crc mismatch", end.last_seq)?;
-                return Ok(end);
+                return Ok(cut(end, "torn or damaged last transaction"));
             }
         };
         let Some(record) = Record::decode(payload) else {
             return Err(Error::corruption(file, at as u64, "malformed record"));
         };
         let seq = record.seq();
-        if seq <= end.last_seq || (!pending.is_empty() && seq != pending_seq) {
+        let Some(expected) = end.last_seq.checked_add(1) else {
+            return Err(Error::corruption(
+                file,
+                at as u64,
+                "a record follows the largest sequence number",
+            ));
+        };
+        let in_order = if !pending.is_empty() {
+            seq == pending_seq
+        } else if strict {
+            seq == expected
+        } else {
+            seq >= expected
+        };
+        if !in_order {
             return Err(Error::corruption(
                 file,
                 at as u64,
                 format!(
-                    "sequence {seq} out of order (last commit {}, open {pending_seq})",
-                    end.last_seq
+                    "sequence {seq} out of order (expected {}{expected}, open {pending_seq})",
+                    if strict || !pending.is_empty() {
+                        ""
+                    } else {
+                        ">= "
+                    }
                 ),
             ));
         }
         let loc = WriteLoc {
             offset: at as u64,
-            len: (next - at) as u32,
+            len: u32::try_from(next - at).unwrap_or(u32::MAX),
         };
         match record {
             Record::Put {
@@ -351,7 +434,7 @@ pub fn replay<'a>(
                 meta,
                 ..
             } => {
-                if count as usize != pending.len() {
+                if usize::try_from(count).ok() != Some(pending.len()) {
                     return Err(Error::corruption(
                         file,
                         at as u64,
@@ -371,7 +454,9 @@ pub fn replay<'a>(
                 end = ReplayEnd {
                     valid_len: next as u64,
                     last_seq: seq,
+                    dropped: None,
                 };
+                strict = true;
             }
         }
         at = next;
@@ -386,12 +471,12 @@ mod tests {
         for k in keys {
             encode_write(out, seq, 1, k, Some(b"v"));
         }
-        encode_commit(out, seq, 1000 + seq, keys.len() as u32, b"");
+        encode_commit(out, seq, seq.wrapping_add(1000), keys.len() as u32, b"");
     }
 
     fn seqs(buf: &[u8], is_last: bool) -> Result<(Vec<u64>, ReplayEnd)> {
         let mut seen = Vec::new();
-        let end = replay(buf, "f", is_last, 0, |t| {
+        let end = replay(buf, "f", is_last, Follows::Commit(0), |t| {
             seen.push(t.seq);
             Ok(())
         })?;
@@ -507,7 +592,7 @@ mod tests {
         type Replayed = (Vec<(u64, Vec<u8>, usize)>, u64);
         let replayed = |buf: &[u8], is_last: bool| -> Result<Replayed> {
             let mut seen = Vec::new();
-            let end = replay(buf, "f", is_last, 0, |t| {
+            let end = replay(buf, "f", is_last, Follows::Commit(0), |t| {
                 seen.push((t.seq, t.meta.to_vec(), t.writes.len()));
                 Ok(())
             })?;
@@ -535,5 +620,68 @@ mod tests {
             replayed(&buf[..cut], false),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn sequence_gaps_are_corruption() {
+        let replay_from = |buf: &[u8], follows| replay(buf, "f", true, follows, |_| Ok(()));
+        // Within a file every transaction is the next one.
+        let mut buf = Vec::new();
+        txn(&mut buf, 1, &[b"a"]);
+        txn(&mut buf, 3, &[b"b"]);
+        assert!(matches!(seqs(&buf, true), Err(Error::Corruption { .. })));
+        // Across files: a file that continues a log starts at the next commit.
+        let mut buf = Vec::new();
+        txn(&mut buf, 5, &[b"a"]);
+        txn(&mut buf, 6, &[b"b"]);
+        assert!(matches!(
+            replay_from(&buf, Follows::Commit(3)),
+            Err(Error::Corruption { .. })
+        ));
+        assert_eq!(
+            replay_from(&buf, Follows::Commit(4))
+                .expect("next")
+                .last_seq,
+            6
+        );
+        assert_eq!(
+            replay_from(&buf, Follows::Above(3))
+                .expect("above")
+                .last_seq,
+            6
+        );
+        assert!(matches!(
+            replay_from(&buf, Follows::Above(5)),
+            Err(Error::Corruption { .. })
+        ));
+        // Nothing follows the largest sequence number, and nothing wraps.
+        let mut buf = Vec::new();
+        txn(&mut buf, u64::MAX, &[b"a"]);
+        let end = replay_from(&buf, Follows::Commit(u64::MAX - 1)).expect("max");
+        assert_eq!(end.last_seq, u64::MAX);
+        txn(&mut buf, 0, &[b"b"]);
+        assert!(matches!(
+            replay_from(&buf, Follows::Commit(u64::MAX - 1)),
+            Err(Error::Corruption { .. })
+        ));
+    }
+
+    #[test]
+    fn what_recovery_leaves_out_is_reported() {
+        let mut buf = Vec::new();
+        txn(&mut buf, 1, &[b"a"]);
+        let whole = buf.len();
+        txn(&mut buf, 2, &[b"b", b"c"]);
+        assert_eq!(seqs(&buf, true).expect("whole").1.dropped, None);
+        for cut in whole + 1..buf.len() {
+            let (seen, end) = seqs(&buf[..cut], true).expect("torn tail");
+            assert_eq!(seen, vec![1]);
+            let dropped = end.dropped.expect("reported");
+            assert_eq!(
+                (dropped.file.as_str(), dropped.offset, dropped.bytes),
+                ("f", whole as u64, (cut - whole) as u64),
+                "cut {cut}"
+            );
+        }
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::{
-    Engine, Error, KeyRange, LockGuard, MaybeSend, Options, Result, Slot, Snapshot, Stats, Storage,
-    StorageFile, Version, WriteBatch,
+    Engine, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot, Snapshot,
+    Stats, Storage, StorageFile, Version, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::txlog;
@@ -86,6 +86,8 @@ pub(crate) struct Inner<S: Storage> {
     pub compaction_running: AtomicBool,
     /// The storage's writer lock (`None` when read-only or after close).
     pub writer_lock: Mutex<Option<LockGuard>>,
+    /// What the open left out.
+    pub recovery: RecoveryReport,
 }
 
 impl<S: Storage> Inner<S> {
@@ -305,6 +307,9 @@ impl<S: Storage> Lsm<S> {
         let last = Version::new(last.seq(), last.time_ms().max(flushed.time_ms()));
 
         let mut active = replayed.active;
+        let recovery = RecoveryReport {
+            dropped: replayed.dropped,
+        };
         if !read_only {
             if fresh {
                 // A new store: its manifest is durable before its first WAL file exists, so a
@@ -369,6 +374,7 @@ impl<S: Storage> Lsm<S> {
             flush_running: AtomicBool::new(false),
             compaction_running: AtomicBool::new(false),
             writer_lock: Mutex::new(guard),
+            recovery,
         }))
     }
 }
@@ -548,6 +554,10 @@ impl<S: Storage> Engine for Lsm<S> {
             return Ok(());
         }
         inner.pipeline.flush(|| inner.sync_wal()).await
+    }
+
+    fn recovery(&self) -> RecoveryReport {
+        self.inner.recovery.clone()
     }
 
     async fn stats(&self) -> Result<Stats> {

@@ -8,8 +8,9 @@
 //! to one memtable and can be deleted once that memtable's table is in the manifest. Before
 //! switching, the old file is synced, so only the newest file can ever have a torn tail.
 
-use kv_api::{Result, Storage, StorageFile, Version};
-use kv_engine_kit::{files, txlog};
+use kv_api::{Dropped, Result, Storage, StorageFile, Version};
+use kv_engine_kit::files;
+use kv_engine_kit::txlog::{self, Follows};
 
 use crate::memtable::Memtable;
 
@@ -42,10 +43,12 @@ pub(crate) struct Replayed<F: StorageFile> {
     pub last: Version,
     /// The newest WAL file, to keep appending to (writable stores only).
     pub active: Option<ActiveWal<F>>,
+    /// What replay left out (a torn tail of the newest file).
+    pub dropped: Vec<Dropped>,
 }
 
-/// Replays WAL files `ids` (ascending, all at or above the manifest's floor) into `mem`,
-/// skipping commits at or below `after` (already in tables).
+/// Replays WAL files `ids` (ascending, all at or above the manifest's floor) into `mem`. Their
+/// commits follow `after`, the last commit already in tables, without a gap.
 ///
 /// A torn tail of the last file (a crash mid-append) is cut at the end of the last whole
 /// transaction and synced, so the next append starts on a clean boundary and a second reopen
@@ -59,18 +62,22 @@ pub(crate) async fn replay<S: Storage>(
 ) -> Result<Replayed<S::File>> {
     let mut last = after;
     let mut active = None;
+    let mut dropped = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
         let name = wal_name(id);
         let is_last = i + 1 == ids.len();
         let file = storage.open(&name).await?;
         let buf = files::read_all(&file, &name).await?;
         let len = buf.len() as u64;
-        let end = txlog::replay(&buf, &name, is_last, last.seq(), |txn| {
+        // Each WAL file continues the one before, and the first continues the manifest's last
+        // flushed commit: a missing or emptied file shows as a gap.
+        let end = txlog::replay(&buf, &name, is_last, Follows::Commit(last.seq()), |txn| {
             let version = Version::new(txn.seq, txn.time_ms);
             mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
             last = last.max(version);
             Ok(())
         })?;
+        dropped.extend(end.dropped);
         let mut len = len;
         if end.valid_len < len && !read_only {
             file.truncate(end.valid_len).await?;
@@ -81,7 +88,11 @@ pub(crate) async fn replay<S: Storage>(
             active = Some(ActiveWal { file, len });
         }
     }
-    Ok(Replayed { last, active })
+    Ok(Replayed {
+        last,
+        active,
+        dropped,
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +126,7 @@ mod tests {
         let mut buf = Vec::new();
         txlog::encode_txn(&mut buf, Version::new(5, 99), &writes, |_| {}).expect("encode");
         let mut seen = Vec::new();
-        let end = txlog::replay(&buf, "w", true, 4, |t| {
+        let end = txlog::replay(&buf, "w", true, Follows::Commit(4), |t| {
             seen.push((t.seq, t.time_ms, t.writes.len()));
             Ok(())
         })

@@ -562,10 +562,16 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
         .max_by_key(|r| r.end - r.start)
         .filter(|r| r.end > r.start)
         .ok_or("commit B wrote nothing")?;
-    match tamper(&region) {
-        Tamper::Cut(at) => must!(faulty.set_len(&region.file, at).await),
-        Tamper::Flip(at) => must!(faulty.flip_byte(&region.file, at).await),
-    }
+    let damaged_len = match tamper(&region) {
+        Tamper::Cut(at) => {
+            must!(faulty.set_len(&region.file, at).await);
+            at
+        }
+        Tamper::Flip(at) => {
+            must!(faulty.flip_byte(&region.file, at).await);
+            region.end
+        }
+    };
     let store = match open::<E, F>(&faulty, &options).await {
         Ok(s) => s,
         Err(e) => return Err(format!("reopen after damaging B: {e}")),
@@ -573,6 +579,30 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     check_store(&store, &model, &universe, true)
         .await
         .map_err(|e| format!("B not rolled back: {e}"))?;
+    // The rollback is reported: B's bytes, from the end of A to the end of the file (nothing,
+    // if the cut left nothing of B).
+    let report = store.recovery();
+    let expected = (damaged_len > region.start).then(|| {
+        (
+            region.file.clone(),
+            region.start,
+            damaged_len - region.start,
+        )
+    });
+    let got: Vec<_> = report
+        .dropped
+        .iter()
+        .map(|d| (d.file.clone(), d.offset, d.bytes))
+        .collect();
+    if got != expected.into_iter().collect::<Vec<_>>() {
+        return Err(format!(
+            "expected a report of {} bytes of {} at {}, got {:?}",
+            damaged_len - region.start,
+            region.file,
+            region.start,
+            report.dropped
+        ));
+    }
     let c = Step::Commit(vec![(0, 4, Some("C".into())), (0, 2, None)]);
     let v = run_step(&store, &c)
         .await
@@ -594,8 +624,8 @@ async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     Ok(())
 }
 
-/// Opens the store on `faulty` as a new process, checks it against `model` and closes it
-/// again; errors name `what`.
+/// Opens the store on `faulty` as a new process after a clean close, checks it against
+/// `model` and that recovery reports nothing left out, and closes it again; errors name `what`.
 async fn reopen_and_check<E: EngineFamily, F: StorageFactory>(
     faulty: &Faulty<F>,
     options: &Options,
@@ -606,6 +636,12 @@ async fn reopen_and_check<E: EngineFamily, F: StorageFactory>(
     let store = open::<E, F>(faulty, options)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
+    if !store.recovery().is_clean() {
+        return Err(format!(
+            "{what}: a clean reopen reports {:?}",
+            store.recovery().dropped
+        ));
+    }
     check_store(&store, model, universe, true)
         .await
         .map_err(|e| format!("{what}: {e}"))
