@@ -58,17 +58,9 @@ pub(crate) fn encode(
         });
         b.extend_from_slice(&seq.to_le_bytes());
         b.extend_from_slice(&time_ms.to_le_bytes());
-        b.push(slot);
-        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        b.extend_from_slice(key);
-        if let Some(v) = value {
-            b.extend_from_slice(v);
-        }
+        txlog::put_write_body(b, slot, key, value);
     });
-    WriteLoc {
-        offset: start as u64,
-        len: (out.len() - start) as u32,
-    }
+    WriteLoc::of_frame(out, start)
 }
 
 /// Decodes the payload of a committed record whose frame is at `loc`; `None` if it is not

@@ -144,16 +144,29 @@ pub fn encode_write(
     let start = frame::encode_with(out, |b| {
         b.push(if value.is_some() { PUT } else { REMOVE });
         b.extend_from_slice(&seq.to_le_bytes());
-        b.push(slot);
-        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        b.extend_from_slice(key);
-        if let Some(v) = value {
-            b.extend_from_slice(v);
-        }
+        put_write_body(b, slot, key, value);
     });
-    WriteLoc {
-        offset: start as u64,
-        len: (out.len() - start) as u32,
+    WriteLoc::of_frame(out, start)
+}
+
+/// Appends `slot u8 | key_len u32 | key | value`: how every write record (this log's and an
+/// engine's own kinds) ends. The caller checked the key's length against the format's limits.
+pub fn put_write_body(b: &mut Vec<u8>, slot: Slot, key: &[u8], value: Option<&[u8]>) {
+    b.push(slot);
+    b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    b.extend_from_slice(key);
+    if let Some(v) = value {
+        b.extend_from_slice(v);
+    }
+}
+
+impl WriteLoc {
+    /// The location of the frame that starts at `start` and ends where `out` ends.
+    pub fn of_frame(out: &[u8], start: usize) -> WriteLoc {
+        WriteLoc {
+            offset: start as u64,
+            len: u32::try_from(out.len().saturating_sub(start)).unwrap_or(u32::MAX),
+        }
     }
 }
 
