@@ -29,7 +29,7 @@ pub use engine::{
     Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
 };
 pub use error::{Error, Result};
-pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, Options, Tuning};
+pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Options, Tuning};
 pub use range::{RangeQuery, RangeStream};
 pub use recovery::{Dropped, RecoveryReport};
 pub use snapshot::{Snapshot, Snapshots};

@@ -88,6 +88,38 @@ pub struct Options {
     pub clock: Clock,
 }
 
+/// The largest `max_key_size + max_value_size` a store accepts: what one record of the log
+/// formats can hold (their lengths are `u32`, less room for the record headers).
+pub const MAX_KEY_AND_VALUE: usize = (u32::MAX - (1 << 16)) as usize;
+
+impl Options {
+    /// Checks the options before a store opens with them: a key and a value of the largest
+    /// sizes allowed must fit one log record, and a log segment must hold at least one byte.
+    /// Engines call it when they open; a bad value is [`crate::Error::InvalidArgument`].
+    ///
+    /// ```
+    /// use kv_api::Options;
+    /// assert!(Options::default().validate().is_ok());
+    /// assert!(Options::default().max_value_size(usize::MAX).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> crate::Result<()> {
+        let both = self.max_key_size.checked_add(self.max_value_size);
+        if both.is_none_or(|n| n > MAX_KEY_AND_VALUE) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "max_key_size ({}) + max_value_size ({}) exceed what one log record holds \
+                 ({MAX_KEY_AND_VALUE} bytes)",
+                self.max_key_size, self.max_value_size
+            )));
+        }
+        if self.segment_size == 0 {
+            return Err(crate::Error::InvalidArgument(
+                "segment_size must be at least 1 byte".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The default [`Options::cache_size`].
 pub const DEFAULT_CACHE_SIZE: usize = if cfg!(target_arch = "wasm32") {
     32 << 20

@@ -182,6 +182,7 @@ impl<S: Storage> Engine for Bitcask<S> {
     const NAME: &'static str = "bitcask";
 
     async fn open(storage: S, options: Options, _tuning: ()) -> Result<Self> {
+        options.validate()?;
         let guard = if options.read_only {
             None
         } else {

@@ -38,6 +38,10 @@ const COMMIT_HEADER: usize = 1 + 8 + 8 + 4 + 4;
 /// The largest key plus value of one write: what a frame holds beside the record's header.
 pub const MAX_WRITE_LEN: usize = frame::MAX_PAYLOAD - WRITE_HEADER;
 
+// Every key and value that validated options allow fits one record, of this log and of an
+// engine's own kinds (Bitcask's merged records carry 8 bytes more header).
+const _: () = assert!(kv_api::MAX_KEY_AND_VALUE + 64 <= MAX_WRITE_LEN);
+
 /// One decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {

@@ -388,6 +388,7 @@ impl<S: Storage> Engine for Lsm<S> {
     const NAME: &'static str = "lsm";
 
     async fn open(storage: S, options: Options, tuning: LsmOptions) -> Result<Self> {
+        options.validate()?;
         let inner = Self::open_inner(storage, options, tuning).await?;
         if !inner.options().read_only {
             // A WAL replayed into a memtable past its size: flush it now rather than at the

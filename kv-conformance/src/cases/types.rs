@@ -177,6 +177,19 @@ pub async fn wrong_type_is_decode_error<E: EngineFamily, F: StorageFactory>() {
 /// engine's commit; the limits are inclusive; a refused insert leaves the transaction usable.
 pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
+    // Limits no log record can hold are refused when the store opens, before any write could
+    // be acknowledged with a length that does not fit its record.
+    for options in [
+        Options::default().max_value_size(usize::MAX),
+        Options::default().max_value_size(u32::MAX as usize),
+        Options::default().max_key_size(u32::MAX as usize),
+        Options::default().segment_size(0),
+    ] {
+        assert_matches!(
+            env.try_open_with(options.clone()).await.map(|_| ()),
+            Err(Error::InvalidArgument(_))
+        );
+    }
     // Encoded sizes: a string key is its bytes + 3; a `Vec<u8>` value its bytes + 1.
     let store = env
         .open_with(Options::default().max_key_size(16).max_value_size(100))
