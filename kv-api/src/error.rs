@@ -116,6 +116,17 @@ pub enum Error {
         /// many more).
         found: String,
     },
+    /// The storage holds a store this engine cannot open: its `IDENTITY` names another engine
+    /// or a newer format, or it is a store of this engine's format 1, from before stores had
+    /// an identity. The open created and deleted nothing. Open it with the engine (and a
+    /// build) that `found` names.
+    #[error("cannot open as a {engine} store: the storage holds {found}")]
+    Incompatible {
+        /// The engine that refused ([`crate::Engine::NAME`]).
+        engine: &'static str,
+        /// What the storage holds.
+        found: String,
+    },
 }
 
 impl Error {
@@ -186,6 +197,10 @@ impl Error {
             },
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::Foreign { engine, found } => Error::Foreign {
+                engine,
+                found: found.clone(),
+            },
+            Error::Incompatible { engine, found } => Error::Incompatible {
                 engine,
                 found: found.clone(),
             },

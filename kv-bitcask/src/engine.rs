@@ -531,7 +531,7 @@ mod tests {
         for id in layout_ids {
             let f = storage.open(&segment_name(id)).await?;
             let buf = kv_engine_kit::files::read_all(&f, "seg").await?;
-            let end = txlog::replay(&buf, "seg", false, txlog::Follows::Above(0), |_| Ok(()))?;
+            let end = txlog::replay(&buf, 0, "seg", false, txlog::Follows::Above(0), |_| Ok(()))?;
             assert_eq!(end.valid_len, buf.len() as u64);
             assert!(buf.len() <= 300);
         }

@@ -268,7 +268,7 @@ mod tests {
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(
-            txlog::replay(&buf, "f", true, txlog::Follows::Above(0), |_| Ok(())),
+            txlog::replay(&buf, 0, "f", true, txlog::Follows::Above(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
     }

@@ -50,7 +50,7 @@ fn replay_log(
     } else {
         Follows::Above(after.0)
     };
-    let end = txlog::replay(buf, name, is_last, follows, |txn| {
+    let end = txlog::replay(buf, 0, name, is_last, follows, |txn| {
         for w in &txn.writes {
             let key = Key::new(w.slot, w.key);
             let loc = Loc::new(

@@ -11,6 +11,8 @@
 //! * [`conflict`]: the optimistic conflict tracker the pipeline uses.
 //! * [`cache`]: the sharded, byte-bounded read cache (also the chunk cache of
 //!   `kv_backends::IndexedDbStorage`).
+//! * [`identity`]: the `IDENTITY` file that says which engine's store a storage holds.
+//! * [`header`]: the header every file of a store begins with (store id, file id, kind).
 //! * [`bytes`]: checked little-endian reads of bytes that came from storage.
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
 #![forbid(unsafe_code)]
@@ -22,4 +24,6 @@ pub mod commit;
 pub mod conflict;
 pub mod files;
 pub mod frame;
+pub mod header;
+pub mod identity;
 pub mod txlog;

@@ -306,7 +306,9 @@ fn peek(p: &[u8]) -> Option<(u8, u64)> {
     Some((kind, u64_at(p, 1)?))
 }
 
-/// Replays the transactions of one log file held in `buf`, calling `on_txn` for each whole one.
+/// Replays the transactions of one log file held in `buf`, from offset `from` (where its
+/// records begin, after the file's header), calling `on_txn` for each whole one. Offsets
+/// (record locations, `valid_len`, errors) are offsets in `buf`.
 ///
 /// `follows` says where the file's first transaction stands; after it, each transaction must
 /// be the next sequence number. `is_last` says whether this is the newest file of the log
@@ -315,20 +317,21 @@ fn peek(p: &[u8]) -> Option<(u8, u64)> {
 /// only if no later transaction follows the damage.
 pub fn replay<'a>(
     buf: &'a [u8],
+    from: usize,
     file: &str,
     is_last: bool,
     follows: Follows,
     mut on_txn: impl FnMut(ReplayedTxn<'a>) -> Result<()>,
 ) -> Result<ReplayEnd> {
     let mut end = ReplayEnd {
-        valid_len: 0,
+        valid_len: from as u64,
         last_seq: follows.last(),
         dropped: None,
     };
     let mut strict = matches!(follows, Follows::Commit(_));
     let mut pending: Vec<ReplayedWrite<'a>> = Vec::new();
     let mut pending_seq = 0u64;
-    let mut at = 0usize;
+    let mut at = from;
     // The end of the valid prefix: in the last file, what follows is dropped and reported.
     let cut = |end: ReplayEnd, reason: &str| -> ReplayEnd {
         let bytes = (buf.len() as u64).saturating_sub(end.valid_len);
@@ -493,7 +496,7 @@ mod tests {
 
     fn seqs(buf: &[u8], is_last: bool) -> Result<(Vec<u64>, ReplayEnd)> {
         let mut seen = Vec::new();
-        let end = replay(buf, "f", is_last, Follows::Commit(0), |t| {
+        let end = replay(buf, 0, "f", is_last, Follows::Commit(0), |t| {
             seen.push(t.seq);
             Ok(())
         })?;
@@ -609,7 +612,7 @@ mod tests {
         type Replayed = (Vec<(u64, Vec<u8>, usize)>, u64);
         let replayed = |buf: &[u8], is_last: bool| -> Result<Replayed> {
             let mut seen = Vec::new();
-            let end = replay(buf, "f", is_last, Follows::Commit(0), |t| {
+            let end = replay(buf, 0, "f", is_last, Follows::Commit(0), |t| {
                 seen.push((t.seq, t.meta.to_vec(), t.writes.len()));
                 Ok(())
             })?;
@@ -641,7 +644,7 @@ mod tests {
 
     #[test]
     fn sequence_gaps_are_corruption() {
-        let replay_from = |buf: &[u8], follows| replay(buf, "f", true, follows, |_| Ok(()));
+        let replay_from = |buf: &[u8], follows| replay(buf, 0, "f", true, follows, |_| Ok(()));
         // Within a file every transaction is the next one.
         let mut buf = Vec::new();
         txn(&mut buf, 1, &[b"a"]);

@@ -71,12 +71,19 @@ pub(crate) async fn replay<S: Storage>(
         let len = buf.len() as u64;
         // Each WAL file continues the one before, and the first continues the manifest's last
         // flushed commit: a missing or emptied file shows as a gap.
-        let end = txlog::replay(&buf, &name, is_last, Follows::Commit(last.seq()), |txn| {
-            let version = Version::new(txn.seq, txn.time_ms);
-            mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
-            last = last.max(version);
-            Ok(())
-        })?;
+        let end = txlog::replay(
+            &buf,
+            0,
+            &name,
+            is_last,
+            Follows::Commit(last.seq()),
+            |txn| {
+                let version = Version::new(txn.seq, txn.time_ms);
+                mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
+                last = last.max(version);
+                Ok(())
+            },
+        )?;
         dropped.extend(end.dropped);
         let mut len = len;
         if end.valid_len < len && !read_only {
@@ -126,7 +133,7 @@ mod tests {
         let mut buf = Vec::new();
         txlog::encode_txn(&mut buf, Version::new(5, 99), &writes, |_| {}).expect("encode");
         let mut seen = Vec::new();
-        let end = txlog::replay(&buf, "w", true, Follows::Commit(4), |t| {
+        let end = txlog::replay(&buf, 0, "w", true, Follows::Commit(4), |t| {
             seen.push((t.seq, t.time_ms, t.writes.len()));
             Ok(())
         })
