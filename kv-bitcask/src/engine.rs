@@ -19,7 +19,9 @@ use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::pages::PageCache;
 use crate::recovery;
-use crate::segment::{hint_name, parse_name, segment_name};
+use crate::segment::{hint_name, parse_name, segment_header};
+use kv_engine_kit::header::{self, StoreId};
+use kv_engine_kit::identity::{self, Found};
 
 /// A Bitcask store over any [`Storage`]: an append-only log of transactions in segments, every
 /// key's versions in memory (the keydir), hint files for fast reopening, and `merge` to drop
@@ -39,6 +41,8 @@ pub struct Bitcask<S: Storage> {
     /// One merge at a time; `close` waits for a running merge.
     pub(crate) merging: tokio::sync::Mutex<()>,
     writer_lock: Mutex<Option<LockGuard>>,
+    /// The store's id (from `IDENTITY`), in the header of every file it writes.
+    pub(crate) store: StoreId,
     /// What the open left out.
     recovery: RecoveryReport,
 }
@@ -80,18 +84,24 @@ impl<S: Storage> Bitcask<S> {
         };
         old_file.sync().await?;
         pending.sort_by(|a, b| a.0.cmp(&b.0));
-        let hint = hint::encode(old_id, old_len, (last.seq(), last.time_ms()), &pending);
+        let hint = hint::encode(
+            self.store,
+            old_id,
+            old_len,
+            (last.seq(), last.time_ms()),
+            &pending,
+        );
         drop(pending);
         self.write_hint(old_id, &hint).await;
         drop(hint);
 
         let new_id = self.layout.lock().alloc_id()?;
-        let new_file = self.storage.create(&segment_name(new_id)).await?;
-        // The new segment must exist before a manifest names it.
-        self.storage.sync().await?;
+        let new_file =
+            recovery::create_segment(&self.storage, segment_header(self.store, new_id, false))
+                .await?;
         self.handles
             .write()
-            .insert(new_id, SegFile::new(new_file.clone(), 0));
+            .insert(new_id, SegFile::new(new_file.clone(), header::LEN as u64));
         let sealed_now = SegInfo {
             id: old_id,
             merged: false,
@@ -103,13 +113,13 @@ impl<S: Storage> Bitcask<S> {
             sealed.push(sealed_now);
             layout.meta_with(&sealed, new_id, self.pipeline.horizon(), last)
         };
-        meta.write(&self.storage).await?;
+        meta.write(&self.storage, self.store).await?;
         let mut layout = self.layout.lock();
         layout.sealed.push(sealed_now);
         layout.active = Some(Active {
             id: new_id,
             file: new_file,
-            len: 0,
+            len: header::LEN as u64,
             pending: Vec::new(),
         });
         Ok(())
@@ -183,15 +193,31 @@ impl<S: Storage> Engine for Bitcask<S> {
 
     async fn open(storage: S, options: Options, _tuning: ()) -> Result<Self> {
         options.validate()?;
-        let guard = if options.read_only {
-            None
+        // Refused before the lock: on files, taking it creates a lock file, and nothing is
+        // created in a storage that is not this engine's.
+        let names = storage.list().await?;
+        let found = identity::check(
+            &storage,
+            recovery::ENGINE,
+            &names,
+            |n| parse_name(n).is_some(),
+            crate::segment::META,
+        )
+        .await?;
+        let (guard, store) = if options.read_only {
+            let store = match found {
+                Found::Store(id) => Some(id.store),
+                Found::Empty => None,
+            };
+            (None, store)
         } else {
-            // Refused before the lock too: on files, taking it creates a lock file, and
-            // nothing is created in a storage that is not this engine's.
-            recovery::check_without_meta(&storage, &storage.list().await?).await?;
-            Some(storage.lock().await?)
+            recovery::check_without_meta(&storage, &names).await?;
+            let guard = storage.lock().await?;
+            let now = options.clock.now_ms();
+            let id = identity::establish(&storage, recovery::ENGINE, found, now).await?;
+            (Some(guard), Some(id.store))
         };
-        let rec = recovery::recover(&storage, options.read_only).await?;
+        let rec = recovery::recover(&storage, store, options.read_only).await?;
         let cache_size = options.cache_size;
         Ok(Bitcask {
             storage,
@@ -203,6 +229,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             generation: AtomicU64::new(0),
             merging: tokio::sync::Mutex::new(()),
             writer_lock: Mutex::new(guard),
+            store: store.unwrap_or(StoreId::from_bytes([0; 16])),
             recovery: rec.report,
         })
     }
@@ -430,7 +457,10 @@ impl<S: Storage> Engine for Bitcask<S> {
             live_keys: counts.live_keys,
             versions: counts.versions,
             bytes_on_storage,
-            garbage_bytes: segment_bytes.saturating_sub(counts.live_bytes),
+            // Headers are neither live data nor anything a merge could drop.
+            garbage_bytes: segment_bytes
+                .saturating_sub(counts.live_bytes)
+                .saturating_sub(files.saturating_mul(header::LEN as u64)),
             files,
             last_version: self.pipeline.visible(),
             cache_hits,
@@ -459,6 +489,7 @@ impl<S: Storage> Engine for Bitcask<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::segment_name;
     use kv_backends::MemoryStorage;
 
     fn put(engine: &Bitcask<MemoryStorage>, key: &[u8], value: &[u8]) -> Result<WriteBatch> {
@@ -531,9 +562,16 @@ mod tests {
         for id in layout_ids {
             let f = storage.open(&segment_name(id)).await?;
             let buf = kv_engine_kit::files::read_all(&f, "seg").await?;
-            let end = txlog::replay(&buf, 0, "seg", false, txlog::Follows::Above(0), |_| Ok(()))?;
+            let end = txlog::replay(
+                &buf,
+                header::LEN,
+                "seg",
+                false,
+                txlog::Follows::Above(0),
+                |_| Ok(()),
+            )?;
             assert_eq!(end.valid_len, buf.len() as u64);
-            assert!(buf.len() <= 300);
+            assert!(buf.len() <= 300 + header::LEN);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Hint files: the keydir entries of one sealed segment, so reopening reads keys, not values.
 //!
-//! A hint file is a sequence of CRC frames ([`kv_engine_kit::frame`]): chunks of entries, then one
+//! A hint file is its header ([`kv_engine_kit::header`], kind `KIND_HINT`, the segment's id),
+//! then a sequence of CRC frames ([`kv_engine_kit::frame`]): chunks of entries, then one
 //! footer. Little-endian:
 //!
 //! * chunk: `1 | entries`, entry = `key_len u32 | key (slot byte + key) | seq u64 |
@@ -9,15 +10,17 @@
 //!   last time_ms u64`.
 //!
 //! Entries are in key order, versions of a key oldest first. A hint is only trusted whole: a
-//! missing footer, a segment length that differs from the segment's, any damage or
-//! implausible entry makes the caller replay the segment instead. Hints are an optimisation
+//! header of another store or file, a missing footer, a segment length that differs from the
+//! segment's, any damage or implausible entry makes the caller replay the segment instead. Hints are an optimisation
 //! and never the only copy of anything.
 
 use kv_engine_kit::bytes::{u32_at, u64_at};
 use kv_engine_kit::frame;
+use kv_engine_kit::header::{self, StoreId};
 
 use crate::key::Key;
 use crate::keydir::Loc;
+use crate::segment::{KIND_HINT, header as file_header};
 
 const CHUNK: u8 = 1;
 const FOOTER: u8 = 2;
@@ -29,10 +32,17 @@ const CHUNK_BYTES: usize = 64 << 10;
 /// The newest commit a segment covers: sequence number and time.
 pub(crate) type Last = (u64, u64);
 
-/// Encodes the hint of segment `id` of `segment_len` bytes whose entries are `entries` (in key
-/// order, versions oldest first) and whose last commit is `last`.
-pub(crate) fn encode(id: u32, segment_len: u64, last: Last, entries: &[(Key, Loc)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * (ENTRY_FIXED + 24) + 64);
+/// Encodes the hint of segment `id` of store `store`, `segment_len` bytes long, whose entries
+/// are `entries` (in key order, versions oldest first) and whose last commit is `last`.
+pub(crate) fn encode(
+    store: StoreId,
+    id: u32,
+    segment_len: u64,
+    last: Last,
+    entries: &[(Key, Loc)],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * (ENTRY_FIXED + 24) + 64 + header::LEN);
+    file_header(store, KIND_HINT, id).encode(&mut out);
     let mut rest = entries;
     while !rest.is_empty() {
         frame::encode_with(&mut out, |b| {
@@ -64,15 +74,17 @@ pub(crate) fn encode(id: u32, segment_len: u64, last: Last, entries: &[(Key, Loc
     out
 }
 
-/// Decodes the hint of segment `id`, which is `segment_len` bytes long, appending its entries
-/// to `out`. Returns the segment's last commit, or `None` (with `out` unchanged) if the hint
-/// cannot be trusted.
+/// Decodes the hint of segment `id` of store `store`, which is `segment_len` bytes long,
+/// appending its entries to `out`. Returns the segment's last commit, or `None` (with `out`
+/// unchanged) if the hint cannot be trusted.
 pub(crate) fn decode(
     buf: &[u8],
+    store: StoreId,
     id: u32,
     segment_len: u64,
     out: &mut Vec<(Key, Loc)>,
 ) -> Option<Last> {
+    file_header(store, KIND_HINT, id).check(buf, "hint").ok()?;
     let before = out.len();
     let result = decode_into(buf, id, segment_len, out);
     if result.is_none() {
@@ -91,7 +103,7 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
         let count = usize::try_from(u64_at(payload, 13)?).ok()?;
         out.reserve(count.min(buf.len() / ENTRY_FIXED));
     }
-    let mut at = 0;
+    let mut at = header::LEN;
     loop {
         let frame::Decoded::Frame { payload, next } = frame::decode(buf, at) else {
             return None;
@@ -109,6 +121,7 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
                     let len = u32_at(payload, f + 24)?;
                     let flags = *payload.get(f + 28)?;
                     if key.is_empty()
+                        || offset < header::LEN as u64
                         || flags & !REMOVAL != 0
                         || offset.checked_add(u64::from(len))? > segment_len
                     {
@@ -137,13 +150,15 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
 mod tests {
     use super::*;
 
+    const S: StoreId = StoreId::from_bytes([3; 16]);
+
     fn entries(n: usize) -> Vec<(Key, Loc)> {
         (0..n)
             .map(|i| {
                 let key = Key::new(1, format!("key{i:06}").as_bytes());
                 (
                     key,
-                    Loc::new(i as u64 + 1, 99, 3, i as u64 * 40, 40, i % 3 == 0),
+                    Loc::new(i as u64 + 1, 99, 3, 43 + i as u64 * 40, 40, i % 3 == 0),
                 )
             })
             .collect()
@@ -152,32 +167,35 @@ mod tests {
     #[test]
     fn round_trip_over_several_chunks() {
         let e = entries(5000);
-        let buf = encode(3, 200_000, (5000, 99), &e);
+        let buf = encode(S, 3, 300_000, (5000, 99), &e);
         let mut out = vec![(Key::new(0, b"x"), e[0].1)];
-        assert_eq!(decode(&buf, 3, 200_000, &mut out), Some((5000, 99)));
+        assert_eq!(decode(&buf, S, 3, 300_000, &mut out), Some((5000, 99)));
         assert_eq!(&out[1..], &e[..]);
-        let empty = encode(3, 0, (0, 0), &[]);
-        assert_eq!(decode(&empty, 3, 0, &mut Vec::new()), Some((0, 0)));
+        let empty = encode(S, 3, 0, (0, 0), &[]);
+        assert_eq!(decode(&empty, S, 3, 0, &mut Vec::new()), Some((0, 0)));
     }
 
     #[test]
     fn anything_odd_is_rejected() {
         let e = entries(50);
-        let buf = encode(3, 2000, (50, 99), &e);
+        let buf = encode(S, 3, 2100, (50, 99), &e);
         let mut out = Vec::new();
         // Wrong segment, wrong length, entry past the end of the segment.
-        assert_eq!(decode(&buf, 4, 2000, &mut out), None);
-        assert_eq!(decode(&buf, 3, 2001, &mut out), None);
-        let short = encode(3, 100, (50, 99), &e);
-        assert_eq!(decode(&short, 3, 100, &mut out), None);
+        assert_eq!(decode(&buf, S, 4, 2100, &mut out), None);
+        assert_eq!(decode(&buf, S, 3, 2101, &mut out), None);
+        let short = encode(S, 3, 100, (50, 99), &e);
+        assert_eq!(decode(&short, S, 3, 100, &mut out), None);
         for cut in 0..buf.len() {
-            assert_eq!(decode(&buf[..cut], 3, 2000, &mut out), None, "cut {cut}");
+            assert_eq!(decode(&buf[..cut], S, 3, 2100, &mut out), None, "cut {cut}");
         }
         for i in (0..buf.len()).step_by(7) {
             let mut bad = buf.clone();
             bad[i] ^= 0x20;
-            assert_eq!(decode(&bad, 3, 2000, &mut out), None, "flip {i}");
+            assert_eq!(decode(&bad, S, 3, 2100, &mut out), None, "flip {i}");
         }
+        // Another store's hint, or another segment's.
+        let other = StoreId::from_bytes([4; 16]);
+        assert_eq!(decode(&buf, other, 3, 2100, &mut out), None);
         assert!(out.is_empty(), "nothing is left behind by a rejected hint");
     }
 }

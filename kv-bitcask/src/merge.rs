@@ -28,7 +28,8 @@ use crate::keydir::{Loc, MergeRule};
 use crate::layout::{SegFile, SegInfo};
 use crate::merged;
 use crate::read::decode_record;
-use crate::segment::{hint_name, segment_name};
+use crate::segment::{hint_name, segment_header, segment_name};
+use kv_engine_kit::header;
 
 /// Keys visited per keydir read lock.
 const KEYS_PER_BATCH: usize = 4096;
@@ -87,7 +88,7 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
         if self
             .current
             .as_ref()
-            .is_some_and(|c| c.len() > 0 && c.len() + record_len > segment_size)
+            .is_some_and(|c| c.len() > header::LEN as u64 && c.len() + record_len > segment_size)
         {
             self.seal().await?;
         }
@@ -97,11 +98,13 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
                 let id = self.engine.layout.lock().alloc_id()?;
                 self.created.push(id);
                 let file = self.engine.storage.create(&segment_name(id)).await?;
+                let mut buf = Vec::with_capacity(WRITE_CHUNK + record_len as usize);
+                segment_header(self.engine.store, id, true).encode(&mut buf);
                 self.current.insert(OutSegment {
                     id,
                     file,
                     flushed: 0,
-                    buf: Vec::with_capacity(WRITE_CHUNK + record_len as usize),
+                    buf,
                     hint: Vec::new(),
                     last: (0, 0),
                 })
@@ -142,7 +145,7 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
         };
         Self::flush(&mut cur).await?;
         cur.file.sync().await?;
-        let hint = hint::encode(cur.id, cur.flushed, cur.last, &cur.hint);
+        let hint = hint::encode(self.engine.store, cur.id, cur.flushed, cur.last, &cur.hint);
         self.engine.write_hint(cur.id, &hint).await;
         let info = SegInfo {
             id: cur.id,
@@ -296,7 +299,7 @@ impl<S: Storage> Bitcask<S> {
                 handles.insert(info.id, SegFile::new(file.clone(), info.len));
             }
         }
-        if let Err(e) = meta.write(&self.storage).await {
+        if let Err(e) = meta.write(&self.storage, self.store).await {
             // Which manifest is durable is unknown now: keep every file, refuse writes, and
             // let reopening sort it out.
             return Err(self.pipeline.poison(e));

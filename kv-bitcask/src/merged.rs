@@ -20,9 +20,9 @@ const COMMITTED_PUT: u8 = 4;
 const COMMITTED_REMOVE: u8 = 5;
 const HEADER: usize = 1 + 8 + 8 + 1 + 4;
 
-/// A write record read back, from a log or a merged segment: slot, key, value (`None` for a
-/// removal).
-pub(crate) type DecodedWrite<'a> = (Slot, &'a [u8], Option<&'a [u8]>);
+/// A write record read back, from a log or a merged segment: sequence number, slot, key, value
+/// (`None` for a removal).
+pub(crate) type DecodedWrite<'a> = (u64, Slot, &'a [u8], Option<&'a [u8]>);
 
 /// One record of a merged segment, found by [`replay`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,13 +106,16 @@ pub(crate) fn decode_write_frame<'a>(
         len: u32::try_from(buf.len()).unwrap_or(u32::MAX),
     };
     if let Some(w) = decode(payload, loc) {
-        return Ok((w.slot, w.key, w.value));
+        return Ok((w.seq, w.slot, w.key, w.value));
     }
     match Record::decode(payload) {
         Some(Record::Put {
-            slot, key, value, ..
-        }) => Ok((slot, key, Some(value))),
-        Some(Record::Remove { slot, key, .. }) => Ok((slot, key, None)),
+            seq,
+            slot,
+            key,
+            value,
+        }) => Ok((seq, slot, key, Some(value))),
+        Some(Record::Remove { seq, slot, key }) => Ok((seq, slot, key, None)),
         _ => Err(Error::corruption(file, offset, "expected a write record")),
     }
 }
@@ -121,10 +124,11 @@ pub(crate) fn decode_write_frame<'a>(
 /// order. Any damage, a partial frame, or a record of another kind is [`Error::Corruption`].
 pub(crate) fn replay<'a>(
     buf: &'a [u8],
+    from: usize,
     file: &str,
     mut on_write: impl FnMut(CommittedWrite<'a>) -> Result<()>,
 ) -> Result<()> {
-    let mut at = 0usize;
+    let mut at = from;
     loop {
         let (payload, next) = match frame::decode(buf, at) {
             frame::Decoded::Frame { payload, next } => (payload, next),
@@ -167,12 +171,12 @@ mod tests {
         let loc = txlog::encode_write(&mut buf, 9, 3, b"key", Some(b"value"));
         assert_eq!(
             decode_write_frame(frame_of(&buf, loc), "f", 0).expect("decode"),
-            (3, &b"key"[..], Some(&b"value"[..]))
+            (9, 3, &b"key"[..], Some(&b"value"[..]))
         );
         let loc = txlog::encode_write(&mut buf, 9, 3, b"key", None);
         assert_eq!(
             decode_write_frame(frame_of(&buf, loc), "f", 0).expect("decode"),
-            (3, &b"key"[..], None)
+            (9, 3, &b"key"[..], None)
         );
     }
 
@@ -183,11 +187,11 @@ mod tests {
         let rem = encode(&mut buf, 9, 1300, 2, b"k2", None);
         assert_eq!(
             decode_write_frame(frame_of(&buf, put), "f", 0).expect("put"),
-            (2, &b"k1"[..], Some(&b"value"[..]))
+            (7, 2, &b"k1"[..], Some(&b"value"[..]))
         );
         assert_eq!(
             decode_write_frame(frame_of(&buf, rem), "f", 0).expect("rem"),
-            (2, &b"k2"[..], None)
+            (9, 2, &b"k2"[..], None)
         );
         let payload = frame::decode_exact(frame_of(&buf, put)).expect("frame");
         assert_eq!(
@@ -202,7 +206,7 @@ mod tests {
             })
         );
         let mut seen = Vec::new();
-        replay(&buf, "f", |w| {
+        replay(&buf, 0, "f", |w| {
             seen.push((
                 w.seq,
                 w.time_ms,
@@ -229,7 +233,7 @@ mod tests {
             b.push(1);
         });
         assert!(matches!(
-            replay(&bad, "f", |_| Ok(())),
+            replay(&bad, 0, "f", |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
     }
@@ -241,7 +245,7 @@ mod tests {
         encode(&mut buf, 2, 11, 0, b"b", Some(b"y"));
         let boundary = first.len as usize;
         for cut in 1..buf.len() {
-            let r = replay(&buf[..cut], "f", |_| Ok(()));
+            let r = replay(&buf[..cut], 0, "f", |_| Ok(()));
             if cut == boundary {
                 assert!(
                     r.is_ok(),
@@ -255,7 +259,10 @@ mod tests {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
             assert!(
-                matches!(replay(&bad, "f", |_| Ok(())), Err(Error::Corruption { .. })),
+                matches!(
+                    replay(&bad, 0, "f", |_| Ok(())),
+                    Err(Error::Corruption { .. })
+                ),
                 "flip {i}"
             );
         }
@@ -264,7 +271,7 @@ mod tests {
         txlog::encode_write(&mut log, 1, 1, b"a", Some(b"v"));
         txlog::encode_commit(&mut log, 1, 1001, 1, b"");
         assert!(matches!(
-            replay(&log, "f", |_| Ok(())),
+            replay(&log, 0, "f", |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(

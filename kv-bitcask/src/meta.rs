@@ -1,8 +1,9 @@
 //! `META`: the manifest naming the segments of the store, replaced atomically.
 //!
-//! One CRC frame ([`kv_engine_kit::frame`]) whose payload is, little-endian:
+//! The file header ([`kv_engine_kit::header`], kind `KIND_META`, file id 0), then one CRC frame
+//! ([`kv_engine_kit::frame`]) whose payload is, little-endian:
 //!
-//! `"BCSK" | format u8 (1) | next_id u32 | horizon u64 | last_seq u64 | last_time_ms u64 |
+//! `"BCSK" | format u8 (2) | next_id u32 | horizon u64 | last_seq u64 | last_time_ms u64 |
 //! count u32 | count × (id u32 | flags u8)`, flag bit 0 = merged segment.
 //!
 //! Segments are listed in replay order: merged segments first, then log segments, the last
@@ -14,12 +15,13 @@
 
 use kv_api::{Error, Result, Storage};
 use kv_engine_kit::bytes::Reader;
+use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::{files, frame};
 
-use crate::segment::{META, META_TMP};
+use crate::segment::{KIND_META, META, META_TMP};
 
 const MAGIC: &[u8; 4] = b"BCSK";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const MERGED: u8 = 1;
 
 /// One segment named by the manifest.
@@ -61,9 +63,10 @@ impl Meta {
         }
     }
 
-    /// The framed bytes of the manifest.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 5 * self.segments.len());
+    /// The bytes of the `META` file of store `store`.
+    pub fn encode(&self, store: StoreId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(header::LEN + 64 + 5 * self.segments.len());
+        meta_header(store).encode(&mut out);
         frame::encode_with(&mut out, |b| {
             b.extend_from_slice(MAGIC);
             b.push(FORMAT);
@@ -80,10 +83,15 @@ impl Meta {
         out
     }
 
-    /// Decodes the bytes of a `META` file; any damage is [`Error::Corruption`].
-    pub fn decode(buf: &[u8]) -> Result<Self> {
-        let bad = |reason: &str| Error::corruption(META, 0, reason);
-        let p = frame::decode_exact(buf).map_err(bad)?;
+    /// Decodes the bytes of the `META` file of store `store`; any damage, or a header of
+    /// another store or file, is [`Error::Corruption`].
+    pub fn decode(buf: &[u8], store: StoreId) -> Result<Self> {
+        meta_header(store).check(buf, META)?;
+        let bad = |reason: &str| Error::corruption(META, header::LEN as u64, reason);
+        let body = buf
+            .get(header::LEN..)
+            .ok_or_else(|| bad("no manifest after the header"))?;
+        let p = frame::decode_exact(body).map_err(bad)?;
         let mut r = Reader::new(p);
         if r.take(4) != Some(MAGIC.as_slice()) {
             return Err(bad("not a bitcask manifest"));
@@ -127,15 +135,21 @@ impl Meta {
         })
     }
 
-    /// Replaces `META` atomically and durably.
-    pub async fn write<S: Storage>(&self, storage: &S) -> Result<()> {
-        files::replace(storage, META_TMP, META, &self.encode()).await
+    /// Replaces `META` of store `store` atomically and durably.
+    pub async fn write<S: Storage>(&self, storage: &S, store: StoreId) -> Result<()> {
+        files::replace(storage, META_TMP, META, &self.encode(store)).await
     }
+}
+
+fn meta_header(store: StoreId) -> header::FileHeader {
+    crate::segment::header(store, KIND_META, 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const S: StoreId = StoreId::from_bytes([5; 16]);
 
     fn sample() -> Meta {
         Meta {
@@ -163,36 +177,39 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = sample();
-        assert_eq!(Meta::decode(&m.encode()).expect("decode"), m);
+        assert_eq!(Meta::decode(&m.encode(S), S).expect("decode"), m);
         assert_eq!(
-            Meta::decode(&Meta::fresh().encode()).expect("fresh"),
+            Meta::decode(&Meta::fresh().encode(S), S).expect("fresh"),
             Meta::fresh()
         );
     }
 
     #[test]
     fn any_damage_is_corruption() {
-        let buf = sample().encode();
+        let buf = sample().encode(S);
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x01;
             assert!(
-                matches!(Meta::decode(&bad), Err(Error::Corruption { .. })),
+                matches!(Meta::decode(&bad, S), Err(Error::Corruption { .. })),
                 "flip {i}"
             );
         }
         for cut in 0..buf.len() {
             assert!(matches!(
-                Meta::decode(&buf[..cut]),
+                Meta::decode(&buf[..cut], S),
                 Err(Error::Corruption { .. })
             ));
         }
         // Well-framed but meaningless: active segment merged, duplicate ids.
         let mut m = sample();
         m.segments.reverse();
-        assert!(Meta::decode(&m.encode()).is_err());
+        assert!(Meta::decode(&m.encode(S), S).is_err());
         let mut m = sample();
         m.segments[1].id = 4;
-        assert!(Meta::decode(&m.encode()).is_err());
+        assert!(Meta::decode(&m.encode(S), S).is_err());
+        // Another store's META.
+        let other = StoreId::from_bytes([6; 16]);
+        assert!(Meta::decode(&sample().encode(other), S).is_err());
     }
 }

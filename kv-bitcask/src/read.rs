@@ -256,8 +256,9 @@ fn expected_value(loc: &Loc) -> Error {
 }
 
 /// Decodes the whole frame `buf` of version `loc` of `key` in `slot` (CRC checked) and returns
-/// its value (`None` for a removal). A frame that is damaged, or holds another key or kind of
-/// write, is [`Error::Corruption`] at that place.
+/// its value (`None` for a removal). A frame that is damaged, or holds another key, another
+/// kind of write or another version (a file copied over another passes its CRC), is
+/// [`Error::Corruption`] at that place.
 pub(crate) fn decode_record<'a>(
     buf: &'a [u8],
     slot: Slot,
@@ -265,15 +266,22 @@ pub(crate) fn decode_record<'a>(
     loc: &Loc,
 ) -> Result<Option<&'a [u8]>> {
     let here = |reason: String| Error::corruption(segment_name(loc.file()), loc.offset, reason);
-    let (s, k, value) = merged::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
-        Error::Corruption { reason, .. } => here(reason),
-        other => other,
-    })?;
+    let (seq, s, k, value) =
+        merged::decode_write_frame(buf, "", loc.offset).map_err(|e| match e {
+            Error::Corruption { reason, .. } => here(reason),
+            other => other,
+        })?;
     if s != slot || k != key {
         return Err(here("record of another key".into()));
     }
     if value.is_none() != loc.is_removal() {
         return Err(here("record of another kind".into()));
+    }
+    if seq != loc.seq {
+        return Err(here(format!(
+            "record of version {seq} where the index has version {}",
+            loc.seq
+        )));
     }
     Ok(value)
 }
@@ -363,6 +371,25 @@ mod tests {
 
     /// Point reads through the newest-version table: versions newer than the read, removals,
     /// re-inserts, merges, reopens, and a table slot pointing at another key's record.
+    /// A record found where the index points must be the version the index names: a file
+    /// copied over another passes every CRC, but not this.
+    #[test]
+    fn a_record_of_another_version_is_corruption() {
+        let mut buf = Vec::new();
+        let at = kv_engine_kit::txlog::encode_write(&mut buf, 9, 3, b"key", Some(b"value"));
+        let frame = &buf[at.offset as usize..];
+        let loc = |seq| Loc::new(seq, 1, 7, at.offset, at.len, false);
+        assert_eq!(
+            decode_record(frame, 3, b"key", &loc(9)).expect("right version"),
+            Some(&b"value"[..])
+        );
+        let err = decode_record(frame, 3, b"key", &loc(8)).err();
+        assert!(
+            matches!(&err, Some(Error::Corruption { reason, .. }) if reason.contains("version 9")),
+            "{err:?}"
+        );
+    }
+
     #[tokio::test]
     async fn point_reads_never_trust_a_wrong_guess() -> Result<()> {
         let storage = MemoryStorage::new();

@@ -1,12 +1,16 @@
-//! Opening a store: read `META` (or, without it, refuse anything but a new store: see
-//! [`check_without_meta`]), clean up what a crash left behind, rebuild the keydir from
+//! Opening a store (after `IDENTITY` was checked, see [`kv_engine_kit::identity`]): read
+//! `META` (or, without it, refuse anything but a new store: see [`check_without_meta`]),
+//! clean up what a crash left behind, check every segment's header, rebuild the keydir from
 //! hint files (sealed segments) and log replay (the active segment, or a segment whose hint is
 //! missing or damaged), and cut a torn tail off the active segment. A segment `META` names
-//! that storage lacks is [`Error::Corruption`], whatever the store's age.
+//! that storage lacks, or whose header names another store, another segment or another kind,
+//! is [`Error::Corruption`], whatever the store's age.
 
 use std::collections::{HashMap, HashSet};
 
 use kv_api::{Error, RecoveryReport, Result, Storage, StorageFile, Version};
+use kv_engine_kit::header::{self, FileHeader, StoreId};
+use kv_engine_kit::identity::is_identity_file;
 use kv_engine_kit::txlog::{self, Follows};
 
 use crate::hint::{self, Last};
@@ -15,7 +19,7 @@ use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::merged;
 use crate::meta::Meta;
-use crate::segment::{FileKind, META, hint_name, parse_name, segment_name};
+use crate::segment::{FileKind, META, hint_name, parse_name, segment_header, segment_name};
 use kv_engine_kit::files::read_all;
 
 /// Everything an engine needs to start serving.
@@ -50,7 +54,7 @@ fn replay_log(
     } else {
         Follows::Above(after.0)
     };
-    let end = txlog::replay(buf, 0, name, is_last, follows, |txn| {
+    let end = txlog::replay(buf, header::LEN, name, is_last, follows, |txn| {
         for w in &txn.writes {
             let key = Key::new(w.slot, w.key);
             let loc = Loc::new(
@@ -75,7 +79,7 @@ fn replay_log(
 /// Reads a merged segment into `entries`.
 fn replay_merged(buf: &[u8], name: &str, id: u32, entries: &mut Entries) -> Result<Last> {
     let mut last = (0, 0);
-    merged::replay(buf, name, |w| {
+    merged::replay(buf, header::LEN, name, |w| {
         let loc = Loc::new(
             w.seq,
             w.time_ms,
@@ -94,6 +98,7 @@ fn replay_merged(buf: &[u8], name: &str, id: u32, entries: &mut Entries) -> Resu
 /// Loads the hint of segment `id` into `entries` if it can be trusted.
 async fn load_hint<S: Storage>(
     storage: &S,
+    store: StoreId,
     id: u32,
     len: u64,
     entries: &mut Entries,
@@ -101,7 +106,19 @@ async fn load_hint<S: Storage>(
     let name = hint_name(id);
     let file = storage.open(&name).await.ok()?;
     let buf = read_all(&file, &name).await.ok()?;
-    hint::decode(&buf, id, len, entries)
+    hint::decode(&buf, store, id, len, entries)
+}
+
+/// Creates segment file `header.file_id` holding only `header`, durable (file and namespace)
+/// before any manifest names it.
+pub(crate) async fn create_segment<S: Storage>(storage: &S, header: FileHeader) -> Result<S::File> {
+    let id = u32::try_from(header.file_id)
+        .map_err(|_| Error::InvalidArgument("segment id out of range".into()))?;
+    let file = storage.create(&segment_name(id)).await?;
+    file.append(&header.to_bytes()).await?;
+    file.sync().await?;
+    storage.sync().await?;
+    Ok(file)
 }
 
 /// Removes files of ours that `meta` does not name: leftovers of a crashed roll or merge,
@@ -133,15 +150,16 @@ async fn clean_up<S: Storage>(storage: &S, meta: &Meta, ours: &[(String, FileKin
     Ok(())
 }
 
-/// The engine's name in errors ([`kv_api::Engine::NAME`]).
-const ENGINE: &str = "bitcask";
+/// The engine's name in errors and in `IDENTITY` ([`kv_api::Engine::NAME`]).
+pub(crate) const ENGINE: &str = "bitcask";
 
 /// The id of a new store's first segment (see [`Meta::fresh`]).
 const FIRST_SEGMENT: u32 = 1;
 
 /// Without `META`, `names` may hold nothing but what a crash while creating a store can leave:
-/// an empty first segment (created and synced before `META` is written), a `META.tmp`. Else
-/// the open would take a damaged store for a new one, or write into another store:
+/// `IDENTITY` (written first), a first segment holding at most its header (created and synced
+/// before `META` is written, and no commit comes before `META`), a `META.tmp`. Else the open
+/// would take a damaged store for a new one, or write into another store:
 ///
 /// * a file this engine never writes: [`Error::Foreign`] naming them (another engine's store,
 ///   or a directory that is not a store);
@@ -154,13 +172,18 @@ pub(crate) async fn check_without_meta<S: Storage>(storage: &S, names: &[String]
     if names.iter().any(|n| n == META) {
         return Ok(());
     }
-    let foreign: Vec<&String> = names.iter().filter(|n| parse_name(n).is_none()).collect();
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| parse_name(n).is_none() && !is_identity_file(n))
+        .collect();
     if !foreign.is_empty() {
         return Err(Error::foreign(ENGINE, &foreign));
     }
-    for name in names {
+    for name in names.iter().filter(|n| !is_identity_file(n)) {
         let crashed_creation = match parse_name(name) {
-            Some(FileKind::Segment(FIRST_SEGMENT)) => storage.open(name).await?.len().await? == 0,
+            Some(FileKind::Segment(FIRST_SEGMENT)) => {
+                storage.open(name).await?.len().await? <= header::LEN as u64
+            }
             Some(FileKind::MetaTmp) => true,
             _ => false,
         };
@@ -180,9 +203,12 @@ pub(crate) async fn check_without_meta<S: Storage>(storage: &S, names: &[String]
     Ok(())
 }
 
-/// Opens the store on `storage`; see the module docs. `read_only` writes nothing at all.
+/// Opens store `store` on `storage`; see the module docs. `read_only` writes nothing at all.
+/// `store` is `None` only for a read-only open of a storage without `IDENTITY` (and so
+/// without a store): an empty view.
 pub(crate) async fn recover<S: Storage>(
     storage: &S,
+    store: Option<StoreId>,
     read_only: bool,
 ) -> Result<Recovered<S::File>> {
     let names = storage.list().await?;
@@ -193,12 +219,18 @@ pub(crate) async fn recover<S: Storage>(
         .collect();
     let mut present: HashSet<String> = names.iter().cloned().collect();
 
-    let meta = if present.contains(META) {
-        let file = storage.open(META).await?;
-        Meta::decode(&read_all(&file, META).await?)?
+    let meta = match store {
+        Some(store) if present.contains(META) => {
+            let file = storage.open(META).await?;
+            Some((store, Meta::decode(&read_all(&file, META).await?, store)?))
+        }
+        _ => None,
+    };
+    let (store, meta) = if let Some(found) = meta {
+        found
     } else {
         // A new store, or what a crash while creating one left (`check_without_meta`).
-        if read_only {
+        let Some(store) = store.filter(|_| !read_only) else {
             return Ok(Recovered {
                 layout: Layout {
                     sealed: Vec::new(),
@@ -211,19 +243,17 @@ pub(crate) async fn recover<S: Storage>(
                 horizon: 0,
                 report: RecoveryReport::default(),
             });
-        }
+        };
         let fresh = Meta::fresh();
         debug_assert_eq!(fresh.segments.last().map(|s| s.id), Some(FIRST_SEGMENT));
-        // The first segment is durable before META names it: a crash in between leaves an
-        // empty segment without META (a new store again), never META naming a missing
-        // segment, which is damage.
-        let first = segment_name(FIRST_SEGMENT);
-        storage.create(&first).await?.sync().await?;
-        storage.sync().await?;
-        fresh.write(storage).await?;
-        present.insert(first);
+        // The first segment is durable before META names it: a crash in between leaves a
+        // segment of at most its header without META (a new store again, and `create`
+        // replaces it), never META naming a missing segment, which is damage.
+        create_segment(storage, segment_header(store, FIRST_SEGMENT, false)).await?;
+        fresh.write(storage, store).await?;
+        present.insert(segment_name(FIRST_SEGMENT));
         present.insert(META.to_string());
-        fresh
+        (store, fresh)
     };
     if !read_only {
         clean_up(storage, &meta, &ours).await?;
@@ -259,16 +289,21 @@ pub(crate) async fn recover<S: Storage>(
         }
         let file = storage.open(&name).await?;
         let len = file.len().await?;
+        let head = segment_header(store, s.id, s.merged);
         let mut entries = Entries::new();
         let hinted = if hints.contains(&s.id) {
-            load_hint(storage, s.id, len, &mut entries).await
+            load_hint(storage, store, s.id, len, &mut entries).await
         } else {
             None
         };
         let seg_last = match hinted {
-            Some(l) => l,
+            Some(l) => {
+                head.check_file(&file, &name).await?;
+                l
+            }
             None => {
                 let buf = read_all(&file, &name).await?;
+                head.check(&buf, &name)?;
                 if s.merged {
                     replay_merged(&buf, &name, s.id, &mut entries)?
                 } else {
@@ -308,6 +343,8 @@ pub(crate) async fn recover<S: Storage>(
     }
     let file = storage.open(&name).await?;
     let buf = read_all(&file, &name).await?;
+    // The active segment's header was synced before META named it: damage, not a torn tail.
+    segment_header(store, active_ref.id, false).check(&buf, &name)?;
     let mut pending = Vec::new();
     let mut entries = Entries::new();
     let (active_last, end) = replay_log(

@@ -4,6 +4,36 @@
 //!   a merged segment of committed records (kinds 4 and 5), as `META` says.
 //! * `NNNNNNNN.hint`: the hint file of a sealed segment (see [`crate::hint`]).
 //! * `META`, `META.tmp`: the manifest and its replacement in progress (see [`crate::meta`]).
+//! * `IDENTITY`, `IDENTITY.tmp`: the store's identity ([`kv_engine_kit::identity`]), common to
+//!   every engine and not parsed here.
+//!
+//! Every file but `IDENTITY` begins with a header ([`kv_engine_kit::header`]) naming the store,
+//! the file's id (its segment's, 0 for `META`) and its kind (`KIND_*`).
+
+use kv_engine_kit::header::{FileHeader, StoreId};
+
+/// The kind of a log segment in its file header ([`kv_engine_kit::header`]).
+pub(crate) const KIND_LOG: u8 = 0x11;
+/// The kind of a merged segment.
+pub(crate) const KIND_MERGED: u8 = 0x12;
+/// The kind of a hint file.
+pub(crate) const KIND_HINT: u8 = 0x13;
+/// The kind of `META`.
+pub(crate) const KIND_META: u8 = 0x14;
+
+/// The header of this engine's file of `kind` and id `id` in store `store`.
+pub(crate) fn header(store: StoreId, kind: u8, id: u32) -> FileHeader {
+    FileHeader {
+        kind,
+        store,
+        file_id: u64::from(id),
+    }
+}
+
+/// The header of segment `id`, a merged one or a log segment.
+pub(crate) fn segment_header(store: StoreId, id: u32, merged: bool) -> FileHeader {
+    header(store, if merged { KIND_MERGED } else { KIND_LOG }, id)
+}
 
 /// What a file name is, for files this engine writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use common::*;
 use kv_api::{Durability, Engine, Error, Options, Result, Storage, StorageFile, Store};
 use kv_backends::{FileStorage, MemoryStorage};
 use kv_bitcask::Bitcask;
+use kv_engine_kit::header::LEN as HEADER;
 
 /// Applies a deterministic history of `n` commits to `store` and to a model.
 async fn history<E: Engine>(
@@ -61,7 +62,7 @@ async fn rolled_segments_reopen_from_hints() -> Result<()> {
         // Every segment stays within the limit (a transaction never spans two).
         for (name, bytes) in files(&storage).await? {
             if name.ends_with(".log") {
-                assert!(bytes.len() <= 512, "{name}: {}", bytes.len());
+                assert!(bytes.len() <= 512 + HEADER, "{name}: {}", bytes.len());
             }
         }
     }
@@ -82,8 +83,9 @@ async fn rolled_segments_reopen_from_hints() -> Result<()> {
             .sum()
     };
     assert_eq!(
-        sealed_read, 0,
-        "sealed segments are loaded from hints, not read"
+        sealed_read,
+        (HEADER * (segs.len() - 1)) as u64,
+        "sealed segments are loaded from hints: only their headers are read"
     );
     check(&store, &model).await?;
     assert_eq!(store.snapshot().await.versions(0, "k7").await?, versions);
@@ -140,7 +142,7 @@ async fn flipped_byte_in_a_sealed_segment_is_corruption() -> Result<()> {
     let all = files(&storage).await?;
     let first = segments(&all)[0].clone();
     let mut bytes = all[&first].clone();
-    bytes[20] ^= 0x01; // inside the first write record of key00
+    bytes[HEADER + 20] ^= 0x01; // inside the first write record of key00
     overwrite(&storage, &first, &bytes).await?;
 
     // With its hint, open does not read the segment: the read that meets the damage reports it.
@@ -252,7 +254,7 @@ async fn leftovers_are_removed_and_foreign_files_kept() -> Result<()> {
     assert_eq!(get(&store, "a").await?, Some(1));
     let mut names = storage.list().await?;
     names.sort();
-    assert_eq!(names, ["00000001.log", "META", "notes.txt"]);
+    assert_eq!(names, ["00000001.log", "IDENTITY", "META", "notes.txt"]);
     Ok(())
 }
 
@@ -423,23 +425,35 @@ async fn the_only_segment_missing_is_corruption() -> Result<()> {
     Ok(())
 }
 
-/// A new store creates (and syncs) its first segment before it writes META, so what a crash
-/// during creation leaves is an empty `00000001.log`, perhaps with a `META.tmp`: it opens as
-/// a new store (read-only: an empty one, writing nothing). META without a segment is never
-/// left by a creation: corruption like any missing segment.
+/// A new store writes `IDENTITY`, then creates (and syncs) its first segment holding only its
+/// header, then writes META. What a crash during creation leaves (a torn `IDENTITY.tmp`;
+/// `IDENTITY` alone; with a first segment empty, torn inside its header or holding exactly
+/// its header; perhaps with a `META.tmp`) opens as a new store (read-only: an empty one,
+/// writing nothing). Anything else without META is corruption, and so is META without its
+/// segment.
 #[tokio::test]
 async fn a_crashed_creation_opens_as_new() -> Result<()> {
-    let meta_of_new_store = {
+    let new_store = {
         let s = MemoryStorage::new();
         drop(open(&s).await?);
-        files(&s).await?["META"].clone()
+        files(&s).await?
     };
-    let empty_segment = ("00000001.log".to_string(), Vec::new());
+    let identity = ("IDENTITY".to_string(), new_store["IDENTITY"].clone());
+    let segment = |n: usize| {
+        let bytes = new_store["00000001.log"][..n].to_vec();
+        ("00000001.log".to_string(), bytes)
+    };
+    assert_eq!(new_store["00000001.log"].len(), HEADER);
     let meta_tmp = ("META.tmp".to_string(), b"torn".to_vec());
+    let identity_tmp = ("IDENTITY.tmp".to_string(), b"torn".to_vec());
     for left in [
-        vec![empty_segment.clone()],
-        vec![empty_segment.clone(), meta_tmp.clone()],
-        vec![meta_tmp.clone()],
+        vec![identity_tmp],
+        vec![identity.clone()],
+        vec![identity.clone(), segment(0)],
+        vec![identity.clone(), segment(HEADER / 2)],
+        vec![identity.clone(), segment(HEADER)],
+        vec![identity.clone(), segment(HEADER), meta_tmp.clone()],
+        vec![identity.clone(), meta_tmp.clone()],
     ] {
         let left: BTreeMap<String, Vec<u8>> = left.into_iter().collect();
         let s = storage_from(&left).await?;
@@ -452,25 +466,163 @@ async fn a_crashed_creation_opens_as_new() -> Result<()> {
         drop(store);
         let mut names = s.list().await?;
         names.sort();
-        assert_eq!(names, ["00000001.log", "META"], "from {:?}", left.keys());
+        assert_eq!(
+            names,
+            ["00000001.log", "IDENTITY", "META"],
+            "from {:?}",
+            left.keys()
+        );
         assert_eq!(get(&open(&s).await?, "a").await?, Some(1));
     }
-    // A non-empty first segment without META is not a crashed creation.
-    let s = MemoryStorage::new();
-    drop(open(&s).await?);
-    let mut left = files(&s).await?;
-    left.insert("00000001.log".into(), b"x".to_vec());
+    // A first segment holding more than its header, without META, is not a crashed creation.
+    let written = {
+        let s = MemoryStorage::new();
+        let store = open(&s).await?;
+        put(&store, "a", 1).await?;
+        drop(store);
+        files(&s).await?
+    };
+    let mut left = written.clone();
     left.remove("META");
     let s = storage_from(&left).await?;
-    assert!(matches!(
-        open(&s).await.err(),
-        Some(Error::Corruption { .. })
-    ));
+    match open(&s).await.err() {
+        Some(Error::Corruption { file, .. }) => assert_eq!(file, "META"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert_eq!(files(&s).await?, left, "a failed open changed files");
     // META of a new store without its segment.
-    let s = storage_from(&[("META".to_string(), meta_of_new_store)].into()).await?;
+    let mut left = new_store.clone();
+    left.remove("00000001.log");
+    let s = storage_from(&left).await?;
     match open(&s).await.err() {
         Some(Error::Corruption { file, .. }) => assert_eq!(file, "00000001.log"),
         other => panic!("expected corruption, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// `IDENTITY` is the first file a store gets and is never removed: a store without it is
+/// corruption naming it (read-only too), and nothing is created or deleted. A storage holding
+/// a store of format 1 (its META has no file header, and there is no `IDENTITY`) is
+/// `Error::Incompatible`; so is an `IDENTITY` naming another engine or a newer format.
+#[tokio::test]
+async fn identity_missing_foreign_or_newer_is_refused() -> Result<()> {
+    let written = {
+        let s = MemoryStorage::new();
+        let store = open(&s).await?;
+        put(&store, "a", 1).await?;
+        drop(store);
+        files(&s).await?
+    };
+    let refuse = |left: BTreeMap<String, Vec<u8>>| async move {
+        let s = storage_from(&left).await?;
+        let mut errors = Vec::new();
+        for options in [Options::default(), Options::default().read_only(true)] {
+            errors.push(open_with(&s, options).await.err());
+            assert_eq!(files(&s).await?, left, "a failed open changed files");
+        }
+        Result::Ok(errors)
+    };
+    let mut left = written.clone();
+    left.remove("IDENTITY");
+    for err in refuse(left).await? {
+        match err {
+            Some(Error::Corruption { file, .. }) => assert_eq!(file, "IDENTITY"),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+    // A format-1 store: META without a header, no IDENTITY.
+    let mut left = written.clone();
+    left.remove("IDENTITY");
+    let meta = left["META"][HEADER..].to_vec();
+    left.insert("META".into(), meta);
+    for err in refuse(left).await? {
+        assert!(
+            matches!(&err, Some(Error::Incompatible { engine: "bitcask", found }) if found.contains("format 1")),
+            "{err:?}"
+        );
+    }
+    // IDENTITY naming another engine, or a newer format.
+    for (engine, format) in [("lsm", 2u16), ("bitcask", 3)] {
+        let mut id = kv_engine_kit::identity::Identity::decode(&written["IDENTITY"])?;
+        id.engine = engine.into();
+        id.format = format;
+        let mut left = written.clone();
+        left.insert("IDENTITY".into(), id.encode());
+        for err in refuse(left).await? {
+            assert!(
+                matches!(&err, Some(Error::Incompatible { engine: "bitcask", found }) if found.contains(engine)),
+                "{err:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Finding: one segment's bytes in place of another's (a copy, or two files swapped) went
+/// unnoticed: stale values were served, and a merge made them permanent. Every segment's
+/// header names its store, its id and its kind, and is checked at open, also for sealed
+/// segments loaded from their hints: corruption naming the file, nothing changed.
+#[tokio::test]
+async fn segments_swapped_copied_or_from_another_store_are_corruption() -> Result<()> {
+    let write = || async {
+        let s = MemoryStorage::new();
+        let store = open_with(&s, Options::default().segment_size(200)).await?;
+        for i in 0..20 {
+            put(&store, &format!("key{i:02}"), i).await?;
+        }
+        drop(store);
+        files(&s).await
+    };
+    let written = write().await?;
+    let other_store = write().await?;
+    let segs = segments(&written);
+    assert!(segs.len() >= 4, "{segs:?}");
+    let (a, b, active) = (&segs[0], &segs[1], &segs[segs.len() - 1]);
+    let mut cases: Vec<(String, BTreeMap<String, Vec<u8>>)> = Vec::new();
+    let mut swapped = written.clone();
+    swapped.insert(a.clone(), written[b].clone());
+    swapped.insert(b.clone(), written[a].clone());
+    cases.push(("swapped sealed segments".into(), swapped));
+    let mut copied = written.clone();
+    copied.insert(b.clone(), written[a].clone());
+    cases.push(("a sealed segment copied over another".into(), copied));
+    let mut copied = written.clone();
+    copied.insert(active.clone(), written[b].clone());
+    cases.push(("a sealed segment copied over the active one".into(), copied));
+    for name in [a, active] {
+        let mut foreign = written.clone();
+        foreign.insert(name.clone(), other_store[name].clone());
+        cases.push((format!("{name} of another store"), foreign));
+    }
+    let mut foreign = written.clone();
+    foreign.insert("META".into(), other_store["META"].clone());
+    cases.push(("META of another store".into(), foreign));
+    for (what, left) in cases {
+        let s = storage_from(&left).await?;
+        for options in [Options::default(), Options::default().read_only(true)] {
+            let err = open_with(&s, options).await.err();
+            assert!(
+                matches!(&err, Some(Error::Corruption { reason, .. }) if reason.contains("another") || reason.contains("file id")),
+                "{what}: {err:?}"
+            );
+            assert_eq!(
+                files(&s).await?,
+                left,
+                "{what}: a failed open changed files"
+            );
+        }
+    }
+    // A hint of another store (or of another segment) is not trusted: the segment is
+    // replayed instead, and every value is right.
+    let mut hints = written.clone();
+    let hint = a.replace(".log", ".hint");
+    hints.insert(hint.clone(), other_store[&hint].clone());
+    let other_hint = b.replace(".log", ".hint");
+    hints.insert(other_hint, written[&hint].clone());
+    let store = open(&storage_from(&hints).await?).await?;
+    for i in 0..20 {
+        assert_eq!(get(&store, &format!("key{i:02}")).await?, Some(i));
     }
     Ok(())
 }

@@ -12,18 +12,19 @@
 //! * a store of another engine or of a newer format: [`Error::Incompatible`] naming it;
 //! * a storage with files but no `IDENTITY`: files the engine never writes are
 //!   [`Error::Foreign`]; a store of this engine from before `IDENTITY` existed (format 1, known
-//!   by its manifest) is [`Error::Incompatible`]; other files of its own are
-//!   [`Error::Corruption`] naming `IDENTITY`, the file that should be there.
+//!   by a manifest without a file header) is [`Error::Incompatible`]; other files of its own
+//!   (a store whose `IDENTITY` was lost) are [`Error::Corruption`] naming `IDENTITY`, the
+//!   file that should be there.
 //!
 //! Only an empty storage (or one holding nothing but an `IDENTITY.tmp`, what a crash during
 //! creation leaves) is a new store ([`Found::Empty`]).
 
-use kv_api::{Error, Result, Storage};
+use kv_api::{Error, Result, Storage, StorageFile};
 
 use crate::bytes::Reader;
 use crate::files;
 use crate::frame;
-use crate::header::{FORMAT, MAGIC, StoreId};
+use crate::header::{self, BadHeader, FORMAT, FileHeader, MAGIC, StoreId};
 
 /// The identity file's name.
 pub const IDENTITY: &str = "IDENTITY";
@@ -173,7 +174,7 @@ pub async fn check<S: Storage>(
     if !foreign.is_empty() {
         return Err(Error::foreign(engine, &foreign));
     }
-    if rest.iter().any(|n| *n == manifest) {
+    if rest.iter().any(|n| *n == manifest) && !has_header(storage, manifest).await? {
         return Err(Error::Incompatible {
             engine,
             found: format!(
@@ -199,6 +200,21 @@ pub async fn check<S: Storage>(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    ))
+}
+
+/// Whether file `name` begins with a file header (format 2 or later), which no file of a
+/// format-1 store does.
+async fn has_header<S: Storage>(storage: &S, name: &str) -> Result<bool> {
+    let file = storage.open(name).await?;
+    let len = file.len().await?;
+    if len < header::LEN as u64 {
+        return Ok(false);
+    }
+    let head = file.read_at(0, header::LEN).await?;
+    Ok(!matches!(
+        FileHeader::decode(&head),
+        Err(BadHeader::Short | BadHeader::Damaged)
     ))
 }
 
