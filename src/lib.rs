@@ -5,11 +5,14 @@
 //!
 //! | feature | engine | [`KvStore`] uses it |
 //! |---------|--------|---------------------|
-//! | `bitcask` (default) | `Bitcask`: append-only log, every key in memory, fast point reads | when `lsm` is off |
-//! | `lsm` | `Lsm`: WAL, memtable, sorted tables, compaction; keys need not fit in memory | when enabled |
+//! | `bitcask` (default) | `Bitcask`: append-only log, every key in memory, fast point reads | whenever enabled |
+//! | `lsm` | `Lsm`: WAL, memtable, sorted tables, compaction; keys need not fit in memory | only without `bitcask` |
 //!
-//! Enabling `lsm` on top of the default makes it the engine of [`KvStore`]; both engines stay
-//! nameable (`Store<Bitcask<S>>`, `Store<Lsm<S>>`) when both features are on.
+//! Cargo unifies features across a whole dependency tree, so a feature another crate enables
+//! must not change which engine opens an existing store: enabling `lsm` beside the default
+//! leaves [`KvStore`] on Bitcask. Name the engine to be sure: `BitcaskStore<S>`, `LsmStore<S>`.
+//! Whatever is named, a store records its engine in its `IDENTITY` file, and the other engine
+//! refuses it with [`Error::Incompatible`]: never an empty store.
 //!
 //! ```no_run
 //! # async fn demo() -> kv::Result<()> {
@@ -59,12 +62,22 @@ pub use kv_bitcask::Bitcask;
 #[cfg(feature = "lsm")]
 pub use kv_lsm::{Lsm, LsmOptions};
 
-/// The engine selected by the cargo features (LSM if `lsm` is enabled, else Bitcask).
-#[cfg(feature = "lsm")]
-pub type DefaultEngine<S> = kv_lsm::Lsm<S>;
-/// The engine selected by the cargo features (LSM if `lsm` is enabled, else Bitcask).
-#[cfg(all(feature = "bitcask", not(feature = "lsm")))]
+/// The engine of [`KvStore`]: Bitcask whenever the `bitcask` feature is on (so a dependency
+/// that enables `lsm` changes nothing), the LSM only in a build without `bitcask`.
+#[cfg(feature = "bitcask")]
 pub type DefaultEngine<S> = kv_bitcask::Bitcask<S>;
+/// The engine of [`KvStore`]: Bitcask whenever the `bitcask` feature is on (so a dependency
+/// that enables `lsm` changes nothing), the LSM only in a build without `bitcask`.
+#[cfg(all(feature = "lsm", not(feature = "bitcask")))]
+pub type DefaultEngine<S> = kv_lsm::Lsm<S>;
+
+/// The typed store on the Bitcask engine, over storage `S`.
+#[cfg(feature = "bitcask")]
+pub type BitcaskStore<S> = Store<kv_bitcask::Bitcask<S>>;
+
+/// The typed store on the LSM engine, over storage `S`.
+#[cfg(feature = "lsm")]
+pub type LsmStore<S> = Store<kv_lsm::Lsm<S>>;
 
 /// The typed store on the engine the features select, over storage `S`.
 pub type KvStore<S> = Store<DefaultEngine<S>>;
