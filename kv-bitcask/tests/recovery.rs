@@ -626,3 +626,36 @@ async fn segments_swapped_copied_or_from_another_store_are_corruption() -> Resul
     }
     Ok(())
 }
+
+/// Finding: an active segment overwritten with garbage opened fine, its synced commits gone
+/// and its bytes truncated away, without a word. Its header was synced before META named it,
+/// so garbage over it is corruption (read-only too), and nothing is truncated.
+#[tokio::test]
+async fn garbage_over_the_active_segment_is_corruption() -> Result<()> {
+    let storage = MemoryStorage::new();
+    {
+        let store = open(&storage).await?;
+        for i in 0..19 {
+            put(&store, &format!("k{i}"), i).await?;
+        }
+    }
+    let written = files(&storage).await?;
+    let active = segments(&written).last().expect("a segment").clone();
+    let mut rng = kv_conformance::Rng::new(19);
+    let garbage: Vec<u8> = (0..written[&active].len())
+        .map(|_| rng.below(256) as u8)
+        .collect();
+    let mut left = written.clone();
+    left.insert(active.clone(), garbage);
+    let s = storage_from(&left).await?;
+    for options in [Options::default(), Options::default().read_only(true)] {
+        match open_with(&s, options).await.err() {
+            Some(Error::Corruption { file, offset, .. }) => {
+                assert_eq!((file.as_str(), offset), (active.as_str(), 0))
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        assert_eq!(files(&s).await?, left, "a failed open changed files");
+    }
+    Ok(())
+}
