@@ -204,8 +204,9 @@ impl Error {
             .copied()
             .collect::<Vec<_>>()
             .join(", ");
-        if names.len() > FOREIGN_NAMES_SHOWN {
-            list.push_str(&format!(" and {} more", names.len() - FOREIGN_NAMES_SHOWN));
+        let more = names.len().saturating_sub(FOREIGN_NAMES_SHOWN);
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
         }
         Error::Foreign {
             engine,
