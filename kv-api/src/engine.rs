@@ -88,8 +88,8 @@ fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut s = prefix.to_vec();
     while let Some(last) = s.pop() {
-        if last < 0xff {
-            s.push(last + 1);
+        if let Some(next) = last.checked_add(1) {
+            s.push(next);
             return Some(s);
         }
     }

@@ -73,7 +73,8 @@ pub enum Error {
     /// The store was closed; open it again.
     #[error("the store is closed")]
     Closed,
-    /// The store was opened read-only and a mutation was attempted.
+    /// The store was opened read-only and a mutation was attempted (or a commit after the
+    /// largest sequence number, `u64::MAX`, which only damaged storage can hold).
     #[error("the store is read-only: {0} is not allowed")]
     ReadOnly(&'static str),
     /// The requested version is unknown for this key, or was dropped by `merge`.
@@ -218,8 +219,9 @@ impl Error {
             .copied()
             .collect::<Vec<_>>()
             .join(", ");
-        if names.len() > FOREIGN_NAMES_SHOWN {
-            list.push_str(&format!(" and {} more", names.len() - FOREIGN_NAMES_SHOWN));
+        let more = names.len().saturating_sub(FOREIGN_NAMES_SHOWN);
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
         }
         Error::Foreign {
             engine,

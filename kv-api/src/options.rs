@@ -48,11 +48,16 @@ impl std::fmt::Debug for Clock {
 fn system_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        // Saturates some 584 million years from now.
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
 #[cfg(target_arch = "wasm32")]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a float-to-integer `as` saturates: a clock before 1970 reads 0, NaN reads 0"
+)]
 fn system_now_ms() -> u64 {
     js_sys::Date::now() as u64
 }

@@ -155,7 +155,8 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
 
     fn count(&mut self) {
         if let Some(n) = &mut self.remaining {
-            *n -= 1;
+            // Never 0 here: `next_raw` yields nothing once the limit is reached.
+            *n = n.saturating_sub(1);
         }
     }
 

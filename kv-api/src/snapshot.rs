@@ -19,7 +19,13 @@ pub struct Snapshots {
 impl Snapshots {
     /// Pins `version` until the returned snapshot (and all its clones) drop.
     pub fn pin(&self, version: Version) -> Snapshot {
-        *self.pins.lock().entry(version.seq()).or_insert(0) += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "one count per live `Pin`, each its own allocation: fewer than usize::MAX"
+        )]
+        {
+            *self.pins.lock().entry(version.seq()).or_insert(0) += 1;
+        }
         Snapshot {
             version,
             pin: Some(Arc::new(Pin {
@@ -49,9 +55,11 @@ impl Drop for Pin {
     fn drop(&mut self) {
         let mut pins = self.pins.lock();
         if let Some(n) = pins.get_mut(&self.seq) {
-            *n -= 1;
-            if *n == 0 {
-                pins.remove(&self.seq);
+            match n.checked_sub(1) {
+                Some(rest) if rest > 0 => *n = rest,
+                _ => {
+                    pins.remove(&self.seq);
+                }
             }
         }
     }

@@ -60,9 +60,10 @@ impl Version {
         self.time_ms
     }
 
-    /// The commit's wall-clock time as a [`std::time::SystemTime`].
-    pub fn time(&self) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.time_ms)
+    /// The commit's wall-clock time as a [`std::time::SystemTime`], or `None` if the platform's
+    /// `SystemTime` cannot hold it (a time from damaged storage: Windows' ends in 30828).
+    pub fn time(&self) -> Option<std::time::SystemTime> {
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(self.time_ms))
     }
 
     /// True if, in the listing of one key's versions, this commit removed the key.
@@ -100,5 +101,23 @@ impl Hash for Version {
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "v{}", self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Version;
+
+    #[test]
+    fn time_of_any_stored_millis_does_not_panic() {
+        assert_eq!(Version::new(1, 0).time(), Some(std::time::UNIX_EPOCH));
+        assert_eq!(
+            Version::new(1, 1_000).time(),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+        );
+        // A damaged commit record can carry any time; before, this could panic (Windows'
+        // `SystemTime` overflows). Unix's holds it.
+        let far = Version::new(1, u64::MAX).time();
+        assert!(cfg!(windows) || far.is_some());
     }
 }

@@ -75,6 +75,7 @@ impl<'a> Reader<'a> {
 
     /// Everything not read yet.
     pub fn rest(&mut self) -> &'a [u8] {
+        // Never the default: `at` only moves to the end of a read that succeeded.
         let s = self.buf.get(self.at..).unwrap_or_default();
         self.at = self.buf.len();
         s
@@ -114,8 +115,9 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let a = array_at(self.buf, self.at)?;
-        self.at += N;
+        let end = self.at.checked_add(N)?;
+        let a = self.buf.get(self.at..end)?.try_into().ok()?;
+        self.at = end;
         Some(a)
     }
 }

@@ -122,6 +122,10 @@ impl<K: Hash + Eq + Clone, V> Shard<K, V> {
     }
 
     /// The slot of `key`, marked as read; counts a hit or a miss.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "u64 counts of lookups: 2^64 of them would take centuries"
+    )]
     fn hit(&mut self, key: &K) -> Option<&Slot<V>> {
         match self.map.get(key) {
             Some(slot) => {
@@ -143,12 +147,22 @@ impl<K: Hash + Eq + Clone, V> Shard<K, V> {
             h.referenced = false;
             self.free.push(slot.pos);
         }
-        self.used -= slot.charge;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`used` is the sum of the charges of the entries in `map`, this one's too"
+        )]
+        {
+            self.used -= slot.charge;
+        }
         Some(slot)
     }
 
     /// Evicts one entry (CLOCK sweep); false if the shard is empty. Runs at most two turns of
     /// the hand: the first clears every referenced bit, so the second finds a victim.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "a Vec holds at most isize::MAX entries: `2 * n` and `hand + 1` (hand < n) fit"
+    )]
     fn evict_one(&mut self) -> bool {
         let n = self.ring.len();
         for _ in 0..2 * n {
@@ -173,7 +187,9 @@ impl<K: Hash + Eq + Clone, V> Shard<K, V> {
 
     fn insert(&mut self, key: K, value: V, charge: usize) {
         self.remove(&key);
-        while self.used + charge > self.capacity {
+        // Never saturates: `used` and `charge` are at most the capacity of the shard, which is
+        // below 2 MiB alone and at most usize::MAX / 2 with others.
+        while self.used.saturating_add(charge) > self.capacity {
             if !self.evict_one() {
                 return;
             }
@@ -190,17 +206,28 @@ impl<K: Hash + Eq + Clone, V> Shard<K, V> {
                 pos
             }
             None => {
+                let pos = self.ring.len();
                 self.ring.push(hand);
-                self.ring.len() - 1
+                pos
             }
         };
         self.map.insert(key, Slot { value, charge, pos });
-        self.used += charge;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "the loop above made `used + charge <= capacity`"
+        )]
+        {
+            self.used += charge;
+        }
     }
 }
 
 impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     /// A cache holding up to `capacity` bytes of charged entries (0 disables it).
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "`shards` is a power of two from 1 to MAX_SHARDS: no overflow, no division by 0"
+    )]
     pub fn new(capacity: usize) -> Self {
         // A power of two, so that the shard is a mask of the hash.
         let mut shards = 1;
@@ -224,7 +251,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     /// The shard of `key`, locked. Always `Some` (the index is masked by `len - 1` of a
     /// non-empty power-of-two slice); callers treat `None` as an empty, disabled cache.
     fn shard(&self, key: &K) -> Option<MutexGuard<'_, Shard<K, V>>> {
-        let i = shard_bits(FxBuildHasher.hash_one(key)) & (self.shards.len().max(1) - 1);
+        let i = shard_bits(FxBuildHasher.hash_one(key)) & self.shards.len().saturating_sub(1);
         // A panic while a shard is locked leaves it consistent between statements.
         self.shards.get(i).map(|m| m.lock())
     }
@@ -261,7 +288,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         mut touch: impl FnMut(usize, &V),
         mut f: impl FnMut(usize, Option<&V>),
     ) {
-        let mask = self.shards.len().max(1) - 1;
+        let mask = self.shards.len().saturating_sub(1);
         let mut order: Vec<(usize, usize)> = keys
             .iter()
             .enumerate()
@@ -289,6 +316,10 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
                 let mut found: [Option<&V>; BATCH] = [None; BATCH];
                 for (&(_, i), v) in chunk.iter().zip(&mut found) {
                     let slot = keys.get(i).and_then(|k| map.get(k));
+                    #[expect(
+                        clippy::arithmetic_side_effects,
+                        reason = "u64 counts of lookups: 2^64 of them would take centuries"
+                    )]
                     match slot {
                         Some(sl) => {
                             *hits += 1;
@@ -322,10 +353,16 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         if charge > shard.capacity {
             return false;
         }
-        if shard.used + charge <= shard.capacity {
+        if shard.used.saturating_add(charge) <= shard.capacity {
             return true;
         }
-        shard.refused += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`refused` is reset once it reaches `one_in`, a u32: it stays below u32::MAX"
+        )]
+        {
+            shard.refused += 1;
+        }
         if shard.refused >= one_in {
             shard.refused = 0;
             return true;
@@ -356,7 +393,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     pub fn counters(&self) -> (u64, u64) {
         self.shards.iter().fold((0, 0), |(h, m), s| {
             let s = s.lock();
-            (h + s.hits, m + s.misses)
+            (h.saturating_add(s.hits), m.saturating_add(s.misses))
         })
     }
 

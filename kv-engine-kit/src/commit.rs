@@ -216,7 +216,9 @@ impl CommitPipeline {
         self.writer.lock().await
     }
 
-    /// Starts a commit: see the module docs. Validates sizes against the options.
+    /// Starts a commit: see the module docs. Validates sizes against the options. After a
+    /// commit with the largest sequence number (only damaged storage holds one), commits are
+    /// [`Error::ReadOnly`].
     pub async fn begin(&self, batch: &WriteBatch) -> Result<CommitTicket<'_>> {
         self.check_writable("commit")?;
         for w in &batch.writes {
@@ -241,7 +243,13 @@ impl CommitPipeline {
         self.check_writable("commit")?;
         state.tracker.check(batch)?;
         let time_ms = self.options.clock.now_ms().max(state.last.time_ms());
-        let version = Version::new(state.last.seq() + 1, time_ms);
+        // Only recovered data can hold the largest sequence number; nothing wraps to 0.
+        let Some(seq) = state.last.seq().checked_add(1) else {
+            return Err(Error::ReadOnly(
+                "a commit after the largest sequence number",
+            ));
+        };
+        let version = Version::new(seq, time_ms);
         Ok(CommitTicket {
             pipeline: self,
             state,
@@ -494,6 +502,24 @@ mod tests {
             times.push(ticket.finish(&batch, || async { Ok(()) }).await?.time_ms());
         }
         assert_eq!(times, vec![1_000, 5_000, 5_000, 6_000]);
+        Ok(())
+    }
+
+    /// Recovered storage can end at the largest sequence number (replay accepts it). The next
+    /// commit used to compute `u64::MAX + 1`: a panic in debug builds, and in release a commit
+    /// numbered 0 appended to the log, which the next open rejects as out of order.
+    #[tokio::test]
+    async fn no_commit_after_the_largest_sequence_number() -> Result<()> {
+        let last = Version::new(u64::MAX, 1_000);
+        let p = CommitPipeline::new(last, 0, Options::default());
+        let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), Some(vec![1]));
+        assert!(matches!(p.begin(&batch).await, Err(Error::ReadOnly(_))));
+        assert_eq!(p.visible(), last, "reads go on at the last commit");
+        // The one before it still commits.
+        let p = CommitPipeline::new(Version::new(u64::MAX - 1, 1_000), 0, Options::default());
+        let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), Some(vec![1]));
+        let ticket = p.begin(&batch).await?;
+        assert_eq!(ticket.version().seq(), u64::MAX);
         Ok(())
     }
 }

@@ -159,7 +159,13 @@ impl ConflictTracker {
             commit.keys.extend_from_slice(&w.key);
             commit.ends.push(commit.keys.len());
         }
-        self.tracked += commit.len();
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "at most MAX_TRACKED before, plus the length of one Vec"
+        )]
+        {
+            self.tracked += commit.len();
+        }
         self.log.push_back(commit);
         while self.tracked > MAX_TRACKED {
             match self.log.front() {
@@ -182,7 +188,13 @@ impl ConflictTracker {
         let Some(mut commit) = self.log.pop_front() else {
             return;
         };
-        self.tracked -= commit.len();
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`tracked` is the sum of the lengths of the commits in `log`, this one's too"
+        )]
+        {
+            self.tracked -= commit.len();
+        }
         for h in &commit.hashes {
             if self.recent.get(h) == Some(&commit.seq) {
                 self.recent.remove(h);

@@ -17,14 +17,35 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
 
 /// Appends one frame to `out` whose payload is written in place by `write` (no copy).
 /// Returns the frame's offset within `out`.
+///
+/// # Panics
+///
+/// If the payload is longer than [`MAX_PAYLOAD`] (callers bound their payloads, as
+/// [`crate::txlog::encode_txn`] does; a frame must never carry a length cut to its `u32`
+/// field), or if `write` removes bytes it did not append.
 pub fn encode_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER_LEN]);
     write(out);
-    let len = (out.len() - start - HEADER_LEN) as u32;
-    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32fast::hash(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    let header_gone = "`write` removed the frame's header";
+    let Some((crc_field, covered)) = out
+        .get_mut(start..)
+        .and_then(|frame| frame.split_first_chunk_mut::<4>())
+    else {
+        panic!("{header_gone}");
+    };
+    let Some((len_field, payload)) = covered.split_first_chunk_mut::<4>() else {
+        panic!("{header_gone}");
+    };
+    let len = match u32::try_from(payload.len()) {
+        Ok(len) if payload.len() <= MAX_PAYLOAD => len,
+        _ => panic!(
+            "frame payload of {} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD})",
+            payload.len()
+        ),
+    };
+    *len_field = len.to_le_bytes();
+    *crc_field = crc32fast::hash(covered).to_le_bytes();
     start
 }
 
@@ -73,10 +94,12 @@ pub fn decode(buf: &[u8], offset: usize) -> Decoded<'_> {
     if crc32fast::hash(body) != crc {
         return Decoded::BadCrc;
     }
-    Decoded::Frame {
-        payload: body.get(4..).unwrap_or_default(),
-        next: offset + end,
-    }
+    // Both always succeed: `body` holds the length field, and `end` lies inside `buf`.
+    let (Some((_, payload)), Some(next)) = (body.split_first_chunk::<4>(), offset.checked_add(end))
+    else {
+        return Decoded::Truncated;
+    };
+    Decoded::Frame { payload, next }
 }
 
 /// Checks a buffer that must hold exactly one frame (a record read back by its location) and
@@ -115,7 +138,13 @@ pub fn valid_frames_after(
                 at = next;
                 return Some((found, payload));
             }
-            at += 1;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "the loop condition keeps `at` below `buf.len()`"
+            )]
+            {
+                at += 1;
+            }
         }
         None
     })

@@ -85,9 +85,10 @@ impl<'a> Record<'a> {
             kind @ (PUT | REMOVE) => {
                 let seq = u64_at(p, 1)?;
                 let slot = *p.get(9)?;
-                let key_len = u32_at(p, 10)? as usize;
-                let key = p.get(WRITE_HEADER..WRITE_HEADER.checked_add(key_len)?)?;
-                let rest = &p[WRITE_HEADER + key_len..];
+                let key_len = usize::try_from(u32_at(p, 10)?).ok()?;
+                let key_end = WRITE_HEADER.checked_add(key_len)?;
+                let key = p.get(WRITE_HEADER..key_end)?;
+                let rest = p.get(key_end..)?;
                 if kind == PUT {
                     Some(Record::Put {
                         seq,
@@ -105,9 +106,10 @@ impl<'a> Record<'a> {
                 let seq = u64_at(p, 1)?;
                 let time_ms = u64_at(p, 9)?;
                 let count = u32_at(p, 17)?;
-                let meta_len = u32_at(p, 21)? as usize;
-                let meta = p.get(25..25usize.checked_add(meta_len)?)?;
-                (p.len() == 25 + meta_len).then_some(Record::Commit {
+                let meta_len = usize::try_from(u32_at(p, 21)?).ok()?;
+                let meta_end = 25usize.checked_add(meta_len)?;
+                let meta = p.get(25..meta_end)?;
+                (p.len() == meta_end).then_some(Record::Commit {
                     seq,
                     time_ms,
                     count,
@@ -154,9 +156,14 @@ pub fn encode_write(
 }
 
 /// Appends `slot u8 | key_len u32 | key | value`: how every write record (this log's and an
-/// engine's own kinds) ends. The caller checked the key's length against the format's limits.
+/// engine's own kinds) ends, inside [`frame::encode_with`]. The caller checked the key's
+/// length against the format's limits.
 pub fn put_write_body(b: &mut Vec<u8>, slot: Slot, key: &[u8], value: Option<&[u8]>) {
     b.push(slot);
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a key past u32::MAX makes a payload longer than frame::encode_with takes"
+    )]
     b.extend_from_slice(&(key.len() as u32).to_le_bytes());
     b.extend_from_slice(key);
     if let Some(v) = value {
@@ -169,6 +176,8 @@ impl WriteLoc {
     pub fn of_frame(out: &[u8], start: usize) -> WriteLoc {
         WriteLoc {
             offset: start as u64,
+            // Never saturates for a frame of `frame::encode_with`: at most
+            // `MAX_PAYLOAD + HEADER_LEN` bytes.
             len: u32::try_from(out.len().saturating_sub(start)).unwrap_or(u32::MAX),
         }
     }
@@ -181,6 +190,10 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
         b.extend_from_slice(&seq.to_le_bytes());
         b.extend_from_slice(&time_ms.to_le_bytes());
         b.extend_from_slice(&count.to_le_bytes());
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a meta past u32::MAX makes a payload longer than frame::encode_with takes"
+        )]
         b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         b.extend_from_slice(meta);
     });
@@ -211,7 +224,9 @@ pub fn encode_txn(
                 max: MAX_WRITE_LEN,
             });
         }
-        size = size.saturating_add(frame::HEADER_LEN + WRITE_HEADER + n);
+        size = size
+            .saturating_add(n)
+            .saturating_add(frame::HEADER_LEN + WRITE_HEADER);
     }
     let count = u32::try_from(writes.len()).map_err(|_| Error::TooLarge {
         what: "transaction",
@@ -423,9 +438,16 @@ pub fn replay<'a>(
                 ),
             ));
         }
+        let Some(len) = next.checked_sub(at).and_then(|n| u32::try_from(n).ok()) else {
+            return Err(Error::corruption(
+                file,
+                at as u64,
+                "record longer than the format allows",
+            ));
+        };
         let loc = WriteLoc {
             offset: at as u64,
-            len: u32::try_from(next - at).unwrap_or(u32::MAX),
+            len,
         };
         match record {
             Record::Put {

@@ -90,12 +90,13 @@ impl<'de> Decoder<'de> {
 
     /// Runs `f` one nesting level deeper, failing past [`MAX_DEPTH`].
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        if self.depth >= MAX_DEPTH {
-            return Err(KeyError::new("key nested too deeply"));
-        }
-        self.depth += 1;
+        let outer = self.depth;
+        self.depth = outer
+            .checked_add(1)
+            .filter(|&depth| depth <= MAX_DEPTH)
+            .ok_or_else(|| KeyError::new("key nested too deeply"))?;
         let result = f(self);
-        self.depth -= 1;
+        self.depth = outer;
         result
     }
 
@@ -328,10 +329,10 @@ impl<'de> de::SeqAccess<'de> for FixedSeq<'_, 'de> {
     type Error = KeyError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.remaining == 0 {
+        let Some(rest) = self.remaining.checked_sub(1) else {
             return Ok(None);
-        }
-        self.remaining -= 1;
+        };
+        self.remaining = rest;
         seed.deserialize(&mut *self.de).map(Some)
     }
 

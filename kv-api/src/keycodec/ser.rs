@@ -75,8 +75,11 @@ impl<'s, 'o> Compound<'s, 'o> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         match &mut self.remaining {
             None => self.encoder.out.push(ELEMENT),
-            Some(0) => return Err(KeyError::new("more fields serialized than declared")),
-            Some(n) => *n -= 1,
+            Some(n) => {
+                *n = n
+                    .checked_sub(1)
+                    .ok_or_else(|| KeyError::new("more fields serialized than declared"))?;
+            }
         }
         value.serialize(&mut *self.encoder)
     }

@@ -113,7 +113,9 @@ impl BlockBuilder {
             out.extend_from_slice(&r.to_le_bytes());
         }
         out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
-        let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
+        // `out` only grew since `start` was its length: the split cannot fail.
+        let (_, block) = out.split_at(start);
+        let crc = crc32fast::hash(block);
         out.extend_from_slice(&crc.to_le_bytes());
         self.buf.clear();
         self.restarts.clear();

@@ -21,11 +21,28 @@ impl Block {
         let mut keys = Vec::with_capacity(entries.capacity() * 16);
         let mut walker = Walker::new(self, 0);
         let mut start = 0;
+        // Keys and values are addressed by u32 offsets: past 4 GiB (keys with their shared
+        // prefixes restored can outgrow the block) is refused, never cut.
+        let offset = |n: usize, at: usize| {
+            u32::try_from(n).map_err(|_| {
+                Error::corruption(
+                    file,
+                    self.offset + at as u64,
+                    "block too large to decode whole (keys or values past 4 GiB)",
+                )
+            })
+        };
         while let Some(h) = walker.next(file)? {
             if let Some(last) = entries.last() {
                 let prev = keys
-                    .get(last.key.0 as usize..(last.key.0 + last.key.1) as usize)
-                    .unwrap_or_default();
+                    .get(last.key.0 as usize..last.key.1 as usize)
+                    .ok_or_else(|| {
+                        Error::corruption(
+                            file,
+                            self.offset + start as u64,
+                            "previous key outside the decoded keys",
+                        )
+                    })?;
                 if cmp_ikey(prev, last.seq, &walker.key, walker.seq) != Ordering::Less {
                     return Err(Error::corruption(
                         file,
@@ -34,13 +51,18 @@ impl Block {
                     ));
                 }
             }
-            let key = (keys.len() as u32, walker.key.len() as u32);
+            let key_start = offset(keys.len(), start)?;
             keys.extend_from_slice(&walker.key);
+            let key = (key_start, offset(keys.len(), start)?);
+            let value = match h.value_len {
+                Some(_) => Some((offset(h.value_at(), start)?, offset(h.end(), start)?)),
+                None => None,
+            };
             entries.push(DecodedEntry {
                 key,
                 seq: walker.seq,
                 time_ms: walker.time,
-                value: h.value_len.map(|n| (h.value_at() as u32, n as u32)),
+                value,
             });
             start = walker.at;
         }
@@ -59,8 +81,8 @@ impl Block {
     }
 }
 
-/// One entry of a [`DecodedBlock`]: its whole key as `(start, len)` in the key arena, its value
-/// as `(start, len)` in the raw block.
+/// One entry of a [`DecodedBlock`]: its whole key as `(start, end)` in the key arena, its value
+/// as `(start, end)` in the raw block.
 #[derive(Debug, Clone, Copy)]
 struct DecodedEntry {
     key: (u32, u32),
@@ -86,16 +108,20 @@ impl DecodedBlock {
         self.entries.len()
     }
 
-    fn key(&self, (start, len): (u32, u32)) -> &[u8] {
+    // `key` and `raw` never fall back to the empty slice: `Block::decode`, the only maker of a
+    // `DecodedBlock`, takes each key range from the arena it fills and each value range from
+    // an entry that `Header::parse` found inside the block, and refuses offsets past u32.
+
+    fn key(&self, (start, end): (u32, u32)) -> &[u8] {
         self.keys
-            .get(start as usize..(start + len) as usize)
+            .get(start as usize..end as usize)
             .unwrap_or_default()
     }
 
-    fn raw(&self, (start, len): (u32, u32)) -> &[u8] {
+    fn raw(&self, (start, end): (u32, u32)) -> &[u8] {
         self.block
             .raw
-            .get(start as usize..(start + len) as usize)
+            .get(start as usize..end as usize)
             .unwrap_or_default()
     }
 

@@ -10,8 +10,9 @@ use crate::key::EntryRef;
 use crate::key::OwnedEntry;
 use crate::sstable::varint::{get_varint, unzigzag};
 
-/// The fixed fields of one entry, parsed without touching its key or value bytes.
-pub(super) struct Header {
+/// The fixed fields of one entry, and where its key suffix and value lie (checked to be inside
+/// the entries).
+pub(super) struct Header<'a> {
     pub(super) shared: usize,
     pub(super) unshared: usize,
     /// `seq` and `time` as stored: absolute at restart points, zigzag deltas elsewhere.
@@ -20,10 +21,14 @@ pub(super) struct Header {
     pub(super) value_len: Option<usize>,
     /// Offset of the key suffix; the value follows it.
     pub(super) key_at: usize,
+    /// The key suffix (`unshared` bytes).
+    pub(super) suffix: &'a [u8],
+    /// The value (`value_len` bytes), `None` for a removal.
+    pub(super) value: Option<&'a [u8]>,
 }
 
-impl Header {
-    pub(super) fn parse(data: &[u8], mut at: usize) -> Option<Header> {
+impl<'a> Header<'a> {
+    pub(super) fn parse(data: &'a [u8], mut at: usize) -> Option<Header<'a>> {
         let shared = get_varint(data, &mut at)? as usize;
         let unshared = get_varint(data, &mut at)? as usize;
         let kind = *data.get(at)?;
@@ -36,16 +41,21 @@ impl Header {
             _ => return None,
         };
         // Key and value must lie inside the entries region.
-        let end = at
-            .checked_add(unshared)?
-            .checked_add(value_len.unwrap_or(0))?;
-        (end <= data.len()).then_some(Header {
+        let value_at = at.checked_add(unshared)?;
+        let suffix = data.get(at..value_at)?;
+        let value = match value_len {
+            Some(n) => Some(data.get(value_at..value_at.checked_add(n)?)?),
+            None => None,
+        };
+        Some(Header {
             shared,
             unshared,
             seq,
             time,
             value_len,
             key_at: at,
+            suffix,
+            value,
         })
     }
 
@@ -83,8 +93,8 @@ impl<'a> Walker<'a> {
     }
 
     /// Decodes the next entry, with the key in `self.key`.
-    pub(super) fn next(&mut self, file: &str) -> Result<Option<Header>> {
-        let data = self.block.data();
+    pub(super) fn next(&mut self, file: &str) -> Result<Option<Header<'a>>> {
+        let data = self.block.data(file)?;
         let start = self.at;
         if start >= data.len() {
             return Ok(None);
@@ -108,8 +118,7 @@ impl<'a> Walker<'a> {
             return Err(bad("shared prefix longer than the previous key"));
         }
         self.key.truncate(h.shared);
-        self.key
-            .extend_from_slice(data.get(h.key_at..h.value_at()).unwrap_or_default());
+        self.key.extend_from_slice(h.suffix);
         self.at = h.end();
         Ok(Some(h))
     }
@@ -138,7 +147,10 @@ impl Block {
         }
         let crc_at = raw.len() - 4;
         let stored = u32_at(&raw, crc_at).ok_or_else(|| bad(crc_at, "truncated block"))?;
-        if crc32fast::hash(raw.get(..crc_at).unwrap_or_default()) != stored {
+        let covered = raw
+            .get(..crc_at)
+            .ok_or_else(|| bad(crc_at, "truncated block"))?;
+        if crc32fast::hash(covered) != stored {
             return Err(bad(crc_at, "block crc mismatch"));
         }
         let count_at = crc_at - 4;
@@ -172,8 +184,11 @@ impl Block {
         })
     }
 
-    pub(super) fn data(&self) -> &[u8] {
-        self.raw.get(..self.data_end).unwrap_or_default()
+    /// The entries (checked by `load` to lie inside the block).
+    pub(super) fn data(&self, file: &str) -> Result<&[u8]> {
+        self.raw.get(..self.data_end).ok_or_else(|| {
+            Error::corruption(file, self.offset, "entries end past the end of the block")
+        })
     }
 
     /// Offset of restart point `i` (checked by `load`: increasing, inside the entries).
@@ -206,15 +221,17 @@ impl Block {
         file: &str,
         before: impl Fn(&[u8], u64) -> bool,
     ) -> Result<usize> {
-        let data = self.data();
+        let data = self.data(file)?;
         let restart_key = |i: usize| -> Result<(&[u8], u64)> {
-            let at = self.restart(i).unwrap_or(0);
+            let at = self.restart(i).ok_or_else(|| {
+                Error::corruption(file, self.offset, format!("restart point {i} missing"))
+            })?;
             let h = Header::parse(data, at)
                 .filter(|h| h.shared == 0)
                 .ok_or_else(|| {
                     Error::corruption(file, self.offset + at as u64, "malformed restart entry")
                 })?;
-            Ok((data.get(h.key_at..h.value_at()).unwrap_or_default(), h.seq))
+            Ok((h.suffix, h.seq))
         };
         let (mut lo, mut hi) = (0, self.restart_count);
         while lo < hi {
@@ -237,21 +254,17 @@ impl Block {
         before: impl Fn(&[u8], u64) -> bool,
         f: impl FnOnce(EntryRef<'_>) -> T,
     ) -> Result<Option<T>> {
-        let data = self.data();
         // Restart points whose entry lies before the position: the answer is in the interval
         // after the last of them (or is the next restart entry).
         let lo = self.restarts_before(file, &before)?;
         let mut walker = Walker::new(self, lo.saturating_sub(1));
         while let Some(h) = walker.next(file)? {
             if !before(&walker.key, walker.seq) {
-                let value = h
-                    .value_len
-                    .map(|_| data.get(h.value_at()..h.end()).unwrap_or_default());
                 return Ok(Some(f(EntryRef {
                     ukey: &walker.key,
                     seq: walker.seq,
                     time_ms: walker.time,
-                    value,
+                    value: h.value,
                 })));
             }
         }
@@ -348,5 +361,44 @@ mod tests {
                 let _ = block.find("t", |u, s| Seek::At(&e.ukey, e.seq).is_before(u, s));
             }
         }
+    }
+
+    /// A block whose fields disagree with its bytes (what `load` rules out) is corruption,
+    /// never an empty key, an empty block or another entry in place of a missing one.
+    #[test]
+    fn a_broken_block_is_corruption_not_empty_data() {
+        let (raw, want) = sample(40, 4);
+        let good = Block::load(raw, "t", 100).expect("load");
+        let last = want.last().expect("entries");
+        let find_last =
+            |b: &Block| b.find("t", |u, s| Seek::At(&last.ukey, last.seq).is_before(u, s));
+        assert_eq!(find_last(&good).expect("find").as_ref(), Some(last));
+        // More restart points than the block holds: the binary search used to read a missing
+        // one as offset 0 (the first key) and answer "not found".
+        let more_restarts = Block {
+            raw: good.raw.clone(),
+            data_end: good.data_end,
+            restart_count: good.restart_count + 1000,
+            offset: 100,
+        };
+        assert!(matches!(
+            find_last(&more_restarts),
+            Err(Error::Corruption { offset: 100, .. })
+        ));
+        // Entries said to end past the block's bytes.
+        let past_the_end = Block {
+            raw: good.raw.clone(),
+            data_end: good.raw.len() + 1,
+            restart_count: good.restart_count,
+            offset: 100,
+        };
+        assert!(matches!(
+            find_last(&past_the_end),
+            Err(Error::Corruption { .. })
+        ));
+        assert!(matches!(
+            Arc::new(past_the_end).decode("t"),
+            Err(Error::Corruption { offset: 100, .. })
+        ));
     }
 }

@@ -86,7 +86,7 @@ impl Run {
             }
             return Ok(false);
         }
-        let data = block.data();
+        let data = block.data(file)?;
         let bad = |why: &str| Error::corruption(file, block.offset + at as u64, why);
         let h = Header::parse(data, at).ok_or_else(|| bad("malformed entry"))?;
         let prev = self.entries.last().copied();
@@ -109,12 +109,13 @@ impl Run {
         let key_start = self.keys.len();
         self.keys
             .extend_from_within(prev_start..prev_start + h.shared);
-        self.keys
-            .extend_from_slice(data.get(h.key_at..h.value_at()).unwrap_or_default());
+        self.keys.extend_from_slice(h.suffix);
         let key = (key_start, self.keys.len());
         if let Some(p) = prev {
-            let pk = self.keys.get(p.key.0..p.key.1).unwrap_or_default();
-            let k = self.keys.get(key.0..key.1).unwrap_or_default();
+            // Both are ranges of the arena that this run filled.
+            let lost = || bad("decoded key outside the run's keys");
+            let pk = self.keys.get(p.key.0..p.key.1).ok_or_else(lost)?;
+            let k = self.keys.get(key.0..key.1).ok_or_else(lost)?;
             if cmp_ikey(pk, p.seq, k, seq) != Ordering::Less {
                 return Err(bad("entries out of order"));
             }
@@ -142,17 +143,20 @@ impl Run {
         self.entries.len()
     }
 
-    /// Entry `i`; `block` must be the block the run was decoded from.
+    /// Entry `i`; `block` must be the block the run was decoded from (`None` if its value
+    /// does not lie inside `block`, as for a key outside the run).
     #[inline]
     pub fn get<'a>(&'a self, i: usize, block: &'a Block) -> Option<EntryRef<'a>> {
         let e = self.entries.get(i)?;
+        let value = match e.value {
+            Some((s, end)) => Some(block.raw.get(s..end)?),
+            None => None,
+        };
         Some(EntryRef {
             ukey: self.keys.get(e.key.0..e.key.1)?,
             seq: e.seq,
             time_ms: e.time_ms,
-            value: e
-                .value
-                .map(|(s, end)| block.raw.get(s..end).unwrap_or_default()),
+            value,
         })
     }
 
@@ -233,5 +237,26 @@ mod tests {
             }
             let _ = block.restarts_before("t", |u, _| u < &b"key-00005"[..]);
         }
+    }
+
+    /// Reading a run's entry from a block that does not hold its value (a block other than the
+    /// one decoded, cut short) is no entry, not the entry with an empty value.
+    #[test]
+    fn a_value_outside_the_block_is_no_entry() {
+        let (raw, _) = sample(40, 4);
+        let block = Block::load(raw, "t", 0).expect("load");
+        let mut run = Run::default();
+        block.decode_run("t", 0, &mut run).expect("run");
+        let (i, start) = (0..run.len())
+            .find_map(|i| Some((i, run.entries[i].value.filter(|(s, e)| s < e)?.0)))
+            .expect("an entry with a value in the first run");
+        assert!(run.get(i, &block).is_some());
+        let short = Block {
+            raw: block.raw[..start].to_vec(),
+            data_end: start,
+            restart_count: 0,
+            offset: 0,
+        };
+        assert!(run.get(i, &short).is_none());
     }
 }
