@@ -49,7 +49,10 @@ pub(crate) fn encode(
             b.push(CHUNK);
             let start = b.len();
             while let Some(((key, loc), tail)) = rest.split_first() {
-                if b.len() - start >= CHUNK_BYTES {
+                // A chunk ends before the entry that would take it past CHUNK_BYTES, so a
+                // frame holds at most one key of the largest size: never past MAX_PAYLOAD.
+                let used = b.len() - start;
+                if used > 0 && used + ENTRY_FIXED + key.len() > CHUNK_BYTES {
                     break;
                 }
                 b.extend_from_slice(&(key.len() as u32).to_le_bytes());
