@@ -1,7 +1,9 @@
-//! A store of one engine opened by the other: `Error::Foreign` naming the other store's files,
-//! for a writer and a reader, and nothing created or deleted (on files, not even the lock
-//! file: the check runs before the writer lock is taken). The store then opens as before with
-//! its own engine.
+//! Finding 9: a store of one engine opened by the other was `Ok` and empty, and the wrong
+//! engine wrote its own files into it. Now the store's `IDENTITY` names its engine: the other
+//! engine's open is `Error::Incompatible` naming it, for a writer and a reader, and nothing is
+//! created or deleted (on files, not even the lock file: the check runs before the writer
+//! lock is taken). The store then opens as before with its own engine. Without its
+//! `IDENTITY`, the other engine sees files it never writes: `Error::Foreign` naming them.
 //!
 //! Here and not in `kv-conformance` because it needs both engines; it names them directly
 //! (dev-dependencies), whatever the features.
@@ -61,49 +63,68 @@ async fn check_store<A: Engine>(storage: A::Storage) -> Result<()> {
     Ok(())
 }
 
-/// Opens a store of `A` with `B` (writer and reader): `Foreign` naming `A`'s files, nothing
-/// changed; then `A` opens it with everything.
+/// Opens a store of `A` with `B` (writer and reader): `Incompatible` naming `A`, nothing
+/// changed; the same without `IDENTITY`: `Foreign` naming `A`'s files; then `A` opens it (with
+/// its `IDENTITY` back) with everything.
 async fn refused<A: Engine, B: Engine<Storage = A::Storage>>(
     storage: impl Fn() -> A::Storage,
     dir: Option<&Path>,
 ) -> Result<()> {
     write_store::<A>(storage()).await?;
-    let before = files(&storage()).await?;
+    let with_identity = files(&storage()).await?;
     let dir_before = dir.map(dir_names);
-    for read_only in [false, true] {
-        let options = Options::default().read_only(read_only);
-        match Store::<B>::open_with(storage(), options).await {
-            Err(Error::Foreign { engine, found }) => {
-                assert_eq!(engine, B::NAME);
-                // The error lists the first few names, sorted.
-                for name in before.keys().take(8) {
-                    assert!(found.contains(name.as_str()), "{name} not in {found:?}");
-                }
-            }
-            Err(e) => panic!(
-                "{} opened by {}: expected Foreign, got {e:?}",
-                A::NAME,
-                B::NAME
-            ),
-            Ok(_) => panic!(
-                "{} opened by {} (read-only {read_only}): opened",
-                A::NAME,
-                B::NAME
-            ),
+    let identity = with_identity["IDENTITY"].clone();
+    for keep_identity in [true, false] {
+        if !keep_identity {
+            storage().remove("IDENTITY").await?;
         }
-        assert_eq!(
-            files(&storage()).await?,
-            before,
-            "the refused open changed files"
-        );
-        if let Some(dir) = dir {
+        let before = files(&storage()).await?;
+        for read_only in [false, true] {
+            let options = Options::default().read_only(read_only);
+            match Store::<B>::open_with(storage(), options).await {
+                Err(Error::Incompatible { engine, found }) if keep_identity => {
+                    assert_eq!(engine, B::NAME);
+                    assert!(found.contains(A::NAME), "{found:?}");
+                }
+                Err(Error::Foreign { engine, found }) if !keep_identity => {
+                    assert_eq!(engine, B::NAME);
+                    // The error lists the first few names, sorted.
+                    for name in before.keys().take(8) {
+                        assert!(found.contains(name.as_str()), "{name} not in {found:?}");
+                    }
+                }
+                Err(e) => panic!(
+                    "{} opened by {} (IDENTITY {keep_identity}): got {e:?}",
+                    A::NAME,
+                    B::NAME
+                ),
+                Ok(_) => panic!(
+                    "{} opened by {} (read-only {read_only}): opened",
+                    A::NAME,
+                    B::NAME
+                ),
+            }
             assert_eq!(
-                Some(dir_names(dir)),
-                dir_before,
-                "the refused open changed the directory"
+                files(&storage()).await?,
+                before,
+                "the refused open changed files"
             );
+            if let Some(dir) = dir {
+                let mut names = dir_before.clone().unwrap_or_default();
+                if !keep_identity {
+                    names.retain(|n| n != "IDENTITY");
+                }
+                assert_eq!(
+                    dir_names(dir),
+                    names,
+                    "the refused open changed the directory"
+                );
+            }
         }
     }
+    let f = storage().create("IDENTITY").await?;
+    f.append(&identity).await?;
+    f.sync().await?;
     check_store::<A>(storage()).await
 }
 
