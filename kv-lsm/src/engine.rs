@@ -513,7 +513,7 @@ impl<S: Storage> Engine for Lsm<S> {
     type Storage = S;
     type Tuning = LsmOptions;
 
-    const NAME: &'static str = "lsm";
+    const NAME: &'static str = crate::names::ENGINE;
 
     async fn open(storage: S, options: Options, tuning: LsmOptions) -> Result<Self> {
         options.validate()?;

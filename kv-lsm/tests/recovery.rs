@@ -304,9 +304,9 @@ async fn missing_manifest_is_corruption_and_deletes_nothing() {
 
 /// What a crash while creating a store can leave (creation writes `IDENTITY`, then `MANIFEST`,
 /// then the first WAL file with its header, then `MANIFEST` naming it), here crafted from a
-/// whole store: `IDENTITY` alone, with a `MANIFEST.tmp`, or beside an unrelated file. Each
-/// opens as a new store, keeps its identity and takes commits; a read-only open is an empty
-/// view that writes nothing.
+/// whole store: a torn `IDENTITY.tmp`, `IDENTITY` alone, with a `MANIFEST.tmp`, or beside an
+/// unrelated file. Each opens as a new store, keeps its identity and takes commits; a
+/// read-only open is an empty view that writes nothing.
 #[tokio::test]
 async fn crashed_creation_opens_as_new() {
     let whole = MemoryStorage::new();
@@ -314,6 +314,11 @@ async fn crashed_creation_opens_as_new() {
     let identity = files(&whole).await["IDENTITY"].clone();
     let id = |name: &str| (name.to_string(), identity.clone());
     for (what, left) in [
+        // Before IDENTITY: a new identity is written, the leftover removed.
+        (
+            "a torn IDENTITY.tmp",
+            vec![("IDENTITY.tmp".into(), identity[..5].to_vec())],
+        ),
         ("IDENTITY only", vec![id("IDENTITY")]),
         (
             "with MANIFEST.tmp",
@@ -336,11 +341,14 @@ async fn crashed_creation_opens_as_new() {
         drop(e);
         let names = files(&st).await;
         assert!(!names.contains_key("MANIFEST.tmp"), "{what}");
+        assert!(!names.contains_key("IDENTITY.tmp"), "{what}");
         assert!(names.contains_key("MANIFEST"), "{what}");
-        assert_eq!(
-            names["IDENTITY"], identity,
-            "{what}: the identity was rewritten"
-        );
+        if left.contains_key("IDENTITY") {
+            assert_eq!(
+                names["IDENTITY"], identity,
+                "{what}: the identity was rewritten"
+            );
+        }
         assert_eq!(names.get("notes.txt"), left.get("notes.txt"), "{what}");
         let e = engine(&st, small()).await;
         assert_eq!(contents(&e).await.len(), 1, "{what}");
