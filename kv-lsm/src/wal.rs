@@ -3,13 +3,13 @@
 //! Files are `wal-NNNNNNNN.log`, one id space with tables. Each begins with its file header
 //! (kind [`KIND_WAL`], the store's id, its own id), so a WAL file swapped with another, or
 //! brought from another store, is corruption at open instead of commits replayed out of place.
-//! A transaction is its write records
-//! and a commit record ([`kv_engine_kit::txlog`], each in a [`kv_engine_kit::frame`]), encoded into one
-//! buffer and appended with **one** `append` call; it is durable once the file is synced (the
-//! commit pipeline's group commit does that). A new file is started when the current one
-//! passes `Options::segment_size` and whenever the memtable is frozen, so each WAL file belongs
-//! to one memtable and can be deleted once that memtable's table is in the manifest. Before
-//! switching, the old file is synced, so only the newest file can ever have a torn tail.
+//! A transaction is its write records and a commit record ([`kv_engine_kit::txlog`], each in a
+//! [`kv_engine_kit::frame`]), encoded into one buffer and appended with **one** `append` call;
+//! it is durable once the file is synced (the commit pipeline's group commit does that). A new
+//! file is started when the current one passes `Options::segment_size` and whenever the
+//! memtable is frozen, so each WAL file belongs to one memtable and can be deleted once that
+//! memtable's table is in the manifest. Before switching, the old file is synced, so only the
+//! newest file can ever have a torn tail.
 //!
 //! **A roll** creates the new file, appends its header, syncs it and the storage, then writes
 //! the manifest naming it as `wal_newest`, and only then appends commits to it. So the newest
@@ -17,6 +17,8 @@
 //! above the manifest's `wal_newest` holds no commit: it is what a crash in a roll left. With a
 //! torn header it is removed (a writable open) or ignored (read-only); with a whole one it is
 //! replayed (nothing) and kept, and the open records it in the manifest before any commit.
+//! (Records in such a file, which the protocol never leaves, are replayed all the same, under
+//! the usual continuity checks.)
 
 use kv_api::{Dropped, Result, Storage, StorageFile, Version};
 use kv_engine_kit::files;

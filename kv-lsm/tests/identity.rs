@@ -395,4 +395,21 @@ async fn a_crashed_roll_reopens_with_every_commit() {
             "{what}: after new commits"
         );
     }
+    // A roll writes nothing but a prefix of the header: a whole but wrong one is not a crash.
+    let mut damaged = whole.clone();
+    damaged[10] ^= 1;
+    let other = FileHeader {
+        kind: KIND_WAL,
+        store: header::StoreId::from_bytes([7; 16]),
+        file_id: next,
+    }
+    .to_bytes();
+    for (what, left, why) in [
+        ("a damaged header", damaged, "no valid file header"),
+        ("another store's header", other, "another store"),
+    ] {
+        let mut crashed = full.clone();
+        crashed.insert(name.clone(), left);
+        assert_corruption(&crashed, rolling(), &[&name], why, what).await;
+    }
 }
