@@ -76,9 +76,9 @@ impl<S: Storage> Inner<S> {
         let table = if mem.is_empty() {
             None
         } else {
+            let id = self.alloc_id()?;
             let mut w =
-                TableWriter::create(&self.storage, self.alloc_id()?, self.tuning.block_size)
-                    .await?;
+                TableWriter::create(&self.storage, self.store, id, self.tuning.block_size).await?;
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             while let Some(e) = cursor.current() {
@@ -90,7 +90,7 @@ impl<S: Storage> Inner<S> {
             }
             let meta = w.finish().await?;
             self.storage.sync().await?;
-            Some(Arc::new(Table::new(meta, self.storage.clone())))
+            Some(Arc::new(Table::new(meta, self.storage.clone(), self.store)))
         };
 
         let mut persisted = self.persisted.lock().await;
@@ -225,7 +225,7 @@ impl<S: Storage> Inner<S> {
         self.storage.sync().await?;
         let tables = outputs
             .into_iter()
-            .map(|m| Arc::new(Table::new(m, self.storage.clone())))
+            .map(|m| Arc::new(Table::new(m, self.storage.clone(), self.store)))
             .collect();
         self.install(&plan, tables).await
     }
@@ -282,7 +282,13 @@ impl<S: Storage> Inner<S> {
                         let id = self.alloc_id()?;
                         created.push(id);
                         writer.insert(
-                            TableWriter::create(&self.storage, id, self.tuning.block_size).await?,
+                            TableWriter::create(
+                                &self.storage,
+                                self.store,
+                                id,
+                                self.tuning.block_size,
+                            )
+                            .await?,
                         )
                     }
                 };

@@ -13,6 +13,8 @@ use kv_api::{
     Stats, Storage, StorageFile, Version, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
+use kv_engine_kit::header::StoreId;
+use kv_engine_kit::identity::{self, Found};
 use kv_engine_kit::txlog;
 
 use crate::cache::BlockCache;
@@ -20,7 +22,7 @@ use crate::key::ukey;
 use crate::levels::LevelSet;
 use crate::manifest::{MANIFEST, MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
-use crate::names::{FILE_ID_LIMIT, Listing, id_after};
+use crate::names::{ENGINE, FILE_ID_LIMIT, Listing, check_identity, id_after};
 use crate::options::LsmOptions;
 use crate::sstable::{Table, table_name};
 use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
@@ -45,6 +47,8 @@ pub(crate) struct Persisted {
     pub last_flushed: Version,
     /// WAL files below this id are not needed.
     pub wal_floor: u64,
+    /// The newest WAL file created, once the manifest names it (0: none).
+    pub wal_newest: u64,
     /// Oldest readable sequence number (raised by merge).
     pub horizon: u64,
 }
@@ -52,10 +56,13 @@ pub(crate) struct Persisted {
 /// Everything the engine shares with its background tasks (which hold only a `Weak` to it).
 ///
 /// Lock order (async locks): `compaction_lock` → `flush_lock` → `persisted`; the pipeline's
-/// writer lock is taken alone, or by merge under `compaction_lock`. The `std` locks (`state`,
-/// `wal`, `obsolete`) are innermost and never held across an `.await`.
+/// writer lock is taken alone, or by merge under `compaction_lock`, and a WAL roll under it
+/// takes `persisted` (nothing holding `persisted` waits for the writer lock). The `std` locks
+/// (`state`, `wal`, `obsolete`) are innermost and never held across an `.await`.
 pub(crate) struct Inner<S: Storage> {
     pub storage: S,
+    /// The store's id (from its `IDENTITY`), in the header of every file it writes.
+    pub store: StoreId,
     /// Ordering, conflicts, group commit, visibility (shared with Bitcask).
     pub pipeline: CommitPipeline,
     /// The engine's own knobs.
@@ -119,10 +126,11 @@ impl<S: Storage> Inner<S> {
             last_flushed_seq: persisted.last_flushed.seq(),
             last_flushed_time: persisted.last_flushed.time_ms(),
             wal_floor: persisted.wal_floor,
+            wal_newest: persisted.wal_newest,
             horizon: persisted.horizon,
             tables: levels.all().map(|(l, t)| (l, t.meta.clone())).collect(),
         };
-        manifest.write(&self.storage).await
+        manifest.write(&self.storage, self.store).await
     }
 
     fn wal_file(&self) -> Option<S::File> {
@@ -148,15 +156,25 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Syncs the current WAL file and starts a new one; returns its id. Caller holds the
-    /// writer lock.
+    /// writer lock. The new file (its header synced, its name too) is named in the manifest
+    /// before any commit goes there (see `wal`).
     async fn roll_wal(&self) -> Result<u64> {
         if let Some(old) = self.wal_file() {
             old.sync().await?;
         }
         let id = self.alloc_id()?;
-        let file = self.storage.create(&wal_name(id)).await?;
+        let wal = wal::create(&self.storage, self.store, id).await?;
         self.storage.sync().await?;
-        *self.wal.lock() = Some(ActiveWal { file, len: 0 });
+        {
+            let mut persisted = self.persisted.lock().await;
+            let levels = self.read_state().levels.clone();
+            let before = std::mem::replace(&mut persisted.wal_newest, id);
+            if let Err(e) = self.write_manifest(&persisted, &levels).await {
+                persisted.wal_newest = before;
+                return Err(e);
+            }
+        }
+        *self.wal.lock() = Some(wal);
         Ok(id)
     }
 
@@ -225,32 +243,50 @@ impl<S: Storage> Drop for Lsm<S> {
 impl<S: Storage> Lsm<S> {
     async fn open_inner(storage: S, options: Options, tuning: LsmOptions) -> Result<Arc<Inner<S>>> {
         let read_only = options.read_only;
+        // Refused before the writer lock: on files, taking it creates a lock file, and nothing
+        // is created in a storage that is not this engine's store.
+        let names = storage.list().await?;
+        let found = check_identity(&storage, &names).await?;
+        let store = match &found {
+            Found::Store(id) => id.store,
+            // A new store: a read-only open is an empty view, a writable one creates it.
+            Found::Empty if read_only => return Ok(Self::empty_view(storage, options, tuning)),
+            // Given by `identity::establish` below.
+            Found::Empty => StoreId::from_bytes([0; 16]),
+        };
+        if matches!(found, Found::Store(_)) {
+            Listing::of(&names)?.check_without_manifest()?;
+        }
         let guard = if read_only {
             None
         } else {
-            // Refused before the lock too: on files, taking it creates a lock file, and
-            // nothing is created in a storage that is not this engine's.
-            Listing::of(&storage.list().await?)?.check_without_manifest()?;
             Some(storage.lock().await?)
         };
         // The manifest before the listing (so the listing is the newer of the two), as a
         // read-only open beside a writer needs.
-        let mut existing = Manifest::read(&storage).await?;
+        let mut existing = match found {
+            Found::Store(_) => Manifest::read(&storage, store).await?,
+            Found::Empty => None,
+        };
         let mut listing = Listing::of(&storage.list().await?)?;
-        if existing.is_none() && listing.manifest {
+        if existing.is_none() && listing.manifest && matches!(found, Found::Store(_)) {
             // Created in between, by a writer beside this read-only open.
-            existing = Manifest::read(&storage).await?;
+            existing = Manifest::read(&storage, store).await?;
         }
         listing.manifest = existing.is_some();
         listing.check_without_manifest()?;
         let fresh = existing.is_none();
         let manifest = existing.unwrap_or_default();
+        let impossible =
+            |what: &str, id: u64| Error::corruption(MANIFEST, 0, format!("impossible {what} {id}"));
         if manifest.next_file_id > FILE_ID_LIMIT {
-            return Err(Error::corruption(
-                MANIFEST,
-                0,
-                format!("impossible next file id {}", manifest.next_file_id),
-            ));
+            return Err(impossible("next file id", manifest.next_file_id));
+        }
+        // The newest WAL file was taken below the next id and at or above the floor (every
+        // memtable's first WAL file is at most the newest).
+        let newest = manifest.wal_newest;
+        if newest != 0 && (newest >= manifest.next_file_id || newest < manifest.wal_floor) {
+            return Err(impossible("newest WAL file", newest));
         }
 
         let Listing {
@@ -269,15 +305,32 @@ impl<S: Storage> Lsm<S> {
                 ));
             }
         }
+        // The one WAL file continuity cannot vouch for: commits in it follow nothing, so
+        // without this its loss would go unnoticed.
+        if newest != 0 && !wal_ids.contains(&newest) {
+            return Err(Error::corruption(
+                wal_name(newest),
+                0,
+                "WAL named by the manifest is missing",
+            ));
+        }
+        // Only now, with everything checked, is anything created or deleted.
+        let store = if read_only {
+            store
+        } else {
+            identity::establish(&storage, ENGINE, found, options.clock.now_ms())
+                .await?
+                .store
+        };
         if !read_only {
             if listing.manifest_tmp {
                 storage.remove(MANIFEST_TMP).await?;
             }
             // Tables the manifest does not list are garbage, proven by the manifest: it is
-            // this engine's (a fresh store has no tables: `check_without_manifest`) and it
-            // decoded, CRC and all. A table is listed by the manifest edit of the flush or
-            // compaction that wrote it, written after the table was synced, and unlisted by
-            // the edit of the compaction that consumed it, so an unlisted table is either
+            // this store's (its header says so) and it decoded, CRC and all. A table is listed
+            // by the manifest edit of the flush or compaction that wrote it, written after the
+            // table was synced, and unlisted by the edit of the compaction that consumed it,
+            // so an unlisted table is either
             // * an input compacted away (id below the manifest's `next_file_id`): its data is
             //   in the listed outputs of that compaction, and only its deletion was lost; or
             // * the output of a flush or compaction that crashed before its edit (id at or
@@ -294,15 +347,18 @@ impl<S: Storage> Lsm<S> {
         }
         wal_ids.retain(|id| *id >= manifest.wal_floor);
         wal_ids.sort_unstable();
+        // Above the newest WAL file, what a crashed roll left (see `wal`).
+        let wal_ids = wal::sort_out(&storage, store, &wal_ids, newest, read_only).await?;
 
-        let mut next_id = manifest.next_file_id.max(next_on_disk);
+        // Ids start at 1: 0 is the manifest's file id, and `wal_newest` 0 means none.
+        let mut next_id = manifest.next_file_id.max(next_on_disk).max(1);
         let first_wal = match wal_ids.first() {
             Some(id) => *id,
             None => next_id,
         };
         let mem = Memtable::new(first_wal);
         let flushed = Version::new(manifest.last_flushed_seq, manifest.last_flushed_time);
-        let replayed = wal::replay(&storage, &wal_ids, flushed, &mem, read_only).await?;
+        let replayed = wal::replay(&storage, store, &wal_ids, flushed, &mem, read_only).await?;
         let last = replayed.last.max(flushed);
         let last = Version::new(last.seq(), last.time_ms().max(flushed.time_ms()));
 
@@ -310,60 +366,132 @@ impl<S: Storage> Lsm<S> {
         let recovery = RecoveryReport {
             dropped: replayed.dropped,
         };
+        let mut wal_newest = newest;
         if !read_only {
             if fresh {
                 // A new store: its manifest is durable before its first WAL file exists, so a
                 // crash in between leaves nothing the next open could take for a damaged
                 // store (see `Listing::check_without_manifest`).
                 Manifest {
-                    next_file_id: id_after(next_id, MANIFEST)?,
+                    next_file_id: next_id,
                     ..manifest.clone()
                 }
-                .write(&storage)
+                .write(&storage, store)
                 .await?;
             }
-            match &active {
+            let wal = match active {
                 // What recovery shows must survive a power loss right after it: the last WAL
                 // file may hold appends a crashed process never synced, and the namespace
                 // operations (a manifest rename, removals) may not be durable yet either.
                 Some(wal) => {
                     wal.file.sync().await?;
                     storage.sync().await?;
+                    wal
                 }
                 None => {
                     let id = next_id;
                     next_id = id_after(id, MANIFEST)?;
-                    let file = storage.create(&wal_name(id)).await?;
+                    let wal = wal::create(&storage, store, id).await?;
                     storage.sync().await?;
-                    active = Some(ActiveWal { file, len: 0 });
+                    wal
                 }
+            };
+            // Commits go to a WAL file only once the manifest names it (see `wal`).
+            if wal.id > wal_newest {
+                wal_newest = wal.id;
+                Manifest {
+                    next_file_id: next_id,
+                    wal_newest,
+                    ..manifest.clone()
+                }
+                .write(&storage, store)
+                .await?;
             }
+            active = Some(wal);
         }
 
-        let levels = LevelSet::from_tables(
-            manifest
-                .tables
-                .iter()
-                .map(|(l, meta)| (*l, Arc::new(Table::new(meta.clone(), storage.clone())))),
-        );
-        let cache = Arc::new(BlockCache::new(options.cache_size));
-        let pipeline = CommitPipeline::new(last, manifest.horizon, options);
-        Ok(Arc::new(Inner {
+        let levels = LevelSet::from_tables(manifest.tables.iter().map(|(l, meta)| {
+            (
+                *l,
+                Arc::new(Table::new(meta.clone(), storage.clone(), store)),
+            )
+        }));
+        Ok(Self::assemble(
             storage,
-            pipeline,
+            options,
             tuning,
-            state: RwLock::new(State {
+            store,
+            State {
                 active: Arc::new(mem),
                 immutables: Vec::new(),
                 levels: Arc::new(levels),
-            }),
-            wal: Mutex::new(active),
-            wal_buf: Mutex::new(Vec::new()),
-            persisted: tokio::sync::Mutex::new(Persisted {
+            },
+            active,
+            Persisted {
                 last_flushed: flushed,
                 wal_floor: manifest.wal_floor,
+                wal_newest,
                 horizon: manifest.horizon,
-            }),
+            },
+            last,
+            next_id,
+            guard,
+            recovery,
+        ))
+    }
+
+    /// A read-only open of a storage that holds no store yet: nothing to read.
+    fn empty_view(storage: S, options: Options, tuning: LsmOptions) -> Arc<Inner<S>> {
+        Self::assemble(
+            storage,
+            options,
+            tuning,
+            StoreId::from_bytes([0; 16]),
+            State {
+                active: Arc::new(Memtable::new(1)),
+                immutables: Vec::new(),
+                levels: Arc::new(LevelSet::from_tables(std::iter::empty())),
+            },
+            None,
+            Persisted {
+                last_flushed: Version::new(0, 0),
+                wal_floor: 0,
+                wal_newest: 0,
+                horizon: 0,
+            },
+            Version::new(0, 0),
+            1,
+            None,
+            RecoveryReport::default(),
+        )
+    }
+
+    /// The engine's shared state from what an open found.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        storage: S,
+        options: Options,
+        tuning: LsmOptions,
+        store: StoreId,
+        state: State<S>,
+        wal: Option<ActiveWal<S::File>>,
+        persisted: Persisted,
+        last: Version,
+        next_id: u64,
+        guard: Option<LockGuard>,
+        recovery: RecoveryReport,
+    ) -> Arc<Inner<S>> {
+        let cache = Arc::new(BlockCache::new(options.cache_size));
+        let pipeline = CommitPipeline::new(last, persisted.horizon, options);
+        Arc::new(Inner {
+            storage,
+            store,
+            pipeline,
+            tuning,
+            state: RwLock::new(state),
+            wal: Mutex::new(wal),
+            wal_buf: Mutex::new(Vec::new()),
+            persisted: tokio::sync::Mutex::new(persisted),
             next_file_id: AtomicU64::new(next_id),
             cache,
             flush_lock: tokio::sync::Mutex::new(()),
@@ -375,7 +503,7 @@ impl<S: Storage> Lsm<S> {
             compaction_running: AtomicBool::new(false),
             writer_lock: Mutex::new(guard),
             recovery,
-        }))
+        })
     }
 }
 
@@ -385,7 +513,7 @@ impl<S: Storage> Engine for Lsm<S> {
     type Storage = S;
     type Tuning = LsmOptions;
 
-    const NAME: &'static str = "lsm";
+    const NAME: &'static str = crate::names::ENGINE;
 
     async fn open(storage: S, options: Options, tuning: LsmOptions) -> Result<Self> {
         options.validate()?;

@@ -6,8 +6,18 @@
 //!                                                                   │ flush
 //!  reads: memtables → L0 (newest first) → L1 → … → L6               ▼
 //!                                              L0 tables ──compaction──► L1 … L6
-//!  MANIFEST: tables per level, last flushed commit, WAL floor, merge horizon
+//!  MANIFEST: tables per level, last flushed commit, WAL floor, newest WAL, merge horizon
+//!  IDENTITY: the store's engine, format and random id (`kv_engine_kit::identity`)
 //! ```
+//!
+//! **Format 2.** An open reads `IDENTITY` first and refuses, before it takes the writer lock,
+//! a storage that is not an LSM store of this format. Every WAL file, table and the manifest
+//! begins with a file header (`kv_engine_kit::header`: kind, store id, the id in the file's
+//! name), so a file swapped, copied over another or brought from another store is corruption
+//! naming it, never data read in the wrong place. The manifest names the newest WAL file, the
+//! one WAL continuity cannot vouch for, so its loss is corruption too. A new store is created
+//! as `IDENTITY`, `MANIFEST`, first WAL file, `MANIFEST` naming it: a crash at any step opens
+//! as a new store.
 //!
 //! * `wal`: commits in the shared [`kv_engine_kit::txlog`] format, one append per transaction.
 //! * `memtable`: recent commits ordered by `(slot, key, seq descending)`.

@@ -6,11 +6,13 @@
 //! costs nothing measurable. In exchange there is no edit-log replay, no log compaction and no
 //! `CURRENT` pointer: `MANIFEST.tmp` is written and synced, then renamed over `MANIFEST`, which
 //! [`Storage::rename`] makes atomic, so after a crash `MANIFEST` is either the old or the new
-//! state, never a mix. The content is one CRC frame ([`kv_engine_kit::frame`]):
+//! state, never a mix. The content is the file header (kind [`KIND_MANIFEST`], the store's id,
+//! file id 0: a manifest of another store is refused), then one CRC frame
+//! ([`kv_engine_kit::frame`]):
 //!
 //! ```text
-//! magic "KVLSMMF1" | format u32 | next_file_id u64 | last_flushed_seq u64
-//! | last_flushed_time u64 | wal_floor u64 | horizon u64 | table_count u32
+//! magic "KVLSMMF1" | format u32 (2) | next_file_id u64 | last_flushed_seq u64
+//! | last_flushed_time u64 | wal_floor u64 | wal_newest u64 | horizon u64 | table_count u32
 //! | table* = level u8 | id u64 | size u64 | entries u64 | min_seq u64 | max_seq u64
 //!            | smallest (len u32, ukey, seq u64) | largest (len u32, ukey, seq u64)
 //! ```
@@ -18,13 +20,21 @@
 //! * `last_flushed_seq`/`_time`: the last commit whose writes are all in tables; WAL
 //!   transactions at or below it are not replayed.
 //! * `wal_floor`: WAL files with a smaller id hold only flushed commits (deleted).
+//! * `wal_newest`: the newest WAL file created (0 before the first). A WAL roll writes it
+//!   after the new file exists with its header, and before any commit goes there, so the
+//!   newest WAL file, the only one continuity cannot vouch for (nothing follows it), is
+//!   known: its loss is corruption naming it, not commits dropped without a word.
 //! * `horizon`: the oldest sequence number whose whole state is readable (raised by `merge`),
 //!   so `snapshot_at` of a merged-away version fails after a reopen too.
 
 use kv_api::{Error, Result, Storage};
 use kv_engine_kit::bytes::Reader;
+use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::{files, frame};
 
+#[cfg(doc)]
+use crate::names::KIND_MANIFEST;
+use crate::names::manifest_header;
 use crate::sstable::TableMeta;
 
 /// The manifest's file name.
@@ -32,7 +42,7 @@ pub(crate) const MANIFEST: &str = "MANIFEST";
 /// The file a new manifest is written to before it is renamed over [`MANIFEST`].
 pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const MAGIC: &[u8; 8] = b"KVLSMMF1";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The persisted state of the tree (besides the WAL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +55,8 @@ pub(crate) struct Manifest {
     pub last_flushed_time: u64,
     /// WAL files below this id are not needed.
     pub wal_floor: u64,
+    /// The newest WAL file created (0: none yet).
+    pub wal_newest: u64,
     /// Oldest sequence number whose whole state is readable.
     pub horizon: u64,
     /// Tables with their levels.
@@ -56,7 +68,7 @@ struct Fields<'a>(Reader<'a>);
 
 impl<'a> Fields<'a> {
     fn offset(&self) -> u64 {
-        (frame::HEADER_LEN + self.0.position()) as u64
+        (header::LEN + frame::HEADER_LEN + self.0.position()) as u64
     }
 
     fn truncated(&self) -> Error {
@@ -96,9 +108,10 @@ fn put_ikey(out: &mut Vec<u8>, (k, seq): &(Vec<u8>, u64)) {
 }
 
 impl Manifest {
-    /// Encodes the manifest as one frame.
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the manifest of `store`: its header, then one frame.
+    pub fn encode(&self, store: StoreId) -> Vec<u8> {
         let mut out = Vec::new();
+        manifest_header(store).encode(&mut out);
         frame::encode_with(&mut out, |b| {
             b.extend_from_slice(MAGIC);
             b.extend_from_slice(&FORMAT.to_le_bytes());
@@ -107,6 +120,7 @@ impl Manifest {
                 self.last_flushed_seq,
                 self.last_flushed_time,
                 self.wal_floor,
+                self.wal_newest,
                 self.horizon,
             ] {
                 b.extend_from_slice(&v.to_le_bytes());
@@ -124,14 +138,18 @@ impl Manifest {
         out
     }
 
-    /// Decodes a manifest file's bytes.
-    pub fn decode(buf: &[u8]) -> Result<Manifest> {
-        let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(MANIFEST, 0, r))?;
+    /// Decodes the bytes of the manifest file of `store`.
+    pub fn decode(buf: &[u8], store: StoreId) -> Result<Manifest> {
+        manifest_header(store).check(buf, MANIFEST)?;
+        let body = buf.get(header::LEN..).unwrap_or_default();
+        let payload = frame::decode_exact(body)
+            .map_err(|r| Error::corruption(MANIFEST, header::LEN as u64, r))?;
         let mut r = Fields(Reader::new(payload));
+        let start = r.offset();
         if r.take(8)? != MAGIC {
             return Err(Error::corruption(
                 MANIFEST,
-                frame::HEADER_LEN as u64,
+                start,
                 "bad magic: not a manifest",
             ));
         }
@@ -139,7 +157,7 @@ impl Manifest {
         if format != FORMAT {
             return Err(Error::corruption(
                 MANIFEST,
-                8 + frame::HEADER_LEN as u64,
+                start + 8,
                 format!("unsupported manifest format {format}"),
             ));
         }
@@ -148,6 +166,7 @@ impl Manifest {
             last_flushed_seq: r.u64()?,
             last_flushed_time: r.u64()?,
             wal_floor: r.u64()?,
+            wal_newest: r.u64()?,
             horizon: r.u64()?,
             tables: Vec::new(),
         };
@@ -184,18 +203,18 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Reads the manifest of `storage`; `None` for a new store.
-    pub async fn read<S: Storage>(storage: &S) -> Result<Option<Manifest>> {
+    /// Reads the manifest of store `store` in `storage`; `None` if there is none yet.
+    pub async fn read<S: Storage>(storage: &S, store: StoreId) -> Result<Option<Manifest>> {
         if !storage.exists(MANIFEST).await? {
             return Ok(None);
         }
         let buf = files::read_all(&storage.open(MANIFEST).await?, MANIFEST).await?;
-        Manifest::decode(&buf).map(Some)
+        Manifest::decode(&buf, store).map(Some)
     }
 
-    /// Replaces the manifest atomically and durably.
-    pub async fn write<S: Storage>(&self, storage: &S) -> Result<()> {
-        files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode()).await
+    /// Replaces the manifest of `store` atomically and durably.
+    pub async fn write<S: Storage>(&self, storage: &S, store: StoreId) -> Result<()> {
+        files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode(store)).await
     }
 }
 
@@ -209,6 +228,7 @@ mod tests {
             last_flushed_seq: 120,
             last_flushed_time: 1_700_000_000_000,
             wal_floor: 7,
+            wal_newest: 8,
             horizon: 100,
             tables: vec![
                 (
@@ -239,24 +259,37 @@ mod tests {
         }
     }
 
+    const STORE: StoreId = StoreId::from_bytes([5; 16]);
+
     #[test]
     fn round_trip_and_damage() {
         let m = sample();
-        let raw = m.encode();
-        assert_eq!(Manifest::decode(&raw).expect("decode"), m);
+        let raw = m.encode(STORE);
+        assert_eq!(Manifest::decode(&raw, STORE).expect("decode"), m);
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x20;
             assert!(
-                matches!(Manifest::decode(&bad), Err(Error::Corruption { .. })),
+                matches!(Manifest::decode(&bad, STORE), Err(Error::Corruption { .. })),
                 "byte {i}"
             );
         }
         for cut in 0..raw.len() {
             assert!(matches!(
-                Manifest::decode(&raw[..cut]),
+                Manifest::decode(&raw[..cut], STORE),
                 Err(Error::Corruption { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_manifest_of_another_store_is_refused() {
+        let raw = sample().encode(STORE);
+        let other = StoreId::from_bytes([6; 16]);
+        assert!(matches!(
+            Manifest::decode(&raw, other),
+            Err(Error::Corruption { file, offset: 0, reason }) if file == MANIFEST
+                && reason.contains("another store")
+        ));
     }
 }

@@ -1,21 +1,98 @@
-//! What the files of a storage are to the LSM: its own (tables, WAL files, the manifest), or
-//! foreign; the ids their names carry; and the checks an open makes on them before it
-//! creates or deletes anything.
+//! What the files of a storage are to the LSM: its own (tables, WAL files, the manifest), the
+//! store's `IDENTITY` (every engine's), or foreign; the ids their names carry; the kinds their
+//! headers carry; and the checks an open makes on them before it creates or deletes anything.
 //!
 //! File ids (tables and WAL files share one id space) come from file names, so they are
 //! checked like any stored data: an id the engine never allocates is
-//! [`Error::Corruption`] naming the file, and the arithmetic on ids is checked.
+//! [`Error::Corruption`] naming the file, and the arithmetic on ids is checked. Every file
+//! repeats its id, its kind and the store's id in its header
+//! ([`kv_engine_kit::header::FileHeader`]), so a file renamed, copied over another or brought
+//! from another store is found before its contents are trusted.
 
 use std::collections::HashSet;
 
-use kv_api::{Error, Result};
+use kv_api::{Error, Result, Storage, StorageFile};
+use kv_engine_kit::header::{self, BadHeader, FileHeader, StoreId};
+use kv_engine_kit::identity::{self, Found, IDENTITY};
 
 use crate::manifest::{MANIFEST, MANIFEST_TMP};
 use crate::sstable::parse_table_name;
 use crate::wal::parse_wal_name;
 
-/// The engine's name in errors ([`kv_api::Engine::NAME`]).
-const ENGINE: &str = "lsm";
+/// The engine's name in errors and in `IDENTITY` ([`kv_api::Engine::NAME`]).
+pub(crate) const ENGINE: &str = "lsm";
+
+/// The header kind of a WAL file (Bitcask's kinds are `0x1_`).
+pub(crate) const KIND_WAL: u8 = 0x21;
+/// The header kind of a table.
+pub(crate) const KIND_TABLE: u8 = 0x22;
+/// The header kind of the manifest (whose file id is 0).
+pub(crate) const KIND_MANIFEST: u8 = 0x23;
+
+/// The header WAL file `id` of `store` begins with.
+pub(crate) fn wal_header(store: StoreId, id: u64) -> FileHeader {
+    FileHeader {
+        kind: KIND_WAL,
+        store,
+        file_id: id,
+    }
+}
+
+/// The header table `id` of `store` begins with.
+pub(crate) fn table_header(store: StoreId, id: u64) -> FileHeader {
+    FileHeader {
+        kind: KIND_TABLE,
+        store,
+        file_id: id,
+    }
+}
+
+/// The header the manifest of `store` begins with.
+pub(crate) fn manifest_header(store: StoreId) -> FileHeader {
+    FileHeader {
+        kind: KIND_MANIFEST,
+        store,
+        file_id: 0,
+    }
+}
+
+/// True for the names the LSM writes (the identity files are the kit's, see
+/// [`identity::check`]).
+pub(crate) fn is_own(name: &str) -> bool {
+    name == MANIFEST
+        || name == MANIFEST_TMP
+        || parse_table_name(name).is_some()
+        || parse_wal_name(name).is_some()
+}
+
+/// The identity check of an open ([`identity::check`]), which runs before the writer lock.
+///
+/// One case the names alone cannot tell: a `MANIFEST` without `IDENTITY` is a store of
+/// format 1 ([`Error::Incompatible`]) unless the manifest begins with a file header, which
+/// only format 2 writes: then `IDENTITY` was lost, and that is [`Error::Corruption`] naming
+/// it (a missing file of a store, never a reason to call the store incompatible).
+pub(crate) async fn check_identity<S: Storage>(storage: &S, names: &[String]) -> Result<Found> {
+    let has = |n: &str| names.iter().any(|m| m == n);
+    if !has(IDENTITY) && has(MANIFEST) {
+        let file = storage.open(MANIFEST).await?;
+        let len = file.len().await?;
+        let n = usize::try_from(len).map_or(header::LEN, |len| len.min(header::LEN));
+        let head = if n == 0 {
+            Vec::new()
+        } else {
+            file.read_at(0, n).await?
+        };
+        if matches!(FileHeader::decode(&head), Ok(_) | Err(BadHeader::Format(_))) {
+            return Err(Error::corruption(
+                IDENTITY,
+                0,
+                "IDENTITY is missing, but the storage holds the MANIFEST of a store of format 2 \
+                 or later",
+            ));
+        }
+    }
+    identity::check(storage, ENGINE, names, is_own, MANIFEST).await
+}
 
 /// File ids are below this. One id is taken per WAL roll and per table written: 2^63 of
 /// them is out of reach, so a name with a larger id is damage, and `id + 1` never overflows.
@@ -41,8 +118,6 @@ pub(crate) struct Listing {
     pub wals: Vec<u64>,
     /// The id after the largest id of any file (0 without any).
     pub next_id: u64,
-    /// Names the LSM never writes.
-    pub foreign: Vec<String>,
 }
 
 impl Listing {
@@ -60,29 +135,24 @@ impl Listing {
             } else if let Some(id) = parse_wal_name(name) {
                 l.wals.push(id);
                 l.next_id = l.next_id.max(id_after(id, name)?);
-            } else {
-                l.foreign.push(name.clone());
             }
+            // Anything else is the store's identity (checked by `check_identity`) or a file
+            // the LSM leaves alone.
         }
         Ok(l)
     }
 
-    /// Without a `MANIFEST`, the storage must hold nothing but what a crash while creating a
-    /// store can leave (nothing, or a `MANIFEST.tmp`: a new store writes its manifest before
-    /// its first WAL file), or the open would take a damaged store for a new one, or write
-    /// into another store:
-    ///
-    /// * files the LSM never writes: [`Error::Foreign`] naming them (another engine's store,
-    ///   or a directory that is not a store);
-    /// * tables or WAL files: [`Error::Corruption`] naming `MANIFEST`, the only record of
-    ///   which tables are live and which WAL files are needed. Nothing can prove any of them
-    ///   garbage, so nothing may be deleted, and nothing is created.
+    /// In a store (its `IDENTITY` checked) without a `MANIFEST`, the storage must hold nothing
+    /// of the LSM's but what a crash while creating the store can leave: a new store writes
+    /// `IDENTITY`, then `MANIFEST`, then its first WAL file, so that is nothing, or a
+    /// `MANIFEST.tmp`. Otherwise the open would take a damaged store for a new one: tables or
+    /// WAL files are [`Error::Corruption`] naming `MANIFEST`, the only record of which tables
+    /// are live and which WAL files are needed. Nothing can prove any of them garbage, so
+    /// nothing may be deleted, and nothing is created. (Files the LSM never writes are
+    /// refused by the identity check if there is no `IDENTITY`, and left alone if there is.)
     pub fn check_without_manifest(&self) -> Result<()> {
         if self.manifest {
             return Ok(());
-        }
-        if !self.foreign.is_empty() {
-            return Err(Error::foreign(ENGINE, &self.foreign));
         }
         if !self.tables.is_empty() || !self.wals.is_empty() {
             return Err(Error::corruption(
@@ -115,20 +185,27 @@ mod tests {
             "wal-00000009.log",
             "META",
             "00000001.log",
+            "IDENTITY",
         ]))
         .expect("listing");
         assert!(l.manifest && !l.manifest_tmp);
         assert_eq!(l.next_id, 10);
-        assert_eq!(l.foreign, ["META", "00000001.log"]);
+        assert_eq!(l.wals, [9]);
         l.check_without_manifest().expect("has a manifest");
+        for own in [
+            "MANIFEST",
+            "MANIFEST.tmp",
+            "00000007.sst",
+            "wal-00000009.log",
+        ] {
+            assert!(is_own(own), "{own}");
+        }
+        for other in ["META", "00000001.log", "IDENTITY", "7.sst", "notes.txt"] {
+            assert!(!is_own(other), "{other}");
+        }
 
-        let new = Listing::of(&names(&["MANIFEST.tmp"])).expect("listing");
+        let new = Listing::of(&names(&["IDENTITY", "MANIFEST.tmp", "notes.txt"])).expect("listing");
         new.check_without_manifest().expect("a crashed creation");
-        let foreign = Listing::of(&names(&["META", "wal-00000002.log"])).expect("listing");
-        assert!(matches!(
-            foreign.check_without_manifest(),
-            Err(Error::Foreign { engine: "lsm", found }) if found == "META"
-        ));
         let lost = Listing::of(&names(&["wal-00000002.log"])).expect("listing");
         assert!(matches!(
             lost.check_without_manifest(),

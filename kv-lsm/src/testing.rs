@@ -1,9 +1,13 @@
 //! Helpers shared by the unit tests of several modules.
 
 use kv_backends::MemoryStorage;
+use kv_engine_kit::header::StoreId;
 
 use crate::key::OwnedEntry;
 use crate::sstable::{TableMeta, TableWriter};
+
+/// The store id of the tables unit tests write.
+pub(crate) const STORE: StoreId = StoreId::from_bytes([0x5a; 16]);
 
 /// A single-threaded runtime for a test's async part.
 pub(crate) fn rt() -> tokio::runtime::Runtime {
@@ -12,7 +16,7 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Writes `entries` (in internal key order) as table `id` of `storage`, in blocks of about
+/// Writes `entries` (in internal key order) as table `id` of store [`STORE`] in `storage`, in blocks of about
 /// `block_size` bytes.
 pub(crate) async fn write_table(
     storage: &MemoryStorage,
@@ -20,7 +24,7 @@ pub(crate) async fn write_table(
     entries: &[OwnedEntry],
     block_size: usize,
 ) -> TableMeta {
-    let mut w = TableWriter::create(storage, id, block_size)
+    let mut w = TableWriter::create(storage, STORE, id, block_size)
         .await
         .expect("create");
     for e in entries {

@@ -274,14 +274,15 @@ async fn missing_manifest_is_corruption_and_deletes_nothing() {
     // Also with what a crashed manifest rewrite leaves, and with the WAL files alone.
     let mut with_tmp = gone.clone();
     with_tmp.insert("MANIFEST.tmp".into(), full["MANIFEST"].clone());
+    // (With the store's IDENTITY: without it, the missing file named is IDENTITY.)
     let only_wals: BTreeMap<_, _> = gone
         .iter()
-        .filter(|(n, _)| n.starts_with("wal-"))
+        .filter(|(n, _)| n.starts_with("wal-") || *n == "IDENTITY")
         .map(|(n, d)| (n.clone(), d.clone()))
         .collect();
     let only_tables: BTreeMap<_, _> = gone
         .iter()
-        .filter(|(n, _)| n.ends_with(".sst"))
+        .filter(|(n, _)| n.ends_with(".sst") || *n == "IDENTITY")
         .map(|(n, d)| (n.clone(), d.clone()))
         .collect();
     for (what, damaged) in [
@@ -301,26 +302,66 @@ async fn missing_manifest_is_corruption_and_deletes_nothing() {
     }
 }
 
-/// What a crash while creating a store can leave: nothing, or a `MANIFEST.tmp` (the manifest
-/// is written before the first WAL file). Both open as a new store.
+/// What a crash while creating a store can leave (creation writes `IDENTITY`, then `MANIFEST`,
+/// then the first WAL file with its header, then `MANIFEST` naming it), here crafted from a
+/// whole store: a torn `IDENTITY.tmp`, `IDENTITY` alone, with a `MANIFEST.tmp`, or beside an
+/// unrelated file. Each opens as a new store, keeps its identity and takes commits; a
+/// read-only open is an empty view that writes nothing.
 #[tokio::test]
 async fn crashed_creation_opens_as_new() {
-    let st = copy(&[("MANIFEST.tmp".to_string(), vec![1, 2, 3])].into()).await;
-    let e = engine(&st, small()).await;
-    assert!(contents(&e).await.is_empty());
-    put_many(&e, &[(b"a", Some(b"1"))]).await;
-    drop(e);
-    let names = files(&st).await;
-    assert!(!names.contains_key("MANIFEST.tmp"));
-    assert!(names.contains_key("MANIFEST"));
-    let e = engine(&st, small()).await;
-    assert_eq!(contents(&e).await.len(), 1);
+    let whole = MemoryStorage::new();
+    drop(engine(&whole, small()).await);
+    let identity = files(&whole).await["IDENTITY"].clone();
+    let id = |name: &str| (name.to_string(), identity.clone());
+    for (what, left) in [
+        // Before IDENTITY: a new identity is written, the leftover removed.
+        (
+            "a torn IDENTITY.tmp",
+            vec![("IDENTITY.tmp".into(), identity[..5].to_vec())],
+        ),
+        ("IDENTITY only", vec![id("IDENTITY")]),
+        (
+            "with MANIFEST.tmp",
+            vec![id("IDENTITY"), ("MANIFEST.tmp".into(), vec![1, 2, 3])],
+        ),
+        (
+            "beside an unrelated file",
+            vec![id("IDENTITY"), ("notes.txt".into(), b"mine".to_vec())],
+        ),
+    ] {
+        let left: BTreeMap<String, Vec<u8>> = left.into_iter().collect();
+        let st = copy(&left).await;
+        let ro = engine(&st, small().read_only(true)).await;
+        assert!(contents(&ro).await.is_empty(), "{what}");
+        drop(ro);
+        assert_eq!(files(&st).await, left, "{what}: a read-only open wrote");
+        let e = engine(&st, small()).await;
+        assert!(contents(&e).await.is_empty(), "{what}");
+        put_many(&e, &[(b"a", Some(b"1"))]).await;
+        drop(e);
+        let names = files(&st).await;
+        assert!(!names.contains_key("MANIFEST.tmp"), "{what}");
+        assert!(!names.contains_key("IDENTITY.tmp"), "{what}");
+        assert!(names.contains_key("MANIFEST"), "{what}");
+        if left.contains_key("IDENTITY") {
+            assert_eq!(
+                names["IDENTITY"], identity,
+                "{what}: the identity was rewritten"
+            );
+        }
+        assert_eq!(names.get("notes.txt"), left.get("notes.txt"), "{what}");
+        let e = engine(&st, small()).await;
+        assert_eq!(contents(&e).await.len(), 1, "{what}");
+    }
 }
 
 /// The creation order, confirmed at every storage mutation of a first open: a crash never
-/// leaves a WAL file or a table without a MANIFEST (which the open would rightly refuse).
+/// leaves a WAL file or a table without a MANIFEST, nor a MANIFEST without IDENTITY (which
+/// the open would rightly refuse), and what it leaves opens as a new store. Among the states
+/// left are the three steps of creation: `IDENTITY` alone, `IDENTITY` and a `MANIFEST`
+/// without a WAL file, and a WAL file whose header is torn.
 #[tokio::test]
-async fn creation_writes_the_manifest_before_the_first_wal() {
+async fn creation_writes_identity_then_manifest_then_the_first_wal() {
     use kv_conformance::{CrashMode, FaultyStorage, Ops};
     let count = {
         let faulty = FaultyStorage::wrap(MemoryStorage::new())
@@ -332,26 +373,51 @@ async fn creation_writes_the_manifest_before_the_first_wal() {
             .expect("open");
         faulty.count(Ops::MUTATIONS).await
     };
+    let (mut identity_only, mut manifest_no_wal, mut torn_wal) = (false, false, false);
     for n in 0..count {
-        for mode in [CrashMode::LoseUnsynced, CrashMode::KeepUnsynced] {
+        for mode in [
+            CrashMode::LoseUnsynced,
+            CrashMode::KeepUnsynced,
+            CrashMode::Random(n),
+            CrashMode::Random(n + 1000),
+        ] {
             let inner = MemoryStorage::new();
             let faulty = FaultyStorage::wrap(inner.clone()).await.expect("wrap");
             faulty.crash_after(n, Ops::MUTATIONS, mode).await;
-            let small = small();
-            let _ = kv_lsm::Lsm::open(faulty.restart(), small.options, small.tuning).await;
+            let o = small();
+            let _ = kv_lsm::Lsm::open(faulty.restart(), o.options, o.tuning).await;
             assert!(faulty.disarm().await, "crash at {n}");
             // What the crash left is what a restarted process sees.
             let left = files(&faulty.restart()).await;
-            let has_data = left
-                .keys()
-                .any(|n| n.starts_with("wal-") || n.ends_with(".sst"));
-            assert!(
-                !has_data || left.contains_key("MANIFEST"),
+            let what = format!(
                 "crash at {n} ({mode:?}) left {:?}",
                 left.keys().collect::<Vec<_>>()
             );
+            let has_data = left
+                .keys()
+                .any(|n| n.starts_with("wal-") || n.ends_with(".sst"));
+            assert!(!has_data || left.contains_key("MANIFEST"), "{what}");
+            assert!(
+                !left.contains_key("MANIFEST") || left.contains_key("IDENTITY"),
+                "{what}"
+            );
+            identity_only |= left.keys().collect::<Vec<_>>() == ["IDENTITY"];
+            manifest_no_wal |= left.contains_key("MANIFEST") && wals(&left).is_empty();
+            torn_wal |= wals(&left).iter().any(|w| left[w].len() < 43);
+            // It opens as a new store (its data, if any, is a header), and takes commits.
+            let st = copy(&left).await;
+            let e = engine(&st, small()).await;
+            assert!(contents(&e).await.is_empty(), "{what}");
+            put_many(&e, &[(b"a", Some(b"1"))]).await;
+            drop(e);
+            let e = engine(&st, small()).await;
+            assert_eq!(contents(&e).await.len(), 1, "{what}");
         }
     }
+    assert!(
+        identity_only && manifest_no_wal && torn_wal,
+        "{identity_only} {manifest_no_wal} {torn_wal}"
+    );
 }
 
 /// Finding: ids come from file names, and a stray `wal-18446744073709551614.log` made the next

@@ -11,7 +11,7 @@ use crate::key::{OwnedEntry, Seek, cmp_ikey};
 use crate::levels::LevelSet;
 use crate::memtable::Memtable;
 use crate::sstable::Table;
-use crate::testing::{rt, write_table};
+use crate::testing::{STORE, rt, write_table};
 
 /// Keys that often share their first 8 bytes (or are short), so that comparisons need
 /// more than the cached prefixes.
@@ -29,7 +29,7 @@ fn key(i: u64) -> Vec<u8> {
 
 async fn table(storage: &MemoryStorage, id: u64, es: &[OwnedEntry]) -> Arc<Table<MemoryStorage>> {
     let meta = write_table(storage, id, es, 200).await;
-    Arc::new(Table::new(meta, storage.clone()))
+    Arc::new(Table::new(meta, storage.clone(), STORE))
 }
 
 /// Merging and reducing versions spread over a memtable, two overlapping tables and a level

@@ -13,8 +13,8 @@ use kv_engine_kit::bytes;
 pub(crate) const FOOTER_LEN: usize = 56;
 /// "KVLSMTB1" read as a little-endian u64: the last 8 bytes of every table.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KVLSMTB1");
-/// Version of the table format this crate writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version of the table format this crate writes and reads (2: the file header first).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// A location in a table file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

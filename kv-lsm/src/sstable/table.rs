@@ -1,17 +1,20 @@
 //! Writing and reading one table file.
 //!
 //! ```text
-//! data block* | filter | index block | footer
+//! file header | data block* | filter | index block | footer
 //! ```
 //!
-//! The writer buffers encoded blocks and appends them in large chunks; the file is synced by
-//! [`TableWriter::finish`]. The reader checks the footer, then keeps the index and the filter
+//! The file header (kind [`KIND_TABLE`], the store's id, the table's id) comes first, so a
+//! table renamed or copied over another, or brought from another store, is corruption when it
+//! is opened rather than wrong data served. The writer buffers encoded blocks and appends them in large chunks; the file is synced by
+//! [`TableWriter::finish`]. The reader checks the header and the footer, then keeps the index and the filter
 //! in memory for as long as the table is open; data blocks go through the [`BlockCache`] for
 //! reads, or come from 1 MiB chunks read ahead ([`Readahead`]) for sequential passes.
 
 use std::sync::Arc;
 
 use kv_api::{Error, Result, Storage, StorageFile};
+use kv_engine_kit::header::{self, StoreId};
 
 use super::block::{Block, BlockBuilder, DecodedBlock};
 use super::bloom::{self, Bloom};
@@ -20,6 +23,9 @@ use super::varint::{get_varint, put_varint};
 use super::{TableMeta, table_name};
 use crate::cache::BlockCache;
 use crate::key::{EntryRef, Seek, prefix};
+#[cfg(doc)]
+use crate::names::KIND_TABLE;
+use crate::names::table_header;
 
 /// Restart interval of data blocks: a binary-searchable point every 8 entries, so a point
 /// read walks at most 8 entries after its binary search (about half a percent of table size
@@ -46,18 +52,22 @@ pub(crate) struct TableWriter<F: StorageFile> {
 }
 
 impl<F: StorageFile> TableWriter<F> {
-    /// Creates table `id` on `storage`.
+    /// Creates table `id` of `store` on `storage`; its header is the first thing buffered, so
+    /// the first block starts after it.
     pub async fn create<S: Storage<File = F>>(
         storage: &S,
+        store: StoreId,
         id: u64,
         block_size: usize,
     ) -> Result<Self> {
         let file = storage.create(&table_name(id)).await?;
+        let mut out = Vec::with_capacity(WRITE_CHUNK + 2 * block_size.max(64));
+        table_header(store, id).encode(&mut out);
         Ok(TableWriter {
             file,
             id,
             block_size: block_size.max(64),
-            out: Vec::with_capacity(WRITE_CHUNK + 2 * block_size.max(64)),
+            out,
             written: 0,
             data: BlockBuilder::new(DATA_RESTART_INTERVAL),
             index: BlockBuilder::new(1),
@@ -192,8 +202,13 @@ pub(crate) struct TableReader<F: StorageFile> {
 }
 
 impl<F: StorageFile> TableReader<F> {
-    /// Opens the table `meta` describes and checks its footer, index and filter.
-    pub async fn open<S: Storage<File = F>>(storage: &S, meta: &TableMeta) -> Result<Self> {
+    /// Opens the table `meta` of `store` describes and checks its header, footer, index and
+    /// filter.
+    pub async fn open<S: Storage<File = F>>(
+        storage: &S,
+        store: StoreId,
+        meta: &TableMeta,
+    ) -> Result<Self> {
         let name = table_name(meta.id);
         let file = storage.open(&name).await?;
         let len = file.len().await?;
@@ -204,11 +219,26 @@ impl<F: StorageFile> TableReader<F> {
                 format!("table is {len} bytes, the manifest says {}", meta.size),
             ));
         }
-        if len < FOOTER_LEN as u64 {
-            return Err(Error::corruption(&name, 0, "table shorter than its footer"));
+        if len < (header::LEN + FOOTER_LEN) as u64 {
+            return Err(Error::corruption(
+                &name,
+                0,
+                "table shorter than its header and footer",
+            ));
         }
+        table_header(store, meta.id).check(&file.read_at(0, header::LEN).await?, &name)?;
         let raw = file.read_at(len - FOOTER_LEN as u64, FOOTER_LEN).await?;
         let footer = Footer::decode(&raw, &name, len)?;
+        let data_start = header::LEN as u64;
+        for (h, what) in [(footer.filter, "filter"), (footer.index, "index")] {
+            if h.offset < data_start {
+                return Err(Error::corruption(
+                    &name,
+                    len - FOOTER_LEN as u64,
+                    format!("{what} location inside the file header"),
+                ));
+            }
+        }
         let data_end = footer.filter.offset.min(footer.index.offset);
         let read = |h: Handle| {
             let file = file.clone();
@@ -239,7 +269,10 @@ impl<F: StorageFile> TableReader<F> {
             let mut at = 0;
             let offset = get_varint(v, &mut at).ok_or_else(bad)?;
             let len = get_varint(v, &mut at).ok_or_else(bad)?;
-            if at != v.len() || offset.checked_add(len).is_none_or(|end| end > data_end) {
+            if at != v.len()
+                || offset < data_start
+                || offset.checked_add(len).is_none_or(|end| end > data_end)
+            {
                 return Err(bad());
             }
             handles.push(Handle { offset, len });
@@ -364,15 +397,18 @@ pub(crate) struct Table<S: Storage> {
     /// What the manifest records about it.
     pub meta: TableMeta,
     storage: S,
+    /// The store it belongs to (checked against its header).
+    store: StoreId,
     reader: tokio::sync::OnceCell<Arc<TableReader<S::File>>>,
 }
 
 impl<S: Storage> Table<S> {
-    /// A table, not opened yet.
-    pub fn new(meta: TableMeta, storage: S) -> Self {
+    /// A table of `store`, not opened yet.
+    pub fn new(meta: TableMeta, storage: S, store: StoreId) -> Self {
         Table {
             meta,
             storage,
+            store,
             reader: tokio::sync::OnceCell::new(),
         }
     }
@@ -390,7 +426,7 @@ impl<S: Storage> Table<S> {
         }
         self.reader
             .get_or_try_init(|| async {
-                TableReader::open(&self.storage, &self.meta)
+                TableReader::open(&self.storage, self.store, &self.meta)
                     .await
                     .map(Arc::new)
             })
@@ -439,7 +475,7 @@ mod tests {
     use super::*;
     use crate::iter::TableCursor;
     use crate::key::OwnedEntry;
-    use crate::testing::{rt, write_table};
+    use crate::testing::{STORE, rt, write_table};
     use kv_backends::MemoryStorage;
 
     /// Keys `k0000..`, each with 1-3 versions (some removals), in internal key order.
@@ -493,7 +529,7 @@ mod tests {
             let meta = write_table(&storage, 7, &es, 256).await;
             assert_eq!(meta.entries, es.len() as u64);
             assert_eq!(meta.smallest, (es[0].ukey.clone(), es[0].seq));
-            let table = Arc::new(Table::new(meta, storage.clone()));
+            let table = Arc::new(Table::new(meta, storage.clone(), STORE));
             assert!(table.reader().await.expect("open").blocks() > 10);
             assert_eq!(read_all(table.clone(), false).await.expect("forward"), es);
             let mut rev = read_all(table.clone(), true).await.expect("reverse");
@@ -548,7 +584,7 @@ mod tests {
             let storage = MemoryStorage::new();
             let es = entries(300);
             let meta = write_table(&storage, 3, &es, 300).await;
-            let table = Arc::new(Table::new(meta, storage.clone()));
+            let table = Arc::new(Table::new(meta, storage.clone(), STORE));
             let mut targets: Vec<(Vec<u8>, u64)> = es
                 .iter()
                 .step_by(5)
@@ -609,7 +645,7 @@ mod tests {
                     .append(&bad)
                     .await
                     .expect("append");
-                let table = Arc::new(Table::new(meta.clone(), storage.clone()));
+                let table = Arc::new(Table::new(meta.clone(), storage.clone(), STORE));
                 let result = read_all(table, false).await;
                 assert!(
                     matches!(result, Err(Error::Corruption { .. })),
@@ -624,7 +660,7 @@ mod tests {
                 .append(&raw[..raw.len() - 1])
                 .await
                 .expect("append");
-            let table = Arc::new(Table::new(meta.clone(), storage.clone()));
+            let table = Arc::new(Table::new(meta.clone(), storage.clone(), STORE));
             assert!(matches!(
                 read_all(table, false).await,
                 Err(Error::Corruption { .. })
@@ -638,11 +674,66 @@ mod tests {
                 .append(&junk)
                 .await
                 .expect("append");
-            let table = Arc::new(Table::new(meta, storage.clone()));
+            let table = Arc::new(Table::new(meta, storage.clone(), STORE));
             assert!(matches!(
                 read_all(table, false).await,
                 Err(Error::Corruption { .. })
             ));
+        });
+    }
+
+    /// A table under another table's name, of another store, or another kind of file under a
+    /// table's name: corruption naming the file at its first read, even when the size fits.
+    #[test]
+    fn a_header_of_another_table_or_store_is_corruption() {
+        rt().block_on(async {
+            let storage = MemoryStorage::new();
+            let es = entries(40);
+            let meta = write_table(&storage, 1, &es, 200).await;
+            let raw = storage
+                .open(&table_name(1))
+                .await
+                .expect("open")
+                .read_at(0, meta.size as usize)
+                .await
+                .expect("read");
+            let mut as_table_2 = meta.clone();
+            as_table_2.id = 2;
+            let f = storage.create(&table_name(2)).await.expect("create");
+            f.append(&raw).await.expect("append");
+            let table = Arc::new(Table::new(as_table_2, storage.clone(), STORE));
+            match read_all(table, false).await {
+                Err(Error::Corruption { file, reason, .. }) => {
+                    assert_eq!(file, table_name(2));
+                    assert!(reason.contains("file id"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let other = StoreId::from_bytes([0xee; 16]);
+            let table = Arc::new(Table::new(meta.clone(), storage.clone(), other));
+            match read_all(table, false).await {
+                Err(Error::Corruption { file, reason, .. }) => {
+                    assert_eq!(file, table_name(1));
+                    assert!(reason.contains("another store"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let mut wal = raw.clone();
+            wal[..header::LEN].copy_from_slice(&crate::names::wal_header(STORE, 1).to_bytes());
+            storage
+                .create(&table_name(1))
+                .await
+                .expect("create")
+                .append(&wal)
+                .await
+                .expect("append");
+            let table = Arc::new(Table::new(meta, storage.clone(), STORE));
+            match read_all(table, false).await {
+                Err(Error::Corruption { reason, .. }) => {
+                    assert!(reason.contains("kind"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
         });
     }
 }
