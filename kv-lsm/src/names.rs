@@ -11,9 +11,9 @@
 
 use std::collections::HashSet;
 
-use kv_api::{Error, Result, Storage, StorageFile};
-use kv_engine_kit::header::{self, BadHeader, FileHeader, StoreId};
-use kv_engine_kit::identity::{self, Found, IDENTITY};
+use kv_api::{Error, Result, Storage};
+use kv_engine_kit::header::{FileHeader, StoreId};
+use kv_engine_kit::identity::{self, Found};
 
 use crate::manifest::{MANIFEST, MANIFEST_TMP};
 use crate::sstable::parse_table_name;
@@ -67,30 +67,10 @@ pub(crate) fn is_own(name: &str) -> bool {
 
 /// The identity check of an open ([`identity::check`]), which runs before the writer lock.
 ///
-/// One case the names alone cannot tell: a `MANIFEST` without `IDENTITY` is a store of
-/// format 1 ([`Error::Incompatible`]) unless the manifest begins with a file header, which
-/// only format 2 writes: then `IDENTITY` was lost, and that is [`Error::Corruption`] naming
-/// it (a missing file of a store, never a reason to call the store incompatible).
+/// A `MANIFEST` without `IDENTITY` is a store of format 1 ([`Error::Incompatible`]) unless
+/// the manifest begins with a file header, which only format 2 writes: then `IDENTITY` was
+/// lost, and that is [`Error::Corruption`] naming it (`identity::check` tells the two apart).
 pub(crate) async fn check_identity<S: Storage>(storage: &S, names: &[String]) -> Result<Found> {
-    let has = |n: &str| names.iter().any(|m| m == n);
-    if !has(IDENTITY) && has(MANIFEST) {
-        let file = storage.open(MANIFEST).await?;
-        let len = file.len().await?;
-        let n = usize::try_from(len).map_or(header::LEN, |len| len.min(header::LEN));
-        let head = if n == 0 {
-            Vec::new()
-        } else {
-            file.read_at(0, n).await?
-        };
-        if matches!(FileHeader::decode(&head), Ok(_) | Err(BadHeader::Format(_))) {
-            return Err(Error::corruption(
-                IDENTITY,
-                0,
-                "IDENTITY is missing, but the storage holds the MANIFEST of a store of format 2 \
-                 or later",
-            ));
-        }
-    }
     identity::check(storage, ENGINE, names, is_own, MANIFEST).await
 }
 
