@@ -140,9 +140,8 @@ pub(crate) fn replay<'a>(
                 return Err(Error::corruption(file, at as u64, "crc mismatch"));
             }
         };
-        let loc = WriteLoc {
-            offset: at as u64,
-            len: (next - at) as u32,
+        let Some(loc) = frame_loc(at, next) else {
+            return Err(Error::corruption(file, at as u64, "record too long"));
         };
         let Some(write) = decode(payload, loc) else {
             let reason = if txlog::Record::decode(payload).is_some() {
@@ -155,6 +154,15 @@ pub(crate) fn replay<'a>(
         on_write(write)?;
         at = next;
     }
+}
+
+/// The location of the frame `at .. next`; `None` if its length does not fit the `u32` of a
+/// location (a frame's `u32` payload length plus its header may not).
+fn frame_loc(at: usize, next: usize) -> Option<WriteLoc> {
+    Some(WriteLoc {
+        offset: at as u64,
+        len: u32::try_from(next.checked_sub(at)?).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -278,5 +286,20 @@ mod tests {
             txlog::replay(&buf, 0, "f", true, txlog::Follows::Above(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_frame_longer_than_a_u32_location_is_not_cut() {
+        // A frame's length field is a u32 and its header 8 bytes more: the largest frames do
+        // not fit a location's u32 length, which `as u32` cut to a few bytes. (Too large to
+        // build in a test: the location is checked on its own.)
+        let longest = frame::HEADER_LEN + u32::MAX as usize;
+        assert_eq!(frame_loc(43, 43 + longest), None);
+        assert_eq!(
+            frame_loc(43, 43 + u32::MAX as usize).map(|l| l.len),
+            Some(u32::MAX)
+        );
+        assert_eq!(frame_loc(43, 60).map(|l| (l.offset, l.len)), Some((43, 17)));
     }
 }
