@@ -63,6 +63,14 @@ pub(crate) fn encode(
     WriteLoc::of_frame(out, start)
 }
 
+/// The length of the frame [`encode`] writes for a key (without its slot byte) and a value
+/// (0 for a removal) of these lengths; `None` past what a frame holds (a log record read from
+/// storage may be up to 8 bytes too long to become a committed one).
+pub(crate) fn frame_len(key_len: usize, value_len: usize) -> Option<usize> {
+    let payload = HEADER.checked_add(key_len)?.checked_add(value_len)?;
+    (payload <= frame::MAX_PAYLOAD).then_some(payload.checked_add(frame::HEADER_LEN)?)
+}
+
 /// Decodes the payload of a committed record whose frame is at `loc`; `None` if it is not
 /// one, or is malformed.
 fn decode(p: &[u8], loc: WriteLoc) -> Option<CommittedWrite<'_>> {
@@ -286,6 +294,23 @@ mod tests {
             txlog::replay(&buf, 0, "f", true, txlog::Follows::Above(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn frame_len_is_what_encode_writes_or_none() {
+        let mut buf = Vec::new();
+        let put = encode(&mut buf, 7, 1234, 2, b"k1", Some(b"value"));
+        assert_eq!(frame_len(2, 5), Some(put.len as usize));
+        let rem = encode(&mut buf, 8, 1234, 2, b"k1", None);
+        assert_eq!(frame_len(2, 0), Some(rem.len as usize));
+        // Past MAX_PAYLOAD, `encode` would panic: the largest log record read back (a u32
+        // payload) is 8 bytes short of becoming a committed one.
+        assert_eq!(
+            frame_len(0, frame::MAX_PAYLOAD - HEADER),
+            Some(u32::MAX as usize - 1016)
+        );
+        assert_eq!(frame_len(0, frame::MAX_PAYLOAD - HEADER + 1), None);
+        assert_eq!(frame_len(usize::MAX, 1), None);
     }
 
     #[test]

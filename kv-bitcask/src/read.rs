@@ -248,10 +248,7 @@ struct Span {
 impl Span {
     /// The frame of `loc`, which lies in this span.
     fn frame(&self, loc: &Loc) -> Result<&[u8]> {
-        let rel = loc.offset.checked_sub(self.start);
-        rel.and_then(|r| usize::try_from(r).ok())
-            .and_then(|r| self.buf.get(r..r.checked_add(loc.len as usize)?))
-            .ok_or_else(|| out_of_range(loc.file(), loc.offset))
+        frame_in(&self.buf, self.start, loc)
     }
 
     /// Hands the whole pages to the cache (after the reader decoded what it needed).
@@ -266,6 +263,14 @@ fn out_of_range(file: u32, offset: u64) -> Error {
     Error::corruption(segment_name(file), offset, "record out of range")
 }
 
+/// The frame of `loc` in `buf`, bytes read at offset `start` of its segment.
+pub(crate) fn frame_in<'a>(buf: &'a [u8], start: u64, loc: &Loc) -> Result<&'a [u8]> {
+    let rel = loc.offset.checked_sub(start);
+    rel.and_then(|r| usize::try_from(r).ok())
+        .and_then(|r| buf.get(r..r.checked_add(loc.len as usize)?))
+        .ok_or_else(|| out_of_range(loc.file(), loc.offset))
+}
+
 /// Where the record of `loc` ends in its file.
 pub(crate) fn loc_end(loc: &Loc) -> Result<u64> {
     loc.offset
@@ -275,7 +280,7 @@ pub(crate) fn loc_end(loc: &Loc) -> Result<u64> {
 
 /// The length of bytes `offset .. end` of segment `id`, as a `usize` (on 32-bit targets, a
 /// long record's may not be one).
-fn span_len(id: u32, offset: u64, end: u64) -> Result<usize> {
+pub(crate) fn span_len(id: u32, offset: u64, end: u64) -> Result<usize> {
     end.checked_sub(offset)
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| out_of_range(id, offset))
