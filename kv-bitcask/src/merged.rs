@@ -109,6 +109,7 @@ pub(crate) fn decode_write_frame<'a>(
     offset: u64,
 ) -> Result<DecodedWrite<'a>> {
     let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(file, offset, r))?;
+    // Only carried through `decode`, whose location is not returned: never an answer.
     let loc = WriteLoc {
         offset,
         len: u32::try_from(buf.len()).unwrap_or(u32::MAX),
