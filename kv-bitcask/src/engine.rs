@@ -19,7 +19,7 @@ use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::pages::PageCache;
 use crate::recovery;
-use crate::segment::{hint_name, parse_name, segment_header};
+use crate::segment::{hint_name, parse_name, segment_header, segment_name};
 use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::identity::{self, Found};
 
@@ -145,11 +145,11 @@ impl<S: Storage> Bitcask<S> {
     }
 
     /// Adds the writes of a commit appended at `offset` of segment `id` to the keydir.
+    /// `offset .. end` are the bytes of the commit's append; `locs` are relative to `offset`.
     fn index(
         &self,
         id: u32,
-        offset: u64,
-        len: u64,
+        (offset, end): (u64, u64),
         batch: &WriteBatch,
         locs: &[WriteLoc],
         v: Version,
@@ -158,21 +158,20 @@ impl<S: Storage> Bitcask<S> {
         let mut kd = self.keydir.write();
         // Readable before the keydir points there.
         if let Some(seg) = self.handles.read().get(&id) {
-            seg.extend(offset + len);
+            seg.extend(end);
         }
         let pending = layout.active.as_mut().filter(|a| a.id == id).map(|a| {
-            a.len = a.len.max(offset + len);
+            a.len = a.len.max(end);
             &mut a.pending
         });
         let entries = batch.writes.iter().zip(locs).map(|(w, l)| {
-            let loc = Loc::new(
-                v.seq(),
-                v.time_ms(),
-                id,
-                offset + l.offset,
-                l.len,
-                w.value.is_none(),
-            );
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`l` lies in the appended bytes: `offset + l.offset` is below `end`, \
+                          which the caller checked"
+            )]
+            let at = offset + l.offset;
+            let loc = Loc::new(v.seq(), v.time_ms(), id, at, l.len, w.value.is_none());
             (Key::new(w.slot, &w.key), loc)
         });
         let entries: Vec<(Key, Loc)> = entries.collect();
@@ -419,7 +418,11 @@ impl<S: Storage> Engine for Bitcask<S> {
             Ok(offset) => offset,
             Err(e) => return Err(ticket.fail(e)),
         };
-        self.index(id, offset, len, &batch, &locs, version);
+        let Some(end) = offset.checked_add(len) else {
+            let e = Error::corruption(segment_name(id), offset, "append past u64::MAX bytes");
+            return Err(ticket.fail(e));
+        };
+        self.index(id, (offset, end), &batch, &locs, version);
         ticket.finish(&batch, || self.sync_active()).await
     }
 
@@ -443,12 +446,13 @@ impl<S: Storage> Engine for Bitcask<S> {
             let layout = self.layout.lock();
             (layout.segment_bytes(), layout.segment_count())
         };
-        let mut bytes_on_storage = 0;
+        let mut bytes_on_storage: u64 = 0;
         for name in self.storage.list().await? {
             if parse_name(&name).is_some() {
                 // A file may vanish under a concurrent merge: count what is there.
                 if let Ok(f) = self.storage.open(&name).await {
-                    bytes_on_storage += f.len().await.unwrap_or(0);
+                    let len = f.len().await.unwrap_or(0);
+                    bytes_on_storage = bytes_on_storage.saturating_add(len);
                 }
             }
         }

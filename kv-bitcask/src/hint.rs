@@ -14,7 +14,7 @@
 //! segment's, any damage or implausible entry makes the caller replay the segment instead. Hints are an optimisation
 //! and never the only copy of anything.
 
-use kv_engine_kit::bytes::{u32_at, u64_at};
+use kv_engine_kit::bytes::{Reader, u32_at, u64_at};
 use kv_engine_kit::frame;
 use kv_engine_kit::header::{self, StoreId};
 
@@ -41,7 +41,12 @@ pub(crate) fn encode(
     last: Last,
     entries: &[(Key, Loc)],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * (ENTRY_FIXED + 24) + 64 + header::LEN);
+    let mut out = Vec::with_capacity(
+        entries
+            .len()
+            .saturating_mul(ENTRY_FIXED + 24)
+            .saturating_add(64 + header::LEN),
+    );
     file_header(store, KIND_HINT, id).encode(&mut out);
     let mut rest = entries;
     while !rest.is_empty() {
@@ -51,10 +56,21 @@ pub(crate) fn encode(
             while let Some(((key, loc), tail)) = rest.split_first() {
                 // A chunk ends before the entry that would take it past CHUNK_BYTES, so a
                 // frame holds at most one key of the largest size: never past MAX_PAYLOAD.
-                let used = b.len() - start;
-                if used > 0 && used + ENTRY_FIXED + key.len() > CHUNK_BYTES {
+                #[expect(
+                    clippy::arithmetic_side_effects,
+                    reason = "`b` only grew since `start`; a chunk is under CHUNK_BYTES plus \
+                              one entry, an entry a slice's length plus ENTRY_FIXED"
+                )]
+                let full =
+                    b.len() > start && b.len() - start + ENTRY_FIXED + key.len() > CHUNK_BYTES;
+                if full {
                     break;
                 }
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "a keydir key is at most 1 + kv_api::MAX_KEY_AND_VALUE bytes \
+                              (validated options), or was read back with a u32 length"
+                )]
                 b.extend_from_slice(&(key.len() as u32).to_le_bytes());
                 b.extend_from_slice(key);
                 b.extend_from_slice(&loc.seq.to_le_bytes());
@@ -113,16 +129,14 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
         };
         match *payload.first()? {
             CHUNK => {
-                let mut p = 1;
-                while p < payload.len() {
-                    let key_len = u32_at(payload, p)? as usize;
-                    let key = payload.get(p + 4..(p + 4).checked_add(key_len)?)?;
-                    let f = p + 4 + key_len;
-                    let seq = u64_at(payload, f)?;
-                    let time_ms = u64_at(payload, f + 8)?;
-                    let offset = u64_at(payload, f + 16)?;
-                    let len = u32_at(payload, f + 24)?;
-                    let flags = *payload.get(f + 28)?;
+                let mut r = Reader::new(payload.get(1..)?);
+                while !r.is_empty() {
+                    let key = r.len_prefixed()?;
+                    let seq = r.u64()?;
+                    let time_ms = r.u64()?;
+                    let offset = r.u64()?;
+                    let len = r.u32()?;
+                    let flags = r.u8()?;
                     if key.is_empty()
                         || offset < header::LEN as u64
                         || flags & !REMOVAL != 0
@@ -132,14 +146,13 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
                     }
                     let loc = Loc::new(seq, time_ms, id, offset, len, flags & REMOVAL != 0);
                     out.push((Key::from_bytes(key), loc));
-                    p = f + ENTRY_FIXED - 4;
                 }
             }
             FOOTER => {
                 let ok = payload.len() == FOOTER_LEN
                     && u32_at(payload, 1)? == id
                     && u64_at(payload, 5)? == segment_len
-                    && u64_at(payload, 13)? == (out.len() - before) as u64
+                    && u64_at(payload, 13)? == out.len().checked_sub(before)? as u64
                     && next == buf.len();
                 return ok.then_some((u64_at(payload, 21)?, u64_at(payload, 29)?));
             }

@@ -24,6 +24,13 @@ pub(crate) enum Key {
 
 impl Key {
     /// The key of `key` in `slot`.
+    #[expect(
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::arithmetic_side_effects,
+        reason = "inline only if `key.len() < INLINE` (22): `1..=key.len()` lies inside the \
+                  array and `key.len() + 1` fits a u8; a slice's `1 + len` fits a usize"
+    )]
     pub fn new(slot: Slot, key: &[u8]) -> Self {
         if key.len() < INLINE {
             let mut bytes = [0u8; INLINE];
@@ -47,6 +54,10 @@ impl Key {
     }
 
     /// The bytes: slot byte, then the encoded key.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`min(INLINE)` keeps the end inside the inline array"
+    )]
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Key::Inline(len, bytes) => &bytes[..usize::from(*len).min(INLINE)],
@@ -56,6 +67,7 @@ impl Key {
 
     /// The encoded key without its slot byte.
     pub fn user_key(&self) -> &[u8] {
+        // Empty only for the empty key of `from_bytes(&[])`, which has no user key either.
         self.as_bytes().get(1..).unwrap_or_default()
     }
 }

@@ -170,6 +170,12 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "each count is a sum over the map's versions: a subtraction takes back what \
+                  an addition of the same `Versions` put in, and the sums stay below the \
+                  versions held in memory and the frame bytes of the segments"
+    )]
     fn add(&mut self, v: &Versions, sign: bool) {
         let n = v.as_slice().len() as u64;
         let (keys, bytes) = match v.newest() {
@@ -206,8 +212,10 @@ impl MergeRule<'_> {
     pub fn kept<'v>(&self, versions: &'v [Loc]) -> impl Iterator<Item = &'v Loc> + use<'v, '_> {
         let newest_old = versions
             .iter()
-            .rposition(|l| self.is_sealed(l) && l.seq <= self.horizon)
-            .filter(|&i| !versions[i].is_removal());
+            .enumerate()
+            .rfind(|(_, l)| self.is_sealed(l) && l.seq <= self.horizon)
+            .filter(|(_, l)| !l.is_removal())
+            .map(|(i, _)| i);
         versions.iter().enumerate().filter_map(move |(i, l)| {
             let keep = self.is_sealed(l) && (l.seq > self.horizon || Some(i) == newest_old);
             keep.then_some(l)
@@ -230,7 +238,7 @@ pub(crate) struct Keydir {
 
 /// `slot byte + key`, the keydir's key.
 pub(crate) fn slot_key(slot: Slot, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + key.len());
+    let mut k = Vec::with_capacity(key.len().saturating_add(1));
     k.push(slot);
     k.extend_from_slice(key);
     k

@@ -78,18 +78,28 @@ impl<F> Layout<F> {
         if id > MAX_FILE_ID {
             return Err(Error::InvalidArgument("file ids exhausted".into()));
         }
-        self.next_id += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "id <= MAX_FILE_ID (2^31 - 1)"
+        )]
+        {
+            self.next_id = id + 1;
+        }
         Ok(id)
     }
 
-    /// Bytes of all segments.
+    /// Bytes of all segments (a statistic: saturates rather than fail).
     pub fn segment_bytes(&self) -> u64 {
-        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.as_ref().map_or(0, |a| a.len)
+        self.sealed
+            .iter()
+            .map(|s| s.len)
+            .chain(self.active.as_ref().map(|a| a.len))
+            .fold(0, u64::saturating_add)
     }
 
     /// Number of segments.
     pub fn segment_count(&self) -> u64 {
-        self.sealed.len() as u64 + u64::from(self.active.is_some())
+        (self.sealed.len() as u64).saturating_add(u64::from(self.active.is_some()))
     }
 
     /// The manifest of this layout, with `sealed` and `active` replacing the current ones.

@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use kv_api::{Error, Result, Storage, StorageFile};
-use kv_engine_kit::frame;
 
 use crate::engine::Bitcask;
 use crate::hint::{self, Last};
@@ -27,7 +26,7 @@ use crate::key::Key;
 use crate::keydir::{Loc, MergeRule};
 use crate::layout::{SegFile, SegInfo};
 use crate::merged;
-use crate::read::decode_record;
+use crate::read::{decode_record, frame_in, loc_end, span_len};
 use crate::segment::{hint_name, segment_header, segment_name};
 use kv_engine_kit::header;
 
@@ -52,6 +51,10 @@ struct OutSegment<F> {
 }
 
 impl<F> OutSegment<F> {
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "bytes written to one file: a u64 of them cannot wrap"
+    )]
     fn len(&self) -> u64 {
         self.flushed + self.buf.len() as u64
     }
@@ -83,13 +86,17 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
         let Some((&slot, k)) = key.split_first() else {
             return Err(Error::corruption("keydir", 0, "empty keydir key"));
         };
-        let record_len = (frame::HEADER_LEN + 22 + k.len() + value.map_or(0, <[u8]>::len)) as u64;
+        let Some(record_len) = merged::frame_len(k.len(), value.map_or(0, <[u8]>::len)) else {
+            return Err(Error::corruption(
+                segment_name(old.file()),
+                old.offset,
+                "record too long to rewrite",
+            ));
+        };
         let segment_size = self.engine.pipeline.options().segment_size;
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.len() > header::LEN as u64 && c.len() + record_len > segment_size)
-        {
+        if self.current.as_ref().is_some_and(|c| {
+            c.len() > header::LEN as u64 && c.len().saturating_add(record_len as u64) > segment_size
+        }) {
             self.seal().await?;
         }
         let cur = match &mut self.current {
@@ -98,7 +105,7 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
                 let id = self.engine.layout.lock().alloc_id()?;
                 self.created.push(id);
                 let file = self.engine.storage.create(&segment_name(id)).await?;
-                let mut buf = Vec::with_capacity(WRITE_CHUNK + record_len as usize);
+                let mut buf = Vec::with_capacity(WRITE_CHUNK.saturating_add(record_len));
                 segment_header(self.engine.store, id, true).encode(&mut buf);
                 self.current.insert(OutSegment {
                     id,
@@ -111,6 +118,10 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
             }
         };
         let at = merged::encode(&mut cur.buf, old.seq, old.time_ms, slot, k, value);
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "bytes written to one file: a u64 of them cannot wrap"
+        )]
         let loc = old.moved(cur.id, cur.flushed + at.offset, at.len);
         cur.hint.push((key.clone(), loc));
         cur.last = cur.last.max((old.seq, old.time_ms));
@@ -133,7 +144,13 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
                 format!("merge output appended at {at}, expected {}", cur.flushed),
             ));
         }
-        cur.flushed += cur.buf.len() as u64;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "bytes written to one file: a u64 of them cannot wrap"
+        )]
+        {
+            cur.flushed += cur.buf.len() as u64;
+        }
         cur.buf.clear();
         Ok(())
     }
@@ -168,40 +185,51 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
 impl<S: Storage> Bitcask<S> {
     /// Reads the frames at `locs`, joining reads of nearby records. Returns them in order.
     async fn read_frames(&self, locs: &[&Loc]) -> Result<Vec<Vec<u8>>> {
-        let mut order: Vec<usize> = (0..locs.len()).collect();
-        order.sort_by_key(|&i| (locs[i].file(), locs[i].offset));
+        let mut order: Vec<(usize, &Loc)> = locs.iter().copied().enumerate().collect();
+        order.sort_by_key(|(_, l)| (l.file(), l.offset));
         let mut frames = vec![Vec::new(); locs.len()];
-        let mut i = 0;
-        while let Some(&first) = order.get(i) {
-            let start = locs[first].offset;
-            let file_id = locs[first].file();
-            let mut end = start + u64::from(locs[first].len);
-            let mut j = i + 1;
-            while let Some(&next) = order.get(j) {
-                let l = locs[next];
-                let l_end = l.offset + u64::from(l.len);
-                if l.file() != file_id || l.offset > end + READ_GAP || l_end - start > READ_SPAN {
+        let mut rest = order.as_slice();
+        while let Some((&(_, first), tail)) = rest.split_first() {
+            let (file_id, start) = (first.file(), first.offset);
+            let mut end = loc_end(first)?;
+            let mut n = 1;
+            for &(_, l) in tail {
+                // Sorted by place: `l` lies at or after `start` in the same file.
+                let Ok(l_end) = loc_end(l) else {
+                    break;
+                };
+                if l.file() != file_id
+                    || l.offset > end.saturating_add(READ_GAP)
+                    || l_end > start.saturating_add(READ_SPAN)
+                {
                     break;
                 }
                 end = end.max(l_end);
-                j += 1;
+                #[expect(
+                    clippy::arithmetic_side_effects,
+                    reason = "`n` counts the entries of `rest` taken: at most its length"
+                )]
+                {
+                    n += 1;
+                }
             }
-            let name = segment_name(file_id);
+            let (group, after) = rest.split_at(n);
+            rest = after;
             let file = self
                 .handles
                 .read()
                 .get(&file_id)
                 .map(|s| s.file.clone())
-                .ok_or_else(|| Error::corruption(&name, start, "segment is not open"))?;
-            let span = file.read_at(start, (end - start) as usize).await?;
-            for &k in &order[i..j] {
-                let rel = (locs[k].offset - start) as usize;
-                let frame = span.get(rel..rel + locs[k].len as usize).ok_or_else(|| {
-                    Error::corruption(&name, locs[k].offset, "record out of range")
+                .ok_or_else(|| {
+                    Error::corruption(segment_name(file_id), start, "segment is not open")
                 })?;
-                frames[k] = frame.to_vec();
+            let span = file.read_at(start, span_len(file_id, start, end)?).await?;
+            for &(k, l) in group {
+                let frame = frame_in(&span, start, l)?;
+                if let Some(out) = frames.get_mut(k) {
+                    *out = frame.to_vec();
+                }
             }
-            i = j;
         }
         Ok(frames)
     }

@@ -63,6 +63,14 @@ pub(crate) fn encode(
     WriteLoc::of_frame(out, start)
 }
 
+/// The length of the frame [`encode`] writes for a key (without its slot byte) and a value
+/// (0 for a removal) of these lengths; `None` past what a frame holds (a log record read from
+/// storage may be up to 8 bytes too long to become a committed one).
+pub(crate) fn frame_len(key_len: usize, value_len: usize) -> Option<usize> {
+    let payload = HEADER.checked_add(key_len)?.checked_add(value_len)?;
+    (payload <= frame::MAX_PAYLOAD).then_some(payload.checked_add(frame::HEADER_LEN)?)
+}
+
 /// Decodes the payload of a committed record whose frame is at `loc`; `None` if it is not
 /// one, or is malformed.
 fn decode(p: &[u8], loc: WriteLoc) -> Option<CommittedWrite<'_>> {
@@ -101,6 +109,7 @@ pub(crate) fn decode_write_frame<'a>(
     offset: u64,
 ) -> Result<DecodedWrite<'a>> {
     let payload = frame::decode_exact(buf).map_err(|r| Error::corruption(file, offset, r))?;
+    // Only carried through `decode`, whose location is not returned: never an answer.
     let loc = WriteLoc {
         offset,
         len: u32::try_from(buf.len()).unwrap_or(u32::MAX),
@@ -140,9 +149,8 @@ pub(crate) fn replay<'a>(
                 return Err(Error::corruption(file, at as u64, "crc mismatch"));
             }
         };
-        let loc = WriteLoc {
-            offset: at as u64,
-            len: (next - at) as u32,
+        let Some(loc) = frame_loc(at, next) else {
+            return Err(Error::corruption(file, at as u64, "record too long"));
         };
         let Some(write) = decode(payload, loc) else {
             let reason = if txlog::Record::decode(payload).is_some() {
@@ -155,6 +163,15 @@ pub(crate) fn replay<'a>(
         on_write(write)?;
         at = next;
     }
+}
+
+/// The location of the frame `at .. next`; `None` if its length does not fit the `u32` of a
+/// location (a frame's `u32` payload length plus its header may not).
+fn frame_loc(at: usize, next: usize) -> Option<WriteLoc> {
+    Some(WriteLoc {
+        offset: at as u64,
+        len: u32::try_from(next.checked_sub(at)?).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -278,5 +295,37 @@ mod tests {
             txlog::replay(&buf, 0, "f", true, txlog::Follows::Above(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn frame_len_is_what_encode_writes_or_none() {
+        let mut buf = Vec::new();
+        let put = encode(&mut buf, 7, 1234, 2, b"k1", Some(b"value"));
+        assert_eq!(frame_len(2, 5), Some(put.len as usize));
+        let rem = encode(&mut buf, 8, 1234, 2, b"k1", None);
+        assert_eq!(frame_len(2, 0), Some(rem.len as usize));
+        // Past MAX_PAYLOAD, `encode` would panic: the largest log record read back (a u32
+        // payload) is 8 bytes short of becoming a committed one.
+        assert_eq!(
+            frame_len(0, frame::MAX_PAYLOAD - HEADER),
+            Some(u32::MAX as usize - 1016)
+        );
+        assert_eq!(frame_len(0, frame::MAX_PAYLOAD - HEADER + 1), None);
+        assert_eq!(frame_len(usize::MAX, 1), None);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_frame_longer_than_a_u32_location_is_not_cut() {
+        // A frame's length field is a u32 and its header 8 bytes more: the largest frames do
+        // not fit a location's u32 length, which `as u32` cut to a few bytes. (Too large to
+        // build in a test: the location is checked on its own.)
+        let longest = frame::HEADER_LEN + u32::MAX as usize;
+        assert_eq!(frame_loc(43, 43 + longest), None);
+        assert_eq!(
+            frame_loc(43, 43 + u32::MAX as usize).map(|l| l.len),
+            Some(u32::MAX)
+        );
+        assert_eq!(frame_loc(43, 60).map(|l| (l.offset, l.len)), Some((43, 17)));
     }
 }

@@ -18,6 +18,7 @@ use kv_engine_kit::bytes::Reader;
 use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::{files, frame};
 
+use crate::keydir::MAX_FILE_ID;
 use crate::segment::{KIND_META, META, META_TMP};
 
 const MAGIC: &[u8; 4] = b"BCSK";
@@ -65,7 +66,9 @@ impl Meta {
 
     /// The bytes of the `META` file of store `store`.
     pub fn encode(&self, store: StoreId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(header::LEN + 64 + 5 * self.segments.len());
+        let mut out = Vec::with_capacity(
+            (header::LEN + 64).saturating_add(self.segments.len().saturating_mul(5)),
+        );
         meta_header(store).encode(&mut out);
         frame::encode_with(&mut out, |b| {
             b.extend_from_slice(MAGIC);
@@ -74,6 +77,10 @@ impl Meta {
             b.extend_from_slice(&self.horizon.to_le_bytes());
             b.extend_from_slice(&self.last_seq.to_le_bytes());
             b.extend_from_slice(&self.last_time_ms.to_le_bytes());
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "segment ids are distinct and at most MAX_FILE_ID: fewer than 2^31"
+            )]
             b.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
             for s in &self.segments {
                 b.extend_from_slice(&s.id.to_le_bytes());
@@ -101,6 +108,11 @@ impl Meta {
         }
         let malformed = || bad("malformed manifest");
         let next_id = r.u32().ok_or_else(malformed)?;
+        // Ids are at most MAX_FILE_ID (the keydir packs them in 31 bits): a larger one would be
+        // cut to another file's id.
+        if next_id > MAX_FILE_ID.saturating_add(1) {
+            return Err(bad("segment id out of range"));
+        }
         let horizon = r.u64().ok_or_else(malformed)?;
         let last_seq = r.u64().ok_or_else(malformed)?;
         let last_time_ms = r.u64().ok_or_else(malformed)?;
@@ -208,6 +220,17 @@ mod tests {
         let mut m = sample();
         m.segments[1].id = 4;
         assert!(Meta::decode(&m.encode(S), S).is_err());
+        // Ids past MAX_FILE_ID: the keydir would take them for other files.
+        let mut m = sample();
+        m.next_id = u32::MAX;
+        m.segments[2].id = MAX_FILE_ID + 4;
+        assert!(matches!(
+            Meta::decode(&m.encode(S), S),
+            Err(Error::Corruption { .. })
+        ));
+        m.next_id = MAX_FILE_ID + 1;
+        m.segments[2].id = MAX_FILE_ID;
+        assert_eq!(Meta::decode(&m.encode(S), S).expect("largest id"), m);
         // Another store's META.
         let other = StoreId::from_bytes([6; 16]);
         assert!(Meta::decode(&sample().encode(other), S).is_err());

@@ -36,8 +36,10 @@ struct Slot {
     seq: u64,
     /// Offset in the low [`OFFSET_BITS`], fingerprint above.
     offset_fp: u64,
-    /// Frame length in the high half, file id and removal flag in the low half.
-    len_file: u64,
+    /// Frame length.
+    len: u32,
+    /// File id and removal flag ([`Loc::file_flags`]).
+    file_flags: u32,
 }
 
 impl Slot {
@@ -74,13 +76,14 @@ impl NewestTable {
         let buckets = slots / WAYS;
         NewestTable {
             buckets: vec![[Slot::default(); WAYS]; buckets],
-            shift: 64 - buckets.trailing_zeros(),
+            // At least 16 buckets, a power of two below 2^64: a shift from 1 to 60.
+            shift: u64::BITS.saturating_sub(buckets.trailing_zeros()),
         }
     }
 
     /// Slots in the table.
     pub fn slots(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.buckets.len().saturating_mul(WAYS)
     }
 
     /// True once `keys` keys are more than 3 per 4 slots: past that, full buckets forget more
@@ -94,6 +97,10 @@ impl NewestTable {
     fn place(&self, key: &[u8]) -> (usize, u64) {
         let h = hash_bytes(key);
         // The bucket takes the top bits, the fingerprint the low ones: independent bits.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "`h >> shift` is below the number of buckets, a usize"
+        )]
         let bucket = (h.checked_shr(self.shift).unwrap_or(0)) as usize;
         (bucket, h & ((1 << (64 - OFFSET_BITS)) - 1))
     }
@@ -137,15 +144,16 @@ impl NewestTable {
         let slot = (loc.offset <= OFFSET_MASK).then(|| Slot {
             seq: loc.seq,
             offset_fp: loc.offset | (fp << OFFSET_BITS),
-            len_file: (u64::from(loc.len) << 32) | u64::from(loc.file_flags()),
+            len: loc.len,
+            file_flags: loc.file_flags(),
         });
-        if let Some(way) = bucket
-            .iter()
-            .position(|s| !s.is_empty() && s.fingerprint() == fp)
+        if let Some(own) = bucket
+            .iter_mut()
+            .find(|s| !s.is_empty() && s.fingerprint() == fp)
         {
             // The key's own slot (or a same-fingerprint neighbour's): replaced, or emptied if
             // the new place does not fit, so that it never goes stale.
-            bucket[way] = slot.unwrap_or_default();
+            *own = slot.unwrap_or_default();
             return;
         }
         if let Some(slot) = slot {
@@ -165,12 +173,7 @@ impl NewestTable {
             .get(b)?
             .iter()
             .find(|s| !s.is_empty() && s.fingerprint() == fp)?;
-        let loc = Loc::from_parts(
-            s.seq,
-            s.offset_fp & OFFSET_MASK,
-            (s.len_file >> 32) as u32,
-            s.len_file as u32,
-        );
+        let loc = Loc::from_parts(s.seq, s.offset_fp & OFFSET_MASK, s.len, s.file_flags);
         (s.seq <= at && !loc.is_removal()).then_some(loc)
     }
 }
@@ -187,6 +190,7 @@ mod tests {
 
     #[test]
     fn holds_newest_versions_and_never_a_stale_one() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
         let mut t = NewestTable::with_capacity(1000);
         assert_eq!(t.slots(), 2048);
         assert!(!t.is_crowded(1536) && t.is_crowded(1537));

@@ -16,13 +16,15 @@
 use kv_engine_kit::cache::Cache;
 
 /// Page size, in bytes.
-pub(crate) const PAGE: u64 = 4096;
+const PAGE_BYTES: usize = 4096;
+/// Page size, as an offset in a segment.
+pub(crate) const PAGE: u64 = PAGE_BYTES as u64;
 /// What a cached page costs: its bytes plus the cache's bookkeeping and the allocations.
-const PAGE_CHARGE: usize = PAGE as usize + 128;
+const PAGE_CHARGE: usize = PAGE_BYTES + 128;
 /// Records longer than this are neither looked up nor cached: one read of a long record costs
 /// about what assembling it from its pages does, and caching it would evict the pages of
 /// dozens of small records.
-pub(crate) const MAX_CACHED_RECORD: usize = 4 * PAGE as usize;
+pub(crate) const MAX_CACHED_RECORD: usize = 4 * PAGE_BYTES;
 /// Once the cache is full, one missed page in this many is read whole and cached; the other
 /// misses read just their record (see [`kv_engine_kit::cache::Cache::admit`]).
 const ADMIT_ONE_IN: u32 = 8;
@@ -63,18 +65,33 @@ impl PageCache {
             return None;
         }
         let end = offset.checked_add(len as u64)?;
-        let (first, last) = (offset / PAGE, (end - 1) / PAGE);
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`len > 0`: `end` is past `offset`"
+        )]
+        let last = (end - 1) / PAGE;
+        let first = offset / PAGE;
         let rel = (offset % PAGE) as usize;
         if first == last {
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`rel < PAGE_BYTES`, `len <= MAX_CACHED_RECORD`"
+            )]
+            let within = rel..rel + len;
             return self
                 .cache
-                .get_with(&(file, first), |page| page.get(rel..rel + len).map(f))
+                .get_with(&(file, first), |page| page.get(within).map(f))
                 .flatten();
         }
         let mut buf = Vec::with_capacity(len);
         for p in first..=last {
             let from = if p == first { rel } else { 0 };
-            let to = (PAGE as usize).min(from + (len - buf.len()));
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`buf` holds the bytes of the pages before `p`, fewer than `len`; \
+                          `from < PAGE_BYTES`, `len <= MAX_CACHED_RECORD`"
+            )]
+            let to = PAGE_BYTES.min(from + (len - buf.len()));
             self.cache
                 .get_with(&(file, p), |page| {
                     page.get(from..to).map(|b| buf.extend_from_slice(b))
@@ -97,18 +114,21 @@ impl PageCache {
         let mut within = Vec::with_capacity(ranges.len());
         for (i, &(file, offset, len)) in ranges.iter().enumerate() {
             let rel = (offset % PAGE) as usize;
-            if len > 0 && rel + len <= PAGE as usize {
-                keys.push((file, offset / PAGE));
-                within.push((i, rel..rel + len));
-            } else {
+            match rel.checked_add(len) {
+                Some(end) if len > 0 && end <= PAGE_BYTES => {
+                    keys.push((file, offset / PAGE));
+                    within.push((i, rel..end));
+                }
                 // Spans pages: looked up on its own.
-                self.read(file, offset, len, |b| f(i, b));
+                _ => {
+                    self.read(file, offset, len, |b| f(i, b));
+                }
             }
         }
         let touch = |k: usize, page: &Page| {
             if let Some((_, r)) = within.get(k) {
-                // One byte of each cache line the record covers.
-                for at in r.clone().step_by(64).chain([r.end - 1]) {
+                // One byte of each cache line the record covers, and its last.
+                for at in r.clone().step_by(64).chain(r.clone().last()) {
                     std::hint::black_box(page.get(at).copied());
                 }
             }
@@ -148,8 +168,7 @@ impl PageCache {
                 .insert((file, start / PAGE), span.into_boxed_slice(), PAGE_CHARGE);
             return;
         }
-        for (i, chunk) in span.chunks_exact(PAGE as usize).enumerate() {
-            let index = start / PAGE + i as u64;
+        for (index, chunk) in (start / PAGE..).zip(span.chunks_exact(PAGE_BYTES)) {
             self.cache
                 .insert((file, index), Box::from(chunk), PAGE_CHARGE);
         }
@@ -173,6 +192,7 @@ impl PageCache {
 /// The page-aligned span to read for bytes `offset .. end` of a segment with `readable` bytes:
 /// from the page holding `offset` to the end of the page holding `end - 1`, cut at `readable`.
 pub(crate) fn page_span(offset: u64, end: u64, readable: u64) -> (u64, u64) {
+    #[expect(clippy::arithmetic_side_effects, reason = "`offset % PAGE <= offset`")]
     let start = offset - offset % PAGE;
     let stop = end.div_ceil(PAGE).saturating_mul(PAGE).min(readable);
     (start, stop.max(end))
@@ -212,6 +232,11 @@ mod tests {
         let at = |o: usize, n: usize| data[o..o + n].to_vec();
         let page = PAGE as usize;
         assert_eq!(got, [(0, at(5, 3)), (2, at(page - 1, 2)), (3, vec![9; 2])]);
+        // A length no page holds (on 32-bit targets, a record's u32 length and its place in
+        // the page may not fit a usize) is looked up on its own, and missed.
+        let mut none = Vec::new();
+        cache.read_many(&[(8, 4 * PAGE + 1, usize::MAX)], |i, _| none.push(i));
+        assert!(none.is_empty());
         cache.forget(7, 3 * PAGE + 100);
         assert!(cache.read(7, 0, 1, |_| ()).is_none());
         assert!(cache.read(8, 4 * PAGE, 1, |_| ()).is_some());

@@ -35,7 +35,7 @@ impl<S: Storage> Bitcask<S> {
             .segment(id)
             .ok_or_else(|| Error::corruption(segment_name(id), offset, "segment is not open"))?;
         if end > readable || !self.pages.admit(id, offset, record_len) {
-            let buf = file.read_at(offset, (end - offset) as usize).await?;
+            let buf = file.read_at(offset, span_len(id, offset, end)?).await?;
             return Ok(Span {
                 id,
                 start: offset,
@@ -44,7 +44,7 @@ impl<S: Storage> Bitcask<S> {
             });
         }
         let (start, stop) = page_span(offset, end, readable);
-        let buf = file.read_at(start, (stop - start) as usize).await?;
+        let buf = file.read_at(start, span_len(id, start, stop)?).await?;
         Ok(Span {
             id,
             start,
@@ -69,8 +69,9 @@ impl<S: Storage> Bitcask<S> {
         }) {
             return r;
         }
-        let end = loc.offset + u64::from(loc.len);
-        let span = self.read_span(loc.file(), loc.offset, end, len).await?;
+        let span = self
+            .read_span(loc.file(), loc.offset, loc_end(loc)?, len)
+            .await?;
         f(decode_record(span.frame(loc)?, slot, key, loc)?);
         span.keep(&self.pages);
         Ok(())
@@ -165,25 +166,37 @@ impl<S: Storage> Bitcask<S> {
         }
         missed.sort_unstable_by_key(|&i| found.get(i).map(|(_, l)| (l.file(), l.offset)));
         let mut rest = missed.as_slice();
-        while let Some((&first, _)) = rest.split_first() {
+        while let Some((&first, tail)) = rest.split_first() {
             let Some((_, l)) = found.get(first) else {
                 break;
             };
             let (file, start) = (l.file(), l.offset);
-            let mut end = start + u64::from(l.len);
+            let mut end = loc_end(l)?;
             let mut longest = l.len as usize;
             let mut n = 1;
-            for &j in &rest[1..] {
+            for &j in tail {
                 let Some((_, l)) = found.get(j) else {
                     break;
                 };
-                let l_end = l.offset + u64::from(l.len);
-                if l.file() != file || l.offset > end + READ_GAP || l_end - start > READ_SPAN {
+                // Sorted by place: `l` lies at or after `start` in the same file.
+                let Ok(l_end) = loc_end(l) else {
+                    break;
+                };
+                if l.file() != file
+                    || l.offset > end.saturating_add(READ_GAP)
+                    || l_end > start.saturating_add(READ_SPAN)
+                {
                     break;
                 }
                 end = end.max(l_end);
                 longest = longest.max(l.len as usize);
-                n += 1;
+                #[expect(
+                    clippy::arithmetic_side_effects,
+                    reason = "`n` counts the entries of `rest` taken: at most its length"
+                )]
+                {
+                    n += 1;
+                }
             }
             let (group, after) = rest.split_at(n);
             rest = after;
@@ -235,11 +248,7 @@ struct Span {
 impl Span {
     /// The frame of `loc`, which lies in this span.
     fn frame(&self, loc: &Loc) -> Result<&[u8]> {
-        let rel = loc.offset.checked_sub(self.start).map(|r| r as usize);
-        rel.and_then(|r| self.buf.get(r..r + loc.len as usize))
-            .ok_or_else(|| {
-                Error::corruption(segment_name(loc.file()), loc.offset, "record out of range")
-            })
+        frame_in(&self.buf, self.start, loc)
     }
 
     /// Hands the whole pages to the cache (after the reader decoded what it needed).
@@ -248,6 +257,33 @@ impl Span {
             pages.keep(self.id, self.start, self.buf);
         }
     }
+}
+
+fn out_of_range(file: u32, offset: u64) -> Error {
+    Error::corruption(segment_name(file), offset, "record out of range")
+}
+
+/// The frame of `loc` in `buf`, bytes read at offset `start` of its segment.
+pub(crate) fn frame_in<'a>(buf: &'a [u8], start: u64, loc: &Loc) -> Result<&'a [u8]> {
+    let rel = loc.offset.checked_sub(start);
+    rel.and_then(|r| usize::try_from(r).ok())
+        .and_then(|r| buf.get(r..r.checked_add(loc.len as usize)?))
+        .ok_or_else(|| out_of_range(loc.file(), loc.offset))
+}
+
+/// Where the record of `loc` ends in its file.
+pub(crate) fn loc_end(loc: &Loc) -> Result<u64> {
+    loc.offset
+        .checked_add(u64::from(loc.len))
+        .ok_or_else(|| out_of_range(loc.file(), loc.offset))
+}
+
+/// The length of bytes `offset .. end` of segment `id`, as a `usize` (on 32-bit targets, a
+/// long record's may not be one).
+pub(crate) fn span_len(id: u32, offset: u64, end: u64) -> Result<usize> {
+    end.checked_sub(offset)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| out_of_range(id, offset))
 }
 
 /// A live version whose record is not a value: the keydir and the file disagree.
@@ -388,6 +424,30 @@ mod tests {
             matches!(&err, Some(Error::Corruption { reason, .. }) if reason.contains("version 9")),
             "{err:?}"
         );
+    }
+
+    /// A place that does not lie in the bytes read (or past the end of any file) is
+    /// corruption, never an overflow.
+    #[test]
+    fn places_out_of_range_are_corruption() {
+        let span = Span {
+            id: 7,
+            start: 4096,
+            buf: vec![0; 100],
+            pages: false,
+        };
+        let at = |offset, len| Loc::new(1, 1, 7, offset, len, false);
+        assert_eq!(span.frame(&at(4100, 10)).expect("inside").len(), 10);
+        for loc in [at(4000, 10), at(4190, 10), at(u64::MAX - 2, 10_000)] {
+            assert!(
+                matches!(span.frame(&loc), Err(Error::Corruption { .. })),
+                "{loc:?}"
+            );
+        }
+        assert!(loc_end(&at(u64::MAX - 2, 10)).is_err());
+        assert_eq!(loc_end(&at(43, 10)).expect("end"), 53);
+        assert!(span_len(7, 50, 40).is_err());
+        assert_eq!(span_len(7, 40, 50).expect("len"), 10);
     }
 
     #[tokio::test]
