@@ -82,7 +82,7 @@ impl<S: Storage> Inner<S> {
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             while let Some(e) = cursor.current() {
-                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
                 cursor.step(false);
                 if w.should_drain() {
                     w.drain().await?;
@@ -292,7 +292,7 @@ impl<S: Storage> Inner<S> {
                         )
                     }
                 };
-                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
                 if w.should_drain() {
                     w.drain().await?;
                 }
