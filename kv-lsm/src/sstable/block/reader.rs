@@ -399,6 +399,37 @@ mod tests {
         }
     }
 
+    /// A length past 4 GiB is corruption on every target. It was cast with `as usize`, which
+    /// on 32-bit targets (wasm32) cut `2^32 + 1` to 1 and served the one byte that follows as
+    /// the value instead of reporting the block.
+    #[test]
+    fn a_length_past_u32_is_corruption_not_cut() {
+        use crate::sstable::varint::put_varint;
+        for (unshared, value_len) in [(1u64, (1u64 << 32) + 1), ((1 << 32) + 1, 1)] {
+            let mut raw = Vec::new();
+            put_varint(&mut raw, 0); // shared
+            put_varint(&mut raw, unshared);
+            raw.push(super::super::KIND_VALUE);
+            put_varint(&mut raw, 7); // seq
+            put_varint(&mut raw, 9); // time
+            put_varint(&mut raw, value_len);
+            raw.extend_from_slice(b"kx");
+            raw.extend_from_slice(&0u32.to_le_bytes()); // restart 0
+            raw.extend_from_slice(&1u32.to_le_bytes()); // restart count
+            let crc = crc32fast::hash(&raw);
+            raw.extend_from_slice(&crc.to_le_bytes());
+            let block = Block::load(raw.clone(), "t", 100).expect("load");
+            assert!(matches!(
+                block.find("t", |_, _| false),
+                Err(Error::Corruption { offset: 100, .. })
+            ));
+            assert!(matches!(
+                decode(raw, 100),
+                Err(Error::Corruption { offset: 100, .. })
+            ));
+        }
+    }
+
     /// A block whose fields disagree with its bytes (what `load` rules out) is corruption,
     /// never an empty key, an empty block or another entry in place of a missing one.
     #[test]
