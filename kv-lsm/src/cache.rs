@@ -58,7 +58,8 @@ mod tests {
     fn block(n: usize) -> Arc<Block> {
         let mut b = BlockBuilder::new(16);
         for i in 0..n {
-            b.add(format!("k{i:04}").as_bytes(), 1, 0, Some(&[0u8; 100]));
+            b.add(format!("k{i:04}").as_bytes(), 1, 0, Some(&[0u8; 100]))
+                .expect("add");
         }
         Arc::new(Block::load(b.finish(), "t", 0).expect("block"))
     }

@@ -48,13 +48,20 @@ pub(crate) struct Plan<S: Storage> {
 }
 
 impl<S: Storage> Inner<S> {
+    // Sizes from the tuning saturate: a knob set past what fits (`usize::MAX` for "no limit")
+    // means an unbounded target, as it says, rather than an overflow.
+
     fn target_file_size(&self) -> u64 {
-        (self.tuning.memtable_size as u64).max(4 * self.tuning.block_size as u64)
+        (self.tuning.memtable_size as u64).max((self.tuning.block_size as u64).saturating_mul(4))
     }
 
     fn level_target(&self, level: usize) -> u64 {
-        let l1 = 8 * (self.tuning.memtable_size as u64).max(1 << 10);
-        l1.saturating_mul(10u64.saturating_pow(level.saturating_sub(1) as u32))
+        let l1 = (self.tuning.memtable_size as u64)
+            .max(1 << 10)
+            .saturating_mul(8);
+        // A power past u32::MAX would saturate as well.
+        let exp = u32::try_from(level.saturating_sub(1)).unwrap_or(u32::MAX);
+        l1.saturating_mul(10u64.saturating_pow(exp))
     }
 
     /// Flushes the oldest frozen memtable to a level-0 table; false if there was none.
@@ -82,7 +89,7 @@ impl<S: Storage> Inner<S> {
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             while let Some(e) = cursor.current() {
-                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
                 cursor.step(false);
                 if w.should_drain() {
                     w.drain().await?;
@@ -171,13 +178,18 @@ impl<S: Storage> Inner<S> {
         };
         let lo = inputs.iter().map(|t| t.meta.smallest.0.as_slice()).min()?;
         let hi = inputs.iter().map(|t| t.meta.largest.0.as_slice()).max()?;
-        let below = levels.overlapping(level + 1, lo, hi);
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`best_score` picks a level below NUM_LEVELS - 1"
+        )]
+        let output_level = level + 1;
+        let below = levels.overlapping(output_level, lo, hi);
         let trivial_move = level > 0 && below.is_empty();
         let mut all: Vec<(usize, Arc<Table<S>>)> = inputs.into_iter().map(|t| (level, t)).collect();
-        all.extend(below.into_iter().map(|t| (level + 1, t)));
+        all.extend(below.into_iter().map(|t| (output_level, t)));
         Some(Plan {
             inputs: all,
-            output_level: level + 1,
+            output_level,
             horizon: None,
             trivial_move,
         })
@@ -292,7 +304,7 @@ impl<S: Storage> Inner<S> {
                         )
                     }
                 };
-                w.add(e.ukey, e.seq, e.time_ms, e.value);
+                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
                 if w.should_drain() {
                     w.drain().await?;
                 }

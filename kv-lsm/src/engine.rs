@@ -151,7 +151,13 @@ impl<S: Storage> Inner<S> {
         file.append(buf).await?;
         let mut wal = self.wal.lock();
         let w = wal.as_mut().ok_or(Error::ReadOnly("commit"))?;
-        w.len += buf.len() as u64;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "the append succeeded: `len + buf.len()` is the file's new length, a u64"
+        )]
+        {
+            w.len += buf.len() as u64;
+        }
         Ok(w.len)
     }
 

@@ -56,6 +56,10 @@ impl EntryRef<'_> {
     }
 
     /// Bytes of key and value, the payload `stats` counts.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "the lengths of two slices in memory, each at most isize::MAX bytes"
+    )]
     pub fn payload_len(&self) -> u64 {
         (self.ukey.len() + self.value.map_or(0, <[u8]>::len)) as u64
     }
@@ -93,10 +97,7 @@ pub(crate) fn cmp_ikey(a: &[u8], a_seq: u64, b: &[u8], b_seq: u64) -> Ordering {
 
 /// The user key of `key` in `slot`.
 pub(crate) fn ukey(slot: Slot, key: &[u8]) -> Vec<u8> {
-    let mut u = Vec::with_capacity(1 + key.len());
-    u.push(slot);
-    u.extend_from_slice(key);
-    u
+    [std::slice::from_ref(&slot), key].concat()
 }
 
 /// A position between entries of a sorted source. Iterators read forward from it (entries

@@ -40,11 +40,21 @@ impl<S: Storage> Default for LevelSet<S> {
 }
 
 impl<S: Storage> LevelSet<S> {
+    /// The tables of `level`, or of the last level for a level past it.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`levels` always holds NUM_LEVELS lists (made by `default`, never resized), \
+                  and the index is clamped below NUM_LEVELS"
+    )]
+    fn level_mut(&mut self, level: usize) -> &mut Vec<Arc<Table<S>>> {
+        &mut self.levels[level.min(NUM_LEVELS - 1)]
+    }
+
     /// A set from `(level, table)` pairs in any order (levels past the last are clamped).
     pub fn from_tables(tables: impl IntoIterator<Item = (usize, Arc<Table<S>>)>) -> Self {
         let mut set = LevelSet::default();
         for (level, t) in tables {
-            set.levels[level.min(NUM_LEVELS - 1)].push(t);
+            set.level_mut(level).push(t);
         }
         set.sort();
         set
@@ -102,7 +112,7 @@ impl<S: Storage> LevelSet<S> {
     /// A new set with `flushed` as the newest level-0 table.
     pub fn with_flushed(&self, flushed: Arc<Table<S>>) -> Self {
         let mut set = self.clone();
-        set.levels[0].insert(0, flushed);
+        set.level_mut(0).insert(0, flushed);
         set
     }
 
@@ -117,7 +127,7 @@ impl<S: Storage> LevelSet<S> {
         for tables in &mut set.levels {
             tables.retain(|t| !removed.contains(&t.meta.id));
         }
-        set.levels[level.min(NUM_LEVELS - 1)].extend(added);
+        set.level_mut(level).extend(added);
         set.sort();
         set
     }

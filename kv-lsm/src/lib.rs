@@ -55,6 +55,23 @@
 //! with `Store::open_tuned`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Numbers read from storage or given by callers are checked (issue #19): each exception is an
+// `#[expect(lint, reason = "...")]` on the smallest item. Tests may panic on purpose.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used
+    )
+)]
 
 mod background;
 mod cache;

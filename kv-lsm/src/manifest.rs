@@ -67,6 +67,11 @@ pub(crate) struct Manifest {
 struct Fields<'a>(Reader<'a>);
 
 impl<'a> Fields<'a> {
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "the payload read lies after the header and frame header of a buffer in memory: \
+                  the sum is an offset in that buffer"
+    )]
     fn offset(&self) -> u64 {
         (header::LEN + frame::HEADER_LEN + self.0.position()) as u64
     }
@@ -101,18 +106,30 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn put_ikey(out: &mut Vec<u8>, (k, seq): &(Vec<u8>, u64)) {
-    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+/// A manifest too large for its format: [`Error::TooLarge`].
+fn too_large(what: &'static str, size: usize, max: usize) -> Error {
+    Error::TooLarge { what, size, max }
+}
+
+fn put_ikey(out: &mut Vec<u8>, (k, seq): &(Vec<u8>, u64)) -> Result<()> {
+    let len = u32::try_from(k.len())
+        .map_err(|_| too_large("manifest key", k.len(), u32::MAX as usize))?;
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(k);
     out.extend_from_slice(&seq.to_le_bytes());
+    Ok(())
 }
 
 impl Manifest {
-    /// Encodes the manifest of `store`: its header, then one frame.
-    pub fn encode(&self, store: StoreId) -> Vec<u8> {
-        let mut out = Vec::new();
-        manifest_header(store).encode(&mut out);
-        frame::encode_with(&mut out, |b| {
+    /// Encodes the manifest of `store`: its header, then one frame. More tables than its
+    /// `u32` count, or a payload past [`frame::MAX_PAYLOAD`], is [`Error::TooLarge`].
+    pub fn encode(&self, store: StoreId) -> Result<Vec<u8>> {
+        let count = u32::try_from(self.tables.len())
+            .map_err(|_| too_large("manifest table list", self.tables.len(), u32::MAX as usize))?;
+        // The payload is built apart and framed once its length is known to fit (a manifest is
+        // small, and written once per flush or compaction: the copy costs nothing measurable).
+        let mut b = Vec::new();
+        {
             b.extend_from_slice(MAGIC);
             b.extend_from_slice(&FORMAT.to_le_bytes());
             for v in [
@@ -125,23 +142,40 @@ impl Manifest {
             ] {
                 b.extend_from_slice(&v.to_le_bytes());
             }
-            b.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
+            b.extend_from_slice(&count.to_le_bytes());
             for (level, t) in &self.tables {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "levels come from a LevelSet (`LevelSet::all`): below NUM_LEVELS, 7"
+                )]
                 b.push(*level as u8);
                 for v in [t.id, t.size, t.entries, t.min_seq, t.max_seq] {
                     b.extend_from_slice(&v.to_le_bytes());
                 }
-                put_ikey(b, &t.smallest);
-                put_ikey(b, &t.largest);
+                put_ikey(&mut b, &t.smallest)?;
+                put_ikey(&mut b, &t.largest)?;
             }
-        });
-        out
+        }
+        if b.len() > frame::MAX_PAYLOAD {
+            return Err(too_large("manifest", b.len(), frame::MAX_PAYLOAD));
+        }
+        let mut out = Vec::with_capacity(
+            header::LEN
+                .saturating_add(frame::HEADER_LEN)
+                .saturating_add(b.len()),
+        );
+        manifest_header(store).encode(&mut out);
+        frame::encode(&b, &mut out);
+        Ok(out)
     }
 
     /// Decodes the bytes of the manifest file of `store`.
     pub fn decode(buf: &[u8], store: StoreId) -> Result<Manifest> {
         manifest_header(store).check(buf, MANIFEST)?;
-        let body = buf.get(header::LEN..).unwrap_or_default();
+        // The header was checked: the body is there (perhaps empty).
+        let body = buf
+            .get(header::LEN..)
+            .ok_or_else(|| Error::corruption(MANIFEST, 0, "truncated manifest"))?;
         let payload = frame::decode_exact(body)
             .map_err(|r| Error::corruption(MANIFEST, header::LEN as u64, r))?;
         let mut r = Fields(Reader::new(payload));
@@ -153,11 +187,12 @@ impl Manifest {
                 "bad magic: not a manifest",
             ));
         }
+        let format_at = r.offset();
         let format = r.u32()?;
         if format != FORMAT {
             return Err(Error::corruption(
                 MANIFEST,
-                start + 8,
+                format_at,
                 format!("unsupported manifest format {format}"),
             ));
         }
@@ -214,7 +249,7 @@ impl Manifest {
 
     /// Replaces the manifest of `store` atomically and durably.
     pub async fn write<S: Storage>(&self, storage: &S, store: StoreId) -> Result<()> {
-        files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode(store)).await
+        files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode(store)?).await
     }
 }
 
@@ -264,7 +299,7 @@ mod tests {
     #[test]
     fn round_trip_and_damage() {
         let m = sample();
-        let raw = m.encode(STORE);
+        let raw = m.encode(STORE).expect("encode");
         assert_eq!(Manifest::decode(&raw, STORE).expect("decode"), m);
         for i in 0..raw.len() {
             let mut bad = raw.clone();
@@ -284,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_manifest_of_another_store_is_refused() {
-        let raw = sample().encode(STORE);
+        let raw = sample().encode(STORE).expect("encode");
         let other = StoreId::from_bytes([6; 16]);
         assert!(matches!(
             Manifest::decode(&raw, other),

@@ -64,9 +64,7 @@ struct IKey {
 
 impl IKey {
     fn new(slot: Slot, key: &[u8], seq: u64) -> Self {
-        let mut ukey = Vec::with_capacity(1 + key.len());
-        ukey.push(slot);
-        ukey.extend_from_slice(key);
+        let ukey = [std::slice::from_ref(&slot), key].concat();
         IKey {
             prefix: prefix(&ukey),
             ukey: ukey.into_boxed_slice(),
@@ -329,7 +327,14 @@ impl Memtable {
         let mut added = 0;
         let mut entry = |(slot, key, value): (Slot, _, Option<Vec<u8>>)| {
             let key: &[u8] = AsRef::as_ref(&key);
-            added += 1 + key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "bytes of keys and values this commit holds in memory, plus a constant \
+                          per entry: far below usize::MAX"
+            )]
+            {
+                added += 1 + key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+            }
             let v = Value {
                 time_ms: version.time_ms(),
                 value,
@@ -345,7 +350,7 @@ impl Memtable {
             }
             (Some(first), _) => {
                 // Keys are built before the lock is taken: readers wait less.
-                let mut entries = Vec::with_capacity(1 + writes.size_hint().0);
+                let mut entries = Vec::with_capacity(writes.size_hint().0.saturating_add(1));
                 entries.push(entry(first));
                 entries.extend(writes.map(&mut entry));
                 let mut map = self.write();

@@ -200,6 +200,10 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Counters, from one pass over every version (cost: a full read of the store).
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "u64 counts of one store's versions and of the bytes of its entries and files"
+    )]
     pub async fn stats(&self) -> Result<Stats> {
         let visible = self.pipeline.visible();
         let view = self.view();

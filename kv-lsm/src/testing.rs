@@ -28,7 +28,8 @@ pub(crate) async fn write_table(
         .await
         .expect("create");
     for e in entries {
-        w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref());
+        w.add(&e.ukey, e.seq, e.time_ms, e.value.as_deref())
+            .expect("add");
     }
     w.finish().await.expect("finish")
 }

@@ -137,7 +137,7 @@ pub(crate) async fn replay<S: Storage>(
     let mut dropped = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
         let name = wal_name(id);
-        let is_last = i + 1 == ids.len();
+        let is_last = ids.len().checked_sub(1) == Some(i);
         let file = storage.open(&name).await?;
         let buf = files::read_all(&file, &name).await?;
         let len = buf.len() as u64;

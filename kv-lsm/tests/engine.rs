@@ -152,6 +152,23 @@ async fn check_versions(e: &Mem, k: &[u8], expected: &BTreeMap<u64, Option<Vec<u
     assert_eq!(unremoved.map(|(v, bytes)| (v.seq(), bytes)), want);
 }
 
+/// A block size past what fits (`usize::MAX`: no limit) used to overflow the table writer's
+/// buffer size and the compaction's table target (panics). It is clamped and saturated: the
+/// tree flushes, compacts and reads back.
+#[tokio::test]
+async fn a_huge_block_size_flushes_and_compacts() {
+    let s = MemoryStorage::new();
+    let e = engine(&s, small().block_size(usize::MAX)).await;
+    for i in 0..400u32 {
+        put(&e, &key(i), Some(&[b'v'; 40])).await;
+    }
+    let levels = e.tables_per_level();
+    assert!(levels.iter().skip(1).any(|n| *n > 0), "{levels:?}");
+    for i in 0..400u32 {
+        assert_eq!(latest(&e, &key(i)).await, Some(vec![b'v'; 40]), "key {i}");
+    }
+}
+
 #[tokio::test]
 async fn versions_across_memtable_l0_and_levels() {
     let s = MemoryStorage::new();

@@ -53,7 +53,7 @@ impl MemCursor {
 
     fn read(&mut self, from: ReadFrom<'_>, reverse: bool) {
         let size = self.next_size;
-        self.next_size = (size * 2).min(self.max_size);
+        self.next_size = size.saturating_mul(2).min(self.max_size);
         self.mem.read_batch(from, reverse, size, &mut self.batch);
         self.pos = 0;
     }
@@ -70,7 +70,13 @@ impl MemCursor {
 
     /// Moves to the next entry in the cursor's direction.
     pub fn step(&mut self, reverse: bool) {
-        self.pos += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "one step per entry since the last read: `pos` stays near `batch.len()`"
+        )]
+        {
+            self.pos += 1;
+        }
         if self.pos < self.batch.len() || !self.batch.more() {
             return;
         }
@@ -301,15 +307,28 @@ impl<S: Storage> TableCursor<S> {
                 self.pos = p;
                 return Ok(true);
             }
-        } else if self.pos + 1 < self.run.len() {
-            self.pos += 1;
-            return Ok(true);
+        } else {
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`pos` indexes an entry of the run, a Vec: below usize::MAX"
+            )]
+            let next = self.pos + 1;
+            if next < self.run.len() {
+                self.pos = next;
+                return Ok(true);
+            }
         }
         if !reverse
             && let (Some(block), Some(reader)) = (self.block.as_deref(), self.reader.as_deref())
             && self.run.decode_next(block, reader.name())?
         {
-            self.pos += 1;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "the run just grew by the entry after `pos`"
+            )]
+            {
+                self.pos += 1;
+            }
             return Ok(true);
         }
         let (Some(block), Some(reader)) = (self.block.clone(), self.reader.clone()) else {
@@ -318,7 +337,7 @@ impl<S: Storage> TableCursor<S> {
         let next_run = if reverse {
             self.run_idx.checked_sub(1)
         } else {
-            Some(self.run_idx + 1).filter(|r| *r < block.runs())
+            self.run_idx.checked_add(1).filter(|r| *r < block.runs())
         };
         let Some(r) = next_run else {
             return Ok(false);
@@ -336,19 +355,16 @@ impl<S: Storage> TableCursor<S> {
         if reverse {
             return self.enter_block_back(&reader, self.block_idx, true).await;
         }
-        let mut b = self.block_idx;
-        loop {
-            b += 1;
-            if b >= reader.blocks() {
-                self.valid = false;
-                return Ok(());
-            }
+        // The blocks after this one.
+        for b in (self.block_idx..reader.blocks()).skip(1) {
             let block = self.load(&reader, b).await?;
             if block.runs() > 0 {
                 self.enter_run(&block, 0, false, true, reader.name())?;
                 return Ok(());
             }
         }
+        self.valid = false;
+        Ok(())
     }
 }
 
@@ -423,7 +439,9 @@ impl<S: Storage> LevelCursor<S> {
             self.back_from(i).await
         } else {
             if i < n && !self.open(i, seek, false).await? {
-                self.forward_from(i + 1).await?;
+                #[expect(clippy::arithmetic_side_effects, reason = "`i < n`")]
+                let after = i + 1;
+                self.forward_from(after).await?;
             }
             Ok(())
         }
@@ -435,7 +453,13 @@ impl<S: Storage> LevelCursor<S> {
             if self.open(i, Seek::Start, false).await? {
                 return Ok(());
             }
-            i += 1;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "the loop condition keeps `i` below the level's table count"
+            )]
+            {
+                i += 1;
+            }
         }
         self.invalidate();
         Ok(())
@@ -479,7 +503,12 @@ impl<S: Storage> LevelCursor<S> {
         if reverse {
             self.back_from(self.idx).await
         } else {
-            self.forward_from(self.idx + 1).await
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`idx` is the index of the open table, below the level's table count"
+            )]
+            let after = self.idx + 1;
+            self.forward_from(after).await
         }
     }
 }

@@ -32,8 +32,12 @@ impl<S: Storage> Source<S> {
         sequential: bool,
     ) -> Vec<Source<S>> {
         let mems = mems.into_iter();
-        let mut sources: Vec<Source<S>> =
-            Vec::with_capacity(mems.size_hint().0 + levels.level(0).len() + NUM_LEVELS);
+        let mut sources: Vec<Source<S>> = Vec::with_capacity(
+            mems.size_hint()
+                .0
+                .saturating_add(levels.level(0).len())
+                .saturating_add(NUM_LEVELS),
+        );
         sources.extend(mems.map(|m| Source::Mem(MemCursor::new(m))));
         for t in levels.level(0) {
             sources.push(Source::Table(TableCursor::new(
@@ -164,13 +168,19 @@ impl<S: Storage> Merger<S> {
             if !y_first {
                 break;
             }
-            k += 1;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`order.get(k)` is `Some`: `k < order.len()`"
+            )]
+            {
+                k += 1;
+            }
         }
         if let Some(moved) = self.order.get_mut(..k) {
             moved.rotate_left(1);
-        }
-        if let Some(slot) = self.order.get_mut(k - 1) {
-            *slot = (px, first);
+            if let Some(slot) = moved.last_mut() {
+                *slot = (px, first);
+            }
         }
     }
 

@@ -25,19 +25,20 @@ pub(crate) fn hash(data: &[u8]) -> u64 {
     const C1: u64 = 0x87c3_7b91_1142_53d5;
     const C2: u64 = 0x4cf5_ad43_2745_937f;
     let mut h = 0x9e37_79b9_7f4a_7c15 ^ (data.len() as u64).wrapping_mul(C2);
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let mut k = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    let (words, rest) = data.as_chunks::<8>();
+    for w in words {
+        let mut k = u64::from_le_bytes(*w);
         k = k.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
         h = (h ^ k)
             .rotate_left(27)
             .wrapping_mul(5)
             .wrapping_add(0x52dc_e729);
     }
-    let mut tail = 0u64;
-    for (i, b) in words.remainder().iter().enumerate() {
-        tail |= u64::from(*b) << (8 * i);
+    let mut tail = [0u8; 8];
+    for (d, s) in tail.iter_mut().zip(rest) {
+        *d = *s;
     }
+    let tail = u64::from_le_bytes(tail);
     h ^= tail.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
     fmix(h)
 }
@@ -47,22 +48,42 @@ fn probes(h: u64, bits: u64, k: u8) -> impl Iterator<Item = u64> {
     // Multiply-shift maps a 64-bit probe onto `0..bits` without a division.
     (0..u64::from(k)).map(move |i| {
         let x = h.wrapping_add(i.wrapping_mul(delta));
-        ((u128::from(x) * u128::from(bits)) >> 64) as u64
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "a product of two u64 fits in a u128"
+        )]
+        let scaled = u128::from(x) * u128::from(bits);
+        (scaled >> 64) as u64
     })
 }
 
 /// Builds a filter for keys with the given hashes.
+#[expect(
+    clippy::arithmetic_side_effects,
+    reason = "`hashes` holds 8 bytes per key in memory, the filter `bits_per_key` (10) bits: \
+              its size in bits, and in bytes times 8, stays far below usize::MAX"
+)]
 pub(crate) fn build(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
     let bits = (hashes.len() * bits_per_key).max(64);
     let bytes = bits.div_ceil(8);
     let bits = (bytes * 8) as u64;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "clamped to 1..=30 before the cast"
+    )]
     let k = ((bits_per_key as f64) * std::f64::consts::LN_2)
         .round()
         .clamp(1.0, 30.0) as u8;
     let mut out = vec![0u8; bytes];
     for &h in hashes {
         for bit in probes(h, bits, k) {
-            out[(bit / 8) as usize] |= 1 << (bit % 8);
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "a probe is below `bits`, 8 times `out.len()`"
+            )]
+            {
+                out[(bit / 8) as usize] |= 1 << (bit % 8);
+            }
         }
     }
     out.push(k);
@@ -75,44 +96,46 @@ pub(crate) fn build(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
 #[derive(Debug)]
 pub(crate) struct Bloom {
     bits: Vec<u8>,
+    /// `8 * bits.len()`.
+    nbits: u64,
     k: u8,
 }
 
 impl Bloom {
     /// Checks and decodes a filter read from `file` at `offset`.
     pub fn decode(mut raw: Vec<u8>, file: &str, offset: u64) -> Result<Bloom> {
+        // `at` is inside the filter, read from the file at `offset`: the sum cannot saturate.
+        let bad =
+            |at: usize, why: &str| Error::corruption(file, offset.saturating_add(at as u64), why);
+        let short = || bad(0, "filter shorter than its trailer");
         if raw.len() < 6 {
-            return Err(Error::corruption(
-                file,
-                offset,
-                "filter shorter than its trailer",
-            ));
+            return Err(short());
         }
-        let crc_at = raw.len() - 4;
-        let stored = bytes::u32_at(&raw, crc_at).unwrap_or_default();
-        if crc32fast::hash(&raw[..crc_at]) != stored {
-            return Err(Error::corruption(
-                file,
-                offset + crc_at as u64,
-                "filter crc mismatch",
-            ));
+        let crc_at = raw.len().checked_sub(4).ok_or_else(short)?;
+        let k_at = raw.len().checked_sub(5).ok_or_else(short)?;
+        let stored = bytes::u32_at(&raw, crc_at).ok_or_else(short)?;
+        if crc32fast::hash(raw.get(..crc_at).ok_or_else(short)?) != stored {
+            return Err(bad(crc_at, "filter crc mismatch"));
         }
-        let k = raw[crc_at - 1];
+        let k = *raw.get(k_at).ok_or_else(short)?;
         if k == 0 || k > 30 {
-            return Err(Error::corruption(
-                file,
-                offset + crc_at as u64 - 1,
-                "impossible filter probe count",
-            ));
+            return Err(bad(k_at, "impossible filter probe count"));
         }
-        raw.truncate(crc_at - 1);
-        Ok(Bloom { bits: raw, k })
+        raw.truncate(k_at);
+        let nbits = u64::try_from(raw.len())
+            .ok()
+            .and_then(|n| n.checked_mul(8))
+            .ok_or_else(|| bad(0, "filter too large"))?;
+        Ok(Bloom {
+            bits: raw,
+            nbits,
+            k,
+        })
     }
 
     /// False if no key with hash `h` was added; true if one may have been.
     pub fn may_contain(&self, h: u64) -> bool {
-        let bits = (self.bits.len() * 8) as u64;
-        probes(h, bits, self.k).all(|bit| {
+        probes(h, self.nbits, self.k).all(|bit| {
             self.bits
                 .get((bit / 8) as usize)
                 .is_some_and(|b| b & (1 << (bit % 8)) != 0)

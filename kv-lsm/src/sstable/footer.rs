@@ -36,11 +36,6 @@ pub(crate) struct Footer {
     pub entries: u64,
 }
 
-/// The `u64` at `at` of a footer already checked to be [`FOOTER_LEN`] bytes long.
-fn u64_at(raw: &[u8], at: usize) -> u64 {
-    bytes::u64_at(raw, at).unwrap_or_default()
-}
-
 impl Footer {
     /// Encodes the footer.
     pub fn encode(&self) -> [u8; FOOTER_LEN] {
@@ -52,8 +47,8 @@ impl Footer {
             self.index.len,
             self.entries,
         ];
-        for (i, f) in fields.iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
+        for (slot, f) in out.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&f.to_le_bytes());
         }
         out[40..44].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         let crc = crc32fast::hash(&out[..44]);
@@ -65,18 +60,22 @@ impl Footer {
     /// Decodes and checks the footer of a table of `file_len` bytes, read at its end.
     pub fn decode(raw: &[u8], file: &str, file_len: u64) -> Result<Footer> {
         let at = file_len.saturating_sub(FOOTER_LEN as u64);
-        let bad = |off: usize, why: &str| Error::corruption(file, at + off as u64, why);
-        if raw.len() != FOOTER_LEN {
-            return Err(bad(0, "table shorter than its footer"));
-        }
-        if u64_at(raw, 48) != MAGIC {
+        // `at` is inside the file and `off` inside the footer: the sum cannot saturate.
+        let bad =
+            |off: usize, why: &str| Error::corruption(file, at.saturating_add(off as u64), why);
+        let short = || bad(0, "table shorter than its footer");
+        let Ok(raw) = <&[u8; FOOTER_LEN]>::try_from(raw) else {
+            return Err(short());
+        };
+        let u64_at = |off: usize| bytes::u64_at(raw, off).ok_or_else(short);
+        if u64_at(48)? != MAGIC {
             return Err(bad(48, "bad magic number: not a table"));
         }
-        let crc = bytes::u32_at(raw, 44).unwrap_or_default();
+        let crc = bytes::u32_at(raw, 44).ok_or_else(short)?;
         if crc32fast::hash(&raw[..44]) != crc {
             return Err(bad(44, "footer crc mismatch"));
         }
-        let version = bytes::u32_at(raw, 40).unwrap_or_default();
+        let version = bytes::u32_at(raw, 40).ok_or_else(short)?;
         if version != FORMAT_VERSION {
             return Err(bad(
                 40,
@@ -85,14 +84,14 @@ impl Footer {
         }
         let footer = Footer {
             filter: Handle {
-                offset: u64_at(raw, 0),
-                len: u64_at(raw, 8),
+                offset: u64_at(0)?,
+                len: u64_at(8)?,
             },
             index: Handle {
-                offset: u64_at(raw, 16),
-                len: u64_at(raw, 24),
+                offset: u64_at(16)?,
+                len: u64_at(24)?,
             },
-            entries: u64_at(raw, 32),
+            entries: u64_at(32)?,
         };
         for (h, off) in [(footer.filter, 0), (footer.index, 16)] {
             let end = h.offset.checked_add(h.len);

@@ -33,6 +33,9 @@ use crate::names::table_header;
 const DATA_RESTART_INTERVAL: usize = 8;
 /// Bytes buffered before an append to the file.
 const WRITE_CHUNK: usize = 1 << 20;
+/// The largest block size a writer uses (a larger `block_size` is taken as this): entries of a
+/// data block start below it, and their offsets in the block's restart array are u32.
+const MAX_BLOCK_SIZE: usize = 1 << 30;
 
 /// Writes one table; entries must come in internal key order.
 pub(crate) struct TableWriter<F: StorageFile> {
@@ -60,13 +63,18 @@ impl<F: StorageFile> TableWriter<F> {
         id: u64,
         block_size: usize,
     ) -> Result<Self> {
+        let block_size = block_size.clamp(64, MAX_BLOCK_SIZE);
         let file = storage.create(&table_name(id)).await?;
-        let mut out = Vec::with_capacity(WRITE_CHUNK + 2 * block_size.max(64));
+        // Room for a chunk and the block that crosses it (chunks are at most 1 MiB: larger
+        // blocks grow the buffer when they come).
+        #[expect(clippy::arithmetic_side_effects, reason = "at most 3 MiB")]
+        let capacity = WRITE_CHUNK + 2 * block_size.min(WRITE_CHUNK);
+        let mut out = Vec::with_capacity(capacity);
         table_header(store, id).encode(&mut out);
         Ok(TableWriter {
             file,
             id,
-            block_size: block_size.max(64),
+            block_size,
             out,
             written: 0,
             data: BlockBuilder::new(DATA_RESTART_INTERVAL),
@@ -80,16 +88,19 @@ impl<F: StorageFile> TableWriter<F> {
         })
     }
 
-    /// Adds one entry.
-    pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) {
+    /// Adds one entry. An index block past 4 GiB (its restart offsets are u32) is
+    /// [`Error::TooLarge`].
+    pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
         if self.data.estimated_size() >= self.block_size {
-            self.finish_block();
+            self.finish_block()?;
         }
         let new_key = self.last.as_ref().is_none_or(|(k, _)| k.as_slice() != ukey);
         if new_key {
             self.hashes.push(bloom::hash(ukey));
         }
-        self.data.add(ukey, seq, time_ms, value);
+        // Every entry of a data block starts below `block_size` (at most MAX_BLOCK_SIZE, 1 GiB):
+        // this add cannot fail, and leaves the builder as it was if it did.
+        self.data.add(ukey, seq, time_ms, value)?;
         if self.first.is_none() {
             self.first = Some((ukey.to_vec(), seq));
         }
@@ -103,9 +114,16 @@ impl<F: StorageFile> TableWriter<F> {
             }
             None => self.last = Some((ukey.to_vec(), seq)),
         }
-        self.entries += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "one per entry written, each at least 5 bytes of a file: below u64::MAX"
+        )]
+        {
+            self.entries += 1;
+        }
         self.min_seq = self.min_seq.min(seq);
         self.max_seq = self.max_seq.max(seq);
+        Ok(())
     }
 
     /// The user key of the last entry added.
@@ -114,6 +132,10 @@ impl<F: StorageFile> TableWriter<F> {
     }
 
     /// Bytes of the table so far (written, buffered and in the open block).
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "bytes of one file and two Vecs: far below u64::MAX"
+    )]
     pub fn size(&self) -> u64 {
         self.written + self.out.len() as u64 + self.data.estimated_size() as u64
     }
@@ -127,40 +149,60 @@ impl<F: StorageFile> TableWriter<F> {
     pub async fn drain(&mut self) -> Result<()> {
         if !self.out.is_empty() {
             self.file.append(&self.out).await?;
-            self.written += self.out.len() as u64;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "bytes appended to one file: a file's length is a u64"
+            )]
+            {
+                self.written += self.out.len() as u64;
+            }
             self.out.clear();
         }
         Ok(())
     }
 
-    fn finish_block(&mut self) {
+    fn finish_block(&mut self) -> Result<()> {
         if self.data.is_empty() {
-            return;
+            return Ok(());
         }
+        let offset = self.pos();
         let start = self.out.len();
-        let offset = self.written + start as u64;
         self.data.finish_into(&mut self.out);
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`out` only grew since `start` was its length"
+        )]
+        let len = self.out.len() - start;
         let mut handle = Vec::with_capacity(20);
         put_varint(&mut handle, offset);
-        put_varint(&mut handle, (self.out.len() - start) as u64);
+        put_varint(&mut handle, len as u64);
         if let Some((k, s)) = &self.last {
-            self.index.add(k, *s, 0, Some(&handle));
+            self.index.add(k, *s, 0, Some(&handle))?;
         }
+        Ok(())
+    }
+
+    /// File offset of the next byte buffered.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "bytes of one file and a Vec: far below u64::MAX"
+    )]
+    fn pos(&self) -> u64 {
+        self.written + self.out.len() as u64
     }
 
     /// Writes the filter, index and footer, syncs the file and describes the table.
     pub async fn finish(mut self) -> Result<TableMeta> {
-        self.finish_block();
-        let pos = |w: &Self| w.written + w.out.len() as u64;
+        self.finish_block()?;
         let filter_raw = bloom::build(&self.hashes, bloom::BITS_PER_KEY);
         let filter = Handle {
-            offset: pos(&self),
+            offset: self.pos(),
             len: filter_raw.len() as u64,
         };
         self.out.extend_from_slice(&filter_raw);
         let index_raw = self.index.finish();
         let index = Handle {
-            offset: pos(&self),
+            offset: self.pos(),
             len: index_raw.len() as u64,
         };
         self.out.extend_from_slice(&index_raw);
@@ -219,22 +261,25 @@ impl<F: StorageFile> TableReader<F> {
                 format!("table is {len} bytes, the manifest says {}", meta.size),
             ));
         }
-        if len < (header::LEN + FOOTER_LEN) as u64 {
+        let data_start = header::LEN as u64;
+        let Some(footer_at) = len
+            .checked_sub(FOOTER_LEN as u64)
+            .filter(|at| *at >= data_start)
+        else {
             return Err(Error::corruption(
                 &name,
                 0,
                 "table shorter than its header and footer",
             ));
-        }
+        };
         table_header(store, meta.id).check(&file.read_at(0, header::LEN).await?, &name)?;
-        let raw = file.read_at(len - FOOTER_LEN as u64, FOOTER_LEN).await?;
+        let raw = file.read_at(footer_at, FOOTER_LEN).await?;
         let footer = Footer::decode(&raw, &name, len)?;
-        let data_start = header::LEN as u64;
         for (h, what) in [(footer.filter, "filter"), (footer.index, "index")] {
             if h.offset < data_start {
                 return Err(Error::corruption(
                     &name,
-                    len - FOOTER_LEN as u64,
+                    footer_at,
                     format!("{what} location inside the file header"),
                 ));
             }
@@ -314,11 +359,15 @@ impl<F: StorageFile> TableReader<F> {
         // A smaller prefix means a smaller key (before the position), a larger one a larger
         // key (not before it): only keys with the target's prefix need the whole comparison.
         let lo = self.prefixes.partition_point(|p| *p < target);
-        let hi = lo
-            + self
-                .prefixes
-                .get(lo..)
-                .map_or(0, |rest| rest.partition_point(|p| *p == target));
+        let same = self
+            .prefixes
+            .get(lo..)
+            .map_or(0, |rest| rest.partition_point(|p| *p == target));
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`same` counts entries of `prefixes[lo..]`: `lo + same <= prefixes.len()`"
+        )]
+        let hi = lo + same;
         self.index.partition_in(lo, hi, |u, s| seek.is_before(u, s))
     }
 
@@ -364,20 +413,34 @@ impl<F: StorageFile> TableReader<F> {
             // Blocks are contiguous: read from block `i` up to READAHEAD bytes, but always
             // whole blocks and at least block `i`.
             let mut chunk_end = end;
-            for next in self.handles.iter().skip(i + 1) {
-                let e = next.offset.saturating_add(next.len);
-                if next.offset != chunk_end || e - h.offset > READAHEAD as u64 {
+            // `handle(i)` found block `i`: skipping it and those before leaves the next ones.
+            for next in self.handles.iter().skip(i).skip(1) {
+                // `open` checked that every block ends inside the file, after `h.offset`.
+                let Some(e) = next.offset.checked_add(next.len) else {
+                    break;
+                };
+                if next.offset != chunk_end
+                    || e.checked_sub(h.offset).is_none_or(|n| n > READAHEAD as u64)
+                {
                     break;
                 }
                 chunk_end = e;
             }
-            let len = usize::try_from(chunk_end - h.offset).map_err(|_| bad())?;
+            let len = chunk_end
+                .checked_sub(h.offset)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(bad)?;
             ra.buf = self.file.read_at(h.offset, len).await?;
             ra.start = h.offset;
         }
-        let from = usize::try_from(h.offset - ra.start).map_err(|_| bad())?;
+        let from = h
+            .offset
+            .checked_sub(ra.start)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(bad)?;
         let len = usize::try_from(h.len).map_err(|_| bad())?;
-        let raw = ra.buf.get(from..from + len).ok_or_else(bad)?.to_vec();
+        let to = from.checked_add(len).ok_or_else(bad)?;
+        let raw = ra.buf.get(from..to).ok_or_else(bad)?.to_vec();
         Ok(Arc::new(Block::load(raw, &self.name, h.offset)?))
     }
 }
@@ -573,6 +636,23 @@ mod tests {
             );
             let (hits, misses) = cache.counters();
             assert!(hits > 0 && misses > 0);
+        });
+    }
+
+    /// A block size past what the format addresses (restart offsets are u32) is taken as
+    /// `MAX_BLOCK_SIZE`: it used to overflow the writer's buffer size (a panic), and would have
+    /// cut restart offsets past 4 GiB into a table that no longer reads.
+    #[test]
+    fn a_huge_block_size_is_clamped() {
+        rt().block_on(async {
+            let storage = MemoryStorage::new();
+            let es = entries(50);
+            for (id, block_size) in [(8, usize::MAX), (9, usize::MAX / 2 + 1), (10, 1 << 33)] {
+                let meta = write_table(&storage, id, &es, block_size).await;
+                let table = Arc::new(Table::new(meta, storage.clone(), STORE));
+                assert_eq!(table.reader().await.expect("open").blocks(), 1);
+                assert_eq!(read_all(table, false).await.expect("read"), es);
+            }
         });
     }
 

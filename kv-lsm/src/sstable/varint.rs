@@ -2,6 +2,10 @@
 //! values) and the zigzag mapping that keeps small signed deltas small.
 
 /// Appends `v` as a LEB128 varint.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "each byte keeps the low 7 bits of `v` on purpose (LEB128)"
+)]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -12,6 +16,10 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Reads a LEB128 varint at `*at`, advancing it. `None` if truncated or overlong.
 #[inline(always)]
+#[expect(
+    clippy::arithmetic_side_effects,
+    reason = "`*at` advances past a byte just read, so stays <= buf.len(); `shift` stops at 70"
+)]
 pub(crate) fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
     // Most fields fit in one byte: decide that case first.
     let b = *buf.get(*at)?;
@@ -38,7 +46,7 @@ pub(crate) fn zigzag(delta: i64) -> u64 {
 }
 
 pub(crate) fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
+    ((v >> 1) as i64) ^ (v & 1).wrapping_neg() as i64
 }
 
 #[cfg(test)]

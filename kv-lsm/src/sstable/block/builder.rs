@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use kv_api::{Error, Result};
+
 use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
 use crate::key::cmp_ikey;
 use crate::sstable::varint::{put_varint, zigzag};
@@ -41,19 +43,30 @@ impl BlockBuilder {
     }
 
     /// Size of the block if finished now.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "every restart is an entry of at least 5 bytes of `buf`, a Vec (at most \
+                  isize::MAX bytes): `4 * restarts < buf.len()`, and the sum stays below usize::MAX"
+    )]
     pub fn estimated_size(&self) -> usize {
         self.buf.len() + 4 * self.restarts.len() + TRAILER
     }
 
-    /// Adds an entry; entries must come in internal key order.
-    pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) {
+    /// Adds an entry; entries must come in internal key order. A restart point past 4 GiB
+    /// into the block (restart offsets are u32) is [`Error::TooLarge`], never cut.
+    pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
         debug_assert!(
             self.count == 0 || cmp_ikey(&self.last_key, self.last_seq, ukey, seq) == Ordering::Less,
             "block entries out of order"
         );
         let restart = self.since_restart == 0;
         let shared = if restart {
-            self.restarts.push(self.buf.len() as u32);
+            let at = u32::try_from(self.buf.len()).map_err(|_| Error::TooLarge {
+                what: "table block",
+                size: self.buf.len(),
+                max: u32::MAX as usize,
+            })?;
+            self.restarts.push(at);
             0
         } else {
             self.last_key
@@ -63,7 +76,10 @@ impl BlockBuilder {
                 .count()
         };
         put_varint(&mut self.buf, shared as u64);
-        put_varint(&mut self.buf, (ukey.len() - shared) as u64);
+        // `shared` counts common leading bytes of `ukey` and the last key (0 at a restart):
+        // at most `ukey.len()`, so the split cannot fail.
+        let (_, suffix) = ukey.split_at(shared);
+        put_varint(&mut self.buf, suffix.len() as u64);
         self.buf.push(if value.is_some() {
             KIND_VALUE
         } else {
@@ -85,16 +101,24 @@ impl BlockBuilder {
         if let Some(v) = value {
             put_varint(&mut self.buf, v.len() as u64);
         }
-        self.buf.extend_from_slice(&ukey[shared..]);
+        self.buf.extend_from_slice(suffix);
         if let Some(v) = value {
             self.buf.extend_from_slice(v);
         }
         self.last_key.truncate(shared);
-        self.last_key.extend_from_slice(&ukey[shared..]);
+        self.last_key.extend_from_slice(suffix);
         self.last_seq = seq;
         self.last_time = time_ms;
-        self.count += 1;
-        self.since_restart = (self.since_restart + 1) % self.restart_interval;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`count` entries of at least 5 bytes each lie in `buf`, a Vec; \
+                      `since_restart < restart_interval`, which is at least 1"
+        )]
+        {
+            self.count += 1;
+            self.since_restart = (self.since_restart + 1) % self.restart_interval;
+        }
+        Ok(())
     }
 
     /// Returns the encoded block and resets the builder.
@@ -112,7 +136,13 @@ impl BlockBuilder {
         for r in &self.restarts {
             out.extend_from_slice(&r.to_le_bytes());
         }
-        out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "each restart is an entry of at least 5 bytes starting below u32::MAX \
+                      (checked by `add`): fewer than u32::MAX of them"
+        )]
+        let count = self.restarts.len() as u32;
+        out.extend_from_slice(&count.to_le_bytes());
         // `out` only grew since `start` was its length: the split cannot fail.
         let (_, block) = out.split_at(start);
         let crc = crc32fast::hash(block);

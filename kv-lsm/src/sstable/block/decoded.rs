@@ -16,9 +16,13 @@ impl Block {
     /// table keeps decoded while it is open.
     pub fn decode(self: &Arc<Self>, file: &str) -> Result<DecodedBlock> {
         let data_len = self.data_end;
-        let mut entries: Vec<DecodedEntry> =
-            Vec::with_capacity(self.restart_count.saturating_mul(16).min(data_len / 4 + 1));
-        let mut keys = Vec::with_capacity(entries.capacity() * 16);
+        // Capacity hints only: saturating is exact enough.
+        let mut entries: Vec<DecodedEntry> = Vec::with_capacity(
+            self.restart_count
+                .saturating_mul(16)
+                .min((data_len / 4).saturating_add(1)),
+        );
+        let mut keys = Vec::with_capacity(entries.capacity().saturating_mul(16));
         let mut walker = Walker::new(self, 0);
         let mut start = 0;
         // Keys and values are addressed by u32 offsets: past 4 GiB (keys with their shared
@@ -27,7 +31,7 @@ impl Block {
             u32::try_from(n).map_err(|_| {
                 Error::corruption(
                     file,
-                    self.offset + at as u64,
+                    self.file_offset(at),
                     "block too large to decode whole (keys or values past 4 GiB)",
                 )
             })
@@ -39,14 +43,14 @@ impl Block {
                     .ok_or_else(|| {
                         Error::corruption(
                             file,
-                            self.offset + start as u64,
+                            self.file_offset(start),
                             "previous key outside the decoded keys",
                         )
                     })?;
                 if cmp_ikey(prev, last.seq, &walker.key, walker.seq) != Ordering::Less {
                     return Err(Error::corruption(
                         file,
-                        self.offset + start as u64,
+                        self.file_offset(start),
                         "entries out of order",
                     ));
                 }
@@ -55,7 +59,7 @@ impl Block {
             keys.extend_from_slice(&walker.key);
             let key = (key_start, offset(keys.len(), start)?);
             let value = match h.value_len {
-                Some(_) => Some((offset(h.value_at(), start)?, offset(h.end(), start)?)),
+                Some(_) => Some((offset(h.value_at, start)?, offset(h.end, start)?)),
                 None => None,
             };
             entries.push(DecodedEntry {
@@ -69,7 +73,7 @@ impl Block {
         if walker.next_restart != self.restart_count {
             return Err(Error::corruption(
                 file,
-                self.offset + data_len as u64,
+                self.file_offset(data_len),
                 "restart points do not match the entries",
             ));
         }
@@ -160,6 +164,12 @@ impl DecodedBlock {
     /// and none from `hi` on is.
     pub fn partition_in(&self, lo: usize, hi: usize, before: impl Fn(&[u8], u64) -> bool) -> usize {
         let within = self.entries.get(lo..hi).unwrap_or_default();
-        lo + within.partition_point(|e| before(self.key(e.key), e.seq))
+        let n = within.partition_point(|e| before(self.key(e.key), e.seq));
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`n <= within.len()`, which is `hi - lo` or 0: `lo + n <= hi` or `lo`"
+        )]
+        let i = lo + n;
+        i
     }
 }

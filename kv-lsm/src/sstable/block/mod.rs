@@ -65,7 +65,8 @@ mod fixtures {
                 seq,
                 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value.as_deref(),
-            );
+            )
+            .expect("add");
             want.push(crate::key::OwnedEntry {
                 ukey,
                 seq,

@@ -10,17 +10,24 @@ use crate::key::EntryRef;
 use crate::key::OwnedEntry;
 use crate::sstable::varint::{get_varint, unzigzag};
 
+/// File offset of byte `at` of a block read at `offset`, for errors. Saturating: it only names
+/// a place, and a block's bytes were read from the file there, so it cannot saturate.
+pub(super) fn file_offset(offset: u64, at: usize) -> u64 {
+    offset.saturating_add(at as u64)
+}
+
 /// The fixed fields of one entry, and where its key suffix and value lie (checked to be inside
 /// the entries).
 pub(super) struct Header<'a> {
     pub(super) shared: usize,
-    pub(super) unshared: usize,
     /// `seq` and `time` as stored: absolute at restart points, zigzag deltas elsewhere.
     pub(super) seq: u64,
     pub(super) time: u64,
     pub(super) value_len: Option<usize>,
-    /// Offset of the key suffix; the value follows it.
-    pub(super) key_at: usize,
+    /// Offset of the value (right after the key suffix).
+    pub(super) value_at: usize,
+    /// Offset of the next entry.
+    pub(super) end: usize,
     /// The key suffix (`unshared` bytes).
     pub(super) suffix: &'a [u8],
     /// The value (`value_len` bytes), `None` for a removal.
@@ -28,43 +35,45 @@ pub(super) struct Header<'a> {
 }
 
 impl<'a> Header<'a> {
+    /// The entry at `at` of `data`; `None` if it is malformed or runs past `data`.
     pub(super) fn parse(data: &'a [u8], mut at: usize) -> Option<Header<'a>> {
-        let shared = get_varint(data, &mut at)? as usize;
-        let unshared = get_varint(data, &mut at)? as usize;
+        let shared = usize::try_from(get_varint(data, &mut at)?).ok()?;
+        let unshared = usize::try_from(get_varint(data, &mut at)?).ok()?;
         let kind = *data.get(at)?;
-        at += 1;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`at` indexes the byte just read: `at + 1 <= data.len()`"
+        )]
+        {
+            at += 1;
+        }
         let seq = get_varint(data, &mut at)?;
         let time = get_varint(data, &mut at)?;
         let value_len = match kind {
-            KIND_VALUE => Some(get_varint(data, &mut at)? as usize),
+            KIND_VALUE => Some(usize::try_from(get_varint(data, &mut at)?).ok()?),
             KIND_REMOVAL => None,
             _ => return None,
         };
         // Key and value must lie inside the entries region.
         let value_at = at.checked_add(unshared)?;
         let suffix = data.get(at..value_at)?;
-        let value = match value_len {
-            Some(n) => Some(data.get(value_at..value_at.checked_add(n)?)?),
-            None => None,
+        let (value, end) = match value_len {
+            Some(n) => {
+                let end = value_at.checked_add(n)?;
+                (Some(data.get(value_at..end)?), end)
+            }
+            None => (None, value_at),
         };
         Some(Header {
             shared,
-            unshared,
             seq,
             time,
             value_len,
-            key_at: at,
+            value_at,
+            end,
             suffix,
             value,
         })
-    }
-
-    pub(super) fn value_at(&self) -> usize {
-        self.key_at + self.unshared
-    }
-
-    pub(super) fn end(&self) -> usize {
-        self.value_at() + self.value_len.unwrap_or(0)
     }
 }
 
@@ -99,13 +108,19 @@ impl<'a> Walker<'a> {
         if start >= data.len() {
             return Ok(None);
         }
-        let bad = |why: &str| Error::corruption(file, self.block.offset + start as u64, why);
+        let bad = |why: &str| Error::corruption(file, self.block.file_offset(start), why);
         let h = Header::parse(data, start).ok_or_else(|| bad("malformed entry"))?;
         if self.block.restart(self.next_restart) == Some(start) {
             if h.shared != 0 {
                 return Err(bad("restart entry shares a key prefix"));
             }
-            self.next_restart += 1;
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`restart(next_restart)` is `Some`: `next_restart < restart_count`"
+            )]
+            {
+                self.next_restart += 1;
+            }
             (self.seq, self.time) = (h.seq, h.time);
         } else {
             if start == 0 {
@@ -119,7 +134,7 @@ impl<'a> Walker<'a> {
         }
         self.key.truncate(h.shared);
         self.key.extend_from_slice(h.suffix);
-        self.at = h.end();
+        self.at = h.end;
         Ok(Some(h))
     }
 }
@@ -141,11 +156,10 @@ impl Block {
     /// Checks the CRC and the restart array of a block read from `file` at `offset`. Damage
     /// is [`Error::Corruption`] naming the byte where it was found.
     pub fn load(raw: Vec<u8>, file: &str, offset: u64) -> Result<Block> {
-        let bad = |at: usize, why: &str| Error::corruption(file, offset + at as u64, why);
-        if raw.len() < TRAILER {
-            return Err(bad(0, "block shorter than its trailer"));
-        }
-        let crc_at = raw.len() - 4;
+        let bad = |at: usize, why: &str| Error::corruption(file, file_offset(offset, at), why);
+        let short = || bad(0, "block shorter than its trailer");
+        let count_at = raw.len().checked_sub(TRAILER).ok_or_else(short)?;
+        let crc_at = raw.len().checked_sub(4).ok_or_else(short)?;
         let stored = u32_at(&raw, crc_at).ok_or_else(|| bad(crc_at, "truncated block"))?;
         let covered = raw
             .get(..crc_at)
@@ -153,7 +167,6 @@ impl Block {
         if crc32fast::hash(covered) != stored {
             return Err(bad(crc_at, "block crc mismatch"));
         }
-        let count_at = crc_at - 4;
         let count =
             u32_at(&raw, count_at).ok_or_else(|| bad(count_at, "truncated block"))? as usize;
         let data_end = count
@@ -161,6 +174,10 @@ impl Block {
             .and_then(|n| count_at.checked_sub(n))
             .ok_or_else(|| bad(count_at, "impossible restart count"))?;
         let mut prev: Option<u32> = None;
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`i < count` and `data_end + 4 * count == count_at`: no restart offset overflows"
+        )]
         for i in 0..count {
             let r =
                 u32_at(&raw, data_end + 4 * i).ok_or_else(|| bad(count_at, "truncated block"))?;
@@ -196,7 +213,19 @@ impl Block {
         if i >= self.restart_count {
             return None;
         }
-        u32_at(&self.raw, self.data_end + 4 * i).map(|r| r as usize)
+        #[expect(
+            clippy::arithmetic_side_effects,
+            reason = "`i < restart_count`, and `load` made `data_end + 4 * restart_count` the \
+                      offset of the count, inside the block"
+        )]
+        let at = self.data_end + 4 * i;
+        u32_at(&self.raw, at).map(|r| r as usize)
+    }
+
+    /// File offset of byte `at` of the block, for errors (saturating: it names a place, and
+    /// the block's bytes were read from the file at `offset`, so it cannot saturate).
+    pub(super) fn file_offset(&self, at: usize) -> u64 {
+        file_offset(self.offset, at)
     }
 
     /// File offset of the block.
@@ -210,6 +239,10 @@ impl Block {
     }
 
     /// Memory held, for the cache's accounting.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "a Vec's capacity is at most isize::MAX bytes"
+    )]
     pub fn charge(&self) -> usize {
         self.raw.capacity() + 64
     }
@@ -229,16 +262,19 @@ impl Block {
             let h = Header::parse(data, at)
                 .filter(|h| h.shared == 0)
                 .ok_or_else(|| {
-                    Error::corruption(file, self.offset + at as u64, "malformed restart entry")
+                    Error::corruption(file, self.file_offset(at), "malformed restart entry")
                 })?;
             Ok((h.suffix, h.seq))
         };
         let (mut lo, mut hi) = (0, self.restart_count);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            let mid = lo.midpoint(hi);
             let (k, seq) = restart_key(mid)?;
             if before(k, seq) {
-                lo = mid + 1;
+                #[expect(clippy::arithmetic_side_effects, reason = "`mid < hi`")]
+                {
+                    lo = mid + 1;
+                }
             } else {
                 hi = mid;
             }
@@ -360,6 +396,37 @@ mod tests {
             for e in want.iter().step_by(7) {
                 let _ = block.find("t", |u, s| Seek::At(&e.ukey, e.seq).is_before(u, s));
             }
+        }
+    }
+
+    /// A length past 4 GiB is corruption on every target. It was cast with `as usize`, which
+    /// on 32-bit targets (wasm32) cut `2^32 + 1` to 1 and served the one byte that follows as
+    /// the value instead of reporting the block.
+    #[test]
+    fn a_length_past_u32_is_corruption_not_cut() {
+        use crate::sstable::varint::put_varint;
+        for (unshared, value_len) in [(1u64, (1u64 << 32) + 1), ((1 << 32) + 1, 1)] {
+            let mut raw = Vec::new();
+            put_varint(&mut raw, 0); // shared
+            put_varint(&mut raw, unshared);
+            raw.push(super::super::KIND_VALUE);
+            put_varint(&mut raw, 7); // seq
+            put_varint(&mut raw, 9); // time
+            put_varint(&mut raw, value_len);
+            raw.extend_from_slice(b"kx");
+            raw.extend_from_slice(&0u32.to_le_bytes()); // restart 0
+            raw.extend_from_slice(&1u32.to_le_bytes()); // restart count
+            let crc = crc32fast::hash(&raw);
+            raw.extend_from_slice(&crc.to_le_bytes());
+            let block = Block::load(raw.clone(), "t", 100).expect("load");
+            assert!(matches!(
+                block.find("t", |_, _| false),
+                Err(Error::Corruption { offset: 100, .. })
+            ));
+            assert!(matches!(
+                decode(raw, 100),
+                Err(Error::Corruption { offset: 100, .. })
+            ));
         }
     }
 

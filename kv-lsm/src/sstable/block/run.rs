@@ -69,7 +69,11 @@ impl Run {
             ));
         };
         self.at = start;
-        self.end = block.restart(r + 1).unwrap_or(block.data_end);
+        // `restart(r)` is `Some`: `r < restart_count`, so `r + 1` cannot overflow.
+        self.end = r
+            .checked_add(1)
+            .and_then(|next| block.restart(next))
+            .unwrap_or(block.data_end);
         Ok(())
     }
 
@@ -80,14 +84,14 @@ impl Run {
             if at > self.end {
                 return Err(Error::corruption(
                     file,
-                    block.offset + self.end as u64,
+                    block.file_offset(self.end),
                     "restart points do not match the entries",
                 ));
             }
             return Ok(false);
         }
         let data = block.data(file)?;
-        let bad = |why: &str| Error::corruption(file, block.offset + at as u64, why);
+        let bad = |why: &str| Error::corruption(file, block.file_offset(at), why);
         let h = Header::parse(data, at).ok_or_else(|| bad("malformed entry"))?;
         let prev = self.entries.last().copied();
         let (seq, time) = match prev {
@@ -103,12 +107,14 @@ impl Run {
             ),
         };
         let (prev_start, prev_end) = prev.map_or((0, 0), |p| p.key);
-        if h.shared > prev_end - prev_start {
-            return Err(bad("shared prefix longer than the previous key"));
-        }
+        // The previous key's range lies in the arena (`prev_start <= prev_end`), so the shared
+        // prefix does too once it is no longer than that key.
+        let shared_end = prev_start
+            .checked_add(h.shared)
+            .filter(|e| *e <= prev_end)
+            .ok_or_else(|| bad("shared prefix longer than the previous key"))?;
         let key_start = self.keys.len();
-        self.keys
-            .extend_from_within(prev_start..prev_start + h.shared);
+        self.keys.extend_from_within(prev_start..shared_end);
         self.keys.extend_from_slice(h.suffix);
         let key = (key_start, self.keys.len());
         if let Some(p) = prev {
@@ -124,14 +130,14 @@ impl Run {
             key,
             seq,
             time_ms: time,
-            value: h.value_len.map(|n| (h.value_at(), h.value_at() + n)),
+            value: h.value_len.map(|_| (h.value_at, h.end)),
         });
         (self.seq, self.time) = (seq, time);
-        self.at = h.end();
+        self.at = h.end;
         if self.at > self.end {
             return Err(Error::corruption(
                 file,
-                block.offset + self.end as u64,
+                block.file_offset(self.end),
                 "restart points do not match the entries",
             ));
         }
@@ -171,8 +177,9 @@ impl Run {
     pub fn partition(&self, before: impl Fn(&[u8], u64) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.entries.len());
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            let mid = lo.midpoint(hi);
             match self.ikey(mid) {
+                #[expect(clippy::arithmetic_side_effects, reason = "`mid < hi`")]
                 Some((k, s)) if before(k, s) => lo = mid + 1,
                 _ => hi = mid,
             }
@@ -190,10 +197,11 @@ impl Run {
     ) -> Result<usize> {
         loop {
             let n = self.entries.len();
-            if let Some((k, s)) = n.checked_sub(1).and_then(|i| self.ikey(i))
+            if let Some(last) = n.checked_sub(1)
+                && let Some((k, s)) = self.ikey(last)
                 && !before(k, s)
             {
-                return Ok(n - 1);
+                return Ok(last);
             }
             if !self.decode_next(block, file)? {
                 return Ok(self.entries.len());
