@@ -233,7 +233,15 @@ impl Damage {
         files.insert(first.to_string(), data);
     }
 
-    /// The file damaged in place, `None` for damage between two files.
+    /// Every file the damage changes or removes.
+    pub fn files(&self) -> Vec<&str> {
+        match self {
+            Damage::Swap { a, b } => vec![a, b],
+            other => other.first_file().into_iter().collect(),
+        }
+    }
+
+    /// The file whose contents change (for a copy the one overwritten, for a swap the first).
     fn first_file(&self) -> Option<&str> {
         match self {
             Damage::Truncate { file, .. }

@@ -421,6 +421,7 @@ type SeededStore<E, F> = StoreOf<E, FaultyStorage<<F as StorageFactory>::Storage
 async fn examine<E: EngineFamily, F: StorageFactory>(
     faulty: &FaultyStorage<F::Storage>,
     seeded: &Seeded,
+    damaged: &[&str],
     read_only: bool,
 ) -> Outcome {
     let options = seeded_options().read_only(read_only);
@@ -440,7 +441,7 @@ async fn examine<E: EngineFamily, F: StorageFactory>(
             };
         }
     };
-    let (outcome, mut model) = classify(&store, seeded).await;
+    let (outcome, mut model) = classify(&store, seeded, damaged).await;
     if read_only || !outcome.allowed() || matches!(outcome, Outcome::TypedError { .. }) {
         return outcome;
     }
@@ -472,12 +473,18 @@ async fn examine<E: EngineFamily, F: StorageFactory>(
     }
 }
 
-/// Classifies an opened damaged store; returns the outcome and the model it matched (the
-/// store's own version of the history).
-async fn classify<E: Engine>(store: &Store<E>, seeded: &Seeded) -> (Outcome, Model<u16, String>) {
+/// Classifies an opened store whose files `damaged` were damaged; returns the outcome and the
+/// model it matched (the store's own version of the history). A rollback counts only if the
+/// recovery report names a damaged file: one that names only others explains nothing.
+async fn classify<E: Engine>(
+    store: &Store<E>,
+    seeded: &Seeded,
+    damaged: &[&str],
+) -> (Outcome, Model<u16, String>) {
     let last = seeded.history.len() as u64 - 1;
     let seq = store.snapshot().await.version().seq();
-    let reported = !store.recovery().is_clean();
+    let report = store.recovery().dropped;
+    let reported = report.iter().any(|d| damaged.contains(&d.file.as_str()));
     let Some(model) = seeded.history.get(seq as usize) else {
         let m = format!("the store is at version {seq}, past the last commit {last}");
         return (Outcome::WrongData(m), Model::new());
@@ -486,15 +493,15 @@ async fn classify<E: Engine>(store: &Store<E>, seeded: &Seeded) -> (Outcome, Mod
         Ok(()) if seq == last => Outcome::Correct,
         Ok(()) if reported => Outcome::RolledBack,
         Ok(()) => Outcome::SilentLoss(format!(
-            "the store is at version {seq} of {last} and reports nothing left out"
+            "the store is at version {seq} of {last}; the recovery report names none of the \
+             damaged files {damaged:?}: {report:?}"
         )),
         Err(Mismatch::Read { what, error }) => Outcome::TypedError {
             stage: "read",
             error: format!("{error:?} ({what})"),
         },
         Err(Mismatch::Differs(m)) => Outcome::WrongData(format!(
-            "at version {seq} of {last} (recovery report: {:?}): {m}",
-            store.recovery().dropped
+            "at version {seq} of {last} (recovery report: {report:?}): {m}"
         )),
     };
     (outcome, model.clone())
@@ -536,7 +543,8 @@ async fn damage_one<E: EngineFamily, F: StorageFactory>(
     damage.apply(&mut files);
     restore(&env.storage().await, &files).await;
     let faulty = must!(FaultyStorage::wrap(env.storage().await).await);
-    let run = runtime::catch_panic(examine::<E, F>(&faulty, seeded, read_only));
+    let damaged = damage.files();
+    let run = runtime::catch_panic(examine::<E, F>(&faulty, seeded, &damaged, read_only));
     let outcome = match runtime::within(SEED_LIMIT, what, run).await {
         None => Outcome::Hang,
         Some(Err(panic)) => Outcome::Panic(panic),
@@ -591,6 +599,7 @@ pub async fn seeded<E: EngineFamily, F: StorageFactory>() {
     // every file (on IndexedDB, create a database) each time.
     let env = Env::<E, F>::new();
     let mut counts: BTreeMap<(&str, String), u64> = BTreeMap::new();
+    let mut hits: BTreeMap<String, u64> = BTreeMap::new();
     let mut forbidden = Vec::new();
     let mut known = Vec::new();
     for &seed in &seeds {
@@ -603,6 +612,9 @@ pub async fn seeded<E: EngineFamily, F: StorageFactory>() {
         );
         let outcome = damage_one(&env, &seeded, &damage, read_only, &what).await;
         *counts.entry((damage.kind(), outcome.label())).or_default() += 1;
+        for file in damage.files() {
+            *hits.entry(kind(file)).or_default() += 1;
+        }
         if !outcome.allowed() {
             let line = format!("{what}: {outcome}");
             if needs_file_headers(&damage, &seeded.files) {
@@ -617,6 +629,7 @@ pub async fn seeded<E: EngineFamily, F: StorageFactory>() {
         seeds.len(),
         dump_summary(&seeded.files)
     );
+    table += &format!("  damage per kind of file: {hits:?}\n");
     for ((damage, outcome), n) in &counts {
         table += &format!("  {damage:>12} | {outcome}: {n}\n");
     }
