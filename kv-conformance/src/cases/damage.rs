@@ -266,11 +266,11 @@ pub async fn crashed_creation_opens_empty<E: EngineFamily, F: StorageFactory>() 
 }
 
 /// Seeds of [`seeded`] per combination unless `KV_DAMAGE_CASES` says otherwise: fewer on
-/// wasm32, where every seed is a new IndexedDB database.
+/// wasm32, where every file written and read is an IndexedDB request.
 #[cfg(not(target_arch = "wasm32"))]
 pub const DEFAULT_DAMAGE_CASES: u64 = 300;
 /// Seeds of [`seeded`] per combination unless `KV_DAMAGE_CASES` says otherwise: fewer on
-/// wasm32, where every seed is a new IndexedDB database.
+/// wasm32, where every file written and read is an IndexedDB request.
 #[cfg(target_arch = "wasm32")]
 pub const DEFAULT_DAMAGE_CASES: u64 = 40;
 
@@ -299,7 +299,7 @@ enum Outcome {
     TypedError { stage: &'static str, error: String },
     /// A read returned something that was never committed (or not at that version).
     WrongData(String),
-    /// An earlier state without a word in the recovery report.
+    /// An earlier state, and no recovery report naming a damaged file.
     SilentLoss(String),
     /// The engine panicked.
     Panic(String),
