@@ -201,6 +201,16 @@ impl StorageFile for FileHandle {
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let inner = &*self.inner;
+        // Refused before the buffer is allocated: a length read from damaged data must not
+        // cost its size in memory. (Checked again below, under the lock the read holds.)
+        let len_now = inner.state.lock().len;
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > len_now)
+        {
+            return Err(read_past_end(&inner.name, offset, len, len_now));
+        }
+        // Zeroed outside the lock, so a large read does not hold up appends.
         let mut buf = vec![0u8; len];
         let end = offset.checked_add(len as u64);
         let st = inner.state.lock();
@@ -399,6 +409,19 @@ mod tests {
         s2.remove("b").await?;
         assert!(s2.open("b").await.is_err());
         assert!(s2.create("../x").await.is_err());
+        Ok(())
+    }
+
+    /// A read past the end is an error before any buffer is allocated: a forged length of
+    /// 2^60 bytes must not abort the process trying to allocate it.
+    #[tokio::test]
+    async fn read_past_end_allocates_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let s = FileStorage::open(dir.path()).await?;
+        let f = s.create("a").await?;
+        f.append(b"short").await?;
+        assert!(f.read_at(0, 1 << 60).await.is_err());
+        assert!(f.read_at(u64::MAX, 2).await.is_err());
         Ok(())
     }
 

@@ -149,6 +149,8 @@ struct State<F> {
     trigger: Option<Trigger>,
     fired: bool,
     crashes: u64,
+    /// The longest `read_at` asked for (see [`FaultyStorage::largest_read`]).
+    largest_read: u64,
 }
 
 struct Shared<S: Storage> {
@@ -230,6 +232,7 @@ impl<S: Storage> FaultyStorage<S> {
             trigger: None,
             fired: false,
             crashes: 0,
+            largest_read: 0,
         };
         for name in inner.list().await? {
             let file = inner.open(&name).await?;
@@ -330,6 +333,13 @@ impl<S: Storage> FaultyStorage<S> {
     /// Number of crashes so far.
     pub async fn crashes(&self) -> u64 {
         self.shared.state.lock().await.crashes
+    }
+
+    /// The longest `read_at` asked for so far (by every process), in bytes, whether or not
+    /// the file held that many: a read longer than every file asks the backend for memory no
+    /// file can fill, a length taken from damaged bytes without a bound.
+    pub async fn largest_read(&self) -> u64 {
+        self.shared.state.lock().await.largest_read
     }
 
     /// Bytes appended but not synced yet, over all files.
@@ -595,6 +605,7 @@ impl<S: Storage> StorageFile for FaultyFile<S> {
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut st = begin(&self.shared, self.epoch, Ops::READS, "read_at").await?;
+        st.largest_read = st.largest_read.max(len as u64);
         self.inode(&mut st)?.file.read_at(offset, len).await
     }
 
@@ -793,6 +804,17 @@ mod tests {
         f.sync().await.expect("sync");
         f.append(b"def").await.expect("append");
         s
+    }
+
+    /// The longest read asked for is remembered, also one the file could not serve.
+    #[tokio::test]
+    async fn largest_read_counts_refused_reads() {
+        let s = setup().await;
+        assert_eq!(s.largest_read().await, 0);
+        let f = s.open("a").await.expect("open");
+        f.read_at(1, 2).await.expect("read");
+        assert!(f.read_at(0, 1 << 30).await.is_err());
+        assert_eq!(s.largest_read().await, 1 << 30);
     }
 
     #[tokio::test]

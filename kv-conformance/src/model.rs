@@ -102,6 +102,37 @@ impl<K: Ord + Clone, V: Clone> Model<K, V> {
     }
 }
 
+/// Why a store did not match its [`Model`]: a read that failed, or one that returned
+/// something else than the model. The damage cases accept the first (a typed error), never
+/// the second.
+#[derive(Debug)]
+pub enum Mismatch {
+    /// A read returned an error.
+    Read {
+        /// Which read.
+        what: String,
+        /// Its error.
+        error: Error,
+    },
+    /// A read returned data (or a version list, a version) that differs from the model.
+    Differs(String),
+}
+
+impl Mismatch {
+    fn read(what: String, error: Error) -> Self {
+        Mismatch::Read { what, error }
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Read { what, error } => write!(f, "{what}: {error}"),
+            Mismatch::Differs(message) => f.write_str(message),
+        }
+    }
+}
+
 /// Compares `store` with `model`: the latest state (point reads, version lists, values of
 /// each version, a full scan per slot) for every key of `universe` and of the model; with
 /// `full`, also `snapshot_at` of every version (or `VersionNotFound` below the merge horizon).
@@ -116,13 +147,30 @@ where
     K: Serialize + DeserializeOwned + Ord + Clone + Debug + MaybeSend + 'static,
     V: Serialize + DeserializeOwned + PartialEq + Clone + Debug + MaybeSend + 'static,
 {
+    compare(store, model, universe, full)
+        .await
+        .map_err(|m| m.to_string())
+}
+
+/// [`check_store`], telling a failed read from different data.
+pub async fn compare<E, K, V>(
+    store: &Store<E>,
+    model: &Model<K, V>,
+    universe: &[(Slot, K)],
+    full: bool,
+) -> Result<(), Mismatch>
+where
+    E: Engine,
+    K: Serialize + DeserializeOwned + Ord + Clone + Debug + MaybeSend + 'static,
+    V: Serialize + DeserializeOwned + PartialEq + Clone + Debug + MaybeSend + 'static,
+{
     let snap = store.snapshot().await;
     let seq = snap.version().seq();
     if seq != model.last() {
-        return Err(format!(
+        return Err(Mismatch::Differs(format!(
             "store is at version {seq}, model at {}",
             model.last()
-        ));
+        )));
     }
     let keys: BTreeSet<(Slot, K)> = universe
         .iter()
@@ -135,17 +183,17 @@ where
         let got: Option<V> = snap
             .get(*slot, key)
             .await
-            .map_err(|e| format!("get({slot}, {key:?}): {e}"))?;
+            .map_err(|e| Mismatch::read(format!("get({slot}, {key:?})"), e))?;
         let want = model.get(*slot, key).cloned();
         if got != want {
-            return Err(format!(
+            return Err(Mismatch::Differs(format!(
                 "get({slot}, {key:?}) = {got:?}, model says {want:?}"
-            ));
+            )));
         }
         let versions = snap
             .versions(*slot, key)
             .await
-            .map_err(|e| format!("versions({slot}, {key:?}): {e}"))?;
+            .map_err(|e| Mismatch::read(format!("versions({slot}, {key:?})"), e))?;
         let got: Vec<(u64, bool)> = versions.iter().map(|v| (v.seq(), v.is_removal())).collect();
         let want: Vec<(u64, bool)> = model
             .versions(*slot, key)
@@ -153,39 +201,39 @@ where
             .map(|(s, v)| (*s, v.is_none()))
             .collect();
         if got != want {
-            return Err(format!(
+            return Err(Mismatch::Differs(format!(
                 "versions({slot}, {key:?}) = {got:?} (seq, is_removal), model says {want:?}"
-            ));
+            )));
         }
         for v in &versions {
             if let Some(t) = times.insert(v.seq(), v.time_ms())
                 && t != v.time_ms()
             {
-                return Err(format!(
+                return Err(Mismatch::Differs(format!(
                     "commit {} has two times: {t} and {}",
                     v.seq(),
                     v.time_ms()
-                ));
+                )));
             }
         }
         for (v, (_, want)) in versions.iter().zip(model.versions(*slot, key)) {
             let got: Option<V> = snap
                 .get_version(*slot, key, *v)
                 .await
-                .map_err(|e| format!("get_version({slot}, {key:?}, {v}): {e}"))?;
+                .map_err(|e| Mismatch::read(format!("get_version({slot}, {key:?}, {v})"), e))?;
             if &got != want {
-                return Err(format!(
+                return Err(Mismatch::Differs(format!(
                     "get_version({slot}, {key:?}, {v}) = {got:?}, model says {want:?}"
-                ));
+                )));
             }
         }
     }
     let mut prev = 0;
     for (seq, t) in &times {
         if *t < prev {
-            return Err(format!(
+            return Err(Mismatch::Differs(format!(
                 "commit time goes back at version {seq}: {t} < {prev}"
-            ));
+            )));
         }
         prev = *t;
     }
@@ -194,14 +242,16 @@ where
         let got: Vec<(K, V)> = snap
             .range::<K, V>(*slot, ..)
             .await
-            .map_err(|e| format!("range({slot}, ..): {e}"))?;
+            .map_err(|e| Mismatch::read(format!("range({slot}, ..)"), e))?;
         let want: Vec<(K, V)> = latest
             .iter()
             .filter(|((s, _), _)| s == slot)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect();
         if got != want {
-            return Err(format!("range({slot}, ..) = {got:?}, model says {want:?}"));
+            return Err(Mismatch::Differs(format!(
+                "range({slot}, ..) = {got:?}, model says {want:?}"
+            )));
         }
     }
     drop(snap);
@@ -217,7 +267,7 @@ async fn check_history<E, K, V>(
     store: &Store<E>,
     model: &Model<K, V>,
     slots: &BTreeSet<Slot>,
-) -> Result<(), String>
+) -> Result<(), Mismatch>
 where
     E: Engine,
     K: Serialize + DeserializeOwned + Ord + Clone + Debug + MaybeSend + 'static,
@@ -228,45 +278,53 @@ where
         if seq < model.horizon() {
             match at {
                 Err(Error::VersionNotFound { .. }) => continue,
-                Err(e) => return Err(format!("snapshot_at({seq}) below the merge horizon: {e}")),
+                Err(e) => {
+                    return Err(Mismatch::read(
+                        format!("snapshot_at({seq}) below the merge horizon"),
+                        e,
+                    ));
+                }
                 Ok(_) => {
-                    return Err(format!(
+                    return Err(Mismatch::Differs(format!(
                         "snapshot_at({seq}) succeeded, but a merge at {} dropped it",
                         model.horizon()
-                    ));
+                    )));
                 }
             }
         }
-        let snap = at.map_err(|e| format!("snapshot_at({seq}): {e}"))?;
+        let snap = at.map_err(|e| Mismatch::read(format!("snapshot_at({seq})"), e))?;
         if snap.version().seq() != seq {
-            return Err(format!(
+            return Err(Mismatch::Differs(format!(
                 "snapshot_at({seq}) reads at {}",
                 snap.version().seq()
-            ));
+            )));
         }
         let state = model.state_at(seq);
         for slot in slots {
             let got: Vec<(K, V)> = snap
                 .range::<K, V>(*slot, ..)
                 .await
-                .map_err(|e| format!("snapshot_at({seq}).range({slot}, ..): {e}"))?;
+                .map_err(|e| Mismatch::read(format!("snapshot_at({seq}).range({slot}, ..)"), e))?;
             let want: Vec<(K, V)> = state
                 .iter()
                 .filter(|((s, _), _)| s == slot)
                 .map(|((_, k), v)| (k.clone(), v.clone()))
                 .collect();
             if got != want {
-                return Err(format!(
+                return Err(Mismatch::Differs(format!(
                     "snapshot_at({seq}).range({slot}, ..) = {got:?}, model says {want:?}"
-                ));
+                )));
             }
         }
     }
     match store.snapshot_at(Version::new(model.last() + 1, 0)).await {
         Err(Error::VersionNotFound { .. }) => Ok(()),
-        Err(e) => Err(format!(
-            "snapshot_at(last + 1): expected VersionNotFound, got {e}"
+        Err(e) => Err(Mismatch::read(
+            "snapshot_at(last + 1), expected VersionNotFound".into(),
+            e,
         )),
-        Ok(_) => Err("snapshot_at(last + 1) succeeded for a version not committed".into()),
+        Ok(_) => Err(Mismatch::Differs(
+            "snapshot_at(last + 1) succeeded for a version not committed".into(),
+        )),
     }
 }

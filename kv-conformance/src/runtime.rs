@@ -161,6 +161,46 @@ pub async fn yield_now() {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
+/// Runs `fut` for at most `limit`: `None` if it has not finished by then (a hang). Natively a
+/// tokio timer stops a future that waits; one that spins without ever returning from a poll
+/// cannot be stopped, so a watchdog thread prints `what` after twice `limit` and aborts the
+/// process (a hang must fail the run, naming its case, not stall it). On wasm32, where
+/// nothing can preempt the case's task, `fut` is simply awaited.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn within<F: Future>(
+    limit: std::time::Duration,
+    what: &str,
+    fut: F,
+) -> Option<F::Output> {
+    use std::sync::mpsc;
+    let (done, wait) = mpsc::channel::<()>();
+    let what = what.to_string();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit * 2) {
+            eprintln!(
+                "{what}: still running after {:?}: hung; aborting",
+                limit * 2
+            );
+            std::process::abort();
+        }
+    });
+    let out = tokio::time::timeout(limit, fut).await.ok();
+    drop(done);
+    // The watchdog returns as soon as `done` is dropped.
+    let _ = watchdog.join();
+    out
+}
+
+/// Runs `fut` (wasm32: nothing can preempt the case's task, so no limit is enforced).
+#[cfg(target_arch = "wasm32")]
+pub async fn within<F: Future>(
+    _limit: std::time::Duration,
+    _what: &str,
+    fut: F,
+) -> Option<F::Output> {
+    Some(fut.await)
+}
+
 /// Runs `fut`, turning a panic inside it into `Err(message)`: a panicking engine becomes a
 /// failing (and shrinkable) history instead of an aborted test.
 #[cfg(not(target_arch = "wasm32"))]
@@ -196,5 +236,38 @@ impl<F: Future> Future for CatchPanic<F> {
                 Poll::Ready(Err(format!("panicked: {msg}")))
             }
         }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// [`within`] gives up on a future that waits past its limit (and its watchdog lets the
+    /// process live), and returns what a quick one gives.
+    #[test]
+    fn within_stops_a_waiting_future() {
+        block_on(async {
+            let slow = within(Duration::from_millis(20), "slow", sleep_ms(5_000)).await;
+            assert!(slow.is_none());
+            let quick = within(Duration::from_secs(5), "quick", async { 7 }).await;
+            assert_eq!(quick, Some(7));
+        });
+    }
+
+    /// [`catch_panic`] turns a panic inside the future into its message.
+    #[test]
+    fn catch_panic_reports_the_message() {
+        block_on(async {
+            let caught = catch_panic(async {
+                yield_now().await;
+                panic!("decoder fell over");
+            })
+            .await;
+            let message: Result<(), String> = caught;
+            assert!(message.is_err_and(|m| m.contains("decoder fell over")));
+        });
     }
 }

@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 
 use kv_api::{Engine, Storage, StorageFile, Store};
 
+use super::history::env_u64;
 use super::prelude::*;
-use crate::model::{Model, check_store};
-use crate::script;
-use crate::{CrashMode, FaultyStorage, Ops};
+use crate::damage::{Damage, is_newest_of_its_kind, kind};
+use crate::model::{Mismatch, Model, check_store, compare};
+use crate::script::{self, Step};
+use crate::{CrashMode, FaultyStorage, Ops, Rng, runtime};
 
 /// The name of the file the foreign-file case drops into the storage. Not a name any engine
 /// of the workspace writes.
@@ -47,12 +49,20 @@ async fn fill<E: Engine>(store: &Store<E>, model: &mut Model<u16, String>, round
     }
 }
 
-/// Replaces every file of `storage` with the files of `files` (a restore from a backup).
+/// Makes `storage` hold exactly `files` (a restore from a backup). Only the files that
+/// differ are written: the seeded case restores its store hundreds of times, and on files
+/// every write is a sync.
 async fn restore<S: Storage>(storage: &S, files: &BTreeMap<String, Vec<u8>>) {
-    for name in must!(storage.list().await) {
-        must!(storage.remove(&name).await);
+    let current = must!(dump(storage).await);
+    for name in current.keys() {
+        if current.get(name) != files.get(name) {
+            must!(storage.remove(name).await);
+        }
     }
     for (name, bytes) in files {
+        if current.get(name) == Some(bytes) {
+            continue;
+        }
         let f = must!(storage.create(name).await);
         if !bytes.is_empty() {
             must!(f.append(bytes).await);
@@ -253,4 +263,385 @@ pub async fn crashed_creation_opens_empty<E: EngineFamily, F: StorageFactory>() 
             .await;
         }
     }
+}
+
+/// Seeds of [`seeded`] per combination unless `KV_DAMAGE_CASES` says otherwise: fewer on
+/// wasm32, where every file written and read is an IndexedDB request.
+#[cfg(not(target_arch = "wasm32"))]
+pub const DEFAULT_DAMAGE_CASES: u64 = 300;
+/// Seeds of [`seeded`] per combination unless `KV_DAMAGE_CASES` says otherwise: fewer on
+/// wasm32, where every file written and read is an IndexedDB request.
+#[cfg(target_arch = "wasm32")]
+pub const DEFAULT_DAMAGE_CASES: u64 = 40;
+
+/// One seed's open and check may take this long before it counts as a hang.
+const SEED_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Keys of the seeded store, in two slots.
+const SEEDED_KEYS: u64 = 24;
+
+/// Commits of the seeded store; a merge after half of them.
+const SEEDED_COMMITS: u64 = 48;
+
+/// Options of the seeded store: 1 KiB log segments (with the engines' small knobs, see
+/// [`script::open_small`]), so a few dozen commits span many files of every kind.
+fn seeded_options() -> Options {
+    Options::default().segment_size(1 << 10)
+}
+
+/// What reopening a damaged store gave.
+enum Outcome {
+    /// Every key and version as committed.
+    Correct,
+    /// The state as of an earlier commit, and the recovery report says what it left out.
+    RolledBack,
+    /// An `Err` from the open or from a read (`stage` says which).
+    TypedError { stage: &'static str, error: String },
+    /// A read returned something that was never committed (or not at that version).
+    WrongData(String),
+    /// An earlier state, and no recovery report naming a damaged file.
+    SilentLoss(String),
+    /// The engine panicked.
+    Panic(String),
+    /// The open and check did not finish within [`SEED_LIMIT`].
+    Hang,
+    /// The engine asked storage for more bytes than any file holds, sized by damaged bytes:
+    /// on a backend that allocates the buffer first, unbounded memory.
+    HugeRead { asked: u64, largest_file: u64 },
+}
+
+impl Outcome {
+    /// The outcomes the damage contract allows.
+    fn allowed(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Correct | Outcome::RolledBack | Outcome::TypedError { .. }
+        )
+    }
+
+    /// The name it is counted under.
+    fn label(&self) -> String {
+        match self {
+            Outcome::Correct => "correct".into(),
+            Outcome::RolledBack => "rolled back".into(),
+            Outcome::TypedError { stage, error } => {
+                let variant = error.split([' ', ':', '{', '(']).next().unwrap_or_default();
+                format!("error at {stage} ({variant})")
+            }
+            Outcome::WrongData(_) => "WRONG DATA".into(),
+            Outcome::SilentLoss(_) => "SILENT LOSS".into(),
+            Outcome::Panic(_) => "PANIC".into(),
+            Outcome::Hang => "HANG".into(),
+            Outcome::HugeRead { .. } => "HUGE READ".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::TypedError { stage, error } => write!(f, "error at {stage}: {error}"),
+            Outcome::WrongData(m) | Outcome::SilentLoss(m) | Outcome::Panic(m) => {
+                write!(f, "{}: {m}", self.label())
+            }
+            Outcome::HugeRead {
+                asked,
+                largest_file,
+            } => write!(
+                f,
+                "{}: asked storage for {asked} bytes, the largest file has {largest_file}",
+                self.label()
+            ),
+            other => f.write_str(&other.label()),
+        }
+    }
+}
+
+/// The seeded store: the files of a store of several commits, a merge and more commits, and
+/// the model after every commit (`history[seq]`, merges applied).
+struct Seeded {
+    files: BTreeMap<String, Vec<u8>>,
+    history: Vec<Model<u16, String>>,
+    universe: Vec<(u8, u16)>,
+}
+
+/// Builds the store of [`seeded`]: random overwrites and removals of [`SEEDED_KEYS`] keys
+/// in two slots, values of 20 - 200 bytes, a merge half way, three small commits last.
+async fn seeded_store<E: EngineFamily, F: StorageFactory>() -> Seeded {
+    let env = Env::<E, F>::new();
+    let store = must!(
+        script::open_small::<E::Engine<F::Storage>>(env.storage().await, seeded_options()).await
+    );
+    let mut rng = Rng::new(0x5eed);
+    let mut model = Model::new();
+    let mut history = vec![model.clone()];
+    for i in 0..SEEDED_COMMITS {
+        let writes = (0..1 + rng.below(6))
+            .map(|_| {
+                let (slot, key) = (rng.below(2) as u8, rng.below(SEEDED_KEYS) as u16);
+                let value = (rng.below(6) != 0)
+                    .then(|| format!("{i}:{key}:{}", "v".repeat(20 + rng.below(180) as usize)));
+                (slot, key, value)
+            })
+            .collect();
+        let step = Step::Commit(writes);
+        let v = must!(script::run_step(&store, &step).await);
+        script::apply(&mut model, &step, v);
+        if i == SEEDED_COMMITS / 2 {
+            must!(store.merge().await);
+            model.merge(model.last());
+        }
+        history.push(model.clone());
+    }
+    // A few small commits last, so the newest log file holds commits no table or merged
+    // segment has.
+    for i in 0..3u16 {
+        let step = Step::Commit(vec![(1, i, Some(format!("tail {i}")))]);
+        let v = must!(script::run_step(&store, &step).await);
+        script::apply(&mut model, &step, v);
+        history.push(model.clone());
+    }
+    // Dropped, not closed: a close may flush, and the newest log must keep its commits.
+    drop(store);
+    let files = must!(dump(&env.storage().await).await);
+    let universe = (0..2)
+        .flat_map(|slot| (0..=SEEDED_KEYS as u16).map(move |k| (slot, k)))
+        .collect();
+    Seeded {
+        files,
+        history,
+        universe,
+    }
+}
+
+type SeededStore<E, F> = StoreOf<E, FaultyStorage<<F as StorageFactory>::Storage>>;
+
+/// Opens the damaged store on `faulty` and compares it with the history. A writable open
+/// that kept a state then takes a commit, and a reopen must show that state plus the commit.
+async fn examine<E: EngineFamily, F: StorageFactory>(
+    faulty: &FaultyStorage<F::Storage>,
+    seeded: &Seeded,
+    damaged: &[&str],
+    read_only: bool,
+) -> Outcome {
+    let options = seeded_options().read_only(read_only);
+    let open = async || {
+        script::open_small::<E::Engine<FaultyStorage<F::Storage>>>(
+            faulty.restart(),
+            options.clone(),
+        )
+        .await
+    };
+    let store: SeededStore<E, F> = match open().await {
+        Ok(store) => store,
+        Err(e) => {
+            return Outcome::TypedError {
+                stage: "open",
+                error: format!("{e:?}"),
+            };
+        }
+    };
+    let (outcome, mut model) = classify(&store, seeded, damaged).await;
+    if read_only || !outcome.allowed() || matches!(outcome, Outcome::TypedError { .. }) {
+        return outcome;
+    }
+    let after = |stage, e: Error| Outcome::TypedError {
+        stage,
+        error: format!("{e:?}"),
+    };
+    let step = Step::Commit(vec![(0, SEEDED_KEYS as u16, Some("after damage".into()))]);
+    let v = match script::run_step(&store, &step).await {
+        Ok(v) => v,
+        Err(e) => return after("commit after recovery", e),
+    };
+    script::apply(&mut model, &step, v);
+    drop(store);
+    let store = match open().await {
+        Ok(store) => store,
+        Err(e) => return after("reopen after recovery", e),
+    };
+    match compare(&store, &model, &seeded.universe, false).await {
+        Ok(()) => outcome,
+        Err(Mismatch::Read { what, error }) => Outcome::TypedError {
+            stage: "read after recovery",
+            error: format!("{error:?} ({what})"),
+        },
+        Err(Mismatch::Differs(m)) => Outcome::WrongData(format!(
+            "after recovery ({}), a commit and a reopen: {m}",
+            outcome.label()
+        )),
+    }
+}
+
+/// Classifies an opened store whose files `damaged` were damaged; returns the outcome and the
+/// model it matched (the store's own version of the history). A rollback counts only if the
+/// recovery report names a damaged file: one that names only others explains nothing.
+async fn classify<E: Engine>(
+    store: &Store<E>,
+    seeded: &Seeded,
+    damaged: &[&str],
+) -> (Outcome, Model<u16, String>) {
+    let last = seeded.history.len() as u64 - 1;
+    let seq = store.snapshot().await.version().seq();
+    let report = store.recovery().dropped;
+    let reported = report.iter().any(|d| damaged.contains(&d.file.as_str()));
+    let Some(model) = seeded.history.get(seq as usize) else {
+        let m = format!("the store is at version {seq}, past the last commit {last}");
+        return (Outcome::WrongData(m), Model::new());
+    };
+    let outcome = match compare(store, model, &seeded.universe, true).await {
+        Ok(()) if seq == last => Outcome::Correct,
+        Ok(()) if reported => Outcome::RolledBack,
+        Ok(()) => Outcome::SilentLoss(format!(
+            "the store is at version {seq} of {last}; the recovery report names none of the \
+             damaged files {damaged:?}: {report:?}"
+        )),
+        Err(Mismatch::Read { what, error }) => Outcome::TypedError {
+            stage: "read",
+            error: format!("{error:?} ({what})"),
+        },
+        Err(Mismatch::Differs(m)) => Outcome::WrongData(format!(
+            "at version {seq} of {last} (recovery report: {report:?}): {m}"
+        )),
+    };
+    (outcome, model.clone())
+}
+
+/// Damage the seeded suite cannot yet tell from a healthy store, because nothing in a file
+/// says which store and which place in it the file belongs to, and nothing records the newest
+/// log file:
+///
+/// * a file copied over, or swapped with, another of the same kind (a Bitcask log segment
+///   over another replays as a valid segment: wrong versions, nothing reported);
+/// * the newest file of a numbered kind deleted, or cut to 0 bytes (the LSM's newest WAL file,
+///   which no manifest lists; a Bitcask or LSM newest log emptied, which looks like a log
+///   file created just before a crash): the commits it held are gone, nothing reported.
+///
+/// Their forbidden outcomes are counted and printed as known, and do not fail the case.
+// TODO(#19 headers): remove once files carry headers (magic, store id, file id) and the LSM
+// manifest records its newest WAL file.
+fn needs_file_headers(damage: &Damage, files: &BTreeMap<String, Vec<u8>>) -> bool {
+    match damage {
+        Damage::CopyOver { from: a, to: b } | Damage::Swap { a, b } => kind(a) == kind(b),
+        Damage::Delete { file } | Damage::Truncate { file, len: 0 } => {
+            is_newest_of_its_kind(file, files)
+        }
+        _ => false,
+    }
+}
+
+/// Restores the seeded store into `env` with `damage` applied and examines it, catching panics,
+/// hangs and reads sized by damaged lengths.
+async fn damage_one<E: EngineFamily, F: StorageFactory>(
+    env: &Env<E, F>,
+    seeded: &Seeded,
+    damage: &Damage,
+    read_only: bool,
+    what: &str,
+) -> Outcome {
+    let mut files = seeded.files.clone();
+    damage.apply(&mut files);
+    restore(&env.storage().await, &files).await;
+    let faulty = must!(FaultyStorage::wrap(env.storage().await).await);
+    let damaged = damage.files();
+    let run = runtime::catch_panic(examine::<E, F>(&faulty, seeded, &damaged, read_only));
+    let outcome = match runtime::within(SEED_LIMIT, what, run).await {
+        None => Outcome::Hang,
+        Some(Err(panic)) => Outcome::Panic(panic),
+        Some(Ok(outcome)) => outcome,
+    };
+    let largest_file = files.values().map(|d| d.len() as u64).max().unwrap_or(0);
+    let asked = faulty.largest_read().await;
+    if asked > largest_file && outcome.allowed() {
+        return Outcome::HugeRead {
+            asked,
+            largest_file,
+        };
+    }
+    outcome
+}
+
+/// Seeded damage of every kind to a store of many files, then a check of every key and
+/// version after reopening (writable, or read-only for a quarter of the seeds).
+///
+/// The store spans every kind of file its engine writes (log segments, merged segments and
+/// hints; WAL files, tables on two levels, the manifest). Each seed restores it into fresh
+/// storage and applies one [`Damage`]: a truncation, 1 - 8 flipped bits, a zeroed range,
+/// garbage over a range, a deleted file, a file copied over another, two files swapped, junk
+/// appended, a forged frame length. Files are picked by the shape of their names so every
+/// kind is hit, and offsets lean towards files' heads and tails.
+///
+/// Every outcome must be: the store as committed; an earlier state with a recovery report (a
+/// rolled-back torn tail); or an `Err` from the open or a read. Never wrong data, an earlier
+/// state without a report, a panic, a hang, or a read sized by a damaged length beyond any
+/// file. Counts per damage kind and outcome are printed; a failure lists every forbidden
+/// outcome with its seed (rerun one with `KV_DAMAGE_SEED`).
+///
+/// `KV_DAMAGE_CASES` seeds (default [`DEFAULT_DAMAGE_CASES`]): seeds `0..KV_DAMAGE_CASES`.
+pub async fn seeded<E: EngineFamily, F: StorageFactory>() {
+    let seeded = seeded_store::<E, F>().await;
+    let name = format!(
+        "{}/{}",
+        E::Engine::<F::Storage>::NAME,
+        <F as StorageFactory>::NAME
+    );
+    let kinds: std::collections::BTreeSet<String> = seeded.files.keys().map(|n| kind(n)).collect();
+    assert!(
+        seeded.files.len() >= 6 && kinds.len() >= 3,
+        "{name}: the seeded store has too few files to damage: {:?}",
+        dump_summary(&seeded.files)
+    );
+    let seeds: Vec<u64> = match env_u64("KV_DAMAGE_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env_u64("KV_DAMAGE_CASES").unwrap_or(DEFAULT_DAMAGE_CASES)).collect(),
+    };
+    // One storage for every seed, restored before each: a fresh one per seed would rewrite
+    // every file (on IndexedDB, create a database) each time.
+    let env = Env::<E, F>::new();
+    let mut counts: BTreeMap<(&str, String), u64> = BTreeMap::new();
+    let mut hits: BTreeMap<String, u64> = BTreeMap::new();
+    let mut forbidden = Vec::new();
+    let mut known = Vec::new();
+    for &seed in &seeds {
+        let mut rng = Rng::new(seed);
+        let damage = Damage::pick(&mut rng, &seeded.files);
+        let read_only = rng.below(4) == 0;
+        let what = format!(
+            "{name} KV_DAMAGE_SEED={seed}: {damage}{}",
+            if read_only { " (read-only open)" } else { "" }
+        );
+        let outcome = damage_one(&env, &seeded, &damage, read_only, &what).await;
+        *counts.entry((damage.kind(), outcome.label())).or_default() += 1;
+        for file in damage.files() {
+            *hits.entry(kind(file)).or_default() += 1;
+        }
+        if !outcome.allowed() {
+            let line = format!("{what}: {outcome}");
+            if needs_file_headers(&damage, &seeded.files) {
+                known.push(line);
+            } else {
+                forbidden.push(line);
+            }
+        }
+    }
+    let mut table = format!(
+        "{name}: {} seeds over {:?}\n",
+        seeds.len(),
+        dump_summary(&seeded.files)
+    );
+    table += &format!("  damage per kind of file: {hits:?}\n");
+    for ((damage, outcome), n) in &counts {
+        table += &format!("  {damage:>12} | {outcome}: {n}\n");
+    }
+    for line in &known {
+        table += &format!("  known, needs file headers (#19): {line}\n");
+    }
+    eprintln!("{table}");
+    assert!(
+        forbidden.is_empty(),
+        "{name}: {} of {} seeds gave forbidden outcomes:\n{}",
+        forbidden.len(),
+        seeds.len(),
+        forbidden.join("\n")
+    );
 }

@@ -534,7 +534,8 @@ fn listing(ops: &[Op]) -> String {
 /// Most shrinking steps tried after a failure.
 const MAX_SHRINK_STEPS: u32 = 2_000;
 
-fn env_u64(name: &str) -> Option<u64> {
+/// The number in environment variable `name`, if it is set and parses.
+pub(crate) fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
 
