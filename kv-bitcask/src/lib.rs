@@ -84,6 +84,9 @@
 #![warn(missing_docs)]
 
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod key;
 mod keydir;
