@@ -1,0 +1,81 @@
+//! The key codec (`kv_api::keycodec`), which reads keys back from every file of every engine.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use kv_api::keycodec;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// An enum and a struct with every variant kind, ordered as `derive(Ord)` orders them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Variants {
+    Unit,
+    Newtype(u8),
+    Tuple(String, i32),
+    Struct { x: Option<u16>, y: Vec<bool> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Record {
+    id: u64,
+    name: String,
+    tags: Vec<Variants>,
+}
+
+/// The input decoded as many key types, whole and split in two (at a point the first byte
+/// chooses). Decoding never panics; a decoded key re-encodes to exactly the input (the codec
+/// accepts only canonical encodings), its prefix encoding is a prefix of it, and two keys of
+/// one type compare as their encodings do.
+pub fn keycodec(data: &[u8]) {
+    let split = data
+        .first()
+        .map_or(0, |&b| usize::from(b) % data.len().max(1));
+    let (a, b) = data
+        .get(1..)
+        .unwrap_or_default()
+        .split_at(split.saturating_sub(1));
+    let parts = [data, a, b];
+    check::<u8>(parts, Ord::cmp);
+    check::<u32>(parts, Ord::cmp);
+    check::<u128>(parts, Ord::cmp);
+    check::<i64>(parts, Ord::cmp);
+    check::<i128>(parts, Ord::cmp);
+    check::<bool>(parts, Ord::cmp);
+    check::<char>(parts, Ord::cmp);
+    check::<()>(parts, Ord::cmp);
+    check::<f32>(parts, f32::total_cmp);
+    check::<f64>(parts, f64::total_cmp);
+    check::<String>(parts, Ord::cmp);
+    check::<ByteBuf>(parts, Ord::cmp);
+    check::<Vec<u8>>(parts, Ord::cmp);
+    check::<Vec<String>>(parts, Ord::cmp);
+    check::<(String, u32)>(parts, Ord::cmp);
+    check::<(u8, (i16, String), Option<char>)>(parts, Ord::cmp);
+    check::<Option<(i64, String)>>(parts, Ord::cmp);
+    check::<Option<Option<u8>>>(parts, Ord::cmp);
+    check::<BTreeMap<String, u8>>(parts, Ord::cmp);
+    check::<Variants>(parts, Ord::cmp);
+    check::<Record>(parts, Ord::cmp);
+    // Self-describing decoding (`deserialize_any`), which untagged enums use.
+    let _ = keycodec::decode::<IgnoredAny>(data);
+}
+
+fn check<T: Serialize + DeserializeOwned + Debug>(
+    [whole, a, b]: [&[u8]; 3],
+    cmp: fn(&T, &T) -> Ordering,
+) {
+    let decoded: [Option<T>; 3] = [whole, a, b].map(|bytes| {
+        let v = keycodec::decode::<T>(bytes).ok()?;
+        let again = keycodec::encode(&v).expect("a decoded key encodes");
+        assert_eq!(again, bytes, "{v:?} re-encodes to other bytes");
+        let prefix = keycodec::encode_prefix(&v).expect("a decoded key encodes as a prefix");
+        assert!(again.starts_with(&prefix), "prefix encoding of {v:?}");
+        Some(v)
+    });
+    if let [_, Some(x), Some(y)] = &decoded {
+        assert_eq!(cmp(x, y), a.cmp(b), "order of {x:?} and {y:?}");
+    }
+}
