@@ -16,6 +16,7 @@ use kv_api::{Error, Result, Storage};
 use kv_engine_kit::bytes::Reader;
 use kv_engine_kit::{files, frame};
 
+use crate::keydir::MAX_FILE_ID;
 use crate::segment::{META, META_TMP};
 
 const MAGIC: &[u8; 4] = b"BCSK";
@@ -93,6 +94,11 @@ impl Meta {
         }
         let malformed = || bad("malformed manifest");
         let next_id = r.u32().ok_or_else(malformed)?;
+        // Ids are allocated up to `MAX_FILE_ID` (what a keydir location holds): a larger one
+        // is damage, and would reach `Loc::new` as another segment's id.
+        if next_id > MAX_FILE_ID + 1 {
+            return Err(bad("impossible next file id"));
+        }
         let horizon = r.u64().ok_or_else(malformed)?;
         let last_seq = r.u64().ok_or_else(malformed)?;
         let last_time_ms = r.u64().ok_or_else(malformed)?;
@@ -194,5 +200,23 @@ mod tests {
         let mut m = sample();
         m.segments[1].id = 4;
         assert!(Meta::decode(&m.encode()).is_err());
+    }
+
+    /// Seen while writing the `dir_image` fuzz target, confirmed through it (regression
+    /// `fuzz/regressions/dir_image/meta-id-above-max`): a `META` naming a segment id above
+    /// `MAX_FILE_ID` (which the engine never allocates) reached `Loc::new`, which keeps 31
+    /// bits of the id (a debug assertion, and another segment's id in release builds).
+    #[test]
+    fn ids_beyond_what_a_location_holds_are_corruption() {
+        let mut m = sample();
+        m.next_id = MAX_FILE_ID + 1;
+        m.segments[2].id = MAX_FILE_ID;
+        assert_eq!(Meta::decode(&m.encode()).expect("largest id"), m);
+        m.next_id = MAX_FILE_ID + 2;
+        m.segments[2].id = MAX_FILE_ID + 1;
+        assert!(matches!(
+            Meta::decode(&m.encode()),
+            Err(Error::Corruption { .. })
+        ));
     }
 }
