@@ -41,11 +41,14 @@ pub(crate) fn full_chunks<T>(
 ) -> Result<Vec<Vec<u8>>> {
     let want = (last - first + 1) as usize;
     if values.len() != want {
-        return Err(Error::corruption(
-            name,
-            (first + values.len() as u64) * CHUNK_SIZE,
-            format!("{} of {want} chunks are missing", want - values.len()),
-        ));
+        // More values than chunks is damage too (keys in the range that are not whole chunk
+        // indexes): reported, never computed as an unsigned difference.
+        let what = match want.checked_sub(values.len()) {
+            Some(missing) => format!("{missing} of {want} chunks are missing"),
+            None => format!("{} values for {want} chunks", values.len()),
+        };
+        let at = first.saturating_add(values.len() as u64);
+        return Err(Error::corruption(name, at.saturating_mul(CHUNK_SIZE), what));
     }
     values
         .into_iter()
@@ -103,5 +106,15 @@ mod tests {
         ] {
             assert!(full_chunks("f", 3, 4, bad, present).is_err());
         }
+    }
+
+    /// Found by the `idb_chunks` fuzz target (`fuzz/regressions/idb_chunks/`): a read that
+    /// returns more values than chunks asked for (keys such as `[id, 1.5]` inside the range)
+    /// underflowed `want - values.len()`.
+    #[test]
+    fn more_values_than_chunks_is_corruption() {
+        let full = CHUNK_SIZE as usize;
+        let r = full_chunks("f", 0, 0, vec![chunk(full), chunk(full)], present);
+        assert!(matches!(r, Err(Error::Corruption { .. })));
     }
 }
