@@ -13,6 +13,8 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). It passes nightly-only flags, which
 # RUSTC_BOOTSTRAP=1 allows on a stable toolchain; no sanitizer (the code is safe Rust, and
 # the targets' assertions and overflow checks are what fails). CARGO_TARGET_DIR is honoured.
+# FUZZ_ARGS adds libFuzzer flags: FUZZ_ARGS="-fork=1 -ignore_crashes=1" goes on fuzzing past
+# a known crash (its inputs still go to fuzz/artifacts/<target>/).
 set -euo pipefail
 
 secs=${1:-60}
@@ -32,13 +34,13 @@ fi
 
 cargo fuzz build "${flags[@]}"
 logs=$(mktemp -d)
-export secs logs
+export secs logs FUZZ_ARGS=${FUZZ_ARGS:-}
 export FUZZ_FLAGS="${flags[*]}"
 # -timeout: an input that runs 10 s is a hang; -rss_limit_mb also caps single allocations.
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} sh -c '
     mkdir -p corpus/{}
     cargo fuzz run $FUZZ_FLAGS {} -- -max_total_time=$secs -print_final_stats=1 \
-        -timeout=10 -rss_limit_mb=2048 >"$logs/{}.log" 2>&1 || true
+        -timeout=10 -rss_limit_mb=2048 $FUZZ_ARGS >"$logs/{}.log" 2>&1 || true
 '
 
 printf '\n%-16s %14s %10s  %s\n' target executions exec/s result
@@ -46,8 +48,14 @@ status=0
 for t in "${targets[@]}"; do
     log=$logs/$t.log
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    # -fork mode prints no final stats: its last status line counts the executions.
+    [[ -n $execs ]] || execs=$(sed -n 's/^#\([0-9]*\): cov.*/\1/p' "$log" | tail -1)
+    crashes=$(sed -n 's|.*oom/timeout/crash: \([0-9/]*\).*|\1|p' "$log" | tail -1)
     result=ok
-    if grep -q 'Test unit written to' "$log"; then
+    if [[ -n $crashes && $crashes != 0/0/0 ]]; then
+        result="oom/timeout/crash $crashes: see fuzz/artifacts/$t/"
+        status=1
+    elif grep -q 'Test unit written to' "$log"; then
         result="CRASH: $(sed -n 's/.*Test unit written to //p' "$log" | tail -1)"
         status=1
     elif [[ -z $execs ]]; then
