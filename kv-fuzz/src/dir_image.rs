@@ -13,7 +13,8 @@ use crate::util::{Fields, block_on, fix_frames};
 const MAX_FILES: usize = 16;
 /// Most rows read per scan.
 const SCAN_LIMIT: usize = 1000;
-/// Set in a file's kind byte: fix its checksums first (see [`crate::util::fix_frames`]).
+/// Set in a file's kind byte: recompute its checksums first (every frame's CRC; for a table,
+/// those of its footer, filter, index and the data blocks its index names).
 pub const FIX_CRC: u8 = 0x80;
 
 /// The names a file kind byte chooses (modulo their number), `{}` standing for the id.

@@ -1,6 +1,6 @@
 //! Fuzz targets for every decoder of the kv store, as plain functions over bytes.
 //!
-//! Each target feeds its input to one decoder (or, for [`dir_image`], a whole store to both
+//! Each target feeds its input to one decoder (or, for [`dir_image()`], a whole store to both
 //! engines) and must return for every input: no panic, no hang, no unbounded allocation.
 //! Where decoding has a checkable property it asserts it (a decoded record re-encodes to the
 //! same bytes, a frame lies inside its buffer, a point read finds what a scan decoded, ...),
