@@ -11,6 +11,17 @@
 mod memory;
 pub use memory::MemoryStorage;
 
+// The checks of IndexedDB's chunk layout, without JavaScript: natively for tests and fuzzing.
+#[cfg(any(
+    all(target_arch = "wasm32", feature = "indexeddb"),
+    feature = "fuzzing",
+    test
+))]
+mod chunks;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(not(target_arch = "wasm32"))]
 mod file;
 #[cfg(not(target_arch = "wasm32"))]

@@ -101,6 +101,9 @@
 )]
 
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod key;
 mod keydir;

@@ -77,6 +77,9 @@ mod background;
 mod cache;
 mod compaction;
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod iter;
 mod key;
 mod levels;

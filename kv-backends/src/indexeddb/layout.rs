@@ -25,8 +25,8 @@ use js_sys::{Array, Uint8Array};
 use kv_api::{Error, Result};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Size of the chunks files are cut into in IndexedDB (64 KiB).
-pub const CHUNK_SIZE: u64 = 64 << 10;
+pub use crate::chunks::CHUNK_SIZE;
+use crate::chunks::{full_chunks, partial_chunk};
 
 const FILES: &str = "files";
 const LENGTHS: &str = "lengths";
@@ -57,9 +57,7 @@ fn chunks_from(id: u64, from_index: u64) -> KeyRange<JsValue> {
 }
 
 fn as_u64(v: &JsValue) -> Option<u64> {
-    v.as_f64()
-        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
-        .map(|f| f as u64)
+    crate::chunks::as_u64(v.as_f64())
 }
 
 /// The open database of one storage.
@@ -197,18 +195,7 @@ impl Db {
             let index = len / CHUNK_SIZE;
             let at = index * CHUNK_SIZE;
             let chunk = self.get(&chunks, chunk_key(id, index)).await?;
-            partial = chunk_bytes(name, at, chunk)?;
-            if partial.len() < keep {
-                return Err(Error::corruption(
-                    name,
-                    at,
-                    format!(
-                        "last chunk has {} bytes, length needs {keep}",
-                        partial.len()
-                    ),
-                ));
-            }
-            partial.truncate(keep);
+            partial = partial_chunk(name, len, chunk_bytes(name, at, chunk)?)?;
         }
         Ok(Some(Loaded { id, len, partial }))
     }
@@ -237,30 +224,7 @@ impl Db {
                 .map(|v| v.map(Some).map_err(|e| self.err("read chunks", e)))
                 .collect::<Result<Vec<_>>>()?
         };
-        let want = (last - first + 1) as usize;
-        if values.len() != want {
-            return Err(Error::corruption(
-                name,
-                (first + values.len() as u64) * CHUNK_SIZE,
-                format!("{} of {want} chunks are missing", want - values.len()),
-            ));
-        }
-        values
-            .into_iter()
-            .zip(first..)
-            .map(|(v, index)| {
-                let at = index * CHUNK_SIZE;
-                let bytes = chunk_bytes(name, at, v)?;
-                if bytes.len() as u64 != CHUNK_SIZE {
-                    return Err(Error::corruption(
-                        name,
-                        at,
-                        format!("chunk has {} bytes, expected {CHUNK_SIZE}", bytes.len()),
-                    ));
-                }
-                Ok(bytes)
-            })
-            .collect()
+        full_chunks(name, first, last, values, |at, v| chunk_bytes(name, at, v))
     }
 
     /// One transaction: writes `tail` as the chunks from `tail_start` (a chunk boundary) on,

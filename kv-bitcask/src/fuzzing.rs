@@ -1,0 +1,64 @@
+//! Entry points into the file decoders for the `kv-fuzz` crate (cargo feature `fuzzing`, off
+//! by default). Each is a thin call into the crate-private decoder; values come back as plain
+//! tuples or as their canonical re-encoding, so no internal type becomes public.
+
+use kv_api::{Result, Slot};
+
+use crate::keydir::MAX_FILE_ID;
+use crate::{hint, merged, meta};
+
+/// The largest segment id a keydir location can hold.
+pub const MAX_SEGMENT_ID: u32 = MAX_FILE_ID;
+
+/// Decodes `buf` as the hint file of segment `id` (at most [`MAX_SEGMENT_ID`]) of
+/// `segment_len` bytes; returns the canonical encoding of what it holds and the number of
+/// entries, or `None` if the hint is not trusted.
+pub fn hint(buf: &[u8], id: u32, segment_len: u64) -> Option<(Vec<u8>, usize)> {
+    let mut entries = Vec::new();
+    let last = hint::decode(buf, id, segment_len, &mut entries)?;
+    Some((hint::encode(id, segment_len, last, &entries), entries.len()))
+}
+
+/// Decodes `buf` as a `META` file and re-encodes it.
+pub fn meta(buf: &[u8]) -> Result<Vec<u8>> {
+    meta::Meta::decode(buf).map(|m| m.encode())
+}
+
+/// One record of a merged segment: `(seq, time_ms, slot, key, value, frame offset, frame len)`.
+pub type MergedRecord = (u64, u64, Slot, Vec<u8>, Option<Vec<u8>>, u64, u32);
+
+/// Replays `buf` as a merged segment.
+pub fn merged_replay(buf: &[u8]) -> Result<Vec<MergedRecord>> {
+    let mut out = Vec::new();
+    merged::replay(buf, "fuzz", |w| {
+        out.push((
+            w.seq,
+            w.time_ms,
+            w.slot,
+            w.key.to_vec(),
+            w.value.map(<[u8]>::to_vec),
+            w.loc.offset,
+            w.loc.len,
+        ));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Encodes one committed record (what `merge` writes) at the end of `out`.
+pub fn merged_encode(
+    out: &mut Vec<u8>,
+    seq: u64,
+    time_ms: u64,
+    slot: Slot,
+    key: &[u8],
+    value: Option<&[u8]>,
+) {
+    merged::encode(out, seq, time_ms, slot, key, value);
+}
+
+/// Decodes one whole write frame as a read does: `(slot, key, value)`.
+pub fn write_frame(buf: &[u8]) -> Result<(Slot, Vec<u8>, Option<Vec<u8>>)> {
+    let (slot, key, value) = merged::decode_write_frame(buf, "fuzz", 0)?;
+    Ok((slot, key.to_vec(), value.map(<[u8]>::to_vec)))
+}

@@ -1,0 +1,133 @@
+//! The LSM's files: `MANIFEST`, and the parts of a table (footer, index block, data blocks,
+//! bloom filter).
+
+use std::cmp::Ordering;
+
+use kv_lsm::fuzzing::{self as lsm, DataBlock, Entry, IndexBlock};
+
+use crate::util::{both, fix_frames, fix_trailing_crc};
+
+/// A `MANIFEST` file: one encoding per manifest, so what decodes re-encodes to the same bytes.
+pub fn lsm_manifest(data: &[u8]) {
+    both(data, fix_frames(data), |buf| {
+        if let Ok(again) = lsm::manifest(buf) {
+            assert_eq!(again, buf, "re-encoded MANIFEST");
+        }
+    });
+}
+
+/// The footer of a table made of the input (its last [`lsm::FOOTER_LEN`] bytes), also with
+/// its CRC fixed: a footer re-encodes to the same bytes and locates blocks before itself.
+pub fn sst_footer(data: &[u8]) {
+    let at = data.len().saturating_sub(lsm::FOOTER_LEN);
+    let raw = &data[at..];
+    let mut fixed = raw.to_vec();
+    if fixed.len() == lsm::FOOTER_LEN {
+        let crc = crc32fast::hash(&fixed[..44]);
+        fixed[44..48].copy_from_slice(&crc.to_le_bytes());
+    }
+    both(raw, fixed, |raw| {
+        let Ok((again, handles)) = lsm::footer(raw, data.len() as u64) else {
+            return;
+        };
+        assert_eq!(again, raw, "re-encoded footer");
+        for (offset, len) in handles {
+            assert!(offset.checked_add(len).is_some_and(|end| end <= at as u64));
+        }
+    });
+}
+
+/// A bloom filter: decoding checks its trailer; a decoded filter answers for any hash, all
+/// yes when every bit is set and all no when none is.
+pub fn bloom(data: &[u8]) {
+    both(data, fix_trailing_crc(data), |buf| {
+        let mut hashes: Vec<u64> = buf.chunks(8).map(lsm::bloom_hash).collect();
+        hashes.extend([0, 1, u64::MAX, lsm::bloom_hash(b"")]);
+        let Ok(answers) = lsm::bloom(buf.to_vec(), &hashes) else {
+            return;
+        };
+        let bits = &buf[..buf.len() - 5];
+        if bits.iter().all(|&b| b == 0xff) {
+            assert!(answers.iter().all(|&a| a), "a full filter said no");
+        }
+        if bits.iter().all(|&b| b == 0) {
+            assert!(answers.iter().all(|&a| !a), "an empty filter said yes");
+        }
+    });
+}
+
+/// An index block, decoded whole as a table keeps it: a lookup of each entry's user key lands
+/// on that key's first entry, and values parse as block handles as a table's open does.
+pub fn sst_index_block(data: &[u8]) {
+    both(data, fix_trailing_crc(data), |buf| {
+        let Ok(index) = IndexBlock::decode(buf.to_vec(), 0) else {
+            return;
+        };
+        for i in 0..index.len() {
+            let (ukey, value) = index.entry(i);
+            let p = index.partition(ukey, u64::MAX);
+            assert!(
+                p <= i && index.entry(p).0 == ukey,
+                "lookup of entry {i} found {p}"
+            );
+            assert!(
+                p == 0 || index.entry(p - 1).0 < ukey,
+                "lookup stopped short"
+            );
+            if let Some(v) = value {
+                let mut at = 0;
+                let _ = lsm::get_varint(v, &mut at).and_then(|_| lsm::get_varint(v, &mut at));
+                assert!(at <= v.len());
+            }
+        }
+        let _ = index.partition(b"", 0);
+        let _ = index.partition(&[0xff; 9], u64::MAX);
+    });
+}
+
+/// A data block, read as iterators (interval by interval) and point reads (in place) do.
+/// When its entries are in order, a point read finds each of them, and the block built again
+/// from them decodes to the same entries.
+pub fn sst_data_block(data: &[u8]) {
+    both(data, fix_trailing_crc(data), |buf| {
+        let Ok(block) = DataBlock::load(buf.to_vec(), 0) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        let mut whole = true;
+        for r in 0..block.runs() {
+            match block.run(r) {
+                Ok(run) => entries.extend(run),
+                Err(_) => whole = false,
+            }
+        }
+        let _ = block.run(block.runs());
+        for probe in [&b""[..], b"\x00", &[0xff; 9]] {
+            let _ = block.find(probe, u64::MAX);
+        }
+        let sorted = entries
+            .windows(2)
+            .all(|w| lsm::cmp_internal(&w[0].0, w[0].1, &w[1].0, w[1].1) == Ordering::Less);
+        if !(whole && sorted) {
+            for e in &entries {
+                let _ = block.find(&e.0, e.1);
+            }
+            return;
+        }
+        for e in &entries {
+            let found = block
+                .find(&e.0, e.1)
+                .expect("a point read of a decodable block");
+            assert_eq!(found.as_ref(), Some(e), "point read of an entry");
+        }
+        let rebuilt = lsm::encode_block(&entries, 8);
+        assert_eq!(decode_all(rebuilt), entries, "rebuilt block");
+    });
+}
+
+fn decode_all(raw: Vec<u8>) -> Vec<Entry> {
+    let block = DataBlock::load(raw, 0).expect("a built block loads");
+    (0..block.runs())
+        .flat_map(|r| block.run(r).expect("a built block decodes"))
+        .collect()
+}
