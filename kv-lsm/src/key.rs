@@ -89,6 +89,9 @@ pub(crate) fn cmp_ukey(a: &[u8], b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
+/// An owned internal key: user key and sequence number (a table's first or last key).
+pub(crate) type InternalKey = (Vec<u8>, u64);
+
 /// Compares two internal keys: user key ascending, then sequence number descending.
 #[inline]
 pub(crate) fn cmp_ikey(a: &[u8], a_seq: u64, b: &[u8], b_seq: u64) -> Ordering {

@@ -32,6 +32,7 @@ use kv_engine_kit::bytes::Reader;
 use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::{files, frame};
 
+use crate::key::cmp_ikey;
 #[cfg(doc)]
 use crate::names::KIND_MANIFEST;
 use crate::names::manifest_header;
@@ -235,6 +236,7 @@ impl Manifest {
                 "trailing bytes in manifest",
             ));
         }
+        check_ranges(&m.tables).map_err(|reason| Error::corruption(MANIFEST, 0, reason))?;
         Ok(m)
     }
 
@@ -251,6 +253,36 @@ impl Manifest {
     pub async fn write<S: Storage>(&self, storage: &S, store: StoreId) -> Result<()> {
         files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode(store)?).await
     }
+}
+
+/// Reads rely on the tables' key ranges: each table's smallest key is at most its largest,
+/// and below level 0 the tables of a level do not overlap (a level is read as one sorted run).
+fn check_ranges(tables: &[(usize, TableMeta)]) -> std::result::Result<(), String> {
+    use std::cmp::Ordering;
+    let before = |a: &(Vec<u8>, u64), b: &(Vec<u8>, u64)| cmp_ikey(&a.0, a.1, &b.0, b.1);
+    for (_, t) in tables {
+        if before(&t.smallest, &t.largest) == Ordering::Greater {
+            return Err(format!("table {} ends before it starts", t.id));
+        }
+    }
+    let mut levels: Vec<(usize, &TableMeta)> = tables
+        .iter()
+        .filter(|(l, _)| *l > 0)
+        .map(|(l, t)| (*l, t))
+        .collect();
+    levels.sort_by(|(la, a), (lb, b)| la.cmp(lb).then(before(&a.smallest, &b.smallest)));
+    for pair in levels.windows(2) {
+        if let [(la, a), (lb, b)] = pair
+            && la == lb
+            && before(&a.largest, &b.smallest) != Ordering::Less
+        {
+            return Err(format!(
+                "tables {} and {} of level {la} overlap",
+                a.id, b.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -326,5 +358,40 @@ mod tests {
             Err(Error::Corruption { file, offset: 0, reason }) if file == MANIFEST
                 && reason.contains("another store")
         ));
+    }
+
+    /// Found by fuzzing (`dir_image`): reads trust the tables' key ranges, so a manifest whose
+    /// ranges are impossible (a table ending before it starts, two tables of a level below 0
+    /// overlapping) is corruption, not scans out of order.
+    #[test]
+    fn impossible_key_ranges_are_corruption() {
+        let table = |id, level, from: &[u8], to: &[u8]| {
+            (
+                level,
+                TableMeta {
+                    id,
+                    size: 100,
+                    entries: 2,
+                    smallest: (from.to_vec(), 9),
+                    largest: (to.to_vec(), 3),
+                    min_seq: 3,
+                    max_seq: 9,
+                },
+            )
+        };
+        let with = |tables| {
+            let m = Manifest { tables, ..sample() };
+            Manifest::decode(&m.encode(STORE).expect("encode"), STORE)
+        };
+        assert!(with(vec![table(3, 1, b"a", b"c"), table(4, 1, b"d", b"f")]).is_ok());
+        // Level 0 tables may overlap.
+        assert!(with(vec![table(3, 0, b"a", b"e"), table(4, 0, b"b", b"f")]).is_ok());
+        for bad in [
+            vec![table(3, 1, b"c", b"a")],
+            vec![table(3, 2, b"a", b"e"), table(4, 2, b"d", b"f")],
+            vec![table(3, 1, b"a", b"d"), table(4, 1, b"d", b"f")],
+        ] {
+            assert!(matches!(with(bad), Err(Error::Corruption { .. })));
+        }
     }
 }

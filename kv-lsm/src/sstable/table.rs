@@ -22,7 +22,7 @@ use super::footer::{FOOTER_LEN, Footer, Handle};
 use super::varint::{get_varint, put_varint};
 use super::{TableMeta, table_name};
 use crate::cache::BlockCache;
-use crate::key::{EntryRef, Seek, prefix};
+use crate::key::{EntryRef, InternalKey, Seek, cmp_ikey, prefix};
 #[cfg(doc)]
 use crate::names::KIND_TABLE;
 use crate::names::table_header;
@@ -241,6 +241,10 @@ pub(crate) struct TableReader<F: StorageFile> {
     prefixes: Vec<u64>,
     handles: Vec<Handle>,
     bloom: Bloom,
+    /// The table's first and last internal keys as the manifest records them: the first and
+    /// last data blocks are checked against them when read (see [`TableReader::check_bounds`]).
+    smallest: InternalKey,
+    largest: InternalKey,
 }
 
 impl<F: StorageFile> TableReader<F> {
@@ -322,6 +326,29 @@ impl<F: StorageFile> TableReader<F> {
             }
             handles.push(Handle { offset, len });
         }
+        // The index (each block's last key) must be strictly increasing and end at the
+        // manifest's largest key: a level's tables are found by the manifest's key ranges, so a
+        // table holding keys outside its range would put entries out of order in scans.
+        for i in 0..index.len() {
+            let key = (index.ukey(i), index.seq(i).unwrap_or(0));
+            let next = i.checked_add(1).filter(|n| *n < index.len());
+            let ok = match next {
+                Some(n) => {
+                    let next_seq = index.seq(n).unwrap_or(0);
+                    cmp_ikey(key.0, key.1, index.ukey(n), next_seq) == std::cmp::Ordering::Less
+                }
+                None => key.0 == meta.largest.0.as_slice() && key.1 == meta.largest.1,
+            };
+            if !ok {
+                return Err(Error::corruption(
+                    &name,
+                    footer.index.offset,
+                    format!(
+                        "index entry {i} is out of order or past the table's range in the manifest"
+                    ),
+                ));
+            }
+        }
         let prefixes = (0..index.len()).map(|i| prefix(index.ukey(i))).collect();
         Ok(TableReader {
             file,
@@ -331,7 +358,36 @@ impl<F: StorageFile> TableReader<F> {
             prefixes,
             handles,
             bloom,
+            smallest: meta.smallest.clone(),
+            largest: meta.largest.clone(),
         })
+    }
+
+    /// Checks a data block just read: the first block must begin at the table's smallest key
+    /// and the last end at its largest, as the manifest records them. With the order of the
+    /// entries between (checked as they are read), every entry lies inside the table's range.
+    fn check_bounds(&self, i: usize, block: &Block) -> Result<()> {
+        let last = self.handles.len().saturating_sub(1);
+        if i != 0 && i != last {
+            return Ok(());
+        }
+        let bad = |what: &str| {
+            Err(Error::corruption(
+                &self.name,
+                block.offset(),
+                format!("{what} of the table is not the one its manifest entry records"),
+            ))
+        };
+        let Some([first, end]) = block.bounds(&self.name)? else {
+            return bad("an empty data block: the first or last entry");
+        };
+        if i == 0 && first != self.smallest {
+            return bad("the first entry");
+        }
+        if i == last && end != self.largest {
+            return bad("the last entry");
+        }
+        Ok(())
     }
 
     /// False if the table holds no version of `ukey` (whose [`bloom::hash`] is `hash`).
@@ -381,6 +437,7 @@ impl<F: StorageFile> TableReader<F> {
             .map_err(|_| Error::corruption(&self.name, h.offset, "impossible block length"))?;
         let raw = self.file.read_at(h.offset, len).await?;
         let block = Arc::new(Block::load(raw, &self.name, h.offset)?);
+        self.check_bounds(i, &block)?;
         cache.insert(self.id, h.offset, block.clone());
         Ok(block)
     }
@@ -441,7 +498,9 @@ impl<F: StorageFile> TableReader<F> {
         let len = usize::try_from(h.len).map_err(|_| bad())?;
         let to = from.checked_add(len).ok_or_else(bad)?;
         let raw = ra.buf.get(from..to).ok_or_else(bad)?.to_vec();
-        Ok(Arc::new(Block::load(raw, &self.name, h.offset)?))
+        let block = Block::load(raw, &self.name, h.offset)?;
+        self.check_bounds(i, &block)?;
+        Ok(Arc::new(block))
     }
 }
 
@@ -582,6 +641,44 @@ mod tests {
     async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<OwnedEntry>> {
         let seek = if reverse { Seek::End } else { Seek::Start };
         read_from(table, seek, reverse, false, usize::MAX).await
+    }
+
+    /// Found by fuzzing (`dir_image`): a table holding keys outside the range its manifest
+    /// entry records put entries out of order in scans (a level's tables are found by their
+    /// ranges). Its first and last entries must be the ones the manifest records: a reader
+    /// whose manifest entry says otherwise gets corruption, on every read path.
+    #[test]
+    fn entries_outside_the_recorded_range_are_corruption() {
+        rt().block_on(async {
+            let storage = MemoryStorage::new();
+            let es = entries(300);
+            let meta = write_table(&storage, 7, &es, 256).await;
+            let narrower_start = TableMeta {
+                smallest: (es[1].ukey.clone(), es[1].seq),
+                ..meta.clone()
+            };
+            let table = Arc::new(Table::new(narrower_start, storage.clone(), STORE));
+            for sequential in [false, true] {
+                let err = read_from(table.clone(), Seek::Start, false, sequential, 10)
+                    .await
+                    .err();
+                assert!(
+                    matches!(&err, Some(Error::Corruption { reason, .. }) if reason.contains("first entry")),
+                    "{err:?}"
+                );
+            }
+            let wider_end = TableMeta {
+                largest: (b"\x01z".to_vec(), 1),
+                ..meta.clone()
+            };
+            let table = Arc::new(Table::new(wider_end, storage.clone(), STORE));
+            assert!(matches!(
+                table.reader().await.err(),
+                Some(Error::Corruption { .. })
+            ));
+            let table = Arc::new(Table::new(meta, storage.clone(), STORE));
+            assert_eq!(read_all(table, false).await.expect("as written"), es);
+        });
     }
 
     #[test]

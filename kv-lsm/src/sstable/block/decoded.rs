@@ -134,6 +134,11 @@ impl DecodedBlock {
         self.entries.get(i).map_or(&[][..], |e| self.key(e.key))
     }
 
+    /// Sequence number of entry `i`.
+    pub fn seq(&self, i: usize) -> Option<u64> {
+        self.entries.get(i).map(|e| e.seq)
+    }
+
     /// Value of entry `i` (`None` for a removal).
     pub fn value(&self, i: usize) -> Option<&[u8]> {
         self.entries

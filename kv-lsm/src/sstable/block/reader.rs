@@ -5,9 +5,9 @@ use kv_api::{Error, Result};
 use kv_engine_kit::bytes::u32_at;
 
 use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
-use crate::key::EntryRef;
 #[cfg(test)]
 use crate::key::OwnedEntry;
+use crate::key::{EntryRef, InternalKey};
 use crate::sstable::varint::{get_varint, unzigzag};
 
 /// File offset of byte `at` of a block read at `offset`, for errors. Saturating: it only names
@@ -226,6 +226,19 @@ impl Block {
     /// the block's bytes were read from the file at `offset`, so it cannot saturate).
     pub(super) fn file_offset(&self, at: usize) -> u64 {
         file_offset(self.offset, at)
+    }
+
+    /// The internal key (user key, sequence number) of the block's first and last entries;
+    /// `None` for an empty block. Walks the last restart interval only.
+    pub fn bounds(&self, file: &str) -> Result<Option<[InternalKey; 2]>> {
+        let mut first = Walker::new(self, 0);
+        if first.next(file)?.is_none() {
+            return Ok(None);
+        }
+        let first = (first.key, first.seq);
+        let mut last = Walker::new(self, self.restart_count.saturating_sub(1));
+        while last.next(file)?.is_some() {}
+        Ok(Some([first, (last.key, last.seq)]))
     }
 
     /// File offset of the block.
