@@ -14,6 +14,14 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 /// txn.insert(0, &"key", &1u32)?;
 /// txn.commit().await?;
 /// ```
+///
+/// # Keys
+///
+/// Keys are encoded with [`keycodec`](crate::keycodec), which orders them by their type's
+/// order and gives each value one encoding: a lookup finds a key only if it encodes to the
+/// same bytes as when it was written. Maps, `HashMap` included, are encoded sorted, but serde
+/// presents sets as sequences, so a `HashSet` (in a key, at any depth) encodes in its
+/// iteration order, and an equal set can miss silently. Use a `BTreeSet` or a sorted `Vec`.
 pub struct Store<E: Engine> {
     engine: Arc<E>,
 }

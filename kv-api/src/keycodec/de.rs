@@ -138,7 +138,12 @@ impl<'de> Decoder<'de> {
             tag::NONE => visitor.visit_none(),
             tag::SOME => self.nested(|de| visitor.visit_some(de)),
             tag::SEQ => self.nested(|de| visitor.visit_seq(OpenSeq { de })),
-            tag::MAP => self.nested(|de| visitor.visit_map(OpenSeq { de })),
+            tag::MAP => self.nested(|de| {
+                visitor.visit_map(MapEntries {
+                    entries: OpenSeq { de },
+                    last_key: None,
+                })
+            }),
             tag::TUPLE | tag::TUPLE_STRUCT | tag::STRUCT => {
                 Err(not_self_delimiting(tag::name(tag)))
             }
@@ -307,15 +312,38 @@ impl<'de> de::SeqAccess<'de> for OpenSeq<'_, 'de> {
     }
 }
 
-impl<'de> de::MapAccess<'de> for OpenSeq<'_, 'de> {
+/// Entries of a map: like seq elements, each a key then its value. The
+/// encoder writes them sorted by encoded key, so keys that are not strictly
+/// increasing (out of order or repeated) are not canonical and rejected.
+struct MapEntries<'a, 'de> {
+    entries: OpenSeq<'a, 'de>,
+    /// The previous entry's marker and key encoding.
+    last_key: Option<&'de [u8]>,
+}
+
+impl<'de> de::MapAccess<'de> for MapEntries<'_, 'de> {
     type Error = KeyError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        self.next_seed(seed)
+        let before = self.entries.de.input;
+        let Some(key) = self.entries.next_seed(seed)? else {
+            return Ok(None);
+        };
+        // The entry marker and the key's encoding (every key has the marker,
+        // so it does not change how two keys compare).
+        let consumed = before.len().saturating_sub(self.entries.de.remaining());
+        let encoded = before.get(..consumed).unwrap_or_default();
+        if self.last_key.is_some_and(|last| last >= encoded) {
+            return Err(KeyError::new(
+                "map keys not in strictly increasing order (not canonical)",
+            ));
+        }
+        self.last_key = Some(encoded);
+        Ok(Some(key))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        seed.deserialize(&mut *self.de)
+        seed.deserialize(&mut *self.entries.de)
     }
 }
 

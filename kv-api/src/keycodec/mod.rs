@@ -22,7 +22,7 @@
 //! | `0x30` | `None`                    | nothing                                          |
 //! | `0x31` | `Some`                    | the value                                        |
 //! | `0x38` | seq (`Vec<T>`, sets)      | per element `0x01` + element, then `0x00`        |
-//! | `0x39` | map                       | per entry `0x01` + key + value, then `0x00`      |
+//! | `0x39` | map                       | per entry `0x01` + key + value, sorted by encoded key, then `0x00` |
 //! | `0x40` | tuple, array              | the fields, concatenated                         |
 //! | `0x41` | tuple struct              | the fields, concatenated                         |
 //! | `0x42` | struct                    | the fields in declaration order, concatenated    |
@@ -37,6 +37,15 @@
 //!   [`encode_prefix`]).
 //! * Seq elements are each preceded by `0x01` and the seq is closed by
 //!   `0x00`, so `[1] < [1, 2] < [2]`.
+//! * Map entries are written sorted by their encoded keys, whatever order the
+//!   map iterates in, so a `HashMap` has one encoding. (This is the only
+//!   place the encoder buffers: each entry is encoded into a scratch buffer,
+//!   the entries sorted, then copied out.) The codec is order-preserving, so
+//!   for a `BTreeMap` that is its own order, and maps of one type compare as
+//!   the sorted sequences of their entries, like `BTreeMap`'s `Ord`. Other
+//!   things serde serializes as maps, such as structs with a
+//!   `#[serde(flatten)]` field, have their fields sorted by name too: they
+//!   still round-trip, but their byte order is not `derive(Ord)`'s.
 //! * Fixed-arity values (tuples, structs, tuple and struct variants) carry no
 //!   length: they order field by field like `derive(Ord)`, and the encoding
 //!   of a tuple is a byte prefix of the encoding of any longer tuple with the
@@ -49,12 +58,28 @@
 //!
 //! Decoding is strict: the requested type must match the tag (decoding a
 //! `u16` from a `u8` key is an error), all input must be consumed, and only
-//! canonical encodings are accepted, so each value has exactly one encoding.
-//! Malformed or truncated input yields a [`KeyError`], never a panic.
+//! canonical encodings are accepted (map keys must be strictly increasing:
+//! entries out of order or repeated are an error), so each value has exactly
+//! one encoding, with the exception of sets below. Malformed or truncated
+//! input yields a [`KeyError`], never a panic.
 //! `deserialize_any` (used by `#[serde(untagged)]`, `IgnoredAny`, ...) reads
 //! the tag and handles every value except fixed-arity ones, whose length only
 //! the type knows: tuples, structs and tuple/struct variants are an error
 //! there.
+//!
+//! **Sets are sequences.** serde serializes `HashSet` and `BTreeSet` with
+//! `serialize_seq`, exactly like a `Vec`, so the codec cannot tell a set from
+//! a list, and must keep a list's element order (it is the list's value).
+//! Hence:
+//! * a `BTreeSet` encodes canonically (sorted, which is also its `Ord`), but
+//!   decoding accepts its elements in any order and repeated, so other byte
+//!   strings than the canonical one decode to it too (the encoder never
+//!   writes them);
+//! * a `HashSet` encodes in its iteration order, which differs between sets
+//!   with the same elements: **do not use a `HashSet` in a key** (a lookup
+//!   with an equal set can encode differently and silently miss). Use a
+//!   `BTreeSet`, a sorted `Vec`, or a `HashMap<T, ()>` / `BTreeMap<T, ()>`,
+//!   which are maps and so canonical.
 
 use std::fmt;
 

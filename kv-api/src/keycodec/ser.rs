@@ -1,6 +1,10 @@
 //! The serde `Serializer`: writes a value as tag bytes and bodies (see the
 //! layout in the parent module). [`Encoder`] handles scalars, strings and the
-//! headers of compound values; [`Compound`] writes their elements and fields.
+//! headers of compound values; [`Compound`] writes their elements and fields
+//! straight to the output, [`SortedMap`] buffers a map's entries and writes
+//! them sorted by their encoded keys.
+
+use std::ops::Range;
 
 use serde::ser::{self, Serialize};
 
@@ -11,7 +15,7 @@ use super::{ELEMENT, END, KeyError, Result, kind, tag};
 /// Serializer writing to `out`.
 pub(super) struct Encoder<'o> {
     out: &'o mut Vec<u8>,
-    /// Byte range of the last string or seq terminator written, for
+    /// Byte range of the last string, seq or map terminator written, for
     /// [`encode_prefix`].
     pub(super) terminator: Option<(usize, usize)>,
 }
@@ -53,7 +57,7 @@ impl<'o> Encoder<'o> {
 /// Serializer state for compound values.
 pub(super) struct Compound<'s, 'o> {
     encoder: &'s mut Encoder<'o>,
-    /// Fields still to come for fixed-arity values; `None` for seqs and maps.
+    /// Fields still to come for fixed-arity values; `None` for seqs.
     remaining: Option<usize>,
 }
 
@@ -108,7 +112,7 @@ impl<'s, 'o> ser::Serializer for &'s mut Encoder<'o> {
     type SerializeTuple = Compound<'s, 'o>;
     type SerializeTupleStruct = Compound<'s, 'o>;
     type SerializeTupleVariant = Compound<'s, 'o>;
-    type SerializeMap = Compound<'s, 'o>;
+    type SerializeMap = SortedMap<'s, 'o>;
     type SerializeStruct = Compound<'s, 'o>;
     type SerializeStructVariant = Compound<'s, 'o>;
 
@@ -214,9 +218,9 @@ impl<'s, 'o> ser::Serializer for &'s mut Encoder<'o> {
         Ok(Compound::fixed(self, len))
     }
 
-    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'s, 'o>> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<SortedMap<'s, 'o>> {
         self.out.push(tag::MAP);
-        Ok(Compound::open(self))
+        Ok(SortedMap::new(self))
     }
 
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'s, 'o>> {
@@ -270,19 +274,93 @@ serialize_elements! {
     SerializeStructVariant::serialize_field(_key: &'static str);
 }
 
-impl ser::SerializeMap for Compound<'_, '_> {
+/// Serializer state for a map. A map's entries are encoded into a scratch
+/// buffer and written sorted by their encoded keys when the map ends, so that
+/// a map has one encoding whatever order it iterates in (a `HashMap`), and the
+/// decoder can demand strictly increasing keys. For a `BTreeMap` (and any map
+/// iterating in key order) the order does not change: the codec is
+/// order-preserving, so sorted by key is sorted by encoded key.
+pub(super) struct SortedMap<'s, 'o> {
+    encoder: &'s mut Encoder<'o>,
+    /// The entries' encodings, concatenated: each key, then its value.
+    scratch: Vec<u8>,
+    /// Each entry's key and whole (key and value) ranges in `scratch`.
+    entries: Vec<Entry>,
+    /// The range of a key whose value has not been serialized yet.
+    pending_key: Option<Range<usize>>,
+}
+
+struct Entry {
+    key: Range<usize>,
+    whole: Range<usize>,
+}
+
+impl<'s, 'o> SortedMap<'s, 'o> {
+    fn new(encoder: &'s mut Encoder<'o>) -> Self {
+        Self {
+            encoder,
+            scratch: Vec::new(),
+            entries: Vec::new(),
+            pending_key: None,
+        }
+    }
+
+    /// Appends the encoding of `value` to the scratch buffer; returns its range.
+    fn scratch<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Range<usize>> {
+        let start = self.scratch.len();
+        value.serialize(&mut Encoder::new(&mut self.scratch))?;
+        Ok(start..self.scratch.len())
+    }
+
+    fn bytes(&self, range: &Range<usize>) -> &[u8] {
+        // The ranges were recorded while writing `scratch`, which only grows.
+        self.scratch.get(range.clone()).unwrap_or_default()
+    }
+}
+
+impl ser::SerializeMap for SortedMap<'_, '_> {
     type Ok = ();
     type Error = KeyError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
-        self.element(key)
+        if self.pending_key.is_some() {
+            return Err(KeyError::new("map key serialized without a value"));
+        }
+        self.pending_key = Some(self.scratch(key)?);
+        Ok(())
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(&mut *self.encoder)
+        let key = self
+            .pending_key
+            .take()
+            .ok_or_else(|| KeyError::new("map value serialized without a key"))?;
+        let value = self.scratch(value)?;
+        self.entries.push(Entry {
+            whole: key.start..value.end,
+            key,
+        });
+        Ok(())
     }
 
-    fn end(self) -> Result<()> {
-        self.finish()
+    fn end(mut self) -> Result<()> {
+        if self.pending_key.is_some() {
+            return Err(KeyError::new("map key serialized without a value"));
+        }
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_unstable_by(|a, b| self.bytes(&a.key).cmp(self.bytes(&b.key)));
+        for pair in entries.windows(2) {
+            if let [a, b] = pair
+                && self.bytes(&a.key) == self.bytes(&b.key)
+            {
+                return Err(KeyError::new("map has two entries with the same key"));
+            }
+        }
+        let out = &mut *self.encoder.out;
+        for entry in &entries {
+            out.push(ELEMENT);
+            out.extend_from_slice(self.scratch.get(entry.whole.clone()).unwrap_or_default());
+        }
+        self.encoder.terminate(&[END])
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use proptest::prelude::*;
 use serde::de::{DeserializeOwned, IgnoredAny, Visitor};
 use serde::{Deserialize, Serialize, de, ser};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fmt::Debug;
 
@@ -557,6 +557,155 @@ fn key_error_is_a_proper_error() {
     assert_eq!(err, KeyError::eof());
 }
 
+/// The map encoding before maps were sorted by encoded key: the entries in
+/// the map's own iteration order.
+fn iteration_order_encoding<K: Serialize, V: Serialize>(map: &BTreeMap<K, V>) -> Vec<u8> {
+    let mut out = vec![tag::MAP];
+    for (k, v) in map {
+        out.push(ELEMENT);
+        encode_into(k, &mut out).unwrap();
+        encode_into(v, &mut out).unwrap();
+    }
+    out.push(END);
+    out
+}
+
+#[test]
+fn hash_map_encoding_ignores_insertion_order() {
+    let entries: Vec<(String, u32)> = (0..64).map(|i| (format!("k{i}"), i)).collect();
+    let forward: HashMap<_, _> = entries.iter().cloned().collect();
+    let mut backward = HashMap::with_capacity(1);
+    for (k, v) in entries.iter().rev() {
+        backward.insert(k.clone(), *v);
+    }
+    // Same content, different iteration orders (most likely; the encoding
+    // must not depend on it either way).
+    let bytes = encode(&forward).unwrap();
+    assert_eq!(bytes, encode(&backward).unwrap());
+    // Sorted by encoded key is sorted by key: the `BTreeMap` encoding.
+    let sorted: BTreeMap<_, _> = entries.into_iter().collect();
+    assert_eq!(bytes, encode(&sorted).unwrap());
+    assert_eq!(bytes, iteration_order_encoding(&sorted));
+    assert_eq!(decode::<HashMap<String, u32>>(&bytes).unwrap(), forward);
+    // Nested maps are sorted too.
+    let nested = HashMap::from([(1u8, forward.clone()), (0, backward.clone())]);
+    let nested_sorted = BTreeMap::from([(1u8, sorted.clone()), (0, sorted)]);
+    assert_eq!(encode(&nested).unwrap(), encode(&nested_sorted).unwrap());
+}
+
+/// `{1: 10, 2: 20}` as `BTreeMap<u8, u8>` with its entries in the given order.
+fn map_bytes(keys: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag::MAP];
+    for &k in keys {
+        out.extend_from_slice(&[ELEMENT, tag::U8, k, tag::U8, k.wrapping_mul(10)]);
+    }
+    out.push(END);
+    out
+}
+
+#[test]
+fn unsorted_or_repeated_map_keys_are_errors() {
+    assert_eq!(
+        decode::<BTreeMap<u8, u8>>(&map_bytes(&[1, 2])).unwrap(),
+        BTreeMap::from([(1, 10), (2, 20)])
+    );
+    for keys in [&[2u8, 1][..], &[1, 1], &[1, 2, 2], &[1, 2, 1]] {
+        let bytes = map_bytes(keys);
+        for err in [
+            decode::<BTreeMap<u8, u8>>(&bytes).unwrap_err(),
+            decode::<HashMap<u8, u8>>(&bytes).unwrap_err(),
+            decode::<IgnoredAny>(&bytes).unwrap_err(),
+        ] {
+            assert!(
+                err.message().contains("strictly increasing"),
+                "{keys:?}: {err}"
+            );
+        }
+        // Through the typed API: a decode error.
+        assert!(
+            matches!(
+                crate::codec::decode_key::<BTreeMap<u8, u8>>(&bytes),
+                Err(crate::Error::Decode { what: "key", .. })
+            ),
+            "{keys:?}"
+        );
+    }
+    // Keys compare by their whole encoding: "a" < "a\0" < "b".
+    let strings = |keys: &[&str]| {
+        let mut out = vec![tag::MAP];
+        for k in keys {
+            out.push(ELEMENT);
+            encode_into(k, &mut out).unwrap();
+            encode_into(&(), &mut out).unwrap();
+        }
+        out.push(END);
+        out
+    };
+    assert!(decode::<BTreeMap<String, ()>>(&strings(&["a", "a\0", "b"])).is_ok());
+    assert!(decode::<BTreeMap<String, ()>>(&strings(&["a\0", "a"])).is_err());
+    assert!(decode::<BTreeMap<String, ()>>(&strings(&["a", "a"])).is_err());
+}
+
+#[test]
+fn fuzz_regression_map_repeated_key_is_an_error() {
+    // kv-fuzz's `keycodec` target reads the first byte as a split point; the
+    // map is the rest: {"\x10": 0} twice.
+    let data = include_bytes!("../../../fuzz/regressions/keycodec/map-repeated-key");
+    let map = data.get(1..).unwrap();
+    let err = decode::<BTreeMap<String, u8>>(map).unwrap_err();
+    assert!(err.message().contains("strictly increasing"), "{err}");
+    assert!(decode::<IgnoredAny>(map).is_err());
+    assert!(matches!(
+        crate::codec::decode_key::<BTreeMap<String, u8>>(map),
+        Err(crate::Error::Decode { what: "key", .. })
+    ));
+    // Its one canonical encoding still decodes.
+    let one = BTreeMap::from([(String::from("\x10"), 0u8)]);
+    assert_eq!(
+        decode::<BTreeMap<String, u8>>(&encode(&one).unwrap()).unwrap(),
+        one
+    );
+}
+
+#[test]
+fn map_serializers_that_misbehave_are_errors() {
+    struct Twice;
+    impl Serialize for Twice {
+        fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry(&1u8, &2u8)?;
+            map.serialize_entry(&1u8, &3u8)?;
+            map.end()
+        }
+    }
+    struct KeyOnly;
+    impl Serialize for KeyOnly {
+        fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_key(&1u8)?;
+            map.end()
+        }
+    }
+    let mut out = vec![9];
+    assert!(encode_into(&Twice, &mut out).is_err());
+    assert!(encode_into(&KeyOnly, &mut out).is_err());
+    assert_eq!(out, [9]);
+}
+
+#[test]
+fn sets_are_seqs() {
+    // serde serializes sets with `serialize_seq`, exactly like a `Vec`, so the
+    // codec cannot tell them apart: a `BTreeSet` encodes sorted (its iteration
+    // order), a `HashSet` in its iteration order, and decoding accepts any
+    // element order (see the module docs).
+    let set = BTreeSet::from([3u8, 1, 2]);
+    assert_eq!(encode(&set).unwrap(), encode(&vec![1u8, 2, 3]).unwrap());
+    let unsorted = encode(&vec![3u8, 1, 2, 1]).unwrap();
+    assert_eq!(decode::<BTreeSet<u8>>(&unsorted).unwrap(), set);
+}
+
 fn small_string() -> impl Strategy<Value = String> {
     prop_oneof![any::<String>(), "[\\x00\\x01ab\u{e9}\u{ff}]{0,6}"]
 }
@@ -631,12 +780,37 @@ proptest! {
         prop_assert!(ea.starts_with(&encode_prefix(own).unwrap()));
     }
 
+    #[test]
+    fn prop_btree_map_encoding_unchanged(
+        a in prop::collection::btree_map(small_string(), any::<Option<u16>>(), 0..6),
+        b in prop::collection::btree_map((0u8..4, small_string()), small_bytes(), 0..6),
+    ) {
+        let (ea, eb) = (encode(&a).unwrap(), encode(&b).unwrap());
+        prop_assert_eq!(&ea, &iteration_order_encoding(&a));
+        prop_assert_eq!(&eb, &iteration_order_encoding(&b));
+        // And a `HashMap` with the same entries encodes to the same bytes.
+        prop_assert_eq!(&ea, &encode(&a.iter().collect::<HashMap<_, _>>()).unwrap());
+        prop_assert_eq!(&eb, &encode(&b.iter().collect::<HashMap<_, _>>()).unwrap());
+    }
+
+    #[test]
+    fn prop_btree_map_order(
+        a in prop::collection::btree_map(small_string(), 0u8..3, 0..4),
+        b in prop::collection::btree_map(small_string(), 0u8..3, 0..4),
+    ) {
+        check_pair(&a, &b)?;
+        let nest = |m: &BTreeMap<String, u8>| {
+            m.iter().map(|(k, &v)| (v, BTreeMap::from([(k.clone(), ())]))).collect::<BTreeMap<_, _>>()
+        };
+        check_pair(&nest(&a), &nest(&b))?;
+    }
+
     /// Garbage never panics, and whatever decodes is the canonical encoding.
     #[test]
     fn prop_garbage_is_rejected_or_canonical(bytes in prop::collection::vec(
         prop_oneof![
             prop::sample::select(vec![
-                0u8, 1, 2, 0xFF, tag::U8, tag::STR, tag::NONE, tag::SOME, tag::SEQ,
+                0u8, 1, 2, 0xFF, tag::U8, tag::STR, tag::NONE, tag::SOME, tag::SEQ, tag::MAP,
                 tag::TUPLE, tag::ENUM, tag::STRUCT,
             ]),
             any::<u8>(),
@@ -653,5 +827,63 @@ proptest! {
         if let Ok(v) = decode::<Shape>(&bytes) {
             prop_assert_eq!(encode(&v).unwrap(), bytes.clone());
         }
+        if let Ok(v) = decode::<BTreeMap<u8, Option<u8>>>(&bytes) {
+            prop_assert_eq!(encode(&v).unwrap(), bytes.clone());
+        }
+    }
+
+    /// Any map bytes (sorted or not, repeated keys or not) decode only if canonical.
+    #[test]
+    fn prop_map_bytes_decode_only_if_canonical(
+        entries in prop::collection::vec((0u8..6, any::<u8>()), 0..6),
+    ) {
+        let mut bytes = vec![tag::MAP];
+        for (k, v) in &entries {
+            bytes.extend_from_slice(&[ELEMENT, tag::U8, *k, tag::U8, *v]);
+        }
+        bytes.push(END);
+        let canonical = entries.windows(2).all(|w| matches!(w, [(a, _), (b, _)] if a < b));
+        let decoded = decode::<BTreeMap<u8, u8>>(&bytes);
+        prop_assert_eq!(decoded.is_ok(), canonical, "{:?}", entries);
+        prop_assert_eq!(decode::<IgnoredAny>(&bytes).is_ok(), canonical);
+        if let Ok(map) = decoded {
+            prop_assert_eq!(encode(&map).unwrap(), bytes);
+        }
+    }
+}
+
+#[test]
+fn flattened_structs_are_maps_sorted_by_field_name() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Inner {
+        z: u8,
+        a: u8,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Outer {
+        y: String,
+        #[serde(flatten)]
+        inner: Inner,
+    }
+    let value = Outer {
+        y: "y".into(),
+        inner: Inner { z: 1, a: 2 },
+    };
+    // serde writes a flattened struct with `serialize_map`: the fields come
+    // out sorted by name, not in declaration order, and read back.
+    let bytes = encode(&value).unwrap();
+    let as_map = BTreeMap::from([
+        ("a", Loose::U8(2)),
+        ("y", Loose::Str("y".into())),
+        ("z", Loose::U8(1)),
+    ]);
+    assert_eq!(bytes, encode(&as_map).unwrap());
+    round_trip(value);
+
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Loose {
+        U8(u8),
+        Str(String),
     }
 }
