@@ -16,27 +16,27 @@ async fn main() -> kv::Result<()> {
     #[allow(unused_mut)]
     let mut store = KvStore::open(storage).await?;
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get::<_, u8>(slot, &"key1").await?, None);
         t.insert(slot, &"key1", 1)?;
         let v = t.commit().await?;
         println!("inserted key1 = 1 at {v}");
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get(slot, &"key1").await?, Some(1));
         t.remove(slot, &"key1")?;
         let v = t.commit().await?;
         println!("removed key1 at {v}");
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         t.insert(slot, &"key1", 3)?;
         let v = t.commit().await?;
         println!("inserted key1 = 3 at {v}");
     }
     {
-        let t = store.current().await;
+        let t = store.current();
         let versions = t.versions(slot, &"key1").await?;
         assert_eq!(versions.len(), 3);
         assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
@@ -59,7 +59,7 @@ async fn main() -> kv::Result<()> {
     drop(store);
 
     let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;
-    let t = store.current().await;
+    let t = store.current();
     let versions = t.versions(slot, &"key1").await?;
     assert_eq!(versions.len(), 1);
     assert_eq!(t.get(slot, &"key1").await?, Some(3));

@@ -18,10 +18,10 @@
 //! # async fn demo() -> kv::Result<()> {
 //! use kv::{KvStore, backends::MemoryStorage};
 //! let store = KvStore::open(MemoryStorage::new()).await?;
-//! let mut txn = store.current().await;
+//! let mut txn = store.current();
 //! txn.insert(0, &"key1", 1u8)?;
 //! txn.commit().await?;
-//! let txn = store.current().await;
+//! let txn = store.current();
 //! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(1));
 //! # Ok(()) }
 //! ```

@@ -91,24 +91,24 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     let slot = 0;
     let store = open::<E>(&r).await?;
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get::<_, u8>(slot, &"key1").await?, None);
         t.insert(slot, &"key1", 1)?;
         t.commit().await?;
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get(slot, &"key1").await?, Some(1));
         t.remove(slot, &"key1")?;
         t.commit().await?;
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         t.insert(slot, &"key1", 3)?;
         t.commit().await?;
     }
     {
-        let t = store.current().await;
+        let t = store.current();
         let versions = t.versions(slot, &"key1").await?;
         assert_eq!(versions.len(), 3);
         assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
@@ -122,7 +122,7 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     store.merge().await?;
     drop(store);
     let store = open::<E>(&r).await?;
-    let t = store.current().await;
+    let t = store.current();
     assert_eq!(t.versions(slot, &"key1").await?.len(), 1);
     assert_eq!(t.get(slot, &"key1").await?, Some(3));
     Ok(())
@@ -140,7 +140,7 @@ enum Damage {
 }
 
 async fn commit_one<E: Engine>(store: &Store<E>, key: &str, value: u32) -> Result<()> {
-    let mut t = store.current().await;
+    let mut t = store.current();
     t.insert(0, &key, value)?;
     t.commit().await?;
     Ok(())
@@ -193,7 +193,7 @@ async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
 
         let store = open::<E>(&r).await?;
         {
-            let t = store.current().await;
+            let t = store.current();
             assert_eq!(
                 t.get::<_, u32>(0, &"a").await?,
                 Some(1),
@@ -210,7 +210,7 @@ async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
         for round in 0..3 {
             let before = files(&storage).await?;
             let store = open::<E>(&r).await?;
-            let t = store.current().await;
+            let t = store.current();
             assert_eq!(
                 t.get::<_, u32>(0, &"a").await?,
                 Some(1),

@@ -10,7 +10,7 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 ///
 /// ```ignore
 /// let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
-/// let mut txn = store.current().await;
+/// let mut txn = store.current();
 /// txn.insert(0, &"key", &1u32)?;
 /// txn.commit().await?;
 /// ```
@@ -65,12 +65,12 @@ impl<E: Engine> Store<E> {
     }
 
     /// A new transaction reading the latest commit, plus its own writes.
-    pub async fn current(&self) -> Transaction<E> {
+    pub fn current(&self) -> Transaction<E> {
         Transaction::new(self.engine.clone(), self.engine.snapshot(), false)
     }
 
     /// A read-only view of the latest commit. Cheap; stable while other transactions commit.
-    pub async fn snapshot(&self) -> Transaction<E> {
+    pub fn snapshot(&self) -> Transaction<E> {
         Transaction::new(self.engine.clone(), self.engine.snapshot(), true)
     }
 

@@ -35,7 +35,7 @@ async fn check<E: Engine>(store: &Store<E>, model: &Model<u16, String>, after: &
 /// Commits `rounds` overwrites of every key; returns the model.
 async fn fill<E: Engine>(store: &Store<E>, model: &mut Model<u16, String>, rounds: u32) {
     for round in 0..rounds {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         let mut writes = Vec::new();
         for k in 0..KEYS {
             let v = format!("{round}:{k}:{}", "v".repeat(24));
