@@ -57,7 +57,10 @@ pub enum Error {
     /// wrote after this one started. Nothing of this transaction was written; retry it.
     #[error("transaction conflict: {0}")]
     Conflict(String),
-    /// Another writer holds the storage (a second process or a second open store).
+    /// Another writer holds the storage: another process, or another store of this process.
+    /// A store holds its writer lock until [`crate::Store::close`], or until every clone of it
+    /// and every transaction and snapshot taken from it are dropped; the message says which
+    /// holder the backend sees (the file and memory backends tell this process from another).
     #[error("storage is locked by another writer: {0}")]
     Locked(String),
     /// A key or value is larger than the configured maximum.
@@ -128,6 +131,21 @@ pub enum Error {
         /// What the storage holds.
         found: String,
     },
+}
+
+/// A bare I/O error (from a backend of your own, say), as an [`Error::Io`] whose operation
+/// is `"i/o"`. Prefer [`Error::io`], which names the operation.
+///
+/// ```
+/// fn read_config() -> kv_api::Result<String> {
+///     Ok(std::fs::read_to_string("/nonexistent/kv.toml")?)
+/// }
+/// assert!(matches!(read_config(), Err(kv_api::Error::Io { .. })));
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::io("i/o", source)
+    }
 }
 
 impl Error {

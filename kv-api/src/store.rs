@@ -26,6 +26,18 @@ impl<E: Engine> Clone for Store<E> {
     }
 }
 
+/// Shows the engine, the latest version and the options; never keys or values.
+impl<E: Engine> std::fmt::Debug for Store<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &E::NAME)
+            .field("version", &self.version().ok())
+            .field("options", self.engine.options())
+            .field("tuning", self.engine.tuning())
+            .finish()
+    }
+}
+
 impl<E: Engine> Store<E> {
     /// Opens (or creates) a store with default options; recovers after a crash.
     pub async fn open(storage: E::Storage) -> Result<Self> {

@@ -35,6 +35,20 @@ pub struct Transaction<E: Engine> {
     durability: Option<Durability>,
 }
 
+/// Shows the engine, the version read at, whether it is read-only and how many writes are
+/// buffered; never keys or values.
+impl<E: Engine> std::fmt::Debug for Transaction<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("engine", &E::NAME)
+            .field("version", &self.snapshot.version())
+            .field("read_only", &self.read_only)
+            .field("closed", &self.closed)
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct Reads {
     keys: Vec<(Slot, Vec<u8>)>,

@@ -25,6 +25,16 @@ pub struct MemoryStorage {
     locked: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage")
+            .field("files", &self.files.lock().len())
+            .field("bytes", &self.total_bytes())
+            .field("locked", &self.locked.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
 impl MemoryStorage {
     /// An empty storage.
     pub fn new() -> Self {
@@ -161,7 +171,10 @@ impl Storage for MemoryStorage {
     async fn lock(&self) -> Result<LockGuard> {
         if self.locked.swap(true, Ordering::AcqRel) {
             return Err(Error::Locked(
-                "memory storage is already open for writing".into(),
+                "this memory storage is open for writing by another store in this process (a \
+                 store stays open while any clone of it, or any transaction or snapshot taken \
+                 from it, is alive; or call `Store::close`)"
+                    .into(),
             ));
         }
         Ok(LockGuard::new(MemoryLock(self.locked.clone())))
