@@ -31,8 +31,9 @@
 compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`");
 
 pub use kv_api::{
-    Clock, Durability, Engine, Error, Options, RangeQuery, RangeStream, Result, Slot, Stats,
-    Storage, Store, Transaction, Tuning, Version,
+    CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, Options, RangeQuery, RangeStream,
+    Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction,
+    Tuning, Version,
 };
 
 /// The backends: memory, native files, IndexedDB (wasm32).

@@ -101,6 +101,25 @@ pub enum Error {
         #[source]
         cause: Arc<Error>,
     },
+    /// A typed slot was opened with a definition ([`crate::SlotDef`]) whose name, key type or
+    /// value type differs from what the store's catalog records for that slot number: reading
+    /// it would decode the stored bytes as another type. Fix the definition, or, for a
+    /// deliberate migration, record the new one with [`crate::Store::redefine_slot`].
+    #[error(
+        "slot {slot} ({name}) is recorded with {what} {recorded}, not {requested} (Store::redefine_slot records a new definition)"
+    )]
+    SlotTypeMismatch {
+        /// The slot number.
+        slot: u8,
+        /// The slot's name in the definition that was opened.
+        name: String,
+        /// What differs: `"name"`, `"key type"` or `"value type"`.
+        what: &'static str,
+        /// What the catalog records.
+        recorded: String,
+        /// What the definition says.
+        requested: String,
+    },
     /// The caller passed something meaningless (an inverted range, an unknown option value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -215,6 +234,19 @@ impl Error {
                 cause: cause.clone(),
             },
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::SlotTypeMismatch {
+                slot,
+                name,
+                what,
+                recorded,
+                requested,
+            } => Error::SlotTypeMismatch {
+                slot: *slot,
+                name: name.clone(),
+                what,
+                recorded: recorded.clone(),
+                requested: requested.clone(),
+            },
             Error::Foreign { engine, found } => Error::Foreign {
                 engine,
                 found: found.clone(),

@@ -413,6 +413,7 @@ mod tests {
     use crate::Error;
 
     #[test]
+    #[allow(clippy::reversed_empty_ranges, reason = "inverted on purpose")]
     fn inverted_ranges_are_invalid_arguments() {
         assert!(matches!(
             encode_range(&(10u32..5)),
