@@ -32,8 +32,8 @@ compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`")
 
 pub use kv_api::{
     CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, Options, RangeQuery, RangeStream,
-    Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction,
-    Tuning, Version,
+    Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction, Tuning,
+    Version,
 };
 
 /// The backends: memory, native files, IndexedDB (wasm32).

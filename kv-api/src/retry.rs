@@ -69,7 +69,10 @@ pub(crate) fn yields_after(attempt: u32) -> u64 {
     // Fresh keys per call (random ones natively): enough jitter, and no dependency.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(attempt);
-    h.finish().checked_rem(ceiling).unwrap_or(0).saturating_add(1)
+    h.finish()
+        .checked_rem(ceiling)
+        .unwrap_or(0)
+        .saturating_add(1)
 }
 
 /// Lets other tasks run `yields_after(attempt)` times.

@@ -195,7 +195,10 @@ impl SlotInfo {
             key_type: Cow::Borrowed(&self.key_type),
             value_type: Cow::Borrowed(&self.value_type),
         };
-        Ok((encode_key(&self.slot)?, crate::codec::encode_value(&record)?))
+        Ok((
+            encode_key(&self.slot)?,
+            crate::codec::encode_value(&record)?,
+        ))
     }
 
     /// A catalog entry, `None` if it is none (bytes the untyped API wrote to slot 255 before
@@ -287,7 +290,23 @@ macro_rules! key_like_itself {
     ($($t:ty),*) => { $(impl KeyLike for $t {})* };
 }
 key_like_itself!(
-    bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, String,
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
     ()
 );
 
@@ -308,8 +327,25 @@ key_like_tuple!((A, QA), (B, QB), (C, QC));
 key_like_tuple!((A, QA), (B, QB), (C, QC), (D, QD));
 key_like_tuple!((A, QA), (B, QB), (C, QC), (D, QD), (E, QE));
 key_like_tuple!((A, QA), (B, QB), (C, QC), (D, QD), (E, QE), (F, QF));
-key_like_tuple!((A, QA), (B, QB), (C, QC), (D, QD), (E, QE), (F, QF), (G, QG));
-key_like_tuple!((A, QA), (B, QB), (C, QC), (D, QD), (E, QE), (F, QF), (G, QG), (H, QH));
+key_like_tuple!(
+    (A, QA),
+    (B, QB),
+    (C, QC),
+    (D, QD),
+    (E, QE),
+    (F, QF),
+    (G, QG)
+);
+key_like_tuple!(
+    (A, QA),
+    (B, QB),
+    (C, QC),
+    (D, QD),
+    (E, QE),
+    (F, QF),
+    (G, QG),
+    (H, QH)
+);
 
 /// A transaction opened on one typed slot: [`Transaction::slot`] gives one that reads
 /// (`T = &Transaction`), [`Transaction::slot_mut`] one that also writes
@@ -627,12 +663,18 @@ mod tests {
         let other_key = SlotDef::<u32, u32>::new(1, "a");
         assert!(matches!(
             other_key.check(&recorded),
-            Err(Error::SlotTypeMismatch { what: "key type", .. })
+            Err(Error::SlotTypeMismatch {
+                what: "key type",
+                ..
+            })
         ));
         let other_value = SlotDef::<String, i32>::new(1, "a");
         assert!(matches!(
             other_value.check(&recorded),
-            Err(Error::SlotTypeMismatch { what: "value type", .. })
+            Err(Error::SlotTypeMismatch {
+                what: "value type",
+                ..
+            })
         ));
         let renamed = SlotDef::<String, u32>::new(1, "b");
         assert!(matches!(

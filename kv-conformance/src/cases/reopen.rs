@@ -325,3 +325,29 @@ async fn all_calls_closed<E: Engine>(
     assert_matches!(engine.flush().await, Err(Error::Closed));
     assert_matches!(engine.stats().await.map(|_| ()), Err(Error::Closed));
 }
+
+/// The writer lock is held while the store, a clone, or a transaction of it is alive, and
+/// released when the last of them drops.
+pub async fn lock_held_by_live_transactions<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = env.open().await;
+    let mut txn = store.current();
+    must!(txn.insert(0, &"k", &1u8));
+    let snap = store.snapshot();
+    drop(store);
+    assert_matches!(
+        env.try_open_with(Options::default()).await.map(|_| ()),
+        Err(Error::Locked(_)),
+        "a live transaction keeps its store open"
+    );
+    // It can still commit.
+    must!(txn.commit().await);
+    assert_matches!(
+        env.try_open_with(Options::default()).await.map(|_| ()),
+        Err(Error::Locked(_)),
+        "a live snapshot keeps its store open"
+    );
+    drop(snap);
+    let store = env.open().await;
+    assert_eq!(must!(store.snapshot().get::<_, u8>(0, &"k").await), Some(1));
+}
