@@ -128,6 +128,57 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     Ok(())
 }
 
+on_every_engine!(readme_typed_example, readme_typed_example);
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+}
+
+const USERS: kv::SlotDef<(String, u32), User> = kv::SlotDef::new(1, "users");
+
+/// The README's example, as written there (on every engine and backend).
+async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
+    let store = open::<E>(&r).await?;
+    let mut txn = store.current();
+    txn.slot_mut(&USERS)?.insert(
+        &("org1", 3),
+        &User {
+            name: "Ada".into(),
+            age: 36,
+        },
+    )?;
+    txn.commit().await?;
+
+    let snap = store.snapshot();
+    let users = snap.slot(&USERS)?;
+    let ada: Option<User> = users.get(&("org1", 3)).await?;
+    assert_eq!(ada.map(|u| u.age), Some(36));
+    let versions = users.versions(&("org1", 3)).await?;
+    let first = users.get_version(&("org1", 3), versions[0]).await?;
+    assert!(first.is_some());
+    let org1 = users.range(("org1", 0)..("org1", 100)).await?;
+    assert_eq!(org1.len(), 1);
+
+    let n = store
+        .transact(async |txn| {
+            let n = txn.slot(&USERS)?.keys().await?.len();
+            Ok(n)
+        })
+        .await?;
+    assert_eq!(n, 1);
+    let slots = store.slots().await?;
+    assert_eq!(slots.len(), 1);
+    assert_eq!((slots[0].slot, slots[0].name.as_str()), (1, "users"));
+    drop((users, snap));
+    store.merge().await?;
+    drop(store);
+    let store = open::<E>(&r).await?;
+    assert_eq!(store.slots().await?, slots);
+    Ok(())
+}
+
 /// How transaction B is damaged after it was written.
 #[derive(Debug, Clone, Copy)]
 enum Damage {

@@ -284,6 +284,11 @@ impl Catalog {
 /// }
 /// assert!(same(&("org1".to_string(), 3u32), &("org1", 3u32)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a key of type `{K}`",
+    label = "the slot's keys are `{K}`",
+    note = "a typed slot takes keys of its key type, or borrowed forms that encode identically (`KeyLike`)"
+)]
 pub trait KeyLike<K: ?Sized = Self>: Serialize {}
 
 macro_rules! key_like_itself {
