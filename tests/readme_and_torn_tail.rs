@@ -171,7 +171,6 @@ async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
     let slots = store.slots().await?;
     assert_eq!(slots.len(), 1);
     assert_eq!((slots[0].slot, slots[0].name.as_str()), (1, "users"));
-    drop(users);
     drop(snap);
     store.merge().await?;
     drop(store);

@@ -518,7 +518,7 @@ async fn identity_missing_foreign_or_newer_is_refused() -> Result<()> {
             errors.push(open_with(&s, options).await.err());
             assert_eq!(files(&s).await?, left, "a failed open changed files");
         }
-        Result::Ok(errors)
+        Result::<_, Error>::Ok(errors)
     };
     let mut left = written.clone();
     left.remove("IDENTITY");
