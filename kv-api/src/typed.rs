@@ -227,11 +227,14 @@ impl Catalog {
     /// Reads the catalog slot of `engine` at its latest commit.
     pub(crate) async fn load<E: Engine>(engine: &E) -> Result<Catalog> {
         let catalog = Catalog::default();
-        catalog.refresh(engine).await?;
+        let found = catalog.refresh(engine).await?;
+        catalog.record(found);
         Ok(catalog)
     }
 
-    /// Reads the catalog slot again (a read-only store beside a writer sees new slots).
+    /// Reads the catalog slot at the latest commit. The copy in memory is replaced only on a
+    /// read-only store (which sees the slots a writer beside it records): a writer's copy is
+    /// kept up to date by its own commits, which a read racing with one could undo.
     pub(crate) async fn refresh<E: Engine>(&self, engine: &E) -> Result<Vec<SlotInfo>> {
         let at = engine.snapshot()?.seq();
         // At most 255 entries: one page.
@@ -244,7 +247,9 @@ impl Catalog {
             .map(|info| (info.slot, info))
             .collect();
         let list = found.values().cloned().collect();
-        *self.slots.write() = found;
+        if engine.options().read_only {
+            *self.slots.write() = found;
+        }
         Ok(list)
     }
 

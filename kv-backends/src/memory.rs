@@ -27,8 +27,9 @@ pub struct MemoryStorage {
 
 impl std::fmt::Debug for MemoryStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files = self.files.lock().len();
         f.debug_struct("MemoryStorage")
-            .field("files", &self.files.lock().len())
+            .field("files", &files)
             .field("bytes", &self.total_bytes())
             .field("locked", &self.locked.load(Ordering::Acquire))
             .finish()
@@ -182,5 +183,24 @@ impl Storage for MemoryStorage {
 
     async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.files.lock().contains_key(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_writer_is_locked_until_the_first_drops() -> Result<()> {
+        let a = MemoryStorage::new();
+        let guard = a.lock().await?;
+        let Err(Error::Locked(why)) = a.clone().lock().await else {
+            panic!("a second lock was not refused");
+        };
+        assert!(why.contains("another store in this process"), "{why}");
+        assert!(format!("{a:?}").contains("locked: true"));
+        drop(guard);
+        a.lock().await?;
+        Ok(())
     }
 }
