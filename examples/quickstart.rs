@@ -1,55 +1,85 @@
-//! The seed example: typed values in a slot, transactions, versions, merge and reopen, on
-//! native files in a temporary directory.
+//! The main example: typed slots, transactions, versions, a retried transaction, the catalog,
+//! merge and reopen, on native files in a temporary directory.
 //!
 //! Run it with `cargo run --example quickstart`.
 
-use kv::KvStore;
 use kv::backends::FileStorage;
+use kv::{KvStore, SlotDef};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+}
+
+/// Users by (organisation, number). The key and value types are part of the constant: a
+/// read with another key type (`("org1", 3i32)`) or value type does not compile.
+const USERS: SlotDef<(String, u32), User> = SlotDef::new(1, "users");
+/// Page visits by path.
+const VISITS: SlotDef<String, u64> = SlotDef::new(2, "visits");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> kv::Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| kv::Error::io("create a temporary directory", e))?;
+    let dir = tempfile::tempdir()?;
     println!("store directory: {}", dir.path().display());
-    let slot = 0;
 
-    let storage = FileStorage::open(dir.path()).await?;
-    #[allow(unused_mut)]
-    let mut store = KvStore::open(storage).await?;
-    {
-        let mut t = store.current().await;
-        assert_eq!(t.get::<_, u8>(slot, &"key1").await?, None);
-        t.insert(slot, &"key1", 1)?;
-        let v = t.commit().await?;
-        println!("inserted key1 = 1 at {v}");
+    let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;
+    // Optional: check every definition against the store's catalog once, at startup.
+    store.open_slot(&USERS).await?;
+    store.open_slot(&VISITS).await?;
+
+    // One transaction, two users; keys may be borrowed (`&str` for `String`).
+    let mut txn = store.current();
+    let mut users = txn.slot_mut(&USERS)?;
+    users.insert(&("org1", 3), &user("Ada", 36))?;
+    users.insert(&("org1", 10), &user("Bob", 41))?;
+    let first = txn.commit().await?;
+    println!("inserted two users at {first}");
+
+    let mut txn = store.current();
+    txn.slot_mut(&USERS)?
+        .insert(&("org1", 3), &user("Ada", 37))?;
+    txn.slot_mut(&USERS)?.remove(&("org1", 10))?;
+    let second = txn.commit().await?;
+    println!("updated Ada, removed Bob at {second}");
+
+    // Every committed version stays readable until `merge`.
+    let snap = store.snapshot();
+    let users = snap.slot(&USERS)?;
+    assert_eq!(users.get(&("org1", 3)).await?, Some(user("Ada", 37)));
+    let versions = users.versions(&("org1", 3)).await?;
+    assert_eq!(versions, vec![first, second]);
+    assert_eq!(
+        users.get_version(&("org1", 3), first).await?,
+        Some(user("Ada", 36))
+    );
+    for v in &versions {
+        println!("  Ada, version {} at {} ms", v.seq(), v.time_ms());
     }
-    {
-        let mut t = store.current().await;
-        assert_eq!(t.get(slot, &"key1").await?, Some(1));
-        t.remove(slot, &"key1")?;
-        let v = t.commit().await?;
-        println!("removed key1 at {v}");
-    }
-    {
-        let mut t = store.current().await;
-        t.insert(slot, &"key1", 3)?;
-        let v = t.commit().await?;
-        println!("inserted key1 = 3 at {v}");
-    }
-    {
-        let t = store.current().await;
-        let versions = t.versions(slot, &"key1").await?;
-        assert_eq!(versions.len(), 3);
-        assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
-        assert_eq!(
-            t.get_version::<_, u8>(slot, &"key1", versions[1]).await?,
-            None
+    // Ranges in the key type's order (3 before 10), with borrowed bounds.
+    let org1 = users.range(("org1", 0)..("org1", u32::MAX)).await?;
+    assert_eq!(org1, vec![(("org1".to_string(), 3), user("Ada", 37))]);
+    drop(snap);
+
+    // A read-modify-write, retried if another transaction commits the same key meanwhile.
+    let visits = store
+        .transact(async |txn| {
+            let n = txn.slot(&VISITS)?.get("/home").await?.unwrap_or(0);
+            txn.slot_mut(&VISITS)?.insert("/home", &(n + 1))?;
+            Ok(n + 1)
+        })
+        .await?;
+    println!("/home visited {visits} time(s)");
+
+    // The catalog: which slot holds what.
+    for slot in store.slots().await? {
+        println!(
+            "slot {} {:?}: {} -> {}",
+            slot.slot, slot.name, slot.key_type, slot.value_type
         );
-        assert_eq!(t.get_version(slot, &"key1", versions[2]).await?, Some(3));
-        for v in &versions {
-            let what = if v.is_removal() { "removal" } else { "value" };
-            println!("  version {} at {} ms: {what}", v.seq(), v.time_ms());
-        }
     }
+
     let before = store.stats().await?.bytes_on_storage;
     store.merge().await?;
     println!(
@@ -59,10 +89,18 @@ async fn main() -> kv::Result<()> {
     drop(store);
 
     let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;
-    let t = store.current().await;
-    let versions = t.versions(slot, &"key1").await?;
-    assert_eq!(versions.len(), 1);
-    assert_eq!(t.get(slot, &"key1").await?, Some(3));
-    println!("reopened: key1 = 3, {} version left", versions.len());
+    let snap = store.snapshot();
+    let users = snap.slot(&USERS)?;
+    assert_eq!(users.versions(&("org1", 3)).await?.len(), 1);
+    assert_eq!(users.get(&("org1", 3)).await?, Some(user("Ada", 37)));
+    assert_eq!(snap.slot(&VISITS)?.get("/home").await?, Some(1));
+    println!("reopened: Ada is 37, one version left; {store:?}");
     Ok(())
+}
+
+fn user(name: &str, age: u32) -> User {
+    User {
+        name: name.into(),
+        age,
+    }
 }

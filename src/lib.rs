@@ -18,10 +18,10 @@
 //! # async fn demo() -> kv::Result<()> {
 //! use kv::{KvStore, backends::MemoryStorage};
 //! let store = KvStore::open(MemoryStorage::new()).await?;
-//! let mut txn = store.current().await;
+//! let mut txn = store.current();
 //! txn.insert(0, &"key1", 1u8)?;
 //! txn.commit().await?;
-//! let txn = store.current().await;
+//! let txn = store.current();
 //! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(1));
 //! # Ok(()) }
 //! ```
@@ -31,8 +31,9 @@
 compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`");
 
 pub use kv_api::{
-    Clock, Durability, Engine, Error, Options, RangeQuery, RangeStream, Result, Slot, Stats,
-    Storage, Store, Transaction, Tuning, Version,
+    CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, Options, RangeQuery, RangeStream,
+    Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction, Tuning,
+    Version,
 };
 
 /// The backends: memory, native files, IndexedDB (wasm32).

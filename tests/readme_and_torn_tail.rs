@@ -91,24 +91,24 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     let slot = 0;
     let store = open::<E>(&r).await?;
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get::<_, u8>(slot, &"key1").await?, None);
         t.insert(slot, &"key1", 1)?;
         t.commit().await?;
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         assert_eq!(t.get(slot, &"key1").await?, Some(1));
         t.remove(slot, &"key1")?;
         t.commit().await?;
     }
     {
-        let mut t = store.current().await;
+        let mut t = store.current();
         t.insert(slot, &"key1", 3)?;
         t.commit().await?;
     }
     {
-        let t = store.current().await;
+        let t = store.current();
         let versions = t.versions(slot, &"key1").await?;
         assert_eq!(versions.len(), 3);
         assert_eq!(t.get_version(slot, &"key1", versions[0]).await?, Some(1));
@@ -122,9 +122,60 @@ async fn readme_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
     store.merge().await?;
     drop(store);
     let store = open::<E>(&r).await?;
-    let t = store.current().await;
+    let t = store.current();
     assert_eq!(t.versions(slot, &"key1").await?.len(), 1);
     assert_eq!(t.get(slot, &"key1").await?, Some(3));
+    Ok(())
+}
+
+on_every_engine!(readme_typed_example, readme_typed_example);
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+}
+
+const USERS: kv::SlotDef<(String, u32), User> = kv::SlotDef::new(1, "users");
+
+/// The README's example, as written there (on every engine and backend).
+async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
+    let store = open::<E>(&r).await?;
+    let mut txn = store.current();
+    txn.slot_mut(&USERS)?.insert(
+        &("org1", 3),
+        &User {
+            name: "Ada".into(),
+            age: 36,
+        },
+    )?;
+    txn.commit().await?;
+
+    let snap = store.snapshot();
+    let users = snap.slot(&USERS)?;
+    let ada: Option<User> = users.get(&("org1", 3)).await?;
+    assert_eq!(ada.map(|u| u.age), Some(36));
+    let versions = users.versions(&("org1", 3)).await?;
+    let first = users.get_version(&("org1", 3), versions[0]).await?;
+    assert!(first.is_some());
+    let org1 = users.range(("org1", 0)..("org1", 100)).await?;
+    assert_eq!(org1.len(), 1);
+
+    let n = store
+        .transact(async |txn| {
+            let n = txn.slot(&USERS)?.keys().await?.len();
+            Ok(n)
+        })
+        .await?;
+    assert_eq!(n, 1);
+    let slots = store.slots().await?;
+    assert_eq!(slots.len(), 1);
+    assert_eq!((slots[0].slot, slots[0].name.as_str()), (1, "users"));
+    drop(snap);
+    store.merge().await?;
+    drop(store);
+    let store = open::<E>(&r).await?;
+    assert_eq!(store.slots().await?, slots);
     Ok(())
 }
 
@@ -140,7 +191,7 @@ enum Damage {
 }
 
 async fn commit_one<E: Engine>(store: &Store<E>, key: &str, value: u32) -> Result<()> {
-    let mut t = store.current().await;
+    let mut t = store.current();
     t.insert(0, &key, value)?;
     t.commit().await?;
     Ok(())
@@ -193,7 +244,7 @@ async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
 
         let store = open::<E>(&r).await?;
         {
-            let t = store.current().await;
+            let t = store.current();
             assert_eq!(
                 t.get::<_, u32>(0, &"a").await?,
                 Some(1),
@@ -210,7 +261,7 @@ async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
         for round in 0..3 {
             let before = files(&storage).await?;
             let store = open::<E>(&r).await?;
-            let t = store.current().await;
+            let t = store.current();
             assert_eq!(
                 t.get::<_, u32>(0, &"a").await?,
                 Some(1),

@@ -38,11 +38,11 @@ async fn tear_and_reopen<E: Engine>(
         .max_value_size(size + 1024)
         .segment_size(4 * size as u64);
     let store = Store::<E>::open_tuned(storage.clone(), options.clone(), tuning.clone()).await?;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, &"small", 1u32)?;
     txn.commit().await?;
     let before = lengths(&storage).await?;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, &"large", serde_bytes::ByteBuf::from(vec![7u8; size]))?;
     txn.commit().await?;
     drop(store);
@@ -67,7 +67,7 @@ async fn tear_and_reopen<E: Engine>(
     let t = Instant::now();
     let store = Store::<E>::open_tuned(storage, options, tuning).await?;
     let took = t.elapsed();
-    let txn = store.snapshot().await;
+    let txn = store.snapshot();
     assert_eq!(txn.get::<_, u32>(0, &"small").await?, Some(1));
     assert_eq!(
         txn.get::<_, serde_bytes::ByteBuf>(0, &"large").await?,

@@ -47,7 +47,7 @@ fn dir_names(dir: &Path) -> Vec<String> {
 async fn write_store<A: Engine>(storage: A::Storage) -> Result<()> {
     let store = Store::<A>::open_with(storage, Options::default().segment_size(256)).await?;
     for i in 0..20u32 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.insert(0, &format!("k{i}"), i)?;
         txn.commit().await?;
     }
@@ -56,7 +56,7 @@ async fn write_store<A: Engine>(storage: A::Storage) -> Result<()> {
 
 async fn check_store<A: Engine>(storage: A::Storage) -> Result<()> {
     let store = Store::<A>::open(storage).await?;
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     for i in 0..20u32 {
         assert_eq!(snap.get::<_, u32>(0, &format!("k{i}")).await?, Some(i));
     }

@@ -131,7 +131,7 @@ pub async fn put<E: Engine>(
 ) {
     match api {
         Api::Typed => {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             txn.set_durability(durability);
             for i in ids {
                 txn.insert(
@@ -182,7 +182,7 @@ pub async fn read_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
     let mut rng = workload::Rng::new(seed);
     match api {
         Api::Typed => {
-            let snap = store.snapshot().await;
+            let snap = store.snapshot();
             for _ in 0..count {
                 let i = rng.index(n) as u64;
                 let v: Option<ByteBuf> = snap.get(SLOT, &workload::key_u128(i)).await.expect("get");
@@ -213,7 +213,7 @@ pub async fn scan_random<E: Engine>(store: &Store<E>, api: Api, n: usize, count:
     let mut rng = workload::Rng::new(seed);
     match api {
         Api::Typed => {
-            let snap = store.snapshot().await;
+            let snap = store.snapshot();
             for _ in 0..count {
                 let start = workload::key_u128(rng.index(n) as u64);
                 let rows: Vec<(u128, ByteBuf)> = snap

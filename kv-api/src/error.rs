@@ -57,7 +57,10 @@ pub enum Error {
     /// wrote after this one started. Nothing of this transaction was written; retry it.
     #[error("transaction conflict: {0}")]
     Conflict(String),
-    /// Another writer holds the storage (a second process or a second open store).
+    /// Another writer holds the storage: another process, or another store of this process.
+    /// A store holds its writer lock until [`crate::Store::close`], or until every clone of it
+    /// and every transaction and snapshot taken from it are dropped; the message says which
+    /// holder the backend sees (the file and memory backends tell this process from another).
     #[error("storage is locked by another writer: {0}")]
     Locked(String),
     /// A key or value is larger than the configured maximum.
@@ -98,6 +101,25 @@ pub enum Error {
         #[source]
         cause: Arc<Error>,
     },
+    /// A typed slot was opened with a definition ([`crate::SlotDef`]) whose name, key type or
+    /// value type differs from what the store's catalog records for that slot number: reading
+    /// it would decode the stored bytes as another type. Fix the definition, or, for a
+    /// deliberate migration, record the new one with [`crate::Store::redefine_slot`].
+    #[error(
+        "slot {slot} ({name}) is recorded with {what} {recorded}, not {requested} (Store::redefine_slot records a new definition)"
+    )]
+    SlotTypeMismatch {
+        /// The slot number.
+        slot: u8,
+        /// The slot's name in the definition that was opened.
+        name: String,
+        /// What differs: `"name"`, `"key type"` or `"value type"`.
+        what: &'static str,
+        /// What the catalog records.
+        recorded: String,
+        /// What the definition says.
+        requested: String,
+    },
     /// The caller passed something meaningless (an inverted range, an unknown option value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -128,6 +150,21 @@ pub enum Error {
         /// What the storage holds.
         found: String,
     },
+}
+
+/// A bare I/O error (from a backend of your own, say), as an [`Error::Io`] whose operation
+/// is `"i/o"`. Prefer [`Error::io`], which names the operation.
+///
+/// ```
+/// fn read_config() -> kv_api::Result<String> {
+///     Ok(std::fs::read_to_string("/nonexistent/kv.toml")?)
+/// }
+/// assert!(matches!(read_config(), Err(kv_api::Error::Io { .. })));
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::io("i/o", source)
+    }
 }
 
 impl Error {
@@ -197,6 +234,19 @@ impl Error {
                 cause: cause.clone(),
             },
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::SlotTypeMismatch {
+                slot,
+                name,
+                what,
+                recorded,
+                requested,
+            } => Error::SlotTypeMismatch {
+                slot: *slot,
+                name: name.clone(),
+                what,
+                recorded: recorded.clone(),
+                requested: requested.clone(),
+            },
             Error::Foreign { engine, found } => Error::Foreign {
                 engine,
                 found: found.clone(),

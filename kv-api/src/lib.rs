@@ -2,6 +2,8 @@
 //!
 //! * [`Store`] / [`Transaction`] / [`RangeQuery`]: the typed API users call, written once over
 //!   any engine; [`Options`], [`Version`], [`Error`].
+//! * [`SlotDef`]: a slot with its key and value types, checked by the compiler and against the
+//!   store's catalog ([`Store::slots`]); [`Store::transact`] retries a transaction on conflict.
 //! * [`Storage`] / [`StorageFile`]: what a backend implements (memory, files, IndexedDB, yours).
 //! * [`Engine`]: what an engine implements (Bitcask, LSM, yours), with its argument types
 //!   [`WriteBatch`], [`KeyRange`], [`Entry`], and the snapshot registry [`Snapshots`].
@@ -36,10 +38,12 @@ pub mod keycodec;
 mod options;
 mod range;
 mod recovery;
+mod retry;
 pub mod snapshot;
 mod storage;
 mod store;
 mod transaction;
+mod typed;
 mod version;
 
 pub use engine::{
@@ -49,10 +53,12 @@ pub use error::{Error, Result};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Options, Tuning};
 pub use range::{RangeQuery, RangeStream};
 pub use recovery::{Dropped, RecoveryReport};
+pub use retry::Retry;
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};
 pub use store::Store;
 pub use transaction::Transaction;
+pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
 pub use version::Version;
 
 pub use async_trait::async_trait;

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,14 +25,27 @@ pub(crate) fn encode_range<K: Serialize, R: RangeBounds<K>>(range: &R) -> Result
             Bound::Unbounded => Bound::Unbounded,
         })
     };
-    Ok(KeyRange {
+    let range = KeyRange {
         start: enc(range.start_bound())?,
         end: enc(range.end_bound())?,
-    })
+    };
+    if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+        (&range.start, &range.end)
+        && s > e
+    {
+        return Err(crate::Error::InvalidArgument(
+            "inverted range: its start is after its end".into(),
+        ));
+    }
+    Ok(range)
 }
 
 /// A typed scan being set up: shape it with [`reverse`](Self::reverse) and
 /// [`limit`](Self::limit), then `.await` it for a `Vec<(K, V)>` or [`stream`](Self::stream) it.
+///
+/// A range whose start lies after its end (`10..5`) is [`crate::Error::InvalidArgument`]
+/// (an empty range such as `5..5` is not: it yields nothing). Both bounds are compared as
+/// encoded keys, which order as the key type does.
 #[must_use = "a range query does nothing until awaited or streamed"]
 pub struct RangeQuery<'t, E: Engine, K, V> {
     txn: &'t Transaction<E>,
@@ -39,6 +54,18 @@ pub struct RangeQuery<'t, E: Engine, K, V> {
     reverse: bool,
     limit: Option<usize>,
     _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<E: Engine, K, V> std::fmt::Debug for RangeQuery<'_, E, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeQuery")
+            .field("slot", &self.slot)
+            .field("reverse", &self.reverse)
+            .field("limit", &self.limit)
+            .field("key", &std::any::type_name::<K>())
+            .field("value", &std::any::type_name::<V>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'t, E: Engine, K, V> RangeQuery<'t, E, K, V>
@@ -79,15 +106,18 @@ where
             self.txn.note_range(self.slot, &range);
         }
         RangeStream {
-            txn: self.txn,
-            slot: self.slot,
-            lower: range.start,
-            upper: range.end,
-            reverse: self.reverse,
-            remaining: self.limit,
-            buf: VecDeque::new(),
-            exhausted: false,
-            error,
+            cursor: Some(Cursor {
+                txn: self.txn,
+                slot: self.slot,
+                lower: range.start,
+                upper: range.end,
+                reverse: self.reverse,
+                remaining: self.limit,
+                buf: VecDeque::new(),
+                exhausted: false,
+                error,
+            }),
+            fetch: None,
             _types: PhantomData,
         }
     }
@@ -105,7 +135,8 @@ where
     fn into_future(self) -> Self::IntoFuture {
         let mut stream = self.stream();
         Box::pin(async move {
-            let mut out = Vec::with_capacity(stream.remaining.map_or(0, |n| n.min(PAGE)));
+            let want = stream.cursor.as_ref().and_then(|c| c.remaining);
+            let mut out = Vec::with_capacity(want.map_or(0, |n| n.min(PAGE)));
             while let Some(entry) = stream.next().await? {
                 out.push(entry);
             }
@@ -115,7 +146,31 @@ where
 }
 
 /// A paging cursor over a typed range. Holds at most one page of entries in memory.
+///
+/// Call [`next`](Self::next) in a loop, or use it as a [`futures_core::Stream`] of
+/// `Result<(K, V)>` (with `StreamExt` of `futures` or `tokio-stream`); the stream ends after
+/// the first error.
+///
+/// ```
+/// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+/// let txn = store.snapshot();
+/// let mut rows = txn.range::<u32, String>(0, 10..20).stream();
+/// while let Some((id, name)) = rows.next().await? {
+///     println!("{id}: {name}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct RangeStream<'t, E: Engine, K, V> {
+    /// `None` only while a page is being fetched by `fetch`.
+    cursor: Option<Cursor<'t, E>>,
+    /// The fetch of the next page, when the buffer ran dry inside `poll_next`.
+    fetch: Option<BoxFuture<'t, (Cursor<'t, E>, Result<()>)>>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+/// The untyped part of a [`RangeStream`]: the bounds still to scan and one page of entries.
+struct Cursor<'t, E: Engine> {
     txn: &'t Transaction<E>,
     slot: Slot,
     lower: Bound<Vec<u8>>,
@@ -125,7 +180,32 @@ pub struct RangeStream<'t, E: Engine, K, V> {
     buf: VecDeque<(Vec<u8>, Vec<u8>)>,
     exhausted: bool,
     error: Option<crate::Error>,
-    _types: PhantomData<fn() -> (K, V)>,
+}
+
+/// A key with its value, if the value was asked for.
+type Polled<K, V> = (K, Option<V>);
+
+/// What one step of a [`Cursor`] gives without waiting.
+enum Step {
+    Entry(Vec<u8>, Vec<u8>),
+    End,
+    Refill,
+}
+
+impl<E: Engine, K, V> std::fmt::Debug for RangeStream<'_, E, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RangeStream");
+        if let Some(c) = &self.cursor {
+            d.field("slot", &c.slot)
+                .field("reverse", &c.reverse)
+                .field("remaining", &c.remaining)
+                .field("buffered", &c.buf.len())
+                .field("exhausted", &c.exhausted);
+        }
+        d.field("key", &std::any::type_name::<K>())
+            .field("value", &std::any::type_name::<V>())
+            .finish()
+    }
 }
 
 impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, V> {
@@ -133,50 +213,118 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     /// another type is [`crate::Error::Decode`].
     #[allow(clippy::should_implement_trait)]
     pub async fn next(&mut self) -> Result<Option<(K, V)>> {
-        while let Some((k, v)) = self.next_raw().await? {
-            if let Ok(key) = decode_key::<K>(&k) {
-                self.count();
-                return Ok(Some((key, decode_value(&v)?)));
-            }
-        }
-        Ok(None)
+        // `poll_entry(.., true)` gives every entry its value.
+        Ok(std::future::poll_fn(|cx| self.poll_entry(cx, true))
+            .await?
+            .and_then(|(k, v)| Some((k, v?))))
     }
 
     /// The next key only (values are not decoded).
     pub async fn next_key(&mut self) -> Result<Option<K>> {
-        while let Some((k, _)) = self.next_raw().await? {
-            if let Ok(key) = decode_key::<K>(&k) {
-                self.count();
-                return Ok(Some(key));
-            }
-        }
-        Ok(None)
+        std::future::poll_fn(|cx| self.poll_entry(cx, false))
+            .await
+            .map(|e| e.map(|(k, _)| k))
     }
 
+    /// Polls for the next entry of key type `K` (decoding its value if `values`).
+    fn poll_entry(
+        &mut self,
+        cx: &mut Context<'_>,
+        values: bool,
+    ) -> Poll<Result<Option<Polled<K, V>>>> {
+        loop {
+            if let Some(fetch) = &mut self.fetch {
+                let (cursor, outcome) = std::task::ready!(fetch.as_mut().poll(cx));
+                self.fetch = None;
+                self.cursor = Some(cursor);
+                if let Err(e) = outcome {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            let Some(cursor) = &mut self.cursor else {
+                return Poll::Ready(Ok(None));
+            };
+            match cursor.step() {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(Step::End) => return Poll::Ready(Ok(None)),
+                Ok(Step::Entry(k, v)) => {
+                    let Ok(key) = decode_key::<K>(&k) else {
+                        continue; // a key of another type
+                    };
+                    cursor.count();
+                    let value = if values {
+                        match decode_value(&v) {
+                            Ok(v) => Some(v),
+                            Err(e) => return Poll::Ready(Err(e)),
+                        }
+                    } else {
+                        None
+                    };
+                    return Poll::Ready(Ok(Some((key, value))));
+                }
+                Ok(Step::Refill) => {
+                    if let Some(mut cursor) = self.cursor.take() {
+                        self.fetch = Some(Box::pin(async move {
+                            let outcome = cursor.refill().await;
+                            (cursor, outcome)
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<E, K, V> futures_core::Stream for RangeStream<'_, E, K, V>
+where
+    E: Engine,
+    K: DeserializeOwned,
+    V: DeserializeOwned,
+{
+    type Item = Result<(K, V)>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is `Unpin` (the fetch is boxed).
+        let this = self.get_mut();
+        match std::task::ready!(this.poll_entry(cx, true)) {
+            Ok(Some((k, Some(v)))) => Poll::Ready(Some(Ok((k, v)))),
+            Ok(Some((_, None))) | Ok(None) => Poll::Ready(None),
+            Err(e) => {
+                // The stream ends after its first error.
+                if let Some(c) = &mut this.cursor {
+                    c.exhausted = true;
+                    c.buf.clear();
+                }
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+}
+
+impl<'t, E: Engine> Cursor<'t, E> {
     fn count(&mut self) {
         if let Some(n) = &mut self.remaining {
-            // Never 0 here: `next_raw` yields nothing once the limit is reached.
+            // Never 0 here: `step` yields nothing once the limit is reached.
             *n = n.saturating_sub(1);
         }
     }
 
-    async fn next_raw(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// The next raw entry if one is at hand, the end, or that a page must be fetched.
+    fn step(&mut self) -> Result<Step> {
         if let Some(e) = self.error.take() {
             self.exhausted = true;
             return Err(e);
         }
-        loop {
-            if self.remaining == Some(0) {
-                return Ok(None);
-            }
-            if let Some(entry) = self.buf.pop_front() {
-                return Ok(Some(entry));
-            }
-            if self.exhausted {
-                return Ok(None);
-            }
-            self.refill().await?;
+        if self.remaining == Some(0) {
+            return Ok(Step::End);
         }
+        if let Some((k, v)) = self.buf.pop_front() {
+            return Ok(Step::Entry(k, v));
+        }
+        if self.exhausted {
+            return Ok(Step::End);
+        }
+        Ok(Step::Refill)
     }
 
     /// Fetches the next page from the engine and overlays the transaction's own writes on
@@ -256,5 +404,31 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
             _ => self.exhausted = true,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    #[allow(clippy::reversed_empty_ranges, reason = "inverted on purpose")]
+    fn inverted_ranges_are_invalid_arguments() {
+        assert!(matches!(
+            encode_range(&(10u32..5)),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            encode_range(&("b"..="a")),
+            Err(Error::InvalidArgument(_))
+        ));
+        // Empty is not inverted.
+        assert!(encode_range(&(5u32..5)).is_ok_and(|r| r.is_empty()));
+        assert!(encode_range(&(5u32..=5)).is_ok_and(|r| !r.is_empty()));
+        assert!(encode_range(&(5u32..)).is_ok());
+        // Order is the type's, not the bytes' of a naive encoding: -1 < 1.
+        assert!(encode_range(&(-1i32..1)).is_ok());
+        assert!(encode_range(&(1i32..-1)).is_err());
     }
 }

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{decode_value, encode_key, encode_key_prefix, encode_value};
 use crate::range::{RangeQuery, encode_range};
+use crate::typed::{CATALOG_SLOT, Catalog, SlotInfo};
 use crate::{
     Durability, Engine, Error, KeyRange, Result, Slot, Snapshot, Version, Write, WriteBatch,
 };
@@ -33,6 +34,34 @@ pub struct Transaction<E: Engine> {
     reads: Mutex<Reads>,
     last_write_ms: Option<u64>,
     durability: Option<Durability>,
+    /// The store's catalog of typed slots.
+    pub(crate) catalog: Arc<Catalog>,
+    /// Slots this transaction records in the catalog (their entries are in `writes` too).
+    pub(crate) catalog_writes: Vec<SlotInfo>,
+}
+
+/// [`Error::InvalidArgument`] for the catalog's slot.
+fn not_catalog(slot: Slot) -> Result<()> {
+    if slot == CATALOG_SLOT {
+        return Err(Error::InvalidArgument(format!(
+            "slot {CATALOG_SLOT} is the store's catalog of typed slots; the untyped API does not write it"
+        )));
+    }
+    Ok(())
+}
+
+/// Shows the engine, the version read at, whether it is read-only and how many writes are
+/// buffered; never keys or values.
+impl<E: Engine> std::fmt::Debug for Transaction<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("engine", &E::NAME)
+            .field("version", &self.snapshot.version())
+            .field("read_only", &self.read_only)
+            .field("closed", &self.closed)
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
@@ -42,7 +71,12 @@ struct Reads {
 }
 
 impl<E: Engine> Transaction<E> {
-    pub(crate) fn new(engine: Arc<E>, snapshot: Result<Snapshot>, read_only: bool) -> Self {
+    pub(crate) fn new(
+        engine: Arc<E>,
+        catalog: Arc<Catalog>,
+        snapshot: Result<Snapshot>,
+        read_only: bool,
+    ) -> Self {
         let (snapshot, closed) = match snapshot {
             Ok(s) => (s, false),
             Err(_) => (Snapshot::unpinned(Version::ZERO), true),
@@ -56,10 +90,12 @@ impl<E: Engine> Transaction<E> {
             reads: Mutex::new(Reads::default()),
             last_write_ms: None,
             durability: None,
+            catalog,
+            catalog_writes: Vec::new(),
         }
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.closed {
             Err(Error::Closed)
         } else {
@@ -67,7 +103,7 @@ impl<E: Engine> Transaction<E> {
         }
     }
 
-    fn check_write(&self, what: &'static str) -> Result<()> {
+    pub(crate) fn check_write(&self, what: &'static str) -> Result<()> {
         self.check()?;
         if self.read_only || self.engine.options().read_only {
             return Err(Error::ReadOnly(what));
@@ -160,15 +196,26 @@ impl<E: Engine> Transaction<E> {
         }
     }
 
-    /// Sets `key` in `slot` to `value` (buffered until commit).
+    /// Sets `key` in `slot` to `value` (buffered until commit). Slot [`CATALOG_SLOT`] (255)
+    /// is the store's catalog of typed slots: writing it is [`Error::InvalidArgument`].
     pub fn insert<K, V>(&mut self, slot: Slot, key: &K, value: V) -> Result<()>
     where
         K: Serialize + ?Sized,
         V: Serialize,
     {
+        not_catalog(slot)?;
+        self.insert_unchecked(slot, key, &value)
+    }
+
+    /// [`Self::insert`] into any slot, the catalog's too.
+    pub(crate) fn insert_unchecked<K, V>(&mut self, slot: Slot, key: &K, value: &V) -> Result<()>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
         self.check_write("insert")?;
         let k = self.checked_key(key)?;
-        let v = encode_value(&value)?;
+        let v = encode_value(value)?;
         let max = self.engine.options().max_value_size;
         if v.len() > max {
             return Err(Error::TooLarge {
@@ -183,7 +230,17 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Removes `key` from `slot` (buffered until commit). The removal becomes a version.
+    /// Slot [`CATALOG_SLOT`] is refused ([`Error::InvalidArgument`]).
     pub fn remove<K>(&mut self, slot: Slot, key: &K) -> Result<()>
+    where
+        K: Serialize + ?Sized,
+    {
+        not_catalog(slot)?;
+        self.remove_unchecked(slot, key)
+    }
+
+    /// [`Self::remove`] from any slot.
+    pub(crate) fn remove_unchecked<K>(&mut self, slot: Slot, key: &K) -> Result<()>
     where
         K: Serialize + ?Sized,
     {
@@ -205,6 +262,16 @@ impl<E: Engine> Transaction<E> {
             });
         }
         Ok(k)
+    }
+
+    /// Records `info` in the catalog with this transaction's commit.
+    pub(crate) fn record_slot(&mut self, info: SlotInfo) -> Result<()> {
+        self.check_write("slot_mut")?;
+        let (key, value) = info.encode()?;
+        self.writes.insert((CATALOG_SLOT, key), Some(value));
+        self.touch();
+        self.catalog_writes.push(info);
+        Ok(())
     }
 
     fn touch(&mut self) {
@@ -311,6 +378,8 @@ impl<E: Engine> Transaction<E> {
         }
         self.check_write("commit")?;
         let reads = std::mem::take(&mut *self.reads.lock());
+        let catalog = self.catalog;
+        let recorded = self.catalog_writes;
         let batch = WriteBatch {
             start: self.snapshot.clone(),
             reads: reads.keys,
@@ -322,7 +391,9 @@ impl<E: Engine> Transaction<E> {
                 .collect(),
             durability: self.durability,
         };
-        self.engine.commit(batch).await
+        let version = self.engine.commit(batch).await?;
+        catalog.record(recorded);
+        Ok(version)
     }
 
     pub(crate) fn snapshot_seq(&self) -> u64 {

@@ -37,6 +37,15 @@ struct Dir {
     open: Mutex<HashMap<String, Weak<Inner>>>,
 }
 
+impl std::fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStorage")
+            .field("path", &self.inner.path)
+            .field("open_files", &self.inner.open.lock().len())
+            .finish()
+    }
+}
+
 impl FileStorage {
     /// Opens (creating it if needed) the directory `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -272,7 +281,31 @@ impl StorageFile for FileHandle {
     }
 }
 
-struct OsLock(#[allow(dead_code)] File);
+/// The directories whose `LOCK` this process holds, so that a refused lock can say whether
+/// the holder is in this process (another open store, or a transaction that outlives its
+/// store) or in another one.
+static HELD_HERE: Mutex<Vec<PathBuf>> = parking_lot::const_mutex(Vec::new());
+
+/// The OS lock on a `LOCK` file, registered in [`HELD_HERE`] while it is held.
+struct OsLock {
+    _file: File,
+    dir: PathBuf,
+}
+
+impl Drop for OsLock {
+    fn drop(&mut self) {
+        let mut held = HELD_HERE.lock();
+        if let Some(i) = held.iter().position(|d| *d == self.dir) {
+            held.swap_remove(i);
+        }
+    }
+}
+
+/// The directory as this process names it in [`HELD_HERE`] (canonical where possible, so
+/// `./data` and `/abs/data` are one directory).
+fn lock_key(dir: &Path) -> PathBuf {
+    fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
 
 #[kv_api::async_trait]
 impl Storage for FileStorage {
@@ -365,12 +398,25 @@ impl Storage for FileStorage {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open LOCK", e))?;
+        let dir = lock_key(&self.inner.path);
         match file.try_lock() {
-            Ok(()) => Ok(LockGuard::new(OsLock(file))),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(
-                "{} is open for writing by another store or process",
-                self.inner.path.display()
-            ))),
+            Ok(()) => {
+                HELD_HERE.lock().push(dir.clone());
+                Ok(LockGuard::new(OsLock { _file: file, dir }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = if HELD_HERE.lock().contains(&dir) {
+                    "another store in this process (a store stays open while any clone of it, \
+                     or any transaction or snapshot taken from it, is alive; or call \
+                     `Store::close`)"
+                } else {
+                    "another process"
+                };
+                Err(Error::Locked(format!(
+                    "{} is open for writing by {holder}",
+                    self.inner.path.display()
+                )))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock LOCK", e)),
         }
     }
@@ -431,7 +477,10 @@ mod tests {
         let a = FileStorage::open(dir.path()).await?;
         let b = FileStorage::open(dir.path()).await?;
         let guard = a.lock().await?;
-        assert!(matches!(b.lock().await, Err(Error::Locked(_))));
+        let Err(Error::Locked(why)) = b.lock().await else {
+            panic!("a second lock in this process was not refused");
+        };
+        assert!(why.contains("another store in this process"), "{why}");
         drop(guard);
         b.lock().await?;
         Ok(())

@@ -25,6 +25,17 @@ pub struct MemoryStorage {
     locked: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files = self.files.lock().len();
+        f.debug_struct("MemoryStorage")
+            .field("files", &files)
+            .field("bytes", &self.total_bytes())
+            .field("locked", &self.locked.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
 impl MemoryStorage {
     /// An empty storage.
     pub fn new() -> Self {
@@ -161,7 +172,10 @@ impl Storage for MemoryStorage {
     async fn lock(&self) -> Result<LockGuard> {
         if self.locked.swap(true, Ordering::AcqRel) {
             return Err(Error::Locked(
-                "memory storage is already open for writing".into(),
+                "this memory storage is open for writing by another store in this process (a \
+                 store stays open while any clone of it, or any transaction or snapshot taken \
+                 from it, is alive; or call `Store::close`)"
+                    .into(),
             ));
         }
         Ok(LockGuard::new(MemoryLock(self.locked.clone())))
@@ -169,5 +183,24 @@ impl Storage for MemoryStorage {
 
     async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.files.lock().contains_key(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_writer_is_locked_until_the_first_drops() -> Result<()> {
+        let a = MemoryStorage::new();
+        let guard = a.lock().await?;
+        let Err(Error::Locked(why)) = a.clone().lock().await else {
+            panic!("a second lock was not refused");
+        };
+        assert!(why.contains("another store in this process"), "{why}");
+        assert!(format!("{a:?}").contains("locked: true"));
+        drop(guard);
+        a.lock().await?;
+        Ok(())
     }
 }

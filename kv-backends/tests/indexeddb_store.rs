@@ -26,12 +26,12 @@ async fn smoke<E: Engine<Storage = IndexedDbStorage>>(name: &str) {
             .await
             .unwrap();
         for i in 0..50u32 {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             txn.insert(0, &i, format!("v{i}")).unwrap();
             txn.insert(1, &"counter", i).unwrap();
             txn.commit().await.unwrap();
         }
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.remove(0, &7u32).unwrap();
         txn.commit().await.unwrap();
 
@@ -42,7 +42,7 @@ async fn smoke<E: Engine<Storage = IndexedDbStorage>>(name: &str) {
             second.err()
         );
 
-        let txn = store.snapshot().await;
+        let txn = store.snapshot();
         assert_eq!(
             txn.get::<_, String>(0, &3u32).await.unwrap().as_deref(),
             Some("v3")
@@ -59,7 +59,7 @@ async fn smoke<E: Engine<Storage = IndexedDbStorage>>(name: &str) {
     let store = Store::<E>::open(IndexedDbStorage::open(name).await.unwrap())
         .await
         .unwrap();
-    let txn = store.snapshot().await;
+    let txn = store.snapshot();
     assert_eq!(
         txn.get::<_, String>(0, &49u32).await.unwrap().as_deref(),
         Some("v49")

@@ -10,21 +10,21 @@
 //! # async fn main() -> kv_api::Result<()> {
 //! let storage = MemoryStorage::new();
 //! let store = Store::<Bitcask<MemoryStorage>>::open(storage.clone()).await?;
-//! let mut txn = store.current().await;
+//! let mut txn = store.current();
 //! txn.insert(0, &"key1", 1u8)?;
 //! txn.commit().await?;
-//! let mut txn = store.current().await;
+//! let mut txn = store.current();
 //! txn.insert(0, &"key1", 2u8)?;
 //! txn.commit().await?;
 //!
-//! let txn = store.snapshot().await;
+//! let txn = store.snapshot();
 //! assert_eq!(txn.versions(0, &"key1").await?.len(), 2);
 //! drop(txn);
 //! store.merge().await?; // keeps only the latest value of each key
 //! drop(store);
 //!
 //! let store = Store::<Bitcask<MemoryStorage>>::open(storage).await?;
-//! let txn = store.snapshot().await;
+//! let txn = store.snapshot();
 //! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(2));
 //! assert_eq!(txn.versions(0, &"key1").await?.len(), 1);
 //! # Ok(())

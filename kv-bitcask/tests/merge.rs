@@ -47,14 +47,14 @@ async fn merge_keeps_latest_values_and_reopens_from_hints() -> Result<()> {
         );
         last = store.version()?;
         for k in model.keys() {
-            assert_eq!(store.snapshot().await.versions(0, k).await?.len(), 1);
+            assert_eq!(store.snapshot().versions(0, k).await?.len(), 1);
         }
         // The removed keys are gone, even from get_unremoved.
         let removed = (0..50)
             .map(|i| format!("k{i:03}"))
             .find(|k| !model.contains_key(k));
         let removed = removed.expect("fill removes some keys");
-        let snap = store.snapshot().await;
+        let snap = store.snapshot();
         assert_eq!(snap.get_unremoved::<_, u64>(0, &removed).await?, None);
     }
     let names = storage.list().await?;
@@ -101,7 +101,7 @@ async fn merge_keeps_what_open_snapshots_see() -> Result<()> {
     put(&store, "a", 1).await?;
     put(&store, "b", 1).await?;
     put(&store, "a", 2).await?;
-    let old = store.snapshot().await; // a=2, b=1
+    let old = store.snapshot(); // a=2, b=1
     put(&store, "a", 3).await?;
     del(&store, "b").await?;
     put(&store, "a", 4).await?;
@@ -116,7 +116,7 @@ async fn merge_keeps_what_open_snapshots_see() -> Result<()> {
             .await?,
         Some(2)
     );
-    let now = store.snapshot().await;
+    let now = store.snapshot();
     assert_eq!(now.get::<_, u64>(0, "a").await?, Some(4));
     assert_eq!(now.get::<_, u64>(0, "b").await?, None);
     // Versions newer than the snapshot are all kept: a=3 and a=4, and b's removal.
@@ -137,7 +137,7 @@ async fn merge_keeps_what_open_snapshots_see() -> Result<()> {
     drop(old);
 
     store.merge().await?;
-    let now = store.snapshot().await;
+    let now = store.snapshot();
     assert_eq!(now.versions(0, "a").await?.len(), 1);
     assert!(now.versions(0, "b").await?.is_empty());
     assert_eq!(store.stats().await?.versions, 1);
@@ -273,7 +273,7 @@ async fn merge_runs_beside_commits_and_reads() -> Result<()> {
         let store = store.clone();
         tokio::spawn(async move {
             for round in 0..200u64 {
-                let snap = store.snapshot().await;
+                let snap = store.snapshot();
                 let k = format!("k{:03}", round % 100);
                 let v = snap.get::<_, u64>(0, &k).await?.expect("present");
                 assert_eq!(v % 100, round % 100);

@@ -83,11 +83,11 @@ async fn random_histories_match_the_model() -> Result<()> {
                 2 => {
                     pinned = match pinned {
                         Some(_) => None,
-                        None => Some(store.snapshot().await),
+                        None => Some(store.snapshot()),
                     };
                 }
                 _ => {
-                    let mut txn = store.current().await;
+                    let mut txn = store.current();
                     let mut writes = Vec::new();
                     for _ in 0..=rng.below(3) {
                         let key = format!("k{}", rng.below(12));
@@ -105,7 +105,7 @@ async fn random_histories_match_the_model() -> Result<()> {
                 }
             }
             if step % 10 == 9 {
-                let now = store.snapshot().await;
+                let now = store.snapshot();
                 check_view(&now, &model, now.version().seq()).await?;
                 if let Some(p) = &pinned {
                     check_view(p, &model, p.version().seq()).await?;
@@ -116,7 +116,7 @@ async fn random_histories_match_the_model() -> Result<()> {
         let at = store.version()?.seq();
         drop(store);
         let store = open_with(&storage, options()).await?;
-        check_view(&store.snapshot().await, &model, at).await?;
+        check_view(&store.snapshot(), &model, at).await?;
     }
     Ok(())
 }

@@ -10,17 +10,17 @@ use kv_bitcask::Bitcask;
 
 async fn readme_example<S: Storage>(storage: S) -> Result<()> {
     let store = Store::<Bitcask<S>>::open(storage.clone()).await?;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, &"key1", 1u8)?;
     txn.commit().await?;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.remove(0, &"key1")?;
     txn.commit().await?;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, &"key1", 3u8)?;
     txn.commit().await?;
 
-    let txn = store.current().await;
+    let txn = store.current();
     let versions = txn.versions(0, &"key1").await?;
     assert_eq!(versions.len(), 3);
     assert_eq!(
@@ -38,7 +38,7 @@ async fn readme_example<S: Storage>(storage: S) -> Result<()> {
     drop(store);
 
     let store = Store::<Bitcask<S>>::open(storage).await?;
-    let txn = store.current().await;
+    let txn = store.current();
     let versions = txn.versions(0, &"key1").await?;
     assert_eq!(versions.len(), 1);
     assert_eq!(
@@ -73,7 +73,7 @@ async fn torn_middle_txn_then_commit_at_every_byte() -> Result<()> {
     let after_a = files(&base).await?;
     {
         let store = open(&base).await?;
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.insert(0, "b", 2u64)?;
         txn.insert(0, "b2", 22u64)?;
         txn.commit().await?;
@@ -138,7 +138,7 @@ async fn torn_tail_at_every_byte_through_the_storage_api() -> Result<()> {
         put(&store, "a", 1).await?;
         let seg = segments(&files(&storage).await?).pop().expect("segment");
         let a_len = storage.open(&seg).await?.len().await?;
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.insert(0, "b", 2u64)?;
         txn.insert(0, "b2", 3u64)?;
         txn.commit().await?;

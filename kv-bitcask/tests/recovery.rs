@@ -31,15 +31,12 @@ async fn reopen_after_many_commits() -> Result<()> {
         let store = open(&storage).await?;
         history(&store, 600, &mut model).await?;
         check(&store, &model).await?;
-        versions_before = store.snapshot().await.versions(0, "k0").await?;
+        versions_before = store.snapshot().versions(0, "k0").await?;
     }
     let store = open(&storage).await?;
     check(&store, &model).await?;
     assert_eq!(store.version()?.seq(), 600);
-    assert_eq!(
-        store.snapshot().await.versions(0, "k0").await?,
-        versions_before
-    );
+    assert_eq!(store.snapshot().versions(0, "k0").await?, versions_before);
     let stats = store.stats().await?;
     assert_eq!(stats.versions, 600);
     assert_eq!(stats.live_keys, model.len() as u64);
@@ -56,7 +53,7 @@ async fn rolled_segments_reopen_from_hints() -> Result<()> {
     {
         let store = open_with(&storage, options()).await?;
         history(&store, 300, &mut model).await?;
-        versions = store.snapshot().await.versions(0, "k7").await?;
+        versions = store.snapshot().versions(0, "k7").await?;
         let stats = store.stats().await?;
         assert!(stats.files > 20, "{stats:?}");
         // Every segment stays within the limit (a transaction never spans two).
@@ -88,7 +85,7 @@ async fn rolled_segments_reopen_from_hints() -> Result<()> {
         "sealed segments are loaded from hints: only their headers are read"
     );
     check(&store, &model).await?;
-    assert_eq!(store.snapshot().await.versions(0, "k7").await?, versions);
+    assert_eq!(store.snapshot().versions(0, "k7").await?, versions);
     assert_eq!(store.version()?.seq(), 300);
     // Writing on after reopening rolls on too.
     history(&store, 50, &mut model).await?;
@@ -378,7 +375,7 @@ async fn failures_during_a_roll_lose_nothing_committed() -> Result<()> {
             }
         }
         let store = open_with(&storage, options).await?;
-        let snap = store.snapshot().await;
+        let snap = store.snapshot();
         for (k, v) in &model {
             assert_eq!(
                 snap.get::<_, u64>(0, k).await?,
@@ -521,7 +518,7 @@ async fn identity_missing_foreign_or_newer_is_refused() -> Result<()> {
             errors.push(open_with(&s, options).await.err());
             assert_eq!(files(&s).await?, left, "a failed open changed files");
         }
-        Result::Ok(errors)
+        Result::<_, Error>::Ok(errors)
     };
     let mut left = written.clone();
     left.remove("IDENTITY");

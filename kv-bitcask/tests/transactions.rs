@@ -12,8 +12,8 @@ use kv_bitcask::Bitcask;
 #[tokio::test]
 async fn write_write_conflict_leaves_nothing_of_the_loser() -> Result<()> {
     let store = open(&MemoryStorage::new()).await?;
-    let mut t1 = store.current().await;
-    let mut t2 = store.current().await;
+    let mut t1 = store.current();
+    let mut t2 = store.current();
     t1.insert(0, "k", 1u64)?;
     t2.insert(0, "k", 2u64)?;
     t2.insert(0, "other", 2u64)?;
@@ -22,7 +22,7 @@ async fn write_write_conflict_leaves_nothing_of_the_loser() -> Result<()> {
     assert!(matches!(err, Some(Error::Conflict(_))), "{err:?}");
     assert_eq!(get(&store, "k").await?, Some(1));
     assert_eq!(get(&store, "other").await?, None);
-    assert_eq!(store.snapshot().await.versions(0, "k").await?.len(), 1);
+    assert_eq!(store.snapshot().versions(0, "k").await?.len(), 1);
     assert_eq!(store.stats().await?.versions, 1);
     Ok(())
 }
@@ -31,14 +31,14 @@ async fn write_write_conflict_leaves_nothing_of_the_loser() -> Result<()> {
 async fn read_write_conflict() -> Result<()> {
     let store = open(&MemoryStorage::new()).await?;
     put(&store, "balance", 10).await?;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     let seen: Option<u64> = t1.get(0, "balance").await?;
     put(&store, "balance", 20).await?;
     t1.insert(0, "copy", seen.unwrap_or_default())?;
     assert!(matches!(t1.commit().await, Err(Error::Conflict(_))));
     assert_eq!(get(&store, "copy").await?, None);
     // A range read conflicts with an insert inside the range.
-    let mut t = store.current().await;
+    let mut t = store.current();
     let rows = t
         .range::<String, u64>(0, "m".to_string().."p".to_string())
         .await?;
@@ -54,13 +54,13 @@ async fn read_write_conflict() -> Result<()> {
 async fn typed_errors_and_sizes() -> Result<()> {
     let storage = MemoryStorage::new();
     let store = open_with(&storage, Options::default()).await?;
-    let mut t = store.current().await;
+    let mut t = store.current();
     t.insert(0, "s", "a string")?;
     t.insert(0, "", 7u64)?; // an empty string key
     let big = vec![0xabu8; 1 << 20];
     t.insert(0, "big", &big)?;
     t.commit().await?;
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     assert!(matches!(
         snap.get::<_, u64>(0, "s").await,
         Err(Error::Decode { .. })
@@ -87,7 +87,7 @@ async fn typed_errors_and_sizes() -> Result<()> {
         Some(b"empty".to_vec())
     );
     assert_eq!(
-        store.snapshot().await.get::<_, Vec<u8>>(0, "big").await?,
+        store.snapshot().get::<_, Vec<u8>>(0, "big").await?,
         Some(big)
     );
     drop(store);
@@ -98,7 +98,7 @@ async fn typed_errors_and_sizes() -> Result<()> {
         Options::default().max_value_size(1000).max_key_size(10),
     )
     .await?;
-    let mut t = store.current().await;
+    let mut t = store.current();
     assert!(matches!(
         t.insert(0, "v", vec![1u8; 2000]),
         Err(Error::TooLarge { what: "value", .. })
@@ -132,19 +132,19 @@ async fn typed_errors_and_sizes() -> Result<()> {
 #[tokio::test]
 async fn scans_follow_key_order_slots_and_limits() -> Result<()> {
     let store = open(&MemoryStorage::new()).await?;
-    let mut t = store.current().await;
+    let mut t = store.current();
     for i in (0..100u32).rev() {
         t.insert(1, &i, i * 10)?;
     }
     t.insert(0, &5u32, 0u32)?;
     t.insert(2, &5u32, 0u32)?;
     t.commit().await?;
-    let mut t = store.current().await;
+    let mut t = store.current();
     for i in (0..100u32).filter(|i| i % 10 == 0) {
         t.remove(1, &i)?;
     }
     t.commit().await?;
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     let rows = snap.range::<u32, u32>(1, 10..20).await?;
     assert_eq!(rows, (11..20).map(|i| (i, i * 10)).collect::<Vec<_>>());
     let rows = snap
@@ -195,7 +195,7 @@ async fn versions_and_unremoved_reads() -> Result<()> {
     let store = open(&MemoryStorage::new()).await?;
     let v1 = put(&store, "k", 1).await?;
     let v2 = del(&store, "k").await?;
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     assert_eq!(snap.get::<_, u64>(0, "k").await?, None);
     assert_eq!(snap.get_unremoved::<_, u64>(0, "k").await?, Some(1));
     let versions = snap.versions(0, "k").await?;
@@ -236,7 +236,7 @@ async fn concurrent_committers<S: kv_api::Storage>(storage: S) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut versions = Vec::new();
             for i in 0..5u64 {
-                let mut t = store.current().await;
+                let mut t = store.current();
                 t.insert(0, &format!("t{task:02}-{i}"), task * 100 + i)?;
                 versions.push(t.commit().await?);
             }
@@ -253,7 +253,7 @@ async fn concurrent_committers<S: kv_api::Storage>(storage: S) -> Result<()> {
     assert_eq!(all.last().map(|v| v.seq()), Some(320));
     drop(store);
     let store = Store::<Bitcask<S>>::open(storage).await?;
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     for task in 0..64u64 {
         for i in 0..5u64 {
             let v: Option<u64> = snap.get(0, &format!("t{task:02}-{i}")).await?;
@@ -285,7 +285,7 @@ async fn contended_counter_loses_no_update() -> Result<()> {
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
                 loop {
-                    let mut t = store.current().await;
+                    let mut t = store.current();
                     let n: u64 = t.get(0, "n").await?.unwrap_or_default();
                     t.insert(0, "n", n + 1)?;
                     match t.commit().await {

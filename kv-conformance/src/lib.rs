@@ -21,6 +21,8 @@
 //! # What is checked
 //!
 //! CRUD in independent slots; typed round trips and typed errors (`Decode`, `TooLarge`);
+//! typed slots (`SlotDef`), borrowed keys, the catalog of slots and its type checks, retried
+//! transactions (`Store::transact`);
 //! isolation; write-write, read-write and range (phantom) conflicts; versions and their
 //! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
 //! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
@@ -192,6 +194,13 @@ macro_rules! __suite_cases {
             types_key_types_do_not_collide => types::key_types_do_not_collide,
             types_str_reads_as_string => types::str_reads_as_string,
             types_empty_value_is_not_removal => types::empty_value_is_not_removal,
+            typed_round_trip => typed::round_trip,
+            typed_borrowed_keys => typed::borrowed_keys,
+            typed_catalog_listing => typed::catalog_listing,
+            typed_type_mismatch_and_redefine => typed::type_mismatch_and_redefine,
+            typed_reserved_slot_refused => typed::reserved_slot_refused,
+            typed_transact_retries_conflicts => typed::transact_retries_conflicts,
+            typed_inverted_range_is_an_error => typed::inverted_range_is_an_error,
             isolation_later_commits_invisible => isolation::later_commits_invisible,
             isolation_own_writes_visible => isolation::own_writes_visible,
             isolation_own_removal => isolation::own_removal,
@@ -237,6 +246,7 @@ macro_rules! __suite_cases {
             reopen_second_writer_locked => reopen::second_writer_locked,
             reopen_closed_store => reopen::closed_store,
             reopen_close_twice => reopen::close_twice,
+            reopen_lock_held_by_live_transactions => reopen::lock_held_by_live_transactions,
             crash_power_loss_keeps_acknowledged => crash::power_loss_keeps_acknowledged,
             crash_every_boundary_power_loss => crash::every_boundary_power_loss,
             crash_every_boundary_process => crash::every_boundary_process,

@@ -164,7 +164,7 @@ where
     K: Serialize + DeserializeOwned + Ord + Clone + Debug + MaybeSend + 'static,
     V: Serialize + DeserializeOwned + PartialEq + Clone + Debug + MaybeSend + 'static,
 {
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     let seq = snap.version().seq();
     if seq != model.last() {
         return Err(Mismatch::Differs(format!(

@@ -68,7 +68,7 @@ pub fn universe(script: &[Step]) -> Vec<(Slot, u16)> {
 pub async fn run_step<E: Engine>(store: &Store<E>, step: &Step) -> Result<Option<Version>> {
     match step {
         Step::Commit(writes) => {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             for (slot, key, value) in writes {
                 match value {
                     Some(v) => txn.insert(*slot, key, v)?,

@@ -36,7 +36,7 @@ fn seed(target: &str, name: &str, bytes: &[u8]) {
 /// Some history: keys of a few types in three slots, overwrites and removals.
 async fn fill<E: kv_api::Engine>(store: &Store<E>, rounds: u32) {
     for round in 0..rounds {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         for i in 0..6u32 {
             let k = (round * 7 + i * 13) % 40;
             txn.insert(0, &format!("key-{k:03}"), format!("value {round} {i}"))

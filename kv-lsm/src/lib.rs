@@ -41,10 +41,10 @@
 //! use kv_lsm::Lsm;
 //!
 //! let store = Store::<Lsm<MemoryStorage>>::open(MemoryStorage::new()).await?;
-//! let mut txn = store.current().await;
+//! let mut txn = store.current();
 //! txn.insert(0, &"key1", 1u8)?;
 //! txn.commit().await?;
-//! let txn = store.current().await;
+//! let txn = store.current();
 //! assert_eq!(txn.get::<_, u8>(0, &"key1").await?, Some(1));
 //! store.merge().await?;
 //! # Ok::<(), kv_api::Error>(()) }).unwrap();

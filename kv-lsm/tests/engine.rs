@@ -38,18 +38,18 @@ fn key(i: u32) -> Vec<u8> {
 async fn readme_example() {
     let s = MemoryStorage::new();
     let store = open(&s, Options::default()).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(txn.get::<_, u8>(0, &"key1").await.expect("get"), None);
     txn.insert(0, &"key1", 1u8).expect("insert");
     txn.commit().await.expect("commit");
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.remove(0, &"key1").expect("remove");
     txn.commit().await.expect("commit");
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, &"key1", 3u8).expect("insert");
     txn.commit().await.expect("commit");
 
-    let txn = store.current().await;
+    let txn = store.current();
     let versions = txn.versions(0, &"key1").await.expect("versions");
     assert_eq!(versions.len(), 3);
     let mut values = Vec::new();
@@ -72,7 +72,7 @@ async fn readme_example() {
     drop(store);
 
     let store = open(&s, Options::default()).await;
-    let txn = store.current().await;
+    let txn = store.current();
     let versions = txn.versions(0, &"key1").await.expect("versions");
     assert_eq!(versions.len(), 1);
     assert_eq!(txn.get::<_, u8>(0, &"key1").await.expect("get"), Some(3));
@@ -88,12 +88,12 @@ async fn readme_example() {
 async fn conflicts() {
     let s = MemoryStorage::new();
     let store = open(&s, small()).await;
-    let mut t0 = store.current().await;
+    let mut t0 = store.current();
     t0.insert(0, &"a", 0u32).expect("insert");
     t0.commit().await.expect("commit");
 
-    let mut t1 = store.current().await;
-    let mut t2 = store.current().await;
+    let mut t1 = store.current();
+    let mut t2 = store.current();
     let a1: u32 = t1.get(0, &"a").await.expect("get").expect("present");
     let a2: u32 = t2.get(0, &"a").await.expect("get").expect("present");
     t1.insert(0, &"a", a1 + 1).expect("insert");
@@ -103,21 +103,21 @@ async fn conflicts() {
     assert!(err.is_conflict(), "{err}");
 
     // Disjoint writes from concurrent transactions both commit.
-    let mut t3 = store.current().await;
-    let mut t4 = store.current().await;
+    let mut t3 = store.current();
+    let mut t4 = store.current();
     t3.insert(0, &"b", 1u32).expect("insert");
     t4.insert(0, &"c", 1u32).expect("insert");
     t3.commit().await.expect("commit");
     t4.commit().await.expect("commit");
 
     // A scanned range conflicts with an insert into it.
-    let mut t5 = store.current().await;
+    let mut t5 = store.current();
     let rows: Vec<(String, u32)> = t5
         .range(0, "a".to_string().."z".to_string())
         .await
         .expect("range");
     assert_eq!(rows.len(), 3);
-    let mut t6 = store.current().await;
+    let mut t6 = store.current();
     t6.insert(0, &"m", 1u32).expect("insert");
     t6.commit().await.expect("commit");
     t5.insert(0, &"sum", 3u32).expect("insert");
@@ -342,14 +342,14 @@ async fn typed_ranges() {
     let s = MemoryStorage::new();
     let store = open(&s, small()).await;
     for i in 0..500u32 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.insert(0, &i, i * 2).expect("insert");
         if i % 4 == 0 && i > 0 {
             txn.remove(0, &(i - 1)).expect("remove");
         }
         txn.commit().await.expect("commit");
     }
-    let txn = store.current().await;
+    let txn = store.current();
     let rows: Vec<(u32, u32)> = txn.range(0, 10u32..20).await.expect("range");
     let want: Vec<(u32, u32)> = (10..20)
         .filter(|i| i % 4 != 3)
@@ -670,7 +670,7 @@ fn background_flushes_and_compactions() {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..3000u32 {
-                    let mut txn = store.current().await;
+                    let mut txn = store.current();
                     txn.insert(0, &i, vec![i as u8; 50]).expect("insert");
                     txn.commit().await.expect("commit");
                 }
@@ -679,7 +679,7 @@ fn background_flushes_and_compactions() {
         // Readers run alongside flushes and compactions and always see a consistent prefix.
         let mut seen = 0;
         while !writer.is_finished() {
-            let txn = store.snapshot().await;
+            let txn = store.snapshot();
             let keys: Vec<u32> = txn.keys(0).await.expect("keys");
             assert!(keys.len() >= seen);
             assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>());
@@ -694,7 +694,7 @@ fn background_flushes_and_compactions() {
         store.close().await.expect("close");
         drop(store);
         let store = open(&s, opts).await;
-        let txn = store.current().await;
+        let txn = store.current();
         for i in (0..3000u32).step_by(101) {
             assert_eq!(
                 txn.get::<_, Vec<u8>>(0, &i).await.expect("get"),
@@ -715,7 +715,7 @@ fn concurrent_transfers_merges_and_compactions() {
         let s = MemoryStorage::new();
         let opts = Opts::default().memtable_size(4 << 10).block_size(512);
         let store = open(&s, opts.clone()).await;
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         for a in 0..ACCOUNTS {
             txn.insert(0, &a, 100u64).expect("insert");
         }
@@ -734,7 +734,7 @@ fn concurrent_transfers_merges_and_compactions() {
                     if from == to {
                         continue;
                     }
-                    let mut txn = store.current().await;
+                    let mut txn = store.current();
                     let a: u64 = txn.get(0, &from).await.expect("get").expect("account");
                     let b: u64 = txn.get(0, &to).await.expect("get").expect("account");
                     if a == 0 {
@@ -762,7 +762,7 @@ fn concurrent_transfers_merges_and_compactions() {
             })
         };
         let check = |store: Store<Mem>| async move {
-            let txn = store.snapshot().await;
+            let txn = store.snapshot();
             let rows: Vec<(u32, u64)> = txn.range(0, ..).await.expect("range");
             assert_eq!(rows.len() as u32, ACCOUNTS);
             assert_eq!(rows.iter().map(|(_, v)| v).sum::<u64>(), total);
@@ -782,7 +782,7 @@ fn concurrent_transfers_merges_and_compactions() {
         drop(store);
         let store = open(&s, opts).await;
         check(store.clone()).await;
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(txn.keys::<(u32, u32)>(1).await.expect("keys").len(), 450);
     });
 }

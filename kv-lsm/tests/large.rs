@@ -69,7 +69,7 @@ fn million_keys_on_files() {
         let (t, c) = (Instant::now(), cpu());
         let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts.clone(), tuning.clone()).await.expect("open");
         for batch in 0..N / PER_TXN {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             for i in batch * PER_TXN..(batch + 1) * PER_TXN {
                 let k = scrambled(i);
                 txn.insert(0, &k, value(k)).expect("insert");
@@ -94,7 +94,7 @@ fn million_keys_on_files() {
         let reopen = t.elapsed();
 
         let (t, c) = (Instant::now(), cpu());
-        let txn = store.snapshot().await;
+        let txn = store.snapshot();
         for i in 0..N {
             let k = scrambled(i);
             let got: Option<Vec<u8>> = txn.get(0, &k).await.expect("get");
@@ -130,7 +130,7 @@ fn million_keys_on_files() {
         assert!(ratio <= 1.5, "x{ratio:.3}");
 
         let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts, tuning.clone()).await.expect("reopen");
-        let txn = store.snapshot().await;
+        let txn = store.snapshot();
         let (t, c) = (Instant::now(), cpu());
         let n = N / 4;
         for i in 0..n {
@@ -162,14 +162,14 @@ fn point_reads_after_merge() {
         let tuning = LsmOptions::default().memtable_size(4 << 20);
         let store = Files::open_tuned(FileStorage::open(dir.path()).await.expect("storage"), opts, tuning.clone()).await.expect("open");
         for batch in 0..n / PER_TXN {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             for k in batch * PER_TXN..(batch + 1) * PER_TXN {
                 txn.insert(0, &k, value(k)).expect("insert");
             }
             txn.commit().await.expect("commit");
         }
         store.merge().await.expect("merge");
-        let txn = store.snapshot().await;
+        let txn = store.snapshot();
         let (t, c) = (Instant::now(), cpu());
         let gets = 1_000_000u64;
         for i in 0..gets {

@@ -115,7 +115,7 @@ async fn write(doc: &Document, store: &PageStore, value: Option<String>) -> UiRe
     let key = key(doc)?;
     // A click racing another click's commit of the same key conflicts: just retry.
     let committed = loop {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         match &value {
             Some(v) => txn.insert(SLOT, key.as_str(), v),
             None => txn.remove(SLOT, key.as_str()),
@@ -133,7 +133,7 @@ async fn write(doc: &Document, store: &PageStore, value: Option<String>) -> UiRe
 /// Shows the key's current value and every version of it, newest first.
 async fn show(doc: &Document, store: &PageStore) -> UiResult<()> {
     let key = key(doc)?;
-    let txn = store.snapshot().await;
+    let txn = store.snapshot();
     let current: Option<String> = txn
         .get(SLOT, key.as_str())
         .await

@@ -45,7 +45,7 @@ fn report(engine: &str, what: &str, ops: u32, ms: f64) {
 async fn reads<E: Engine<Storage = IndexedDbStorage>>(store: &Store<E>, value: &str) -> f64 {
     let t = now_ms();
     for i in 0..N {
-        let txn = store.snapshot().await;
+        let txn = store.snapshot();
         let got: Option<String> = txn.get(0, &scattered(i)).await.unwrap();
         assert_eq!(got.as_deref(), Some(value));
     }
@@ -62,7 +62,7 @@ async fn bench<E: Engine<Storage = IndexedDbStorage>>() {
 
     let t = now_ms();
     for i in 0..N {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.set_durability(Durability::Sync);
         txn.insert(0, &i, &value).unwrap();
         txn.commit().await.unwrap();
@@ -78,7 +78,7 @@ async fn bench<E: Engine<Storage = IndexedDbStorage>>() {
 
     let t = now_ms();
     for i in 0..N {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         txn.set_durability(Durability::Buffered);
         txn.insert(1, &i, &value).unwrap();
         txn.commit().await.unwrap();

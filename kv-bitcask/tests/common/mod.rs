@@ -24,21 +24,21 @@ pub async fn open_with(s: &MemoryStorage, options: Options) -> Result<Store<Mem>
 
 /// Commits `key = value` in slot 0.
 pub async fn put<E: Engine>(store: &Store<E>, key: &str, value: u64) -> Result<Version> {
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.insert(0, key, value)?;
     txn.commit().await
 }
 
 /// Commits the removal of `key` in slot 0.
 pub async fn del<E: Engine>(store: &Store<E>, key: &str) -> Result<Version> {
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.remove(0, key)?;
     txn.commit().await
 }
 
 /// The latest value of `key` in slot 0.
 pub async fn get<E: Engine>(store: &Store<E>, key: &str) -> Result<Option<u64>> {
-    store.snapshot().await.get(0, key).await
+    store.snapshot().get(0, key).await
 }
 
 /// Applies a history of `n` single-key commits to `store` and to `model`: commit `i` writes
@@ -65,7 +65,7 @@ pub async fn commit_history<E: Engine>(
 
 /// Checks that slot 0 of `store` holds exactly `model`, by a scan and by point reads.
 pub async fn check<E: Engine>(store: &Store<E>, model: &BTreeMap<String, u64>) -> Result<()> {
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     let all: Vec<(String, u64)> = snap.range::<String, u64>(0, ..).await?;
     let expected: Vec<(String, u64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
     assert_eq!(all, expected);

@@ -17,7 +17,7 @@ const COUNTERS: u32 = 3;
 async fn increment<E: Engine>(store: &Store<E>, key: u32) -> u32 {
     let mut retries = 0;
     loop {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         let n = must!(txn.get::<_, u64>(0, &key).await).unwrap_or(0);
         yield_now().await;
         must!(txn.insert(0, &key, &(n + 1)));
@@ -34,7 +34,7 @@ async fn increment<E: Engine>(store: &Store<E>, key: u32) -> u32 {
 }
 
 async fn total<E: Engine>(store: &Store<E>) -> u64 {
-    let rows = must!(store.snapshot().await.range::<u32, u64>(0, ..).await);
+    let rows = must!(store.snapshot().range::<u32, u64>(0, ..).await);
     rows.iter().map(|(_, n)| n).sum()
 }
 
@@ -64,7 +64,7 @@ pub async fn counters_no_lost_update<E: EngineFamily, F: StorageFactory>() {
         "lost updates ({retries} retries on conflict)"
     );
     let versions: usize = {
-        let txn = store.current().await;
+        let txn = store.current();
         let mut n = 0;
         for k in 0..COUNTERS {
             n += must!(txn.versions(0, &k).await).len();
@@ -86,7 +86,7 @@ pub async fn transfers_keep_total<E: EngineFamily, F: StorageFactory>() {
     const START: u64 = 1_000;
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for a in 0..ACCOUNTS {
         must!(txn.insert(0, &a, &START));
     }
@@ -102,7 +102,7 @@ pub async fn transfers_keep_total<E: EngineFamily, F: StorageFactory>() {
                     continue;
                 }
                 loop {
-                    let mut txn = store.current().await;
+                    let mut txn = store.current();
                     let a = must!(txn.get::<_, u64>(0, &from).await).unwrap_or(0);
                     let b = must!(txn.get::<_, u64>(0, &to).await).unwrap_or(0);
                     let amount = a.min(7);
@@ -124,7 +124,7 @@ pub async fn transfers_keep_total<E: EngineFamily, F: StorageFactory>() {
         let store = store.clone();
         tasks.push(Box::pin(async move {
             for _ in 0..30 {
-                let snap = store.snapshot().await;
+                let snap = store.snapshot();
                 let mut sum = 0;
                 for a in 0..ACCOUNTS {
                     sum += must!(snap.get::<_, u64>(0, &a).await).unwrap_or(0);
@@ -305,7 +305,7 @@ pub async fn group_commit_shares_syncs<E: EngineFamily, F: StorageFactory>() {
             let (store, barrier) = (store.clone(), barrier.clone());
             let fut: BoxFuture<'static, u64> = Box::pin(async move {
                 barrier.wait().await;
-                let mut txn = store.current().await;
+                let mut txn = store.current();
                 must!(txn.insert(0, &i, &u64::from(i)));
                 must!(txn.commit().await).seq()
             });
@@ -324,7 +324,7 @@ pub async fn group_commit_shares_syncs<E: EngineFamily, F: StorageFactory>() {
     );
     drop(store);
     let store = env.open().await;
-    let rows = must!(store.snapshot().await.range::<u32, u64>(0, ..).await);
+    let rows = must!(store.snapshot().range::<u32, u64>(0, ..).await);
     assert_eq!(
         rows.len(),
         COMMITTERS as usize,

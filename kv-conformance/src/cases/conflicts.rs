@@ -4,7 +4,7 @@ use super::prelude::*;
 
 async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &0u32));
     must!(txn.insert(0, &"j", &0u32));
     must!(txn.commit().await);
@@ -15,15 +15,15 @@ async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<
 pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
-    let mut t2 = store.current().await;
+    let mut t1 = store.current();
+    let mut t2 = store.current();
     must!(t1.insert(0, &"k", &1u32));
     must!(t2.insert(0, &"k", &2u32));
     must!(t2.insert(0, &"loser only", &2u32));
     let v1 = must!(t1.commit().await);
     assert_matches!(t2.commit().await, Err(Error::Conflict(_)));
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(must!(txn.get::<_, u32>(0, &"k").await), Some(1));
         assert_eq!(must!(txn.get::<_, u32>(0, &"loser only").await), None);
         assert_eq!(must!(txn.versions(0, &"k").await).last(), Some(&v1));
@@ -40,27 +40,24 @@ pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
 pub async fn read_write<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     let k = must!(t1.get::<_, u32>(0, &"k").await).unwrap_or_default();
     must!(t1.insert(0, &"j", &(k + 10)));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"k", &5u32));
     must!(t2.commit().await);
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
-    assert_eq!(
-        must!(store.current().await.get::<_, u32>(0, &"j").await),
-        Some(0)
-    );
+    assert_eq!(must!(store.current().get::<_, u32>(0, &"j").await), Some(0));
 }
 
 /// Reading an absent key and then seeing it inserted by another commit is a conflict too.
 pub async fn read_of_absent_key<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     assert_eq!(must!(t1.get::<_, u32>(0, &"absent").await), None);
     must!(t1.insert(0, &"j", &1u32));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"absent", &1u32));
     must!(t2.commit().await);
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
@@ -70,10 +67,10 @@ pub async fn read_of_absent_key<E: EngineFamily, F: StorageFactory>() {
 pub async fn removal_conflicts<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     must!(t1.get::<_, u32>(0, &"k").await);
     must!(t1.insert(0, &"j", &1u32));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.remove(0, &"k"));
     must!(t2.commit().await);
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
@@ -83,15 +80,15 @@ pub async fn removal_conflicts<E: EngineFamily, F: StorageFactory>() {
 pub async fn disjoint_writes_commit<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
-    let mut t2 = store.current().await;
+    let mut t1 = store.current();
+    let mut t2 = store.current();
     must!(t1.insert(0, &"a", &1u32));
     must!(t2.insert(0, &"b", &2u32));
     must!(t2.insert(1, &"k", &2u32));
     let v1 = must!(t1.commit().await);
     let v2 = must!(t2.commit().await);
     assert!(v2 > v1);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u32>(0, &"a").await), Some(1));
     assert_eq!(must!(txn.get::<_, u32>(0, &"b").await), Some(2));
 }
@@ -100,12 +97,12 @@ pub async fn disjoint_writes_commit<E: EngineFamily, F: StorageFactory>() {
 pub async fn read_only_never_conflicts<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let t1 = store.current().await;
-    let snap = store.snapshot().await;
+    let t1 = store.current();
+    let snap = store.snapshot();
     must!(t1.get::<_, u32>(0, &"k").await);
     must!(t1.range::<String, u32>(0, ..).await);
     must!(snap.get::<_, u32>(0, &"k").await);
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"k", &9u32));
     must!(t2.commit().await);
     let v = t1.version();
@@ -119,7 +116,7 @@ pub async fn read_only_never_conflicts<E: EngineFamily, F: StorageFactory>() {
 
 async fn seeded_u32<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for i in (0u32..40).step_by(5) {
         must!(txn.insert(0, &i, &i));
     }
@@ -138,10 +135,10 @@ pub async fn range_inside<E: EngineFamily, F: StorageFactory>() {
         (15, None),
         (19, Some(3)),
     ] {
-        let mut t1 = store.current().await;
+        let mut t1 = store.current();
         let rows = must!(t1.range::<u32, u32>(0, 10..20).await);
         must!(t1.insert(1, &"summary", &(rows.len() as u32)));
-        let mut t2 = store.current().await;
+        let mut t2 = store.current();
         match value {
             Some(v) => must!(t2.insert(0, &key, &v)),
             None => must!(t2.remove(0, &key)),
@@ -154,7 +151,7 @@ pub async fn range_inside<E: EngineFamily, F: StorageFactory>() {
         );
     }
     assert_eq!(
-        must!(store.current().await.get::<_, u32>(1, &"summary").await),
+        must!(store.current().get::<_, u32>(1, &"summary").await),
         None
     );
 }
@@ -164,11 +161,11 @@ pub async fn range_inside<E: EngineFamily, F: StorageFactory>() {
 pub async fn range_outside<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded_u32(&env).await;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     must!(t1.range::<u32, u32>(0, 10..20).await);
     must!(t1.range::<u32, u32>(0, 30..=30).await);
     must!(t1.insert(1, &"summary", &1u32));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     for k in [9u32, 20, 29, 31, 100] {
         must!(t2.insert(0, &k, &0u32));
     }
@@ -181,23 +178,23 @@ pub async fn range_outside<E: EngineFamily, F: StorageFactory>() {
 pub async fn prefix_phantom<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut seed = store.current().await;
+    let mut seed = store.current();
     must!(seed.insert(0, &"user/ann", &1u32));
     must!(seed.commit().await);
 
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     must!(t1.prefix::<_, String, u32>(0, &"user/").await);
     must!(t1.insert(1, &"count", &1u32));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"usex", &1u32));
     must!(t2.insert(0, &"user", &1u32));
     must!(t2.commit().await);
     must!(t1.commit().await);
 
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     must!(t1.prefix::<_, String, u32>(0, &"user/").await);
     must!(t1.insert(1, &"count", &2u32));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"user/zed", &1u32));
     must!(t2.commit().await);
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
@@ -207,19 +204,19 @@ pub async fn prefix_phantom<E: EngineFamily, F: StorageFactory>() {
 pub async fn retry_after_conflict<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     let k = must!(t1.get::<_, u32>(0, &"k").await).unwrap_or_default();
     must!(t1.insert(0, &"k", &(k + 1)));
-    let mut t2 = store.current().await;
+    let mut t2 = store.current();
     must!(t2.insert(0, &"k", &100u32));
     must!(t2.commit().await);
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
-    let mut retry = store.current().await;
+    let mut retry = store.current();
     let k = must!(retry.get::<_, u32>(0, &"k").await).unwrap_or_default();
     must!(retry.insert(0, &"k", &(k + 1)));
     must!(retry.commit().await);
     assert_eq!(
-        must!(store.current().await.get::<_, u32>(0, &"k").await),
+        must!(store.current().get::<_, u32>(0, &"k").await),
         Some(101)
     );
 }

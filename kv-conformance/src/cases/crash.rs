@@ -433,15 +433,15 @@ pub async fn dead_process_cannot_write<E: EngineFamily, F: StorageFactory>() {
     let faulty = faulty(&env).await;
     let options = crash_options();
     let old = must!(open::<E, F>(&faulty, &options).await);
-    let mut txn = old.current().await;
+    let mut txn = old.current();
     must!(txn.insert(0, &1u16, &"x".to_string()));
     must!(txn.commit().await);
     must!(faulty.crash(CrashMode::KeepUnsynced).await);
-    let mut txn = old.current().await;
+    let mut txn = old.current();
     must!(txn.insert(0, &2u16, &"from the dead".to_string()));
     assert!(txn.commit().await.is_err(), "a crashed process committed");
     let new = must!(open::<E, F>(&faulty, &options).await);
-    let mut txn = new.current().await;
+    let mut txn = new.current();
     assert_eq!(
         must!(txn.get::<_, String>(0, &1u16).await).as_deref(),
         Some("x")
@@ -454,7 +454,7 @@ pub async fn dead_process_cannot_write<E: EngineFamily, F: StorageFactory>() {
     drop(old);
     drop(new);
     let store = must!(open::<E, F>(&faulty, &options).await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(
         must!(txn.get::<_, String>(0, &1u16).await).as_deref(),
         Some("x")

@@ -6,29 +6,26 @@ use super::prelude::*;
 pub async fn insert_get_remove<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), None);
     must!(txn.insert(0, &"key1", &1u8));
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), Some(1));
     must!(txn.commit().await);
 
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), Some(1));
     drop(txn);
 
     let store = env.reopen(store).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), Some(1));
     must!(txn.remove(0, &"key1"));
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), None);
     must!(txn.commit().await);
-    assert_eq!(
-        must!(store.current().await.get::<_, u8>(0, &"key1").await),
-        None
-    );
+    assert_eq!(must!(store.current().get::<_, u8>(0, &"key1").await), None);
 
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"key1").await), None);
     assert_eq!(must!(txn.versions(0, &"key1").await).len(), 2);
 }
@@ -37,21 +34,22 @@ pub async fn insert_get_remove<E: EngineFamily, F: StorageFactory>() {
 pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let slots = [0u8, 1, 7, 255];
-    let mut txn = store.current().await;
+    // 254 is the last slot of the user: 255 is the catalog of typed slots.
+    let slots = [0u8, 1, 7, 254];
+    let mut txn = store.current();
     for s in slots {
         must!(txn.insert(s, &"k", &format!("slot {s}")));
         must!(txn.insert(s, &format!("only in {s}"), &u32::from(s)));
     }
     must!(txn.commit().await);
 
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.remove(1, &"k"));
     must!(txn.insert(7, &"k", &"changed".to_string()));
     must!(txn.commit().await);
 
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         for s in slots {
             let want = match s {
                 1 => None,
@@ -84,7 +82,7 @@ pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
 pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &1u32, &"first"));
     must!(txn.insert(0, &1u32, &"second"));
     assert_eq!(
@@ -92,7 +90,7 @@ pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
         Some("second")
     );
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(
         must!(txn.versions(0, &1u32).await).len(),
         1,
@@ -100,12 +98,12 @@ pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
     );
     drop(txn);
     for i in 0..10u32 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         must!(txn.insert(0, &1u32, &i));
         must!(txn.commit().await);
     }
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u32>(0, &1u32).await), Some(9));
     assert_eq!(must!(txn.versions(0, &1u32).await).len(), 11);
 }
@@ -134,7 +132,7 @@ pub async fn engine_reads_agree<E: EngineFamily, F: StorageFactory>() {
     let store = env.open().await;
     let mut snapshots = vec![0];
     for round in 0..3u32 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         for k in 0..200u32 {
             if (k + round) % 5 == 0 {
                 must!(txn.remove(0, &k));
@@ -159,7 +157,7 @@ pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
     let store = env.open().await;
     env.before_and_after_reopen(store, async |store| {
         assert_eq!(must!(store.version()), Version::ZERO);
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(must!(txn.get::<_, u8>(0, &"nothing").await), None);
         assert!(must!(txn.versions(0, &"nothing").await).is_empty());
         assert!(must!(txn.range::<String, u8>(0, ..).await).is_empty());
@@ -194,14 +192,14 @@ pub async fn many_keys_reopen<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     for chunk in 0..10 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         for i in chunk * (N / 10)..(chunk + 1) * (N / 10) {
             must!(txn.insert(0, &i, &(i * 2)));
         }
         must!(txn.commit().await);
     }
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     let keys = must!(txn.keys::<u32>(0).await);
     assert_eq!(keys.len(), N as usize);
     assert!(keys.iter().copied().eq(0..N), "keys in order");

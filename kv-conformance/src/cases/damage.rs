@@ -37,7 +37,7 @@ async fn check<E: Engine>(store: &Store<E>, model: &Model<u16, String>, after: &
 /// Commits `rounds` overwrites of every key; returns the model.
 async fn fill<E: Engine>(store: &Store<E>, model: &mut Model<u16, String>, rounds: u32) {
     for round in 0..rounds {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         let mut writes = Vec::new();
         for k in 0..KEYS {
             let v = format!("{round}:{k}:{}", "v".repeat(24));
@@ -482,7 +482,7 @@ async fn classify<E: Engine>(
     damaged: &[&str],
 ) -> (Outcome, Model<u16, String>) {
     let last = seeded.history.len() as u64 - 1;
-    let seq = store.snapshot().await.version().seq();
+    let seq = store.snapshot().version().seq();
     let report = store.recovery().dropped;
     let reported = report.iter().any(|d| damaged.contains(&d.file.as_str()));
     let Some(model) = seeded.history.get(seq as usize) else {

@@ -203,7 +203,7 @@ impl<E: EngineFamily, S: Storage> Run<E, S> {
 
     async fn txn(&mut self) -> Result<&mut Txn<E, S>, String> {
         if self.txn.is_none() {
-            self.txn = Some(self.store()?.current().await);
+            self.txn = Some(self.store()?.current());
         }
         self.txn
             .as_mut()
@@ -366,7 +366,7 @@ impl<E: EngineFamily, S: Storage> Run<E, S> {
             }
             Op::Pin => {
                 if self.pins.len() < 3 {
-                    let snap = self.store()?.snapshot().await;
+                    let snap = self.store()?.snapshot();
                     let seq = snap.version().seq();
                     if seq != self.model.last() {
                         return Err(format!("snapshot at {seq}, model at {}", self.model.last()));

@@ -39,7 +39,7 @@ async fn prepare<E: EngineFamily>(
     step: &Step,
     durability: Durability,
 ) -> kv_api::Transaction<E::Engine<IndexedDbStorage>> {
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     txn.set_durability(durability);
     if let Step::Commit(w) = step {
         for (slot, key, value) in w {
@@ -98,7 +98,7 @@ pub async fn page_gone_keeps_synced<E: EngineFamily>() {
     commit_all::<E>(&store, &mut live, 4..8, Durability::Buffered).await;
     check::<E>(&store, &[live], "buffered commits, live").await;
     let half_written = prepare::<E>(&store, &writes(8, "never"), Durability::Sync).await;
-    let snapshot = store.snapshot().await;
+    let snapshot = store.snapshot();
     drop((half_written, snapshot, store));
 
     let store = env.open_with(options.clone()).await;

@@ -6,12 +6,12 @@ use super::prelude::*;
 pub async fn later_commits_invisible<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut seed = store.current().await;
+    let mut seed = store.current();
     must!(seed.insert(0, &"k", &1u32));
     let v1 = must!(seed.commit().await);
 
-    let t1 = store.current().await;
-    let mut t2 = store.current().await;
+    let t1 = store.current();
+    let mut t2 = store.current();
     must!(t2.insert(0, &"k", &2u32));
     must!(t2.insert(0, &"new", &3u32));
     must!(t2.remove(0, &"gone"));
@@ -29,7 +29,7 @@ pub async fn later_commits_invisible<E: EngineFamily, F: StorageFactory>() {
         t1.get_version::<_, u32>(0, &"k", v2).await,
         Err(Error::VersionNotFound { .. })
     );
-    let t3 = store.current().await;
+    let t3 = store.current();
     assert_eq!(must!(t3.get::<_, u32>(0, &"k").await), Some(2));
     assert_eq!(must!(t3.get::<_, u32>(0, &"new").await), Some(3));
 }
@@ -38,12 +38,12 @@ pub async fn later_commits_invisible<E: EngineFamily, F: StorageFactory>() {
 pub async fn own_writes_visible<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut seed = store.current().await;
+    let mut seed = store.current();
     for i in [1u32, 3, 5] {
         must!(seed.insert(0, &i, &format!("committed {i}")));
     }
     must!(seed.commit().await);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &2u32, &"own 2"));
     must!(txn.insert(0, &3u32, &"own 3"));
     assert_eq!(
@@ -62,7 +62,7 @@ pub async fn own_writes_visible<E: EngineFamily, F: StorageFactory>() {
         (5, "committed 5".into()),
     ];
     assert_eq!(rows, want);
-    let other = store.current().await;
+    let other = store.current();
     assert_eq!(
         must!(other.get::<_, String>(0, &2u32).await),
         None,
@@ -74,11 +74,11 @@ pub async fn own_writes_visible<E: EngineFamily, F: StorageFactory>() {
 pub async fn own_removal<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut seed = store.current().await;
+    let mut seed = store.current();
     must!(seed.insert(0, &1u32, &10u32));
     must!(seed.insert(0, &2u32, &20u32));
     must!(seed.commit().await);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.remove(0, &1u32));
     must!(txn.insert(0, &3u32, &30u32));
     must!(txn.remove(0, &3u32));
@@ -87,29 +87,26 @@ pub async fn own_removal<E: EngineFamily, F: StorageFactory>() {
     assert_eq!(must!(txn.range::<u32, u32>(0, ..).await), vec![(2, 20)]);
     assert_eq!(must!(txn.keys::<u32>(0).await), vec![2]);
     assert_eq!(
-        must!(store.current().await.get::<_, u32>(0, &1u32).await),
+        must!(store.current().get::<_, u32>(0, &1u32).await),
         Some(10)
     );
     must!(txn.commit().await);
-    assert_eq!(
-        must!(store.current().await.get::<_, u32>(0, &1u32).await),
-        None
-    );
+    assert_eq!(must!(store.current().get::<_, u32>(0, &1u32).await), None);
 }
 
 /// Writes of a transaction that is dropped or aborted never become visible.
 pub async fn uncommitted_invisible<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut dropped = store.current().await;
+    let mut dropped = store.current();
     must!(dropped.insert(0, &"a", &1u8));
     drop(dropped);
-    let mut aborted = store.current().await;
+    let mut aborted = store.current();
     must!(aborted.insert(0, &"b", &1u8));
     aborted.abort();
     assert_eq!(must!(store.version()), Version::ZERO);
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert!(must!(txn.range::<String, u8>(0, ..).await).is_empty());
     assert_eq!(must!(store.version()), Version::ZERO);
 }

@@ -16,7 +16,7 @@ async fn churn<E: Engine>(
 ) -> Model<u16, String> {
     let mut model = Model::new();
     for round in 0..rounds {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         let mut writes = Vec::new();
         for k in 0..keys {
             let value = (round + 1 < rounds || k % 3 != 0)
@@ -61,13 +61,13 @@ pub async fn drops_old_versions<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     churn(&store, 6, 4, 10).await;
-    let before = store.current().await;
+    let before = store.current();
     let old = must!(before.versions(0, &1u16).await);
     let latest_of_removed = must!(before.versions(0, &0u16).await);
     drop(before);
     must!(store.merge().await);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(must!(txn.versions(0, &1u16).await), vec![old[3]]);
         let kept = must!(txn.versions(0, &1u16).await)[0];
         assert_eq!(
@@ -167,7 +167,7 @@ pub async fn then_write_and_reopen<E: EngineFamily, F: StorageFactory>() {
     let mut model = churn(&store, 10, 3, 50).await;
     must!(store.merge().await);
     model.merge(model.last());
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &0u16, &"back".to_string()));
     must!(txn.insert(0, &11u16, &"new".to_string()));
     must!(txn.remove(0, &1u16));
@@ -196,12 +196,12 @@ pub async fn keeps_open_snapshot<E: EngineFamily, F: StorageFactory>() {
     let mut model = churn(&store, 8, 3, 20).await;
     let pinned_at = model.last() - 1;
     let old = must!(store.snapshot_at(Version::new(pinned_at, 0)).await);
-    let latest = store.snapshot().await;
+    let latest = store.snapshot();
     let old_rows = must!(old.range::<u16, String>(0, ..).await);
     let latest_rows = must!(latest.range::<u16, String>(0, ..).await);
     let old_versions = must!(old.versions(0, &2u16).await);
     // More commits, then merge while both views are open.
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &2u16, &"after".to_string()));
     let v = must!(txn.commit().await);
     model.commit(v.seq(), [((0, 2), Some("after".to_string()))]);

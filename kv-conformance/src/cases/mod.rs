@@ -19,6 +19,7 @@ pub mod queries;
 pub mod reopen;
 pub mod scan;
 pub mod snapshot;
+pub mod typed;
 pub mod types;
 pub mod versions;
 

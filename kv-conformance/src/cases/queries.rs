@@ -12,18 +12,18 @@ use super::prelude::*;
 pub async fn abort_discards_writes<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &1u8));
     must!(txn.commit().await);
     let version = must!(store.version());
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &2u8));
     must!(txn.insert(0, &"j", &2u8));
     must!(txn.remove(0, &"k"));
     txn.abort();
     assert_eq!(must!(store.version()), version);
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"k").await), Some(1));
     assert_eq!(must!(txn.get::<_, u8>(0, &"j").await), None);
     assert_eq!(must!(txn.versions(0, &"k").await).len(), 1);
@@ -37,7 +37,7 @@ pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() 
     let step = |value: Option<u32>| {
         let store = store.clone();
         async move {
-            let mut txn = store.current().await;
+            let mut txn = store.current();
             match value {
                 Some(v) => must!(txn.insert(0, &"k", &v)),
                 None => must!(txn.remove(0, &"k")),
@@ -47,14 +47,14 @@ pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() 
     };
     step(Some(1)).await;
     step(None).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u32>(0, &"k").await), None);
     assert_eq!(must!(txn.get_unremoved::<_, u32>(0, &"k").await), Some(1));
     assert_eq!(must!(txn.get_unremoved::<_, u32>(0, &"never").await), None);
     drop(txn);
     step(Some(2)).await;
     step(None).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(must!(txn.get_unremoved::<_, u32>(0, &"k").await), Some(2));
     must!(txn.insert(0, &"k", &3u32));
     assert_eq!(
@@ -71,18 +71,18 @@ pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() 
     drop(txn);
     let store = env.reopen(store).await;
     assert_eq!(
-        must!(store.current().await.get_unremoved::<_, u32>(0, &"k").await),
+        must!(store.current().get_unremoved::<_, u32>(0, &"k").await),
         Some(2)
     );
     must!(store.merge().await);
     assert_eq!(
-        must!(store.current().await.get_unremoved::<_, u32>(0, &"k").await),
+        must!(store.current().get_unremoved::<_, u32>(0, &"k").await),
         None,
         "trash after merge"
     );
     let store = env.reopen(store).await;
     assert_eq!(
-        must!(store.current().await.get_unremoved::<_, u32>(0, &"k").await),
+        must!(store.current().get_unremoved::<_, u32>(0, &"k").await),
         None
     );
 }
@@ -92,14 +92,14 @@ pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() 
 pub async fn keys_in_type_order<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in [10u32, 2, 300, 1] {
         must!(txn.insert(0, &k, &()));
     }
     must!(txn.insert(0, &"not a u32", &()));
     must!(txn.insert(1, &5u32, &()));
     must!(txn.commit().await);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(must!(txn.keys::<u32>(0).await), vec![1, 2, 10, 300]);
     must!(txn.insert(0, &7u32, &()));
     must!(txn.remove(0, &2u32));
@@ -122,7 +122,7 @@ pub async fn last_updated_time<E: EngineFamily, F: StorageFactory>() {
         Clock::new(move || now.load(Ordering::SeqCst))
     };
     let store = env.open_with(Options::default().clock(clock)).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     assert_eq!(txn.last_updated(), None);
     now.store(2_000, Ordering::SeqCst);
     must!(txn.insert(0, &"k", &1u8));
@@ -130,11 +130,11 @@ pub async fn last_updated_time<E: EngineFamily, F: StorageFactory>() {
     now.store(3_000, Ordering::SeqCst);
     let v = must!(txn.commit().await);
     assert_eq!(v.time_ms(), 3_000);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(txn.last_updated(), Some(3_000));
     drop(txn);
     let store = env.reopen(store).await;
-    assert_eq!(store.current().await.last_updated(), Some(3_000));
+    assert_eq!(store.current().last_updated(), Some(3_000));
 }
 
 /// Stats: the engine's name, live keys, versions, last version, bytes and files.
@@ -143,12 +143,12 @@ pub async fn stats_counters<E: EngineFamily, F: StorageFactory>() {
     let store = env.open().await;
     let empty = must!(store.stats().await);
     assert_eq!(empty.engine, <E::Engine<F::Storage> as Engine>::NAME);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in 0u32..10 {
         must!(txn.insert(0, &k, &k));
     }
     must!(txn.commit().await);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &0u32, &100u32));
     must!(txn.remove(0, &1u32));
     must!(txn.remove(0, &50u32));

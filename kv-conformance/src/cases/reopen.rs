@@ -18,7 +18,7 @@ async fn commit<E: Engine>(
     model: &mut Model<u8, String>,
     writes: &[(u8, u8, Option<&str>)],
 ) {
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for (slot, key, value) in writes {
         match value {
             Some(v) => must!(txn.insert(*slot, key, v)),
@@ -62,14 +62,14 @@ pub async fn after_each_operation<E: EngineFamily, F: StorageFactory>() {
     let store = env.reopen(store).await;
     check(&store, &model, "remove").await;
 
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &2u8, &"aborted"));
     txn.abort();
-    must!(store.current().await.commit().await);
+    must!(store.current().commit().await);
     let store = env.reopen(store).await;
     check(&store, &model, "abort and empty commit").await;
 
-    let mut loser = store.current().await;
+    let mut loser = store.current();
     must!(loser.get::<_, String>(0, &0u8).await);
     must!(loser.insert(0, &2u8, &"loser"));
     commit(&store, &mut model, &[(0, 0, Some("winner"))]).await;
@@ -110,7 +110,7 @@ pub async fn read_only<E: EngineFamily, F: StorageFactory>() {
 
     let ro = must!(Store::<E::Engine<F::Storage>>::open_read_only(env.storage().await).await);
     check(&ro, &model, "read-only open").await;
-    let mut txn = ro.current().await;
+    let mut txn = ro.current();
     assert_matches!(txn.insert(0, &0u8, &"x"), Err(Error::ReadOnly(_)));
     assert_matches!(txn.remove(0, &0u8), Err(Error::ReadOnly(_)));
     assert_matches!(ro.merge().await, Err(Error::ReadOnly(_)));
@@ -140,7 +140,7 @@ pub async fn read_only_beside_writer<E: EngineFamily, F: StorageFactory>() {
     check(&ro, &model, "read-only open beside a writer").await;
     let mut more = model.clone();
     commit(&writer, &mut more, &[(0, 2, Some("c"))]).await;
-    let txn = ro.current().await;
+    let txn = ro.current();
     let seen: Option<String> = must!(txn.get(0, &0u8).await);
     assert_eq!(seen.as_deref(), Some("a"));
     check(&writer, &more, "the writer's own view").await;
@@ -150,7 +150,7 @@ pub async fn read_only_beside_writer<E: EngineFamily, F: StorageFactory>() {
 pub async fn second_writer_locked<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let first = env.open().await;
-    let mut txn = first.current().await;
+    let mut txn = first.current();
     must!(txn.insert(0, &"k", &1u8));
     must!(txn.commit().await);
     assert_matches!(
@@ -158,7 +158,7 @@ pub async fn second_writer_locked<E: EngineFamily, F: StorageFactory>() {
         Err(Error::Locked(_))
     );
     // The refused open must not have disturbed the first writer.
-    let mut txn = first.current().await;
+    let mut txn = first.current();
     must!(txn.insert(0, &"k", &2u8));
     must!(txn.commit().await);
     let clone = first.clone();
@@ -170,10 +170,7 @@ pub async fn second_writer_locked<E: EngineFamily, F: StorageFactory>() {
     );
     drop(clone);
     let second = env.open().await;
-    assert_eq!(
-        must!(second.current().await.get::<_, u8>(0, &"k").await),
-        Some(2)
-    );
+    assert_eq!(must!(second.current().get::<_, u8>(0, &"k").await), Some(2));
 }
 
 /// After `close`, every operation of the store, its clones and its transactions is
@@ -181,19 +178,19 @@ pub async fn second_writer_locked<E: EngineFamily, F: StorageFactory>() {
 pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &1u8));
     must!(txn.commit().await);
-    let mut open_txn = store.current().await;
+    let mut open_txn = store.current();
     must!(open_txn.insert(0, &"pending", &1u8));
     let clone = store.clone();
     must!(store.close().await);
     assert_matches!(
-        clone.current().await.get::<_, u8>(0, &"k").await,
+        clone.current().get::<_, u8>(0, &"k").await,
         Err(Error::Closed)
     );
     assert_matches!(
-        store.snapshot().await.get::<_, u8>(0, &"k").await,
+        store.snapshot().get::<_, u8>(0, &"k").await,
         Err(Error::Closed)
     );
     assert_matches!(
@@ -202,7 +199,7 @@ pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
     );
     assert_matches!(open_txn.get::<_, u8>(0, &"k").await, Err(Error::Closed));
     assert_matches!(open_txn.commit().await, Err(Error::Closed));
-    let mut late = store.current().await;
+    let mut late = store.current();
     assert_matches!(late.insert(0, &"late", &1u8), Err(Error::Closed));
     assert_matches!(late.range::<String, u8>(0, ..).await, Err(Error::Closed));
     assert_matches!(store.merge().await, Err(Error::Closed));
@@ -216,7 +213,7 @@ pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
     assert_matches!(engine.commit(batch).await, Err(Error::Closed));
     drop((clone, late));
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"k").await), Some(1));
     assert_eq!(must!(txn.get::<_, u8>(0, &"pending").await), None);
 }
@@ -230,10 +227,10 @@ pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
 pub async fn close_twice<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &1u8));
     let v1 = must!(txn.commit().await);
-    let mut open_txn = store.current().await;
+    let mut open_txn = store.current();
     must!(open_txn.insert(0, &"pending", &1u8));
     let clone = store.clone();
     must!(store.close().await);
@@ -250,7 +247,7 @@ pub async fn close_twice<E: EngineFamily, F: StorageFactory>() {
 
     // The writer lock went with the first close: a new writer opens beside the closed store.
     let reopened = env.open().await;
-    let txn = reopened.current().await;
+    let txn = reopened.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"k").await), Some(1));
     assert_eq!(must!(txn.get::<_, u8>(0, &"pending").await), None);
     drop(txn);
@@ -271,13 +268,13 @@ async fn all_calls_closed<E: Engine>(
     assert_matches!(store.flush().await, Err(Error::Closed));
     assert_matches!(store.stats().await.map(|_| ()), Err(Error::Closed));
     // A transaction begun after the close.
-    let mut late = store.current().await;
+    let mut late = store.current();
     assert_matches!(late.get::<_, u8>(0, &"k").await, Err(Error::Closed));
     assert_matches!(late.insert(0, &"late", &1u8), Err(Error::Closed));
     assert_matches!(late.remove(0, &"k"), Err(Error::Closed));
     assert_matches!(late.range::<String, u8>(0, ..).await, Err(Error::Closed));
     assert_matches!(late.commit().await, Err(Error::Closed));
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     assert_matches!(snap.get::<_, u8>(0, &"k").await, Err(Error::Closed));
     // A transaction begun before it: every read goes to the closed engine.
     assert_matches!(open_txn.get::<_, u8>(0, &"k").await, Err(Error::Closed));
@@ -327,4 +324,30 @@ async fn all_calls_closed<E: Engine>(
     assert_matches!(engine.merge().await, Err(Error::Closed));
     assert_matches!(engine.flush().await, Err(Error::Closed));
     assert_matches!(engine.stats().await.map(|_| ()), Err(Error::Closed));
+}
+
+/// The writer lock is held while the store, a clone, or a transaction of it is alive, and
+/// released when the last of them drops.
+pub async fn lock_held_by_live_transactions<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = env.open().await;
+    let mut txn = store.current();
+    must!(txn.insert(0, &"k", &1u8));
+    let snap = store.snapshot();
+    drop(store);
+    assert_matches!(
+        env.try_open_with(Options::default()).await.map(|_| ()),
+        Err(Error::Locked(_)),
+        "a live transaction keeps its store open"
+    );
+    // It can still commit.
+    must!(txn.commit().await);
+    assert_matches!(
+        env.try_open_with(Options::default()).await.map(|_| ()),
+        Err(Error::Locked(_)),
+        "a live snapshot keeps its store open"
+    );
+    drop(snap);
+    let store = env.open().await;
+    assert_eq!(must!(store.snapshot().get::<_, u8>(0, &"k").await), Some(1));
 }

@@ -10,7 +10,7 @@ use super::prelude::*;
 pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in [10u32, 2, 1000, 0, u32::MAX, 256, 255] {
         must!(txn.insert(0, &k, &k));
     }
@@ -19,7 +19,7 @@ pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
     }
     must!(txn.commit().await);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         let keys = |rows: Vec<(u32, u32)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(
             keys(must!(txn.range(0, ..).await)),
@@ -54,12 +54,12 @@ pub async fn strings_and_prefixes<E: EngineFamily, F: StorageFactory>() {
     let words = [
         "b", "a", "ab", "", "é", "Z", "a\u{0}b", "user/1", "user/10", "user/2", "users", "user",
     ];
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for w in words {
         must!(txn.insert(0, &w, &w.len()));
     }
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     let mut sorted: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     sorted.sort();
     let all: Vec<String> = must!(txn.range::<String, usize>(0, ..).await)
@@ -92,7 +92,7 @@ pub async fn strings_and_prefixes<E: EngineFamily, F: StorageFactory>() {
 pub async fn tuple_prefix<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for (t, name) in [
         (7u32, "bob"),
         (7, "ann"),
@@ -104,7 +104,7 @@ pub async fn tuple_prefix<E: EngineFamily, F: StorageFactory>() {
         must!(txn.insert(0, &(t, name.to_string()), &format!("{t}{name}")));
     }
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     let rows = must!(txn.prefix::<_, (u32, String), String>(0, &(7u32,)).await);
     let keys: Vec<(u32, String)> = rows.into_iter().map(|(k, _)| k).collect();
     assert_eq!(
@@ -128,12 +128,12 @@ pub async fn tuple_prefix<E: EngineFamily, F: StorageFactory>() {
 pub async fn reverse_and_limit<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in 0u32..100 {
         must!(txn.insert(0, &k, &k));
     }
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     let keys = |rows: Vec<(u32, u32)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     assert_eq!(
         keys(must!(txn.range(0, ..).reverse().limit(5).await)),
@@ -163,14 +163,14 @@ pub async fn stream_many_keys<E: EngineFamily, F: StorageFactory>() {
     const N: u32 = 2_500;
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in 0..N {
         must!(txn.insert(0, &k, &format!("v{k}")));
     }
     must!(txn.insert(0, &"a string key", &"skipped"));
     must!(txn.commit().await);
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     let mut stream = txn.range::<u32, String>(0, ..).stream();
     let mut next = 0;
     while let Some((k, v)) = must!(stream.next().await) {
@@ -201,14 +201,14 @@ pub async fn sees_own_writes<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = BTreeMap::new();
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in (0u32..3000).step_by(2) {
         must!(txn.insert(0, &k, &k));
         model.insert(k, k);
     }
     must!(txn.commit().await);
-    let before = store.snapshot().await;
-    let mut txn = store.current().await;
+    let before = store.snapshot();
+    let mut txn = store.current();
     for k in (1u32..3000).step_by(7) {
         must!(txn.insert(0, &k, &(k + 1_000_000)));
         model.insert(k, k + 1_000_000);
@@ -232,10 +232,7 @@ pub async fn sees_own_writes<E: EngineFamily, F: StorageFactory>() {
     );
     assert_eq!(must!(before.range::<u32, u32>(0, ..).await).len(), 1500);
     must!(txn.commit().await);
-    assert_eq!(
-        must!(store.current().await.range::<u32, u32>(0, ..).await),
-        want
-    );
+    assert_eq!(must!(store.current().range::<u32, u32>(0, ..).await), want);
     assert_eq!(
         must!(before.range::<u32, u32>(0, ..).await).len(),
         1500,
@@ -247,14 +244,14 @@ pub async fn sees_own_writes<E: EngineFamily, F: StorageFactory>() {
 pub async fn skips_other_key_types<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in 0u32..5 {
         must!(txn.insert(0, &k, &k));
         must!(txn.insert(0, &format!("s{k}"), &k));
         must!(txn.insert(0, &u64::from(k), &k));
     }
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.range::<u32, u32>(0, ..).await).len(), 5);
     assert_eq!(must!(txn.range::<String, u32>(0, ..).await).len(), 5);
     assert_eq!(must!(txn.keys::<u64>(0).await), vec![0, 1, 2, 3, 4]);

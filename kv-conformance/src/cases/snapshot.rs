@@ -7,16 +7,16 @@ use crate::model::{Model, check_store};
 pub async fn stable_under_commits<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     for k in 0u32..50 {
         must!(txn.insert(0, &k, &0u32));
     }
     must!(txn.commit().await);
-    let snap = store.snapshot().await;
+    let snap = store.snapshot();
     let version = snap.version();
     let rows = must!(snap.range::<u32, u32>(0, ..).await);
     for round in 1u32..=20 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         must!(txn.insert(0, &(round % 50), &round));
         must!(txn.remove(0, &(round + 20)));
         must!(txn.insert(0, &(100 + round), &round));
@@ -37,7 +37,7 @@ pub async fn at_every_version<E: EngineFamily, F: StorageFactory>() {
     let mut model: Model<u8, u32> = Model::new();
     let mut rng = crate::Rng::new(42);
     for i in 0..40u32 {
-        let mut txn = store.current().await;
+        let mut txn = store.current();
         let mut writes = Vec::new();
         for _ in 0..=rng.below(3) {
             let slot = rng.below(2) as u8;
@@ -72,7 +72,7 @@ pub async fn at_unknown_version<E: EngineFamily, F: StorageFactory>() {
         store.snapshot_at(Version::new(1, 0)).await.map(|_| ()),
         Err(Error::VersionNotFound { .. })
     );
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &1u8));
     let v = must!(txn.commit().await);
     assert_matches!(
@@ -93,12 +93,12 @@ pub async fn at_unknown_version<E: EngineFamily, F: StorageFactory>() {
 pub async fn is_read_only<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut snap = store.snapshot().await;
+    let mut snap = store.snapshot();
     assert!(snap.is_read_only());
     assert_matches!(snap.insert(0, &"k", &1u8), Err(Error::ReadOnly(_)));
     assert_matches!(snap.remove(0, &"k"), Err(Error::ReadOnly(_)));
     must!(snap.commit().await);
     let mut at = must!(store.snapshot_at(Version::ZERO).await);
     assert_matches!(at.insert(0, &"k", &1u8), Err(Error::ReadOnly(_)));
-    assert!(!store.current().await.is_read_only());
+    assert!(!store.current().is_read_only());
 }

@@ -59,7 +59,7 @@ pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
         Event::Wrapped(None),
         Event::Wrapped(Some(vec![0, 255])),
     ];
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"u8", &u8::MAX));
     must!(txn.insert(0, &"i64", &i64::MIN));
     must!(txn.insert(0, &"u128", &u128::MAX));
@@ -78,7 +78,7 @@ pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(0, &"unicode key ✓ 中文", &1u8));
     must!(txn.commit().await);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         check_value(&txn, "u8", &u8::MAX).await;
         check_value(&txn, "i64", &i64::MIN).await;
         check_value(&txn, "u128", &u128::MAX).await;
@@ -104,26 +104,26 @@ pub async fn large_value<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let big: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"big", &big));
     must!(txn.insert(0, &"small", &1u8));
     must!(txn.commit().await);
     assert_eq!(
-        must!(store.current().await.get::<_, Vec<u8>>(0, &"big").await).as_ref(),
+        must!(store.current().get::<_, Vec<u8>>(0, &"big").await).as_ref(),
         Some(&big)
     );
     let store = env.reopen(store).await;
     assert_eq!(
-        must!(store.current().await.get::<_, Vec<u8>>(0, &"big").await).as_ref(),
+        must!(store.current().get::<_, Vec<u8>>(0, &"big").await).as_ref(),
         Some(&big)
     );
     let big2: Vec<u8> = big.iter().map(|b| b.wrapping_add(1)).collect();
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"big", &big2));
     must!(txn.commit().await);
     must!(store.merge().await);
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(
         must!(txn.get::<_, Vec<u8>>(0, &"big").await).as_ref(),
         Some(&big2)
@@ -135,12 +135,12 @@ pub async fn large_value<E: EngineFamily, F: StorageFactory>() {
 pub async fn wrong_type_is_decode_error<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"string", &"hello".to_string()));
     must!(txn.insert(0, &"number", &1_000_000u64));
     must!(txn.insert(0, &"bytes", &vec![3u8, 4, 5]));
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_matches!(
         txn.get::<_, u64>(0, &"string").await,
         Err(Error::Decode { what: "value", .. })
@@ -194,7 +194,7 @@ pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
     let store = env
         .open_with(Options::default().max_key_size(16).max_value_size(100))
         .await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"x".repeat(13), &1u8));
     assert_matches!(
         txn.insert(0, &"x".repeat(14), &1u8),
@@ -210,7 +210,7 @@ pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
         Err(Error::TooLarge { what: "value", .. })
     );
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(
         must!(txn.get::<_, Vec<u8>>(0, &"v").await).map(|v| v.len()),
         Some(99)
@@ -232,7 +232,7 @@ pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
         Err(Error::TooLarge { what: "value", .. })
     );
     let store = env.reopen(store).await;
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get::<_, u8>(0, &"x".repeat(13)).await), Some(1));
 }
 
@@ -240,7 +240,7 @@ pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
 pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &3u8, &"u8"));
     must!(txn.insert(0, &3u16, &"u16"));
     must!(txn.insert(0, &3i64, &"i64"));
@@ -250,11 +250,11 @@ pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
     must!(txn.insert(0, &(), &"unit"));
     must!(txn.insert(0, &Some(3u8), &"some"));
     must!(txn.commit().await);
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.remove(0, &3u16));
     must!(txn.commit().await);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(
             must!(txn.get::<_, String>(0, &3u8).await).as_deref(),
             Some("u8")
@@ -299,11 +299,11 @@ pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
 pub async fn str_reads_as_string<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"k", &"hello"));
     must!(txn.insert(0, &"other".to_string(), "value"));
     must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(
         must!(txn.get::<_, String>(0, &"k".to_string()).await).as_deref(),
         Some("hello")
@@ -326,13 +326,13 @@ pub async fn str_reads_as_string<E: EngineFamily, F: StorageFactory>() {
 pub async fn empty_value_is_not_removal<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"unit", &()));
     must!(txn.insert(0, &"empty", &""));
     must!(txn.commit().await);
     must!(store.merge().await);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         assert_eq!(must!(txn.get::<_, ()>(0, &"unit").await), Some(()));
         assert_eq!(
             must!(txn.get::<_, String>(0, &"empty").await),

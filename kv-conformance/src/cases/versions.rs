@@ -9,7 +9,7 @@ use super::prelude::*;
 
 /// Commits a value (or a removal) of key `k` in slot 0, returning the version.
 async fn write<E: kv_api::Engine>(store: &kv_api::Store<E>, value: Option<u32>) -> Version {
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     match value {
         Some(v) => must!(txn.insert(0, &"k", &v)),
         None => must!(txn.remove(0, &"k")),
@@ -27,7 +27,7 @@ pub async fn order_and_values<E: EngineFamily, F: StorageFactory>() {
         written.push(write(&store, value).await);
     }
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         let versions = must!(txn.versions(0, &"k").await);
         assert_eq!(versions, written);
         assert!(
@@ -55,7 +55,7 @@ pub async fn list_removals<E: EngineFamily, F: StorageFactory>() {
     write(&store, Some(2)).await;
     write(&store, None).await;
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         let flags: Vec<bool> = must!(txn.versions(0, &"k").await)
             .iter()
             .map(|v| v.is_removal())
@@ -72,10 +72,10 @@ pub async fn unknown_version<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let v1 = write(&store, Some(1)).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"other", &1u32));
     let v2 = must!(txn.commit().await);
-    let txn = store.current().await;
+    let txn = store.current();
     assert_eq!(must!(txn.get_version::<_, u32>(0, &"k", v1).await), Some(1));
     assert_matches!(
         txn.get_version::<_, u32>(0, &"k", v2).await,
@@ -119,11 +119,11 @@ pub async fn sequence_numbers<E: EngineFamily, F: StorageFactory>() {
     assert_eq!(write(&store, Some(1)).await.seq(), 1);
     assert_eq!(write(&store, Some(2)).await.seq(), 2);
     assert_eq!(
-        must!(store.current().await.commit().await).seq(),
+        must!(store.current().commit().await).seq(),
         2,
         "an empty commit is no version"
     );
-    let mut t1 = store.current().await;
+    let mut t1 = store.current();
     must!(t1.insert(0, &"k", &0u32));
     write(&store, Some(3)).await;
     assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
@@ -143,7 +143,7 @@ pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     write(&store, Some(1)).await;
-    let mut txn = store.current().await;
+    let mut txn = store.current();
     must!(txn.insert(0, &"a", &1u32));
     must!(txn.insert(3, &"b", &2u32));
     must!(txn.remove(0, &"k"));
@@ -151,7 +151,7 @@ pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
     let v = must!(txn.commit().await);
     assert_eq!(must!(store.version()), v);
     env.before_and_after_reopen(store, async |store| {
-        let txn = store.current().await;
+        let txn = store.current();
         let mut listed = [
             must!(txn.versions(0, &"a").await),
             must!(txn.versions(3, &"b").await),
@@ -213,7 +213,7 @@ pub async fn commit_time_monotonic<E: EngineFamily, F: StorageFactory>() {
         v4.time_ms(),
         v3.time_ms()
     );
-    let txn = store.current().await;
+    let txn = store.current();
     let times: Vec<u64> = must!(txn.versions(0, &"k").await)
         .iter()
         .map(|v| v.time_ms())
