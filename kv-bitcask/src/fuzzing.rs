@@ -1,8 +1,13 @@
 //! Entry points into the file decoders for the `kv-fuzz` crate (cargo feature `fuzzing`, off
 //! by default). Each is a thin call into the crate-private decoder; values come back as plain
 //! tuples or as their canonical re-encoding, so no internal type becomes public.
+//!
+//! Files begin with a header ([`kv_engine_kit::header`]) naming their store: decoders that
+//! check it take the store id expected (a fuzz target takes it from the input's own header,
+//! so that mutations get past the header into the records).
 
 use kv_api::{Result, Slot};
+use kv_engine_kit::header::{self, StoreId};
 
 use crate::keydir::MAX_FILE_ID;
 use crate::{hint, merged, meta};
@@ -10,27 +15,34 @@ use crate::{hint, merged, meta};
 /// The largest segment id a keydir location can hold.
 pub const MAX_SEGMENT_ID: u32 = MAX_FILE_ID;
 
+/// The header kind of a merged segment.
+pub const KIND_MERGED: u8 = crate::segment::KIND_MERGED;
+
 /// Decodes `buf` as the hint file of segment `id` (at most [`MAX_SEGMENT_ID`]) of
-/// `segment_len` bytes; returns the canonical encoding of what it holds and the number of
-/// entries, or `None` if the hint is not trusted.
-pub fn hint(buf: &[u8], id: u32, segment_len: u64) -> Option<(Vec<u8>, usize)> {
+/// `segment_len` bytes in store `store`; returns the canonical encoding of what it holds and
+/// the number of entries, or `None` if the hint is not trusted.
+pub fn hint(buf: &[u8], store: StoreId, id: u32, segment_len: u64) -> Option<(Vec<u8>, usize)> {
     let mut entries = Vec::new();
-    let last = hint::decode(buf, id, segment_len, &mut entries)?;
-    Some((hint::encode(id, segment_len, last, &entries), entries.len()))
+    let last = hint::decode(buf, store, id, segment_len, &mut entries)?;
+    Some((
+        hint::encode(store, id, segment_len, last, &entries),
+        entries.len(),
+    ))
 }
 
-/// Decodes `buf` as a `META` file and re-encodes it.
-pub fn meta(buf: &[u8]) -> Result<Vec<u8>> {
-    meta::Meta::decode(buf).map(|m| m.encode())
+/// Decodes `buf` as the `META` file of store `store` and re-encodes it.
+pub fn meta(buf: &[u8], store: StoreId) -> Result<Vec<u8>> {
+    meta::Meta::decode(buf, store).map(|m| m.encode(store))
 }
 
 /// One record of a merged segment: `(seq, time_ms, slot, key, value, frame offset, frame len)`.
 pub type MergedRecord = (u64, u64, Slot, Vec<u8>, Option<Vec<u8>>, u64, u32);
 
-/// Replays `buf` as a merged segment.
+/// Replays `buf` as a merged segment, from the end of its header as recovery does (which
+/// checks the header apart, [`kv_engine_kit::header::FileHeader::check`]).
 pub fn merged_replay(buf: &[u8]) -> Result<Vec<MergedRecord>> {
     let mut out = Vec::new();
-    merged::replay(buf, "fuzz", |w| {
+    merged::replay(buf, header::LEN, "fuzz", |w| {
         out.push((
             w.seq,
             w.time_ms,
@@ -57,8 +69,11 @@ pub fn merged_encode(
     merged::encode(out, seq, time_ms, slot, key, value);
 }
 
-/// Decodes one whole write frame as a read does: `(slot, key, value)`.
-pub fn write_frame(buf: &[u8]) -> Result<(Slot, Vec<u8>, Option<Vec<u8>>)> {
-    let (slot, key, value) = merged::decode_write_frame(buf, "fuzz", 0)?;
-    Ok((slot, key.to_vec(), value.map(<[u8]>::to_vec)))
+/// A write record read back: `(seq, slot, key, value)`; `None` is a removal.
+pub type Write = (u64, Slot, Vec<u8>, Option<Vec<u8>>);
+
+/// Decodes one whole write frame as a read does.
+pub fn write_frame(buf: &[u8]) -> Result<Write> {
+    let (seq, slot, key, value) = merged::decode_write_frame(buf, "fuzz", 0)?;
+    Ok((seq, slot, key.to_vec(), value.map(<[u8]>::to_vec)))
 }

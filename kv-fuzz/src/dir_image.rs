@@ -10,7 +10,7 @@ use kv_lsm::fuzzing::{self as lsm, IndexBlock};
 use crate::util::{Fields, block_on, fix_frames};
 
 /// Most files in one image.
-const MAX_FILES: usize = 16;
+pub const MAX_FILES: usize = 16;
 /// Most rows read per scan.
 const SCAN_LIMIT: usize = 1000;
 /// Set in a file's kind byte: recompute its checksums first (every frame's CRC; for a table,
@@ -18,7 +18,7 @@ const SCAN_LIMIT: usize = 1000;
 pub const FIX_CRC: u8 = 0x80;
 
 /// The names a file kind byte chooses (modulo their number), `{}` standing for the id.
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 12] = [
     "META",
     "META.tmp",
     "{:08}.log",
@@ -30,6 +30,9 @@ const NAMES: [&str; 10] = [
     "LOCK",
     // A log or table id as no engine writes it (no zero padding): foreign.
     "{}.log",
+    // Every store's: written first, read before anything else.
+    "IDENTITY",
+    "IDENTITY.tmp",
 ];
 
 /// The name of a file of kind `kind` with id `id`.
@@ -226,6 +229,8 @@ mod tests {
             assert_eq!(file_name(kind | FIX_CRC, id), name);
         }
         assert_eq!(kind_of("12.log"), Some((9, 12)));
+        assert_eq!(kind_of("IDENTITY"), Some((10, 0)));
+        assert_eq!(kind_of("IDENTITY.tmp"), Some((11, 0)));
         assert_eq!(kind_of("other"), None);
     }
 }

@@ -24,6 +24,7 @@
 
 mod bitcask;
 pub mod dir_image;
+mod header;
 mod idb;
 mod keys;
 mod log;
@@ -32,6 +33,7 @@ mod util;
 
 pub use bitcask::{bitcask_hint, bitcask_merged, bitcask_meta};
 pub use dir_image::dir_image;
+pub use header::{file_header, identity};
 pub use idb::idb_chunks;
 pub use keys::keycodec;
 pub use log::{frame, txlog_record, txlog_replay};
@@ -44,6 +46,8 @@ pub type Target = fn(&[u8]);
 /// directory.
 pub const TARGETS: &[(&str, Target)] = &[
     ("frame", frame),
+    ("file_header", file_header),
+    ("identity", identity),
     ("txlog_record", txlog_record),
     ("txlog_replay", txlog_replay),
     ("bitcask_hint", bitcask_hint),

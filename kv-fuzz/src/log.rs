@@ -3,7 +3,7 @@
 use kv_engine_kit::frame::{self, Decoded};
 use kv_engine_kit::txlog::{self, Follows, Record, ReplayEnd, ReplayedTxn};
 
-use crate::util::{both, fix_frames};
+use crate::util::{both, fix_frames, records_from};
 
 /// `frame::decode` at each of the first offsets of the input and frame by frame from the
 /// start, and `frame::valid_frames_after` from a few offsets with a filter chosen by the first byte. A decoded frame lies inside
@@ -102,14 +102,16 @@ pub fn txlog_record(data: &[u8]) {
     assert_eq!(Record::decode(payload), Some(record));
 }
 
-/// `txlog::replay` of the input as a log file: as the last file and as a sealed one, after
-/// commit 0, after any commit above 0, and right after the commit before its first record.
-/// Transactions come in sequence, their writes' locations hold those writes, and the valid
-/// prefix replays again to the same transactions, whole (what recovery relies on after it cut
-/// the file there).
+/// `txlog::replay` of the input as a log file, from the end of its header (from 0 if it is
+/// shorter than a header; the header itself is the engines' to check): as the last file and
+/// as a sealed one, after commit 0, after any commit above 0, and right after the commit
+/// before its first record. Transactions come in sequence, their writes' locations hold those
+/// writes, and the valid prefix replays again to the same transactions, whole (what recovery
+/// relies on after it cut the file there).
 pub fn txlog_replay(data: &[u8]) {
     both(data, fix_frames(data), |buf| {
-        let first_seq = match frame::decode(buf, 0) {
+        let from = records_from(buf);
+        let first_seq = match frame::decode(buf, from) {
             Decoded::Frame { payload, .. } => Record::decode(payload).map(|r| r.seq()),
             _ => None,
         };
@@ -119,7 +121,7 @@ pub fn txlog_replay(data: &[u8]) {
         }
         for f in follows {
             for is_last in [true, false] {
-                check_replay(buf, is_last, f);
+                check_replay(buf, from, is_last, f);
             }
         }
     });
@@ -128,9 +130,14 @@ pub fn txlog_replay(data: &[u8]) {
 /// A replayed transaction, owned: `(seq, time_ms, meta, writes, end)`.
 type Txn = (u64, u64, Vec<u8>, Vec<(u8, Vec<u8>, Option<Vec<u8>>)>, u64);
 
-fn replay(buf: &[u8], is_last: bool, follows: Follows) -> kv_api::Result<(Vec<Txn>, ReplayEnd)> {
+fn replay(
+    buf: &[u8],
+    from: usize,
+    is_last: bool,
+    follows: Follows,
+) -> kv_api::Result<(Vec<Txn>, ReplayEnd)> {
     let mut txns = Vec::new();
-    let end = txlog::replay(buf, "fuzz", is_last, follows, |t: ReplayedTxn<'_>| {
+    let end = txlog::replay(buf, from, "fuzz", is_last, follows, |t: ReplayedTxn<'_>| {
         for w in &t.writes {
             let (at, len) = (w.loc.offset as usize, w.loc.len as usize);
             let frame_bytes = buf
@@ -162,15 +169,15 @@ fn replay(buf: &[u8], is_last: bool, follows: Follows) -> kv_api::Result<(Vec<Tx
     Ok((txns, end))
 }
 
-fn check_replay(buf: &[u8], is_last: bool, follows: Follows) {
-    let Ok((txns, end)) = replay(buf, is_last, follows) else {
+fn check_replay(buf: &[u8], from: usize, is_last: bool, follows: Follows) {
+    let Ok((txns, end)) = replay(buf, from, is_last, follows) else {
         return;
     };
     let len = buf.len() as u64;
     assert!(end.valid_len <= len);
     assert_eq!(
         end.valid_len,
-        txns.last().map_or(0, |t| t.4),
+        txns.last().map_or(from as u64, |t| t.4),
         "valid length"
     );
     let mut prev = match follows {
@@ -200,7 +207,7 @@ fn check_replay(buf: &[u8], is_last: bool, follows: Follows) {
     let kept = &buf[..end.valid_len as usize];
     for again_last in [true, false] {
         let (again, again_end) =
-            replay(kept, again_last, follows).expect("the valid prefix replays");
+            replay(kept, from, again_last, follows).expect("the valid prefix replays");
         assert_eq!(
             again, txns,
             "the valid prefix replays the same transactions"

@@ -6,6 +6,29 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use kv_engine_kit::header::{FileHeader, StoreId};
+
+/// The store id a decoder is asked to expect when the input has no header to take it from.
+pub(crate) const FIXED_STORE: StoreId = StoreId::from_bytes(*b"kv-fuzz store id");
+
+/// The store id and file id of the input's own header ([`FileHeader::decode`]), or
+/// [`FIXED_STORE`] and 0 if it has none: decoders that check a file's header against the
+/// store (and file) expected are asked for the ones the input names, so that mutations get
+/// past the header into the records behind it.
+pub(crate) fn header_ids(buf: &[u8]) -> (StoreId, u64) {
+    FileHeader::decode(buf).map_or((FIXED_STORE, 0), |h| (h.store, h.file_id))
+}
+
+/// Where the records of a file held in `buf` begin: after its header, or (for inputs too
+/// short to hold one) at 0, as a caller that passed a header would leave none.
+pub(crate) fn records_from(buf: &[u8]) -> usize {
+    if buf.len() >= kv_engine_kit::header::LEN {
+        kv_engine_kit::header::LEN
+    } else {
+        0
+    }
+}
+
 /// Polls `f` to completion on this thread. Everything the targets run is in memory
 /// (`MemoryStorage`, uncontended locks, no runtime so the LSM works inline), so a future that
 /// stays pending is a hang: it panics instead, which the fuzzer reports.

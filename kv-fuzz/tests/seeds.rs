@@ -13,7 +13,9 @@ use kv_api::{Options, Storage, StorageFile, Store, Tuning};
 use kv_backends::MemoryStorage;
 use kv_bitcask::Bitcask;
 use kv_bitcask::fuzzing as bc;
-use kv_fuzz::dir_image::{FIX_CRC, encode_image, kind_of};
+use kv_engine_kit::header::{self, FileHeader};
+use kv_engine_kit::identity::{IDENTITY, Identity};
+use kv_fuzz::dir_image::{FIX_CRC, MAX_FILES, encode_image, kind_of};
 use kv_lsm::fuzzing::{self as lsm, IndexBlock};
 use kv_lsm::{Lsm, LsmOptions};
 
@@ -65,12 +67,41 @@ async fn files(storage: &MemoryStorage) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The image of a store's files, `IDENTITY` first (what an open reads first); every file
+/// must fit in it.
 fn image(files: &[(String, Vec<u8>)], flags: u8) -> Vec<u8> {
-    let parts: Vec<(u8, u64, &[u8])> = files
+    let mut parts: Vec<(u8, u64, &[u8])> = files
         .iter()
         .filter_map(|(n, b)| kind_of(n).map(|(k, id)| (k | flags, id, b.as_slice())))
         .collect();
+    assert_eq!(
+        parts.len(),
+        files.len(),
+        "a file name the image cannot hold"
+    );
+    assert!(parts.len() <= MAX_FILES, "{} files", parts.len());
+    parts.sort_by_key(|(_, _, b)| Identity::decode(b).is_err());
     encode_image(&parts)
+}
+
+/// A store's files, put back into a new storage, open with engine `E`: the image seeds are
+/// stores that open.
+async fn opens<E: kv_api::Engine<Storage = MemoryStorage>>(
+    files: &[(String, Vec<u8>)],
+    tuning: E::Tuning,
+) {
+    let storage = MemoryStorage::new();
+    for (name, bytes) in files {
+        storage
+            .create(name)
+            .await
+            .unwrap()
+            .append(bytes)
+            .await
+            .unwrap();
+    }
+    let engine = E::open(storage, Options::default(), tuning).await.unwrap();
+    engine.close().await.unwrap();
 }
 
 /// The payloads of the frames at the start of `buf`.
@@ -86,6 +117,32 @@ fn payloads(buf: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// The kind in the file header `buf` begins with.
+fn header_kind(buf: &[u8]) -> Option<u8> {
+    FileHeader::decode(buf).ok().map(|h| h.kind)
+}
+
+/// Seeds of what says whose a file is: each file's header (whole file and header alone), and
+/// the store's `IDENTITY`.
+fn identity_seeds(engine: &str, files: &[(String, Vec<u8>)]) {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (name, bytes) in files {
+        if name == IDENTITY {
+            seed("identity", engine, bytes);
+        } else if let Some(kind) = header_kind(bytes)
+            && kinds.insert(kind)
+        {
+            let stem = format!("{engine}-{kind:#x}");
+            seed("file_header", &stem, &bytes[..header::LEN]);
+            seed(
+                "file_header",
+                &format!("{stem}-file"),
+                &bytes[..bytes.len().min(200)],
+            );
+        }
+    }
+}
+
 fn log_seeds(name: &str, bytes: &[u8]) {
     seed("txlog_replay", name, bytes);
     // A torn tail: the last transaction cut in its middle.
@@ -94,7 +151,11 @@ fn log_seeds(name: &str, bytes: &[u8]) {
         &format!("{name}-torn"),
         &bytes[..bytes.len() * 9 / 10],
     );
-    for (i, p) in payloads(bytes).into_iter().enumerate().take(4) {
+    for (i, p) in payloads(&bytes[header::LEN..])
+        .into_iter()
+        .enumerate()
+        .take(4)
+    {
         seed("txlog_record", &format!("{name}-{i}"), p);
     }
 }
@@ -120,13 +181,15 @@ async fn write_seeds() {
             seed("bitcask_meta", "META", bytes);
         } else if name.ends_with(".hint") {
             seed("bitcask_hint", &stem, bytes);
-        } else if bc::merged_replay(bytes).is_ok_and(|r| !r.is_empty()) {
+        } else if header_kind(bytes) == Some(bc::KIND_MERGED) {
             seed("bitcask_merged", &stem, bytes);
             seed("frame", &stem, bytes);
         } else if name.ends_with(".log") {
             log_seeds(&format!("bitcask-{stem}"), bytes);
         }
     }
+    identity_seeds("bitcask", &bitcask);
+    opens::<Bitcask<MemoryStorage>>(&bitcask, ()).await;
     seed("dir_image", "bitcask", &image(&bitcask, 0));
     seed("dir_image", "bitcask-fix", &image(&bitcask, FIX_CRC));
 
@@ -150,6 +213,8 @@ async fn write_seeds() {
             seed("frame", &stem, bytes);
         }
     }
+    identity_seeds("lsm", &lsm_files);
+    opens::<Lsm<MemoryStorage>>(&lsm_files, LsmOptions::small()).await;
     seed("dir_image", "lsm", &image(&lsm_files, 0));
     seed("dir_image", "lsm-fix", &image(&lsm_files, FIX_CRC));
 

@@ -2,11 +2,17 @@
 //! by default). Each is a thin call into the crate-private decoder; values come back as plain
 //! tuples, as their canonical re-encoding, or behind opaque wrappers, so no internal type
 //! becomes public.
+//!
+//! Files begin with a header ([`kv_engine_kit::header`]) naming their store: decoders that
+//! check it take the store id expected (a fuzz target takes it from the input's own header,
+//! so that mutations get past the header into the records). Table parts (footer, blocks,
+//! filter) are decoded apart from the table's header, as a table's open reads them.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use kv_api::Result;
+use kv_engine_kit::header::StoreId;
 
 use crate::key::{Seek, cmp_ikey};
 use crate::manifest::Manifest;
@@ -21,9 +27,9 @@ pub type Entry = (Vec<u8>, u64, u64, Option<Vec<u8>>);
 /// Bytes of a table footer.
 pub const FOOTER_LEN: usize = crate::sstable::footer::FOOTER_LEN;
 
-/// Decodes `buf` as a `MANIFEST` file and re-encodes it.
-pub fn manifest(buf: &[u8]) -> Result<Vec<u8>> {
-    Manifest::decode(buf).map(|m| m.encode())
+/// Decodes `buf` as the `MANIFEST` file of store `store` and re-encodes it.
+pub fn manifest(buf: &[u8], store: StoreId) -> Result<Vec<u8>> {
+    Manifest::decode(buf, store)?.encode(store)
 }
 
 /// The block locations of a footer: `[(filter offset, len), (index offset, len)]`.
@@ -62,13 +68,13 @@ pub fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 /// Encodes `entries` (in internal key order) as one block with a restart point every
-/// `restart_interval` entries.
-pub fn encode_block(entries: &[Entry], restart_interval: usize) -> Vec<u8> {
+/// `restart_interval` entries ([`kv_api::Error::TooLarge`] past what a block holds).
+pub fn encode_block(entries: &[Entry], restart_interval: usize) -> Result<Vec<u8>> {
     let mut b = BlockBuilder::new(restart_interval);
     for (k, seq, time, value) in entries {
-        b.add(k, *seq, *time, value.as_deref());
+        b.add(k, *seq, *time, value.as_deref())?;
     }
-    b.finish()
+    Ok(b.finish())
 }
 
 /// A block decoded whole, as a table keeps its index.
