@@ -200,6 +200,8 @@ async fn write_seeds() {
             .await
             .unwrap();
     fill(&store, 30).await;
+    // A few commits after the last flush, so the newest WAL holds transactions to replay.
+    fill(&store, 2).await;
     store.close().await.unwrap();
     let lsm_files = files(&storage).await;
     for (name, bytes) in &lsm_files {

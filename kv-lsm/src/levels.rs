@@ -88,9 +88,13 @@ impl<S: Storage> LevelSet<S> {
         self.levels.iter().map(Vec::len).sum()
     }
 
-    /// Bytes of the tables of `level`.
+    /// Bytes of the tables of `level`, as the manifest records them; `u64::MAX` if their sum
+    /// is larger. Sizes are only checked against the files at a table's first read, and this
+    /// sum scores levels for compaction before that: a damaged size must not overflow it.
     pub fn level_bytes(&self, level: usize) -> u64 {
-        self.level(level).iter().map(|t| t.meta.size).sum()
+        self.level(level)
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.meta.size))
     }
 
     /// The table of `level` (≥ 1) whose range covers `ukey`.
@@ -130,5 +134,47 @@ impl<S: Storage> LevelSet<S> {
         set.level_mut(level).extend(added);
         set.sort();
         set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kv_backends::MemoryStorage;
+    use kv_engine_kit::header::StoreId;
+
+    use super::*;
+    use crate::sstable::TableMeta;
+
+    fn table(id: u64, size: u64, key: &[u8]) -> Arc<Table<MemoryStorage>> {
+        let meta = TableMeta {
+            id,
+            size,
+            entries: 1,
+            smallest: (key.to_vec(), 1),
+            largest: (key.to_vec(), 1),
+            min_seq: 1,
+            max_seq: 1,
+        };
+        Arc::new(Table::new(
+            meta,
+            MemoryStorage::new(),
+            StoreId::from_bytes([0; 16]),
+        ))
+    }
+
+    #[test]
+    fn level_bytes_of_damaged_sizes_saturate() {
+        // Found by the dir_image fuzz target: a MANIFEST whose table sizes sum past u64::MAX
+        // overflowed the compaction score at open, before any table was read.
+        let set = LevelSet::from_tables([
+            (1, table(1, 100, b"a")),
+            (1, table(2, 50, b"b")),
+            (2, table(3, u64::MAX - 10, b"a")),
+            (2, table(4, 11, b"b")),
+            (2, table(5, u64::MAX, b"c")),
+        ]);
+        assert_eq!(set.level_bytes(1), 150);
+        assert_eq!(set.level_bytes(2), u64::MAX);
+        assert_eq!(set.level_bytes(3), 0);
     }
 }
