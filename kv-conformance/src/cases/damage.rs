@@ -543,7 +543,7 @@ async fn damage_one<E: EngineFamily, F: StorageFactory>(
 ///
 /// The store spans every kind of file its engine writes (log segments, merged segments and
 /// hints; WAL files, tables on two levels, the manifest). Each seed restores it into fresh
-/// storage and applies one [`Damage`]: a truncation, 1 - 8 flipped bits, a zeroed range,
+/// storage and applies one damage: a truncation, 1 - 8 flipped bits, a zeroed range,
 /// garbage over a range, a deleted file, a file copied over another, two files swapped, junk
 /// appended, a forged frame length. Files are picked by the shape of their names so every
 /// kind is hit, and offsets lean towards files' heads and tails.
