@@ -27,6 +27,12 @@ const LOCK_FILE: &str = "LOCK";
 ///   this process or another) gets [`Error::Locked`].
 ///
 /// Handles of the same file share one buffer, so every handle sees every append at once.
+///
+/// A read-only storage ([`FileStorage::open_read_only`], or [`Storage::read_only`], which
+/// [`kv_api::Store`] calls for every read-only open) opens every file without write access,
+/// so a store the user may read but not write opens; it refuses every mutation with
+/// [`Error::ReadOnly`] and takes no lock. It shares no open file with a writable storage of
+/// the same directory: it sees what the writer has written to the OS, as another process does.
 #[derive(Clone)]
 pub struct FileStorage {
     inner: Arc<Dir>,
@@ -35,12 +41,14 @@ pub struct FileStorage {
 struct Dir {
     path: PathBuf,
     open: Mutex<HashMap<String, Weak<Inner>>>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for FileStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStorage")
             .field("path", &self.inner.path)
+            .field("read_only", &self.inner.read_only)
             .field("open_files", &self.inner.open.lock().len())
             .finish()
     }
@@ -48,16 +56,74 @@ impl std::fmt::Debug for FileStorage {
 
 impl FileStorage {
     /// Opens (creating it if needed) the directory `path`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path)
             .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
-        Ok(FileStorage {
+        Ok(Self::new(path, false))
+    }
+
+    /// Opens the existing directory `path` read-only: files are opened without write access,
+    /// every mutation (create, remove, rename, append, truncate, lock) fails with
+    /// [`Error::ReadOnly`], and nothing is created (a missing directory is an [`Error::Io`] of
+    /// kind `NotFound`). `Store::open_read_only` does the same with a storage from
+    /// [`FileStorage::open`] (see [`Storage::read_only`]); this one also leaves a missing
+    /// directory uncreated.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// use kv_backends::FileStorage;
+    /// let storage = FileStorage::open_read_only("./data").await?;
+    /// assert!(storage.is_read_only());
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let op = || format!("open directory {}", path.display());
+        let meta = fs::metadata(&path).map_err(|e| Error::io(op(), e))?;
+        if !meta.is_dir() {
+            return Err(Error::io(
+                op(),
+                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        Ok(Self::new(path, true))
+    }
+
+    fn new(path: PathBuf, read_only: bool) -> Self {
+        FileStorage {
             inner: Arc::new(Dir {
                 path,
                 open: Mutex::new(HashMap::new()),
+                read_only,
             }),
-        })
+        }
+    }
+
+    /// True if this storage opens files read-only and refuses every mutation.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// assert!(!storage.is_read_only());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// [`Error::ReadOnly`] naming `what` if this storage is read-only.
+    fn writable(&self, what: &'static str) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -90,6 +156,7 @@ impl FileStorage {
             .len();
         let inner = Arc::new(Inner {
             name: name.to_string(),
+            read_only: self.inner.read_only,
             file,
             state: Mutex::new(Buffered {
                 len,
@@ -156,6 +223,8 @@ fn pwrite(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
 
 struct Inner {
     name: String,
+    /// Opened without write access: appends and truncations fail with [`Error::ReadOnly`].
+    read_only: bool,
     file: File,
     state: Mutex<Buffered>,
 }
@@ -169,6 +238,13 @@ struct Buffered {
 }
 
 impl Inner {
+    fn writable(&self, what: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        Ok(())
+    }
+
     fn write_pending(&self, st: &mut Buffered) -> Result<()> {
         if !st.pending.is_empty() {
             pwrite(&self.file, &st.pending, st.pending_at)
@@ -243,6 +319,7 @@ impl StorageFile for FileHandle {
     }
 
     async fn append(&self, bytes: &[u8]) -> Result<u64> {
+        self.inner.writable("append")?;
         let mut st = self.inner.state.lock();
         let offset = st.len;
         st.pending.extend_from_slice(bytes);
@@ -254,6 +331,9 @@ impl StorageFile for FileHandle {
     }
 
     async fn sync(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Ok(()); // nothing was written
+        }
         self.inner.write_pending(&mut self.inner.state.lock())?;
         // Outside the lock: appends may go on while the disk syncs (group commit relies on it).
         self.inner
@@ -263,6 +343,7 @@ impl StorageFile for FileHandle {
     }
 
     async fn truncate(&self, len: u64) -> Result<()> {
+        self.inner.writable("truncate")?;
         let mut st = self.inner.state.lock();
         if len > st.len {
             return Err(Error::InvalidArgument(format!(
@@ -333,13 +414,14 @@ impl Storage for FileStorage {
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!self.inner.read_only)
             .open(&path)
             .map_err(|e| Error::io(format!("open {name}"), e))?;
         self.handle(name, file)
     }
 
     async fn create(&self, name: &str) -> Result<FileHandle> {
+        self.writable("create")?;
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
@@ -354,6 +436,7 @@ impl Storage for FileStorage {
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
+        self.writable("remove")?;
         let path = self.file_path(name)?;
         self.inner.open.lock().remove(name);
         match fs::remove_file(&path) {
@@ -364,6 +447,7 @@ impl Storage for FileStorage {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.writable("rename")?;
         let (src, dst) = (self.file_path(from)?, self.file_path(to)?);
         // Pending appends must reach the file before its name changes hands.
         let moved = self
@@ -386,10 +470,14 @@ impl Storage for FileStorage {
     }
 
     async fn sync(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Ok(()); // nothing was changed
+        }
         self.sync_dir()
     }
 
     async fn lock(&self) -> Result<LockGuard> {
+        self.writable("lock")?;
         let path = self.inner.path.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -423,6 +511,16 @@ impl Storage for FileStorage {
 
     async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.file_path(name)?.exists())
+    }
+
+    /// A read-only storage of the same directory (itself if it is one already); see
+    /// [`FileStorage::open_read_only`].
+    fn read_only(&self) -> Self {
+        if self.inner.read_only {
+            self.clone()
+        } else {
+            Self::new(self.inner.path.clone(), true)
+        }
     }
 }
 
@@ -468,6 +566,63 @@ mod tests {
         f.append(b"short").await?;
         assert!(f.read_at(0, 1 << 60).await.is_err());
         assert!(f.read_at(u64::MAX, 2).await.is_err());
+        Ok(())
+    }
+
+    /// A read-only storage opens files without write access (checked on the descriptor
+    /// itself, which holds even for root, whom permission bits do not stop) and refuses
+    /// every mutation with `Error::ReadOnly`.
+    #[tokio::test]
+    async fn read_only_opens_files_without_write_access() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let w = FileStorage::open(dir.path()).await?;
+        let f = w.create("a").await?;
+        f.append(b"hello").await?;
+        f.sync().await?;
+        for ro in [
+            FileStorage::open_read_only(dir.path()).await?,
+            w.read_only(),
+        ] {
+            assert!(ro.is_read_only() && !w.is_read_only());
+            let g = ro.open("a").await?;
+            assert_eq!(g.read_at(0, 5).await?, b"hello");
+            assert!(
+                pwrite(&g.inner.file, b"x", 0).is_err(),
+                "writable descriptor"
+            );
+            assert!(matches!(
+                g.append(b"x").await,
+                Err(Error::ReadOnly("append"))
+            ));
+            assert!(matches!(
+                g.truncate(0).await,
+                Err(Error::ReadOnly("truncate"))
+            ));
+            g.sync().await?;
+            ro.sync().await?;
+            assert!(matches!(
+                ro.create("b").await,
+                Err(Error::ReadOnly("create"))
+            ));
+            assert!(matches!(
+                ro.remove("a").await,
+                Err(Error::ReadOnly("remove"))
+            ));
+            assert!(matches!(
+                ro.rename("a", "b").await,
+                Err(Error::ReadOnly("rename"))
+            ));
+            assert!(matches!(ro.lock().await, Err(Error::ReadOnly("lock"))));
+            assert_eq!(ro.list().await?, vec!["a".to_string()]);
+            // The writer's handle is not shared: it stays writable.
+            assert!(pwrite(&f.inner.file, b"h", 0).is_ok());
+        }
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            FileStorage::open_read_only(&missing).await,
+            Err(Error::Io { .. })
+        ));
+        assert!(!missing.exists());
         Ok(())
     }
 
