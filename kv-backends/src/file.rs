@@ -64,9 +64,12 @@ impl FileStorage {
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        fs::create_dir_all(&path)
-            .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
-        Ok(Self::new(path, false))
+        off_executor(move || {
+            fs::create_dir_all(&path)
+                .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
+            Ok(Self::new(path, false))
+        })
+        .await
     }
 
     /// Opens the existing directory `path` read-only: files are opened without write access,
@@ -85,15 +88,18 @@ impl FileStorage {
     /// ```
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let op = || format!("open directory {}", path.display());
-        let meta = fs::metadata(&path).map_err(|e| Error::io(op(), e))?;
-        if !meta.is_dir() {
-            return Err(Error::io(
-                op(),
-                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-            ));
-        }
-        Ok(Self::new(path, true))
+        off_executor(move || {
+            let op = || format!("open directory {}", path.display());
+            let meta = fs::metadata(&path).map_err(|e| Error::io(op(), e))?;
+            if !meta.is_dir() {
+                return Err(Error::io(
+                    op(),
+                    io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+                ));
+            }
+            Ok(Self::new(path, true))
+        })
+        .await
     }
 
     fn new(path: PathBuf, read_only: bool) -> Self {
@@ -119,7 +125,7 @@ impl FileStorage {
     }
 
     /// [`Error::ReadOnly`] naming `what` if this storage is read-only.
-    fn writable(&self, what: &'static str) -> Result<()> {
+    fn writable_now(&self, what: &'static str) -> Result<()> {
         if self.inner.read_only {
             return Err(Error::ReadOnly(what));
         }
@@ -169,6 +175,23 @@ impl FileStorage {
             .lock()
             .insert(name.to_string(), Arc::downgrade(&inner));
         Ok(FileHandle { inner })
+    }
+}
+
+/// Runs `io`, a blocking system call (or a few), off the async worker threads: on tokio's
+/// blocking pool inside a tokio runtime, so that a `pread` that misses the page cache or an
+/// `fdatasync` never stalls the tasks of the executor; inline elsewhere (another executor,
+/// or none). The engines' group commit is unchanged: one committer's `sync` covers every
+/// commit appended before it, and appends go on (on the executor) while the disk syncs.
+async fn off_executor<T: Send + 'static>(
+    io: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt
+            .spawn_blocking(io)
+            .await
+            .map_err(|e| Error::io("file I/O on a blocking thread", io::Error::other(e)))?,
+        Err(_) => io(),
     }
 }
 
@@ -298,34 +321,48 @@ impl StorageFile for FileHandle {
         // Zeroed outside the lock, so a large read does not hold up appends.
         let mut buf = vec![0u8; len];
         let end = offset.checked_add(len as u64);
-        let st = inner.state.lock();
-        match end {
-            Some(end) if end <= st.len => {
-                let flushed = st.pending_at;
-                if end <= flushed {
-                    drop(st);
-                    pread(&inner.file, &mut buf, offset)
-                } else {
-                    let split = flushed.saturating_sub(offset) as usize;
-                    let from = (offset.max(flushed) - flushed) as usize;
-                    buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
-                    pread(&inner.file, &mut buf[..split], offset)
+        // How many leading bytes of `buf` the file holds; the rest is copied from `pending`.
+        let split = {
+            let st = inner.state.lock();
+            match end {
+                Some(end) if end <= st.len => {
+                    let flushed = st.pending_at;
+                    if end <= flushed {
+                        len
+                    } else {
+                        let split = flushed.saturating_sub(offset) as usize;
+                        let from = (offset.max(flushed) - flushed) as usize;
+                        buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
+                        split
+                    }
                 }
-                .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
-                Ok(buf)
+                _ => return Err(read_past_end(&inner.name, offset, len, st.len)),
             }
-            _ => Err(read_past_end(&inner.name, offset, len, st.len)),
+        };
+        if split == 0 {
+            return Ok(buf); // all of it was still in memory
         }
+        let inner = self.inner.clone();
+        off_executor(move || {
+            pread(&inner.file, &mut buf[..split], offset)
+                .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
+            Ok(buf)
+        })
+        .await
     }
 
     async fn append(&self, bytes: &[u8]) -> Result<u64> {
         self.inner.writable("append")?;
-        let mut st = self.inner.state.lock();
-        let offset = st.len;
-        st.pending.extend_from_slice(bytes);
-        st.len += bytes.len() as u64;
-        if st.pending.len() >= WRITE_BUFFER {
-            self.inner.write_pending(&mut st)?;
+        let (offset, full) = {
+            let mut st = self.inner.state.lock();
+            let offset = st.len;
+            st.pending.extend_from_slice(bytes);
+            st.len += bytes.len() as u64;
+            (offset, st.pending.len() >= WRITE_BUFFER)
+        };
+        if full {
+            let inner = self.inner.clone();
+            off_executor(move || inner.write_pending(&mut inner.state.lock())).await?;
         }
         Ok(offset)
     }
@@ -334,31 +371,40 @@ impl StorageFile for FileHandle {
         if self.inner.read_only {
             return Ok(()); // nothing was written
         }
-        self.inner.write_pending(&mut self.inner.state.lock())?;
-        // Outside the lock: appends may go on while the disk syncs (group commit relies on it).
-        self.inner
-            .file
-            .sync_data()
-            .map_err(|e| Error::io(format!("sync {}", self.inner.name), e))
+        let inner = self.inner.clone();
+        off_executor(move || {
+            inner.write_pending(&mut inner.state.lock())?;
+            // Outside the lock: appends may go on while the disk syncs (group commit relies
+            // on it).
+            inner
+                .file
+                .sync_data()
+                .map_err(|e| Error::io(format!("sync {}", inner.name), e))
+        })
+        .await
     }
 
     async fn truncate(&self, len: u64) -> Result<()> {
         self.inner.writable("truncate")?;
-        let mut st = self.inner.state.lock();
-        if len > st.len {
-            return Err(Error::InvalidArgument(format!(
-                "truncate {} to {len} beyond its length {}",
-                self.inner.name, st.len
-            )));
-        }
-        self.inner.write_pending(&mut st)?;
-        self.inner
-            .file
-            .set_len(len)
-            .map_err(|e| Error::io(format!("truncate {}", self.inner.name), e))?;
-        st.len = len;
-        st.pending_at = len;
-        Ok(())
+        let inner = self.inner.clone();
+        off_executor(move || {
+            let mut st = inner.state.lock();
+            if len > st.len {
+                return Err(Error::InvalidArgument(format!(
+                    "truncate {} to {len} beyond its length {}",
+                    inner.name, st.len
+                )));
+            }
+            inner.write_pending(&mut st)?;
+            inner
+                .file
+                .set_len(len)
+                .map_err(|e| Error::io(format!("truncate {}", inner.name), e))?;
+            st.len = len;
+            st.pending_at = len;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -388,11 +434,9 @@ fn lock_key(dir: &Path) -> PathBuf {
     fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-#[kv_api::async_trait]
-impl Storage for FileStorage {
-    type File = FileHandle;
-
-    async fn list(&self) -> Result<Vec<String>> {
+/// The system calls of [`Storage`], run by [`off_executor`].
+impl FileStorage {
+    fn list_now(&self) -> Result<Vec<String>> {
         let op = || format!("list {}", self.inner.path.display());
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.inner.path).map_err(|e| Error::io(op(), e))? {
@@ -407,10 +451,7 @@ impl Storage for FileStorage {
         Ok(names)
     }
 
-    async fn open(&self, name: &str) -> Result<FileHandle> {
-        if let Some(inner) = self.inner.open.lock().get(name).and_then(Weak::upgrade) {
-            return Ok(FileHandle { inner });
-        }
+    fn open_now(&self, name: &str) -> Result<FileHandle> {
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
@@ -420,8 +461,8 @@ impl Storage for FileStorage {
         self.handle(name, file)
     }
 
-    async fn create(&self, name: &str) -> Result<FileHandle> {
-        self.writable("create")?;
+    fn create_now(&self, name: &str) -> Result<FileHandle> {
+        self.writable_now("create")?;
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
@@ -435,8 +476,8 @@ impl Storage for FileStorage {
         Ok(handle)
     }
 
-    async fn remove(&self, name: &str) -> Result<()> {
-        self.writable("remove")?;
+    fn remove_now(&self, name: &str) -> Result<()> {
+        self.writable_now("remove")?;
         let path = self.file_path(name)?;
         self.inner.open.lock().remove(name);
         match fs::remove_file(&path) {
@@ -446,8 +487,8 @@ impl Storage for FileStorage {
         }
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.writable("rename")?;
+    fn rename_now(&self, from: &str, to: &str) -> Result<()> {
+        self.writable_now("rename")?;
         let (src, dst) = (self.file_path(from)?, self.file_path(to)?);
         // Pending appends must reach the file before its name changes hands.
         let moved = self
@@ -469,15 +510,15 @@ impl Storage for FileStorage {
         self.sync_dir()
     }
 
-    async fn sync(&self) -> Result<()> {
+    fn sync_now(&self) -> Result<()> {
         if self.inner.read_only {
             return Ok(()); // nothing was changed
         }
         self.sync_dir()
     }
 
-    async fn lock(&self) -> Result<LockGuard> {
-        self.writable("lock")?;
+    fn lock_now(&self) -> Result<LockGuard> {
+        self.writable_now("lock")?;
         let path = self.inner.path.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -509,8 +550,56 @@ impl Storage for FileStorage {
         }
     }
 
-    async fn exists(&self, name: &str) -> Result<bool> {
+    fn exists_now(&self, name: &str) -> Result<bool> {
         Ok(self.file_path(name)?.exists())
+    }
+}
+
+#[kv_api::async_trait]
+impl Storage for FileStorage {
+    type File = FileHandle;
+
+    async fn list(&self) -> Result<Vec<String>> {
+        let this = self.clone();
+        off_executor(move || this.list_now()).await
+    }
+
+    async fn open(&self, name: &str) -> Result<FileHandle> {
+        if let Some(inner) = self.inner.open.lock().get(name).and_then(Weak::upgrade) {
+            return Ok(FileHandle { inner });
+        }
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.open_now(&name)).await
+    }
+
+    async fn create(&self, name: &str) -> Result<FileHandle> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.create_now(&name)).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.remove_now(&name)).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (this, from, to) = (self.clone(), from.to_string(), to.to_string());
+        off_executor(move || this.rename_now(&from, &to)).await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let this = self.clone();
+        off_executor(move || this.sync_now()).await
+    }
+
+    async fn lock(&self) -> Result<LockGuard> {
+        let this = self.clone();
+        off_executor(move || this.lock_now()).await
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.exists_now(&name)).await
     }
 
     /// A read-only storage of the same directory (itself if it is one already); see
