@@ -213,6 +213,37 @@ fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
+/// Reads into `buf` at `offset` what the OS can give without waiting for the disk, and
+/// returns how many leading bytes of `buf` it filled: all of them when the page cache holds
+/// the range, fewer (maybe none) when the rest must come from the disk, or when the call is
+/// not supported (Linux before 4.14, some file systems); [`off_executor`] then reads the rest.
+#[cfg(target_os = "linux")]
+fn pread_cached(file: &File, buf: &mut [u8], offset: u64) -> usize {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset.saturating_add(done as u64);
+        match preadv2(
+            file,
+            &mut [io::IoSliceMut::new(&mut buf[done..])],
+            at,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => break, // the end of the file: the blocking read reports it
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(_) => break, // EAGAIN (not cached), EOPNOTSUPP: the blocking read goes on
+        }
+    }
+    done
+}
+
+/// Without `RWF_NOWAIT`, every read of the file goes to [`off_executor`].
+#[cfg(not(target_os = "linux"))]
+fn pread_cached(_file: &File, _buf: &mut [u8], _offset: u64) -> usize {
+    0
+}
+
 #[cfg(unix)]
 fn pwrite(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
@@ -339,12 +370,15 @@ impl StorageFile for FileHandle {
                 _ => return Err(read_past_end(&inner.name, offset, len, st.len)),
             }
         };
-        if split == 0 {
-            return Ok(buf); // all of it was still in memory
+        // What the page cache holds is read here (no thread hop); only a read that would
+        // wait for the disk goes to the blocking pool.
+        let cached = pread_cached(&inner.file, &mut buf[..split], offset);
+        if cached == split {
+            return Ok(buf);
         }
         let inner = self.inner.clone();
         off_executor(move || {
-            pread(&inner.file, &mut buf[..split], offset)
+            pread(&inner.file, &mut buf[cached..split], offset + cached as u64)
                 .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
             Ok(buf)
         })
