@@ -36,6 +36,10 @@ pub use kv_api::{
     Version,
 };
 
+// Blocking calls for programs without an async runtime (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod blocking;
+
 /// The backends: memory, native files, IndexedDB (wasm32).
 pub mod backends {
     pub use kv_backends::*;

@@ -101,6 +101,16 @@ pub trait Storage: Clone + MaybeSend + MaybeSync + 'static {
     async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.list().await?.iter().any(|n| n == name))
     }
+
+    /// The storage a read-only open uses: [`crate::Store`] calls it when
+    /// [`crate::Options::read_only`] is set, before the engine opens. The default is the
+    /// storage itself (engines write nothing in a read-only open anyway); a backend whose
+    /// writable handles need more rights than reading overrides it. `FileStorage` returns a
+    /// view that opens every file without write access (so a store the user may only read
+    /// opens) and refuses every mutation with [`crate::Error::ReadOnly`].
+    fn read_only(&self) -> Self {
+        self.clone()
+    }
 }
 
 /// `std::io::ErrorKind::NotFound` wrapped as [`crate::Error::Io`]: for backends.

@@ -70,11 +70,18 @@ impl<E: Engine> Store<E> {
         options: Options,
         tuning: E::Tuning,
     ) -> Result<Self> {
+        let storage = if options.read_only {
+            crate::Storage::read_only(&storage)
+        } else {
+            storage
+        };
         Self::from_engine(E::open(storage, options, tuning).await?).await
     }
 
     /// Opens an existing store read-only: no writer lock is taken, nothing is ever written,
-    /// and every mutation fails with [`crate::Error::ReadOnly`].
+    /// and every mutation fails with [`crate::Error::ReadOnly`]. Every open with
+    /// [`Options::read_only`] goes through [`crate::Storage::read_only`], so a store on files
+    /// the user may read but not write opens (`FileStorage` then opens them read-only).
     pub async fn open_read_only(storage: E::Storage) -> Result<Self> {
         Self::open_with(storage, Options::default().read_only(true)).await
     }

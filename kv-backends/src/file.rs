@@ -27,6 +27,12 @@ const LOCK_FILE: &str = "LOCK";
 ///   this process or another) gets [`Error::Locked`].
 ///
 /// Handles of the same file share one buffer, so every handle sees every append at once.
+///
+/// A read-only storage ([`FileStorage::open_read_only`], or [`Storage::read_only`], which
+/// [`kv_api::Store`] calls for every read-only open) opens every file without write access,
+/// so a store the user may read but not write opens; it refuses every mutation with
+/// [`Error::ReadOnly`] and takes no lock. It shares no open file with a writable storage of
+/// the same directory: it sees what the writer has written to the OS, as another process does.
 #[derive(Clone)]
 pub struct FileStorage {
     inner: Arc<Dir>,
@@ -35,12 +41,14 @@ pub struct FileStorage {
 struct Dir {
     path: PathBuf,
     open: Mutex<HashMap<String, Weak<Inner>>>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for FileStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStorage")
             .field("path", &self.inner.path)
+            .field("read_only", &self.inner.read_only)
             .field("open_files", &self.inner.open.lock().len())
             .finish()
     }
@@ -48,16 +56,80 @@ impl std::fmt::Debug for FileStorage {
 
 impl FileStorage {
     /// Opens (creating it if needed) the directory `path`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        fs::create_dir_all(&path)
-            .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
-        Ok(FileStorage {
+        off_executor(move || {
+            fs::create_dir_all(&path)
+                .map_err(|e| Error::io(format!("create directory {}", path.display()), e))?;
+            Ok(Self::new(path, false))
+        })
+        .await
+    }
+
+    /// Opens the existing directory `path` read-only: files are opened without write access,
+    /// every mutation (create, remove, rename, append, truncate, lock) fails with
+    /// [`Error::ReadOnly`], and nothing is created (a missing directory is an [`Error::Io`] of
+    /// kind `NotFound`). `Store::open_read_only` does the same with a storage from
+    /// [`FileStorage::open`] (see [`Storage::read_only`]); this one also leaves a missing
+    /// directory uncreated.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// use kv_backends::FileStorage;
+    /// let storage = FileStorage::open_read_only("./data").await?;
+    /// assert!(storage.is_read_only());
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        off_executor(move || {
+            let op = || format!("open directory {}", path.display());
+            let meta = fs::metadata(&path).map_err(|e| Error::io(op(), e))?;
+            if !meta.is_dir() {
+                return Err(Error::io(
+                    op(),
+                    io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+                ));
+            }
+            Ok(Self::new(path, true))
+        })
+        .await
+    }
+
+    fn new(path: PathBuf, read_only: bool) -> Self {
+        FileStorage {
             inner: Arc::new(Dir {
                 path,
                 open: Mutex::new(HashMap::new()),
+                read_only,
             }),
-        })
+        }
+    }
+
+    /// True if this storage opens files read-only and refuses every mutation.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kv_api::Result<()> {
+    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// assert!(!storage.is_read_only());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// [`Error::ReadOnly`] naming `what` if this storage is read-only.
+    fn writable_now(&self, what: &'static str) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -90,6 +162,7 @@ impl FileStorage {
             .len();
         let inner = Arc::new(Inner {
             name: name.to_string(),
+            read_only: self.inner.read_only,
             file,
             state: Mutex::new(Buffered {
                 len,
@@ -102,6 +175,23 @@ impl FileStorage {
             .lock()
             .insert(name.to_string(), Arc::downgrade(&inner));
         Ok(FileHandle { inner })
+    }
+}
+
+/// Runs `io`, a blocking system call (or a few), off the async worker threads: on tokio's
+/// blocking pool inside a tokio runtime, so that a `pread` that misses the page cache or an
+/// `fdatasync` never stalls the tasks of the executor; inline elsewhere (another executor,
+/// or none). The engines' group commit is unchanged: one committer's `sync` covers every
+/// commit appended before it, and appends go on (on the executor) while the disk syncs.
+async fn off_executor<T: Send + 'static>(
+    io: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt
+            .spawn_blocking(io)
+            .await
+            .map_err(|e| Error::io("file I/O on a blocking thread", io::Error::other(e)))?,
+        Err(_) => io(),
     }
 }
 
@@ -121,6 +211,37 @@ fn sync_dir(_path: &Path) -> Result<()> {
 #[cfg(unix)]
 fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Reads into `buf` at `offset` what the OS can give without waiting for the disk, and
+/// returns how many leading bytes of `buf` it filled: all of them when the page cache holds
+/// the range, fewer (maybe none) when the rest must come from the disk, or when the call is
+/// not supported (Linux before 4.14, some file systems); [`off_executor`] then reads the rest.
+#[cfg(target_os = "linux")]
+fn pread_cached(file: &File, buf: &mut [u8], offset: u64) -> usize {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset.saturating_add(done as u64);
+        match preadv2(
+            file,
+            &mut [io::IoSliceMut::new(&mut buf[done..])],
+            at,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => break, // the end of the file: the blocking read reports it
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(_) => break, // EAGAIN (not cached), EOPNOTSUPP: the blocking read goes on
+        }
+    }
+    done
+}
+
+/// Without `RWF_NOWAIT`, every read of the file goes to [`off_executor`].
+#[cfg(not(target_os = "linux"))]
+fn pread_cached(_file: &File, _buf: &mut [u8], _offset: u64) -> usize {
+    0
 }
 
 #[cfg(unix)]
@@ -156,6 +277,8 @@ fn pwrite(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
 
 struct Inner {
     name: String,
+    /// Opened without write access: appends and truncations fail with [`Error::ReadOnly`].
+    read_only: bool,
     file: File,
     state: Mutex<Buffered>,
 }
@@ -169,6 +292,13 @@ struct Buffered {
 }
 
 impl Inner {
+    fn writable(&self, what: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(what));
+        }
+        Ok(())
+    }
+
     fn write_pending(&self, st: &mut Buffered) -> Result<()> {
         if !st.pending.is_empty() {
             pwrite(&self.file, &st.pending, st.pending_at)
@@ -222,62 +352,93 @@ impl StorageFile for FileHandle {
         // Zeroed outside the lock, so a large read does not hold up appends.
         let mut buf = vec![0u8; len];
         let end = offset.checked_add(len as u64);
-        let st = inner.state.lock();
-        match end {
-            Some(end) if end <= st.len => {
-                let flushed = st.pending_at;
-                if end <= flushed {
-                    drop(st);
-                    pread(&inner.file, &mut buf, offset)
-                } else {
-                    let split = flushed.saturating_sub(offset) as usize;
-                    let from = (offset.max(flushed) - flushed) as usize;
-                    buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
-                    pread(&inner.file, &mut buf[..split], offset)
+        // How many leading bytes of `buf` the file holds; the rest is copied from `pending`.
+        let split = {
+            let st = inner.state.lock();
+            match end {
+                Some(end) if end <= st.len => {
+                    let flushed = st.pending_at;
+                    if end <= flushed {
+                        len
+                    } else {
+                        let split = flushed.saturating_sub(offset) as usize;
+                        let from = (offset.max(flushed) - flushed) as usize;
+                        buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
+                        split
+                    }
                 }
-                .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
-                Ok(buf)
+                _ => return Err(read_past_end(&inner.name, offset, len, st.len)),
             }
-            _ => Err(read_past_end(&inner.name, offset, len, st.len)),
+        };
+        // What the page cache holds is read here (no thread hop); only a read that would
+        // wait for the disk goes to the blocking pool.
+        let cached = pread_cached(&inner.file, &mut buf[..split], offset);
+        if cached == split {
+            return Ok(buf);
         }
+        let inner = self.inner.clone();
+        off_executor(move || {
+            pread(&inner.file, &mut buf[cached..split], offset + cached as u64)
+                .map_err(|e| Error::io(format!("read {}", inner.name), e))?;
+            Ok(buf)
+        })
+        .await
     }
 
     async fn append(&self, bytes: &[u8]) -> Result<u64> {
-        let mut st = self.inner.state.lock();
-        let offset = st.len;
-        st.pending.extend_from_slice(bytes);
-        st.len += bytes.len() as u64;
-        if st.pending.len() >= WRITE_BUFFER {
-            self.inner.write_pending(&mut st)?;
+        self.inner.writable("append")?;
+        let (offset, full) = {
+            let mut st = self.inner.state.lock();
+            let offset = st.len;
+            st.pending.extend_from_slice(bytes);
+            st.len += bytes.len() as u64;
+            (offset, st.pending.len() >= WRITE_BUFFER)
+        };
+        if full {
+            let inner = self.inner.clone();
+            off_executor(move || inner.write_pending(&mut inner.state.lock())).await?;
         }
         Ok(offset)
     }
 
     async fn sync(&self) -> Result<()> {
-        self.inner.write_pending(&mut self.inner.state.lock())?;
-        // Outside the lock: appends may go on while the disk syncs (group commit relies on it).
-        self.inner
-            .file
-            .sync_data()
-            .map_err(|e| Error::io(format!("sync {}", self.inner.name), e))
+        if self.inner.read_only {
+            return Ok(()); // nothing was written
+        }
+        let inner = self.inner.clone();
+        off_executor(move || {
+            inner.write_pending(&mut inner.state.lock())?;
+            // Outside the lock: appends may go on while the disk syncs (group commit relies
+            // on it).
+            inner
+                .file
+                .sync_data()
+                .map_err(|e| Error::io(format!("sync {}", inner.name), e))
+        })
+        .await
     }
 
     async fn truncate(&self, len: u64) -> Result<()> {
-        let mut st = self.inner.state.lock();
-        if len > st.len {
-            return Err(Error::InvalidArgument(format!(
-                "truncate {} to {len} beyond its length {}",
-                self.inner.name, st.len
-            )));
-        }
-        self.inner.write_pending(&mut st)?;
-        self.inner
-            .file
-            .set_len(len)
-            .map_err(|e| Error::io(format!("truncate {}", self.inner.name), e))?;
-        st.len = len;
-        st.pending_at = len;
-        Ok(())
+        self.inner.writable("truncate")?;
+        let inner = self.inner.clone();
+        off_executor(move || {
+            let mut st = inner.state.lock();
+            if len > st.len {
+                return Err(Error::InvalidArgument(format!(
+                    "truncate {} to {len} beyond its length {}",
+                    inner.name, st.len
+                )));
+            }
+            inner.write_pending(&mut st)?;
+            inner
+                .file
+                .set_len(len)
+                .map_err(|e| Error::io(format!("truncate {}", inner.name), e))?;
+            st.len = len;
+            st.pending_at = len;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -307,11 +468,9 @@ fn lock_key(dir: &Path) -> PathBuf {
     fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-#[kv_api::async_trait]
-impl Storage for FileStorage {
-    type File = FileHandle;
-
-    async fn list(&self) -> Result<Vec<String>> {
+/// The system calls of [`Storage`], run by [`off_executor`].
+impl FileStorage {
+    fn list_now(&self) -> Result<Vec<String>> {
         let op = || format!("list {}", self.inner.path.display());
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.inner.path).map_err(|e| Error::io(op(), e))? {
@@ -326,20 +485,18 @@ impl Storage for FileStorage {
         Ok(names)
     }
 
-    async fn open(&self, name: &str) -> Result<FileHandle> {
-        if let Some(inner) = self.inner.open.lock().get(name).and_then(Weak::upgrade) {
-            return Ok(FileHandle { inner });
-        }
+    fn open_now(&self, name: &str) -> Result<FileHandle> {
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!self.inner.read_only)
             .open(&path)
             .map_err(|e| Error::io(format!("open {name}"), e))?;
         self.handle(name, file)
     }
 
-    async fn create(&self, name: &str) -> Result<FileHandle> {
+    fn create_now(&self, name: &str) -> Result<FileHandle> {
+        self.writable_now("create")?;
         let path = self.file_path(name)?;
         let file = OpenOptions::new()
             .read(true)
@@ -353,7 +510,8 @@ impl Storage for FileStorage {
         Ok(handle)
     }
 
-    async fn remove(&self, name: &str) -> Result<()> {
+    fn remove_now(&self, name: &str) -> Result<()> {
+        self.writable_now("remove")?;
         let path = self.file_path(name)?;
         self.inner.open.lock().remove(name);
         match fs::remove_file(&path) {
@@ -363,7 +521,8 @@ impl Storage for FileStorage {
         }
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename_now(&self, from: &str, to: &str) -> Result<()> {
+        self.writable_now("rename")?;
         let (src, dst) = (self.file_path(from)?, self.file_path(to)?);
         // Pending appends must reach the file before its name changes hands.
         let moved = self
@@ -385,11 +544,15 @@ impl Storage for FileStorage {
         self.sync_dir()
     }
 
-    async fn sync(&self) -> Result<()> {
+    fn sync_now(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Ok(()); // nothing was changed
+        }
         self.sync_dir()
     }
 
-    async fn lock(&self) -> Result<LockGuard> {
+    fn lock_now(&self) -> Result<LockGuard> {
+        self.writable_now("lock")?;
         let path = self.inner.path.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -421,8 +584,66 @@ impl Storage for FileStorage {
         }
     }
 
-    async fn exists(&self, name: &str) -> Result<bool> {
+    fn exists_now(&self, name: &str) -> Result<bool> {
         Ok(self.file_path(name)?.exists())
+    }
+}
+
+#[kv_api::async_trait]
+impl Storage for FileStorage {
+    type File = FileHandle;
+
+    async fn list(&self) -> Result<Vec<String>> {
+        let this = self.clone();
+        off_executor(move || this.list_now()).await
+    }
+
+    async fn open(&self, name: &str) -> Result<FileHandle> {
+        if let Some(inner) = self.inner.open.lock().get(name).and_then(Weak::upgrade) {
+            return Ok(FileHandle { inner });
+        }
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.open_now(&name)).await
+    }
+
+    async fn create(&self, name: &str) -> Result<FileHandle> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.create_now(&name)).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.remove_now(&name)).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (this, from, to) = (self.clone(), from.to_string(), to.to_string());
+        off_executor(move || this.rename_now(&from, &to)).await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let this = self.clone();
+        off_executor(move || this.sync_now()).await
+    }
+
+    async fn lock(&self) -> Result<LockGuard> {
+        let this = self.clone();
+        off_executor(move || this.lock_now()).await
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        let (this, name) = (self.clone(), name.to_string());
+        off_executor(move || this.exists_now(&name)).await
+    }
+
+    /// A read-only storage of the same directory (itself if it is one already); see
+    /// [`FileStorage::open_read_only`].
+    fn read_only(&self) -> Self {
+        if self.inner.read_only {
+            self.clone()
+        } else {
+            Self::new(self.inner.path.clone(), true)
+        }
     }
 }
 
@@ -468,6 +689,63 @@ mod tests {
         f.append(b"short").await?;
         assert!(f.read_at(0, 1 << 60).await.is_err());
         assert!(f.read_at(u64::MAX, 2).await.is_err());
+        Ok(())
+    }
+
+    /// A read-only storage opens files without write access (checked on the descriptor
+    /// itself, which holds even for root, whom permission bits do not stop) and refuses
+    /// every mutation with `Error::ReadOnly`.
+    #[tokio::test]
+    async fn read_only_opens_files_without_write_access() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let w = FileStorage::open(dir.path()).await?;
+        let f = w.create("a").await?;
+        f.append(b"hello").await?;
+        f.sync().await?;
+        for ro in [
+            FileStorage::open_read_only(dir.path()).await?,
+            w.read_only(),
+        ] {
+            assert!(ro.is_read_only() && !w.is_read_only());
+            let g = ro.open("a").await?;
+            assert_eq!(g.read_at(0, 5).await?, b"hello");
+            assert!(
+                pwrite(&g.inner.file, b"x", 0).is_err(),
+                "writable descriptor"
+            );
+            assert!(matches!(
+                g.append(b"x").await,
+                Err(Error::ReadOnly("append"))
+            ));
+            assert!(matches!(
+                g.truncate(0).await,
+                Err(Error::ReadOnly("truncate"))
+            ));
+            g.sync().await?;
+            ro.sync().await?;
+            assert!(matches!(
+                ro.create("b").await,
+                Err(Error::ReadOnly("create"))
+            ));
+            assert!(matches!(
+                ro.remove("a").await,
+                Err(Error::ReadOnly("remove"))
+            ));
+            assert!(matches!(
+                ro.rename("a", "b").await,
+                Err(Error::ReadOnly("rename"))
+            ));
+            assert!(matches!(ro.lock().await, Err(Error::ReadOnly("lock"))));
+            assert_eq!(ro.list().await?, vec!["a".to_string()]);
+            // The writer's handle is not shared: it stays writable.
+            assert!(pwrite(&f.inner.file, b"h", 0).is_ok());
+        }
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            FileStorage::open_read_only(&missing).await,
+            Err(Error::Io { .. })
+        ));
+        assert!(!missing.exists());
         Ok(())
     }
 

@@ -1,0 +1,305 @@
+//! The store for programs without an async runtime: the same [`crate::Store`], the same
+//! [`Transaction`] and the same semantics, with every call that waits made blocking.
+//!
+//! * [`Store`] wraps [`crate::Store`]: `open`, `transact`, `merge`, `close` and the other
+//!   calls that wait are plain functions that return when the async call would have.
+//! * Transactions are the async API's own [`Transaction`]: its synchronous calls (`insert`,
+//!   `remove`, `slot_mut`, ...) are used as they are, and [`Wait::wait`] blocks on any of its
+//!   futures: `txn.get(0, &"key").wait()?`, `txn.commit().wait()?`, `users.get(&k).wait()?`.
+//!
+//! **Which runtime runs inside**: none. [`Wait::wait`] polls the future on the calling thread
+//! and parks the thread until the future's waker wakes it (a dozen lines of `std`). With no
+//! async runtime on the thread, the file backend makes its system calls inline (there is no
+//! executor to stall) and the LSM engine flushes and compacts inline, in the commit that
+//! fills its memtable, instead of in background tasks. Calls may nest (a blocking call inside
+//! a [`Store::transact`] closure) and may come from many threads at once (the store is
+//! `Send + Sync`; clones share it). Do not call them from async code: there, use
+//! [`crate::Store`] and `.await`.
+//!
+//! ```no_run
+//! use kv::blocking::{KvStore, Wait};
+//! use kv::{SlotDef, backends::FileStorage};
+//!
+//! const VISITS: SlotDef<String, u64> = SlotDef::new(1, "visits");
+//!
+//! fn main() -> kv::Result<()> {
+//!     let store = KvStore::<FileStorage>::open(FileStorage::open("./data").wait()?)?;
+//!     let n = store.transact(|txn| {
+//!         let n = txn.slot(&VISITS)?.get("/").wait()?.unwrap_or(0) + 1;
+//!         txn.slot_mut(&VISITS)?.insert("/", &n)?;
+//!         Ok(n)
+//!     })?;
+//!     println!("{n} visits");
+//!     store.close()
+//! }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use kv_api::{Engine, Options, RecoveryReport, Retry, SlotDef, SlotInfo, Stats, Version};
+
+pub use kv_api::Transaction;
+
+use crate::Result;
+
+/// Blocks the calling thread until a future completes: `.wait()` on any future.
+pub trait Wait: Future + Sized {
+    /// Runs the future to completion on this thread (see the [module docs](self)).
+    ///
+    /// ```
+    /// use kv::blocking::Wait;
+    /// assert_eq!(async { 1 + 1 }.wait(), 2);
+    /// ```
+    fn wait(self) -> Self::Output {
+        let mut fut = std::pin::pin!(self);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            // A wake before the park leaves a token, so no wake-up is lost; a spurious one
+            // only polls again. The yield first gives other threads the turn that a future
+            // yielding to other tasks (the jittered backoff of `transact`) means to give.
+            std::thread::yield_now();
+            std::thread::park();
+        }
+    }
+}
+
+impl<F: Future> Wait for F {}
+
+/// The waker of [`Wait::wait`]: unparks the waiting thread.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The blocking store on the engine the features select ([`crate::KvStore`]'s), over `S`.
+pub type KvStore<S> = Store<crate::DefaultEngine<S>>;
+
+/// [`crate::Store`] with blocking calls. Cheap to clone; clones are the same store. See the
+/// [module docs](self).
+pub struct Store<E: Engine> {
+    inner: crate::Store<E>,
+}
+
+impl<E: Engine> Clone for Store<E> {
+    fn clone(&self) -> Self {
+        Store {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E: Engine> std::fmt::Debug for Store<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<E: Engine> From<crate::Store<E>> for Store<E> {
+    fn from(inner: crate::Store<E>) -> Self {
+        Store { inner }
+    }
+}
+
+impl<E: Engine> Store<E> {
+    /// [`crate::Store::open`]: opens (or creates) a store with default options.
+    ///
+    /// ```
+    /// use kv::{backends::MemoryStorage, blocking::KvStore};
+    /// let store = KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn open(storage: E::Storage) -> Result<Self> {
+        crate::Store::open(storage).wait().map(Self::from)
+    }
+
+    /// [`crate::Store::open_with`]: opens (or creates) a store with `options`.
+    ///
+    /// ```
+    /// use kv::{Durability, Options, backends::MemoryStorage, blocking::KvStore};
+    /// let options = Options::default().durability(Durability::Buffered);
+    /// let store = KvStore::<MemoryStorage>::open_with(MemoryStorage::new(), options)?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn open_with(storage: E::Storage, options: Options) -> Result<Self> {
+        crate::Store::open_with(storage, options)
+            .wait()
+            .map(Self::from)
+    }
+
+    /// [`crate::Store::open_tuned`]: opens (or creates) a store with `options` and `tuning`.
+    pub fn open_tuned(storage: E::Storage, options: Options, tuning: E::Tuning) -> Result<Self> {
+        crate::Store::open_tuned(storage, options, tuning)
+            .wait()
+            .map(Self::from)
+    }
+
+    /// [`crate::Store::open_read_only`]: opens an existing store read-only.
+    ///
+    /// ```
+    /// use kv::{backends::MemoryStorage, blocking::KvStore};
+    /// let store = KvStore::<MemoryStorage>::open_read_only(MemoryStorage::new())?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn open_read_only(storage: E::Storage) -> Result<Self> {
+        crate::Store::open_read_only(storage).wait().map(Self::from)
+    }
+
+    /// The async store underneath (the same store: what one commits, the other sees).
+    pub fn as_async(&self) -> &crate::Store<E> {
+        &self.inner
+    }
+
+    /// [`crate::Store::current`]: a new transaction on the latest commit.
+    ///
+    /// ```
+    /// use kv::blocking::Wait;
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"key", 1u32)?;
+    /// txn.commit().wait()?;
+    /// assert_eq!(store.snapshot().get::<_, u32>(0, &"key").wait()?, Some(1));
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn current(&self) -> Transaction<E> {
+        self.inner.current()
+    }
+
+    /// [`crate::Store::snapshot`]: a read-only view of the latest commit.
+    ///
+    /// ```
+    /// use kv::blocking::Wait;
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// let value: Option<u32> = store.snapshot().get(0, &"key").wait()?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn snapshot(&self) -> Transaction<E> {
+        self.inner.snapshot()
+    }
+
+    /// [`crate::Store::snapshot_at`]: the whole store as it was right after `version`.
+    pub fn snapshot_at(&self, version: Version) -> Result<Transaction<E>> {
+        self.inner.snapshot_at(version).wait()
+    }
+
+    /// [`crate::Store::transact`]: runs `f` in a new transaction and commits it, again on
+    /// [`crate::Error::Conflict`] (up to [`Retry::default`] attempts). `f` may block (with
+    /// [`Wait::wait`]) and may run several times. The backoff between attempts is the async
+    /// one, a few yields: between threads, a `sched_yield` each, far shorter than a durable
+    /// commit, so a key that many threads update at once needs [`Store::transact_with`] and
+    /// more attempts (`examples/blocking.rs` uses 1000 for four threads on one key).
+    ///
+    /// ```
+    /// use kv::blocking::Wait;
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// let visits = store.transact(|txn| {
+    ///     let n: u64 = txn.get(0, &"visits").wait()?.unwrap_or(0);
+    ///     txn.insert(0, &"visits", n + 1)?;
+    ///     Ok(n + 1)
+    /// })?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn transact<T>(&self, f: impl FnMut(&mut Transaction<E>) -> Result<T>) -> Result<T> {
+        self.transact_with(Retry::default(), f)
+    }
+
+    /// [`crate::Store::transact_with`]: [`Store::transact`] with `retry` attempts.
+    ///
+    /// ```
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// store.transact_with(kv::Retry::attempts(50), |txn| txn.insert(0, &"hot key", 1u8))?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn transact_with<T>(
+        &self,
+        retry: Retry,
+        mut f: impl FnMut(&mut Transaction<E>) -> Result<T>,
+    ) -> Result<T> {
+        self.inner.transact_with(retry, async |txn| f(txn)).wait()
+    }
+
+    /// [`crate::Store::slots`]: the typed slots the catalog records.
+    ///
+    /// ```
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// for slot in store.slots()? {
+    ///     println!("{} {}: {} -> {}", slot.slot, slot.name, slot.key_type, slot.value_type);
+    /// }
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn slots(&self) -> Result<Vec<SlotInfo>> {
+        self.inner.slots().wait()
+    }
+
+    /// [`crate::Store::open_slot`]: checks `def` against the catalog, recording it if new.
+    ///
+    /// ```
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// const USERS: kv::SlotDef<(String, u32), String> = kv::SlotDef::new(1, "users");
+    /// store.open_slot(&USERS)?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn open_slot<K, V>(&self, def: &SlotDef<K, V>) -> Result<()> {
+        self.inner.open_slot(def).wait()
+    }
+
+    /// [`crate::Store::redefine_slot`]: records `def` whatever the catalog recorded before.
+    pub fn redefine_slot<K, V>(&self, def: &SlotDef<K, V>) -> Result<()> {
+        self.inner.redefine_slot(def).wait()
+    }
+
+    /// [`crate::Store::version`]: the latest committed version.
+    pub fn version(&self) -> Result<Version> {
+        self.inner.version()
+    }
+
+    /// [`crate::Store::merge`]: drops old versions and removals; shrinks storage.
+    ///
+    /// ```
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// store.merge()?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn merge(&self) -> Result<()> {
+        self.inner.merge().wait()
+    }
+
+    /// [`crate::Store::flush`]: makes every commit so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush().wait()
+    }
+
+    /// [`crate::Store::recovery`]: what opening this store had to leave out.
+    pub fn recovery(&self) -> RecoveryReport {
+        self.inner.recovery()
+    }
+
+    /// [`crate::Store::stats`]: keys, versions, bytes, garbage, files.
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner.stats().wait()
+    }
+
+    /// [`crate::Store::close`]: flushes and closes the store (every clone) and releases the
+    /// writer lock.
+    ///
+    /// ```
+    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// store.close()?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.inner.close().wait()
+    }
+}
