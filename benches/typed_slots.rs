@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, black_box};
 use kv::backends::MemoryStorage;
-use kv::{Bitcask, Durability, Options, SlotDef, Store};
+use kv::{Durability, Options, SlotDef, Store};
+use kv_bitcask::Bitcask;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
