@@ -1,9 +1,6 @@
 //! How [`crate::Store::transact`] retries a transaction that lost a conflict.
 
-use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// How many times [`crate::Store::transact_with`] runs a transaction that keeps conflicting,
 /// and how it backs off between attempts.
@@ -92,9 +89,13 @@ async fn yield_now() {
 struct YieldNow(bool);
 
 #[cfg(not(target_arch = "wasm32"))]
-impl Future for YieldNow {
+impl std::future::Future for YieldNow {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
         if self.0 {
             Poll::Ready(())
         } else {
