@@ -26,7 +26,7 @@ use crate::key::Key;
 use crate::keydir::{Loc, MergeRule};
 use crate::layout::{SegFile, SegInfo};
 use crate::merged;
-use crate::read::{decode_record, frame_in, loc_end, span_len};
+use crate::read::{decode_record, frame_in, joined_read, span_len};
 use crate::segment::{hint_name, segment_header, segment_name};
 use kv_engine_kit::header;
 
@@ -189,30 +189,9 @@ impl<S: Storage> Bitcask<S> {
         order.sort_by_key(|(_, l)| (l.file(), l.offset));
         let mut frames = vec![Vec::new(); locs.len()];
         let mut rest = order.as_slice();
-        while let Some((&(_, first), tail)) = rest.split_first() {
+        while let Some(&(_, first)) = rest.first() {
             let (file_id, start) = (first.file(), first.offset);
-            let mut end = loc_end(first)?;
-            let mut n = 1;
-            for &(_, l) in tail {
-                // Sorted by place: `l` lies at or after `start` in the same file.
-                let Ok(l_end) = loc_end(l) else {
-                    break;
-                };
-                if l.file() != file_id
-                    || l.offset > end.saturating_add(READ_GAP)
-                    || l_end > start.saturating_add(READ_SPAN)
-                {
-                    break;
-                }
-                end = end.max(l_end);
-                #[expect(
-                    clippy::arithmetic_side_effects,
-                    reason = "`n` counts the entries of `rest` taken: at most its length"
-                )]
-                {
-                    n += 1;
-                }
-            }
+            let (n, end) = joined_read(rest.iter().map(|(_, l)| *l), READ_GAP, READ_SPAN)?;
             let (group, after) = rest.split_at(n);
             rest = after;
             let file = self

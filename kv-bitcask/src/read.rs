@@ -166,40 +166,18 @@ impl<S: Storage> Bitcask<S> {
         }
         missed.sort_unstable_by_key(|&i| found.get(i).map(|(_, l)| (l.file(), l.offset)));
         let mut rest = missed.as_slice();
-        while let Some((&first, tail)) = rest.split_first() {
-            let Some((_, l)) = found.get(first) else {
-                break;
-            };
+        while let Some((_, l)) = rest.first().and_then(|&i| found.get(i)) {
             let (file, start) = (l.file(), l.offset);
-            let mut end = loc_end(l)?;
-            let mut longest = l.len as usize;
-            let mut n = 1;
-            for &j in tail {
-                let Some((_, l)) = found.get(j) else {
-                    break;
-                };
-                // Sorted by place: `l` lies at or after `start` in the same file.
-                let Ok(l_end) = loc_end(l) else {
-                    break;
-                };
-                if l.file() != file
-                    || l.offset > end.saturating_add(READ_GAP)
-                    || l_end > start.saturating_add(READ_SPAN)
-                {
-                    break;
-                }
-                end = end.max(l_end);
-                longest = longest.max(l.len as usize);
-                #[expect(
-                    clippy::arithmetic_side_effects,
-                    reason = "`n` counts the entries of `rest` taken: at most its length"
-                )]
-                {
-                    n += 1;
-                }
-            }
+            let sorted = rest.iter().map_while(|&j| found.get(j).map(|(_, l)| l));
+            let (n, end) = joined_read(sorted, READ_GAP, READ_SPAN)?;
             let (group, after) = rest.split_at(n);
             rest = after;
+            let longest = group
+                .iter()
+                .filter_map(|&j| found.get(j))
+                .map(|(_, l)| l.len as usize)
+                .max()
+                .unwrap_or(0);
             match self.read_span(file, start, end, longest).await {
                 Ok(span) => {
                     for &j in group {
@@ -269,6 +247,38 @@ pub(crate) fn frame_in<'a>(buf: &'a [u8], start: u64, loc: &Loc) -> Result<&'a [
     rel.and_then(|r| usize::try_from(r).ok())
         .and_then(|r| buf.get(r..r.checked_add(loc.len as usize)?))
         .ok_or_else(|| out_of_range(loc.file(), loc.offset))
+}
+
+/// How many of the records at `sorted` (sorted by file and offset) one read serves together
+/// with the first, and where that read ends: records of the first one's file, each at most
+/// `gap` bytes after the read so far, the whole read within `span` bytes of its start. `(0, 0)`
+/// for no records.
+pub(crate) fn joined_read<'a>(
+    mut sorted: impl Iterator<Item = &'a Loc>,
+    gap: u64,
+    span: u64,
+) -> Result<(usize, u64)> {
+    let Some(first) = sorted.next() else {
+        return Ok((0, 0));
+    };
+    let (file, start) = (first.file(), first.offset);
+    let mut end = loc_end(first)?;
+    let mut n: usize = 1;
+    for l in sorted {
+        // Sorted by place: `l` lies at or after `start` in the same file.
+        let Ok(l_end) = loc_end(l) else {
+            break;
+        };
+        if l.file() != file
+            || l.offset > end.saturating_add(gap)
+            || l_end > start.saturating_add(span)
+        {
+            break;
+        }
+        end = end.max(l_end);
+        n = n.saturating_add(1);
+    }
+    Ok((n, end))
 }
 
 /// Where the record of `loc` ends in its file.
