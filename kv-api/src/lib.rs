@@ -36,6 +36,7 @@ mod engine;
 mod error;
 pub mod keycodec;
 mod options;
+mod progress;
 mod range;
 mod recovery;
 mod retry;
@@ -51,6 +52,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Options, Tuning};
+pub use progress::{Progress, ProgressFn};
 pub use range::{RangeQuery, RangeStream};
 pub use recovery::{Dropped, RecoveryReport};
 pub use retry::Retry;
