@@ -1,7 +1,7 @@
 //! `Store::verify`: a sound store verifies clean after any workload, on a read-only open
 //! beside a writer too, and verifying changes nothing; `merge_with` reports progress.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use kv_api::{Progress, Store, Tuning};
 
@@ -58,8 +58,8 @@ pub async fn clean_after_mixed_workload<E: EngineFamily, F: StorageFactory>() {
     assert!(report.records > 0 && report.bytes > 0, "{report:?}");
 
     let seen = Mutex::new(Vec::<Progress>::new());
-    must!(store.merge_with(&|p| seen.lock().unwrap().push(p)).await);
-    let seen = seen.into_inner().unwrap();
+    must!(store.merge_with(&|p| seen.lock().push(p)).await);
+    let seen = seen.into_inner();
     for pair in seen.windows(2) {
         if pair[0].stage == pair[1].stage {
             assert!(pair[1].done >= pair[0].done, "progress went back: {seen:?}");
