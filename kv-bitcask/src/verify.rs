@@ -309,3 +309,232 @@ impl<S: Storage> Bitcask<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kv_api::{Engine, Error, Options, StorageFile, WriteBatch};
+    use kv_backends::MemoryStorage;
+    use kv_conformance::flip_bit;
+    use kv_engine_kit::header;
+
+    use super::*;
+
+    /// A store of several sealed log segments with hints (and merged ones if `merge`), and an
+    /// active segment with commits in it.
+    async fn store(storage: &MemoryStorage, merge: bool) -> Bitcask<MemoryStorage> {
+        let options = Options::default().segment_size(400);
+        let e = Bitcask::open(storage.clone(), options, ()).await.unwrap();
+        for round in 0..2 {
+            for i in 0..20u8 {
+                let batch =
+                    WriteBatch::new(e.snapshot().unwrap()).write(0, vec![i % 7], Some(vec![i; 50]));
+                e.commit(batch).await.unwrap();
+            }
+            if merge && round == 0 {
+                e.merge().await.unwrap();
+            }
+        }
+        e
+    }
+
+    async fn read_only(storage: &MemoryStorage) -> Result<Bitcask<MemoryStorage>> {
+        Bitcask::open(storage.clone(), Options::default().read_only(true), ()).await
+    }
+
+    fn sealed(e: &Bitcask<MemoryStorage>, merged: bool) -> u32 {
+        let layout = e.layout.lock();
+        let s = layout.sealed.iter().find(|s| s.merged == merged);
+        s.expect("a sealed segment of that kind").id
+    }
+
+    fn active(e: &Bitcask<MemoryStorage>) -> u32 {
+        e.layout.lock().active.as_ref().expect("active").id
+    }
+
+    /// The only damage of `report`, as (file, offset).
+    fn only_damage(report: &VerifyReport) -> (&str, Option<u64>) {
+        assert_eq!(report.damage.len(), 1, "{report:#?}");
+        (report.damage[0].file.as_str(), report.damage[0].offset)
+    }
+
+    const FIRST_RECORD: u64 = header::LEN as u64;
+
+    #[tokio::test]
+    async fn a_sound_store_is_clean_and_counted() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, true).await;
+        let seen = parking_lot::Mutex::new(Vec::new());
+        let report = e.verify(&|p| seen.lock().push(p)).await.unwrap();
+        assert!(report.is_clean() && report.notes.is_empty(), "{report:#?}");
+        assert!(report.files >= 6 && report.records > 40, "{report:#?}");
+        let seen = seen.into_inner();
+        let last = seen.last().unwrap();
+        assert!(last.done == last.total && last.total > 0, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+        let report = read_only(&storage)
+            .await
+            .unwrap()
+            .verify(&|_| {})
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+    }
+
+    /// Open lets it through (the segment is loaded from its hint, never read): verify finds it.
+    #[tokio::test]
+    async fn a_value_in_a_sealed_segment() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, false).await;
+        let id = sealed(&e, false);
+        flip_bit(&storage, &segment_name(id), FIRST_RECORD + 30)
+            .await
+            .unwrap();
+        let ro = read_only(&storage)
+            .await
+            .expect("open does not read the segment");
+        for e in [&e, &ro] {
+            let report = e.verify(&|_| {}).await.unwrap();
+            assert_eq!(
+                only_damage(&report),
+                (segment_name(id).as_str(), Some(FIRST_RECORD))
+            );
+            assert!(
+                report.damage[0].to_string().contains("crc mismatch"),
+                "{report:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_in_a_merged_segment() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, true).await;
+        let id = sealed(&e, true);
+        flip_bit(&storage, &segment_name(id), FIRST_RECORD + 30)
+            .await
+            .unwrap();
+        let ro = read_only(&storage)
+            .await
+            .expect("open loads the merged segment's hint");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        assert_eq!(
+            only_damage(&report),
+            (segment_name(id).as_str(), Some(FIRST_RECORD))
+        );
+    }
+
+    /// Open replays the segment instead of a damaged hint: only verify reports the hint.
+    #[tokio::test]
+    async fn a_hint() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, false).await;
+        let id = sealed(&e, false);
+        flip_bit(&storage, &hint_name(id), FIRST_RECORD + 20)
+            .await
+            .unwrap();
+        let ro = read_only(&storage).await.expect("open replays the segment");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        assert_eq!(
+            only_damage(&report),
+            (hint_name(id).as_str(), Some(FIRST_RECORD))
+        );
+    }
+
+    /// A hint whose CRCs hold but whose entry names another version: open trusts it, so both
+    /// the hint and the keydir built from it disagree with the segment.
+    #[tokio::test]
+    async fn a_hint_that_lies_and_the_keydir_it_built() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, false).await;
+        let id = sealed(&e, false);
+        let (name, seg) = (hint_name(id), segment_name(id));
+        let len = storage.open(&seg).await.unwrap().len().await.unwrap();
+        let file = storage.open(&name).await.unwrap();
+        let buf = read_all(&file, &name).await.unwrap();
+        let mut entries = Vec::new();
+        let last = hint::decode(&buf, e.store, id, len, &mut entries).unwrap();
+        let (_, loc) = entries[0];
+        entries[0].1 = Loc::new(loc.seq + 1, loc.time_ms, id, loc.offset, loc.len, false);
+        file.truncate(0).await.unwrap();
+        file.append(&hint::encode(e.store, id, len, last, &entries))
+            .await
+            .unwrap();
+        let ro = read_only(&storage).await.expect("the hint is trusted");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        let found: Vec<(&str, Option<u64>)> = report
+            .damage
+            .iter()
+            .map(|d| (d.file.as_str(), d.offset))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(name.as_str(), None), (seg.as_str(), Some(loc.offset))]
+        );
+    }
+
+    /// Open refuses a damaged META (`Error::Corruption`); verify on the store opened before
+    /// reports it and goes on to check every segment (with the layout it opened with).
+    #[tokio::test]
+    async fn meta() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, true).await;
+        flip_bit(&storage, META, FIRST_RECORD + 12).await.unwrap();
+        assert!(matches!(
+            read_only(&storage).await,
+            Err(Error::Corruption { .. })
+        ));
+        let report = e.verify(&|_| {}).await.unwrap();
+        assert_eq!(only_damage(&report), (META, Some(FIRST_RECORD)));
+        assert!(report.files >= 6, "went on: {report:#?}");
+    }
+
+    /// In the newest segment, a whole last frame with a wrong CRC is damage (open rolls the
+    /// transaction back as a torn tail); a cut last frame is a note.
+    #[tokio::test]
+    async fn the_newest_segment_tail() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, false).await;
+        let name = segment_name(active(&e));
+        let len = storage.open(&name).await.unwrap().len().await.unwrap();
+        let commit_frame = len - 33;
+        flip_bit(&storage, &name, len - 5).await.unwrap();
+        let ro = read_only(&storage)
+            .await
+            .expect("rolled back as a torn tail");
+        assert_eq!(ro.recovery().dropped.len(), 1);
+        let report = ro.verify(&|_| {}).await.unwrap();
+        assert_eq!(only_damage(&report), (name.as_str(), Some(commit_frame)));
+
+        storage
+            .open(&name)
+            .await
+            .unwrap()
+            .truncate(len - 3)
+            .await
+            .unwrap();
+        let report = ro.verify(&|_| {}).await.unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(report.notes.len(), 1, "{report:#?}");
+        assert!(report.notes[0].starts_with(&name), "{report:?}");
+    }
+
+    /// Several damaged files: each is reported, the check goes on.
+    #[tokio::test]
+    async fn every_damaged_file_is_reported() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage, false).await;
+        let ids: Vec<u32> = e.layout.lock().sealed.iter().map(|s| s.id).collect();
+        assert!(ids.len() >= 3);
+        for id in &ids {
+            flip_bit(&storage, &segment_name(*id), FIRST_RECORD + 30)
+                .await
+                .unwrap();
+        }
+        let report = e.verify(&|_| {}).await.unwrap();
+        let files: Vec<String> = report.damage.iter().map(|d| d.file.clone()).collect();
+        let want: Vec<String> = ids.iter().map(|id| segment_name(*id)).collect();
+        assert_eq!(files, want, "{report:#?}");
+        e.close().await.unwrap();
+        assert!(matches!(e.verify(&|_| {}).await, Err(Error::Closed)));
+    }
+}
