@@ -1,0 +1,245 @@
+//! `Engine::verify` for the LSM: `IDENTITY`, `MANIFEST` (decoded, key ranges checked), every
+//! table it lists read block by block (header, footer, index, filter, every data block's CRC
+//! and entries, the range and counts the manifest records), and the WAL files from the floor
+//! on (header, frames, continuity, a torn tail of the newest a note). Nothing is written.
+//!
+//! A writer may work beside it (in this process or another): a table that disappears is
+//! damage only if the manifest still lists it, and a WAL check that finds damage while the
+//! manifest changed (a flush raised the floor and deleted WAL files) is done again.
+
+use kv_api::{ProgressFn, Result, Storage, VerifyReport, Version};
+use kv_engine_kit::files::read_all;
+use kv_engine_kit::header::{BadHeader, FileHeader};
+use kv_engine_kit::identity::{Found, IDENTITY};
+use kv_engine_kit::txlog::Follows;
+use kv_engine_kit::verify::{Meter, Read, read_file, torn_tail, total_len};
+
+use crate::engine::Inner;
+use crate::manifest::{MANIFEST, Manifest};
+use crate::names::{ENGINE, Listing, check_identity, is_own};
+use crate::sstable::table::TableReader;
+use crate::sstable::{TableMeta, table_name};
+use crate::wal::{replay_file, wal_name};
+
+/// What the WAL check needs from the manifest.
+#[derive(Clone, Copy)]
+struct WalFloor {
+    floor: u64,
+    newest: u64,
+    flushed: u64,
+}
+
+impl WalFloor {
+    fn of(m: &Manifest) -> Self {
+        WalFloor {
+            floor: m.wal_floor,
+            newest: m.wal_newest,
+            flushed: m.last_flushed_seq,
+        }
+    }
+}
+
+impl<S: Storage> Inner<S> {
+    /// See the module docs and [`kv_api::Engine::verify`].
+    pub async fn verify(&self, progress: &ProgressFn<'_>) -> Result<VerifyReport> {
+        self.pipeline.check_open()?;
+        let mut report = VerifyReport::new(ENGINE);
+        let names = self.storage.list().await?;
+        let ours: Vec<String> = names.iter().filter(|n| is_own(n)).cloned().collect();
+        let mut meter = Meter::new(progress, "bytes", total_len(&self.storage, &ours).await?);
+        match report.check(check_identity(&self.storage, &names).await)? {
+            Some(Found::Store(id)) => {
+                report.files = report.files.saturating_add(1);
+                if id.store != self.store {
+                    report.damaged(
+                        IDENTITY,
+                        Some(0),
+                        format!(
+                            "names store {}, the store opened is {}",
+                            id.store, self.store
+                        ),
+                    );
+                }
+            }
+            Some(Found::Empty) => {
+                report.note("no store in this storage yet: nothing to check");
+                return Ok(report);
+            }
+            None => {}
+        }
+
+        // The manifest before the listing, as an open reads them.
+        let (manifest, manifest_bytes) =
+            match read_file(&self.storage, MANIFEST, &mut report, &mut meter).await? {
+                Read::Bytes(buf) => (report.check(Manifest::decode(&buf, self.store))?, buf),
+                Read::Missing => {
+                    report.damaged(MANIFEST, None, "the manifest is missing");
+                    (None, Vec::new())
+                }
+                Read::Damaged => (None, Vec::new()),
+            };
+        let listing = self.listing(&mut report).await?;
+        // Without a readable manifest, what this engine holds in memory.
+        let (tables, wal) = match &manifest {
+            Some(m) => {
+                let tables: Vec<TableMeta> = m.tables.iter().map(|(_, t)| t.clone()).collect();
+                (tables, WalFloor::of(m))
+            }
+            None => {
+                let levels = self.read_state().levels.clone();
+                let tables = levels.all().map(|(_, t)| t.meta.clone()).collect();
+                let p = self.persisted.lock().await;
+                let wal = WalFloor {
+                    floor: p.wal_floor,
+                    newest: p.wal_newest,
+                    flushed: p.last_flushed.seq(),
+                };
+                (tables, wal)
+            }
+        };
+
+        for meta in &tables {
+            self.verify_table(meta, &mut report).await?;
+            meter.add(meta.size);
+        }
+
+        let mut wals = self.verify_wals(wal, &listing, &mut meter).await?;
+        if !wals.is_clean() {
+            let buf = read_all(&self.storage.open(MANIFEST).await?, MANIFEST).await?;
+            if buf != manifest_bytes
+                && let Ok(now) = Manifest::decode(&buf, self.store)
+            {
+                let listing = self.listing(&mut VerifyReport::new(ENGINE)).await?;
+                wals = self
+                    .verify_wals(WalFloor::of(&now), &listing, &mut meter)
+                    .await?;
+            }
+        }
+        report.files = report.files.saturating_add(wals.files);
+        report.records = report.records.saturating_add(wals.records);
+        report.bytes = report.bytes.saturating_add(wals.bytes);
+        report.damage.extend(wals.damage);
+        report.notes.extend(wals.notes);
+
+        let listed: std::collections::HashSet<u64> = tables.iter().map(|t| t.id).collect();
+        let mut leftovers: Vec<String> = listing
+            .tables
+            .iter()
+            .filter(|id| !listed.contains(id))
+            .map(|id| table_name(*id))
+            .collect();
+        let below = listing.wals.iter().filter(|id| **id < wal.floor);
+        leftovers.extend(below.map(|id| wal_name(*id)));
+        if listing.manifest_tmp {
+            leftovers.push(crate::manifest::MANIFEST_TMP.to_string());
+        }
+        leftovers.sort();
+        for name in leftovers {
+            report.note(format!(
+                "{name}: a file the manifest does not need (a leftover, or new since the \
+                 manifest was read); the next writable open removes leftovers"
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The storage's files, sorted out; an impossible file id is damage (then nothing is).
+    async fn listing(&self, report: &mut VerifyReport) -> Result<Listing> {
+        let names = self.storage.list().await?;
+        Ok(report.check(Listing::of(&names))?.unwrap_or_default())
+    }
+
+    /// Checks table `meta` whole. A table the current manifest no longer lists was compacted
+    /// away by a writer during verify: not damage.
+    async fn verify_table(&self, meta: &TableMeta, report: &mut VerifyReport) -> Result<()> {
+        let name = table_name(meta.id);
+        let checked = async {
+            let reader = TableReader::open(&self.storage, self.store, meta).await?;
+            reader.verify(meta).await
+        }
+        .await;
+        let err = match checked {
+            Ok(entries) => {
+                report.files = report.files.saturating_add(1);
+                report.bytes = report.bytes.saturating_add(meta.size);
+                report.records = report.records.saturating_add(entries);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let buf = read_all(&self.storage.open(MANIFEST).await?, MANIFEST).await?;
+        let listed = Manifest::decode(&buf, self.store)
+            .map_or(true, |m| m.tables.iter().any(|(_, t)| t.id == meta.id));
+        if !listed {
+            report.note(format!("{name}: compacted away by a writer during verify"));
+        } else if !self.storage.exists(&name).await? {
+            report.damaged(&name, None, "table listed in the manifest is missing");
+        } else {
+            report.files = report.files.saturating_add(1);
+            report.check::<()>(Err(err))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the WAL files of `listing` from `wal.floor` on, in a report of their own.
+    async fn verify_wals(
+        &self,
+        wal: WalFloor,
+        listing: &Listing,
+        meter: &mut Meter<'_, '_>,
+    ) -> Result<VerifyReport> {
+        let mut report = VerifyReport::new(ENGINE);
+        let mut ids: Vec<u64> = listing
+            .wals
+            .iter()
+            .copied()
+            .filter(|id| *id >= wal.floor)
+            .collect();
+        ids.sort_unstable();
+        if wal.newest != 0 && !ids.contains(&wal.newest) {
+            let name = wal_name(wal.newest);
+            report.damaged(&name, None, "WAL named by the manifest is missing");
+        }
+        let newest_listed = ids.last().copied();
+        // Each WAL file continues the one before, the first the manifest's last flushed commit.
+        let mut last = Version::new(wal.flushed, 0);
+        let mut follows = Follows::Commit(wal.flushed);
+        for id in ids {
+            let name = wal_name(id);
+            let buf = match read_file(&self.storage, &name, &mut report, meter).await? {
+                Read::Bytes(buf) => buf,
+                Read::Missing => {
+                    report.damaged(&name, None, "WAL file is missing");
+                    follows = Follows::Above(last.seq());
+                    continue;
+                }
+                Read::Damaged => {
+                    follows = Follows::Above(last.seq());
+                    continue;
+                }
+            };
+            if id > wal.newest && FileHeader::decode(&buf) == Err(BadHeader::Short) {
+                report.note(format!(
+                    "{name}: a WAL file without its header above the newest, as a crash while \
+                     starting it leaves"
+                ));
+                continue;
+            }
+            let is_last = Some(id) == newest_listed;
+            let before = last.seq();
+            let replayed = replay_file(&buf, self.store, id, is_last, follows, None, &mut last);
+            match report.check(replayed)? {
+                Some(end) => {
+                    torn_tail(&mut report, &buf, &name, end.dropped.as_ref());
+                    follows = Follows::Commit(last.seq());
+                }
+                None => follows = Follows::Above(last.seq()),
+            }
+            // Commits replayed.
+            report.records = report
+                .records
+                .saturating_add(last.seq().saturating_sub(before));
+        }
+        Ok(report)
+    }
+}
