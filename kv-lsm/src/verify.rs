@@ -243,3 +243,215 @@ impl<S: Storage> Inner<S> {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kv_api::{Engine, Error, Options, StorageFile, Tuning, WriteBatch};
+    use kv_backends::MemoryStorage;
+    use kv_conformance::flip_bit;
+    use kv_engine_kit::header;
+
+    use super::*;
+    use crate::Lsm;
+    use crate::options::LsmOptions;
+    use crate::sstable::footer::{FOOTER_LEN, Footer};
+
+    const FIRST_BLOCK: u64 = header::LEN as u64;
+
+    /// A store with tables (flushed and compacted, several blocks each) and commits in its
+    /// WAL.
+    async fn store(storage: &MemoryStorage) -> Lsm<MemoryStorage> {
+        let e = Lsm::open(storage.clone(), Options::default(), LsmOptions::small())
+            .await
+            .unwrap();
+        for i in 0..300u32 {
+            let key = (i % 97).to_be_bytes().to_vec();
+            let batch =
+                WriteBatch::new(e.snapshot().unwrap()).write(1, key, Some(vec![i as u8; 60]));
+            e.commit(batch).await.unwrap();
+        }
+        e
+    }
+
+    async fn read_only(storage: &MemoryStorage) -> Result<Lsm<MemoryStorage>> {
+        let options = Options::default().read_only(true);
+        Lsm::open(storage.clone(), options, LsmOptions::small()).await
+    }
+
+    fn a_table(e: &Lsm<MemoryStorage>) -> TableMeta {
+        let levels = e.inner.read_state().levels.clone();
+        let meta = levels
+            .all()
+            .map(|(_, t)| t.meta.clone())
+            .max_by_key(|m| m.size);
+        meta.expect("a table")
+    }
+
+    fn newest_wal(e: &Lsm<MemoryStorage>) -> u64 {
+        e.inner.wal.lock().as_ref().expect("a WAL").id
+    }
+
+    async fn footer(storage: &MemoryStorage, meta: &TableMeta) -> Footer {
+        let name = table_name(meta.id);
+        let file = storage.open(&name).await.unwrap();
+        let raw = file
+            .read_at(meta.size - FOOTER_LEN as u64, FOOTER_LEN)
+            .await
+            .unwrap();
+        Footer::decode(&raw, &name, meta.size).unwrap()
+    }
+
+    /// The only damage of `report`: its file, and its offset (which must be known).
+    fn only_damage(report: &VerifyReport) -> (&str, u64) {
+        assert_eq!(report.damage.len(), 1, "{report:#?}");
+        let d = &report.damage[0];
+        (d.file.as_str(), d.offset.expect("an offset"))
+    }
+
+    #[tokio::test]
+    async fn a_sound_store_is_clean_and_counted() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let seen = parking_lot::Mutex::new(Vec::new());
+        let report = e.verify(&|p| seen.lock().push(p)).await.unwrap();
+        assert!(report.is_clean() && report.notes.is_empty(), "{report:#?}");
+        let tables = e.inner.read_state().levels.all().count() as u64;
+        assert!(tables >= 2 && report.files >= tables + 3, "{report:#?}");
+        let last = *seen.lock().last().unwrap();
+        assert!(last.done == last.total && last.total > 0, "{last:?}");
+        let report = read_only(&storage)
+            .await
+            .unwrap()
+            .verify(&|_| {})
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+        // Merge reports the entries it merged.
+        let seen = parking_lot::Mutex::new(Vec::new());
+        e.merge_with(&|p| seen.lock().push(p)).await.unwrap();
+        let seen = seen.into_inner();
+        assert!(seen.iter().all(|p| p.stage == "entries"), "{seen:?}");
+        let last = seen.last().unwrap();
+        assert!(last.done == last.total && last.total >= 300, "{seen:?}");
+        assert!(e.verify(&|_| {}).await.unwrap().is_clean());
+    }
+
+    /// Open lets it through (tables are opened at their first read): verify finds it.
+    #[tokio::test]
+    async fn a_data_block() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let meta = a_table(&e);
+        let f = footer(&storage, &meta).await;
+        flip_bit(&storage, &table_name(meta.id), FIRST_BLOCK + 10)
+            .await
+            .unwrap();
+        let ro = read_only(&storage).await.expect("open reads no table");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        let (file, offset) = only_damage(&report);
+        assert_eq!(file, table_name(meta.id));
+        assert!((FIRST_BLOCK..f.filter.offset.min(f.index.offset)).contains(&offset));
+        assert!(report.damage[0].what.contains("crc"), "{report:?}");
+    }
+
+    /// Open lets it through too; the table's reader refuses it, and verify names the index.
+    #[tokio::test]
+    async fn the_index_block() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let meta = a_table(&e);
+        let f = footer(&storage, &meta).await;
+        flip_bit(&storage, &table_name(meta.id), f.index.offset + 2)
+            .await
+            .unwrap();
+        let ro = read_only(&storage).await.expect("open reads no table");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        let (file, offset) = only_damage(&report);
+        assert_eq!(file, table_name(meta.id));
+        assert!((f.index.offset..f.index.offset + f.index.len).contains(&offset));
+    }
+
+    /// A whole last frame of the newest WAL with a wrong CRC: open rolls it back as a torn
+    /// tail, verify reports it. Earlier in the WAL, before later commits, open refuses it
+    /// (`Error::Corruption`), and verify on the store opened before reports it.
+    #[tokio::test]
+    async fn a_wal_frame() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let name = wal_name(newest_wal(&e));
+        let len = storage.open(&name).await.unwrap().len().await.unwrap();
+        assert!(len > FIRST_BLOCK + 200, "commits in the WAL");
+        flip_bit(&storage, &name, len - 5).await.unwrap();
+        let ro = read_only(&storage)
+            .await
+            .expect("rolled back as a torn tail");
+        assert_eq!(ro.recovery().dropped.len(), 1);
+        assert_eq!(
+            only_damage(&ro.verify(&|_| {}).await.unwrap()),
+            (name.as_str(), len - 33)
+        );
+        flip_bit(&storage, &name, len - 5).await.unwrap();
+
+        flip_bit(&storage, &name, FIRST_BLOCK + 20).await.unwrap();
+        assert!(matches!(
+            read_only(&storage).await,
+            Err(Error::Corruption { .. })
+        ));
+        let report = e.verify(&|_| {}).await.unwrap();
+        assert_eq!(only_damage(&report), (name.as_str(), FIRST_BLOCK));
+    }
+
+    /// A cut last transaction of the newest WAL is what a crash leaves: a note.
+    #[tokio::test]
+    async fn a_torn_wal_tail_is_a_note() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let name = wal_name(newest_wal(&e));
+        let file = storage.open(&name).await.unwrap();
+        file.truncate(file.len().await.unwrap() - 3).await.unwrap();
+        let report = e.verify(&|_| {}).await.unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(report.notes.len(), 1, "{report:#?}");
+        assert!(report.notes[0].starts_with(&name));
+    }
+
+    /// Open refuses a damaged MANIFEST; verify on the store opened before reports it and goes
+    /// on with the tables it holds.
+    #[tokio::test]
+    async fn the_manifest() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        flip_bit(&storage, MANIFEST, FIRST_BLOCK + 12)
+            .await
+            .unwrap();
+        assert!(matches!(
+            read_only(&storage).await,
+            Err(Error::Corruption { .. })
+        ));
+        let report = e.verify(&|_| {}).await.unwrap();
+        assert_eq!(only_damage(&report), (MANIFEST, FIRST_BLOCK));
+        let tables = e.inner.read_state().levels.all().count() as u64;
+        assert!(report.files >= tables + 2, "went on: {report:#?}");
+    }
+
+    /// A listed table that is gone is damage (open refuses it); an unlisted one is a note.
+    #[tokio::test]
+    async fn missing_and_leftover_tables() {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let meta = a_table(&e);
+        storage.remove(&table_name(meta.id)).await.unwrap();
+        assert!(matches!(
+            read_only(&storage).await,
+            Err(Error::Corruption { .. })
+        ));
+        storage.create(&table_name(99_999)).await.unwrap();
+        let report = e.verify(&|_| {}).await.unwrap();
+        assert_eq!(report.damage.len(), 1, "{report:#?}");
+        assert_eq!(report.damage[0].file, table_name(meta.id));
+        assert_eq!(report.notes.len(), 1, "{report:#?}");
+        assert!(report.notes[0].starts_with(&table_name(99_999)));
+        e.close().await.unwrap();
+        assert!(matches!(e.verify(&|_| {}).await, Err(Error::Closed)));
+    }
+}
