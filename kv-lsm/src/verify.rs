@@ -21,6 +21,9 @@ use crate::sstable::table::TableReader;
 use crate::sstable::{TableMeta, table_name};
 use crate::wal::{replay_file, wal_name};
 
+/// How many times the WAL check is done again while a writer changes the manifest.
+const WAL_RETRIES: usize = 8;
+
 /// What the WAL check needs from the manifest.
 #[derive(Clone, Copy)]
 struct WalFloor {
@@ -104,16 +107,24 @@ impl<S: Storage> Inner<S> {
         }
 
         let mut wals = self.verify_wals(wal, &listing, &mut meter).await?;
-        if !wals.is_clean() {
-            let buf = read_all(&self.storage.open(MANIFEST).await?, MANIFEST).await?;
-            if buf != manifest_bytes
-                && let Ok(now) = Manifest::decode(&buf, self.store)
-            {
-                let listing = self.listing(&mut VerifyReport::new(ENGINE)).await?;
-                wals = self
-                    .verify_wals(WalFloor::of(&now), &listing, &mut meter)
-                    .await?;
+        // Damage found while the manifest changed may be a writer's flush (the floor raised,
+        // WAL files deleted) between reading the manifest and listing: look again.
+        let mut seen = manifest_bytes;
+        for _ in 0..WAL_RETRIES {
+            if wals.is_clean() {
+                break;
             }
+            let buf = read_all(&self.storage.open(MANIFEST).await?, MANIFEST).await?;
+            if buf == seen {
+                break;
+            }
+            let Ok(now) = Manifest::decode(&buf, self.store) else {
+                break;
+            };
+            seen = buf;
+            let listing = self.listing(&mut VerifyReport::new(ENGINE)).await?;
+            let floor = WalFloor::of(&now);
+            wals = self.verify_wals(floor, &listing, &mut meter).await?;
         }
         report.files = report.files.saturating_add(wals.files);
         report.records = report.records.saturating_add(wals.records);
