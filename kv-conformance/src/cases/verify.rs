@@ -9,13 +9,7 @@ use super::prelude::*;
 
 /// Asserts that `store` verifies clean, naming `when`.
 async fn assert_clean<E: kv_api::Engine>(store: &Store<E>, when: &str) {
-    let report = must!(store.verify().await);
-    assert!(
-        report.is_clean(),
-        "{when}: verify found damage in a sound store: {:?}",
-        report.damage
-    );
-    assert_eq!(report.engine, E::NAME);
+    crate::verify_clean(store.engine(), when).await;
 }
 
 /// Writes `rounds` commits of inserts and removals over 40 keys of two slots, with values up
