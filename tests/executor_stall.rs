@@ -54,8 +54,15 @@ fn measure<S: Storage>(backend: &str, storage: impl AsyncFnOnce() -> Result<S>) 
         });
         let ticker = tokio::spawn(async move {
             let mut delays = Vec::new();
+            let start = Instant::now();
             while let Some(sent) = rx.recv().await {
-                delays.push(sent.elapsed());
+                let delay = sent.elapsed();
+                // When the worst stalls happen tells what causes them (a table that doubles
+                // stalls at doubling times; #12 found the newest-version table that way).
+                if delay >= Duration::from_millis(2) {
+                    println!("  stall of {delay:?} at {:?}", sent.duration_since(start));
+                }
+                delays.push(delay);
             }
             delays
         });
