@@ -779,7 +779,7 @@ mod tests {
                     assert_eq!(f.append(&chunk).await?, at);
                     at += n;
                     n = n % 4093 + 7;
-                    if n % 5 == 0 {
+                    if n.is_multiple_of(5) {
                         f.sync().await?;
                     }
                 }
