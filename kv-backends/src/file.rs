@@ -33,6 +33,29 @@ const LOCK_FILE: &str = "LOCK";
 /// so a store the user may read but not write opens; it refuses every mutation with
 /// [`Error::ReadOnly`] and takes no lock. It shares no open file with a writable storage of
 /// the same directory: it sees what the writer has written to the OS, as another process does.
+///
+/// Stores take it as their backend; its [`Storage`] methods are what an engine calls:
+///
+/// ```
+/// # fn main() -> kv_api::Result<()> {
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+/// # rt.block_on(async {
+/// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+/// use kv_api::{Storage, StorageFile};
+/// use kv_backends::FileStorage;
+/// let storage = FileStorage::open(dir.path()).await?;
+/// let _lock = storage.lock().await?; // one writer per directory
+/// let log = storage.create("log").await?;
+/// assert_eq!(log.append(b"hello").await?, 0); // the offset it landed at
+/// log.sync().await?; // fdatasync
+/// assert_eq!(log.read_at(1, 3).await?, b"ell");
+/// storage.rename("log", "log.old").await?;
+/// assert_eq!(storage.list().await?, ["log.old"]);
+/// storage.remove("log.old").await?;
+/// assert!(!storage.exists("log.old").await?);
+/// # Ok(()) })
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct FileStorage {
     inner: Arc<Dir>,
@@ -57,10 +80,16 @@ impl std::fmt::Debug for FileStorage {
 impl FileStorage {
     /// Opens (creating it if needed) the directory `path`.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
-    /// let storage = kv_backends::FileStorage::open("./data").await?;
-    /// # Ok(()) }
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// # let path = dir.path().join("data");
+    /// let storage = kv_backends::FileStorage::open(&path).await?;
+    /// assert!(path.is_dir());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -79,12 +108,20 @@ impl FileStorage {
     /// [`FileStorage::open`] (see [`Storage::read_only`]); this one also leaves a missing
     /// directory uncreated.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// # let path = dir.path();
+    /// use kv_api::{Error, Storage};
     /// use kv_backends::FileStorage;
-    /// let storage = FileStorage::open_read_only("./data").await?;
+    /// let storage = FileStorage::open_read_only(path).await?;
     /// assert!(storage.is_read_only());
-    /// # Ok(()) }
+    /// assert!(matches!(storage.create("x").await, Err(Error::ReadOnly(_))));
+    /// assert!(FileStorage::open_read_only(path.join("missing")).await.is_err());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -114,11 +151,17 @@ impl FileStorage {
 
     /// True if this storage opens files read-only and refuses every mutation.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
-    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// use kv_api::Storage;
+    /// let storage = kv_backends::FileStorage::open(dir.path()).await?;
     /// assert!(!storage.is_read_only());
-    /// # Ok(()) }
+    /// assert!(storage.read_only().is_read_only());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub fn is_read_only(&self) -> bool {
         self.inner.read_only
@@ -133,6 +176,17 @@ impl FileStorage {
     }
 
     /// The directory.
+    ///
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// let storage = kv_backends::FileStorage::open(dir.path()).await?;
+    /// assert_eq!(storage.path(), dir.path());
+    /// # Ok(()) })
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
