@@ -30,9 +30,9 @@ async fn beside_writer<E: Engine<Storage = FileStorage>>() -> Result<()> {
             while !stop.load(Ordering::Acquire) {
                 let mut txn = writer.current();
                 for k in 0..4u32 {
-                    txn.insert(0, &((n * 4 + k) % 300), &format!("{n}:{}", "x".repeat(80)))?;
+                    txn.insert(0, &((n * 4 + k) % 300), format!("{n}:{}", "x".repeat(80)))?;
                 }
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     txn.remove(0, &(n % 300))?;
                 }
                 txn.commit().await?;
