@@ -4,6 +4,7 @@
 //! raised floor) and the newest log grows while it is read; none of that is damage.
 //!
 //! Both engines named directly (dev-dependencies), whatever the features.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

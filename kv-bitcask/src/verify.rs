@@ -355,6 +355,12 @@ mod tests {
         let ro = read_only(&storage)
             .await
             .expect("open does not read the segment");
+        // The trait's default check, through reads, meets it too (the key's value is read).
+        let logical = kv_api::verify::logical_verify(&ro, &|_| {}).await.unwrap();
+        assert!(
+            logical.damage.iter().any(|d| d.file == segment_name(id)),
+            "{logical:#?}"
+        );
         for e in [&e, &ro] {
             let report = e.verify(&|_| {}).await.unwrap();
             assert_eq!(
