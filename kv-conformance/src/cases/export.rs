@@ -11,13 +11,14 @@ use super::prelude::*;
 const USERS: SlotDef<String, u32> = SlotDef::new(1, "users");
 
 /// Each version of one key: sequence number, time, removal, value.
-type VersionRow = (u64, u64, bool, Option<Vec<u8>>);
+pub type VersionRow = (u64, u64, bool, Option<Vec<u8>>);
 /// Every key of every slot with its versions, at one version of a store.
-type Dump = Vec<(u8, Vec<u8>, Vec<VersionRow>)>;
+pub type Dump = Vec<(u8, Vec<u8>, Vec<VersionRow>)>;
 
 /// Every key of every slot (the catalog included) at `at`, with every version as
-/// `scan_versions`, `versions` and `get_version` report it (the three must agree).
-async fn dump_versions<E: Engine>(store: &Store<E>, at: u64) -> Dump {
+/// `scan_versions`, `versions` and `get_version` report it (the three must agree; panics
+/// otherwise): what two stores holding the same versions have in common, whatever engine.
+pub async fn dump_versions<E: Engine>(store: &Store<E>, at: u64) -> Dump {
     let engine = store.engine();
     let mut out = Vec::new();
     for slot in 0..=u8::MAX {
