@@ -120,6 +120,14 @@ struct TrailerWire {
     versions: u64,
 }
 
+impl TrailerWire {
+    /// Counts one commit of `writes` writes.
+    fn add(&mut self, writes: usize) {
+        self.commits = self.commits.saturating_add(1);
+        self.versions = self.versions.saturating_add(writes as u64);
+    }
+}
+
 /// Writes an export stream: [`StreamWriter::new`] writes the header, [`StreamWriter::commit`]
 /// each commit in increasing sequence order, [`StreamWriter::finish`] the trailer.
 ///
@@ -211,11 +219,7 @@ impl<W: IoWrite> StreamWriter<W> {
         };
         self.frame(COMMIT, &encode(&wire)?)?;
         self.last = v;
-        self.counts.commits = self.counts.commits.saturating_add(1);
-        self.counts.versions = self
-            .counts
-            .versions
-            .saturating_add(commit.writes.len() as u64);
+        self.counts.add(commit.writes.len());
         Ok(())
     }
 
@@ -381,11 +385,7 @@ impl<R: Read> StreamReader<R> {
                 }
                 drop(keys);
                 self.last = version;
-                self.counts.commits = self.counts.commits.saturating_add(1);
-                self.counts.versions = self
-                    .counts
-                    .versions
-                    .saturating_add(wire.writes.len() as u64);
+                self.counts.add(wire.writes.len());
                 let writes = wire
                     .writes
                     .into_iter()

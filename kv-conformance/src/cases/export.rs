@@ -79,6 +79,24 @@ async fn history<E: Engine>(store: &Store<E>) {
     must!(txn.commit().await);
 }
 
+/// Imports `stream` into `target` and checks, before and after a reopen, that it ends at
+/// `at` and holds `want`. Returns the reopened store.
+async fn import_and_check<E: EngineFamily, F: StorageFactory>(
+    env: &Env<E, F>,
+    target: StoreOf<E, F::Storage>,
+    stream: &[u8],
+    at: Version,
+    want: &Dump,
+) -> StoreOf<E, F::Storage> {
+    must!(target.import(stream, &|_| {}).await);
+    env.before_and_after_reopen(target, async |target| {
+        assert_eq!(must!(target.version()), at);
+        assert_eq!(must!(target.version()).time_ms(), at.time_ms());
+        assert_eq!(&dump_versions(target, at.seq()).await, want);
+    })
+    .await
+}
+
 /// What a latest-values export of `dump` carries: each key's newest version if a value.
 fn latest_of(dump: Dump) -> Dump {
     dump.into_iter()
@@ -138,14 +156,7 @@ pub async fn latest_scope<E: EngineFamily, F: StorageFactory>() {
     let stream = export(&source, ExportScope::Latest).await;
 
     let env2 = Env::<E, F>::new();
-    let target = env2.open().await;
-    must!(target.import(stream.as_slice(), &|_| {}).await);
-    let target = env2
-        .before_and_after_reopen(target, async |target| {
-            assert_eq!(must!(target.version()), at);
-            assert_eq!(dump_versions(target, at.seq()).await, want);
-        })
-        .await;
+    let target = import_and_check(&env2, env2.open().await, &stream, at, &want).await;
     let mut txn = target.current();
     must!(txn.insert(0, &"after", &1u8));
     let next = must!(txn.commit().await);
@@ -265,13 +276,7 @@ pub async fn import_crosses_file_boundaries<E: EngineFamily, F: StorageFactory>(
         )
         .await
     );
-    must!(target.import(stream.as_slice(), &|_| {}).await);
-    let target = env2
-        .before_and_after_reopen(target, async |target| {
-            assert_eq!(must!(target.version()), at);
-            assert_eq!(dump_versions(target, at.seq()).await, all);
-        })
-        .await;
+    let target = import_and_check(&env2, target, &stream, at, &all).await;
     let stats = must!(target.stats().await);
     assert!(
         stats.files > 2,
