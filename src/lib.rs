@@ -35,8 +35,15 @@ pub use kv_api::{
     Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction, Tuning,
     Version,
 };
-// The integrity check and the progress of long operations (issue #13).
-pub use kv_api::{Damage, Progress, ProgressFn, VerifyReport};
+// The operator's operations (issue #13): the integrity check (`Store::verify`), export,
+// import, backup and version-preserving copies (`Store::export`, `Store::import`,
+// `Store::copy_into`, `Store::backup_to`; the stream codec in `export`), and the progress
+// they report.
+pub use kv_api::export;
+pub use kv_api::{
+    BackupSummary, CopySummary, Damage, ExportScope, ExportSummary, ImportSummary, Progress,
+    ProgressFn, VerifyReport,
+};
 
 // Blocking calls for programs without an async runtime (native only).
 #[cfg(not(target_arch = "wasm32"))]

@@ -220,6 +220,27 @@ impl CommitPipeline {
     /// commit with the largest sequence number (only damaged storage holds one), commits are
     /// [`Error::ReadOnly`].
     pub async fn begin(&self, batch: &WriteBatch) -> Result<CommitTicket<'_>> {
+        self.begin_at(batch, None).await
+    }
+
+    /// [`CommitPipeline::begin`] of an imported commit, which keeps the `version` (sequence
+    /// number and time) another store gave it and is not checked for conflicts (see
+    /// `Engine::import_commit`). A sequence number at or below the last commit's, or a time
+    /// below its time, is [`Error::InvalidArgument`]. Sequence numbers may skip: the engine
+    /// writes [`CommitTicket::follows`] into the commit record so that its log replays.
+    pub async fn begin_import(
+        &self,
+        batch: &WriteBatch,
+        version: Version,
+    ) -> Result<CommitTicket<'_>> {
+        self.begin_at(batch, Some(version)).await
+    }
+
+    async fn begin_at(
+        &self,
+        batch: &WriteBatch,
+        imported: Option<Version>,
+    ) -> Result<CommitTicket<'_>> {
         self.check_writable("commit")?;
         for w in &batch.writes {
             if w.key.len() > self.options.max_key_size {
@@ -241,15 +262,29 @@ impl CommitPipeline {
         }
         let state = self.writer.lock().await;
         self.check_writable("commit")?;
-        state.tracker.check(batch)?;
-        let time_ms = self.options.clock.now_ms().max(state.last.time_ms());
-        // Only recovered data can hold the largest sequence number; nothing wraps to 0.
-        let Some(seq) = state.last.seq().checked_add(1) else {
-            return Err(Error::ReadOnly(
-                "a commit after the largest sequence number",
-            ));
+        let last = state.last;
+        let version = match imported {
+            Some(v) if v.seq() <= last.seq() || v.time_ms() < last.time_ms() => {
+                return Err(Error::InvalidArgument(format!(
+                    "an imported commit must come after the store's last ({last}, at {} ms): \
+                     got {v} at {} ms; import into a new store",
+                    last.time_ms(),
+                    v.time_ms()
+                )));
+            }
+            Some(v) => Version::new(v.seq(), v.time_ms()),
+            None => {
+                state.tracker.check(batch)?;
+                let time_ms = self.options.clock.now_ms().max(last.time_ms());
+                // Only recovered data can hold the largest sequence number; nothing wraps.
+                let Some(seq) = last.seq().checked_add(1) else {
+                    return Err(Error::ReadOnly(
+                        "a commit after the largest sequence number",
+                    ));
+                };
+                Version::new(seq, time_ms)
+            }
         };
-        let version = Version::new(seq, time_ms);
         Ok(CommitTicket {
             pipeline: self,
             state,
@@ -321,6 +356,16 @@ impl CommitPipeline {
     }
 }
 
+/// The batch of an imported commit (`Engine::import_commit`): its writes, nothing read,
+/// [`Durability::Buffered`] (an import flushes once, at its end).
+pub fn import_batch(writes: Vec<kv_api::Write>) -> WriteBatch {
+    WriteBatch {
+        writes,
+        durability: Some(Durability::Buffered),
+        ..WriteBatch::new(Snapshot::unpinned(Version::ZERO))
+    }
+}
+
 /// A commit in progress, holding the writer lock. Dropping it without `finish` (for example on
 /// an append error) releases the lock; the engine must then call [`CommitPipeline::poison`]
 /// (done by [`CommitTicket::fail`]) if anything may have reached storage.
@@ -334,6 +379,13 @@ impl<'a> CommitTicket<'a> {
     /// The version this commit gets.
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// The commit this one follows in the log: the last commit before it. Usually the
+    /// sequence number just below this one; an imported commit may skip numbers, which the
+    /// log must say (`txlog::encode_txn`), or replay would take the gap for a missing file.
+    pub fn follows(&self) -> u64 {
+        self.state.last.seq()
     }
 
     /// The writer state (for engines that keep more under the writer lock).
@@ -520,6 +572,37 @@ mod tests {
         let batch = WriteBatch::new(p.snapshot()?).write(0, b"k".to_vec(), Some(vec![1]));
         let ticket = p.begin(&batch).await?;
         assert_eq!(ticket.version().seq(), u64::MAX);
+        Ok(())
+    }
+
+    /// An imported commit keeps its version, may skip numbers, and must come after the last
+    /// commit (sequence number and time).
+    #[tokio::test]
+    async fn imported_commits_keep_their_version_in_order() -> Result<()> {
+        let p = CommitPipeline::new(Version::new(3, 1_000), 0, Options::default());
+        let batch = import_batch(vec![kv_api::Write {
+            slot: 0,
+            key: b"k".to_vec(),
+            value: None,
+        }]);
+        for bad in [
+            Version::new(3, 2_000),
+            Version::new(2, 2_000),
+            Version::new(9, 999),
+        ] {
+            let refused = p.begin_import(&batch, bad).await.err();
+            assert!(
+                matches!(refused, Some(Error::InvalidArgument(_))),
+                "{refused:?}"
+            );
+        }
+        let ticket = p.begin_import(&batch, Version::new(9, 1_000)).await?;
+        assert_eq!(ticket.follows(), 3);
+        let v = ticket.finish(&batch, || async { Ok(()) }).await?;
+        assert_eq!((v.seq(), v.time_ms()), (9, 1_000));
+        assert_eq!(p.visible(), v, "buffered: visible at once");
+        let ticket = p.begin(&WriteBatch::new(p.snapshot()?)).await?;
+        assert_eq!((ticket.version().seq(), ticket.follows()), (10, 9));
         Ok(())
     }
 }

@@ -291,3 +291,36 @@ mod erased {
         }
     }
 }
+
+/// Seeds of `export_stream` alone (the other seeds hold random store ids, so rewriting them
+/// changes every file): streams of a Bitcask store with every version after a merge, and of
+/// the latest values of an LSM store.
+///
+/// ```text
+/// cargo test -p kv-fuzz --test seeds write_export_seeds -- --ignored
+/// ```
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "writes the export_stream seeds into fuzz/corpus"]
+async fn write_export_seeds() {
+    use kv_api::ExportScope;
+    async fn export_seed<E: kv_api::Engine>(store: &Store<E>, scope: ExportScope, name: &str) {
+        let mut stream = Vec::new();
+        store.export(&mut stream, scope, &|_| {}).await.unwrap();
+        seed("export_stream", name, &stream);
+    }
+    let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new())
+        .await
+        .unwrap();
+    fill(&store, 4).await;
+    store.merge().await.unwrap();
+    fill(&store, 2).await;
+    export_seed(&store, ExportScope::AllVersions, "bitcask-all-versions").await;
+    let storage = MemoryStorage::new();
+    let options = Options::default();
+    let store = Store::<Lsm<MemoryStorage>>::open_tuned(storage, options, LsmOptions::small())
+        .await
+        .unwrap();
+    export_seed(&store, ExportScope::AllVersions, "empty").await;
+    fill(&store, 5).await;
+    export_seed(&store, ExportScope::Latest, "lsm-latest").await;
+}
