@@ -40,7 +40,11 @@ async fn transfer(
 
 /// The latest version committed at or before `time_ms`, among `versions` (oldest first).
 fn as_of(versions: &[Version], time_ms: u64) -> Option<Version> {
-    versions.iter().rev().find(|v| v.time_ms() <= time_ms).copied()
+    versions
+        .iter()
+        .rev()
+        .find(|v| v.time_ms() <= time_ms)
+        .copied()
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -56,13 +60,13 @@ async fn main() -> kv::Result<()> {
 
     // Day 1: open two accounts. Day 2 and 3: transfers. Day 4: close Bob's account.
     let mut txn = store.current();
-    txn.slot_mut(&BALANCES)?.insert("alice", &100_00)?;
-    txn.slot_mut(&BALANCES)?.insert("bob", &50_00)?;
+    txn.slot_mut(&BALANCES)?.insert("alice", &10_000)?;
+    txn.slot_mut(&BALANCES)?.insert("bob", &5_000)?;
     let opened = txn.commit().await?;
     now.store(2 * DAY, Ordering::Relaxed);
-    transfer(&store, "alice", "bob", 30_00).await?;
+    transfer(&store, "alice", "bob", 3_000).await?;
     now.store(3 * DAY, Ordering::Relaxed);
-    let day3 = transfer(&store, "bob", "alice", 5_00).await?;
+    let day3 = transfer(&store, "bob", "alice", 500).await?;
     now.store(4 * DAY, Ordering::Relaxed);
     let mut txn = store.current();
     let bob = txn.slot(&BALANCES)?.get("bob").await?.unwrap_or(0);
@@ -78,12 +82,20 @@ async fn main() -> kv::Result<()> {
     println!("bob's account:");
     for v in &history {
         let value = balances.get_version("bob", *v).await?;
-        println!("  day {} (version {}): {value:?}", v.time_ms() / DAY, v.seq());
+        println!(
+            "  day {} (version {}): {value:?}",
+            v.time_ms() / DAY,
+            v.seq()
+        );
     }
     let days: Vec<u64> = history.iter().map(|v| v.time_ms() / DAY).collect();
     assert_eq!(days, [1, 2, 3, 4]);
     assert_eq!(history.first(), Some(&opened));
-    assert!(history.last().is_some_and(|v| v.is_removal() && *v == closed));
+    assert!(
+        history
+            .last()
+            .is_some_and(|v| v.is_removal() && *v == closed)
+    );
     let values = {
         let mut values = Vec::new();
         for v in &history {
@@ -91,10 +103,10 @@ async fn main() -> kv::Result<()> {
         }
         values
     };
-    assert_eq!(values, [Some(50_00), Some(80_00), Some(75_00), None]);
+    assert_eq!(values, [Some(5_000), Some(8_000), Some(7_500), None]);
     // What was removed stays readable as the latest value that was not a removal.
     assert_eq!(balances.get("bob").await?, None);
-    assert_eq!(balances.get_unremoved("bob").await?, Some(75_00));
+    assert_eq!(balances.get_unremoved("bob").await?, Some(7_500));
 
     // Time travel: the whole store as of the end of day 3, found by commit time. Both
     // accounts come from the same commit, so their sum is what it was then.
@@ -106,8 +118,8 @@ async fn main() -> kv::Result<()> {
         then_balances.get("alice").await?,
         then_balances.get("bob").await?,
     );
-    assert_eq!((alice_then, bob_then), (Some(75_00), Some(75_00)));
-    assert_eq!(alice_then.unwrap_or(0) + bob_then.unwrap_or(0), 150_00);
+    assert_eq!((alice_then, bob_then), (Some(7_500), Some(7_500)));
+    assert_eq!(alice_then.unwrap_or(0) + bob_then.unwrap_or(0), 15_000);
     println!("as of day 3: alice {alice_then:?}, bob {bob_then:?}");
 
     // The history is on disk: it survives closing and reopening.
@@ -121,7 +133,7 @@ async fn main() -> kv::Result<()> {
     store.merge().await?;
     let snap = store.snapshot();
     let balances = snap.slot(&BALANCES)?;
-    assert_eq!(balances.get("alice").await?, Some(150_00));
+    assert_eq!(balances.get("alice").await?, Some(15_000));
     assert!(matches!(
         store.snapshot_at(day3).await,
         Err(Error::VersionNotFound { .. })
@@ -130,6 +142,9 @@ async fn main() -> kv::Result<()> {
         balances.get_version("alice", opened).await,
         Err(Error::VersionNotFound { .. })
     ));
-    println!("after merge: {} version(s) of alice", balances.versions("alice").await?.len());
+    println!(
+        "after merge: {} version(s) of alice",
+        balances.versions("alice").await?.len()
+    );
     store.close().await
 }

@@ -202,7 +202,10 @@ where
     // The storage underneath never holds the plaintext; unscrambled, it would.
     let raw = all_bytes(&plain).await?;
     assert!(!contains(&raw, SECRET.as_bytes()));
-    assert!(!contains(&raw, b"notes"), "the catalog's slot name is scrambled too");
+    assert!(
+        !contains(&raw, b"notes"),
+        "the catalog's slot name is scrambled too"
+    );
 
     // Reopen through the wrapper: the store reads back what it wrote.
     let before = counters.read.load(Ordering::Relaxed);

@@ -41,7 +41,8 @@ async fn put_user<E: Engine>(txn: &mut Transaction<E>, id: u64, user: &User) -> 
         txn.slot_mut(&BY_EMAIL)?.remove(&old.email)?;
     }
     txn.slot_mut(&USERS)?.insert(&id, user)?;
-    txn.slot_mut(&BY_CITY)?.insert(&(user.city.as_str(), id), &())?;
+    txn.slot_mut(&BY_CITY)?
+        .insert(&(user.city.as_str(), id), &())?;
     txn.slot_mut(&BY_EMAIL)?.insert(&user.email, &id)?;
     Ok(())
 }
@@ -69,17 +70,13 @@ async fn users_in<E: Engine>(txn: &Transaction<E>, city: &str) -> Result<Vec<u64
 async fn check_indexes<E: Engine>(store: &Store<E>) -> Result<usize> {
     let snap = store.snapshot();
     let users = snap.slot(&USERS)?.all().await?;
-    let mut by_city: Vec<(String, u64)> = users
-        .iter()
-        .map(|(id, u)| (u.city.clone(), *id))
-        .collect();
+    let mut by_city: Vec<(String, u64)> =
+        users.iter().map(|(id, u)| (u.city.clone(), *id)).collect();
     by_city.sort();
     let index: Vec<(String, u64)> = snap.slot(&BY_CITY)?.keys().await?;
     assert_eq!(index, by_city, "the city index and the rows disagree");
-    let mut by_email: Vec<(String, u64)> = users
-        .iter()
-        .map(|(id, u)| (u.email.clone(), *id))
-        .collect();
+    let mut by_email: Vec<(String, u64)> =
+        users.iter().map(|(id, u)| (u.email.clone(), *id)).collect();
     by_email.sort();
     let emails = snap.slot(&BY_EMAIL)?.all().await?;
     assert_eq!(emails, by_email, "the email index and the rows disagree");
@@ -101,7 +98,10 @@ async fn main() -> Result<()> {
     store.open_slot(&BY_CITY).await?;
     store.open_slot(&BY_EMAIL).await?;
     for def in store.slots().await? {
-        println!("slot {} {}: {} -> {}", def.slot, def.name, def.key_type, def.value_type);
+        println!(
+            "slot {} {}: {} -> {}",
+            def.slot, def.name, def.key_type, def.value_type
+        );
     }
 
     // Rows and index entries, written together.
@@ -127,7 +127,9 @@ async fn main() -> Result<()> {
     store
         .transact(async |txn| put_user(txn, 1, &user("Ada", "Lyon")).await)
         .await?;
-    store.transact(async |txn| remove_user(txn, 3).await).await?;
+    store
+        .transact(async |txn| remove_user(txn, 3).await)
+        .await?;
     let snap = store.snapshot();
     assert_eq!(users_in(&snap, "Lyon").await?, [1, 2]);
     assert!(users_in(&snap, "Paris").await?.is_empty());
