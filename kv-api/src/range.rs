@@ -52,12 +52,17 @@ pub(crate) fn encode_range<K: Serialize, R: RangeBounds<K>>(range: &R) -> Result
 /// # async fn main() -> kv::Result<()> {
 /// # use kv::{KvStore, backends::MemoryStorage};
 /// # let store = KvStore::open(MemoryStorage::new()).await?;
-/// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+/// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
 /// // Slot 0 holds u32 ids 1..=30, each with a String.
 /// let txn = store.snapshot();
 /// let rows: Vec<(u32, String)> = txn.range(0, 10..13).await?;
 /// assert_eq!(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [10, 11, 12]);
-/// assert!(matches!(txn.range::<u32, String>(0, 13..10).await, Err(kv::Error::InvalidArgument(_))));
+/// let inverted = txn.range::<u32, String>(0, 13..10).await;
+/// assert!(matches!(inverted, Err(kv::Error::InvalidArgument(_))));
 /// # Ok(())
 /// # }
 /// ```
@@ -106,7 +111,11 @@ where
     /// # async fn main() -> kv::Result<()> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+    /// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let newest: Vec<(u32, String)> = txn.range(0, ..=20).reverse().await?;
     /// assert_eq!(newest[0].0, 20);
@@ -126,7 +135,11 @@ where
     /// # async fn main() -> kv::Result<()> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+    /// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let page: Vec<(u32, String)> = txn.range(0, 5..).limit(3).await?;
     /// assert_eq!(page.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6, 7]);
@@ -148,7 +161,11 @@ where
     /// # async fn main() -> kv::Result<()> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+    /// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut rows = txn.range::<u32, String>(0, ..).stream();
     /// let mut sum = 0;
@@ -280,7 +297,11 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     /// # async fn main() -> kv::Result<()> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+    /// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut rows = txn.range::<u32, String>(0, 29..).stream();
     /// assert_eq!(rows.next().await?, Some((29, "row 29".to_string())));
@@ -304,7 +325,11 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     /// # async fn main() -> kv::Result<()> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// # store.transact(async |t| { for id in 1..=30u32 { t.insert(0, &id, format!("row {id}"))?; } Ok(()) }).await?;
+    /// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut ids = txn.range::<u32, String>(0, ..3).stream();
     /// assert_eq!(ids.next_key().await?, Some(1));

@@ -159,7 +159,8 @@ impl<E: Engine> Store<E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> kv::Result<()> {
     /// use kv::{Bitcask, BitcaskStore, Engine, Options, Version, backends::MemoryStorage};
-    /// let engine = Bitcask::<MemoryStorage>::open(MemoryStorage::new(), Options::default(), ()).await?;
+    /// let storage = MemoryStorage::new();
+    /// let engine = Bitcask::<MemoryStorage>::open(storage, Options::default(), ()).await?;
     /// let store = BitcaskStore::from_engine(engine).await?;
     /// assert_eq!(store.version()?, Version::ZERO);
     /// # Ok(())

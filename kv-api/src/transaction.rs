@@ -201,7 +201,8 @@ impl<E: Engine> Transaction<E> {
     /// # use kv::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
-    /// txn.set_durability(kv::Durability::Buffered); // returns before the sync: see `Store::flush`
+    /// // Returns before the sync: see `Store::flush`.
+    /// txn.set_durability(kv::Durability::Buffered);
     /// txn.insert(0, &"page views", 1u64)?;
     /// txn.commit().await?;
     /// assert_eq!(store.snapshot().get::<_, u64>(0, &"page views").await?, Some(1));
@@ -225,7 +226,8 @@ impl<E: Engine> Transaction<E> {
     /// let name: Option<String> = txn.get(0, &("user", 7u32)).await?;
     /// assert_eq!(name.as_deref(), Some("Ada"));
     /// assert_eq!(txn.get::<_, String>(0, &("user", 8u32)).await?, None);
-    /// assert!(matches!(txn.get::<_, u64>(0, &("user", 7u32)).await, Err(kv::Error::Decode { .. })));
+    /// let as_number = txn.get::<_, u64>(0, &("user", 7u32)).await;
+    /// assert!(matches!(as_number, Err(kv::Error::Decode { .. })));
     /// # Ok(())
     /// # }
     /// ```
@@ -296,7 +298,8 @@ impl<E: Engine> Transaction<E> {
     /// let mut txn = store.current();
     /// txn.insert(0, &"a", 1u32)?; // slot 0
     /// txn.insert(1, &"a", "one")?; // slot 1: another key, of any type
-    /// assert!(matches!(txn.insert(kv::CATALOG_SLOT, &"a", 1u8), Err(kv::Error::InvalidArgument(_))));
+    /// let catalog = txn.insert(kv::CATALOG_SLOT, &"a", 1u8);
+    /// assert!(matches!(catalog, Err(kv::Error::InvalidArgument(_))));
     /// txn.commit().await?;
     /// let snap = store.snapshot();
     /// assert_eq!(snap.get::<_, u32>(0, &"a").await?, Some(1));
@@ -418,7 +421,8 @@ impl<E: Engine> Transaction<E> {
     /// assert_eq!(versions.len(), 3);
     /// assert!(versions[0].seq() < versions[1].seq());
     /// assert!(versions[0].time_ms() <= versions[1].time_ms()); // commit times, in ms
-    /// assert_eq!(versions.iter().map(|v| v.is_removal()).collect::<Vec<_>>(), [false, false, true]);
+    /// let removals: Vec<bool> = versions.iter().map(|v| v.is_removal()).collect();
+    /// assert_eq!(removals, [false, false, true]);
     /// # Ok(())
     /// # }
     /// ```
