@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kv::backends::FileStorage;
-use kv::{Clock, Error, KvStore, Options, SlotDef, Version};
+use kv_db::backends::FileStorage;
+use kv_db::{Clock, Error, KvStore, Options, SlotDef, Version};
 
 /// Balances in cents, by account.
 const BALANCES: SlotDef<String, i64> = SlotDef::new(1, "balances");
@@ -28,7 +28,7 @@ async fn transfer(
     from: &str,
     to: &str,
     cents: i64,
-) -> kv::Result<Version> {
+) -> kv_db::Result<Version> {
     let mut txn = store.current();
     let mut balances = txn.slot_mut(&BALANCES)?;
     let a = balances.get(from).await?.unwrap_or(0);
@@ -48,7 +48,7 @@ fn as_of(versions: &[Version], time_ms: u64) -> Option<Version> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> kv::Result<()> {
+async fn main() -> kv_db::Result<()> {
     let dir = tempfile::tempdir()?;
     let now = Arc::new(AtomicU64::new(DAY));
     let clock = {

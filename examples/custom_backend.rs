@@ -14,9 +14,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kv::backends::MemoryStorage;
-use kv::storage::{LockGuard, Storage, StorageFile, async_trait};
-use kv::{BitcaskStore, Engine, LsmStore, Result, SlotDef, Store};
+use kv_db::backends::MemoryStorage;
+use kv_db::storage::{LockGuard, Storage, StorageFile, async_trait};
+use kv_db::{BitcaskStore, Engine, LsmStore, Result, SlotDef, Store};
 
 /// What the store reads and writes through the wrapper, in bytes. Shared by its clones.
 #[derive(Debug, Default)]
@@ -230,7 +230,7 @@ async fn main() -> Result<()> {
     // Small LSM knobs: the notes cross memtable flushes and compactions, so that tables are
     // written and read through the wrapper too.
     run("lsm", async |s| {
-        LsmStore::open_tuned(s, kv::Options::default(), kv::Tuning::small()).await
+        LsmStore::open_tuned(s, kv_db::Options::default(), kv_db::Tuning::small()).await
     })
     .await?;
     Ok(())

@@ -6,8 +6,8 @@
 //!
 //! Run it with `cargo run --example secondary_index`.
 
-use kv::backends::MemoryStorage;
-use kv::{Engine, Error, KvStore, Result, SlotDef, Store, Transaction};
+use kv_db::backends::MemoryStorage;
+use kv_db::{Engine, Error, KvStore, Result, SlotDef, Store, Transaction};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

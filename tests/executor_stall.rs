@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kv::{KvStore, Result, Storage, backends::FileStorage, backends::MemoryStorage};
+use kv_db::{KvStore, Result, Storage, backends::FileStorage, backends::MemoryStorage};
 
 const COMMITTERS: usize = 64;
 const RUN: Duration = Duration::from_secs(3);
@@ -19,7 +19,7 @@ const TICK: Duration = Duration::from_micros(200);
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn ticker_is_never_stalled_by_durable_commits() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| kv::Error::io("tempdir", e))?;
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
     let path = dir.path().to_path_buf();
     measure("file", async move || FileStorage::open(path).await)
 }
@@ -36,7 +36,7 @@ fn measure<S: Storage>(backend: &str, storage: impl AsyncFnOnce() -> Result<S>) 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
-        .map_err(|e| kv::Error::io("runtime", e))?;
+        .map_err(|e| kv_db::Error::io("runtime", e))?;
     let (delays, commits) = rt.block_on(async {
         let store = KvStore::open(storage().await?).await?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -70,7 +70,7 @@ fn measure<S: Storage>(backend: &str, storage: impl AsyncFnOnce() -> Result<S>) 
                     txn.commit().await?;
                     n += 1;
                 }
-                Ok::<u64, kv::Error>(n)
+                Ok::<u64, kv_db::Error>(n)
             }));
         }
         std::thread::sleep(RUN);
@@ -79,14 +79,14 @@ fn measure<S: Storage>(backend: &str, storage: impl AsyncFnOnce() -> Result<S>) 
         for c in committers {
             commits += c
                 .await
-                .map_err(|e| kv::Error::io("join", std::io::Error::other(e)))??;
+                .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))??;
         }
         let _ = sender.join();
         let delays = ticker
             .await
-            .map_err(|e| kv::Error::io("join", std::io::Error::other(e)))?;
+            .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))?;
         store.close().await?;
-        Ok::<_, kv::Error>((delays, commits))
+        Ok::<_, kv_db::Error>((delays, commits))
     })?;
     let mut sorted = delays.clone();
     sorted.sort();

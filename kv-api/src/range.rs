@@ -49,8 +49,8 @@ pub(crate) fn encode_range<K: Serialize, R: RangeBounds<K>>(range: &R) -> Result
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> kv::Result<()> {
-/// # use kv::{KvStore, backends::MemoryStorage};
+/// # async fn main() -> kv_db::Result<()> {
+/// # use kv_db::{KvStore, backends::MemoryStorage};
 /// # let store = KvStore::open(MemoryStorage::new()).await?;
 /// # let mut txn = store.current();
 /// # for id in 1..=30u32 {
@@ -62,7 +62,7 @@ pub(crate) fn encode_range<K: Serialize, R: RangeBounds<K>>(range: &R) -> Result
 /// let rows: Vec<(u32, String)> = txn.range(0, 10..13).await?;
 /// assert_eq!(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [10, 11, 12]);
 /// let inverted = txn.range::<u32, String>(0, 13..10).await;
-/// assert!(matches!(inverted, Err(kv::Error::InvalidArgument(_))));
+/// assert!(matches!(inverted, Err(kv_db::Error::InvalidArgument(_))));
 /// # Ok(())
 /// # }
 /// ```
@@ -108,14 +108,14 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// # let mut txn = store.current();
-/// # for id in 1..=30u32 {
-/// #     txn.insert(0, &id, format!("row {id}"))?;
-/// # }
-/// # txn.commit().await?;
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let newest: Vec<(u32, String)> = txn.range(0, ..=20).reverse().await?;
     /// assert_eq!(newest[0].0, 20);
@@ -132,14 +132,14 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// # let mut txn = store.current();
-/// # for id in 1..=30u32 {
-/// #     txn.insert(0, &id, format!("row {id}"))?;
-/// # }
-/// # txn.commit().await?;
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let page: Vec<(u32, String)> = txn.range(0, 5..).limit(3).await?;
     /// assert_eq!(page.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6, 7]);
@@ -158,14 +158,14 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// # let mut txn = store.current();
-/// # for id in 1..=30u32 {
-/// #     txn.insert(0, &id, format!("row {id}"))?;
-/// # }
-/// # txn.commit().await?;
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut rows = txn.range::<u32, String>(0, ..).stream();
     /// let mut sum = 0;
@@ -294,14 +294,14 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// # let mut txn = store.current();
-/// # for id in 1..=30u32 {
-/// #     txn.insert(0, &id, format!("row {id}"))?;
-/// # }
-/// # txn.commit().await?;
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut rows = txn.range::<u32, String>(0, 29..).stream();
     /// assert_eq!(rows.next().await?, Some((29, "row 29".to_string())));
@@ -322,14 +322,14 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// # let mut txn = store.current();
-/// # for id in 1..=30u32 {
-/// #     txn.insert(0, &id, format!("row {id}"))?;
-/// # }
-/// # txn.commit().await?;
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
     /// let txn = store.snapshot();
     /// let mut ids = txn.range::<u32, String>(0, ..3).stream();
     /// assert_eq!(ids.next_key().await?, Some(1));

@@ -15,8 +15,8 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> kv::Result<()> {
-/// use kv::{KvStore, backends::MemoryStorage};
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{KvStore, backends::MemoryStorage};
 /// let store = KvStore::open(MemoryStorage::new()).await?;
 /// let mut txn = store.current();
 /// txn.insert(0, &"key", 1u32)?;
@@ -64,8 +64,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
     /// let storage = MemoryStorage::new(); // clones share the same files
     /// let store = KvStore::open(storage.clone()).await?;
     /// store.transact(async |txn| txn.insert(0, &"greeting", "hello")).await?;
@@ -86,8 +86,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{Durability, Error, KvStore, Options, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Durability, Error, KvStore, Options, backends::MemoryStorage};
     /// let options = Options::default()
     ///     .durability(Durability::Buffered) // commits return before the sync
     ///     .max_value_size(1024);
@@ -107,8 +107,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{Engine, LsmOptions, LsmStore, Options, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Engine, LsmOptions, LsmStore, Options, backends::MemoryStorage};
     /// let tuning = LsmOptions::default().memtable_size(1 << 20);
     /// let store = LsmStore::open_tuned(MemoryStorage::new(), Options::default(), tuning).await?;
     /// assert_eq!(store.engine().tuning().memtable_size, 1 << 20);
@@ -135,8 +135,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{Error, KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Error, KvStore, backends::MemoryStorage};
     /// let storage = MemoryStorage::new();
     /// let writer = KvStore::open(storage.clone()).await?;
     /// writer.transact(async |txn| txn.insert(0, &"k", 1u32)).await?;
@@ -157,8 +157,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{Bitcask, BitcaskStore, Engine, Options, Version, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Bitcask, BitcaskStore, Engine, Options, Version, backends::MemoryStorage};
     /// let storage = MemoryStorage::new();
     /// let engine = Bitcask::<MemoryStorage>::open(storage, Options::default(), ()).await?;
     /// let store = BitcaskStore::from_engine(engine).await?;
@@ -178,10 +178,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// use kv::Engine;
+    /// use kv_db::Engine;
     /// assert_eq!(store.engine().options().max_key_size, 64 << 10);
     /// assert_eq!(store.stats().await?.engine, "bitcask");
     /// # Ok(())
@@ -197,8 +197,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"key", 1u32)?;
@@ -216,8 +216,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// store.transact(async |txn| txn.insert(0, &"key", 1u32)).await?;
     /// let snap = store.snapshot();
@@ -249,8 +249,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// for expected in 1..=3u64 {
     ///     let visits = store
@@ -280,10 +280,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// use kv::Retry;
+    /// use kv_db::Retry;
     /// store
     ///     .transact_with(Retry::attempts(50), async |txn| txn.insert(0, &"hot key", 1u8))
     ///     .await?;
@@ -317,10 +317,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// const USERS: kv::SlotDef<(String, u32), String> = kv::SlotDef::new(1, "users");
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
     /// store.open_slot(&USERS).await?;
     /// let slots = store.slots().await?;
     /// assert_eq!(slots.len(), 1);
@@ -342,10 +342,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// use kv::{Error, SlotDef};
+    /// use kv_db::{Error, SlotDef};
     /// const USERS: SlotDef<(String, u32), String> = SlotDef::new(1, "users");
     /// const WRONG: SlotDef<u64, String> = SlotDef::new(1, "users");
     /// store.open_slot(&USERS).await?;
@@ -367,10 +367,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// use kv::SlotDef;
+    /// use kv_db::SlotDef;
     /// const USERS: SlotDef<(String, u32), String> = SlotDef::new(1, "users");
     /// const USERS_V2: SlotDef<(String, u64), String> = SlotDef::new(1, "users");
     /// store.open_slot(&USERS).await?;
@@ -391,8 +391,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"price", 10u32)?;
@@ -414,10 +414,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// assert_eq!(store.version()?, kv::Version::ZERO);
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO);
     /// let mut txn = store.current();
     /// txn.insert(0, &"k", 1u8)?;
     /// let v = txn.commit().await?;
@@ -435,8 +435,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// for n in 0..3u32 {
     ///     store.transact(async |txn| txn.insert(0, &"counter", n)).await?;
@@ -456,10 +456,10 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// use kv::Durability;
+    /// use kv_db::Durability;
     /// let mut txn = store.current();
     /// txn.set_durability(Durability::Buffered); // returns before the sync
     /// txn.insert(0, &"k", 1u8)?;
@@ -478,8 +478,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let report = store.recovery();
     /// assert!(report.dropped.is_empty()); // a new store: nothing was torn
@@ -497,8 +497,8 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// store.transact(async |txn| txn.insert(0, &"a", 1u8)).await?;
     /// store.transact(async |txn| txn.insert(0, &"a", 2u8)).await?;
@@ -522,15 +522,15 @@ impl<E: Engine> Store<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{Error, KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Error, KvStore, backends::MemoryStorage};
     /// let storage = MemoryStorage::new();
     /// let store = KvStore::open(storage.clone()).await?;
     /// store.close().await?;
     /// assert!(matches!(store.current().get::<_, u8>(0, &"k").await, Err(Error::Closed)));
     /// store.close().await?; // closing again does nothing
     /// let reopened = KvStore::open(storage).await?; // the writer lock is free at once
-    /// assert_eq!(reopened.version()?, kv::Version::ZERO);
+    /// assert_eq!(reopened.version()?, kv_db::Version::ZERO);
     /// # Ok(())
     /// # }
     /// ```

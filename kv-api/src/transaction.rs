@@ -25,8 +25,8 @@ use crate::{
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> kv::Result<()> {
-/// use kv::{Error, KvStore, backends::MemoryStorage};
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{Error, KvStore, backends::MemoryStorage};
 /// let store = KvStore::open(MemoryStorage::new()).await?;
 /// let mut a = store.current();
 /// let mut b = store.current();
@@ -160,13 +160,13 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let txn = store.current();
-    /// assert_eq!(txn.version(), kv::Version::ZERO);
+    /// assert_eq!(txn.version(), kv_db::Version::ZERO);
     /// store.transact(async |t| t.insert(0, &"k", 1u8)).await?;
-    /// assert_eq!(txn.version(), kv::Version::ZERO); // still its snapshot
+    /// assert_eq!(txn.version(), kv_db::Version::ZERO); // still its snapshot
     /// assert_eq!(store.current().version().seq(), 1);
     /// # Ok(())
     /// # }
@@ -179,13 +179,13 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// assert!(store.snapshot().is_read_only());
     /// assert!(!store.current().is_read_only());
     /// let mut snap = store.snapshot();
-    /// assert!(matches!(snap.insert(0, &"k", 1u8), Err(kv::Error::ReadOnly(_))));
+    /// assert!(matches!(snap.insert(0, &"k", 1u8), Err(kv_db::Error::ReadOnly(_))));
     /// # Ok(())
     /// # }
     /// ```
@@ -197,12 +197,12 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// // Returns before the sync: see `Store::flush`.
-    /// txn.set_durability(kv::Durability::Buffered);
+    /// txn.set_durability(kv_db::Durability::Buffered);
     /// txn.insert(0, &"page views", 1u64)?;
     /// txn.commit().await?;
     /// assert_eq!(store.snapshot().get::<_, u64>(0, &"page views").await?, Some(1));
@@ -218,8 +218,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &("user", 7u32), "Ada")?;
@@ -227,7 +227,7 @@ impl<E: Engine> Transaction<E> {
     /// assert_eq!(name.as_deref(), Some("Ada"));
     /// assert_eq!(txn.get::<_, String>(0, &("user", 8u32)).await?, None);
     /// let as_number = txn.get::<_, u64>(0, &("user", 7u32)).await;
-    /// assert!(matches!(as_number, Err(kv::Error::Decode { .. })));
+    /// assert!(matches!(as_number, Err(kv_db::Error::Decode { .. })));
     /// # Ok(())
     /// # }
     /// ```
@@ -255,8 +255,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// store.transact(async |t| t.insert(0, &"note", "draft")).await?;
     /// store.transact(async |t| t.remove(0, &"note")).await?;
@@ -292,14 +292,14 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"a", 1u32)?; // slot 0
     /// txn.insert(1, &"a", "one")?; // slot 1: another key, of any type
-    /// let catalog = txn.insert(kv::CATALOG_SLOT, &"a", 1u8);
-    /// assert!(matches!(catalog, Err(kv::Error::InvalidArgument(_))));
+    /// let catalog = txn.insert(kv_db::CATALOG_SLOT, &"a", 1u8);
+    /// assert!(matches!(catalog, Err(kv_db::Error::InvalidArgument(_))));
     /// txn.commit().await?;
     /// let snap = store.snapshot();
     /// assert_eq!(snap.get::<_, u32>(0, &"a").await?, Some(1));
@@ -343,8 +343,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// store.transact(async |t| t.insert(0, &"k", 1u8)).await?;
     /// let mut txn = store.current();
@@ -410,8 +410,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// for price in [10u32, 12] {
     ///     store.transact(async |t| t.insert(0, &"price", price)).await?;
@@ -440,8 +440,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// for price in [10u32, 12] {
     ///     store.transact(async |t| t.insert(0, &"price", price)).await?;
@@ -484,8 +484,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// for id in [1u32, 5, 10, 20] {
@@ -515,8 +515,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &("org1", 1u32), "Ada")?;
@@ -546,8 +546,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// store.transact(async |t| {
     ///     t.insert(0, &"b", 1u8)?;
@@ -578,8 +578,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// assert_eq!(store.current().last_updated(), None);
     /// let mut txn = store.current();
@@ -600,14 +600,14 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"k", 1u8)?;
     /// txn.abort();
     /// assert_eq!(store.snapshot().get::<_, u8>(0, &"k").await?, None);
-    /// assert_eq!(store.version()?, kv::Version::ZERO); // nothing was committed
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO); // nothing was committed
     /// # Ok(())
     /// # }
     /// ```
@@ -618,8 +618,8 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"k", 1u8)?;

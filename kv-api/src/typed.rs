@@ -385,10 +385,10 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// const USERS: kv::SlotDef<(String, u32), String> = kv::SlotDef::new(1, "users");
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
     /// # let mut txn = store.current();
     /// # txn.slot_mut(&USERS)?.insert(&("org1", 3), &"Ada".to_string())?;
     /// # txn.commit().await?;
@@ -415,10 +415,10 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// const USERS: kv::SlotDef<(String, u32), String> = kv::SlotDef::new(1, "users");
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
     /// let mut txn = store.current();
     /// txn.slot_mut(&USERS)?.insert(&("org1", 3), &"Ada".to_string())?;
     /// txn.commit().await?;
@@ -444,11 +444,11 @@ impl<E: Engine> Transaction<E> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// # use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
     /// # let store = KvStore::open(MemoryStorage::new()).await?;
-    /// const OLD: kv::SlotDef<u32, u32> = kv::SlotDef::new(4, "scores");
-    /// const NEW: kv::SlotDef<u32, u64> = kv::SlotDef::new(4, "scores");
+    /// const OLD: kv_db::SlotDef<u32, u32> = kv_db::SlotDef::new(4, "scores");
+    /// const NEW: kv_db::SlotDef<u32, u64> = kv_db::SlotDef::new(4, "scores");
     /// # let mut txn = store.current();
     /// # txn.slot_mut(&OLD)?.insert(&1, &7)?;
     /// # txn.commit().await?;

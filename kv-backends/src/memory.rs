@@ -16,8 +16,8 @@ type Data = Arc<RwLock<Vec<u8>>>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> kv::Result<()> {
-/// use kv::{KvStore, backends::MemoryStorage};
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{KvStore, backends::MemoryStorage};
 /// let storage = MemoryStorage::new();
 /// let store = KvStore::open(storage.clone()).await?; // a clone: the same files
 /// store.transact(async |txn| txn.insert(0, &"k", 1u8)).await?;
@@ -49,12 +49,12 @@ impl MemoryStorage {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
     /// let storage = MemoryStorage::new();
     /// assert_eq!(storage.total_bytes(), 0);
     /// let store = KvStore::open(storage).await?;
-    /// assert_eq!(store.version()?, kv::Version::ZERO);
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO);
     /// # Ok(())
     /// # }
     /// ```
@@ -67,8 +67,8 @@ impl MemoryStorage {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> kv::Result<()> {
-    /// use kv::{KvStore, backends::MemoryStorage};
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
     /// let storage = MemoryStorage::new();
     /// let store = KvStore::open(storage.clone()).await?;
     /// let empty = storage.total_bytes();
