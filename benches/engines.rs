@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{
     Bencher, BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime,
 };
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::{Durability, Engine, Store};
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::{Durability, Engine, Store};
 use tokio::runtime::Runtime;
 
 #[path = "common/workload.rs"]

@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, black_box};
-use kv::backends::MemoryStorage;
-use kv::{Durability, Options, SlotDef, Store};
 use kv_bitcask::Bitcask;
+use kv_db::backends::MemoryStorage;
+use kv_db::{Durability, Options, SlotDef, Store};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 

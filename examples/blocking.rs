@@ -1,23 +1,23 @@
 //! The blocking API, for a program without an async runtime: a plain `fn main`, the same
 //! typed slots and transactions as the quickstart, every wait made blocking by `.wait()`
-//! (`kv::blocking`; no runtime inside: the calling thread polls and parks).
+//! (`kv_db::blocking`; no runtime inside: the calling thread polls and parks).
 //!
 //! Run it with `cargo run --example blocking`.
 
-use kv::backends::FileStorage;
-use kv::blocking::{KvStore, Wait};
-use kv::{Retry, SlotDef, Transaction};
+use kv_db::backends::FileStorage;
+use kv_db::blocking::{KvStore, Wait};
+use kv_db::{Retry, SlotDef, Transaction};
 
 /// Page visits by path.
 const VISITS: SlotDef<String, u64> = SlotDef::new(1, "visits");
 
-fn visit<E: kv::Engine>(txn: &mut Transaction<E>, page: &str) -> kv::Result<u64> {
+fn visit<E: kv_db::Engine>(txn: &mut Transaction<E>, page: &str) -> kv_db::Result<u64> {
     let n = txn.slot(&VISITS)?.get(page).wait()?.unwrap_or(0) + 1;
     txn.slot_mut(&VISITS)?.insert(page, &n)?;
     Ok(n)
 }
 
-fn main() -> kv::Result<()> {
+fn main() -> kv_db::Result<()> {
     let dir = tempfile::tempdir()?;
     println!("store directory: {}", dir.path().display());
     let store = KvStore::open(FileStorage::open(dir.path()).wait()?)?;
@@ -25,10 +25,10 @@ fn main() -> kv::Result<()> {
 
     // Read-modify-write of one key from four threads at once, retried on conflict (the
     // blocking `transact` sleeps a jittered, growing time between attempts).
-    std::thread::scope(|s| -> kv::Result<()> {
+    std::thread::scope(|s| -> kv_db::Result<()> {
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                s.spawn(|| -> kv::Result<()> {
+                s.spawn(|| -> kv_db::Result<()> {
                     for _ in 0..25 {
                         store.transact_with(Retry::attempts(100), |txn| visit(txn, "/"))?;
                     }

@@ -3,8 +3,8 @@
 //!
 //! Run it with `cargo run --example quickstart`.
 
-use kv::backends::FileStorage;
-use kv::{KvStore, SlotDef};
+use kv_db::backends::FileStorage;
+use kv_db::{KvStore, SlotDef};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,7 +20,7 @@ const USERS: SlotDef<(String, u32), User> = SlotDef::new(1, "users");
 const VISITS: SlotDef<String, u64> = SlotDef::new(2, "visits");
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> kv::Result<()> {
+async fn main() -> kv_db::Result<()> {
     let dir = tempfile::tempdir()?;
     println!("store directory: {}", dir.path().display());
 

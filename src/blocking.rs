@@ -17,12 +17,12 @@
 //! [`crate::Store`] and `.await`.
 //!
 //! ```no_run
-//! use kv::blocking::{KvStore, Wait};
-//! use kv::{SlotDef, backends::FileStorage};
+//! use kv_db::blocking::{KvStore, Wait};
+//! use kv_db::{SlotDef, backends::FileStorage};
 //!
 //! const VISITS: SlotDef<String, u64> = SlotDef::new(1, "visits");
 //!
-//! fn main() -> kv::Result<()> {
+//! fn main() -> kv_db::Result<()> {
 //!     let store = KvStore::<FileStorage>::open(FileStorage::open("./data").wait()?)?;
 //!     let n = store.transact(|txn| {
 //!         let n = txn.slot(&VISITS)?.get("/").wait()?.unwrap_or(0) + 1;
@@ -49,7 +49,7 @@ pub trait Wait: Future + Sized {
     /// Runs the future to completion on this thread (see the [module docs](self)).
     ///
     /// ```
-    /// use kv::blocking::Wait;
+    /// use kv_db::blocking::Wait;
     /// assert_eq!(async { 1 + 1 }.wait(), 2);
     /// ```
     fn wait(self) -> Self::Output {
@@ -128,9 +128,9 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::open`]: opens (or creates) a store with default options.
     ///
     /// ```
-    /// use kv::{backends::MemoryStorage, blocking::KvStore};
+    /// use kv_db::{backends::MemoryStorage, blocking::KvStore};
     /// let store = KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn open(storage: E::Storage) -> Result<Self> {
         crate::Store::open(storage).wait().map(Self::from)
@@ -139,10 +139,10 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::open_with`]: opens (or creates) a store with `options`.
     ///
     /// ```
-    /// use kv::{Durability, Options, backends::MemoryStorage, blocking::KvStore};
+    /// use kv_db::{Durability, Options, backends::MemoryStorage, blocking::KvStore};
     /// let options = Options::default().durability(Durability::Buffered);
     /// let store = KvStore::<MemoryStorage>::open_with(MemoryStorage::new(), options)?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn open_with(storage: E::Storage, options: Options) -> Result<Self> {
         crate::Store::open_with(storage, options)
@@ -160,9 +160,9 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::open_read_only`]: opens an existing store read-only.
     ///
     /// ```
-    /// use kv::{backends::MemoryStorage, blocking::KvStore};
+    /// use kv_db::{backends::MemoryStorage, blocking::KvStore};
     /// let store = KvStore::<MemoryStorage>::open_read_only(MemoryStorage::new())?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn open_read_only(storage: E::Storage) -> Result<Self> {
         crate::Store::open_read_only(storage).wait().map(Self::from)
@@ -176,13 +176,13 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::current`]: a new transaction on the latest commit.
     ///
     /// ```
-    /// use kv::blocking::Wait;
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// use kv_db::blocking::Wait;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// let mut txn = store.current();
     /// txn.insert(0, &"key", 1u32)?;
     /// txn.commit().wait()?;
     /// assert_eq!(store.snapshot().get::<_, u32>(0, &"key").wait()?, Some(1));
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn current(&self) -> Transaction<E> {
         self.inner.current()
@@ -191,10 +191,10 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::snapshot`]: a read-only view of the latest commit.
     ///
     /// ```
-    /// use kv::blocking::Wait;
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// use kv_db::blocking::Wait;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// let value: Option<u32> = store.snapshot().get(0, &"key").wait()?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn snapshot(&self) -> Transaction<E> {
         self.inner.snapshot()
@@ -211,14 +211,14 @@ impl<E: Engine> Store<E> {
     /// jittered time that doubles per attempt (50 us, up to 12.8 ms).
     ///
     /// ```
-    /// use kv::blocking::Wait;
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// use kv_db::blocking::Wait;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// let visits = store.transact(|txn| {
     ///     let n: u64 = txn.get(0, &"visits").wait()?.unwrap_or(0);
     ///     txn.insert(0, &"visits", n + 1)?;
     ///     Ok(n + 1)
     /// })?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn transact<T>(&self, f: impl FnMut(&mut Transaction<E>) -> Result<T>) -> Result<T> {
         self.transact_with(Retry::default(), f)
@@ -227,9 +227,9 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::transact_with`]: [`Store::transact`] with `retry` attempts.
     ///
     /// ```
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
-    /// store.transact_with(kv::Retry::attempts(50), |txn| txn.insert(0, &"hot key", 1u8))?;
-    /// # Ok::<(), kv::Error>(())
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
+    /// store.transact_with(kv_db::Retry::attempts(50), |txn| txn.insert(0, &"hot key", 1u8))?;
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn transact_with<T>(
         &self,
@@ -256,11 +256,11 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::slots`]: the typed slots the catalog records.
     ///
     /// ```
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// for slot in store.slots()? {
     ///     println!("{} {}: {} -> {}", slot.slot, slot.name, slot.key_type, slot.value_type);
     /// }
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn slots(&self) -> Result<Vec<SlotInfo>> {
         self.inner.slots().wait()
@@ -269,10 +269,10 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::open_slot`]: checks `def` against the catalog, recording it if new.
     ///
     /// ```
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
-    /// const USERS: kv::SlotDef<(String, u32), String> = kv::SlotDef::new(1, "users");
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
     /// store.open_slot(&USERS)?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn open_slot<K, V>(&self, def: &SlotDef<K, V>) -> Result<()> {
         self.inner.open_slot(def).wait()
@@ -291,9 +291,9 @@ impl<E: Engine> Store<E> {
     /// [`crate::Store::merge`]: drops old versions and removals; shrinks storage.
     ///
     /// ```
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// store.merge()?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn merge(&self) -> Result<()> {
         self.inner.merge().wait()
@@ -320,13 +320,13 @@ impl<E: Engine> Store<E> {
     /// portable export stream, from one pinned snapshot.
     ///
     /// ```
-    /// # use kv::backends::MemoryStorage;
-    /// # let store = kv::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
-    /// # let target = kv::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
+    /// # use kv_db::backends::MemoryStorage;
+    /// # let store = kv_db::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
+    /// # let target = kv_db::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
     /// let mut stream = Vec::new();
-    /// store.export(&mut stream, kv::ExportScope::AllVersions, &|_| {})?;
+    /// store.export(&mut stream, kv_db::ExportScope::AllVersions, &|_| {})?;
     /// target.import(stream.as_slice(), &|_| {})?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn export<W: std::io::Write + Send>(
         &self,
@@ -369,9 +369,9 @@ impl<E: Engine> Store<E> {
     /// writer lock.
     ///
     /// ```
-    /// # let store = kv::blocking::KvStore::<kv::backends::MemoryStorage>::open(kv::backends::MemoryStorage::new())?;
+    /// # let store = kv_db::blocking::KvStore::<kv_db::backends::MemoryStorage>::open(kv_db::backends::MemoryStorage::new())?;
     /// store.close()?;
-    /// # Ok::<(), kv::Error>(())
+    /// # Ok::<(), kv_db::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
         self.inner.close().wait()

@@ -1,4 +1,4 @@
-//! `kv`: an embedded, versioned, transactional key-value store.
+//! `kv-db`: an embedded, versioned, transactional key-value store.
 //!
 //! One typed API ([`Store`], [`Transaction`]) over two engines, picked by cargo features, on
 //! any backend ([`backends`]): memory, native files, IndexedDB in the browser, or your own.
@@ -15,8 +15,8 @@
 //! refuses it with [`Error::Incompatible`]: never an empty store.
 //!
 //! ```no_run
-//! # async fn demo() -> kv::Result<()> {
-//! use kv::{KvStore, backends::MemoryStorage};
+//! # async fn demo() -> kv_db::Result<()> {
+//! use kv_db::{KvStore, backends::MemoryStorage};
 //! let store = KvStore::open(MemoryStorage::new()).await?;
 //! let mut txn = store.current();
 //! txn.insert(0, &"key1", 1u8)?;
@@ -28,7 +28,7 @@
 #![forbid(unsafe_code)]
 
 #[cfg(not(any(feature = "bitcask", feature = "lsm")))]
-compile_error!("enable at least one engine feature of `kv`: `bitcask` or `lsm`");
+compile_error!("enable at least one engine feature of `kv-db`: `bitcask` or `lsm`");
 
 pub use kv_api::{
     CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, Options, RangeQuery, RangeStream,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kv::{Engine, Result, Store, backends::FileStorage, backends::MemoryStorage};
+use kv_db::{Engine, Result, Store, backends::FileStorage, backends::MemoryStorage};
 
 const COMMITTERS: usize = 64;
 const RUN: Duration = Duration::from_secs(3);
@@ -19,9 +19,9 @@ const TICK: Duration = Duration::from_micros(200);
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn ticker_is_never_stalled_by_durable_commits() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| kv::Error::io("tempdir", e))?;
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
     let path = dir.path().to_path_buf();
-    measure::<kv::Bitcask<FileStorage>>("file", async move || FileStorage::open(path).await)
+    measure::<kv_db::Bitcask<FileStorage>>("file", async move || FileStorage::open(path).await)
 }
 
 /// The same on the LSM engine (its WAL sync and memtable instead of the log and keydir).
@@ -29,9 +29,9 @@ fn ticker_is_never_stalled_by_durable_commits() -> Result<()> {
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn lsm_ticker_is_never_stalled_by_durable_commits() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| kv::Error::io("tempdir", e))?;
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
     let path = dir.path().to_path_buf();
-    measure::<kv::Lsm<FileStorage>>("file, lsm", async move || FileStorage::open(path).await)
+    measure::<kv_db::Lsm<FileStorage>>("file, lsm", async move || FileStorage::open(path).await)
 }
 
 /// The control: the same load without I/O, on memory. What it measures is the delay that
@@ -39,7 +39,7 @@ fn lsm_ticker_is_never_stalled_by_durable_commits() -> Result<()> {
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn control_ticker_on_memory() -> Result<()> {
-    measure::<kv::Bitcask<MemoryStorage>>("memory", async || Ok(MemoryStorage::new()))
+    measure::<kv_db::Bitcask<MemoryStorage>>("memory", async || Ok(MemoryStorage::new()))
 }
 
 fn measure<E: Engine>(
@@ -49,7 +49,7 @@ fn measure<E: Engine>(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
-        .map_err(|e| kv::Error::io("runtime", e))?;
+        .map_err(|e| kv_db::Error::io("runtime", e))?;
     let (delays, commits) = rt.block_on(async {
         let store = Store::<E>::open(storage().await?).await?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -90,7 +90,7 @@ fn measure<E: Engine>(
                     txn.commit().await?;
                     n += 1;
                 }
-                Ok::<u64, kv::Error>(n)
+                Ok::<u64, kv_db::Error>(n)
             }));
         }
         std::thread::sleep(RUN);
@@ -99,14 +99,14 @@ fn measure<E: Engine>(
         for c in committers {
             commits += c
                 .await
-                .map_err(|e| kv::Error::io("join", std::io::Error::other(e)))??;
+                .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))??;
         }
         let _ = sender.join();
         let delays = ticker
             .await
-            .map_err(|e| kv::Error::io("join", std::io::Error::other(e)))?;
+            .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))?;
         store.close().await?;
-        Ok::<_, kv::Error>((delays, commits))
+        Ok::<_, kv_db::Error>((delays, commits))
     })?;
     let mut sorted = delays.clone();
     sorted.sort();

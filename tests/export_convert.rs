@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::{Engine, ExportScope, Result, SlotDef, Store};
 use kv_bitcask::Bitcask;
 use kv_conformance::cases::export::dump_versions;
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::{Engine, ExportScope, Result, SlotDef, Store};
 use kv_lsm::Lsm;
 
 const USERS: SlotDef<String, u32> = SlotDef::new(1, "users");
@@ -92,7 +92,7 @@ where
                 txn.commit().await?;
                 n += 1;
             }
-            Ok::<u32, kv::Error>(n)
+            Ok::<u32, kv_db::Error>(n)
         })
     };
     // Let the writer get going first.

@@ -11,7 +11,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use kv::{Error, KvStore, Result, SlotDef, backends::FileStorage};
+use kv_db::{Error, KvStore, Result, SlotDef, backends::FileStorage};
 
 const ITEMS: SlotDef<u32, String> = SlotDef::new(1, "items");
 

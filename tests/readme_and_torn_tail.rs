@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kv::Engine;
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::storage::{Storage, StorageFile};
-use kv::{Error, Result, Store};
+use kv_db::Engine;
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::storage::{Storage, StorageFile};
+use kv_db::{Error, Result, Store};
 
 /// Runs `$body` (an async fn generic over the engine) for every enabled engine and backend.
 macro_rules! on_every_engine {
@@ -17,25 +17,25 @@ macro_rules! on_every_engine {
             #[cfg(feature = "bitcask")]
             #[tokio::test]
             async fn bitcask_memory() -> Result<()> {
-                $case::<kv::Bitcask<MemoryStorage>, _>(Memory(MemoryStorage::new())).await
+                $case::<kv_db::Bitcask<MemoryStorage>, _>(Memory(MemoryStorage::new())).await
             }
 
             #[cfg(feature = "bitcask")]
             #[tokio::test]
             async fn bitcask_file() -> Result<()> {
-                $case::<kv::Bitcask<FileStorage>, _>(Files::new()?).await
+                $case::<kv_db::Bitcask<FileStorage>, _>(Files::new()?).await
             }
 
             #[cfg(feature = "lsm")]
             #[tokio::test]
             async fn lsm_memory() -> Result<()> {
-                $case::<kv::Lsm<MemoryStorage>, _>(Memory(MemoryStorage::new())).await
+                $case::<kv_db::Lsm<MemoryStorage>, _>(Memory(MemoryStorage::new())).await
             }
 
             #[cfg(feature = "lsm")]
             #[tokio::test]
             async fn lsm_file() -> Result<()> {
-                $case::<kv::Lsm<FileStorage>, _>(Files::new()?).await
+                $case::<kv_db::Lsm<FileStorage>, _>(Files::new()?).await
             }
         }
     };
@@ -136,7 +136,7 @@ struct User {
     age: u32,
 }
 
-const USERS: kv::SlotDef<(String, u32), User> = kv::SlotDef::new(1, "users");
+const USERS: kv_db::SlotDef<(String, u32), User> = kv_db::SlotDef::new(1, "users");
 
 /// The README's example, as written there (on every engine and backend).
 async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
@@ -175,7 +175,7 @@ async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
     store.merge().await?;
     let mut stream = Vec::new();
     let exported = store
-        .export(&mut stream, kv::ExportScope::AllVersions, &|_| {})
+        .export(&mut stream, kv_db::ExportScope::AllVersions, &|_| {})
         .await?;
     assert_eq!(exported.version, store.version()?);
     drop(store);

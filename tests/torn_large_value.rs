@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::storage::{Storage, StorageFile};
-use kv::{Engine, Options, Result, Store};
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::storage::{Storage, StorageFile};
+use kv_db::{Engine, Options, Result, Store};
 use kv_lsm::LsmOptions;
 
 type Files = BTreeMap<String, u64>;

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kv::backends::FileStorage;
-use kv::{Engine, Error, Options, Result, Store, Tuning};
 use kv_bitcask::Bitcask;
+use kv_db::backends::FileStorage;
+use kv_db::{Engine, Error, Options, Result, Store, Tuning};
 use kv_lsm::Lsm;
 
 /// Verifies read-only (and on the writer itself) `ROUNDS` times while the writer works.

@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::storage::{Storage, StorageFile};
-use kv::{Engine, Error, Options, Result, Store};
 use kv_bitcask::Bitcask;
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::storage::{Storage, StorageFile};
+use kv_db::{Engine, Error, Options, Result, Store};
 use kv_lsm::Lsm;
 
 /// Every file of `storage` with its contents.

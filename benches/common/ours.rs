@@ -8,9 +8,9 @@
 use std::ops::Bound;
 use std::path::PathBuf;
 
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::engine::{KeyRange, WriteBatch};
-use kv::{Durability, Engine, Options, Storage, Store};
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::engine::{KeyRange, WriteBatch};
+use kv_db::{Durability, Engine, Options, Storage, Store};
 use serde_bytes::ByteBuf;
 
 use crate::workload::{self, SCAN_LEN};

@@ -1,4 +1,4 @@
-//! The contract of the `kv` store: its typed API, its two extension traits and its errors.
+//! The contract of the `kv-db` store: its typed API, its two extension traits and its errors.
 //!
 //! * [`Store`] / [`Transaction`] / [`RangeQuery`]: the typed API users call, written once over
 //!   any engine; [`Options`], [`Version`], [`Error`].

@@ -46,6 +46,26 @@ pub(crate) fn encode_range<K: Serialize, R: RangeBounds<K>>(range: &R) -> Result
 /// A range whose start lies after its end (`10..5`) is [`crate::Error::InvalidArgument`]
 /// (an empty range such as `5..5` is not: it yields nothing). Both bounds are compared as
 /// encoded keys, which order as the key type does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kv_db::Result<()> {
+/// # use kv_db::{KvStore, backends::MemoryStorage};
+/// # let store = KvStore::open(MemoryStorage::new()).await?;
+/// # let mut txn = store.current();
+/// # for id in 1..=30u32 {
+/// #     txn.insert(0, &id, format!("row {id}"))?;
+/// # }
+/// # txn.commit().await?;
+/// // Slot 0 holds u32 ids 1..=30, each with a String.
+/// let txn = store.snapshot();
+/// let rows: Vec<(u32, String)> = txn.range(0, 10..13).await?;
+/// assert_eq!(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [10, 11, 12]);
+/// let inverted = txn.range::<u32, String>(0, 13..10).await;
+/// assert!(matches!(inverted, Err(kv_db::Error::InvalidArgument(_))));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a range query does nothing until awaited or streamed"]
 pub struct RangeQuery<'t, E: Engine, K, V> {
     txn: &'t Transaction<E>,
@@ -85,18 +105,78 @@ where
     }
 
     /// Returns entries in descending key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// # let mut txn = store.current();
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
+    /// let txn = store.snapshot();
+    /// let newest: Vec<(u32, String)> = txn.range(0, ..=20).reverse().await?;
+    /// assert_eq!(newest[0].0, 20);
+    /// assert_eq!(newest.last().map(|(id, _)| *id), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reverse(mut self) -> Self {
         self.reverse = true;
         self
     }
 
     /// Returns at most `n` entries.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// # let mut txn = store.current();
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
+    /// let txn = store.snapshot();
+    /// let page: Vec<(u32, String)> = txn.range(0, 5..).limit(3).await?;
+    /// assert_eq!(page.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6, 7]);
+    /// let last_two = txn.range::<u32, String>(0, ..).reverse().limit(2).await?;
+    /// assert_eq!(last_two.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [30, 29]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = Some(n);
         self
     }
 
-    /// A cursor that fetches entries page by page.
+    /// A cursor that fetches entries page by page, for a range too large to collect: memory
+    /// stays bounded by one page.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// # let mut txn = store.current();
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
+    /// let txn = store.snapshot();
+    /// let mut rows = txn.range::<u32, String>(0, ..).stream();
+    /// let mut sum = 0;
+    /// while let Some((id, value)) = rows.next().await? {
+    ///     assert_eq!(value, format!("row {id}"));
+    ///     sum += id;
+    /// }
+    /// assert_eq!(sum, (1..=30).sum::<u32>());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stream(self) -> RangeStream<'t, E, K, V> {
         let (range, error) = match self.range {
             Ok(r) => (r, None),
@@ -211,6 +291,25 @@ impl<E: Engine, K, V> std::fmt::Debug for RangeStream<'_, E, K, V> {
 impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, V> {
     /// The next entry, `Ok(None)` at the end. Keys of other types are skipped; a value of
     /// another type is [`crate::Error::Decode`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// # let mut txn = store.current();
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
+    /// let txn = store.snapshot();
+    /// let mut rows = txn.range::<u32, String>(0, 29..).stream();
+    /// assert_eq!(rows.next().await?, Some((29, "row 29".to_string())));
+    /// assert_eq!(rows.next().await?, Some((30, "row 30".to_string())));
+    /// assert_eq!(rows.next().await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[allow(clippy::should_implement_trait)]
     pub async fn next(&mut self) -> Result<Option<(K, V)>> {
         // `poll_entry(.., true)` gives every entry its value.
@@ -220,6 +319,25 @@ impl<E: Engine, K: DeserializeOwned, V: DeserializeOwned> RangeStream<'_, E, K, 
     }
 
     /// The next key only (values are not decoded).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// # let mut txn = store.current();
+    /// # for id in 1..=30u32 {
+    /// #     txn.insert(0, &id, format!("row {id}"))?;
+    /// # }
+    /// # txn.commit().await?;
+    /// let txn = store.snapshot();
+    /// let mut ids = txn.range::<u32, String>(0, ..3).stream();
+    /// assert_eq!(ids.next_key().await?, Some(1));
+    /// assert_eq!(ids.next_key().await?, Some(2));
+    /// assert_eq!(ids.next_key().await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_key(&mut self) -> Result<Option<K>> {
         std::future::poll_fn(|cx| self.poll_entry(cx, false))
             .await

@@ -13,11 +13,17 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 /// The store (with its writer lock) stays open until [`Store::close`], or until every clone
 /// and every transaction and snapshot taken from it are dropped.
 ///
-/// ```ignore
-/// let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{KvStore, backends::MemoryStorage};
+/// let store = KvStore::open(MemoryStorage::new()).await?;
 /// let mut txn = store.current();
-/// txn.insert(0, &"key", &1u32)?;
+/// txn.insert(0, &"key", 1u32)?;
 /// txn.commit().await?;
+/// assert_eq!(store.snapshot().get::<_, u32>(0, &"key").await?, Some(1));
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// # Keys
@@ -55,16 +61,60 @@ impl<E: Engine> std::fmt::Debug for Store<E> {
 
 impl<E: Engine> Store<E> {
     /// Opens (or creates) a store with default options; recovers after a crash.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new(); // clones share the same files
+    /// let store = KvStore::open(storage.clone()).await?;
+    /// store.transact(async |txn| txn.insert(0, &"greeting", "hello")).await?;
+    /// store.close().await?;
+    ///
+    /// // Opening again finds what was committed.
+    /// let store = KvStore::open(storage).await?;
+    /// let greeting: Option<String> = store.snapshot().get(0, &"greeting").await?;
+    /// assert_eq!(greeting.as_deref(), Some("hello"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(storage: E::Storage) -> Result<Self> {
         Self::open_with(storage, Options::default()).await
     }
 
     /// Opens (or creates) a store with `options` and the engine's default [`Engine::Tuning`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Durability, Error, KvStore, Options, backends::MemoryStorage};
+    /// let options = Options::default()
+    ///     .durability(Durability::Buffered) // commits return before the sync
+    ///     .max_value_size(1024);
+    /// let store = KvStore::open_with(MemoryStorage::new(), options).await?;
+    /// let mut txn = store.current();
+    /// let too_large = txn.insert(0, &"blob", vec![0u8; 2048]);
+    /// assert!(matches!(too_large, Err(Error::TooLarge { what: "value", .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_with(storage: E::Storage, options: Options) -> Result<Self> {
         Self::open_tuned(storage, options, E::Tuning::default()).await
     }
 
-    /// Opens (or creates) a store with `options` and the engine's own knobs `tuning`.
+    /// Opens (or creates) a store with `options` and the engine's own knobs `tuning`
+    /// (`()` for Bitcask, [`LsmOptions`](https://docs.rs/kv-lsm) for the LSM).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Engine, LsmOptions, LsmStore, Options, backends::MemoryStorage};
+    /// let tuning = LsmOptions::default().memtable_size(1 << 20);
+    /// let store = LsmStore::open_tuned(MemoryStorage::new(), Options::default(), tuning).await?;
+    /// assert_eq!(store.engine().tuning().memtable_size, 1 << 20);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_tuned(
         storage: E::Storage,
         options: Options,
@@ -82,11 +132,40 @@ impl<E: Engine> Store<E> {
     /// and every mutation fails with [`crate::Error::ReadOnly`]. Every open with
     /// [`Options::read_only`] goes through [`crate::Storage::read_only`], so a store on files
     /// the user may read but not write opens (`FileStorage` then opens them read-only).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Error, KvStore, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let writer = KvStore::open(storage.clone()).await?;
+    /// writer.transact(async |txn| txn.insert(0, &"k", 1u32)).await?;
+    ///
+    /// // No writer lock: a read-only store opens beside the writer.
+    /// let reader = KvStore::open_read_only(storage).await?;
+    /// assert_eq!(reader.snapshot().get::<_, u32>(0, &"k").await?, Some(1));
+    /// let mut txn = reader.current();
+    /// assert!(matches!(txn.insert(0, &"k", 2u32), Err(Error::ReadOnly(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open_read_only(storage: E::Storage) -> Result<Self> {
         Self::open_with(storage, Options::default().read_only(true)).await
     }
 
     /// Wraps an engine opened by hand (reading the catalog of typed slots).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Bitcask, BitcaskStore, Engine, Options, Version, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let engine = Bitcask::<MemoryStorage>::open(storage, Options::default(), ()).await?;
+    /// let store = BitcaskStore::from_engine(engine).await?;
+    /// assert_eq!(store.version()?, Version::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn from_engine(engine: E) -> Result<Self> {
         let catalog = Catalog::load(&engine).await?;
         Ok(Store {
@@ -95,7 +174,19 @@ impl<E: Engine> Store<E> {
         })
     }
 
-    /// The engine underneath, for byte-level access.
+    /// The engine underneath, for byte-level access and its own counters.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// use kv_db::Engine;
+    /// assert_eq!(store.engine().options().max_key_size, 64 << 10);
+    /// assert_eq!(store.stats().await?.engine, "bitcask");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn engine(&self) -> &E {
         &self.engine
     }
@@ -105,10 +196,15 @@ impl<E: Engine> Store<E> {
     /// [`crate::Error::Closed`].
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
     /// let mut txn = store.current();
-    /// txn.insert(0, &"key", &1u32)?;
-    /// txn.commit().await?;
+    /// txn.insert(0, &"key", 1u32)?;
+    /// assert_eq!(txn.get::<_, u32>(0, &"key").await?, Some(1)); // its own write
+    /// let version = txn.commit().await?;
+    /// assert_eq!(store.version()?, version);
     /// # Ok(())
     /// # }
     /// ```
@@ -119,9 +215,16 @@ impl<E: Engine> Store<E> {
     /// A read-only view of the latest commit. Cheap; stable while other transactions commit.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// store.transact(async |txn| txn.insert(0, &"key", 1u32)).await?;
     /// let snap = store.snapshot();
-    /// let value: Option<u32> = snap.get(0, &"key").await?;
+    /// store.transact(async |txn| txn.insert(0, &"key", 2u32)).await?;
+    /// // The snapshot still reads the commit it was taken at.
+    /// assert_eq!(snap.get::<_, u32>(0, &"key").await?, Some(1));
+    /// assert_eq!(store.snapshot().get::<_, u32>(0, &"key").await?, Some(2));
     /// # Ok(())
     /// # }
     /// ```
@@ -145,14 +248,20 @@ impl<E: Engine> Store<E> {
     /// run several times: it should do nothing but read and write through its transaction.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// let visits = store
-    ///     .transact(async |txn| {
-    ///         let n: u64 = txn.get(0, &"visits").await?.unwrap_or(0);
-    ///         txn.insert(0, &"visits", n + 1)?;
-    ///         Ok(n + 1)
-    ///     })
-    ///     .await?;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// for expected in 1..=3u64 {
+    ///     let visits = store
+    ///         .transact(async |txn| {
+    ///             let n: u64 = txn.get(0, &"visits").await?.unwrap_or(0);
+    ///             txn.insert(0, &"visits", n + 1)?;
+    ///             Ok(n + 1)
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(visits, expected);
+    /// }
     /// # Ok(())
     /// # }
     /// ```
@@ -170,11 +279,15 @@ impl<E: Engine> Store<E> {
     /// [`Store::transact`] with `retry` attempts.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// use kv_api::Retry;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// use kv_db::Retry;
     /// store
     ///     .transact_with(Retry::attempts(50), async |txn| txn.insert(0, &"hot key", 1u8))
     ///     .await?;
+    /// assert_eq!(store.snapshot().get::<_, u8>(0, &"hot key").await?, Some(1));
     /// # Ok(())
     /// # }
     /// ```
@@ -203,8 +316,16 @@ impl<E: Engine> Store<E> {
     /// number, as of the latest commit.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// for slot in store.slots().await? {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
+    /// store.open_slot(&USERS).await?;
+    /// let slots = store.slots().await?;
+    /// assert_eq!(slots.len(), 1);
+    /// assert_eq!((slots[0].slot, slots[0].name.as_str()), (1, "users"));
+    /// for slot in slots {
     ///     println!("{} {}: {} -> {}", slot.slot, slot.name, slot.key_type, slot.value_type);
     /// }
     /// # Ok(())
@@ -220,9 +341,16 @@ impl<E: Engine> Store<E> {
     /// checking every definition once, at startup.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// use kv_db::{Error, SlotDef};
+    /// const USERS: SlotDef<(String, u32), String> = SlotDef::new(1, "users");
+    /// const WRONG: SlotDef<u64, String> = SlotDef::new(1, "users");
     /// store.open_slot(&USERS).await?;
+    /// // The catalog now holds slot 1's types: another key type is refused.
+    /// assert!(matches!(store.open_slot(&WRONG).await, Err(Error::SlotTypeMismatch { .. })));
     /// # Ok(())
     /// # }
     /// ```
@@ -238,9 +366,17 @@ impl<E: Engine> Store<E> {
     /// same transaction or before.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// const USERS_V2: kv_api::SlotDef<(String, u64), String> = kv_api::SlotDef::new(1, "users");
-    /// store.redefine_slot(&USERS_V2).await?;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// use kv_db::SlotDef;
+    /// const USERS: SlotDef<(String, u32), String> = SlotDef::new(1, "users");
+    /// const USERS_V2: SlotDef<(String, u64), String> = SlotDef::new(1, "users");
+    /// store.open_slot(&USERS).await?;
+    /// assert!(store.open_slot(&USERS_V2).await.is_err());
+    /// store.redefine_slot(&USERS_V2).await?; // deliberate: the slot's keys are now (String, u64)
+    /// store.open_slot(&USERS_V2).await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -252,17 +388,66 @@ impl<E: Engine> Store<E> {
 
     /// A read-only view of the whole store as it was right after commit `version`.
     /// [`crate::Error::VersionNotFound`] if `merge` dropped it or it is not committed yet.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"price", 10u32)?;
+    /// let v1 = txn.commit().await?;
+    /// store.transact(async |txn| txn.insert(0, &"price", 12u32)).await?;
+    ///
+    /// let then = store.snapshot_at(v1).await?;
+    /// assert_eq!(then.get::<_, u32>(0, &"price").await?, Some(10));
+    /// assert_eq!(store.snapshot().get::<_, u32>(0, &"price").await?, Some(12));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn snapshot_at(&self, version: Version) -> Result<Transaction<E>> {
         let snap = self.engine.snapshot_at(version)?;
         Ok(self.transaction(Ok(snap), true))
     }
 
     /// The latest committed version ([`Version::ZERO`] for an empty store).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO);
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"k", 1u8)?;
+    /// let v = txn.commit().await?;
+    /// assert_eq!(store.version()?, v);
+    /// assert_eq!(v.seq(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn version(&self) -> Result<Version> {
         Ok(self.engine.snapshot()?.version())
     }
 
     /// Drops old versions and removals, keeping each key's latest value; shrinks storage.
+    /// Snapshots taken before keep reading what they read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// for n in 0..3u32 {
+    ///     store.transact(async |txn| txn.insert(0, &"counter", n)).await?;
+    /// }
+    /// assert_eq!(store.snapshot().versions(0, &"counter").await?.len(), 3);
+    /// store.merge().await?;
+    /// assert_eq!(store.snapshot().versions(0, &"counter").await?.len(), 1);
+    /// assert_eq!(store.snapshot().get::<_, u32>(0, &"counter").await?, Some(2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn merge(&self) -> Result<()> {
         self.engine.merge().await
     }
@@ -319,6 +504,22 @@ impl<E: Engine> Store<E> {
     }
 
     /// Makes every commit so far durable (after [`crate::Durability::Buffered`] commits).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// use kv_db::Durability;
+    /// let mut txn = store.current();
+    /// txn.set_durability(Durability::Buffered); // returns before the sync
+    /// txn.insert(0, &"k", 1u8)?;
+    /// txn.commit().await?;
+    /// store.flush().await?; // now synced, with every commit before it
+    /// assert_eq!(store.snapshot().get::<_, u8>(0, &"k").await?, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush(&self) -> Result<()> {
         self.engine.flush().await
     }
@@ -327,10 +528,16 @@ impl<E: Engine> Store<E> {
     /// example (nothing whose commit returned). Empty after a clean shutdown.
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) {
-    /// for d in &store.recovery().dropped {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let report = store.recovery();
+    /// assert!(report.dropped.is_empty()); // a new store: nothing was torn
+    /// for d in &report.dropped {
     ///     eprintln!("{}: {} bytes at {} left out: {}", d.file, d.bytes, d.offset, d.reason);
     /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn recovery(&self) -> RecoveryReport {
@@ -338,6 +545,22 @@ impl<E: Engine> Store<E> {
     }
 
     /// Counters: keys, versions, bytes, garbage, files.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// store.transact(async |txn| txn.insert(0, &"a", 1u8)).await?;
+    /// store.transact(async |txn| txn.insert(0, &"a", 2u8)).await?;
+    /// let stats = store.stats().await?;
+    /// assert_eq!(stats.engine, "bitcask");
+    /// assert_eq!((stats.live_keys, stats.versions), (1, 2));
+    /// assert_eq!(stats.last_version, store.version()?);
+    /// println!("{:.0}% of storage is garbage", stats.garbage_ratio() * 100.0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn stats(&self) -> Result<Stats> {
         self.engine.stats().await
     }
@@ -347,6 +570,21 @@ impl<E: Engine> Store<E> {
     /// [`crate::Error::Closed`], except `close`: closing a closed store does nothing and
     /// returns `Ok(())`. Without `close`, the writer lock is released when the last clone
     /// drops. See [`crate::Engine::close`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Error, KvStore, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let store = KvStore::open(storage.clone()).await?;
+    /// store.close().await?;
+    /// assert!(matches!(store.current().get::<_, u8>(0, &"k").await, Err(Error::Closed)));
+    /// store.close().await?; // closing again does nothing
+    /// let reopened = KvStore::open(storage).await?; // the writer lock is free at once
+    /// assert_eq!(reopened.version()?, kv_db::Version::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self) -> Result<()> {
         self.engine.close().await
     }

@@ -23,6 +23,25 @@ use crate::{
 /// A transaction without writes never conflicts. Dropping a transaction (or [`abort`]) discards
 /// its writes.
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{Error, KvStore, backends::MemoryStorage};
+/// let store = KvStore::open(MemoryStorage::new()).await?;
+/// let mut a = store.current();
+/// let mut b = store.current();
+/// let stock: u32 = a.get(0, &"stock").await?.unwrap_or(10);
+/// a.insert(0, &"stock", stock - 1)?;
+/// let _: Option<u32> = b.get(0, &"stock").await?;
+/// b.insert(0, &"stock", 0u32)?;
+/// a.commit().await?;
+/// // `b` read "stock" before `a` committed a new value: committing it would lose `a`'s update.
+/// assert!(matches!(b.commit().await, Err(Error::Conflict(_))));
+/// assert_eq!(store.snapshot().get::<_, u32>(0, &"stock").await?, Some(9));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// [`abort`]: Transaction::abort
 pub struct Transaction<E: Engine> {
     engine: Arc<E>,
@@ -138,22 +157,80 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// The version this transaction reads at.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let txn = store.current();
+    /// assert_eq!(txn.version(), kv_db::Version::ZERO);
+    /// store.transact(async |t| t.insert(0, &"k", 1u8)).await?;
+    /// assert_eq!(txn.version(), kv_db::Version::ZERO); // still its snapshot
+    /// assert_eq!(store.current().version().seq(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn version(&self) -> Version {
         self.snapshot.version()
     }
 
     /// True for views from [`crate::Store::snapshot`] and [`crate::Store::snapshot_at`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// assert!(store.snapshot().is_read_only());
+    /// assert!(!store.current().is_read_only());
+    /// let mut snap = store.snapshot();
+    /// assert!(matches!(snap.insert(0, &"k", 1u8), Err(kv_db::Error::ReadOnly(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// Overrides the store's durability for this transaction's commit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// // Returns before the sync: see `Store::flush`.
+    /// txn.set_durability(kv_db::Durability::Buffered);
+    /// txn.insert(0, &"page views", 1u64)?;
+    /// txn.commit().await?;
+    /// assert_eq!(store.snapshot().get::<_, u64>(0, &"page views").await?, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = Some(durability);
     }
 
     /// The value of `key` in `slot`, `None` if absent or removed.
     /// A value stored as another type is [`Error::Decode`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &("user", 7u32), "Ada")?;
+    /// let name: Option<String> = txn.get(0, &("user", 7u32)).await?;
+    /// assert_eq!(name.as_deref(), Some("Ada"));
+    /// assert_eq!(txn.get::<_, String>(0, &("user", 8u32)).await?, None);
+    /// let as_number = txn.get::<_, u64>(0, &("user", 7u32)).await;
+    /// assert!(matches!(as_number, Err(kv_db::Error::Decode { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get<K, V>(&self, slot: Slot, key: &K) -> Result<Option<V>>
     where
         K: Serialize + ?Sized,
@@ -175,6 +252,20 @@ impl<E: Engine> Transaction<E> {
 
     /// The latest value of `key` that was not a removal ("trash" semantics: read what was
     /// removed), until `merge` drops it. The transaction's own pending write counts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// store.transact(async |t| t.insert(0, &"note", "draft")).await?;
+    /// store.transact(async |t| t.remove(0, &"note")).await?;
+    /// let txn = store.snapshot();
+    /// assert_eq!(txn.get::<_, String>(0, &"note").await?, None);
+    /// assert_eq!(txn.get_unremoved::<_, String>(0, &"note").await?.as_deref(), Some("draft"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_unremoved<K, V>(&self, slot: Slot, key: &K) -> Result<Option<V>>
     where
         K: Serialize + ?Sized,
@@ -198,6 +289,24 @@ impl<E: Engine> Transaction<E> {
 
     /// Sets `key` in `slot` to `value` (buffered until commit). Slot [`CATALOG_SLOT`] (255)
     /// is the store's catalog of typed slots: writing it is [`Error::InvalidArgument`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"a", 1u32)?; // slot 0
+    /// txn.insert(1, &"a", "one")?; // slot 1: another key, of any type
+    /// let catalog = txn.insert(kv_db::CATALOG_SLOT, &"a", 1u8);
+    /// assert!(matches!(catalog, Err(kv_db::Error::InvalidArgument(_))));
+    /// txn.commit().await?;
+    /// let snap = store.snapshot();
+    /// assert_eq!(snap.get::<_, u32>(0, &"a").await?, Some(1));
+    /// assert_eq!(snap.get::<_, String>(1, &"a").await?.as_deref(), Some("one"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn insert<K, V>(&mut self, slot: Slot, key: &K, value: V) -> Result<()>
     where
         K: Serialize + ?Sized,
@@ -231,6 +340,23 @@ impl<E: Engine> Transaction<E> {
 
     /// Removes `key` from `slot` (buffered until commit). The removal becomes a version.
     /// Slot [`CATALOG_SLOT`] is refused ([`Error::InvalidArgument`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// store.transact(async |t| t.insert(0, &"k", 1u8)).await?;
+    /// let mut txn = store.current();
+    /// txn.remove(0, &"k")?;
+    /// txn.commit().await?;
+    /// let snap = store.snapshot();
+    /// assert_eq!(snap.get::<_, u8>(0, &"k").await?, None);
+    /// let versions = snap.versions(0, &"k").await?;
+    /// assert!(versions[1].is_removal()); // the removal is a version of its own
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove<K>(&mut self, slot: Slot, key: &K) -> Result<()>
     where
         K: Serialize + ?Sized,
@@ -281,6 +407,25 @@ impl<E: Engine> Transaction<E> {
 
     /// Every committed version of `key` visible to this transaction, oldest first, removals
     /// included (see [`Version::is_removal`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// for price in [10u32, 12] {
+    ///     store.transact(async |t| t.insert(0, &"price", price)).await?;
+    /// }
+    /// store.transact(async |t| t.remove(0, &"price")).await?;
+    /// let versions = store.snapshot().versions(0, &"price").await?;
+    /// assert_eq!(versions.len(), 3);
+    /// assert!(versions[0].seq() < versions[1].seq());
+    /// assert!(versions[0].time_ms() <= versions[1].time_ms()); // commit times, in ms
+    /// let removals: Vec<bool> = versions.iter().map(|v| v.is_removal()).collect();
+    /// assert_eq!(removals, [false, false, true]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn versions<K>(&self, slot: Slot, key: &K) -> Result<Vec<Version>>
     where
         K: Serialize + ?Sized,
@@ -292,6 +437,22 @@ impl<E: Engine> Transaction<E> {
 
     /// The value `key` had in commit `version`: `None` if that commit removed it;
     /// [`Error::VersionNotFound`] if the key has no such version (or it was merged away).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// for price in [10u32, 12] {
+    ///     store.transact(async |t| t.insert(0, &"price", price)).await?;
+    /// }
+    /// let txn = store.snapshot();
+    /// let versions = txn.versions(0, &"price").await?;
+    /// assert_eq!(txn.get_version::<_, u32>(0, &"price", versions[0]).await?, Some(10));
+    /// assert_eq!(txn.get_version::<_, u32>(0, &"price", versions[1]).await?, Some(12));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_version<K, V>(
         &self,
         slot: Slot,
@@ -320,6 +481,24 @@ impl<E: Engine> Transaction<E> {
     /// a `Vec`, or call [`RangeQuery::stream`] to page through a large range in bounded memory;
     /// [`RangeQuery::reverse`] and [`RangeQuery::limit`] shape it. Keys of other types in the
     /// slot are skipped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// for id in [1u32, 5, 10, 20] {
+    ///     txn.insert(0, &id, format!("item {id}"))?;
+    /// }
+    /// // Typed order (2 < 10), not string order; its own pending writes included.
+    /// let rows: Vec<(u32, String)> = txn.range(0, 2..=10).await?;
+    /// assert_eq!(rows, [(5, "item 5".to_string()), (10, "item 10".to_string())]);
+    /// let last = txn.range::<u32, String>(0, ..).reverse().limit(1).await?;
+    /// assert_eq!(last[0].0, 20);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn range<K, V>(&self, slot: Slot, range: impl RangeBounds<K>) -> RangeQuery<'_, E, K, V>
     where
         K: Serialize + DeserializeOwned,
@@ -333,6 +512,25 @@ impl<E: Engine> Transaction<E> {
     /// final string terminator: for a string, every string key that starts with it; for a
     /// tuple `(a, b)` of a tuple key `(a, b, c)`, every key with those leading fields (and if
     /// the last given field is a string, every key whose field starts with it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &("org1", 1u32), "Ada")?;
+    /// txn.insert(0, &("org1", 2u32), "Grace")?;
+    /// txn.insert(0, &("org2", 1u32), "Edsger")?;
+    /// let org1: Vec<((String, u32), String)> = txn.prefix(0, &("org1",)).await?;
+    /// assert_eq!(org1.len(), 2);
+    /// assert!(org1.iter().all(|((org, _), _)| org == "org1"));
+    /// // The last given field is a string: every first field that starts with it.
+    /// let orgs: Vec<((String, u32), String)> = txn.prefix(0, &("org",)).await?;
+    /// assert_eq!(orgs.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn prefix<P, K, V>(&self, slot: Slot, prefix: &P) -> RangeQuery<'_, E, K, V>
     where
         P: Serialize + ?Sized,
@@ -345,6 +543,24 @@ impl<E: Engine> Transaction<E> {
 
     /// Every live key of type `K` in `slot`, in `K`'s order, including this transaction's own
     /// inserts and excluding its own removals.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// store.transact(async |t| {
+    ///     t.insert(0, &"b", 1u8)?;
+    ///     t.insert(0, &"a", 1u8)
+    /// })
+    /// .await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"c", 1u8)?;
+    /// txn.remove(0, &"b")?;
+    /// assert_eq!(txn.keys::<String>(0).await?, ["a", "c"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn keys<K>(&self, slot: Slot) -> Result<Vec<K>>
     where
         K: Serialize + DeserializeOwned + crate::MaybeSend,
@@ -359,6 +575,20 @@ impl<E: Engine> Transaction<E> {
 
     /// The commit time (ms since the Unix epoch) of the latest commit visible to this
     /// transaction, or of its own latest pending write; `None` on an empty store.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// assert_eq!(store.current().last_updated(), None);
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"k", 1u8)?;
+    /// let version = txn.commit().await?;
+    /// assert_eq!(store.current().last_updated(), Some(version.time_ms()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn last_updated(&self) -> Option<u64> {
         self.last_write_ms.or_else(|| {
             let v = self.snapshot.version();
@@ -367,10 +597,40 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Discards the buffered writes (dropping the transaction does the same).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"k", 1u8)?;
+    /// txn.abort();
+    /// assert_eq!(store.snapshot().get::<_, u8>(0, &"k").await?, None);
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO); // nothing was committed
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn abort(self) {}
 
     /// Commits atomically and returns the new version; a transaction without writes returns
     /// its snapshot's version and never conflicts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert(0, &"k", 1u8)?;
+    /// let v1 = txn.commit().await?;
+    /// assert_eq!(v1.seq(), 1);
+    /// let reader = store.current();
+    /// let _: Option<u8> = reader.get(0, &"k").await?;
+    /// assert_eq!(reader.commit().await?, v1); // no writes: nothing to commit, no conflict
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn commit(self) -> Result<Version> {
         self.check()?;
         if self.writes.is_empty() {

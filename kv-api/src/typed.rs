@@ -384,11 +384,18 @@ impl<E: Engine> Transaction<E> {
     /// A slot the catalog does not know yet opens (and reads nothing).
     ///
     /// ```
-    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
+    /// # let mut txn = store.current();
+    /// # txn.slot_mut(&USERS)?.insert(&("org1", 3), &"Ada".to_string())?;
+    /// # txn.commit().await?;
     /// let snap = store.snapshot();
     /// let users = snap.slot(&USERS)?;
-    /// let name: Option<String> = users.get(&("org1", 3)).await?;
+    /// let name: Option<String> = users.get(&("org1", 3)).await?; // borrowed key: &str
+    /// assert_eq!(name.as_deref(), Some("Ada"));
     /// # Ok(())
     /// # }
     /// ```
@@ -407,11 +414,15 @@ impl<E: Engine> Transaction<E> {
     /// one key do).
     ///
     /// ```
-    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// const USERS: kv_db::SlotDef<(String, u32), String> = kv_db::SlotDef::new(1, "users");
     /// let mut txn = store.current();
     /// txn.slot_mut(&USERS)?.insert(&("org1", 3), &"Ada".to_string())?;
     /// txn.commit().await?;
+    /// assert_eq!(store.slots().await?[0].name, "users"); // recorded in the catalog
     /// # Ok(())
     /// # }
     /// ```
@@ -432,9 +443,15 @@ impl<E: Engine> Transaction<E> {
     /// slot's values in the same commit).
     ///
     /// ```
-    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
-    /// const OLD: kv_api::SlotDef<u32, u32> = kv_api::SlotDef::new(4, "scores");
-    /// const NEW: kv_api::SlotDef<u32, u64> = kv_api::SlotDef::new(4, "scores");
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// const OLD: kv_db::SlotDef<u32, u32> = kv_db::SlotDef::new(4, "scores");
+    /// const NEW: kv_db::SlotDef<u32, u64> = kv_db::SlotDef::new(4, "scores");
+    /// # let mut txn = store.current();
+    /// # txn.slot_mut(&OLD)?.insert(&1, &7)?;
+    /// # txn.commit().await?;
     /// let mut txn = store.current();
     /// let old = txn.slot(&OLD)?.all().await?;
     /// txn.redefine_slot(&NEW)?;
@@ -443,6 +460,7 @@ impl<E: Engine> Transaction<E> {
     ///     scores.insert(&k, &u64::from(v))?;
     /// }
     /// txn.commit().await?;
+    /// assert_eq!(store.snapshot().slot(&NEW)?.get(&1).await?, Some(7u64));
     /// # Ok(())
     /// # }
     /// ```

@@ -49,7 +49,7 @@ const DEFAULT_CACHE_BYTES: usize = 16 << 20;
 ///
 /// ```ignore
 /// let storage = kv_backends::IndexedDbStorage::open("my-app").await?;
-/// let store = kv::KvStore::open(storage).await?;
+/// let store = kv_db::KvStore::open(storage).await?;
 /// ```
 #[derive(Clone)]
 pub struct IndexedDbStorage {

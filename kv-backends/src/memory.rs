@@ -15,9 +15,17 @@ type Data = Arc<RwLock<Vec<u8>>>;
 /// `kv_conformance::FaultyStorage` to simulate one).
 ///
 /// ```
-/// let storage = kv_backends::MemoryStorage::new();
-/// let same_data = storage.clone();
-/// # drop(same_data);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kv_db::Result<()> {
+/// use kv_db::{KvStore, backends::MemoryStorage};
+/// let storage = MemoryStorage::new();
+/// let store = KvStore::open(storage.clone()).await?; // a clone: the same files
+/// store.transact(async |txn| txn.insert(0, &"k", 1u8)).await?;
+/// store.close().await?;
+/// let again = KvStore::open(storage).await?;
+/// assert_eq!(again.snapshot().get::<_, u8>(0, &"k").await?, Some(1));
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
@@ -38,11 +46,37 @@ impl std::fmt::Debug for MemoryStorage {
 
 impl MemoryStorage {
     /// An empty storage.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// assert_eq!(storage.total_bytes(), 0);
+    /// let store = KvStore::open(storage).await?;
+    /// assert_eq!(store.version()?, kv_db::Version::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Total bytes of all files.
+    /// Total bytes of all files: what the store would take on a disk, handy in tests of
+    /// space use.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KvStore, backends::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let store = KvStore::open(storage.clone()).await?;
+    /// let empty = storage.total_bytes();
+    /// store.transact(async |txn| txn.insert(0, &"blob", vec![7u8; 10_000])).await?;
+    /// assert!(storage.total_bytes() >= empty + 10_000);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn total_bytes(&self) -> u64 {
         self.files
             .lock()

@@ -1,4 +1,4 @@
-//! The Bitcask engine of the `kv` store: an append-only log of transactions, every key's
+//! The Bitcask engine of the `kv-db` store: an append-only log of transactions, every key's
 //! versions indexed in memory, hint files for fast reopening, and `merge` to compact.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! The behaviour contract of the `kv` store: one suite of tests that every engine on every
+//! The behaviour contract of the `kv-db` store: one suite of tests that every engine on every
 //! backend must pass.
 //!
 //! The workspace runs it on every engine × backend combination (`tests/matrix.rs`). If you

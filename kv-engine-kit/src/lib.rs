@@ -1,4 +1,4 @@
-//! The machinery that the `kv` store's engines share, kept out of the user-facing API.
+//! The machinery that the `kv-db` store's engines share, kept out of the user-facing API.
 //!
 //! `kv-api` is the contract (the typed API, the `Storage` and `Engine` traits, errors,
 //! options); this crate is how the workspace's own engines fulfil it without writing the same

@@ -1,4 +1,4 @@
-//! The LSM-tree engine of the `kv` store: [`Lsm`], an [`kv_api::Engine`] over any
+//! The LSM-tree engine of the `kv-db` store: [`Lsm`], an [`kv_api::Engine`] over any
 //! [`kv_api::Storage`] backend.
 //!
 //! ```text

@@ -256,10 +256,10 @@ fn main() {
             }
         };
     }
-    subject!(subject::Ours<kv::Bitcask<kv::backends::FileStorage>, subject::OnFile>);
-    subject!(subject::Ours<kv::Lsm<kv::backends::FileStorage>, subject::OnFile>);
-    subject!(subject::Ours<kv::Bitcask<kv::backends::MemoryStorage>, subject::OnMemory>);
-    subject!(subject::Ours<kv::Lsm<kv::backends::MemoryStorage>, subject::OnMemory>);
+    subject!(subject::Ours<kv_db::Bitcask<kv_db::backends::FileStorage>, subject::OnFile>);
+    subject!(subject::Ours<kv_db::Lsm<kv_db::backends::FileStorage>, subject::OnFile>);
+    subject!(subject::Ours<kv_db::Bitcask<kv_db::backends::MemoryStorage>, subject::OnMemory>);
+    subject!(subject::Ours<kv_db::Lsm<kv_db::backends::MemoryStorage>, subject::OnMemory>);
     subject!(peers::Fjall);
     subject!(peers::Redb);
     subject!(peers::Sled);

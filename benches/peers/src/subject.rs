@@ -7,8 +7,8 @@ use std::ops::Range;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use kv::backends::{FileStorage, MemoryStorage};
-use kv::{Durability, Engine, Storage, Store};
+use kv_db::backends::{FileStorage, MemoryStorage};
+use kv_db::{Durability, Engine, Storage, Store};
 
 use crate::ours::{self, Api};
 use crate::workload;

@@ -1,7 +1,7 @@
 //! The page's logic: open the store, show the key's value and versions, write on click.
 
-use kv::backends::IndexedDbStorage;
-use kv::{Bitcask, Error, Slot, Store, Version};
+use kv_db::backends::IndexedDbStorage;
+use kv_db::{Bitcask, Error, Slot, Store, Version};
 use wasm_bindgen::prelude::wasm_bindgen;
 use web_sys::Document;
 

@@ -4,8 +4,8 @@
 #![cfg(all(target_arch = "wasm32", feature = "browser-bench"))]
 #![allow(clippy::unwrap_used)]
 
-use kv::backends::IndexedDbStorage;
-use kv::{Bitcask, Durability, Engine, Store};
+use kv_db::backends::IndexedDbStorage;
+use kv_db::{Bitcask, Durability, Engine, Store};
 use kv_lsm::Lsm;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
 
