@@ -89,7 +89,8 @@ use serde::de::DeserializeOwned;
 // One job a file: this module holds the format's tags and markers, the error
 // type and the public entry points; `ser` and `de` are the serde Serializer and
 // Deserializer; `escape` (string byte-stuffing) and `float` (order-preserving
-// float bits) are the body encodings both of them share.
+// float bits) are the body encodings both of them share; `value` decodes a key without its
+// type ([`KeyValue`], for tools) and `text` parses its literal syntax.
 mod de;
 mod escape;
 mod float;
@@ -97,9 +98,12 @@ mod ser;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+mod text;
+mod value;
 
 use self::de::Decoder;
 use self::ser::Encoder;
+pub use self::value::{KeyValue, Variant};
 
 /// One-byte type tags.
 mod tag {

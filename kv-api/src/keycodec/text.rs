@@ -1,0 +1,388 @@
+//! The text syntax of [`KeyValue`]: reads back what its `Display` writes (and the same with
+//! other spacing, map entries in any order, strings with any of Rust's escapes).
+
+use std::str::FromStr;
+
+use super::de::MAX_DEPTH;
+use super::value::{KeyValue, Variant};
+use super::{KeyError, Result};
+
+impl FromStr for KeyValue {
+    type Err = KeyError;
+
+    /// Parses a key literal such as `("org1", 3u32)`. Integers need their type suffix (the
+    /// key's bytes depend on it); see [`KeyValue`] for every form.
+    fn from_str(text: &str) -> Result<KeyValue> {
+        let mut p = Parser {
+            text,
+            pos: 0,
+            depth: 0,
+        };
+        let value = p.value()?;
+        p.skip_space();
+        if p.pos < text.len() {
+            return Err(p.error("unexpected text after the key"));
+        }
+        Ok(value)
+    }
+}
+
+struct Parser<'t> {
+    text: &'t str,
+    /// Byte offset of the next character (always on a char boundary).
+    pos: usize,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        self.text.get(self.pos..).unwrap_or_default()
+    }
+
+    fn error(&self, what: &str) -> KeyError {
+        KeyError(format!("{what} at offset {} of {:?}", self.pos, self.text))
+    }
+
+    fn skip_space(&mut self) {
+        let rest = self.rest();
+        self.advance(rest.len().saturating_sub(rest.trim_start().len()));
+    }
+
+    fn advance(&mut self, bytes: usize) {
+        self.pos = self.pos.saturating_add(bytes).min(self.text.len());
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn next_char(&mut self) -> Result<char> {
+        let c = self
+            .peek()
+            .ok_or_else(|| self.error("unexpected end of the key"))?;
+        self.advance(c.len_utf8());
+        Ok(c)
+    }
+
+    /// Skips spaces, then `token` if it comes next.
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_space();
+        let found = self.rest().starts_with(token);
+        if found {
+            self.advance(token.len());
+        }
+        found
+    }
+
+    fn expect(&mut self, token: &str) -> Result<()> {
+        if self.eat(token) {
+            Ok(())
+        } else {
+            Err(self.error(&format!("expected `{token}`")))
+        }
+    }
+
+    /// A word of letters, digits, `_`, `.`, `+`, `-` and `::` (numbers with their suffix,
+    /// keywords, `f32::INFINITY`), possibly empty. A single `:` ends it (`{1u8: 2u8}`).
+    fn word(&mut self) -> &str {
+        let start = self.pos;
+        loop {
+            let rest = self.rest();
+            if rest.starts_with("::") {
+                self.advance(2);
+            } else if rest.starts_with(|c: char| c.is_ascii_alphanumeric() || "_.+-".contains(c)) {
+                self.advance(1);
+            } else {
+                break;
+            }
+        }
+        self.text.get(start..self.pos).unwrap_or_default()
+    }
+
+    fn value(&mut self) -> Result<KeyValue> {
+        self.depth = self
+            .depth
+            .checked_add(1)
+            .filter(|&d| d <= MAX_DEPTH)
+            .ok_or_else(|| self.error("key nested too deeply"))?;
+        let value = self.value_inner();
+        self.depth = self.depth.saturating_sub(1);
+        value
+    }
+
+    fn value_inner(&mut self) -> Result<KeyValue> {
+        self.skip_space();
+        match self.peek() {
+            Some('(') => self.parens(),
+            Some('[') => {
+                self.advance(1);
+                Ok(KeyValue::Seq(self.items("]")?))
+            }
+            Some('{') => {
+                self.advance(1);
+                self.map()
+            }
+            Some('"') => {
+                self.advance(1);
+                let bytes = self.quoted('"', false)?;
+                String::from_utf8(bytes)
+                    .map(KeyValue::Str)
+                    .map_err(|_| self.error("invalid UTF-8 in a string"))
+            }
+            Some('\'') => {
+                self.advance(1);
+                let bytes = self.quoted('\'', false)?;
+                let text = String::from_utf8(bytes).unwrap_or_default();
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Ok(KeyValue::Char(c)),
+                    _ => Err(self.error("a char literal holds one character")),
+                }
+            }
+            Some('#') => {
+                self.advance(1);
+                self.variant()
+            }
+            Some('b') if self.rest().starts_with("b\"") => {
+                self.advance(2);
+                Ok(KeyValue::Bytes(self.quoted('"', true)?))
+            }
+            Some(_) => self.word_value(),
+            None => Err(self.error("expected a key")),
+        }
+    }
+
+    /// `()`, `(,)`, `(a,)`, `(a, b)`.
+    fn parens(&mut self) -> Result<KeyValue> {
+        self.advance(1);
+        if self.eat(")") {
+            return Ok(KeyValue::Unit);
+        }
+        if self.eat(",") {
+            self.expect(")")?;
+            return Ok(KeyValue::Tuple(Vec::new()));
+        }
+        let (fields, trailing) = self.items_trailing(")")?;
+        if fields.len() == 1 && !trailing {
+            return Err(self.error("a one-field tuple needs a trailing comma: `(x,)`"));
+        }
+        Ok(KeyValue::Tuple(fields))
+    }
+
+    /// Comma-separated values up to `close` (already past the opening bracket).
+    fn items(&mut self, close: &str) -> Result<Vec<KeyValue>> {
+        self.items_trailing(close).map(|(items, _)| items)
+    }
+
+    /// Like [`Parser::items`], and whether a comma followed the last item.
+    fn items_trailing(&mut self, close: &str) -> Result<(Vec<KeyValue>, bool)> {
+        let mut items = Vec::new();
+        loop {
+            if self.eat(close) {
+                return Ok((items, true));
+            }
+            items.push(self.value()?);
+            if self.eat(close) {
+                return Ok((items, false));
+            }
+            self.expect(",")?;
+        }
+    }
+
+    /// `{k: v, ...}` (already past `{`).
+    fn map(&mut self) -> Result<KeyValue> {
+        let mut entries = Vec::new();
+        loop {
+            if self.eat("}") {
+                return Ok(KeyValue::Map(entries));
+            }
+            let key = self.value()?;
+            self.expect(":")?;
+            entries.push((key, self.value()?));
+            if self.eat("}") {
+                return Ok(KeyValue::Map(entries));
+            }
+            self.expect(",")?;
+        }
+    }
+
+    /// `#N`, `#N(x)`, `#N(a,)`, `#N(a, b)`, `#N()`, `#N{a, b}` (already past `#`).
+    fn variant(&mut self) -> Result<KeyValue> {
+        let word = self.word();
+        let index = word
+            .parse::<u32>()
+            .map_err(|_| self.error("expected a variant index after `#`"))?;
+        let content = if self.rest().starts_with('(') {
+            self.advance(1);
+            let (mut fields, trailing) = self.items_trailing(")")?;
+            match (fields.pop(), fields.is_empty(), trailing) {
+                (Some(one), true, false) => Variant::Newtype(Box::new(one)),
+                (Some(last), _, _) => {
+                    fields.push(last);
+                    Variant::Tuple(fields)
+                }
+                (None, _, _) => Variant::Tuple(fields),
+            }
+        } else if self.rest().starts_with('{') {
+            self.advance(1);
+            Variant::Struct(self.items("}")?)
+        } else {
+            Variant::Unit
+        };
+        Ok(KeyValue::Variant(index, content))
+    }
+
+    /// Keywords, `struct` forms, floats by name, and suffixed numbers.
+    fn word_value(&mut self) -> Result<KeyValue> {
+        let start = self.pos;
+        let word = self.word().to_string();
+        let parens = self.rest().starts_with('(');
+        Ok(match word.as_str() {
+            "true" => KeyValue::Bool(true),
+            "false" => KeyValue::Bool(false),
+            "None" => KeyValue::None,
+            "Some" if parens => KeyValue::Some(Box::new(self.one_in_parens()?)),
+            "newtype" if parens => KeyValue::NewtypeStruct(Box::new(self.one_in_parens()?)),
+            "struct" if parens => {
+                self.advance(1);
+                KeyValue::TupleStruct(self.items(")")?)
+            }
+            "struct" if self.rest().starts_with('{') => {
+                self.advance(1);
+                KeyValue::Struct(self.items("}")?)
+            }
+            "struct" => KeyValue::UnitStruct,
+            "f32::from_bits" | "f64::from_bits" if parens => {
+                self.advance(1);
+                self.skip_space();
+                let digits = self.word().to_string();
+                self.expect(")")?;
+                let hex = digits.strip_prefix("0x").unwrap_or(&digits);
+                let bad = || self.error("expected hex bits such as `0x7fc00000`");
+                if word.starts_with("f32") {
+                    KeyValue::F32(f32::from_bits(
+                        u32::from_str_radix(hex, 16).map_err(|_| bad())?,
+                    ))
+                } else {
+                    KeyValue::F64(f64::from_bits(
+                        u64::from_str_radix(hex, 16).map_err(|_| bad())?,
+                    ))
+                }
+            }
+            _ => number(&word).ok_or_else(|| {
+                self.pos = start;
+                self.error(
+                    "expected a key: a suffixed number (`3u32`, `-1i64`, `1.5f64`), a \
+                     string, a tuple, ...",
+                )
+            })?,
+        })
+    }
+
+    /// `( value )`: the argument of `Some`, `newtype`.
+    fn one_in_parens(&mut self) -> Result<KeyValue> {
+        self.expect("(")?;
+        let value = self.value()?;
+        self.expect(")")?;
+        Ok(value)
+    }
+
+    /// The body of a string, char or byte string literal up to `quote` (already past the
+    /// opening quote), unescaped. Byte strings take ASCII and `\xNN` of any byte; strings
+    /// take any character and `\u{...}`.
+    fn quoted(&mut self, quote: char, bytes: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let c = self.next_char()?;
+            if c == quote {
+                return Ok(out);
+            }
+            if c != '\\' {
+                if bytes && !c.is_ascii() {
+                    return Err(self.error("a byte string holds ASCII and `\\xNN` escapes"));
+                }
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            let escaped = match self.next_char()? {
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                '0' => '\0',
+                c @ ('\\' | '"' | '\'') => c,
+                'x' => {
+                    let hex = self.rest().get(..2).unwrap_or_default().to_string();
+                    let byte = u8::from_str_radix(&hex, 16)
+                        .map_err(|_| self.error("expected two hex digits after `\\x`"))?;
+                    self.advance(2);
+                    if bytes {
+                        out.push(byte);
+                        continue;
+                    }
+                    char::from_u32(u32::from(byte))
+                        .filter(char::is_ascii)
+                        .ok_or_else(|| self.error("`\\x` in a string is at most `\\x7f`"))?
+                }
+                'u' if !bytes => {
+                    let rest = self.rest();
+                    let end = rest
+                        .find('}')
+                        .filter(|_| rest.starts_with('{'))
+                        .ok_or_else(|| self.error("expected `\\u{...}`"))?;
+                    let hex = rest.get(1..end).unwrap_or_default();
+                    let c = u32::from_str_radix(hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .ok_or_else(|| self.error("invalid `\\u{...}` escape"))?;
+                    self.advance(end.saturating_add(1));
+                    c
+                }
+                _ => return Err(self.error("unknown escape")),
+            };
+            let mut buf = [0; 4];
+            out.extend_from_slice(escaped.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
+/// A number with its type suffix (`3u32`, `-1i8`, `1.5f64`, `-f32::INFINITY`).
+fn number(word: &str) -> Option<KeyValue> {
+    for (suffix, make) in SUFFIXES {
+        if let Some(digits) = word.strip_suffix(suffix)
+            && !digits.is_empty()
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE_".contains(&b))
+        {
+            return make(&digits.replace('_', ""));
+        }
+    }
+    match word {
+        "f32::INFINITY" => Some(KeyValue::F32(f32::INFINITY)),
+        "-f32::INFINITY" | "f32::NEG_INFINITY" => Some(KeyValue::F32(f32::NEG_INFINITY)),
+        "f64::INFINITY" => Some(KeyValue::F64(f64::INFINITY)),
+        "-f64::INFINITY" | "f64::NEG_INFINITY" => Some(KeyValue::F64(f64::NEG_INFINITY)),
+        "f32::NAN" => Some(KeyValue::F32(f32::NAN)),
+        "f64::NAN" => Some(KeyValue::F64(f64::NAN)),
+        _ => None,
+    }
+}
+
+type MakeNumber = fn(&str) -> Option<KeyValue>;
+
+/// Type suffixes, longest first where one ends another (`u128` before `u8`).
+const SUFFIXES: [(&str, MakeNumber); 12] = [
+    ("u128", |d| d.parse().ok().map(KeyValue::U128)),
+    ("i128", |d| d.parse().ok().map(KeyValue::I128)),
+    ("u16", |d| d.parse().ok().map(KeyValue::U16)),
+    ("u32", |d| d.parse().ok().map(KeyValue::U32)),
+    ("u64", |d| d.parse().ok().map(KeyValue::U64)),
+    ("i16", |d| d.parse().ok().map(KeyValue::I16)),
+    ("i32", |d| d.parse().ok().map(KeyValue::I32)),
+    ("i64", |d| d.parse().ok().map(KeyValue::I64)),
+    ("f32", |d| d.parse().ok().map(KeyValue::F32)),
+    ("f64", |d| d.parse().ok().map(KeyValue::F64)),
+    ("u8", |d| d.parse().ok().map(KeyValue::U8)),
+    ("i8", |d| d.parse().ok().map(KeyValue::I8)),
+];
