@@ -1,0 +1,123 @@
+//! The command line: subcommands and their arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Keys are written as Rust-like literals with typed integers, as the key encoding is typed:
+  '(\"org1\", 3u32)'  '\"home\"'  '42u64'  '[1u8, 2u8]'  'Some(-1i32)'  'b\"\\x00raw\"'
+  (a one-field tuple needs its comma: '(\"org1\",)'); a key shown as raw:HEX is taken as such.
+Slots are numbers (0-254) or names from the store's catalog (`kv slots DIR`).
+
+Read-only commands (info, verify, slots, keys, get, versions, export, backup, convert's source)
+take no lock: they work while another process writes the store.
+
+Exit codes:
+  0  success
+  1  damage found (verify), or the store reported corruption
+  2  usage: bad arguments, key text, slot or type
+  3  the store could not be opened or read (not a store, I/O error, locked, incompatible)
+  4  the key or version asked for does not exist (get)";
+
+/// Inspect, verify, export, import, back up, merge and convert kv stores.
+#[derive(Debug, Parser)]
+#[command(name = "kv", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Engine, format, identity, counters, last commit and its time.
+    Info {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// The catalog's slots (name, key and value types) and every slot holding keys.
+    Slots {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// Keys of a slot, in key order.
+    Keys {
+        /// The store directory.
+        dir: PathBuf,
+        /// Slot number or catalog name.
+        slot: String,
+        /// Only keys whose leading fields are this key (`'("org1",)'` for every `("org1", _)`).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// With `--prefix`, match a final string partially (`'("or",)'` matches `("org1", _)`).
+        #[arg(long, requires = "prefix")]
+        partial: bool,
+        /// At most this many keys.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print each key's value too, after a tab.
+        #[arg(long)]
+        values: bool,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// The value of one key.
+    Get {
+        /// The store directory.
+        dir: PathBuf,
+        /// Slot number or catalog name.
+        slot: String,
+        /// The key (see below).
+        key: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Every version of one key with its commit time, removals included.
+    Versions {
+        /// The store directory.
+        dir: PathBuf,
+        /// Slot number or catalog name.
+        slot: String,
+        /// The key (see below).
+        key: String,
+        /// Print each version's value too.
+        #[arg(long)]
+        values: bool,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Drop old versions and removals, compact storage (opens the store for writing).
+    Merge {
+        /// The store directory.
+        dir: PathBuf,
+    },
+}
+
+/// How values are read and printed.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Read the store as it was after this commit (sequence number) instead of the latest.
+    #[arg(long)]
+    pub at: Option<u64>,
+    /// How values are printed: `auto` is JSON when the value type is known (`--type`, or the
+    /// catalog's type for the slot), hex otherwise.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// The value type, for JSON: bool, u8..u128, i8..i128, f32, f64, char, String, (),
+    /// Vec<T>, Option<T>, [T; N], tuples of these.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub value_type: Option<String>,
+}
+
+/// Value output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// JSON if the type is known, else hex.
+    Auto,
+    /// The value's bytes (postcard) in hex.
+    Hex,
+    /// JSON, decoded by `--type` or the catalog's type.
+    Json,
+}

@@ -1,0 +1,316 @@
+//! The subcommands, each generic over the engine (`with_store!` picks it).
+
+use std::ops::Bound;
+use std::path::Path;
+
+use anyhow::Context as _;
+use kv::engine::{Entry, KeyRange, Snapshot};
+use kv::{Engine, Store, Version};
+
+use crate::cli::{Cli, Command, ReadArgs};
+use crate::open::{self, Mode};
+use crate::progress::Bar;
+use crate::values::Printer;
+use crate::{Coded, Failure, keys, with_store};
+
+/// Runs one command: `Ok(None)` on success, `Ok(Some(failure))` for an outcome with its own
+/// exit code that is not an error (damage found by `verify`).
+pub async fn run(cli: Cli) -> anyhow::Result<Option<Failure>> {
+    match cli.command {
+        Command::Info { dir } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| info(&store, &dir).await)?;
+        }
+        Command::Slots { dir } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| slots(&store).await)?;
+        }
+        Command::Keys {
+            dir,
+            slot,
+            prefix,
+            partial,
+            limit,
+            values,
+            read,
+        } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            let list = KeyList {
+                slot: &slot,
+                prefix: prefix.as_deref(),
+                partial,
+                limit,
+                values,
+                read: &read,
+            };
+            with_store!(opened, |store| list_keys(&store, &list).await)?;
+        }
+        Command::Get {
+            dir,
+            slot,
+            key,
+            read,
+        } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| get(&store, &slot, &key, &read).await)?;
+        }
+        Command::Versions {
+            dir,
+            slot,
+            key,
+            values,
+            read,
+        } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| versions(&store, &slot, &key, values, &read)
+                .await)?;
+        }
+        Command::Merge { dir } => {
+            let opened = open::open(&dir, Mode::Write).await?;
+            with_store!(opened, |store| merge(&store).await)?;
+        }
+    }
+    Ok(None)
+}
+
+/// A commit time as RFC 3339 (UTC, milliseconds).
+fn time(version: Version) -> String {
+    version.time().map_or_else(
+        || format!("{} ms", version.time_ms()),
+        |t| humantime::format_rfc3339_millis(t).to_string(),
+    )
+}
+
+/// The view a read command reads: the latest commit, or `--at SEQ`.
+fn view<E: Engine>(store: &Store<E>, at: Option<u64>) -> anyhow::Result<Snapshot> {
+    Ok(match at {
+        // Versions compare by sequence number alone: the time is not needed to find one.
+        Some(seq) => store
+            .engine()
+            .snapshot_at(Version::new(seq, 0))
+            .map_err(|e| match e {
+                kv::Error::VersionNotFound { .. } => {
+                    Coded(Failure::NotFound, format!("no readable commit {seq}: {e}")).into()
+                }
+                e => anyhow::Error::from(e),
+            })?,
+        None => store.engine().snapshot()?,
+    })
+}
+
+/// Calls `f` with every live entry of `range` in `slot` at `at`, in key order, until it returns
+/// `false`; reads in pages so that a large slot is never held whole.
+async fn scan<E: Engine>(
+    store: &Store<E>,
+    slot: u8,
+    mut range: KeyRange,
+    at: u64,
+    mut f: impl FnMut(Entry) -> bool,
+) -> anyhow::Result<()> {
+    const PAGE: usize = 1024;
+    loop {
+        let page = store.engine().scan(slot, &range, at, false, PAGE).await?;
+        let full = page.len() == PAGE;
+        let mut last = None;
+        for entry in page {
+            last = Some(entry.key.clone());
+            if !f(entry) {
+                return Ok(());
+            }
+        }
+        match last {
+            Some(key) if full => range.start = Bound::Excluded(key),
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn info<E: Engine>(store: &Store<E>, dir: &Path) -> anyhow::Result<()> {
+    let id = open::identity(dir)?;
+    let stats = store.stats().await?;
+    let catalog = store.slots().await?;
+    println!("store         {}", dir.display());
+    println!("engine        {}", id.engine);
+    println!("format        {}", id.format);
+    println!("store id      {}", id.store);
+    println!("created       {}", time(Version::new(0, id.created_ms)));
+    match stats.last_version.seq() {
+        0 => println!("last commit   none"),
+        seq => println!("last commit   {seq} at {}", time(stats.last_version)),
+    }
+    println!("live keys     {}", stats.live_keys);
+    println!("versions      {}", stats.versions);
+    println!("files         {}", stats.files);
+    println!("bytes         {}", stats.bytes_on_storage);
+    println!(
+        "garbage       {} bytes ({:.1}%)",
+        stats.garbage_bytes,
+        stats.garbage_ratio() * 100.0
+    );
+    println!("typed slots   {}", catalog.len());
+    let recovery = store.recovery();
+    if recovery.is_clean() {
+        println!("recovery      clean");
+    }
+    for d in &recovery.dropped {
+        // Read-only beside a writer, this may be a commit being written right now.
+        println!(
+            "recovery      left out {} bytes of {} at offset {}: {}",
+            d.bytes, d.file, d.offset, d.reason
+        );
+    }
+    Ok(())
+}
+
+async fn slots<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
+    let catalog = store.slots().await?;
+    let at = store.engine().snapshot()?;
+    println!("slot\tname\tkeys\tkey type -> value type");
+    for slot in 0..kv::CATALOG_SLOT {
+        let mut count = 0u64;
+        scan(store, slot, KeyRange::all(), at.seq(), |_| {
+            count = count.saturating_add(1);
+            true
+        })
+        .await?;
+        let info = catalog.iter().find(|s| s.slot == slot);
+        match info {
+            Some(s) => println!(
+                "{slot}\t{}\t{count}\t{} -> {}",
+                s.name, s.key_type, s.value_type
+            ),
+            None if count > 0 => println!("{slot}\t-\t{count}\t(not in the catalog)"),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The arguments of `kv keys`.
+struct KeyList<'a> {
+    slot: &'a str,
+    prefix: Option<&'a str>,
+    partial: bool,
+    limit: Option<usize>,
+    values: bool,
+    read: &'a ReadArgs,
+}
+
+async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::Result<()> {
+    let (slot, info) = keys::slot(store, list.slot).await?;
+    let printer = Printer::new(list.read, info.as_ref().map(|s| s.value_type.as_str()))?;
+    let range = match list.prefix {
+        Some(prefix) => KeyRange::prefix(&keys::parse_prefix(prefix, list.partial)?),
+        None => KeyRange::all(),
+    };
+    let at = view(store, list.read.at)?;
+    let mut left = list.limit.unwrap_or(usize::MAX);
+    let mut out = std::io::stdout().lock();
+    let mut written = Ok(());
+    scan(store, slot, range, at.seq(), |entry| {
+        let Some(rest) = left.checked_sub(1) else {
+            return false;
+        };
+        left = rest;
+        let key = keys::show(&entry.key);
+        written = if list.values {
+            writeln(
+                &mut out,
+                format_args!("{key}\t{}", printer.show(&entry.value)),
+            )
+        } else {
+            writeln(&mut out, format_args!("{key}"))
+        };
+        written.is_ok() && left > 0
+    })
+    .await?;
+    written
+}
+
+/// A line to stdout; a closed pipe (`kv keys .. | head`) ends the listing quietly.
+fn writeln(out: &mut impl std::io::Write, line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to stdout"),
+    }
+}
+
+async fn get<E: Engine>(
+    store: &Store<E>,
+    slot: &str,
+    key: &str,
+    read: &ReadArgs,
+) -> anyhow::Result<()> {
+    let (slot, info) = keys::slot(store, slot).await?;
+    let printer = Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?;
+    let key_bytes = keys::parse(key)?;
+    let at = view(store, read.at)?;
+    match store.engine().get(slot, &key_bytes, at.seq()).await? {
+        Some(value) => {
+            println!("{}", printer.show(&value));
+            Ok(())
+        }
+        None => Err(Coded(
+            Failure::NotFound,
+            format!("no key {} in slot {slot}", keys::show(&key_bytes)),
+        )
+        .into()),
+    }
+}
+
+async fn versions<E: Engine>(
+    store: &Store<E>,
+    slot: &str,
+    key: &str,
+    values: bool,
+    read: &ReadArgs,
+) -> anyhow::Result<()> {
+    let (slot, info) = keys::slot(store, slot).await?;
+    let printer = Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?;
+    let key_bytes = keys::parse(key)?;
+    let at = view(store, read.at)?;
+    let versions = store.engine().versions(slot, &key_bytes, at.seq()).await?;
+    if versions.is_empty() {
+        return Err(Coded(
+            Failure::NotFound,
+            format!(
+                "no versions of key {} in slot {slot}",
+                keys::show(&key_bytes)
+            ),
+        )
+        .into());
+    }
+    println!("seq\ttime\twrite{}", if values { "\tvalue" } else { "" });
+    for v in versions {
+        let what = if v.is_removal() { "removed" } else { "put" };
+        let mut line = format!("{}\t{}\t{what}", v.seq(), time(v));
+        if values && !v.is_removal() {
+            let value = store.engine().get_version(slot, &key_bytes, v).await?;
+            if let Some(value) = value {
+                line.push('\t');
+                line.push_str(&printer.show(&value));
+            }
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn merge<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
+    let before = store.stats().await?;
+    let bar = Bar::new("merge");
+    let merged = store.merge().await;
+    bar.finish();
+    merged?;
+    let after = store.stats().await?;
+    store.close().await?;
+    println!(
+        "merged: {} -> {} bytes, {} -> {} versions, {} live keys",
+        before.bytes_on_storage,
+        after.bytes_on_storage,
+        before.versions,
+        after.versions,
+        after.live_keys
+    );
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `kv`: the command-line tool of the kv store. It opens a store directory, finds its engine
+//! in the store's `IDENTITY`, and inspects (read-only, without the writer lock, so beside a
+//! running writer), verifies, exports, imports, backs up, merges or converts it.
+//!
+//! Exit codes: see [`Failure`] and `kv --help`.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod keys;
+mod open;
+mod progress;
+mod values;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// How a command ended, beside success: each is an exit code, listed in `kv --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 1: damage found (`verify`), or the store reported corruption.
+    Damage,
+    /// 2: bad arguments (clap's own code for usage errors).
+    Usage,
+    /// 3: the store could not be opened or read (I/O, not a store, locked, incompatible).
+    Other,
+    /// 4: the key or version asked for does not exist.
+    NotFound,
+}
+
+impl Failure {
+    fn code(self) -> u8 {
+        match self {
+            Failure::Damage => 1,
+            Failure::Usage => 2,
+            Failure::Other => 3,
+            Failure::NotFound => 4,
+        }
+    }
+}
+
+/// An error that carries its exit code (bad key text, unknown slot, key not found); any other
+/// error is classified by the `kv::Error` in its chain.
+#[derive(Debug)]
+pub struct Coded(pub Failure, pub String);
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// A usage error (exit code 2).
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Coded(Failure::Usage, message.into()).into()
+}
+
+fn classify(err: &anyhow::Error) -> Failure {
+    for cause in err.chain() {
+        if let Some(Coded(failure, _)) = cause.downcast_ref::<Coded>() {
+            return *failure;
+        }
+        if let Some(kv::Error::Corruption { .. }) = cause.downcast_ref::<kv::Error>() {
+            return Failure::Damage;
+        }
+    }
+    Failure::Other
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 here, `--help` with 0.
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kv: cannot start the async runtime: {e}");
+            return ExitCode::from(Failure::Other.code());
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(failure)) => ExitCode::from(failure.code()),
+        Err(err) => {
+            eprintln!("kv: {err:#}");
+            ExitCode::from(classify(&err).code())
+        }
+    }
+}
