@@ -35,6 +35,8 @@ pub use kv_api::{
     Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction, Tuning,
     Version,
 };
+// The integrity check and the progress of long operations (issue #13).
+pub use kv_api::{Damage, Progress, ProgressFn, VerifyReport};
 
 // Blocking calls for programs without an async runtime (native only).
 #[cfg(not(target_arch = "wasm32"))]

@@ -8,8 +8,8 @@
 use std::ops::Bound;
 
 use crate::{
-    Durability, MaybeSend, MaybeSync, Options, RecoveryReport, Result, Snapshot, Storage, Tuning,
-    Version,
+    Durability, MaybeSend, MaybeSync, Options, ProgressFn, RecoveryReport, Result, Snapshot,
+    Storage, Tuning, VerifyReport, Version,
 };
 
 /// A namespace inside a store. Slots are independent: the same key in two slots is two keys.
@@ -310,6 +310,26 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// Drops every version that no open snapshot needs and every removal; afterwards each key
     /// has only its latest live value, and storage shrinks accordingly.
     async fn merge(&self) -> Result<()>;
+
+    /// [`Engine::merge`], reporting its progress to `progress` (the workspace's engines count
+    /// bytes rewritten, or tables compacted). The default calls `merge` and reports nothing.
+    async fn merge_with(&self, progress: &ProgressFn<'_>) -> Result<()> {
+        let _ = progress;
+        self.merge().await
+    }
+
+    /// Checks every stored byte it can reach (CRCs, decoding, the engine's invariants) and
+    /// reports the damage it finds in a [`VerifyReport`], going on past each damaged file.
+    /// Changes nothing, so it runs on a read-only engine, also while another process writes.
+    /// `Err` only for failures that are not damage (the backend's I/O, a closed engine).
+    ///
+    /// The default, for engines without a check of their own, is
+    /// [`crate::verify::logical_verify`]: every version of every live key read through the
+    /// trait, each read failure with [`crate::Error::Corruption`] or [`crate::Error::Decode`]
+    /// reported as damage.
+    async fn verify(&self, progress: &ProgressFn<'_>) -> Result<VerifyReport> {
+        crate::verify::logical_verify(self, progress).await
+    }
 
     /// Makes every commit so far durable (useful after [`Durability::Buffered`] commits).
     async fn flush(&self) -> Result<()>;

@@ -45,6 +45,7 @@ mod storage;
 mod store;
 mod transaction;
 mod typed;
+pub mod verify;
 mod version;
 
 pub use engine::{
@@ -61,6 +62,7 @@ pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, rea
 pub use store::Store;
 pub use transaction::Transaction;
 pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
+pub use verify::{Damage, VerifyReport};
 pub use version::Version;
 
 pub use async_trait::async_trait;

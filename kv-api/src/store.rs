@@ -267,6 +267,57 @@ impl<E: Engine> Store<E> {
         self.engine.merge().await
     }
 
+    /// [`Store::merge`], reporting its progress to `progress`.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// store
+    ///     .merge_with(&|p| eprintln!("{}: {} of {}", p.stage, p.done, p.total))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
+        self.engine.merge_with(progress).await
+    }
+
+    /// Checks the store's integrity: every file's CRCs, records and the engine's invariants
+    /// (see [`Engine::verify`]). Damage is listed in the report, never fixed; an `Err` means
+    /// the check itself failed (I/O, a closed store). Changes nothing: it works on a store
+    /// opened with [`Store::open_read_only`], also while another store writes the storage.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let report = store.verify().await?;
+    /// for damage in &report.damage {
+    ///     eprintln!("{damage}");
+    /// }
+    /// assert!(report.is_clean());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn verify(&self) -> Result<crate::VerifyReport> {
+        self.verify_with(&|_| {}).await
+    }
+
+    /// [`Store::verify`], reporting its progress to `progress`.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_api::Store<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let report = store
+    ///     .verify_with(&|p| eprintln!("{}: {} of {}", p.stage, p.done, p.total))
+    ///     .await?;
+    /// println!("{} files, {} records, {} bytes", report.files, report.records, report.bytes);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn verify_with(
+        &self,
+        progress: &crate::ProgressFn<'_>,
+    ) -> Result<crate::VerifyReport> {
+        self.engine.verify(progress).await
+    }
+
     /// Makes every commit so far durable (after [`crate::Durability::Buffered`] commits).
     pub async fn flush(&self) -> Result<()> {
         self.engine.flush().await

@@ -273,6 +273,7 @@ macro_rules! __suite_cases {
             concurrency_transfers_keep_total => concurrency::transfers_keep_total,
             concurrency_merge_during_commits => concurrency::merge_during_commits,
             concurrency_group_commit_shares_syncs => concurrency::group_commit_shares_syncs,
+            verify_clean_after_mixed_workload => verify::clean_after_mixed_workload,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
         }

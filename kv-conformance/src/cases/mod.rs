@@ -21,6 +21,7 @@ pub mod scan;
 pub mod snapshot;
 pub mod typed;
 pub mod types;
+pub mod verify;
 pub mod versions;
 
 /// What the case modules share.
