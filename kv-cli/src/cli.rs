@@ -37,6 +37,12 @@ pub enum Command {
         /// The store directory.
         dir: PathBuf,
     },
+    /// Check every file's CRCs and records and the engine's invariants; exit 1 on damage,
+    /// naming each damaged file and offset.
+    Verify {
+        /// The store directory.
+        dir: PathBuf,
+    },
     /// The catalog's slots (name, key and value types) and every slot holding keys.
     Slots {
         /// The store directory.

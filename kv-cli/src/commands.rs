@@ -21,6 +21,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Option<Failure>> {
             let opened = open::open(&dir, Mode::ReadOnly).await?;
             with_store!(opened, |store| info(&store, &dir).await)?;
         }
+        Command::Verify { dir } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            return with_store!(opened, |store| verify(&store).await);
+        }
         Command::Slots { dir } => {
             let opened = open::open(&dir, Mode::ReadOnly).await?;
             with_store!(opened, |store| slots(&store).await)?;
@@ -299,7 +303,7 @@ async fn versions<E: Engine>(
 async fn merge<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
     let before = store.stats().await?;
     let bar = Bar::new("merge");
-    let merged = store.merge().await;
+    let merged = store.merge_with(&|p| bar.report(p)).await;
     bar.finish();
     merged?;
     let after = store.stats().await?;
@@ -313,4 +317,29 @@ async fn merge<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
         after.live_keys
     );
     Ok(())
+}
+
+async fn verify<E: Engine>(store: &Store<E>) -> anyhow::Result<Option<Failure>> {
+    let bar = Bar::new("verify");
+    let report = store.verify_with(&|p| bar.report(p)).await;
+    bar.finish();
+    let report = report?;
+    for damage in &report.damage {
+        println!("damage: {damage}");
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!(
+        "{}: {} files, {} records, {} bytes checked: {}",
+        report.engine,
+        report.files,
+        report.records,
+        report.bytes,
+        match report.damage.len() {
+            0 => "no damage".to_string(),
+            n => format!("{n} damaged places"),
+        }
+    );
+    Ok((!report.is_clean()).then_some(Failure::Damage))
 }
