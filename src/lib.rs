@@ -38,6 +38,11 @@ pub use kv_api::{
 // The integrity check and the progress of long operations (issue #13).
 pub use kv_api::{Damage, Progress, ProgressFn, VerifyReport};
 
+// Export, import, backup and version-preserving copies (issue #13): `Store::export`,
+// `Store::import`, `Store::copy_into`, `Store::backup_to`; the stream codec in `export`.
+pub use kv_api::export;
+pub use kv_api::{BackupSummary, CopySummary, ExportScope, ExportSummary, ImportSummary};
+
 // Blocking calls for programs without an async runtime (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod blocking;

@@ -307,6 +307,69 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// [`crate::Error::Conflict`] leaves nothing written.
     async fn commit(&self, batch: WriteBatch) -> Result<Version>;
 
+    // --- export / import (issue #13): what `Store::export`, `import` and `backup_to` need.
+
+    /// Up to `limit` keys of `range` in `slot` that have any version at or below `at`, a
+    /// value or a removal, in key order, each with those versions oldest first. Unlike
+    /// [`Engine::scan`] it lists keys whose newest version is a removal: an export of every
+    /// version needs them. Callers page like `scan`, narrowing the range after the last key.
+    ///
+    /// The default, for engines that cannot list versions, is
+    /// [`crate::Error::InvalidArgument`] naming the engine (a listing built from `scan` would
+    /// silently miss removed keys).
+    ///
+    /// ```
+    /// # use kv_api::{Engine, KeyRange, Result};
+    /// # async fn demo(engine: &impl Engine) -> Result<()> {
+    /// let at = engine.snapshot()?.seq();
+    /// for (key, versions) in engine.scan_versions(0, &KeyRange::all(), at, 100).await? {
+    ///     println!("{key:?}: {} versions", versions.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn scan_versions(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<Version>)>> {
+        let _ = (slot, range, at, limit);
+        Err(unsupported::<Self>("scan_versions"))
+    }
+
+    /// Commits `writes` under the given `version` (its sequence number and commit time, as
+    /// another store recorded them) with [`Durability::Buffered`]: how an import keeps
+    /// versions. No conflict check: the importer is the only writer it expects. A sequence
+    /// number at or below the store's last, or a time below the last commit's, is
+    /// [`crate::Error::InvalidArgument`]. Sequence numbers may skip (an export of the latest
+    /// versions only, or of a merged store, has gaps); the engine must reopen such a log.
+    ///
+    /// The default, for engines that cannot commit at a given version, is
+    /// [`crate::Error::InvalidArgument`] naming the engine.
+    ///
+    /// ```
+    /// # use kv_api::{Engine, Result, Version, Write};
+    /// # async fn demo(engine: &impl Engine) -> Result<()> {
+    /// let next = engine.snapshot()?.seq() + 10;
+    /// let write = Write { slot: 0, key: b"k".to_vec(), value: Some(b"v".to_vec()) };
+    /// engine.import_commit(Version::new(next, 1_700_000_000_000), vec![write]).await?;
+    /// engine.flush().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn import_commit(&self, version: Version, writes: Vec<Write>) -> Result<()> {
+        let _ = (version, writes);
+        Err(unsupported::<Self>("import_commit"))
+    }
+
+    /// The store's random id (from its `IDENTITY`), named in export streams; `None` (the
+    /// default) for engines without one.
+    fn store_id(&self) -> Option<[u8; 16]> {
+        None
+    }
+
     /// Drops every version that no open snapshot needs and every removal; afterwards each key
     /// has only its latest live value, and storage shrinks accordingly.
     async fn merge(&self) -> Result<()>;
@@ -351,4 +414,12 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// `close` is safe too: committed data is never lost, only unsynced
     /// [`Durability::Buffered`] commits may be.
     async fn close(&self) -> Result<()>;
+}
+
+/// The error of an export/import operation that engine `E` does not provide.
+fn unsupported<E: Engine>(what: &str) -> crate::Error {
+    crate::Error::InvalidArgument(format!(
+        "the {} engine does not provide {what} (needed by export, import and backup)",
+        E::NAME
+    ))
 }

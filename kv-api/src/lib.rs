@@ -8,6 +8,8 @@
 //! * [`Engine`]: what an engine implements (Bitcask, LSM, yours), with its argument types
 //!   [`WriteBatch`], [`KeyRange`], [`Entry`], and the snapshot registry [`Snapshots`].
 //! * [`keycodec`]: the order-preserving, type-tagged key encoding.
+//! * [`frame`] and [`bytes`]: the one CRC framing of every record the store writes (engine
+//!   files and export streams) and checked reads of the numbers in them.
 //!
 //! The machinery that the workspace's engines share (CRC framing, the transaction log, the
 //! commit pipeline, the read cache) lives in `kv-engine-kit`, which users never see.
@@ -31,9 +33,12 @@
     )
 )]
 
+pub mod bytes;
 pub mod codec;
 mod engine;
 mod error;
+pub mod export;
+pub mod frame;
 pub mod keycodec;
 mod options;
 mod progress;
@@ -52,6 +57,7 @@ pub use engine::{
     Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
 };
 pub use error::{Error, Result};
+pub use export::{BackupSummary, CopySummary, ExportScope, ExportSummary, ImportSummary};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Options, Tuning};
 pub use progress::{Progress, ProgressFn};
 pub use range::{RangeQuery, RangeStream};

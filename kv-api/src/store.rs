@@ -29,7 +29,7 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 /// iteration order, and an equal set can miss silently. Use a `BTreeSet` or a sorted `Vec`.
 pub struct Store<E: Engine> {
     engine: Arc<E>,
-    catalog: Arc<Catalog>,
+    pub(crate) catalog: Arc<Catalog>,
 }
 
 impl<E: Engine> Clone for Store<E> {

@@ -8,7 +8,7 @@ use parking_lot::{Mutex, RwLock};
 
 use kv_api::{
     Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot,
-    Snapshot, Stats, Storage, StorageFile, ValueVisitor, Version, WriteBatch,
+    Snapshot, Stats, Storage, StorageFile, ValueVisitor, Version, Write, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::txlog::{self, WriteLoc};
@@ -179,6 +179,52 @@ impl<S: Storage> Bitcask<S> {
         if let Some(p) = pending {
             p.extend(entries);
         }
+    }
+
+    /// Commits `batch`: under the next version, or under `imported` (see
+    /// [`Engine::import_commit`]).
+    async fn commit_at(&self, batch: WriteBatch, imported: Option<Version>) -> Result<Version> {
+        let mut ticket = match imported {
+            Some(v) => self.pipeline.begin_import(&batch, v).await?,
+            None => self.pipeline.begin(&batch).await?,
+        };
+        let version = ticket.version();
+        // Nothing is written yet: errors here just release the writer lock.
+        let mut buf = Vec::new();
+        let mut locs = Vec::with_capacity(batch.writes.len());
+        txlog::encode_txn(&mut buf, version, ticket.follows(), &batch.writes, |l| {
+            locs.push(l)
+        })?;
+        let len = buf.len() as u64;
+        let needs_roll = self
+            .active_len()
+            .is_some_and(|n| n > 0 && n.saturating_add(len) > self.options().segment_size);
+        if needs_roll {
+            let last = ticket.state().last();
+            if let Err(e) = self.roll(last, "commit").await {
+                return Err(ticket.fail(e));
+            }
+        }
+        let Some((id, file)) = self
+            .layout
+            .lock()
+            .active
+            .as_ref()
+            .map(|a| (a.id, a.file.clone()))
+        else {
+            // Only a read-only view of an empty storage has no active segment (see `roll`).
+            return Err(Error::ReadOnly("commit"));
+        };
+        let offset = match file.append(&buf).await {
+            Ok(offset) => offset,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        let Some(end) = offset.checked_add(len) else {
+            let e = Error::corruption(segment_name(id), offset, "append past u64::MAX bytes");
+            return Err(ticket.fail(e));
+        };
+        self.index(id, (offset, end), &batch, &locs, version);
+        ticket.finish(&batch, || self.sync_active()).await
     }
 }
 
@@ -388,42 +434,28 @@ impl<S: Storage> Engine for Bitcask<S> {
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<Version> {
-        let mut ticket = self.pipeline.begin(&batch).await?;
-        let version = ticket.version();
-        // Nothing is written yet: errors here just release the writer lock.
-        let mut buf = Vec::new();
-        let mut locs = Vec::with_capacity(batch.writes.len());
-        txlog::encode_txn(&mut buf, version, &batch.writes, |l| locs.push(l))?;
-        let len = buf.len() as u64;
-        let needs_roll = self
-            .active_len()
-            .is_some_and(|n| n > 0 && n.saturating_add(len) > self.options().segment_size);
-        if needs_roll {
-            let last = ticket.state().last();
-            if let Err(e) = self.roll(last, "commit").await {
-                return Err(ticket.fail(e));
-            }
-        }
-        let Some((id, file)) = self
-            .layout
-            .lock()
-            .active
-            .as_ref()
-            .map(|a| (a.id, a.file.clone()))
-        else {
-            // Only a read-only view of an empty storage has no active segment (see `roll`).
-            return Err(Error::ReadOnly("commit"));
-        };
-        let offset = match file.append(&buf).await {
-            Ok(offset) => offset,
-            Err(e) => return Err(ticket.fail(e)),
-        };
-        let Some(end) = offset.checked_add(len) else {
-            let e = Error::corruption(segment_name(id), offset, "append past u64::MAX bytes");
-            return Err(ticket.fail(e));
-        };
-        self.index(id, (offset, end), &batch, &locs, version);
-        ticket.finish(&batch, || self.sync_active()).await
+        self.commit_at(batch, None).await
+    }
+
+    async fn scan_versions(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<Version>)>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        Ok(self.keydir.read().scan_versions(slot, range, at, limit))
+    }
+
+    async fn import_commit(&self, version: Version, writes: Vec<Write>) -> Result<()> {
+        let batch = kv_engine_kit::commit::import_batch(writes);
+        self.commit_at(batch, Some(version)).await.map(|_| ())
+    }
+
+    fn store_id(&self) -> Option<[u8; 16]> {
+        Some(self.store.bytes())
     }
 
     async fn merge(&self) -> Result<()> {

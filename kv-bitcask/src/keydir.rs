@@ -483,6 +483,32 @@ impl Keydir {
         out
     }
 
+    /// Up to `limit` keys of `range` in `slot` with a version at or below `at` (key without
+    /// its slot byte), each with those versions oldest first, removals included.
+    pub fn scan_versions(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Vec<Version>)> {
+        let Some((start, end)) = slot_bounds(slot, range) else {
+            return Vec::new();
+        };
+        let iter = self.map.range::<[u8], _>((as_ref(&start), as_ref(&end)));
+        iter.filter_map(|(k, v)| {
+            let versions: Vec<Version> = v
+                .as_slice()
+                .iter()
+                .filter(|l| l.seq <= at)
+                .map(Loc::version)
+                .collect();
+            (!versions.is_empty()).then(|| (k.user_key().to_vec(), versions))
+        })
+        .take(limit)
+        .collect()
+    }
+
     /// Merge planning: from the key after `cursor`, visits up to `max_keys` keys and returns
     /// the sealed versions to rewrite (key order, versions of a key oldest first), plus the
     /// last key visited (`None` at the end of the keydir).

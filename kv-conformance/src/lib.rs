@@ -24,7 +24,7 @@
 //! typed slots (`SlotDef`), borrowed keys, the catalog of slots and its type checks, retried
 //! transactions (`Store::transact`);
 //! isolation; write-write, read-write and range (phantom) conflicts; versions and their
-//! metadata; merge; ordered range, prefix and streaming scans; snapshots; reopen after every
+//! metadata; merge; export, import and backup (every version kept, damaged streams refused); ordered range, prefix and streaming scans; snapshots; reopen after every
 //! kind of operation; read-only opens, the writer lock, closed stores; crash recovery on a
 //! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
 //! I/O, flipped bytes); damage (a missing file is a typed error, never an empty store; files of
@@ -274,6 +274,11 @@ macro_rules! __suite_cases {
             concurrency_merge_during_commits => concurrency::merge_during_commits,
             concurrency_group_commit_shares_syncs => concurrency::group_commit_shares_syncs,
             verify_clean_after_mixed_workload => verify::clean_after_mixed_workload,
+            export_round_trip_all_versions => export::round_trip_all_versions,
+            export_latest_scope => export::latest_scope,
+            export_copy_after_merge => export::copy_after_merge,
+            export_damaged_stream_is_an_error => export::damaged_stream_is_an_error,
+            export_backup_equals_snapshot => export::backup_equals_snapshot,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
         }

@@ -220,6 +220,27 @@ impl CommitPipeline {
     /// commit with the largest sequence number (only damaged storage holds one), commits are
     /// [`Error::ReadOnly`].
     pub async fn begin(&self, batch: &WriteBatch) -> Result<CommitTicket<'_>> {
+        self.begin_at(batch, None).await
+    }
+
+    /// [`CommitPipeline::begin`] of an imported commit, which keeps the `version` (sequence
+    /// number and time) another store gave it and is not checked for conflicts (see
+    /// `Engine::import_commit`). A sequence number at or below the last commit's, or a time
+    /// below its time, is [`Error::InvalidArgument`]. Sequence numbers may skip: the engine
+    /// writes [`CommitTicket::follows`] into the commit record so that its log replays.
+    pub async fn begin_import(
+        &self,
+        batch: &WriteBatch,
+        version: Version,
+    ) -> Result<CommitTicket<'_>> {
+        self.begin_at(batch, Some(version)).await
+    }
+
+    async fn begin_at(
+        &self,
+        batch: &WriteBatch,
+        imported: Option<Version>,
+    ) -> Result<CommitTicket<'_>> {
         self.check_writable("commit")?;
         for w in &batch.writes {
             if w.key.len() > self.options.max_key_size {
@@ -241,15 +262,29 @@ impl CommitPipeline {
         }
         let state = self.writer.lock().await;
         self.check_writable("commit")?;
-        state.tracker.check(batch)?;
-        let time_ms = self.options.clock.now_ms().max(state.last.time_ms());
-        // Only recovered data can hold the largest sequence number; nothing wraps to 0.
-        let Some(seq) = state.last.seq().checked_add(1) else {
-            return Err(Error::ReadOnly(
-                "a commit after the largest sequence number",
-            ));
+        let last = state.last;
+        let version = match imported {
+            Some(v) if v.seq() <= last.seq() || v.time_ms() < last.time_ms() => {
+                return Err(Error::InvalidArgument(format!(
+                    "an imported commit must come after the store's last ({last}, at {} ms): \
+                     got {v} at {} ms; import into a new store",
+                    last.time_ms(),
+                    v.time_ms()
+                )));
+            }
+            Some(v) => Version::new(v.seq(), v.time_ms()),
+            None => {
+                state.tracker.check(batch)?;
+                let time_ms = self.options.clock.now_ms().max(last.time_ms());
+                // Only recovered data can hold the largest sequence number; nothing wraps.
+                let Some(seq) = last.seq().checked_add(1) else {
+                    return Err(Error::ReadOnly(
+                        "a commit after the largest sequence number",
+                    ));
+                };
+                Version::new(seq, time_ms)
+            }
         };
-        let version = Version::new(seq, time_ms);
         Ok(CommitTicket {
             pipeline: self,
             state,
@@ -321,6 +356,16 @@ impl CommitPipeline {
     }
 }
 
+/// The batch of an imported commit (`Engine::import_commit`): its writes, nothing read,
+/// [`Durability::Buffered`] (an import flushes once, at its end).
+pub fn import_batch(writes: Vec<kv_api::Write>) -> WriteBatch {
+    WriteBatch {
+        writes,
+        durability: Some(Durability::Buffered),
+        ..WriteBatch::new(Snapshot::unpinned(Version::ZERO))
+    }
+}
+
 /// A commit in progress, holding the writer lock. Dropping it without `finish` (for example on
 /// an append error) releases the lock; the engine must then call [`CommitPipeline::poison`]
 /// (done by [`CommitTicket::fail`]) if anything may have reached storage.
@@ -334,6 +379,13 @@ impl<'a> CommitTicket<'a> {
     /// The version this commit gets.
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// The commit this one follows in the log: the last commit before it. Usually the
+    /// sequence number just below this one; an imported commit may skip numbers, which the
+    /// log must say (`txlog::encode_txn`), or replay would take the gap for a missing file.
+    pub fn follows(&self) -> u64 {
+        self.state.last.seq()
     }
 
     /// The writer state (for engines that keep more under the writer lock).

@@ -4,7 +4,7 @@
 //! options); this crate is how the workspace's own engines fulfil it without writing the same
 //! code twice. Users never depend on it, and an engine written elsewhere need not either.
 //!
-//! * [`frame`]: the one CRC framing of every record the engines write.
+//! * [`frame`]: the one CRC framing of every record the engines write (from `kv-api`).
 //! * [`txlog`]: the transaction log format of the Bitcask log and the LSM write-ahead log,
 //!   and its recovery.
 //! * [`commit`]: ordering, validation, group commit and visibility ([`commit::CommitPipeline`]).
@@ -13,7 +13,7 @@
 //!   `kv_backends::IndexedDbStorage`).
 //! * [`identity`]: the `IDENTITY` file that says which engine's store a storage holds.
 //! * [`header`]: the header every file of a store begins with (store id, file id, kind).
-//! * [`bytes`]: checked little-endian reads of bytes that came from storage.
+//! * [`bytes`]: checked little-endian reads of bytes that came from storage (from `kv-api`).
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,12 +35,14 @@
     )
 )]
 
-pub mod bytes;
 pub mod cache;
 pub mod commit;
 pub mod conflict;
 pub mod files;
-pub mod frame;
 pub mod header;
 pub mod identity;
 pub mod txlog;
+
+// Moved down into `kv-api` (the export stream is framed the same way); re-exported so that
+// the engines' paths stay as they were.
+pub use kv_api::{bytes, frame};

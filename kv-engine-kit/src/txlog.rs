@@ -10,9 +10,10 @@
 //! | remove | `2 \| seq u64 \| slot u8 \| key_len u32 \| key` |
 //! | commit | `3 \| seq u64 \| time_ms u64 \| count u32 \| meta_len u32 \| meta` |
 //!
-//! All integers little-endian. `meta` is reserved for commit metadata (empty today), so later
-//! features can ride on commit records without a format change: [`replay`] already accepts
-//! any `meta` and hands it over ([`ReplayedTxn::meta`]).
+//! All integers little-endian. `meta` is commit metadata: empty, except in an imported commit
+//! that skips sequence numbers (`Engine::import_commit`), where it is `1 | follows u64`: the
+//! commit before it in the log, so that [`replay`] can tell a gap an import made from a
+//! missing file. [`replay`] hands any other `meta` over ([`ReplayedTxn::meta`]).
 //!
 //! Recovery ([`replay`]) yields only whole committed transactions. In the last file of a log a
 //! damaged or incomplete tail after the last commit is a crash artefact and is cut off by the
@@ -34,6 +35,17 @@ const REMOVE: u8 = 2;
 const COMMIT: u8 = 3;
 const WRITE_HEADER: usize = 1 + 8 + 1 + 4;
 const COMMIT_HEADER: usize = 1 + 8 + 8 + 4 + 4;
+/// The `meta` tag of a commit that names the commit it follows (an import's gap).
+const META_FOLLOWS: u8 = 1;
+const META_FOLLOWS_LEN: usize = 1 + 8;
+
+/// The commit a commit record's `meta` says it follows, if it says so.
+fn meta_follows(meta: &[u8]) -> Option<u64> {
+    match meta.split_first() {
+        Some((&META_FOLLOWS, prev)) if prev.len() == 8 => u64_at(prev, 0),
+        _ => None,
+    }
+}
 
 /// The largest key plus value of one write: what a frame holds beside the record's header.
 pub const MAX_WRITE_LEN: usize = frame::MAX_PAYLOAD - WRITE_HEADER;
@@ -200,7 +212,9 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
 }
 
 /// Encodes a whole transaction into `out` (appending): one write record per write, then the
-/// commit record. `on_write` learns where each write's frame landed in `out`.
+/// commit record. `on_write` learns where each write's frame landed in `out`. `follows` is
+/// the commit before it in the log (`CommitTicket::follows`): when it is not `seq - 1` (an
+/// imported commit skipping numbers) the commit record says so in its `meta`.
 ///
 /// The format's limits are checked here, once for every engine, before anything is appended:
 /// a key plus value larger than [`MAX_WRITE_LEN`], or more writes than the commit record's
@@ -208,10 +222,11 @@ pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta
 pub fn encode_txn(
     out: &mut Vec<u8>,
     version: Version,
+    follows: u64,
     writes: &[Write],
     mut on_write: impl FnMut(WriteLoc),
 ) -> Result<()> {
-    let mut size = frame::HEADER_LEN + COMMIT_HEADER;
+    let mut size = frame::HEADER_LEN + COMMIT_HEADER + META_FOLLOWS_LEN;
     for w in writes {
         let n = w
             .key
@@ -243,7 +258,16 @@ pub fn encode_txn(
             w.value.as_deref(),
         ));
     }
-    encode_commit(out, version.seq(), version.time_ms(), count, b"");
+    let mut meta = [0u8; META_FOLLOWS_LEN];
+    let meta: &[u8] = if follows.checked_add(1) == Some(version.seq()) {
+        b""
+    } else {
+        let (tag, prev) = meta.split_at_mut(1);
+        tag.copy_from_slice(&[META_FOLLOWS]);
+        prev.copy_from_slice(&follows.to_le_bytes());
+        &meta
+    };
+    encode_commit(out, version.seq(), version.time_ms(), count, meta);
     Ok(())
 }
 
@@ -346,6 +370,8 @@ pub fn replay<'a>(
     let mut strict = matches!(follows, Follows::Commit(_));
     let mut pending: Vec<ReplayedWrite<'a>> = Vec::new();
     let mut pending_seq = 0u64;
+    // The offset and expected sequence number of an open transaction that skipped numbers.
+    let mut gap: Option<(usize, u64)> = None;
     let mut at = from;
     // The end of the valid prefix: in the last file, what follows is dropped and reported.
     let cut = |end: ReplayEnd, reason: &str| -> ReplayEnd {
@@ -375,7 +401,17 @@ pub fn replay<'a>(
         // the scan linear in the damaged bytes.
         let first_later = last_seq.saturating_add(2);
         let last_later = first_later.saturating_add(LATER_TXN_WINDOW);
-        let later = |p: &[u8]| peek(p).is_some_and(|(_, s)| (first_later..last_later).contains(&s));
+        // An imported commit may lie any distance ahead: it is known by its `meta` (and its
+        // exact length, so damage rarely forges one), not by the window.
+        let later = |p: &[u8]| {
+            peek(p).is_some_and(|(kind, s)| {
+                (first_later..last_later).contains(&s)
+                    || (kind == COMMIT
+                        && s >= first_later
+                        && p.len() == COMMIT_HEADER + META_FOLLOWS_LEN
+                        && p.get(COMMIT_HEADER) == Some(&META_FOLLOWS))
+            })
+        };
         let later_commit = frame::valid_frames_after(buf, at.saturating_add(1), later)
             .next()
             .is_some();
@@ -417,8 +453,13 @@ pub fn replay<'a>(
                 "a record follows the largest sequence number",
             ));
         };
+        // A transaction that skips numbers is taken on trust until its commit record, which
+        // must then name the commit before it (an import's gap, see `encode_txn`).
         let in_order = if !pending.is_empty() {
             seq == pending_seq
+        } else if strict && seq > expected {
+            gap.get_or_insert((at, expected));
+            true
         } else if strict {
             seq == expected
         } else {
@@ -476,6 +517,15 @@ pub fn replay<'a>(
                 meta,
                 ..
             } => {
+                if let Some((first, expected)) = gap.take()
+                    && meta_follows(meta) != Some(end.last_seq)
+                {
+                    return Err(Error::corruption(
+                        file,
+                        first as u64,
+                        format!("sequence {seq} out of order (expected {expected})"),
+                    ));
+                }
                 if usize::try_from(count).ok() != Some(pending.len()) {
                     return Err(Error::corruption(
                         file,

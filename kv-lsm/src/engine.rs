@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::{
     Engine, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot, Snapshot,
-    Stats, Storage, StorageFile, Version, WriteBatch,
+    Stats, Storage, StorageFile, Version, Write, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::header::StoreId;
@@ -513,6 +513,50 @@ impl<S: Storage> Lsm<S> {
     }
 }
 
+impl<S: Storage> Lsm<S> {
+    /// Commits `batch`: under the next version, or under `imported` (see
+    /// [`Engine::import_commit`]).
+    async fn commit_at(&self, mut batch: WriteBatch, imported: Option<Version>) -> Result<Version> {
+        let inner = &self.inner;
+        inner.throttle().await?;
+        let ticket = match imported {
+            Some(v) => inner.pipeline.begin_import(&batch, v).await?,
+            None => inner.pipeline.begin(&batch).await?,
+        };
+        let version = ticket.version();
+        // The encode buffer is reused from commit to commit (commits are serialized by the
+        // writer lock, so taking it out of its mutex never contends).
+        let mut buf = std::mem::take(&mut *inner.wal_buf.lock());
+        buf.clear();
+        // Nothing is written yet if encoding fails: the error just releases the writer lock.
+        let encoded = txlog::encode_txn(&mut buf, version, ticket.follows(), &batch.writes, |_| {});
+        let appended = match encoded {
+            Ok(()) => inner.append_wal(&buf).await,
+            Err(e) => Err(e),
+        };
+        if buf.capacity() <= WAL_BUF_KEEP {
+            *inner.wal_buf.lock() = buf;
+        }
+        let wal_len = match appended {
+            Ok(len) => len,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        // Invisible to readers until the pipeline publishes `version`. The values move into
+        // the memtable: from here on the pipeline needs only the keys.
+        let mem = inner.read_state().active.clone();
+        mem.apply_writes(version, &mut batch.writes);
+        let froze = match inner.after_append(&mem, wal_len).await {
+            Ok(froze) => froze,
+            Err(e) => return Err(ticket.fail(e)),
+        };
+        let result = ticket.finish(&batch, || inner.sync_wal()).await;
+        if froze {
+            inner.maintain().await;
+        }
+        result
+    }
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
 #[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl<S: Storage> Engine for Lsm<S> {
@@ -641,41 +685,30 @@ impl<S: Storage> Engine for Lsm<S> {
         inner.scan(slot, range, at, reverse, limit).await
     }
 
-    async fn commit(&self, mut batch: WriteBatch) -> Result<Version> {
+    async fn commit(&self, batch: WriteBatch) -> Result<Version> {
+        self.commit_at(batch, None).await
+    }
+
+    async fn scan_versions(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<Version>)>> {
         let inner = &self.inner;
-        inner.throttle().await?;
-        let ticket = inner.pipeline.begin(&batch).await?;
-        let version = ticket.version();
-        // The encode buffer is reused from commit to commit (commits are serialized by the
-        // writer lock, so taking it out of its mutex never contends).
-        let mut buf = std::mem::take(&mut *inner.wal_buf.lock());
-        buf.clear();
-        // Nothing is written yet if encoding fails: the error just releases the writer lock.
-        let encoded = txlog::encode_txn(&mut buf, version, &batch.writes, |_| {});
-        let appended = match encoded {
-            Ok(()) => inner.append_wal(&buf).await,
-            Err(e) => Err(e),
-        };
-        if buf.capacity() <= WAL_BUF_KEEP {
-            *inner.wal_buf.lock() = buf;
-        }
-        let wal_len = match appended {
-            Ok(len) => len,
-            Err(e) => return Err(ticket.fail(e)),
-        };
-        // Invisible to readers until the pipeline publishes `version`. The values move into
-        // the memtable: from here on the pipeline needs only the keys.
-        let mem = inner.read_state().active.clone();
-        mem.apply_writes(version, &mut batch.writes);
-        let froze = match inner.after_append(&mem, wal_len).await {
-            Ok(froze) => froze,
-            Err(e) => return Err(ticket.fail(e)),
-        };
-        let result = ticket.finish(&batch, || inner.sync_wal()).await;
-        if froze {
-            inner.maintain().await;
-        }
-        result
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        inner.scan_versions(slot, range, at, limit).await
+    }
+
+    async fn import_commit(&self, version: Version, writes: Vec<Write>) -> Result<()> {
+        let batch = kv_engine_kit::commit::import_batch(writes);
+        self.commit_at(batch, Some(version)).await.map(|_| ())
+    }
+
+    fn store_id(&self) -> Option<[u8; 16]> {
+        Some(self.inner.store.bytes())
     }
 
     async fn merge(&self) -> Result<()> {

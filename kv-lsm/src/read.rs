@@ -199,6 +199,48 @@ impl<S: Storage> Inner<S> {
         Ok(out)
     }
 
+    /// Up to `limit` keys of `range` in `slot` with a version at or below `at` (key without
+    /// its slot byte), each with those versions oldest first, removals included: one merging
+    /// pass over every version, like [`Inner::scan`] without the visibility reduction.
+    pub async fn scan_versions(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<Version>)>> {
+        let mut out: Vec<(Vec<u8>, Vec<Version>)> = Vec::new();
+        if limit == 0 || range.is_empty() {
+            return Ok(out);
+        }
+        let range = UkeyRange::new(slot, range);
+        let view = self.view();
+        let sources = Source::all(view.mems, &view.levels, &self.cache, false);
+        let mut merger = Merger::new(sources, range.seek_forward(), false).await?;
+        while let Some(e) = merger.current() {
+            if range.is_past(e.ukey, false) {
+                break;
+            }
+            if e.seq <= at {
+                let key = e.ukey.get(1..).unwrap_or_default();
+                let version = Version::new(e.seq, e.time_ms).with_removal(e.value.is_none());
+                let full = out.len() >= limit;
+                match out.last_mut() {
+                    Some((k, versions)) if k.as_slice() == key => versions.push(version),
+                    _ if full => break,
+                    _ => out.push((key.to_vec(), vec![version])),
+                }
+            }
+            merger.next().await?;
+        }
+        // Newest first from the merger, and a version a flush copied may come twice.
+        for (_, versions) in &mut out {
+            versions.sort();
+            versions.dedup();
+        }
+        Ok(out)
+    }
+
     /// Counters, from one pass over every version (cost: a full read of the store).
     #[expect(
         clippy::arithmetic_side_effects,

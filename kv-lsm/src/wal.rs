@@ -204,7 +204,7 @@ mod tests {
             },
         ];
         let mut buf = Vec::new();
-        txlog::encode_txn(&mut buf, Version::new(5, 99), &writes, |_| {}).expect("encode");
+        txlog::encode_txn(&mut buf, Version::new(5, 99), 4, &writes, |_| {}).expect("encode");
         let mut seen = Vec::new();
         let end = txlog::replay(&buf, 0, "w", true, Follows::Commit(4), |t| {
             seen.push((t.seq, t.time_ms, t.writes.len()));

@@ -10,6 +10,7 @@ pub mod conflicts;
 pub mod crash;
 pub mod crud;
 pub mod damage;
+pub mod export;
 pub mod history;
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
 pub mod indexeddb;

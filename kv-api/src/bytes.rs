@@ -5,7 +5,7 @@
 //! decoder writes its own `from_le_bytes` with slice arithmetic.
 //!
 //! ```
-//! use kv_engine_kit::bytes::{Reader, u32_at};
+//! use kv_api::bytes::{Reader, u32_at};
 //! let buf = [7u8, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0];
 //! let mut r = Reader::new(&buf);
 //! assert_eq!(r.u8(), Some(7));

@@ -21,7 +21,7 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
 /// # Panics
 ///
 /// If the payload is longer than [`MAX_PAYLOAD`] (callers bound their payloads, as
-/// [`crate::txlog::encode_txn`] does; a frame must never carry a length cut to its `u32`
+/// `kv_engine_kit::txlog::encode_txn` does; a frame must never carry a length cut to its `u32`
 /// field), or if `write` removes bytes it did not append.
 pub fn encode_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> usize {
     let start = out.len();
