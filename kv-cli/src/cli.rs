@@ -94,6 +94,46 @@ pub enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// Write the store (every version, or `--latest`) as an export stream.
+    Export {
+        /// The store directory.
+        dir: PathBuf,
+        /// The stream file, `-` for stdout.
+        file: PathBuf,
+        /// Only each key's latest value, not every version.
+        #[arg(long)]
+        latest: bool,
+    },
+    /// Apply an export stream to a new store (opens it for writing; created if missing).
+    Import {
+        /// The store directory: missing, empty, or a store the stream continues.
+        dir: PathBuf,
+        /// The stream file, `-` for stdin.
+        file: PathBuf,
+        /// The engine of a new store (default: the stream's engine, for a file).
+        #[arg(long, value_enum)]
+        engine: Option<EngineName>,
+    },
+    /// Copy every version into a new store in DEST, which must be missing or empty.
+    Backup {
+        /// The store directory.
+        dir: PathBuf,
+        /// Where the copy goes.
+        dest: PathBuf,
+    },
+    /// Copy the store into a new store of another engine, every version at its commit.
+    Convert {
+        /// The store directory.
+        dir: PathBuf,
+        /// Where the new store goes (missing or empty).
+        dest: PathBuf,
+        /// The new store's engine.
+        #[arg(long, value_enum)]
+        to: EngineName,
+        /// Only each key's latest value, not every version.
+        #[arg(long)]
+        latest: bool,
+    },
     /// Drop old versions and removals, compact storage (opens the store for writing).
     Merge {
         /// The store directory.
@@ -126,4 +166,30 @@ pub enum Format {
     Hex,
     /// JSON, decoded by `--type` or the catalog's type.
     Json,
+}
+
+/// An engine, by the name in its stores' `IDENTITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineName {
+    /// Bitcask: all keys in memory, fastest point reads.
+    Bitcask,
+    /// LSM: keys need not fit in memory, fast ordered scans.
+    Lsm,
+}
+
+impl EngineName {
+    /// The engine of this name ([`kv::Engine::NAME`]).
+    pub fn named(name: &str) -> anyhow::Result<EngineName> {
+        use kv::Engine as _;
+        use kv::backends::FileStorage;
+        if name == kv::Bitcask::<FileStorage>::NAME {
+            Ok(EngineName::Bitcask)
+        } else if name == kv::Lsm::<FileStorage>::NAME {
+            Ok(EngineName::Lsm)
+        } else {
+            Err(anyhow::anyhow!(
+                "engine {name:?}, which this tool does not know"
+            ))
+        }
+    }
 }

@@ -3,15 +3,14 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use anyhow::Context as _;
 use kv::engine::{Entry, KeyRange, Snapshot};
-use kv::{Engine, Store, Version};
+use kv::{Engine, ExportScope, Store, Version};
 
 use crate::cli::{Cli, Command, ReadArgs};
 use crate::open::{self, Mode};
 use crate::progress::Bar;
 use crate::values::Printer;
-use crate::{Coded, Failure, keys, with_store};
+use crate::{Coded, Failure, keys, outln, port, with_store, write_line};
 
 /// Runs one command: `Ok(None)` on success, `Ok(Some(failure))` for an outcome with its own
 /// exit code that is not an error (damage found by `verify`).
@@ -69,6 +68,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<Option<Failure>> {
             with_store!(opened, |store| versions(&store, &slot, &key, values, &read)
                 .await)?;
         }
+        Command::Export { dir, file, latest } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| port::export(&store, &file, scope(latest))
+                .await)?;
+        }
+        Command::Import { dir, file, engine } => port::import(&dir, &file, engine).await?,
+        Command::Backup { dir, dest } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| port::backup(&store, &dest).await)?;
+        }
+        Command::Convert {
+            dir,
+            dest,
+            to,
+            latest,
+        } => {
+            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            with_store!(opened, |store| port::convert(
+                &store,
+                &dest,
+                to,
+                scope(latest)
+            )
+            .await)?;
+        }
         Command::Merge { dir } => {
             let opened = open::open(&dir, Mode::Write).await?;
             with_store!(opened, |store| merge(&store).await)?;
@@ -77,8 +101,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Option<Failure>> {
     Ok(None)
 }
 
+fn scope(latest: bool) -> ExportScope {
+    if latest {
+        ExportScope::Latest
+    } else {
+        ExportScope::AllVersions
+    }
+}
+
 /// A commit time as RFC 3339 (UTC, milliseconds).
-fn time(version: Version) -> String {
+pub fn time(version: Version) -> String {
     version.time().map_or_else(
         || format!("{} ms", version.time_ms()),
         |t| humantime::format_rfc3339_millis(t).to_string(),
@@ -133,34 +165,37 @@ async fn info<E: Engine>(store: &Store<E>, dir: &Path) -> anyhow::Result<()> {
     let id = open::identity(dir)?;
     let stats = store.stats().await?;
     let catalog = store.slots().await?;
-    println!("store         {}", dir.display());
-    println!("engine        {}", id.engine);
-    println!("format        {}", id.format);
-    println!("store id      {}", id.store);
-    println!("created       {}", time(Version::new(0, id.created_ms)));
+    outln!("store         {}", dir.display());
+    outln!("engine        {}", id.engine);
+    outln!("format        {}", id.format);
+    outln!("store id      {}", id.store);
+    outln!("created       {}", time(Version::new(0, id.created_ms)));
     match stats.last_version.seq() {
-        0 => println!("last commit   none"),
-        seq => println!("last commit   {seq} at {}", time(stats.last_version)),
+        0 => outln!("last commit   none"),
+        seq => outln!("last commit   {seq} at {}", time(stats.last_version)),
     }
-    println!("live keys     {}", stats.live_keys);
-    println!("versions      {}", stats.versions);
-    println!("files         {}", stats.files);
-    println!("bytes         {}", stats.bytes_on_storage);
-    println!(
+    outln!("live keys     {}", stats.live_keys);
+    outln!("versions      {}", stats.versions);
+    outln!("files         {}", stats.files);
+    outln!("bytes         {}", stats.bytes_on_storage);
+    outln!(
         "garbage       {} bytes ({:.1}%)",
         stats.garbage_bytes,
         stats.garbage_ratio() * 100.0
     );
-    println!("typed slots   {}", catalog.len());
+    outln!("typed slots   {}", catalog.len());
     let recovery = store.recovery();
     if recovery.is_clean() {
-        println!("recovery      clean");
+        outln!("recovery      clean");
     }
     for d in &recovery.dropped {
         // Read-only beside a writer, this may be a commit being written right now.
-        println!(
+        outln!(
             "recovery      left out {} bytes of {} at offset {}: {}",
-            d.bytes, d.file, d.offset, d.reason
+            d.bytes,
+            d.file,
+            d.offset,
+            d.reason
         );
     }
     Ok(())
@@ -169,7 +204,7 @@ async fn info<E: Engine>(store: &Store<E>, dir: &Path) -> anyhow::Result<()> {
 async fn slots<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
     let catalog = store.slots().await?;
     let at = store.engine().snapshot()?;
-    println!("slot\tname\tkeys\tkey type -> value type");
+    outln!("slot\tname\tkeys\tkey type -> value type");
     for slot in 0..kv::CATALOG_SLOT {
         let mut count = 0u64;
         scan(store, slot, KeyRange::all(), at.seq(), |_| {
@@ -179,11 +214,13 @@ async fn slots<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
         .await?;
         let info = catalog.iter().find(|s| s.slot == slot);
         match info {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "{slot}\t{}\t{count}\t{} -> {}",
-                s.name, s.key_type, s.value_type
+                s.name,
+                s.key_type,
+                s.value_type
             ),
-            None if count > 0 => println!("{slot}\t-\t{count}\t(not in the catalog)"),
+            None if count > 0 => outln!("{slot}\t-\t{count}\t(not in the catalog)"),
             None => {}
         }
     }
@@ -209,7 +246,6 @@ async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::R
     };
     let at = view(store, list.read.at)?;
     let mut left = list.limit.unwrap_or(usize::MAX);
-    let mut out = std::io::stdout().lock();
     let mut written = Ok(());
     scan(store, slot, range, at.seq(), |entry| {
         let Some(rest) = left.checked_sub(1) else {
@@ -218,25 +254,14 @@ async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::R
         left = rest;
         let key = keys::show(&entry.key);
         written = if list.values {
-            writeln(
-                &mut out,
-                format_args!("{key}\t{}", printer.show(&entry.value)),
-            )
+            write_line(format_args!("{key}\t{}", printer.show(&entry.value)))
         } else {
-            writeln(&mut out, format_args!("{key}"))
+            write_line(format_args!("{key}"))
         };
         written.is_ok() && left > 0
     })
     .await?;
     written
-}
-
-/// A line to stdout; a closed pipe (`kv keys .. | head`) ends the listing quietly.
-fn writeln(out: &mut impl std::io::Write, line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    match writeln!(out, "{line}") {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("writing to stdout"),
-    }
 }
 
 async fn get<E: Engine>(
@@ -251,7 +276,7 @@ async fn get<E: Engine>(
     let at = view(store, read.at)?;
     match store.engine().get(slot, &key_bytes, at.seq()).await? {
         Some(value) => {
-            println!("{}", printer.show(&value));
+            outln!("{}", printer.show(&value));
             Ok(())
         }
         None => Err(Coded(
@@ -284,7 +309,7 @@ async fn versions<E: Engine>(
         )
         .into());
     }
-    println!("seq\ttime\twrite{}", if values { "\tvalue" } else { "" });
+    outln!("seq\ttime\twrite{}", if values { "\tvalue" } else { "" });
     for v in versions {
         let what = if v.is_removal() { "removed" } else { "put" };
         let mut line = format!("{}\t{}\t{what}", v.seq(), time(v));
@@ -295,7 +320,7 @@ async fn versions<E: Engine>(
                 line.push_str(&printer.show(&value));
             }
         }
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(())
 }
@@ -308,7 +333,7 @@ async fn merge<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
     merged?;
     let after = store.stats().await?;
     store.close().await?;
-    println!(
+    outln!(
         "merged: {} -> {} bytes, {} -> {} versions, {} live keys",
         before.bytes_on_storage,
         after.bytes_on_storage,
@@ -325,12 +350,12 @@ async fn verify<E: Engine>(store: &Store<E>) -> anyhow::Result<Option<Failure>> 
     bar.finish();
     let report = report?;
     for damage in &report.damage {
-        println!("damage: {damage}");
+        outln!("damage: {damage}");
     }
     for note in &report.notes {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
-    println!(
+    outln!(
         "{}: {} files, {} records, {} bytes checked: {}",
         report.engine,
         report.files,

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod keys;
 mod open;
+mod port;
 mod progress;
 mod values;
 
@@ -58,6 +59,36 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Coded(Failure::Usage, message.into()).into()
 }
 
+/// Stdout was closed by its reader (`kv keys .. | head`): the command stops, successfully.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes one line to stdout; a closed stdout is [`StdoutClosed`], other failures an error
+/// (`println!` would panic on both).
+pub fn write_line(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        result => Ok(result?),
+    }
+}
+
+/// `println!` that returns an error instead of panicking: see [`write_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_line(format_args!($($arg)*))?
+    };
+}
+
 fn classify(err: &anyhow::Error) -> Failure {
     for cause in err.chain() {
         if let Some(Coded(failure, _)) = cause.downcast_ref::<Coded>() {
@@ -87,6 +118,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(failure)) => ExitCode::from(failure.code()),
+        Err(err) if err.downcast_ref::<StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("kv: {err:#}");
             ExitCode::from(classify(&err).code())

@@ -2,10 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use kv::backends::FileStorage;
 use kv::{Bitcask, Engine, Lsm, Store};
 use kv_engine_kit::identity::{IDENTITY, Identity};
+
+use crate::cli::EngineName;
 
 /// A store of either engine.
 pub enum Opened {
@@ -53,19 +55,10 @@ pub fn identity(dir: &Path) -> anyhow::Result<Identity> {
 pub async fn open(dir: &Path, mode: Mode) -> anyhow::Result<Opened> {
     let id = identity(dir)?;
     let what = || format!("opening the {} store {}", id.engine, dir.display());
-    if id.engine == Bitcask::<FileStorage>::NAME {
-        Ok(Opened::Bitcask(
-            open_as(dir, mode).await.with_context(what)?,
-        ))
-    } else if id.engine == Lsm::<FileStorage>::NAME {
-        Ok(Opened::Lsm(open_as(dir, mode).await.with_context(what)?))
-    } else {
-        Err(anyhow!(
-            "{}: a store of engine {:?}, which this tool does not know",
-            dir.display(),
-            id.engine
-        ))
-    }
+    Ok(match EngineName::named(&id.engine)? {
+        EngineName::Bitcask => Opened::Bitcask(open_as(dir, mode).await.with_context(what)?),
+        EngineName::Lsm => Opened::Lsm(open_as(dir, mode).await.with_context(what)?),
+    })
 }
 
 /// Opens the store in `dir` as engine `E`, creating it (for writing) if `dir` holds none.
