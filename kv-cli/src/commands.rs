@@ -21,7 +21,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Option<Failure>> {
             with_store!(opened, |store| info(&store, &dir).await)?;
         }
         Command::Verify { dir } => {
-            let opened = open::open(&dir, Mode::ReadOnly).await?;
+            let opened = match open::open(&dir, Mode::ReadOnly).await {
+                Ok(opened) => opened,
+                // Damage the open itself meets is reported like the damage verify finds.
+                Err(e) => return open_damage(e),
+            };
             return with_store!(opened, |store| verify(&store).await);
         }
         Command::Slots { dir } => {
@@ -342,6 +346,27 @@ async fn merge<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
         after.live_keys
     );
     Ok(())
+}
+
+/// A failed open for `verify`: its corruption as a damage line (exit 1), other errors as
+/// they are.
+fn open_damage(err: anyhow::Error) -> anyhow::Result<Option<Failure>> {
+    let corruption = err
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<kv::Error>() {
+            Some(kv::Error::Corruption {
+                file,
+                offset,
+                reason,
+            }) => Some(kv::Damage::new(file, Some(*offset), reason)),
+            _ => None,
+        });
+    let Some(damage) = corruption else {
+        return Err(err);
+    };
+    outln!("damage: {damage}");
+    outln!("the store does not open: nothing more was checked");
+    Ok(Some(Failure::Damage))
 }
 
 async fn verify<E: Engine>(store: &Store<E>) -> anyhow::Result<Option<Failure>> {
