@@ -4,6 +4,13 @@
 //!
 //! Exit codes: see [`Failure`] and `kv --help`.
 #![forbid(unsafe_code)]
+// Bad input (store bytes, key text, type names) is an error with an exit code, never a panic.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used
+)]
 
 mod cli;
 mod commands;

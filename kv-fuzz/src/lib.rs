@@ -35,7 +35,7 @@ pub use bitcask::{bitcask_hint, bitcask_merged, bitcask_meta};
 pub use dir_image::dir_image;
 pub use header::{file_header, identity};
 pub use idb::idb_chunks;
-pub use keys::keycodec;
+pub use keys::{key_text, keycodec};
 pub use log::{frame, txlog_record, txlog_replay};
 pub use lsm::{bloom, lsm_manifest, sst_data_block, sst_footer, sst_index_block};
 
@@ -59,6 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sst_data_block", sst_data_block),
     ("bloom", bloom),
     ("keycodec", keycodec),
+    ("key_text", key_text),
     ("idb_chunks", idb_chunks),
     ("dir_image", dir_image),
 ];
