@@ -18,7 +18,7 @@ Exit codes:
   1  damage found (verify), or the store reported corruption
   2  usage: bad arguments, key text, slot or type
   3  the store could not be opened or read (not a store, I/O error, locked, incompatible)
-  4  the key or version asked for does not exist (get)";
+  4  the key, or the commit of --at, does not exist (get, versions)";
 
 /// Inspect, verify, export, import, back up, merge and convert kv stores.
 #[derive(Debug, Parser)]

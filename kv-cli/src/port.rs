@@ -23,11 +23,15 @@ fn is_std(file: &Path) -> bool {
 
 /// What a copy moved, on stderr (stdout may carry the stream).
 fn summarize(what: &str, s: &CopySummary) {
+    // A copy between stores has no stream, so no bytes to count.
+    let bytes = match s.bytes {
+        0 => String::new(),
+        n => format!(", {n} bytes"),
+    };
     eprintln!(
-        "{what}: {} commits, {} versions, {} bytes, up to commit {} of {}",
+        "{what}: {} commits, {} versions{bytes}, up to commit {} of {}",
         s.commits,
         s.versions,
-        s.bytes,
         s.version.seq(),
         time(s.version)
     );
