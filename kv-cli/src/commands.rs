@@ -268,16 +268,43 @@ async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::R
     written
 }
 
+/// What `get` and `versions` read: the slot, how its values print, the key, the view.
+struct KeyRead {
+    slot: u8,
+    printer: Printer,
+    key: Vec<u8>,
+    at: Snapshot,
+}
+
+impl KeyRead {
+    async fn new<E: Engine>(
+        store: &Store<E>,
+        slot: &str,
+        key: &str,
+        read: &ReadArgs,
+    ) -> anyhow::Result<KeyRead> {
+        let (slot, info) = keys::slot(store, slot).await?;
+        Ok(KeyRead {
+            slot,
+            printer: Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?,
+            key: keys::parse(key)?,
+            at: view(store, read.at)?,
+        })
+    }
+}
+
 async fn get<E: Engine>(
     store: &Store<E>,
     slot: &str,
     key: &str,
     read: &ReadArgs,
 ) -> anyhow::Result<()> {
-    let (slot, info) = keys::slot(store, slot).await?;
-    let printer = Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?;
-    let key_bytes = keys::parse(key)?;
-    let at = view(store, read.at)?;
+    let KeyRead {
+        slot,
+        printer,
+        key: key_bytes,
+        at,
+    } = KeyRead::new(store, slot, key, read).await?;
     match store.engine().get(slot, &key_bytes, at.seq()).await? {
         Some(value) => {
             outln!("{}", printer.show(&value));
@@ -298,10 +325,12 @@ async fn versions<E: Engine>(
     values: bool,
     read: &ReadArgs,
 ) -> anyhow::Result<()> {
-    let (slot, info) = keys::slot(store, slot).await?;
-    let printer = Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?;
-    let key_bytes = keys::parse(key)?;
-    let at = view(store, read.at)?;
+    let KeyRead {
+        slot,
+        printer,
+        key: key_bytes,
+        at,
+    } = KeyRead::new(store, slot, key, read).await?;
     let versions = store.engine().versions(slot, &key_bytes, at.seq()).await?;
     if versions.is_empty() {
         return Err(Coded(
