@@ -151,9 +151,13 @@ pub struct ReadArgs {
     /// catalog's type for the slot), hex otherwise.
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
-    /// The value type, for JSON: bool, u8..u128, i8..i128, f32, f64, char, String, (),
-    /// Vec<T>, Option<T>, [T; N], tuples of these.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// The value type, for JSON (the types the tool knows are listed in `--help`).
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        help = "The value type, for JSON: bool, u8..u128, i8..i128, f32, f64, char, String, (), \
+                Vec<T>, Option<T>, [T; N], tuples of these"
+    )]
     pub value_type: Option<String>,
 }
 

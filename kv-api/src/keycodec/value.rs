@@ -22,9 +22,16 @@ use super::de::Decoder;
 use super::float::{f32_from_key, f64_from_key};
 use super::{ELEMENT, END, KeyError, Result, kind, tag};
 
-/// A key value of any type, as its type tags describe it (see the [module docs](self) for
-/// how fixed-arity values are delimited). Its [`fmt::Display`] is a Rust-like literal with
-/// every integer suffixed by its type (`("org1", 3u32)`), which [`str::parse`] reads back.
+/// A key value of any type, as its type tags describe it. Its [`fmt::Display`] is a Rust-like
+/// literal with every integer suffixed by its type (`("org1", 3u32)`), which [`str::parse`]
+/// reads back.
+///
+/// Tuples, structs and tuple/struct variants carry no length in the key, so their fields run
+/// to the end of the enclosing value (the key, or a seq element or map entry): a tuple nested
+/// in a tuple takes the outer one's remaining fields (`(("a", 1u8), 2u8)` shows as
+/// `(("a", 1u8, 2u8),)`, the same bytes grouped differently). The few keys this cannot
+/// delimit (a unit field of a tuple inside a seq, a tuple as a map key) are an error, never a
+/// wrong value: what [`KeyValue::decode`] accepts encodes back to the same bytes.
 ///
 /// ```
 /// use kv_api::keycodec::{self, KeyValue};
