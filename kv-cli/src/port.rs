@@ -79,8 +79,18 @@ pub async fn export<E: Engine>(
 
 pub async fn import(dir: &Path, file: &Path, engine: Option<EngineName>) -> anyhow::Result<()> {
     let engine = match (open::identity(dir), engine) {
-        // An existing store: its own engine (a different `--engine` is refused on open).
-        (Ok(id), _) => EngineName::named(&id.engine)?,
+        // An existing store: its own engine.
+        (Ok(id), named) => {
+            let own = EngineName::named(&id.engine)?;
+            if named.is_some_and(|named| named != own) {
+                return Err(usage(format!(
+                    "{} is a {} store: --engine names another",
+                    dir.display(),
+                    id.engine
+                )));
+            }
+            own
+        }
         (Err(_), Some(engine)) => engine,
         (Err(_), None) if is_std(file) => {
             return Err(usage(
