@@ -150,6 +150,21 @@ pub fn valid_frames_after(
     })
 }
 
+/// The offset of the first whole frame with a wrong CRC among the frames from `from` on, if
+/// any: walks frame after frame and stops at the end, at a truncated frame, or at that one.
+/// What a crash leaves at the end of a log is a cut (truncated) append; a whole frame whose
+/// CRC fails is damage wherever it lies.
+pub fn first_bad_crc(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        match decode(buf, at) {
+            Decoded::Frame { next, .. } => at = next,
+            Decoded::BadCrc => return Some(at),
+            Decoded::End | Decoded::Truncated => return None,
+        }
+    }
+}
+
 /// The unchecked payload a frame at `at` would have, if its length stays inside `buf`.
 fn candidate(buf: &[u8], at: usize) -> Option<&[u8]> {
     let len = usize::try_from(u32_at(buf, at.checked_add(4)?)?).ok()?;
@@ -201,5 +216,15 @@ mod tests {
             Some(next)
         );
         assert_eq!(valid_frames_after(&buf, 1, |p| !p.is_empty()).next(), None);
+        assert_eq!(first_bad_crc(&buf, 0), None);
+        assert_eq!(
+            first_bad_crc(&buf[..buf.len() - 1], 0),
+            None,
+            "a cut is no CRC damage"
+        );
+        let mut bad = buf.clone();
+        let last = bad.len() - 1;
+        bad[last - 4] ^= 1;
+        assert_eq!(first_bad_crc(&bad, 0), Some(next), "the last frame's CRC");
     }
 }

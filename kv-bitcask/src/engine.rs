@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use kv_api::{
-    Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot,
-    Snapshot, Stats, Storage, StorageFile, ValueVisitor, Version, Write, WriteBatch,
+    Engine, Entry, Error, KeyRange, LockGuard, MaybeSend, Options, ProgressFn, RecoveryReport,
+    Result, Slot, Snapshot, Stats, Storage, StorageFile, ValueVisitor, VerifyReport, Version,
+    Write, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::txlog::{self, WriteLoc};
@@ -459,7 +460,15 @@ impl<S: Storage> Engine for Bitcask<S> {
     }
 
     async fn merge(&self) -> Result<()> {
-        self.merge_segments().await
+        self.merge_segments(&|_| {}).await
+    }
+
+    async fn merge_with(&self, progress: &ProgressFn<'_>) -> Result<()> {
+        self.merge_segments(progress).await
+    }
+
+    async fn verify(&self, progress: &ProgressFn<'_>) -> Result<VerifyReport> {
+        self.verify_files(progress).await
     }
 
     async fn flush(&self) -> Result<()> {

@@ -14,6 +14,7 @@
 //! segment's, any damage or implausible entry makes the caller replay the segment instead. Hints are an optimisation
 //! and never the only copy of anything.
 
+use kv_api::{Error, Result};
 use kv_engine_kit::bytes::{Reader, u32_at, u64_at};
 use kv_engine_kit::frame;
 use kv_engine_kit::header::{self, StoreId};
@@ -105,14 +106,50 @@ pub(crate) fn decode(
 ) -> Option<Last> {
     file_header(store, KIND_HINT, id).check(buf, "hint").ok()?;
     let before = out.len();
-    let result = decode_into(buf, id, segment_len, out);
+    let result = decode_into(buf, id, segment_len, out, &mut 0);
     if result.is_none() {
         out.truncate(before);
     }
     result
 }
 
-fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>) -> Option<Last> {
+/// [`decode`] for `verify`: the entries and last commit of hint `name`, or
+/// [`Error::Corruption`] naming the offset of the frame that cannot be trusted, and why.
+pub(crate) fn check(
+    buf: &[u8],
+    name: &str,
+    store: StoreId,
+    id: u32,
+    segment_len: u64,
+) -> Result<(Vec<(Key, Loc)>, Last)> {
+    file_header(store, KIND_HINT, id).check(buf, name)?;
+    let mut out = Vec::new();
+    let mut at = header::LEN;
+    match decode_into(buf, id, segment_len, &mut out, &mut at) {
+        Some(last) => Ok((out, last)),
+        None => {
+            let why = match frame::decode(buf, at) {
+                frame::Decoded::Frame { .. } => {
+                    "implausible entry or footer (another segment length, an entry outside it)"
+                }
+                frame::Decoded::BadCrc => "CRC mismatch",
+                frame::Decoded::Truncated => "truncated frame",
+                frame::Decoded::End => "no footer",
+            };
+            Err(Error::corruption(name, at as u64, why))
+        }
+    }
+}
+
+/// Decodes the frames after the header into `out`; `at` follows the frame being decoded,
+/// so that on `None` it is where the hint stopped being trustworthy.
+fn decode_into(
+    buf: &[u8],
+    id: u32,
+    segment_len: u64,
+    out: &mut Vec<(Key, Loc)>,
+    at: &mut usize,
+) -> Option<Last> {
     let before = out.len();
     // Reserve for the entries the footer announces (bounded by what the file can hold).
     let footer_at = buf.len().checked_sub(frame::HEADER_LEN + FOOTER_LEN)?;
@@ -122,9 +159,9 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
         let count = usize::try_from(u64_at(payload, 13)?).ok()?;
         out.reserve(count.min(buf.len() / ENTRY_FIXED));
     }
-    let mut at = header::LEN;
+    *at = header::LEN;
     loop {
-        let frame::Decoded::Frame { payload, next } = frame::decode(buf, at) else {
+        let frame::Decoded::Frame { payload, next } = frame::decode(buf, *at) else {
             return None;
         };
         match *payload.first()? {
@@ -158,7 +195,7 @@ fn decode_into(buf: &[u8], id: u32, segment_len: u64, out: &mut Vec<(Key, Loc)>)
             }
             _ => return None,
         }
-        at = next;
+        *at = next;
     }
 }
 

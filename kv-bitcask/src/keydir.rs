@@ -451,6 +451,13 @@ impl Keydir {
             .copied()
     }
 
+    /// Every version of every key, in key order (for `verify`).
+    pub fn entries(&self) -> impl Iterator<Item = (&Key, &Loc)> {
+        self.map
+            .iter()
+            .flat_map(|(k, v)| v.as_slice().iter().map(move |l| (k, l)))
+    }
+
     /// The version of `key` written by commit `seq`.
     pub fn exact(&self, key: &Key, seq: u64) -> Option<Loc> {
         self.all(key).iter().find(|l| l.seq == seq).copied()

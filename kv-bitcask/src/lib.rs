@@ -116,5 +116,6 @@ mod pages;
 mod read;
 mod recovery;
 mod segment;
+mod verify;
 
 pub use engine::Bitcask;

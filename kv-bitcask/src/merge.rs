@@ -18,7 +18,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use kv_api::{Error, Result, Storage, StorageFile};
+use kv_api::{Error, ProgressFn, Result, Storage, StorageFile};
+use kv_engine_kit::verify::Meter;
 
 use crate::engine::Bitcask;
 use crate::hint::{self, Last};
@@ -214,7 +215,12 @@ impl<S: Storage> Bitcask<S> {
     }
 
     /// Step 2: writes the kept versions of the sealed set into `out`.
-    async fn rewrite(&self, rule: &MergeRule<'_>, out: &mut MergeOutput<'_, S>) -> Result<()> {
+    async fn rewrite(
+        &self,
+        rule: &MergeRule<'_>,
+        out: &mut MergeOutput<'_, S>,
+        meter: &mut Meter<'_, '_>,
+    ) -> Result<()> {
         let mut cursor: Option<Key> = None;
         loop {
             let (batch, last) =
@@ -230,6 +236,7 @@ impl<S: Storage> Bitcask<S> {
                 let value = decode_record(frame, slot, k, loc)?;
                 out.add(key, loc, value).await?;
             }
+            meter.add(locs.iter().map(|l| u64::from(l.len)).sum());
             match last {
                 Some(k) => cursor = Some(k),
                 None => return Ok(()),
@@ -238,7 +245,7 @@ impl<S: Storage> Bitcask<S> {
     }
 
     /// The whole merge: see the module docs.
-    pub(crate) async fn merge_segments(&self) -> Result<()> {
+    pub(crate) async fn merge_segments(&self, progress: &ProgressFn<'_>) -> Result<()> {
         self.pipeline.check_writable("merge")?;
         let _one_merge = self.merging.lock().await;
 
@@ -268,10 +275,13 @@ impl<S: Storage> Bitcask<S> {
             sealed: &sealed,
             horizon,
         };
+        // Progress: bytes of the kept records rewritten, of the sealed set's bytes.
+        let input = self.layout.lock().sealed.iter().map(|s| s.len).sum();
+        let mut meter = Meter::new(progress, input);
 
         // 2. Rewrite.
         let mut out = MergeOutput::new(self);
-        let written = match self.rewrite(&rule, &mut out).await {
+        let written = match self.rewrite(&rule, &mut out, &mut meter).await {
             Ok(()) => out.seal().await,
             Err(e) => Err(e),
         };
@@ -338,6 +348,7 @@ impl<S: Storage> Bitcask<S> {
             let _ = self.storage.remove(&hint_name(*id)).await;
         }
         let _ = self.storage.sync().await;
+        meter.finish();
         Ok(())
     }
 }

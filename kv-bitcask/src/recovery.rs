@@ -33,13 +33,13 @@ pub(crate) struct Recovered<F> {
     pub report: RecoveryReport,
 }
 
-type Entries = Vec<(Key, Loc)>;
+pub(crate) type Entries = Vec<(Key, Loc)>;
 
 /// Replays a log segment into `entries` (and `pending`, for the active one). `after` is the
 /// last commit of the segments before it; `continues_log` says whether the segment before it
 /// was a log segment too, whose last commit this one's first must follow without a gap (after
 /// a merged segment, whose newest version need not be the newest commit, any later one will).
-fn replay_log(
+pub(crate) fn replay_log(
     buf: &[u8],
     name: &str,
     id: u32,
@@ -77,7 +77,12 @@ fn replay_log(
 }
 
 /// Reads a merged segment into `entries`.
-fn replay_merged(buf: &[u8], name: &str, id: u32, entries: &mut Entries) -> Result<Last> {
+pub(crate) fn replay_merged(
+    buf: &[u8],
+    name: &str,
+    id: u32,
+    entries: &mut Entries,
+) -> Result<Last> {
     let mut last = (0, 0);
     merged::replay(buf, header::LEN, name, |w| {
         let loc = Loc::new(

@@ -105,6 +105,25 @@ pub async fn dump<S: Storage>(storage: &S) -> Result<BTreeMap<String, Vec<u8>>> 
     Ok(out)
 }
 
+/// Flips one bit of the byte at `offset` of file `name` in place, durably (media damage under
+/// a store that may be open: its handles see it), for the engines' damage tests.
+pub async fn flip_bit<S: Storage>(storage: &S, name: &str, offset: u64) -> Result<()> {
+    let file = storage.open(name).await?;
+    let len = file.len().await?;
+    let rest_len = len
+        .checked_sub(offset)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| kv_api::Error::InvalidArgument(format!("{name} ends before {offset}")))?;
+    let mut rest = file.read_at(offset, rest_len).await?;
+    if let Some(b) = rest.first_mut() {
+        *b ^= 0x10;
+    }
+    file.truncate(offset).await?;
+    file.append(&rest).await?;
+    file.sync().await
+}
+
 /// A readable summary of a dump (names and lengths) for assertion messages.
 pub fn dump_summary(dump: &BTreeMap<String, Vec<u8>>) -> Vec<(String, usize)> {
     dump.iter().map(|(n, d)| (n.clone(), d.len())).collect()

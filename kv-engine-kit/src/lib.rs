@@ -15,6 +15,7 @@
 //! * [`header`]: the header every file of a store begins with (store id, file id, kind).
 //! * [`bytes`]: checked little-endian reads of bytes that came from storage (from `kv-api`).
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
+//! * [`verify`]: what the engines' integrity checks share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Numbers read from storage or given by callers are checked (issue #19): each exception is an
@@ -42,6 +43,7 @@ pub mod files;
 pub mod header;
 pub mod identity;
 pub mod txlog;
+pub mod verify;
 
 // Moved down into `kv-api` (the export stream is framed the same way); re-exported so that
 // the engines' paths stay as they were.
