@@ -24,7 +24,7 @@ async fn history<E: Engine>(store: &Store<E>) -> Result<()> {
             if (k + round) % 4 == 0 {
                 txn.remove(0, &k)?;
             } else {
-                txn.insert(0, &k, &(round * 100 + k))?;
+                txn.insert(0, &k, round * 100 + k)?;
             }
         }
         txn.slot_mut(&USERS)?
@@ -87,7 +87,7 @@ where
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 let mut txn = source.current();
-                txn.insert(3, &n, &format!("w{n}"))?;
+                txn.insert(3, &n, format!("w{n}"))?;
                 txn.remove(3, &(n / 2))?;
                 txn.commit().await?;
                 n += 1;

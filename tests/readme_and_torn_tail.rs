@@ -173,6 +173,11 @@ async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
     assert_eq!((slots[0].slot, slots[0].name.as_str()), (1, "users"));
     drop(snap);
     store.merge().await?;
+    let mut stream = Vec::new();
+    let exported = store
+        .export(&mut stream, kv::ExportScope::AllVersions, &|_| {})
+        .await?;
+    assert_eq!(exported.version, store.version()?);
     drop(store);
     let store = open::<E>(&r).await?;
     assert_eq!(store.slots().await?, slots);

@@ -843,3 +843,206 @@ impl<'a, T: Engine> Importer<'a, T> {
         Ok(self.summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> ExportHeader {
+        ExportHeader {
+            engine: "lsm".into(),
+            store_id: Some([7; 16]),
+            scope: ExportScope::Latest,
+            version: Version::new(10, 5_000),
+            created_ms: 6_000,
+        }
+    }
+
+    fn commit(seq: u64, time_ms: u64, keys: &[&[u8]]) -> ExportCommit {
+        ExportCommit {
+            version: Version::new(seq, time_ms),
+            writes: keys
+                .iter()
+                .map(|k| Write {
+                    slot: k.len() as u8,
+                    key: k.to_vec(),
+                    value: (k.len() % 2 == 0).then(|| k.repeat(3)),
+                })
+                .collect(),
+        }
+    }
+
+    fn stream(commits: &[ExportCommit]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = StreamWriter::new(&mut out, &header()).unwrap();
+        for c in commits {
+            w.commit(c).unwrap();
+        }
+        let summary = w.finish().unwrap();
+        assert_eq!(summary.bytes, out.len() as u64);
+        out
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<(ExportHeader, Vec<ExportCommit>)> {
+        let mut r = StreamReader::new(bytes)?;
+        let mut commits = Vec::new();
+        while let Some(c) = r.next_commit()? {
+            commits.push(c);
+        }
+        assert_eq!(r.bytes(), bytes.len() as u64);
+        Ok((r.header().clone(), commits))
+    }
+
+    fn sample() -> Vec<ExportCommit> {
+        vec![
+            commit(2, 1_000, &[b"a", b"bb"]),
+            commit(3, 1_000, &[b"", b"c"]),
+            commit(9, 5_000, &[b"dd"]),
+        ]
+    }
+
+    #[test]
+    fn round_trip_keeps_everything() {
+        let commits = sample();
+        let (h, got) = read_all(&stream(&commits)).unwrap();
+        assert_eq!(h, header());
+        assert_eq!(got, commits);
+        // Times are kept, not just sequence numbers (`Version` compares by seq alone).
+        let times: Vec<u64> = got.iter().map(|c| c.version.time_ms()).collect();
+        assert_eq!(times, vec![1_000, 1_000, 5_000]);
+        // An empty stream is a header and a trailer.
+        assert_eq!(read_all(&stream(&[])).unwrap().1, vec![]);
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_byte_is_an_error() {
+        let bytes = stream(&sample());
+        for cut in 0..bytes.len() {
+            match read_all(&bytes[..cut]) {
+                Err(Error::Corruption { .. }) => {}
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            assert!(read_all(&bad).is_err(), "flip at {at} read as whole");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(read_all(&longer), Err(Error::Corruption { .. })));
+    }
+
+    /// Frames that are whole but say the wrong thing: re-framed with valid CRCs.
+    #[test]
+    fn well_framed_nonsense_is_an_error() {
+        let framed = |kind: u8, body: &[u8]| {
+            let mut out = Vec::new();
+            frame::encode_with(&mut out, |b| {
+                b.push(kind);
+                b.extend_from_slice(body);
+            });
+            out
+        };
+        let good = stream(&sample());
+        let Some(frame::Decoded::Frame {
+            next: header_end, ..
+        }) = Some(frame::decode(&good, 0))
+        else {
+            unreachable!()
+        };
+        let head = &good[..header_end];
+        let trailer = |commits: u64, versions: u64| {
+            framed(
+                TRAILER,
+                &encode(&TrailerWire { commits, versions }).unwrap(),
+            )
+        };
+        let commit_frame = |seq: u64, time_ms: u64, keys: &[&[u8]]| {
+            let c = commit(seq, time_ms, keys);
+            let wire = CommitWire {
+                seq,
+                time_ms,
+                writes: c
+                    .writes
+                    .into_iter()
+                    .map(|w| WriteWire {
+                        slot: w.slot,
+                        key: w.key,
+                        value: w.value,
+                    })
+                    .collect(),
+            };
+            framed(COMMIT, &encode(&wire).unwrap())
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("wrong counts", [head, &trailer(1, 1)].concat()),
+            (
+                "out of order",
+                [
+                    head,
+                    &commit_frame(3, 1, &[b"a"]),
+                    &commit_frame(2, 1, &[b"b"]),
+                    &trailer(2, 2),
+                ]
+                .concat(),
+            ),
+            (
+                "time backwards",
+                [
+                    head,
+                    &commit_frame(2, 9, &[b"a"]),
+                    &commit_frame(3, 1, &[b"b"]),
+                ]
+                .concat(),
+            ),
+            (
+                "past the header's version",
+                [head, &commit_frame(11, 1, &[b"a"])].concat(),
+            ),
+            (
+                "no writes",
+                [head, &commit_frame(2, 1, &[]), &trailer(1, 0)].concat(),
+            ),
+            (
+                "a key twice",
+                [head, &commit_frame(2, 1, &[b"a", b"a"]), &trailer(1, 2)].concat(),
+            ),
+            ("unknown kind", [head, &framed(9, b"")].concat()),
+            ("header twice", [head, head].concat()),
+            ("no header", trailer(0, 0)),
+            (
+                "bytes left over",
+                [head, &framed(TRAILER, &[0, 0, 0])].concat(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            assert!(
+                matches!(read_all(&bytes), Err(Error::Corruption { .. })),
+                "{what}: {:?}",
+                read_all(&bytes)
+            );
+        }
+        // A newer stream format is refused as such.
+        let mut body = STREAM_MAGIC.to_vec();
+        body.extend_from_slice(&2u16.to_le_bytes());
+        assert!(matches!(
+            StreamReader::new(framed(HEADER, &body).as_slice()),
+            Err(Error::Incompatible { .. })
+        ));
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_reader_would() {
+        let mut out = Vec::new();
+        let mut w = StreamWriter::new(&mut out, &header()).unwrap();
+        w.commit(&commit(4, 1, &[b"a"])).unwrap();
+        for bad in [
+            commit(4, 1, &[b"b"]),
+            commit(11, 1, &[b"b"]),
+            commit(5, 1, &[]),
+        ] {
+            assert!(matches!(w.commit(&bad), Err(Error::InvalidArgument(_))));
+        }
+    }
+}

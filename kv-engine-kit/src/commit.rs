@@ -574,4 +574,35 @@ mod tests {
         assert_eq!(ticket.version().seq(), u64::MAX);
         Ok(())
     }
+
+    /// An imported commit keeps its version, may skip numbers, and must come after the last
+    /// commit (sequence number and time).
+    #[tokio::test]
+    async fn imported_commits_keep_their_version_in_order() -> Result<()> {
+        let p = CommitPipeline::new(Version::new(3, 1_000), 0, Options::default());
+        let batch = import_batch(vec![kv_api::Write {
+            slot: 0,
+            key: b"k".to_vec(),
+            value: None,
+        }]);
+        for bad in [
+            Version::new(3, 2_000),
+            Version::new(2, 2_000),
+            Version::new(9, 999),
+        ] {
+            let refused = p.begin_import(&batch, bad).await.err();
+            assert!(
+                matches!(refused, Some(Error::InvalidArgument(_))),
+                "{refused:?}"
+            );
+        }
+        let ticket = p.begin_import(&batch, Version::new(9, 1_000)).await?;
+        assert_eq!(ticket.follows(), 3);
+        let v = ticket.finish(&batch, || async { Ok(()) }).await?;
+        assert_eq!((v.seq(), v.time_ms()), (9, 1_000));
+        assert_eq!(p.visible(), v, "buffered: visible at once");
+        let ticket = p.begin(&WriteBatch::new(p.snapshot()?)).await?;
+        assert_eq!((ticket.version().seq(), ticket.follows()), (10, 9));
+        Ok(())
+    }
 }

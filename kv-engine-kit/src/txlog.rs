@@ -776,4 +776,90 @@ mod tests {
             );
         }
     }
+
+    fn put(slot: Slot, key: &[u8]) -> Write {
+        Write {
+            slot,
+            key: key.to_vec(),
+            value: Some(b"v".to_vec()),
+        }
+    }
+
+    /// An imported commit that skips sequence numbers names the commit it follows; replay
+    /// accepts exactly that gap, in a file and where a file continues a log.
+    #[test]
+    fn an_import_gap_replays_only_where_the_commit_names_it() {
+        let mut buf = Vec::new();
+        encode_txn(&mut buf, Version::new(1, 10), 0, &[put(0, b"a")], |_| {}).unwrap();
+        encode_txn(&mut buf, Version::new(7, 20), 1, &[put(0, b"b")], |_| {}).unwrap();
+        encode_txn(&mut buf, Version::new(8, 20), 7, &[], |_| {}).unwrap();
+        let plain = buf.len();
+        encode_txn(
+            &mut buf,
+            Version::new(1_000_000, 30),
+            8,
+            &[put(1, b"c")],
+            |_| {},
+        )
+        .unwrap();
+        let (seen, end) = seqs(&buf, false).unwrap();
+        assert_eq!(seen, vec![1, 7, 8, 1_000_000]);
+        assert_eq!(end.valid_len, buf.len() as u64);
+        // A commit right after its predecessor carries no meta: logs are as before.
+        let mut one = Vec::new();
+        encode_txn(&mut one, Version::new(2, 1), 1, &[put(0, b"a")], |_| {}).unwrap();
+        let mut bare = Vec::new();
+        encode_write(&mut bare, 2, 0, b"a", Some(b"v"));
+        encode_commit(&mut bare, 2, 1, 1, b"");
+        assert_eq!(one, bare);
+        // A file that continues a log at commit 7: the gap named from 1 does not fit.
+        let err = replay(&buf[..plain], 0, "f", false, Follows::Commit(3), |_| Ok(())).err();
+        assert!(matches!(err, Some(Error::Corruption { .. })), "{err:?}");
+    }
+
+    /// A gap without the commit naming its predecessor (or naming another) is corruption at
+    /// the transaction's first record: what a missing log file looks like.
+    #[test]
+    fn an_unnamed_or_misnamed_gap_is_corruption() {
+        for follows in [1, 5] {
+            let mut buf = Vec::new();
+            encode_txn(&mut buf, Version::new(1, 10), 0, &[put(0, b"a")], |_| {}).unwrap();
+            let second = buf.len();
+            if follows == 1 {
+                // Written as if it followed 5: carries `follows 5`, but the log holds 1.
+                encode_txn(&mut buf, Version::new(7, 20), 5, &[put(0, b"b")], |_| {}).unwrap();
+            } else {
+                // No meta at all.
+                encode_write(&mut buf, 7, 0, b"b", Some(b"v"));
+                encode_commit(&mut buf, 7, 20, 1, b"");
+            }
+            for is_last in [false, true] {
+                match seqs(&buf, is_last) {
+                    Err(Error::Corruption { offset, .. }) => assert_eq!(offset, second as u64),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    /// Damage in the newest file followed by an imported commit far beyond the damage scan's
+    /// window is corruption, not a torn tail: the scan knows imported commits by their meta.
+    #[test]
+    fn damage_before_a_distant_imported_commit_is_corruption() {
+        let mut buf = Vec::new();
+        encode_txn(&mut buf, Version::new(1, 10), 0, &[put(0, b"a")], |_| {}).unwrap();
+        let damaged = buf.len();
+        encode_txn(&mut buf, Version::new(2, 10), 1, &[put(0, b"b")], |_| {}).unwrap();
+        encode_txn(
+            &mut buf,
+            Version::new(1 << 40, 10),
+            2,
+            &[put(0, b"c")],
+            |_| {},
+        )
+        .unwrap();
+        buf[damaged + 12] ^= 0xff;
+        let err = seqs(&buf, true).err();
+        assert!(matches!(err, Some(Error::Corruption { .. })), "{err:?}");
+    }
 }

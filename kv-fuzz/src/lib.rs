@@ -24,6 +24,7 @@
 
 mod bitcask;
 pub mod dir_image;
+mod export;
 mod header;
 mod idb;
 mod keys;
@@ -33,6 +34,7 @@ mod util;
 
 pub use bitcask::{bitcask_hint, bitcask_merged, bitcask_meta};
 pub use dir_image::dir_image;
+pub use export::export_stream;
 pub use header::{file_header, identity};
 pub use idb::idb_chunks;
 pub use keys::{key_text, keycodec};
@@ -62,4 +64,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_text", key_text),
     ("idb_chunks", idb_chunks),
     ("dir_image", dir_image),
+    ("export_stream", export_stream),
 ];

@@ -291,3 +291,51 @@ mod erased {
         }
     }
 }
+
+/// Seeds of `export_stream` alone (the other seeds hold random store ids, so rewriting them
+/// changes every file): streams of a Bitcask store with every version after a merge, and of
+/// the latest values of an LSM store.
+///
+/// ```text
+/// cargo test -p kv-fuzz --test seeds write_export_seeds -- --ignored
+/// ```
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "writes the export_stream seeds into fuzz/corpus"]
+async fn write_export_seeds() {
+    use kv_api::ExportScope;
+    let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new())
+        .await
+        .unwrap();
+    fill(&store, 4).await;
+    store.merge().await.unwrap();
+    fill(&store, 2).await;
+    let mut all = Vec::new();
+    store
+        .export(&mut all, ExportScope::AllVersions, &|_| {})
+        .await
+        .unwrap();
+    seed("export_stream", "bitcask-all-versions", &all);
+    let store = Store::<Lsm<MemoryStorage>>::open_tuned(
+        MemoryStorage::new(),
+        Options::default(),
+        LsmOptions::small(),
+    )
+    .await
+    .unwrap();
+    fill(&store, 5).await;
+    let mut latest = Vec::new();
+    store
+        .export(&mut latest, ExportScope::Latest, &|_| {})
+        .await
+        .unwrap();
+    seed("export_stream", "lsm-latest", &latest);
+    let empty = Store::<Lsm<MemoryStorage>>::open(MemoryStorage::new())
+        .await
+        .unwrap();
+    let mut none = Vec::new();
+    empty
+        .export(&mut none, ExportScope::AllVersions, &|_| {})
+        .await
+        .unwrap();
+    seed("export_stream", "empty", &none);
+}
