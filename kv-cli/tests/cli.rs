@@ -354,7 +354,9 @@ async fn export_import_backup_and_merge() {
         .success();
     assert_eq!(history::<Bitcask<FileStorage>>(&piped).await, original);
     // Into a store that has those commits already, or as the wrong engine: refused.
-    run(&[&"import", &piped, &stream]).code(3).stderr(contains("new store"));
+    run(&[&"import", &piped, &stream])
+        .code(3)
+        .stderr(contains("new store"));
     run(&[&"import", &piped, &stream, &"--engine", &"lsm"])
         .code(2)
         .stderr(contains("a bitcask store"));
