@@ -568,6 +568,20 @@ mod tests {
     }
 
     #[test]
+    fn the_deepest_keys_that_decode_parse_back() {
+        let depth = crate::keycodec::de::MAX_DEPTH;
+        for wrap in [vec![0x31], vec![0x40, 0x10, 7]] {
+            let mut bytes = wrap.repeat(depth);
+            bytes.push(0x01);
+            accepted_bytes_round_trip(&bytes);
+            assert!(KeyValue::decode(&bytes).is_ok());
+            let mut deeper = wrap.repeat(depth + 1);
+            deeper.push(0x01);
+            assert!(KeyValue::decode(&deeper).is_err());
+        }
+    }
+
+    #[test]
     fn parses_spacing_escapes_and_reports_bad_text() {
         let key: KeyValue = " ( \"org1\" ,3u32 ) ".parse().unwrap();
         assert_eq!(key.encode().unwrap(), encode(&("org1", 3u32)).unwrap());
