@@ -335,7 +335,26 @@ pub struct FileHandle {
 #[kv_api::async_trait]
 impl StorageFile for FileHandle {
     async fn len(&self) -> Result<u64> {
-        Ok(self.inner.state.lock().len)
+        if !self.inner.read_only {
+            return Ok(self.inner.state.lock().len);
+        }
+        // A read-only view's handle is shared by every open of the name in it (an engine may
+        // hold one for its whole life), while a writer elsewhere appends to the file or cuts
+        // it: its length is the file's as it is now (`Store::verify` beside a writer reads
+        // whole files through it). Nothing is ever pending in a read-only handle.
+        let inner = self.inner.clone();
+        off_executor(move || {
+            let now = inner
+                .file
+                .metadata()
+                .map_err(|e| Error::io(format!("stat {}", inner.name), e))?
+                .len();
+            let mut st = inner.state.lock();
+            st.len = now;
+            st.pending_at = now;
+            Ok(now)
+        })
+        .await
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -689,6 +708,29 @@ mod tests {
         f.append(b"short").await?;
         assert!(f.read_at(0, 1 << 60).await.is_err());
         assert!(f.read_at(u64::MAX, 2).await.is_err());
+        Ok(())
+    }
+
+    /// A read-only view's handle, shared by later opens of the name, follows a writer's
+    /// appends and cuts: its length is the file's now.
+    #[tokio::test]
+    async fn read_only_handles_see_the_length_now() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let w = FileStorage::open(dir.path()).await?;
+        let f = w.create("log").await?;
+        f.append(b"first").await?;
+        f.sync().await?;
+        let r = w.read_only();
+        let held = r.open("log").await?;
+        assert_eq!(held.len().await?, 5);
+        f.append(b" second").await?;
+        f.sync().await?;
+        let again = r.open("log").await?;
+        assert_eq!(again.len().await?, 12);
+        assert_eq!(held.read_at(0, 12).await?, b"first second");
+        f.truncate(3).await?;
+        assert_eq!(held.len().await?, 3);
+        assert!(held.read_at(0, 5).await.is_err());
         Ok(())
     }
 

@@ -277,7 +277,7 @@ impl<S: Storage> Bitcask<S> {
         };
         // Progress: bytes of the kept records rewritten, of the sealed set's bytes.
         let input = self.layout.lock().sealed.iter().map(|s| s.len).sum();
-        let mut meter = Meter::new(progress, input);
+        let mut meter = Meter::new(progress, "bytes", input);
 
         // 2. Rewrite.
         let mut out = MergeOutput::new(self);

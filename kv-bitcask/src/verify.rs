@@ -43,7 +43,7 @@ impl<S: Storage> Bitcask<S> {
             .filter(|n| parse_name(n).is_some())
             .cloned()
             .collect();
-        let mut meter = Meter::new(progress, total_len(&self.storage, &ours).await?);
+        let mut meter = Meter::new(progress, "bytes", total_len(&self.storage, &ours).await?);
         let found = identity::check(
             &self.storage,
             recovery::ENGINE,

@@ -29,7 +29,8 @@
 //! [`FaultyStorage`] (lost unsynced data, torn writes, undone namespace operations, failing
 //! I/O, flipped bytes); damage (a missing file is a typed error, never an empty store; files of
 //! another store are refused; seeded damage of every kind, below); concurrent transactions;
-//! durable commits sharing syncs (group commit); and random histories (with `proptest`) checked
+//! durable commits sharing syncs (group commit); `Store::verify` clean after any workload and
+//! beside a writer; and random histories (with `proptest`) checked
 //! after every step against a [`Model`].
 //!
 //! # Seeded damage
@@ -40,7 +41,8 @@
 //! forge a frame length), reopens it (writable, or read-only) and checks every key and
 //! version. Each outcome must be the store as committed, an earlier state with a recovery
 //! report (a rolled-back torn tail), or an `Err`; never wrong data, silent loss, a panic, a
-//! hang or a read sized by a damaged length. Counts per damage kind and outcome are printed
+//! hang or a read sized by a damaged length. When bytes changed in place (flipped, zeroed,
+//! overwritten) and the open served every commit over them, `Store::verify` must report them. Counts per damage kind and outcome are printed
 //! (`--nocapture`); a failure lists each forbidden outcome with its seed.
 //!
 //! It runs seeds `0..KV_DAMAGE_CASES` (default [`cases::damage::DEFAULT_DAMAGE_CASES`]: 300

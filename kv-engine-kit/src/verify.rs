@@ -7,36 +7,40 @@ use kv_api::{Dropped, Progress, ProgressFn, Result, Storage, VerifyReport};
 use crate::files::read_all;
 use crate::frame;
 
-/// Progress in bytes (of the files a check reads, of the segments a merge rewrites).
+/// Counts the progress of a long operation in one unit (`stage`: the bytes a check reads,
+/// the bytes or entries a merge rewrites) and reports each step.
 pub struct Meter<'p, 'f> {
     progress: &'p ProgressFn<'f>,
+    stage: &'static str,
     done: u64,
     total: u64,
 }
 
 impl<'p, 'f> Meter<'p, 'f> {
-    /// A meter expecting `total` bytes; reports 0 done at once.
-    pub fn new(progress: &'p ProgressFn<'f>, total: u64) -> Self {
-        progress(Progress {
-            stage: "bytes",
-            done: 0,
-            total,
-        });
-        Meter {
+    /// A meter expecting `total` units of `stage`; reports 0 done at once.
+    pub fn new(progress: &'p ProgressFn<'f>, stage: &'static str, total: u64) -> Self {
+        let meter = Meter {
             progress,
+            stage,
             done: 0,
             total,
-        }
+        };
+        meter.report();
+        meter
     }
 
-    /// Counts `bytes` more read, and reports.
-    pub fn add(&mut self, bytes: u64) {
-        self.done = self.done.saturating_add(bytes);
+    fn report(&self) {
         (self.progress)(Progress {
-            stage: "bytes",
+            stage: self.stage,
             done: self.done,
             total: self.total,
         });
+    }
+
+    /// Counts `n` more units done, and reports.
+    pub fn add(&mut self, n: u64) {
+        self.done = self.done.saturating_add(n);
+        self.report();
     }
 
     /// Reports the operation complete: `done` raised to `total` (a merge rewrites less than

@@ -22,13 +22,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use kv_api::{Error, Result, Storage};
+use kv_api::{Error, ProgressFn, Result, Storage};
+use kv_engine_kit::verify::Meter;
 
 use crate::engine::Inner;
 use crate::iter::{MemCursor, Merger, Source};
 use crate::key::Seek;
 use crate::levels::{LevelSet, NUM_LEVELS};
 use crate::sstable::{Table, TableMeta, TableWriter};
+
+/// Entries merged between two progress reports.
+const PROGRESS_EVERY: u64 = 4096;
 
 /// Level-0 tables that trigger a compaction into level 1.
 pub(crate) const L0_COMPACTION_TRIGGER: usize = 4;
@@ -206,13 +210,14 @@ impl<S: Storage> Inner<S> {
             return Ok(false);
         };
         drop(levels);
-        self.run(plan).await?;
+        self.run(plan, &|_| {}).await?;
         self.gc().await?;
         Ok(true)
     }
 
     /// Writes the merged inputs of `plan` into new tables and installs them.
-    async fn run(&self, plan: Plan<S>) -> Result<()> {
+    /// Reports the entries merged so far to `progress` (of the inputs' entries).
+    async fn run(&self, plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
         if plan.trivial_move {
             let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
             return self.install(&plan, tables).await;
@@ -221,8 +226,10 @@ impl<S: Storage> Inner<S> {
         let inputs = Arc::new(LevelSet::from_tables(plan.inputs.iter().cloned()));
         let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
         let mut created = Vec::new();
+        let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
+        let mut meter = Meter::new(progress, "entries", total);
         let outputs = match self
-            .write_outputs(sources, plan.horizon, &mut created)
+            .write_outputs(sources, plan.horizon, &mut created, &mut meter)
             .await
         {
             Ok(outputs) => outputs,
@@ -249,6 +256,7 @@ impl<S: Storage> Inner<S> {
         sources: Vec<Source<S>>,
         horizon: Option<u64>,
         created: &mut Vec<u64>,
+        meter: &mut Meter<'_, '_>,
     ) -> Result<Vec<TableMeta>> {
         let mut outputs = Vec::new();
         let target = self.target_file_size();
@@ -256,6 +264,7 @@ impl<S: Storage> Inner<S> {
         let mut writer: Option<TableWriter<S::File>> = None;
         let mut key: Vec<u8> = Vec::new();
         let mut decided = false;
+        let mut merged: u64 = 0;
         while let Some(e) = merger.current() {
             if self.closing.load(Ordering::Acquire) {
                 return Err(Error::Closed);
@@ -310,7 +319,12 @@ impl<S: Storage> Inner<S> {
                 }
             }
             merger.next().await?;
+            merged = merged.saturating_add(1);
+            if merged.is_multiple_of(PROGRESS_EVERY) {
+                meter.add(PROGRESS_EVERY);
+            }
         }
+        meter.add(merged % PROGRESS_EVERY);
         if let Some(w) = writer {
             outputs.push(w.finish().await?);
         }
@@ -358,7 +372,7 @@ impl<S: Storage> Inner<S> {
     }
 
     /// `Engine::merge`: see the module docs.
-    pub async fn merge(&self) -> Result<()> {
+    pub async fn merge(&self, progress: &ProgressFn<'_>) -> Result<()> {
         self.pipeline.check_writable("merge")?;
         let _pointers = self.compaction_lock.lock().await;
         let horizon = {
@@ -387,7 +401,7 @@ impl<S: Storage> Inner<S> {
             trivial_move: false,
         };
         drop(levels);
-        self.run(plan).await?;
+        self.run(plan, progress).await?;
         self.gc().await
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kv_api::{
-    Engine, Error, KeyRange, LockGuard, MaybeSend, Options, RecoveryReport, Result, Slot, Snapshot,
-    Stats, Storage, StorageFile, Version, Write, WriteBatch,
+    Engine, Error, KeyRange, LockGuard, MaybeSend, Options, ProgressFn, RecoveryReport, Result,
+    Slot, Snapshot, Stats, Storage, StorageFile, VerifyReport, Version, Write, WriteBatch,
 };
 use kv_engine_kit::commit::CommitPipeline;
 use kv_engine_kit::header::StoreId;
@@ -712,7 +712,15 @@ impl<S: Storage> Engine for Lsm<S> {
     }
 
     async fn merge(&self) -> Result<()> {
-        self.inner.merge().await
+        self.inner.merge(&|_| {}).await
+    }
+
+    async fn merge_with(&self, progress: &ProgressFn<'_>) -> Result<()> {
+        self.inner.merge(progress).await
+    }
+
+    async fn verify(&self, progress: &ProgressFn<'_>) -> Result<VerifyReport> {
+        self.inner.verify(progress).await
     }
 
     async fn flush(&self) -> Result<()> {

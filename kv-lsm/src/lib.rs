@@ -91,6 +91,7 @@ mod read;
 mod sstable;
 #[cfg(test)]
 mod testing;
+mod verify;
 mod wal;
 
 pub use engine::Lsm;

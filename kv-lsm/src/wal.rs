@@ -141,22 +141,10 @@ pub(crate) async fn replay<S: Storage>(
         let file = storage.open(&name).await?;
         let buf = files::read_all(&file, &name).await?;
         let len = buf.len() as u64;
-        wal_header(store, id).check(&buf, &name)?;
         // Each WAL file continues the one before, and the first continues the manifest's last
         // flushed commit: a missing or emptied file shows as a gap.
-        let end = txlog::replay(
-            &buf,
-            header::LEN,
-            &name,
-            is_last,
-            Follows::Commit(last.seq()),
-            |txn| {
-                let version = Version::new(txn.seq, txn.time_ms);
-                mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
-                last = last.max(version);
-                Ok(())
-            },
-        )?;
+        let follows = Follows::Commit(last.seq());
+        let end = replay_file(&buf, store, id, is_last, follows, Some(mem), &mut last)?;
         dropped.extend(end.dropped);
         let mut len = len;
         if end.valid_len < len && !read_only {
@@ -172,6 +160,30 @@ pub(crate) async fn replay<S: Storage>(
         last,
         active,
         dropped,
+    })
+}
+
+/// Replays WAL file `id` of `store`, held in `buf`: checks its header, then its transactions
+/// after `follows` (into `mem`, if given), raising `last` to each commit. For `replay` and
+/// `verify`.
+pub(crate) fn replay_file(
+    buf: &[u8],
+    store: StoreId,
+    id: u64,
+    is_last: bool,
+    follows: Follows,
+    mem: Option<&Memtable>,
+    last: &mut Version,
+) -> Result<txlog::ReplayEnd> {
+    let name = wal_name(id);
+    wal_header(store, id).check(buf, &name)?;
+    txlog::replay(buf, header::LEN, &name, is_last, follows, |txn| {
+        let version = Version::new(txn.seq, txn.time_ms);
+        if let Some(mem) = mem {
+            mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
+        }
+        *last = (*last).max(version);
+        Ok(())
     })
 }
 

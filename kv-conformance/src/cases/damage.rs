@@ -308,6 +308,9 @@ enum Outcome {
     /// The engine asked storage for more bytes than any file holds, sized by damaged bytes:
     /// on a backend that allocates the buffer first, unbounded memory.
     HugeRead { asked: u64, largest_file: u64 },
+    /// The open served every commit over bytes changed in place, which stayed changed, and
+    /// `Store::verify` did not report them (or failed).
+    VerifyMissed(String),
 }
 
 impl Outcome {
@@ -333,6 +336,7 @@ impl Outcome {
             Outcome::Panic(_) => "PANIC".into(),
             Outcome::Hang => "HANG".into(),
             Outcome::HugeRead { .. } => "HUGE READ".into(),
+            Outcome::VerifyMissed(_) => "VERIFY MISSED".into(),
         }
     }
 }
@@ -341,7 +345,10 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::TypedError { stage, error } => write!(f, "error at {stage}: {error}"),
-            Outcome::WrongData(m) | Outcome::SilentLoss(m) | Outcome::Panic(m) => {
+            Outcome::WrongData(m)
+            | Outcome::SilentLoss(m)
+            | Outcome::Panic(m)
+            | Outcome::VerifyMissed(m) => {
                 write!(f, "{}: {m}", self.label())
             }
             Outcome::HugeRead {
@@ -418,11 +425,14 @@ type SeededStore<E, F> = StoreOf<E, FaultyStorage<<F as StorageFactory>::Storage
 
 /// Opens the damaged store on `faulty` and compares it with the history. A writable open
 /// that kept a state then takes a commit, and a reopen must show that state plus the commit.
+/// With `in_place` (bytes of a file changed where they lie), an open that served every commit
+/// and left the damaged bytes as they were must be followed by a `verify` that reports them.
 async fn examine<E: EngineFamily, F: StorageFactory>(
     faulty: &FaultyStorage<F::Storage>,
     seeded: &Seeded,
     damaged: &[&str],
     read_only: bool,
+    in_place: Option<&BTreeMap<String, Vec<u8>>>,
 ) -> Outcome {
     let options = seeded_options().read_only(read_only);
     let open = async || {
@@ -442,6 +452,11 @@ async fn examine<E: EngineFamily, F: StorageFactory>(
         }
     };
     let (outcome, mut model) = classify(&store, seeded, damaged).await;
+    if let (Outcome::Correct, Some(files)) = (&outcome, in_place)
+        && let Some(missed) = verify_misses(&store, faulty, files, damaged).await
+    {
+        return Outcome::VerifyMissed(missed);
+    }
     if read_only || !outcome.allowed() || matches!(outcome, Outcome::TypedError { .. }) {
         return outcome;
     }
@@ -470,6 +485,29 @@ async fn examine<E: EngineFamily, F: StorageFactory>(
             "after recovery ({}), a commit and a reopen: {m}",
             outcome.label()
         )),
+    }
+}
+
+/// What `verify` missed on `store`, whose files `damaged` hold the damaged bytes of `files`
+/// (if the open left them so: a writable open may have cut or replaced them): `None` if it
+/// reported damage, or if nothing damaged is left.
+async fn verify_misses<E: Engine>(
+    store: &Store<E>,
+    storage: &impl Storage,
+    files: &BTreeMap<String, Vec<u8>>,
+    damaged: &[&str],
+) -> Option<String> {
+    let now = must!(crate::dump(storage).await);
+    let left = damaged
+        .iter()
+        .any(|name| now.get(*name).is_some_and(|b| Some(b) == files.get(*name)));
+    if !left {
+        return None;
+    }
+    match store.verify().await {
+        Ok(report) if !report.is_clean() => None,
+        Ok(report) => Some(format!("verify found nothing: {report:?}")),
+        Err(e) => Some(format!("verify failed: {e:?}")),
     }
 }
 
@@ -521,7 +559,15 @@ async fn damage_one<E: EngineFamily, F: StorageFactory>(
     restore(&env.storage().await, &files).await;
     let faulty = must!(FaultyStorage::wrap(env.storage().await).await);
     let damaged = damage.files();
-    let run = runtime::catch_panic(examine::<E, F>(&faulty, seeded, &damaged, read_only));
+    // Bytes changed where they lie (not a no-op: zeros over zeros), in files that stay.
+    let in_place = matches!(damage.kind(), "flip" | "zero" | "garbage")
+        && damaged
+            .iter()
+            .any(|name| files.get(*name) != seeded.files.get(*name));
+    let in_place = in_place.then_some(&files);
+    let run = runtime::catch_panic(examine::<E, F>(
+        &faulty, seeded, &damaged, read_only, in_place,
+    ));
     let outcome = match runtime::within(SEED_LIMIT, what, run).await {
         None => Outcome::Hang,
         Some(Err(panic)) => Outcome::Panic(panic),

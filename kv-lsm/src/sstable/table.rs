@@ -504,6 +504,61 @@ impl<F: StorageFile> TableReader<F> {
     }
 }
 
+impl<F: StorageFile> TableReader<F> {
+    /// Reads every data block of the table from storage (never from a cache: `verify` checks
+    /// what is stored) and checks each block's CRC and entries, the order across blocks, that
+    /// block `i` ends at index entry `i`, that the filter holds every key, that every sequence
+    /// number lies in the manifest's range, and the manifest's entry count. Returns the
+    /// number of entries; the first damage is [`Error::Corruption`] at its block.
+    pub async fn verify(&self, meta: &TableMeta) -> Result<u64> {
+        let no_cache = BlockCache::new(0);
+        let mut ra = Readahead::default();
+        let mut entries: u64 = 0;
+        let mut prev: Option<InternalKey> = None;
+        for i in 0..self.blocks() {
+            let block = self.block_sequential(i, &no_cache, &mut ra).await?;
+            let bad = |why: String| Err(Error::corruption(&self.name, block.offset(), why));
+            let decoded = block.decode(&self.name)?;
+            let n = decoded.len();
+            let Some(last) = n.checked_sub(1) else {
+                return bad(format!("data block {i} is empty"));
+            };
+            let first = (decoded.ukey(0), decoded.seq(0).unwrap_or(0));
+            if let Some((pk, ps)) = &prev
+                && cmp_ikey(pk, *ps, first.0, first.1) != std::cmp::Ordering::Less
+            {
+                return bad(format!("data block {i} does not start after block {i} - 1"));
+            }
+            let end = (decoded.ukey(last), decoded.seq(last).unwrap_or(0));
+            if end != (self.index.ukey(i), self.index.seq(i).unwrap_or(0)) {
+                return bad(format!("data block {i} does not end at its index entry"));
+            }
+            for e in 0..n {
+                let seq = decoded.seq(e).unwrap_or(0);
+                if seq < meta.min_seq || seq > meta.max_seq {
+                    return bad(format!(
+                        "sequence number {seq} outside the manifest's {} ..= {}",
+                        meta.min_seq, meta.max_seq
+                    ));
+                }
+                if !self.bloom.may_contain(bloom::hash(decoded.ukey(e))) {
+                    return bad("the filter misses a key of the table".into());
+                }
+            }
+            entries = entries.saturating_add(n as u64);
+            prev = Some((end.0.to_vec(), end.1));
+        }
+        if entries != meta.entries {
+            return Err(Error::corruption(
+                &self.name,
+                0,
+                format!("{entries} entries, the manifest says {}", meta.entries),
+            ));
+        }
+        Ok(entries)
+    }
+}
+
 /// Bytes a sequential pass reads at once.
 const READAHEAD: usize = 1 << 20;
 
