@@ -129,3 +129,39 @@ async fn lsm_backup_while_writing_equals_a_snapshot() -> Result<()> {
     let source = Store::<Lsm<FileStorage>>::open(FileStorage::open(dir.path()).await?).await?;
     backup_during_writes(source).await
 }
+
+/// An export racing a merge gives the store as it was before the merge or after it, never a
+/// mix (the export pins the oldest version it lists, so the merge keeps what it reads).
+async fn export_during_merge<E: Engine<Storage = MemoryStorage>>() -> Result<()> {
+    for _ in 0..8 {
+        let source = Store::<E>::open(MemoryStorage::new()).await?;
+        history(&source).await?;
+        let at = source.version()?;
+        let before = dump_versions(&source, at.seq()).await;
+        let merging = {
+            let source = source.clone();
+            tokio::spawn(async move { source.merge().await })
+        };
+        let mut stream = Vec::new();
+        source
+            .export(&mut stream, ExportScope::AllVersions, &|_| {})
+            .await?;
+        merging.await.expect("merge task")?;
+        let after = dump_versions(&source, at.seq()).await;
+        let target = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
+        target.import(stream.as_slice(), &|_| {}).await?;
+        let got = dump_versions(&target, at.seq()).await;
+        assert!(got == before || got == after, "an export mixed two states");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitcask_export_during_merge() -> Result<()> {
+    export_during_merge::<Bitcask<MemoryStorage>>().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lsm_export_during_merge() -> Result<()> {
+    export_during_merge::<Lsm<MemoryStorage>>().await
+}

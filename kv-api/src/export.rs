@@ -120,6 +120,14 @@ struct TrailerWire {
     versions: u64,
 }
 
+impl TrailerWire {
+    /// Counts one commit of `writes` writes.
+    fn add(&mut self, writes: usize) {
+        self.commits = self.commits.saturating_add(1);
+        self.versions = self.versions.saturating_add(writes as u64);
+    }
+}
+
 /// Writes an export stream: [`StreamWriter::new`] writes the header, [`StreamWriter::commit`]
 /// each commit in increasing sequence order, [`StreamWriter::finish`] the trailer.
 ///
@@ -211,11 +219,7 @@ impl<W: IoWrite> StreamWriter<W> {
         };
         self.frame(COMMIT, &encode(&wire)?)?;
         self.last = v;
-        self.counts.commits = self.counts.commits.saturating_add(1);
-        self.counts.versions = self
-            .counts
-            .versions
-            .saturating_add(commit.writes.len() as u64);
+        self.counts.add(commit.writes.len());
         Ok(())
     }
 
@@ -381,11 +385,7 @@ impl<R: Read> StreamReader<R> {
                 }
                 drop(keys);
                 self.last = version;
-                self.counts.commits = self.counts.commits.saturating_add(1);
-                self.counts.versions = self
-                    .counts
-                    .versions
-                    .saturating_add(wire.writes.len() as u64);
+                self.counts.add(wire.writes.len());
                 let writes = wire
                     .writes
                     .into_iter()
@@ -508,7 +508,7 @@ impl Plan {
         // keeps every version this plan lists (it keeps all above the oldest pin).
         let floor = match scope {
             ExportScope::AllVersions => {
-                let (floor, pin) = pin_horizon(engine, at).await?;
+                let (floor, pin) = pin_horizon(engine, at)?;
                 pins.push(pin);
                 floor
             }
@@ -611,8 +611,10 @@ impl Plan {
 
 /// Pins the oldest readable version at or below `at` (the horizon): found by bisection with
 /// `snapshot_at`, which refuses a version below it. Returns it with its pin.
-async fn pin_horizon<E: Engine>(engine: &E, at: Version) -> Result<(u64, Snapshot)> {
-    loop {
+fn pin_horizon<E: Engine>(engine: &E, at: Version) -> Result<(u64, Snapshot)> {
+    // Each round is beaten only by a merge finishing in between; an engine whose
+    // `snapshot_at` refuses what it just accepted would loop forever.
+    for _ in 0..64 {
         let (mut lo, mut hi) = (0u64, at.seq());
         // `hi` is readable (the snapshot pins it); find the smallest readable.
         while lo < hi {
@@ -626,10 +628,14 @@ async fn pin_horizon<E: Engine>(engine: &E, at: Version) -> Result<(u64, Snapsho
         // A merge may have raised the horizon since: then search again.
         match engine.snapshot_at(Version::new(lo, 0)) {
             Ok(pin) => return Ok((lo, pin)),
-            Err(Error::VersionNotFound { .. }) => continue,
+            Err(Error::VersionNotFound { .. }) => {}
             Err(e) => return Err(e),
         }
     }
+    Err(Error::VersionNotFound {
+        seq: at.seq(),
+        reason: "no version stayed readable long enough to pin the export's oldest version",
+    })
 }
 
 // --- Store methods -------------------------------------------------------------------------

@@ -281,6 +281,7 @@ macro_rules! __suite_cases {
             export_copy_after_merge => export::copy_after_merge,
             export_damaged_stream_is_an_error => export::damaged_stream_is_an_error,
             export_backup_equals_snapshot => export::backup_equals_snapshot,
+            export_import_crosses_file_boundaries => export::import_crosses_file_boundaries,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
         }

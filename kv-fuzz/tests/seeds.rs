@@ -303,39 +303,24 @@ mod erased {
 #[ignore = "writes the export_stream seeds into fuzz/corpus"]
 async fn write_export_seeds() {
     use kv_api::ExportScope;
+    async fn export_seed<E: kv_api::Engine>(store: &Store<E>, scope: ExportScope, name: &str) {
+        let mut stream = Vec::new();
+        store.export(&mut stream, scope, &|_| {}).await.unwrap();
+        seed("export_stream", name, &stream);
+    }
     let store = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new())
         .await
         .unwrap();
     fill(&store, 4).await;
     store.merge().await.unwrap();
     fill(&store, 2).await;
-    let mut all = Vec::new();
-    store
-        .export(&mut all, ExportScope::AllVersions, &|_| {})
+    export_seed(&store, ExportScope::AllVersions, "bitcask-all-versions").await;
+    let storage = MemoryStorage::new();
+    let options = Options::default();
+    let store = Store::<Lsm<MemoryStorage>>::open_tuned(storage, options, LsmOptions::small())
         .await
         .unwrap();
-    seed("export_stream", "bitcask-all-versions", &all);
-    let store = Store::<Lsm<MemoryStorage>>::open_tuned(
-        MemoryStorage::new(),
-        Options::default(),
-        LsmOptions::small(),
-    )
-    .await
-    .unwrap();
+    export_seed(&store, ExportScope::AllVersions, "empty").await;
     fill(&store, 5).await;
-    let mut latest = Vec::new();
-    store
-        .export(&mut latest, ExportScope::Latest, &|_| {})
-        .await
-        .unwrap();
-    seed("export_stream", "lsm-latest", &latest);
-    let empty = Store::<Lsm<MemoryStorage>>::open(MemoryStorage::new())
-        .await
-        .unwrap();
-    let mut none = Vec::new();
-    empty
-        .export(&mut none, ExportScope::AllVersions, &|_| {})
-        .await
-        .unwrap();
-    seed("export_stream", "empty", &none);
+    export_seed(&store, ExportScope::Latest, "lsm-latest").await;
 }
