@@ -245,7 +245,7 @@ async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::R
     let (slot, info) = keys::slot(store, list.slot).await?;
     let printer = Printer::new(list.read, info.as_ref().map(|s| s.value_type.as_str()))?;
     let range = match list.prefix {
-        Some(prefix) => KeyRange::prefix(&keys::parse_prefix(prefix, list.partial)?),
+        Some(prefix) => KeyRange::prefix(&keys::parse_prefix(prefix, list.partial, info.as_ref())?),
         None => KeyRange::all(),
     };
     let at = view(store, list.read.at)?;
@@ -287,7 +287,7 @@ impl KeyRead {
         Ok(KeyRead {
             slot,
             printer: Printer::new(read, info.as_ref().map(|s| s.value_type.as_str()))?,
-            key: keys::parse(key)?,
+            key: keys::parse(key, info.as_ref())?,
             at: view(store, read.at)?,
         })
     }

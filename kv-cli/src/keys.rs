@@ -43,14 +43,13 @@ pub async fn slot<E: Engine>(
     Ok((number, catalog.into_iter().find(|s| s.slot == number)))
 }
 
-/// The bytes of a key argument: a [`KeyValue`] literal, or `raw:HEX`.
-pub fn parse(arg: &str) -> anyhow::Result<Vec<u8>> {
+/// The bytes of a key argument: a [`KeyValue`] literal, or `raw:HEX`. `slot` (its catalog
+/// entry) names the key type in the error when the text is not a key.
+pub fn parse(arg: &str, slot: Option<&SlotInfo>) -> anyhow::Result<Vec<u8>> {
     if let Some(hex) = arg.strip_prefix(RAW) {
         return from_hex(hex).ok_or_else(|| usage(format!("bad hex in key {arg:?}")));
     }
-    let value: KeyValue = arg
-        .parse()
-        .map_err(|e: keycodec::KeyError| usage(format!("bad key: {}", e.message())))?;
+    let value = literal(arg, "key", slot)?;
     value
         .encode()
         .map_err(|e| usage(format!("bad key: {}", e.message())))
@@ -58,14 +57,24 @@ pub fn parse(arg: &str) -> anyhow::Result<Vec<u8>> {
 
 /// The encoded prefix of a `--prefix` argument: the key's bytes, without a final string or
 /// seq terminator if `partial`.
-pub fn parse_prefix(arg: &str, partial: bool) -> anyhow::Result<Vec<u8>> {
+pub fn parse_prefix(arg: &str, partial: bool, slot: Option<&SlotInfo>) -> anyhow::Result<Vec<u8>> {
     if !partial || arg.starts_with(RAW) {
-        return parse(arg);
+        return parse(arg, slot);
     }
-    let value: KeyValue = arg
-        .parse()
-        .map_err(|e: keycodec::KeyError| usage(format!("bad prefix: {}", e.message())))?;
+    let value = literal(arg, "prefix", slot)?;
     keycodec::encode_prefix(&value).map_err(|e| usage(format!("bad prefix: {}", e.message())))
+}
+
+fn literal(arg: &str, what: &str, slot: Option<&SlotInfo>) -> anyhow::Result<KeyValue> {
+    arg.parse().map_err(|e: keycodec::KeyError| {
+        let hint = slot.map_or(String::new(), |s| {
+            format!(
+                " (the catalog's key type of slot {}: {})",
+                s.name, s.key_type
+            )
+        });
+        usage(format!("bad {what}: {}{hint}", e.message()))
+    })
 }
 
 /// A key for display: its literal, or `raw:HEX` when its tags do not delimit it.
@@ -109,9 +118,12 @@ mod tests {
     #[test]
     fn raw_keys_round_trip() {
         let bytes = vec![0x40, 0x00, 0xff];
-        assert_eq!(parse(&format!("raw:{}", hex(&bytes))).ok(), Some(bytes));
-        assert!(parse("raw:abc").is_err());
-        assert!(parse("raw:zz").is_err());
+        assert_eq!(
+            parse(&format!("raw:{}", hex(&bytes)), None).ok(),
+            Some(bytes)
+        );
+        assert!(parse("raw:abc", None).is_err());
+        assert!(parse("raw:zz", None).is_err());
     }
 
     #[test]
@@ -119,6 +131,6 @@ mod tests {
         assert_eq!(show(&[0xee]), "raw:ee");
         let key = keycodec::encode(&("a", 1u8)).ok().unwrap_or_default();
         assert_eq!(show(&key), r#"("a", 1u8)"#);
-        assert_eq!(parse(&show(&key)).ok(), Some(key));
+        assert_eq!(parse(&show(&key), None).ok(), Some(key));
     }
 }

@@ -399,7 +399,10 @@ async fn bad_keys_slots_and_types_exit_2_missing_stores_3() {
     let d = dir.path();
     run(&[&"get", &d, &"users", &"(\"org1\", 3)"])
         .code(2)
-        .stderr(contains("suffixed number"));
+        .stderr(contains("suffixed number"))
+        .stderr(contains(
+            "key type of slot users: (alloc::string::String, u32)",
+        ));
     run(&[&"get", &d, &"nope", &"1u8"])
         .code(2)
         .stderr(contains("users, visits"));
