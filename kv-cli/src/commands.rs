@@ -291,6 +291,16 @@ impl KeyRead {
             at: view(store, read.at)?,
         })
     }
+
+    /// The key is not there (exit code 4).
+    fn not_found(&self, what: &str) -> anyhow::Error {
+        let key = keys::show(&self.key);
+        Coded(
+            Failure::NotFound,
+            format!("{what} {key} in slot {}", self.slot),
+        )
+        .into()
+    }
 }
 
 async fn get<E: Engine>(
@@ -299,22 +309,13 @@ async fn get<E: Engine>(
     key: &str,
     read: &ReadArgs,
 ) -> anyhow::Result<()> {
-    let KeyRead {
-        slot,
-        printer,
-        key: key_bytes,
-        at,
-    } = KeyRead::new(store, slot, key, read).await?;
-    match store.engine().get(slot, &key_bytes, at.seq()).await? {
+    let r = KeyRead::new(store, slot, key, read).await?;
+    match store.engine().get(r.slot, &r.key, r.at.seq()).await? {
         Some(value) => {
-            outln!("{}", printer.show(&value));
+            outln!("{}", r.printer.show(&value));
             Ok(())
         }
-        None => Err(Coded(
-            Failure::NotFound,
-            format!("no key {} in slot {slot}", keys::show(&key_bytes)),
-        )
-        .into()),
+        None => Err(r.not_found("no key")),
     }
 }
 
@@ -325,32 +326,20 @@ async fn versions<E: Engine>(
     values: bool,
     read: &ReadArgs,
 ) -> anyhow::Result<()> {
-    let KeyRead {
-        slot,
-        printer,
-        key: key_bytes,
-        at,
-    } = KeyRead::new(store, slot, key, read).await?;
-    let versions = store.engine().versions(slot, &key_bytes, at.seq()).await?;
+    let r = KeyRead::new(store, slot, key, read).await?;
+    let versions = store.engine().versions(r.slot, &r.key, r.at.seq()).await?;
     if versions.is_empty() {
-        return Err(Coded(
-            Failure::NotFound,
-            format!(
-                "no versions of key {} in slot {slot}",
-                keys::show(&key_bytes)
-            ),
-        )
-        .into());
+        return Err(r.not_found("no versions of key"));
     }
     outln!("seq\ttime\twrite{}", if values { "\tvalue" } else { "" });
     for v in versions {
         let what = if v.is_removal() { "removed" } else { "put" };
         let mut line = format!("{}\t{}\t{what}", v.seq(), time(v));
         if values && !v.is_removal() {
-            let value = store.engine().get_version(slot, &key_bytes, v).await?;
+            let value = store.engine().get_version(r.slot, &r.key, v).await?;
             if let Some(value) = value {
                 line.push('\t');
-                line.push_str(&printer.show(&value));
+                line.push_str(&r.printer.show(&value));
             }
         }
         outln!("{line}");
