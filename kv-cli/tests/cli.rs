@@ -261,40 +261,44 @@ async fn read_only_commands_work_beside_a_writer() {
     drop(store);
 }
 
+/// `verify` passes on the store in `dir`, then, after `damage` flips a byte in one of the
+/// files ending in `ext` (and returns it), exits 1 naming that file and an offset.
+fn verify_finds(dir: &Path, ext: &str, damage: impl FnOnce(&[PathBuf]) -> PathBuf) {
+    run(&[&"verify", &dir])
+        .success()
+        .stdout(contains("no damage"));
+    let files = files_ending(dir, ext);
+    let damaged = damage(&files);
+    let name = damaged.file_name().unwrap().to_str().unwrap();
+    run(&[&"verify", &dir])
+        .code(1)
+        .stdout(contains(format!("damage: {name}: offset ")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_a_flipped_byte_in_a_sealed_bitcask_segment() {
     let dir = tempfile::tempdir().unwrap();
     bitcask(dir.path()).await.close().await.unwrap();
-    run(&[&"verify", &dir.path()]).success();
-    let segments = files_ending(dir.path(), "log");
-    assert!(segments.len() > 2, "{segments:?}");
-    // The first segment is sealed (the active one is the last); its middle is in a value.
-    let sealed = &segments[0];
-    let len = std::fs::metadata(sealed).unwrap().len() as usize;
-    flip(sealed, len / 2);
-    let name = sealed.file_name().unwrap().to_str().unwrap();
-    run(&[&"verify", &dir.path()])
-        .code(1)
-        .stdout(contains(format!("damage: {name}: offset ")));
+    verify_finds(dir.path(), "log", |segments| {
+        assert!(segments.len() > 2, "{segments:?}");
+        // The first segment is sealed (the active one is the last); its middle is in a value.
+        let sealed = segments[0].clone();
+        let len = std::fs::metadata(&sealed).unwrap().len() as usize;
+        flip(&sealed, len / 2);
+        sealed
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_a_flipped_byte_in_an_lsm_table_block() {
     let dir = tempfile::tempdir().unwrap();
     lsm(dir.path()).await.close().await.unwrap();
-    run(&[&"verify", &dir.path()]).success();
-    let tables = files_ending(dir.path(), "sst");
-    assert!(!tables.is_empty());
-    // Just past the 43-byte file header: the first data block.
-    flip(&tables[0], 60);
-    let name = tables[0].file_name().unwrap().to_str().unwrap();
-    let out = run(&[&"verify", &dir.path()]).code(1);
-    let text = format!(
-        "{}{}",
-        stdout_of(&out),
-        String::from_utf8_lossy(&out.get_output().stderr)
-    );
-    assert!(text.contains(name) && text.contains("offset"), "{text}");
+    verify_finds(dir.path(), "sst", |tables| {
+        assert!(!tables.is_empty());
+        // Just past the 43-byte file header: the first data block.
+        flip(&tables[0], 60);
+        tables[0].clone()
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
