@@ -428,3 +428,27 @@ async fn bad_keys_slots_and_types_exit_2_missing_stores_3() {
         .code(3)
         .stderr(contains("not a kv store"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_the_tags_cannot_delimit_show_and_read_as_raw_hex() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::<Bitcask<FileStorage>>::open(FileStorage::open(dir.path()).await.unwrap())
+        .await
+        .unwrap();
+    // A tuple as a map key runs into its value: no literal for it, so raw hex.
+    let key = std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]);
+    let mut txn = store.current();
+    txn.insert(3, &key, 5u8).unwrap();
+    txn.commit().await.unwrap();
+    store.close().await.unwrap();
+
+    let listed = run(&[&"keys", &dir.path(), &"3"]).success();
+    let raw = stdout_of(&listed).trim().to_string();
+    assert!(raw.starts_with("raw:39"), "{raw}");
+    run(&[&"get", &dir.path(), &"3", &raw, &"--type", &"u8"])
+        .success()
+        .stdout("5\n");
+    run(&[&"slots", &dir.path()])
+        .success()
+        .stdout(contains("3\t-\t1\t(not in the catalog)"));
+}
