@@ -8,6 +8,8 @@ const AFTER_HELP: &str = "\
 Keys are written as Rust-like literals with typed integers, as the key encoding is typed:
   '(\"org1\", 3u32)'  '\"home\"'  '42u64'  '[1u8, 2u8]'  'Some(-1i32)'  'b\"\\x00raw\"'
   (a one-field tuple needs its comma: '(\"org1\",)'); a key shown as raw:HEX is taken as such.
+Where the catalog records a key type the tool knows, numbers may leave out their suffix:
+  '(\"org1\", 3)' for a (String, u32) key.
 Slots are numbers (0-254) or names from the store's catalog (`kv slots DIR`).
 
 Read-only commands (info, verify, slots, keys, get, versions, export, backup, convert's source)

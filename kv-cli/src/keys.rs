@@ -6,6 +6,7 @@ use kv::{Engine, SlotInfo, Store};
 use kv_api::keycodec::{self, KeyValue};
 
 use crate::usage;
+use crate::values::ValueType;
 
 /// How a key that [`KeyValue`] cannot show is printed and taken: its bytes in hex.
 const RAW: &str = "raw:";
@@ -65,8 +66,15 @@ pub fn parse_prefix(arg: &str, partial: bool, slot: Option<&SlotInfo>) -> anyhow
     keycodec::encode_prefix(&value).map_err(|e| usage(format!("bad prefix: {}", e.message())))
 }
 
+/// A key literal; where the catalog's key type of the slot is one the tool knows, numbers
+/// may leave out their suffix (`("org1", 3)` for a `(String, u32)` key).
 fn literal(arg: &str, what: &str, slot: Option<&SlotInfo>) -> anyhow::Result<KeyValue> {
-    arg.parse().map_err(|e: keycodec::KeyError| {
+    let shape = slot.and_then(|s| ValueType::parse(&s.key_type));
+    let parsed = match &shape {
+        Some(shape) => KeyValue::parse_shaped(arg, &shape.shape()),
+        None => arg.parse(),
+    };
+    parsed.map_err(|e: keycodec::KeyError| {
         let hint = slot.map_or(String::new(), |s| {
             format!(
                 " (the catalog's key type of slot {}: {})",

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use kv_api::keycodec::KeyValue;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -60,6 +61,32 @@ impl ValueType {
         let mut p = TypeParser { rest: name.trim() };
         let ty = p.ty(0)?;
         p.rest.trim().is_empty().then_some(ty)
+    }
+
+    /// A key of this type, for [`KeyValue::parse_shaped`]: where a key type is known, its
+    /// numbers may be written without their suffix.
+    pub fn shape(&self) -> KeyValue {
+        match self {
+            ValueType::Unit => KeyValue::Unit,
+            ValueType::Bool => KeyValue::Bool(false),
+            ValueType::U8 => KeyValue::U8(0),
+            ValueType::U16 => KeyValue::U16(0),
+            ValueType::U32 => KeyValue::U32(0),
+            ValueType::U64 => KeyValue::U64(0),
+            ValueType::U128 => KeyValue::U128(0),
+            ValueType::I8 => KeyValue::I8(0),
+            ValueType::I16 => KeyValue::I16(0),
+            ValueType::I32 => KeyValue::I32(0),
+            ValueType::I64 => KeyValue::I64(0),
+            ValueType::I128 => KeyValue::I128(0),
+            ValueType::F32 => KeyValue::F32(0.0),
+            ValueType::F64 => KeyValue::F64(0.0),
+            ValueType::Char => KeyValue::Char('\0'),
+            ValueType::String => KeyValue::Str(String::new()),
+            ValueType::Option(inner) => KeyValue::Some(Box::new(inner.shape())),
+            ValueType::Vec(inner) => KeyValue::Seq(vec![inner.shape()]),
+            ValueType::Tuple(fields) => KeyValue::Tuple(fields.iter().map(Self::shape).collect()),
+        }
     }
 
     /// Decodes `bytes` (one whole value of this type) as JSON.

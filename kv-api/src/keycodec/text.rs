@@ -18,12 +18,58 @@ impl FromStr for KeyValue {
             pos: 0,
             depth: 0,
         };
-        let value = p.value()?;
-        p.skip_space();
-        if p.pos < text.len() {
-            return Err(p.error("unexpected text after the key"));
+        p.whole(None)
+    }
+}
+
+impl KeyValue {
+    /// Parses a key literal like [`str::parse`], where integers and floats without a suffix
+    /// take their type from `shape`, a value of the key's type (`("", 0u32)` for
+    /// `(String, u32)`) at the same place: so `("org1", 3)` reads as `("org1", 3u32)`.
+    ///
+    /// ```
+    /// use kv_api::keycodec::{self, KeyValue};
+    /// let shape: KeyValue = r#"("", 0u32)"#.parse().unwrap();
+    /// let key = KeyValue::parse_shaped(r#"("org1", 3)"#, &shape).unwrap();
+    /// assert_eq!(key.encode().unwrap(), keycodec::encode(&("org1", 3u32)).unwrap());
+    /// ```
+    pub fn parse_shaped(text: &str, shape: &KeyValue) -> Result<KeyValue> {
+        Parser {
+            text,
+            pos: 0,
+            depth: 0,
         }
-        Ok(value)
+        .whole(Some(shape))
+    }
+}
+
+/// What a value is expected to be, for numbers without a suffix: a value of the key's type at
+/// the same place, if known.
+type Shape<'s> = Option<&'s KeyValue>;
+
+/// The shapes of the items of a list: one per field, or one for every element.
+#[derive(Clone, Copy)]
+enum Items<'s> {
+    Each(&'s [KeyValue]),
+    All(Shape<'s>),
+}
+
+impl<'s> Items<'s> {
+    /// The fields of a tuple or struct shape.
+    fn fields(shape: Shape<'s>) -> Items<'s> {
+        match shape {
+            Some(KeyValue::Tuple(f) | KeyValue::TupleStruct(f) | KeyValue::Struct(f)) => {
+                Items::Each(f)
+            }
+            _ => Items::All(None),
+        }
+    }
+
+    fn get(self, index: usize) -> Shape<'s> {
+        match self {
+            Items::Each(fields) => fields.get(index),
+            Items::All(shape) => shape,
+        }
     }
 }
 
@@ -35,6 +81,16 @@ struct Parser<'t> {
 }
 
 impl Parser<'_> {
+    /// The whole text as one key.
+    fn whole(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
+        let value = self.value(shape)?;
+        self.skip_space();
+        if self.pos < self.text.len() {
+            return Err(self.error("unexpected text after the key"));
+        }
+        Ok(value)
+    }
+
     fn rest(&self) -> &str {
         self.text.get(self.pos..).unwrap_or_default()
     }
@@ -99,7 +155,7 @@ impl Parser<'_> {
         self.text.get(start..self.pos).unwrap_or_default()
     }
 
-    fn value(&mut self) -> Result<KeyValue> {
+    fn value(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
         // The decoder counts the values nested inside others, this every value: one more for
         // the same key, so that every key the decoder reads, its text parses (found by the
         // `key_text` fuzz target).
@@ -108,22 +164,26 @@ impl Parser<'_> {
             .checked_add(1)
             .filter(|&d| d <= MAX_DEPTH.saturating_add(1))
             .ok_or_else(|| self.error("key nested too deeply"))?;
-        let value = self.value_inner();
+        let value = self.value_inner(shape);
         self.depth = self.depth.saturating_sub(1);
         value
     }
 
-    fn value_inner(&mut self) -> Result<KeyValue> {
+    fn value_inner(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
         self.skip_space();
         match self.peek() {
-            Some('(') => self.parens(),
+            Some('(') => self.parens(shape),
             Some('[') => {
                 self.advance(1);
-                Ok(KeyValue::Seq(self.items("]")?))
+                let element = match shape {
+                    Some(KeyValue::Seq(elements)) => elements.first(),
+                    _ => None,
+                };
+                Ok(KeyValue::Seq(self.items("]", Items::All(element))?))
             }
             Some('{') => {
                 self.advance(1);
-                self.map()
+                self.map(shape)
             }
             Some('"') => {
                 self.advance(1);
@@ -150,13 +210,13 @@ impl Parser<'_> {
                 self.advance(2);
                 Ok(KeyValue::Bytes(self.quoted('"', true)?))
             }
-            Some(_) => self.word_value(),
+            Some(_) => self.word_value(shape),
             None => Err(self.error("expected a key")),
         }
     }
 
     /// `()`, `(,)`, `(a,)`, `(a, b)`.
-    fn parens(&mut self) -> Result<KeyValue> {
+    fn parens(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
         self.advance(1);
         if self.eat(")") {
             return Ok(KeyValue::Unit);
@@ -165,7 +225,7 @@ impl Parser<'_> {
             self.expect(")")?;
             return Ok(KeyValue::Tuple(Vec::new()));
         }
-        let (fields, trailing) = self.items_trailing(")")?;
+        let (fields, trailing) = self.items_trailing(")", Items::fields(shape))?;
         if fields.len() == 1 && !trailing {
             return Err(self.error("a one-field tuple needs a trailing comma: `(x,)`"));
         }
@@ -173,18 +233,18 @@ impl Parser<'_> {
     }
 
     /// Comma-separated values up to `close` (already past the opening bracket).
-    fn items(&mut self, close: &str) -> Result<Vec<KeyValue>> {
-        self.items_trailing(close).map(|(items, _)| items)
+    fn items(&mut self, close: &str, shapes: Items<'_>) -> Result<Vec<KeyValue>> {
+        self.items_trailing(close, shapes).map(|(items, _)| items)
     }
 
     /// Like [`Parser::items`], and whether a comma followed the last item.
-    fn items_trailing(&mut self, close: &str) -> Result<(Vec<KeyValue>, bool)> {
+    fn items_trailing(&mut self, close: &str, shapes: Items<'_>) -> Result<(Vec<KeyValue>, bool)> {
         let mut items = Vec::new();
         loop {
             if self.eat(close) {
                 return Ok((items, true));
             }
-            items.push(self.value()?);
+            items.push(self.value(shapes.get(items.len()))?);
             if self.eat(close) {
                 return Ok((items, false));
             }
@@ -193,15 +253,22 @@ impl Parser<'_> {
     }
 
     /// `{k: v, ...}` (already past `{`).
-    fn map(&mut self) -> Result<KeyValue> {
+    fn map(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
+        let (key_shape, value_shape) = match shape {
+            Some(KeyValue::Map(entries)) => match entries.first() {
+                Some((k, v)) => (Some(k), Some(v)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        };
         let mut entries = Vec::new();
         loop {
             if self.eat("}") {
                 return Ok(KeyValue::Map(entries));
             }
-            let key = self.value()?;
+            let key = self.value(key_shape)?;
             self.expect(":")?;
-            entries.push((key, self.value()?));
+            entries.push((key, self.value(value_shape)?));
             if self.eat("}") {
                 return Ok(KeyValue::Map(entries));
             }
@@ -217,7 +284,7 @@ impl Parser<'_> {
             .map_err(|_| self.error("expected a variant index after `#`"))?;
         let content = if self.rest().starts_with('(') {
             self.advance(1);
-            let (mut fields, trailing) = self.items_trailing(")")?;
+            let (mut fields, trailing) = self.items_trailing(")", Items::All(None))?;
             match (fields.pop(), fields.is_empty(), trailing) {
                 (Some(one), true, false) => Variant::Newtype(Box::new(one)),
                 (Some(last), _, _) => {
@@ -228,7 +295,7 @@ impl Parser<'_> {
             }
         } else if self.rest().starts_with('{') {
             self.advance(1);
-            Variant::Struct(self.items("}")?)
+            Variant::Struct(self.items("}", Items::All(None))?)
         } else {
             Variant::Unit
         };
@@ -236,7 +303,7 @@ impl Parser<'_> {
     }
 
     /// Keywords, `struct` forms, floats by name, and suffixed numbers.
-    fn word_value(&mut self) -> Result<KeyValue> {
+    fn word_value(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
         let start = self.pos;
         let word = self.word().to_string();
         let parens = self.rest().starts_with('(');
@@ -244,15 +311,23 @@ impl Parser<'_> {
             "true" => KeyValue::Bool(true),
             "false" => KeyValue::Bool(false),
             "None" => KeyValue::None,
-            "Some" if parens => KeyValue::Some(Box::new(self.one_in_parens()?)),
-            "newtype" if parens => KeyValue::NewtypeStruct(Box::new(self.one_in_parens()?)),
+            "Some" if parens => KeyValue::Some(Box::new(self.one_in_parens(match shape {
+                Some(KeyValue::Some(inner)) => Some(inner),
+                _ => None,
+            })?)),
+            "newtype" if parens => {
+                KeyValue::NewtypeStruct(Box::new(self.one_in_parens(match shape {
+                    Some(KeyValue::NewtypeStruct(inner)) => Some(inner),
+                    _ => None,
+                })?))
+            }
             "struct" if parens => {
                 self.advance(1);
-                KeyValue::TupleStruct(self.items(")")?)
+                KeyValue::TupleStruct(self.items(")", Items::fields(shape))?)
             }
             "struct" if self.rest().starts_with('{') => {
                 self.advance(1);
-                KeyValue::Struct(self.items("}")?)
+                KeyValue::Struct(self.items("}", Items::fields(shape))?)
             }
             "struct" => KeyValue::UnitStruct,
             "f32::from_bits" | "f64::from_bits" if parens => {
@@ -272,20 +347,22 @@ impl Parser<'_> {
                     ))
                 }
             }
-            _ => number(&word).ok_or_else(|| {
-                self.pos = start;
-                self.error(
-                    "expected a key: a suffixed number (`3u32`, `-1i64`, `1.5f64`), a \
+            _ => number(&word)
+                .or_else(|| number(&format!("{word}{}", suffix(shape?)?)))
+                .ok_or_else(|| {
+                    self.pos = start;
+                    self.error(
+                        "expected a key: a suffixed number (`3u32`, `-1i64`, `1.5f64`), a \
                      string, a tuple, ...",
-                )
-            })?,
+                    )
+                })?,
         })
     }
 
     /// `( value )`: the argument of `Some`, `newtype`.
-    fn one_in_parens(&mut self) -> Result<KeyValue> {
+    fn one_in_parens(&mut self, shape: Shape<'_>) -> Result<KeyValue> {
         self.expect("(")?;
-        let value = self.value()?;
+        let value = self.value(shape)?;
         self.expect(")")?;
         Ok(value)
     }
@@ -370,6 +447,25 @@ fn number(word: &str) -> Option<KeyValue> {
         "f64::NAN" => Some(KeyValue::F64(f64::NAN)),
         _ => None,
     }
+}
+
+/// The type suffix of a number shape, for a number written without one.
+fn suffix(shape: &KeyValue) -> Option<&'static str> {
+    Some(match shape {
+        KeyValue::U8(_) => "u8",
+        KeyValue::U16(_) => "u16",
+        KeyValue::U32(_) => "u32",
+        KeyValue::U64(_) => "u64",
+        KeyValue::U128(_) => "u128",
+        KeyValue::I8(_) => "i8",
+        KeyValue::I16(_) => "i16",
+        KeyValue::I32(_) => "i32",
+        KeyValue::I64(_) => "i64",
+        KeyValue::I128(_) => "i128",
+        KeyValue::F32(_) => "f32",
+        KeyValue::F64(_) => "f64",
+        _ => return None,
+    })
 }
 
 type MakeNumber = fn(&str) -> Option<KeyValue>;
