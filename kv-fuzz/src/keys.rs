@@ -86,19 +86,27 @@ fn check<T: Serialize + DeserializeOwned + Debug>(
 
 /// The dynamic key decoder and the key text parser (`keycodec::KeyValue`, which the `kv` tool
 /// shows and reads keys with). Neither panics; bytes the decoder accepts encode back to
-/// themselves, also through their text; text the parser accepts encodes (or is refused, as
-/// a map with a repeated key is) and, where its bytes decode, shows as text that parses to
-/// the same bytes.
+/// themselves, also through their text (shaped by themselves too); text the parser accepts
+/// encodes (or is refused, as a map with a repeated key is) and, where its bytes decode, shows
+/// as text that parses to the same bytes; shaped parsing returns.
 pub fn key_text(data: &[u8]) {
     if let Ok(value) = KeyValue::decode(data) {
         assert_eq!(value.encode().as_deref(), Ok(data), "{value:?}");
         let text = value.to_string();
         let parsed: KeyValue = text.parse().expect("shown keys parse");
         assert_eq!(parsed.encode().as_deref(), Ok(data), "{text}");
+        // A key shaped by itself reads the same.
+        let shaped = KeyValue::parse_shaped(&text, &value).expect("shown keys parse shaped");
+        assert_eq!(shaped.encode().as_deref(), Ok(data), "{text}");
     }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // Unsuffixed numbers take their type from a shape with numbers at every kind of place.
+    let shape = "(\"\", 0u32, [0i8], Some(0.0f64), {0u16: 0i64}, struct(0u8), newtype(0i128))";
+    if let Ok(shape) = shape.parse::<KeyValue>() {
+        let _ = KeyValue::parse_shaped(text, &shape).map(|v| v.encode());
+    }
     let Ok(Ok(bytes)) = text.parse::<KeyValue>().map(|v| v.encode()) else {
         return;
     };
