@@ -66,6 +66,9 @@
 //! the tag and handles every value except fixed-arity ones, whose length only
 //! the type knows: tuples, structs and tuple/struct variants are an error
 //! there.
+//! [`KeyValue`] decodes any key without its type, by its tags, choosing where
+//! fixed-arity values end (see its docs), and reads keys back from text such as
+//! `("org1", 3u32)`: how the `kv` tool shows and takes keys.
 //!
 //! **Sets are sequences.** serde serializes `HashSet` and `BTreeSet` with
 //! `serialize_seq`, exactly like a `Vec`, so the codec cannot tell a set from
