@@ -4,6 +4,7 @@
 //! raised floor) and the newest log grows while it is read; none of that is damage.
 //!
 //! Both engines named directly (dev-dependencies), whatever the features.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,9 +31,9 @@ async fn beside_writer<E: Engine<Storage = FileStorage>>() -> Result<()> {
             while !stop.load(Ordering::Acquire) {
                 let mut txn = writer.current();
                 for k in 0..4u32 {
-                    txn.insert(0, &((n * 4 + k) % 300), &format!("{n}:{}", "x".repeat(80)))?;
+                    txn.insert(0, &((n * 4 + k) % 300), format!("{n}:{}", "x".repeat(80)))?;
                 }
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     txn.remove(0, &(n % 300))?;
                 }
                 txn.commit().await?;

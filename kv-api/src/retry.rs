@@ -2,6 +2,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::yield_now;
+
 /// How many times [`crate::Store::transact_with`] runs a transaction that keeps conflicting,
 /// and how it backs off between attempts.
 ///
@@ -77,54 +79,6 @@ pub(crate) async fn backoff(attempt: u32) {
     for _ in 0..yields_after(attempt) {
         yield_now().await;
     }
-}
-
-/// Lets other tasks run once.
-#[cfg(not(target_arch = "wasm32"))]
-async fn yield_now() {
-    YieldNow(false).await
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-struct YieldNow(bool);
-
-#[cfg(not(target_arch = "wasm32"))]
-impl std::future::Future for YieldNow {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        use std::task::Poll;
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-/// Gives the browser's event loop a turn (`setTimeout(0)`: a task, not a microtask, so that
-/// pending IndexedDB events are delivered before the retry).
-#[cfg(target_arch = "wasm32")]
-async fn yield_now() {
-    use js_sys::{Function, Promise, Reflect};
-    use wasm_bindgen::{JsCast, JsValue};
-
-    let promise = Promise::new(&mut |resolve, _reject| {
-        let global = js_sys::global();
-        let set_timeout = Reflect::get(&global, &"setTimeout".into())
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok());
-        let scheduled = set_timeout.is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
-        if !scheduled {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    });
-    // Resolves (never rejects) once the event loop has had its turn.
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 #[cfg(test)]

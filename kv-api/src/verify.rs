@@ -160,9 +160,7 @@ pub async fn logical_verify<E: Engine>(
             };
             for entry in &page {
                 report.records = report.records.saturating_add(1);
-                report.bytes = report
-                    .bytes
-                    .saturating_add(u64::try_from(entry.value.len()).unwrap_or(u64::MAX));
+                report.bytes = report.bytes.saturating_add(entry.value.len() as u64);
                 let Some(versions) = report.check(engine.versions(slot, &entry.key, at).await)?
                 else {
                     continue;

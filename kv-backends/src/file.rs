@@ -33,6 +33,29 @@ const LOCK_FILE: &str = "LOCK";
 /// so a store the user may read but not write opens; it refuses every mutation with
 /// [`Error::ReadOnly`] and takes no lock. It shares no open file with a writable storage of
 /// the same directory: it sees what the writer has written to the OS, as another process does.
+///
+/// Stores take it as their backend; its [`Storage`] methods are what an engine calls:
+///
+/// ```
+/// # fn main() -> kv_api::Result<()> {
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+/// # rt.block_on(async {
+/// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+/// use kv_api::{Storage, StorageFile};
+/// use kv_backends::FileStorage;
+/// let storage = FileStorage::open(dir.path()).await?;
+/// let _lock = storage.lock().await?; // one writer per directory
+/// let log = storage.create("log").await?;
+/// assert_eq!(log.append(b"hello").await?, 0); // the offset it landed at
+/// log.sync().await?; // fdatasync
+/// assert_eq!(log.read_at(1, 3).await?, b"ell");
+/// storage.rename("log", "log.old").await?;
+/// assert_eq!(storage.list().await?, ["log.old"]);
+/// storage.remove("log.old").await?;
+/// assert!(!storage.exists("log.old").await?);
+/// # Ok(()) })
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct FileStorage {
     inner: Arc<Dir>,
@@ -57,10 +80,16 @@ impl std::fmt::Debug for FileStorage {
 impl FileStorage {
     /// Opens (creating it if needed) the directory `path`.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
-    /// let storage = kv_backends::FileStorage::open("./data").await?;
-    /// # Ok(()) }
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// # let path = dir.path().join("data");
+    /// let storage = kv_backends::FileStorage::open(&path).await?;
+    /// assert!(path.is_dir());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -79,12 +108,20 @@ impl FileStorage {
     /// [`FileStorage::open`] (see [`Storage::read_only`]); this one also leaves a missing
     /// directory uncreated.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// # let path = dir.path();
+    /// use kv_api::{Error, Storage};
     /// use kv_backends::FileStorage;
-    /// let storage = FileStorage::open_read_only("./data").await?;
+    /// let storage = FileStorage::open_read_only(path).await?;
     /// assert!(storage.is_read_only());
-    /// # Ok(()) }
+    /// assert!(matches!(storage.create("x").await, Err(Error::ReadOnly(_))));
+    /// assert!(FileStorage::open_read_only(path.join("missing")).await.is_err());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -114,11 +151,17 @@ impl FileStorage {
 
     /// True if this storage opens files read-only and refuses every mutation.
     ///
-    /// ```no_run
-    /// # async fn demo() -> kv_api::Result<()> {
-    /// let storage = kv_backends::FileStorage::open("./data").await?;
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// use kv_api::Storage;
+    /// let storage = kv_backends::FileStorage::open(dir.path()).await?;
     /// assert!(!storage.is_read_only());
-    /// # Ok(()) }
+    /// assert!(storage.read_only().is_read_only());
+    /// # Ok(()) })
+    /// # }
     /// ```
     pub fn is_read_only(&self) -> bool {
         self.inner.read_only
@@ -133,6 +176,17 @@ impl FileStorage {
     }
 
     /// The directory.
+    ///
+    /// ```
+    /// # fn main() -> kv_api::Result<()> {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| kv_api::Error::io("runtime", e))?;
+    /// # rt.block_on(async {
+    /// # let dir = tempfile::tempdir().map_err(|e| kv_api::Error::io("tempdir", e))?;
+    /// let storage = kv_backends::FileStorage::open(dir.path()).await?;
+    /// assert_eq!(storage.path(), dir.path());
+    /// # Ok(()) })
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -164,11 +218,8 @@ impl FileStorage {
             name: name.to_string(),
             read_only: self.inner.read_only,
             file,
-            state: Mutex::new(Buffered {
-                len,
-                pending: Vec::new(),
-                pending_at: len,
-            }),
+            state: Mutex::new(Buffered::new(len)),
+            writer: Mutex::new(()),
         });
         self.inner
             .open
@@ -281,14 +332,68 @@ struct Inner {
     read_only: bool,
     file: File,
     state: Mutex<Buffered>,
+    /// Held by whoever writes buffered bytes to the OS (a blocking-pool thread), and only by
+    /// it: the write system call runs outside `state`, which async tasks lock to append or
+    /// read. A `pwrite` can wait for the disk (a page under writeback during `fdatasync`), and
+    /// an executor thread waiting on `state` meanwhile stalled every task it runs (#12).
+    writer: Mutex<()>,
 }
 
-/// Logical length and the appends not yet written to the OS.
+/// Logical length and the appends not yet written to the OS:
+/// `[0, flushed)` is in the file, `in_flight` is being written at `flushed`, and `pending`
+/// follows at `pending_at` (the end of `in_flight`), up to `len`.
 struct Buffered {
     len: u64,
     pending: Vec<u8>,
     /// File offset where `pending` starts.
     pending_at: u64,
+    /// Bytes a writer took out of `pending` and is writing at `pending_at - in_flight.len()`;
+    /// readers copy from here until the write returns.
+    in_flight: Option<Arc<Vec<u8>>>,
+    /// The buffer of the last write, emptied, for `pending` to take over: appends then grow
+    /// no new buffer (and take no allocator lock) in the steady state.
+    spare: Vec<u8>,
+}
+
+impl Buffered {
+    fn new(len: u64) -> Self {
+        Buffered {
+            len,
+            pending: Vec::new(),
+            pending_at: len,
+            in_flight: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Where the bytes the OS may not have yet begin.
+    fn flushed(&self) -> u64 {
+        let in_flight = self.in_flight.as_ref().map_or(0, |b| b.len() as u64);
+        self.pending_at - in_flight
+    }
+
+    /// Copies the buffered bytes at `offset..offset + buf.len()` (all at or after
+    /// [`Buffered::flushed`] and before `len`) into `buf`.
+    fn copy_out(&self, offset: u64, buf: &mut [u8]) {
+        let mut at = offset;
+        let mut out = buf;
+        if let Some(flying) = &self.in_flight {
+            let start = self.flushed();
+            if at < self.pending_at {
+                let from = (at - start) as usize;
+                let n = out.len().min(flying.len() - from);
+                let (head, rest) = out.split_at_mut(n);
+                head.copy_from_slice(&flying[from..from + n]);
+                out = rest;
+                at += n as u64;
+            }
+        }
+        if out.is_empty() {
+            return;
+        }
+        let from = (at - self.pending_at) as usize;
+        out.copy_from_slice(&self.pending[from..from + out.len()]);
+    }
 }
 
 impl Inner {
@@ -299,14 +404,46 @@ impl Inner {
         Ok(())
     }
 
-    fn write_pending(&self, st: &mut Buffered) -> Result<()> {
-        if !st.pending.is_empty() {
-            pwrite(&self.file, &st.pending, st.pending_at)
-                .map_err(|e| Error::io(format!("write {}", self.name), e))?;
-            st.pending_at += st.pending.len() as u64;
-            st.pending.clear();
+    /// Writes every pending append to the OS, outside the `state` lock (see [`Inner::writer`]).
+    /// When it returns, everything appended before the call is in the file.
+    fn write_pending(&self) -> Result<()> {
+        let _writer = self.writer.lock();
+        let (bytes, at) = {
+            let mut st = self.state.lock();
+            if st.pending.is_empty() {
+                return Ok(());
+            }
+            let spare = std::mem::take(&mut st.spare);
+            let bytes = Arc::new(std::mem::replace(&mut st.pending, spare));
+            let at = st.pending_at;
+            st.pending_at += bytes.len() as u64;
+            st.in_flight = Some(bytes.clone());
+            (bytes, at)
+        };
+        let written = pwrite(&self.file, &bytes, at);
+        let mut st = self.state.lock();
+        st.in_flight = None;
+        // Readers copy from the in-flight buffer under `state` and keep no reference, so
+        // the buffer is ours again.
+        let mut bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
+        match written {
+            Ok(()) => {
+                // Kept for reuse unless one huge append made it large.
+                if bytes.capacity() <= 2 * WRITE_BUFFER {
+                    bytes.clear();
+                    st.spare = bytes;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Put the bytes back in front of what was appended meanwhile: a later sync
+                // retries them, and readers still see them.
+                bytes.extend_from_slice(&st.pending);
+                st.pending = bytes;
+                st.pending_at = at;
+                Err(Error::io(format!("write {}", self.name), e))
+            }
         }
-        Ok(())
     }
 }
 
@@ -314,15 +451,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Best effort: what is not synced carries no durability promise, but a clean drop
         // should still hand it to the OS.
-        let mut st = std::mem::replace(
-            &mut *self.state.lock(),
-            Buffered {
-                len: 0,
-                pending: Vec::new(),
-                pending_at: 0,
-            },
-        );
-        let _ = self.write_pending(&mut st);
+        let _ = self.write_pending();
     }
 }
 
@@ -371,18 +500,17 @@ impl StorageFile for FileHandle {
         // Zeroed outside the lock, so a large read does not hold up appends.
         let mut buf = vec![0u8; len];
         let end = offset.checked_add(len as u64);
-        // How many leading bytes of `buf` the file holds; the rest is copied from `pending`.
+        // How many leading bytes of `buf` the file holds; the rest is copied from the buffers.
         let split = {
             let st = inner.state.lock();
             match end {
                 Some(end) if end <= st.len => {
-                    let flushed = st.pending_at;
+                    let flushed = st.flushed();
                     if end <= flushed {
                         len
                     } else {
                         let split = flushed.saturating_sub(offset) as usize;
-                        let from = (offset.max(flushed) - flushed) as usize;
-                        buf[split..].copy_from_slice(&st.pending[from..from + (len - split)]);
+                        st.copy_out(offset.max(flushed), &mut buf[split..]);
                         split
                     }
                 }
@@ -415,7 +543,7 @@ impl StorageFile for FileHandle {
         };
         if full {
             let inner = self.inner.clone();
-            off_executor(move || inner.write_pending(&mut inner.state.lock())).await?;
+            off_executor(move || inner.write_pending()).await?;
         }
         Ok(offset)
     }
@@ -426,9 +554,9 @@ impl StorageFile for FileHandle {
         }
         let inner = self.inner.clone();
         off_executor(move || {
-            inner.write_pending(&mut inner.state.lock())?;
-            // Outside the lock: appends may go on while the disk syncs (group commit relies
-            // on it).
+            inner.write_pending()?;
+            // Outside every lock: appends may go on while the disk syncs (group commit
+            // relies on it).
             inner
                 .file
                 .sync_data()
@@ -441,6 +569,9 @@ impl StorageFile for FileHandle {
         self.inner.writable("truncate")?;
         let inner = self.inner.clone();
         off_executor(move || {
+            // Rare (recovery cuts a torn tail): holding `state` across the system calls
+            // keeps appends out until the file has its new length.
+            let _writer = inner.writer.lock();
             let mut st = inner.state.lock();
             if len > st.len {
                 return Err(Error::InvalidArgument(format!(
@@ -448,13 +579,15 @@ impl StorageFile for FileHandle {
                     inner.name, st.len
                 )));
             }
-            inner.write_pending(&mut st)?;
+            if !st.pending.is_empty() {
+                pwrite(&inner.file, &st.pending, st.pending_at)
+                    .map_err(|e| Error::io(format!("write {}", inner.name), e))?;
+            }
             inner
                 .file
                 .set_len(len)
                 .map_err(|e| Error::io(format!("truncate {}", inner.name), e))?;
-            st.len = len;
-            st.pending_at = len;
+            *st = Buffered::new(len);
             Ok(())
         })
         .await
@@ -551,7 +684,7 @@ impl FileStorage {
             .remove(from)
             .and_then(|w| w.upgrade());
         if let Some(inner) = &moved {
-            inner.write_pending(&mut inner.state.lock())?;
+            inner.write_pending()?;
         }
         fs::rename(&src, &dst).map_err(|e| Error::io(format!("rename {from} to {to}"), e))?;
         let mut open = self.inner.open.lock();
@@ -695,6 +828,90 @@ mod tests {
         s2.remove("b").await?;
         assert!(s2.open("b").await.is_err());
         assert!(s2.create("../x").await.is_err());
+        Ok(())
+    }
+
+    /// Appends, syncs (which write outside the state lock) and reads race on a multi-thread
+    /// runtime: every read of any range below the length it saw returns exactly the bytes
+    /// appended there, whether they lie in the file, in a write in flight or still pending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reads_see_appends_while_writes_are_in_flight() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let s = FileStorage::open(dir.path()).await?;
+        let f = s.create("a").await?;
+        // Byte i of the file is (i % 251): any misplaced copy shows.
+        let byte = |i: u64| (i % 251) as u8;
+        const TOTAL: u64 = 3 << 20;
+        let appender = {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let mut at = 0u64;
+                let mut n = 1u64;
+                while at < TOTAL {
+                    let chunk: Vec<u8> = (at..at + n).map(byte).collect();
+                    assert_eq!(f.append(&chunk).await?, at);
+                    at += n;
+                    n = n % 4093 + 7;
+                    if n.is_multiple_of(5) {
+                        f.sync().await?;
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+        };
+        let syncer = {
+            let f = f.clone();
+            tokio::spawn(async move {
+                while f.len().await? < TOTAL {
+                    f.sync().await?;
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, Error>(())
+            })
+        };
+        let mut readers = Vec::new();
+        for r in 0..3u64 {
+            let f = f.clone();
+            readers.push(tokio::spawn(async move {
+                let mut reads = 0u64;
+                let mut seed = r + 1;
+                loop {
+                    let len = f.len().await?;
+                    if len >= TOTAL {
+                        return Ok::<_, Error>(reads);
+                    }
+                    if len == 0 {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let n = (seed >> 33) % 70_000 % len + 1;
+                    let at = len - n - (seed >> 20) % (len - n + 1);
+                    let got = f.read_at(at, n as usize).await?;
+                    let want: Vec<u8> = (at..at + n).map(byte).collect();
+                    assert!(got == want, "read of {n} bytes at {at} (length {len})");
+                    reads += 1;
+                }
+            }));
+        }
+        appender
+            .await
+            .map_err(|e| Error::io("join", io::Error::other(e)))??;
+        syncer
+            .await
+            .map_err(|e| Error::io("join", io::Error::other(e)))??;
+        for r in readers {
+            assert!(
+                r.await
+                    .map_err(|e| Error::io("join", io::Error::other(e)))??
+                    > 0
+            );
+        }
+        f.sync().await?;
+        let all: Vec<u8> = (0..f.len().await?).map(byte).collect();
+        assert_eq!(f.read_at(0, all.len()).await?, all);
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use crate::key::Key;
 use crate::keydir::{Keydir, Loc};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::pages::PageCache;
+use crate::pending::PendingEntries;
 use crate::recovery;
 use crate::segment::{hint_name, parse_name, segment_header, segment_name};
 use kv_engine_kit::header::{self, StoreId};
@@ -78,13 +79,13 @@ impl<S: Storage> Bitcask<S> {
     /// [`Layout::active`]), so the error then is [`Error::ReadOnly`] naming `what`. Commit and
     /// merge reject read-only stores before they get here: it is a guard, not a path.
     pub(crate) async fn roll(&self, last: Version, what: &'static str) -> Result<()> {
-        let (old_id, old_file, old_len, mut pending) = {
+        let (old_id, old_file, old_len, pending) = {
             let mut layout = self.layout.lock();
             let a = layout.active.as_mut().ok_or(Error::ReadOnly(what))?;
             (a.id, a.file.clone(), a.len, std::mem::take(&mut a.pending))
         };
         old_file.sync().await?;
-        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let pending = pending.into_sorted();
         let hint = hint::encode(
             self.store,
             old_id,
@@ -121,7 +122,7 @@ impl<S: Storage> Bitcask<S> {
             id: new_id,
             file: new_file,
             len: header::LEN as u64,
-            pending: Vec::new(),
+            pending: PendingEntries::default(),
         });
         Ok(())
     }

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kv_api::{Error, Result, Version};
 
-use crate::key::Key;
-use crate::keydir::{Loc, MAX_FILE_ID};
+use crate::keydir::MAX_FILE_ID;
 use crate::meta::{Meta, SegmentRef};
+use crate::pending::PendingEntries;
 
 /// A sealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub(crate) struct Active<F> {
     pub len: u64,
     /// Keydir entries of this segment, for its hint file when it is sealed. Bounded by the
     /// segment size, so it costs memory only in proportion to the active segment.
-    pub pending: Vec<(Key, Loc)>,
+    pub pending: PendingEntries,
 }
 
 /// Segments of the store.

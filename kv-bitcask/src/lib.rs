@@ -113,6 +113,7 @@ mod merged;
 mod meta;
 mod newest;
 mod pages;
+mod pending;
 mod read;
 mod recovery;
 mod segment;

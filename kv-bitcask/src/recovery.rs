@@ -381,7 +381,7 @@ pub(crate) async fn recover<S: Storage>(
         id: active_ref.id,
         file,
         len: valid_len,
-        pending,
+        pending: pending.into(),
     });
 
     let last = Version::new(last.0.max(meta.last_seq), last.1.max(meta.last_time_ms));

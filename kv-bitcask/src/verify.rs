@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use kv_api::{ProgressFn, Result, Storage, VerifyReport};
 use kv_engine_kit::files::read_all;
-use kv_engine_kit::identity::{self, Found, IDENTITY};
-use kv_engine_kit::verify::{Meter, Read, read_file, torn_tail, total_len};
+use kv_engine_kit::verify::{self, Meter, Read, read_file, torn_tail};
 
 use crate::Bitcask;
 use crate::hint::{self, Last};
@@ -17,6 +16,11 @@ use crate::keydir::Loc;
 use crate::meta::Meta;
 use crate::recovery::{self, Entries};
 use crate::segment::{FileKind, META, hint_name, parse_name, segment_header, segment_name};
+
+/// The names this engine writes.
+fn is_ours(name: &str) -> bool {
+    parse_name(name).is_some()
+}
 
 /// How many disagreements of one kind are listed one by one before they are counted.
 const LISTED: usize = 8;
@@ -36,41 +40,11 @@ impl<S: Storage> Bitcask<S> {
         // No merge of this engine deletes files while they are checked.
         let _one_merge = self.merging.lock().await;
         self.pipeline.check_open()?;
-        let mut report = VerifyReport::new(recovery::ENGINE);
-        let names = self.storage.list().await?;
-        let ours: Vec<String> = names
-            .iter()
-            .filter(|n| parse_name(n).is_some())
-            .cloned()
-            .collect();
-        let mut meter = Meter::new(progress, "bytes", total_len(&self.storage, &ours).await?);
-        let found = identity::check(
-            &self.storage,
-            recovery::ENGINE,
-            &names,
-            |n| parse_name(n).is_some(),
-            META,
-        )
-        .await;
-        match report.check(found)? {
-            Some(Found::Store(id)) => {
-                report.files = report.files.saturating_add(1);
-                if id.store != self.store {
-                    report.damaged(
-                        IDENTITY,
-                        Some(0),
-                        format!(
-                            "names store {}, the store opened is {}",
-                            id.store, self.store
-                        ),
-                    );
-                }
-            }
-            Some(Found::Empty) => {
-                report.note("no store in this storage yet: nothing to check");
-                return Ok(report);
-            }
-            None => {}
+        let engine = (recovery::ENGINE, META);
+        let begun = verify::begin(&self.storage, progress, engine, is_ours, self.store).await?;
+        let (mut report, mut meter, names) = (begun.report, begun.meter, begun.names);
+        if !begun.found {
+            return Ok(report);
         }
 
         let meta = match read_file(&self.storage, META, &mut report, &mut meter).await? {
@@ -92,7 +66,7 @@ impl<S: Storage> Bitcask<S> {
                     .collect()
             }
         };
-        let hints: HashSet<u32> = ours
+        let hints: HashSet<u32> = names
             .iter()
             .filter_map(|n| match parse_name(n) {
                 Some(FileKind::Hint(id)) => Some(id),
@@ -173,7 +147,7 @@ impl<S: Storage> Bitcask<S> {
         self.verify_keydir(&mut report, &checked);
 
         let listed: HashSet<u32> = segments.iter().map(|s| s.0).collect();
-        for name in &ours {
+        for name in &names {
             let leftover = match parse_name(name) {
                 Some(FileKind::Segment(id)) => !listed.contains(&id),
                 Some(FileKind::Hint(id)) => !listed.contains(&id) || Some(id) == active,
@@ -314,7 +288,7 @@ impl<S: Storage> Bitcask<S> {
 mod tests {
     use kv_api::{Engine, Error, Options, StorageFile, WriteBatch};
     use kv_backends::MemoryStorage;
-    use kv_conformance::flip_bit;
+    use kv_conformance::{flip_bit, verify_clean};
     use kv_engine_kit::header;
 
     use super::*;
@@ -363,21 +337,10 @@ mod tests {
     async fn a_sound_store_is_clean_and_counted() {
         let storage = MemoryStorage::new();
         let e = store(&storage, true).await;
-        let seen = parking_lot::Mutex::new(Vec::new());
-        let report = e.verify(&|p| seen.lock().push(p)).await.unwrap();
-        assert!(report.is_clean() && report.notes.is_empty(), "{report:#?}");
+        let report = verify_clean(&e, "writer").await;
+        assert!(report.notes.is_empty(), "{report:#?}");
         assert!(report.files >= 6 && report.records > 40, "{report:#?}");
-        let seen = seen.into_inner();
-        let last = seen.last().unwrap();
-        assert!(last.done == last.total && last.total > 0, "{seen:?}");
-        assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
-        let report = read_only(&storage)
-            .await
-            .unwrap()
-            .verify(&|_| {})
-            .await
-            .unwrap();
-        assert!(report.is_clean(), "{report:#?}");
+        verify_clean(&read_only(&storage).await.unwrap(), "read-only").await;
     }
 
     /// Open lets it through (the segment is loaded from its hint, never read): verify finds it.
@@ -392,6 +355,12 @@ mod tests {
         let ro = read_only(&storage)
             .await
             .expect("open does not read the segment");
+        // The trait's default check, through reads, meets it too (the key's value is read).
+        let logical = kv_api::verify::logical_verify(&ro, &|_| {}).await.unwrap();
+        assert!(
+            logical.damage.iter().any(|d| d.file == segment_name(id)),
+            "{logical:#?}"
+        );
         for e in [&e, &ro] {
             let report = e.verify(&|_| {}).await.unwrap();
             assert_eq!(

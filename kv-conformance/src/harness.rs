@@ -124,6 +124,31 @@ pub async fn flip_bit<S: Storage>(storage: &S, name: &str, offset: u64) -> Resul
     file.sync().await
 }
 
+/// Verifies `engine` ([`Engine::verify`]) and asserts a clean report (naming `when`) whose
+/// progress never went back and ended complete. Returns the report.
+pub async fn verify_clean<E: Engine>(engine: &E, when: &str) -> kv_api::VerifyReport {
+    let seen = parking_lot::Mutex::new(Vec::<kv_api::Progress>::new());
+    let report = engine.verify(&|p| seen.lock().push(p)).await;
+    let report = report.unwrap_or_else(|e| panic!("{when}: verify failed: {e:?}"));
+    assert!(
+        report.is_clean(),
+        "{when}: verify found damage in a sound store: {report:#?}"
+    );
+    assert_eq!(report.engine, E::NAME);
+    let seen = seen.into_inner();
+    let monotonic = seen
+        .windows(2)
+        .all(|w| w[0].stage != w[1].stage || w[0].done <= w[1].done);
+    assert!(monotonic, "{when}: progress went back: {seen:?}");
+    if let Some(last) = seen.last() {
+        assert!(
+            last.total == 0 || last.done >= last.total,
+            "{when}: progress ended at {last:?}"
+        );
+    }
+    report
+}
+
 /// A readable summary of a dump (names and lengths) for assertion messages.
 pub fn dump_summary(dump: &BTreeMap<String, Vec<u8>>) -> Vec<(String, usize)> {
     dump.iter().map(|(n, d)| (n.clone(), d.len())).collect()

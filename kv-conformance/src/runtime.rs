@@ -100,28 +100,8 @@ impl<T> Future for JoinAll<T> {
     }
 }
 
-/// Lets other tasks run once (interleaves concurrent transactions).
-#[cfg(not(target_arch = "wasm32"))]
-pub async fn yield_now() {
-    YieldNow(false).await
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-struct YieldNow(bool);
-
-#[cfg(not(target_arch = "wasm32"))]
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+/// Lets other tasks run once (interleaves concurrent transactions): [`kv_api::yield_now`].
+pub use kv_api::yield_now;
 
 /// Waits `ms` milliseconds without blocking other tasks (a slow device in a storage wrapper).
 #[cfg(not(target_arch = "wasm32"))]
@@ -134,31 +114,6 @@ pub async fn sleep_ms(ms: u64) {
 #[cfg(target_arch = "wasm32")]
 pub async fn sleep_ms(_ms: u64) {
     yield_now().await
-}
-
-/// Lets other tasks run once, and the browser deliver its pending events. It must give the
-/// event loop a turn (a task, not a microtask): a transaction that lost a conflict and
-/// retries at once, in microtasks only, would never let the winner's IndexedDB write report
-/// back, and retry forever. `setTimeout(0)`, not `scheduler.yield()`, whose continuations
-/// run before other tasks (the IndexedDB events) and so starve them the same way.
-#[cfg(target_arch = "wasm32")]
-pub async fn yield_now() {
-    use js_sys::{Function, Promise, Reflect};
-    use wasm_bindgen::{JsCast, JsValue};
-
-    let promise = Promise::new(&mut |resolve, _reject| {
-        let global = js_sys::global();
-        let set_timeout = Reflect::get(&global, &"setTimeout".into())
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok());
-        let scheduled = set_timeout.is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
-        if !scheduled {
-            // No timers here: a microtask is the best there is.
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    });
-    // Resolves (never rejects) once the event loop has had its turn.
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Runs `fut` for at most `limit`: `None` if it has not finished by then (a hang). Natively a

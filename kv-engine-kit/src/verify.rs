@@ -6,6 +6,8 @@ use kv_api::{Dropped, Progress, ProgressFn, Result, Storage, VerifyReport};
 
 use crate::files::read_all;
 use crate::frame;
+use crate::header::StoreId;
+use crate::identity::{self, Found, IDENTITY};
 
 /// Counts the progress of a long operation in one unit (`stage`: the bytes a check reads,
 /// the bytes or entries a merge rewrites) and reports each step.
@@ -53,7 +55,7 @@ impl<'p, 'f> Meter<'p, 'f> {
 
 /// The sum of the lengths of `names` (a progress estimate: a file that vanished since it was
 /// listed counts 0).
-pub async fn total_len<S: Storage>(storage: &S, names: &[String]) -> Result<u64> {
+async fn total_len<S: Storage>(storage: &S, names: &[String]) -> Result<u64> {
     let mut total = 0u64;
     for name in names {
         if let Ok(file) = storage.open(name).await {
@@ -61,6 +63,60 @@ pub async fn total_len<S: Storage>(storage: &S, names: &[String]) -> Result<u64>
         }
     }
     Ok(total)
+}
+
+/// How a check starts, the same for every engine: the storage's files listed, progress set
+/// to the bytes of the engine's own, and `IDENTITY` checked as an open of `engine` does
+/// ([`identity::check`], with the engine's `is_own` names and `manifest`), naming `store`, the
+/// store that was opened.
+pub struct Begun<'p, 'f> {
+    /// The report, holding what the identity check found.
+    pub report: VerifyReport,
+    /// Progress in bytes of the engine's files.
+    pub meter: Meter<'p, 'f>,
+    /// Every file of the storage.
+    pub names: Vec<String>,
+    /// False if the storage holds no store yet: nothing more to check.
+    pub found: bool,
+}
+
+/// See [`Begun`].
+pub async fn begin<'p, 'f, S: Storage>(
+    storage: &S,
+    progress: &'p ProgressFn<'f>,
+    (engine, manifest): (&'static str, &str),
+    is_own: impl Fn(&str) -> bool,
+    store: StoreId,
+) -> Result<Begun<'p, 'f>> {
+    let mut report = VerifyReport::new(engine);
+    let names = storage.list().await?;
+    let ours: Vec<String> = names.iter().filter(|n| is_own(n)).cloned().collect();
+    let meter = Meter::new(progress, "bytes", total_len(storage, &ours).await?);
+    let checked = identity::check(storage, engine, &names, is_own, manifest).await;
+    let found = match report.check(checked)? {
+        Some(Found::Store(id)) => {
+            report.files = report.files.saturating_add(1);
+            if id.store != store {
+                report.damaged(
+                    IDENTITY,
+                    Some(0),
+                    format!("names store {}, the store opened is {store}", id.store),
+                );
+            }
+            true
+        }
+        Some(Found::Empty) => {
+            report.note("no store in this storage yet: nothing to check");
+            false
+        }
+        None => true,
+    };
+    Ok(Begun {
+        report,
+        meter,
+        names,
+        found,
+    })
 }
 
 /// What [`read_file`] found.

@@ -10,13 +10,12 @@
 use kv_api::{ProgressFn, Result, Storage, VerifyReport, Version};
 use kv_engine_kit::files::read_all;
 use kv_engine_kit::header::{BadHeader, FileHeader};
-use kv_engine_kit::identity::{Found, IDENTITY};
 use kv_engine_kit::txlog::Follows;
-use kv_engine_kit::verify::{Meter, Read, read_file, torn_tail, total_len};
+use kv_engine_kit::verify::{self, Meter, Read, read_file, torn_tail};
 
 use crate::engine::Inner;
 use crate::manifest::{MANIFEST, Manifest};
-use crate::names::{ENGINE, Listing, check_identity, is_own};
+use crate::names::{ENGINE, Listing, is_own};
 use crate::sstable::table::TableReader;
 use crate::sstable::{TableMeta, table_name};
 use crate::wal::{replay_file, wal_name};
@@ -46,29 +45,11 @@ impl<S: Storage> Inner<S> {
     /// See the module docs and [`kv_api::Engine::verify`].
     pub async fn verify(&self, progress: &ProgressFn<'_>) -> Result<VerifyReport> {
         self.pipeline.check_open()?;
-        let mut report = VerifyReport::new(ENGINE);
-        let names = self.storage.list().await?;
-        let ours: Vec<String> = names.iter().filter(|n| is_own(n)).cloned().collect();
-        let mut meter = Meter::new(progress, "bytes", total_len(&self.storage, &ours).await?);
-        match report.check(check_identity(&self.storage, &names).await)? {
-            Some(Found::Store(id)) => {
-                report.files = report.files.saturating_add(1);
-                if id.store != self.store {
-                    report.damaged(
-                        IDENTITY,
-                        Some(0),
-                        format!(
-                            "names store {}, the store opened is {}",
-                            id.store, self.store
-                        ),
-                    );
-                }
-            }
-            Some(Found::Empty) => {
-                report.note("no store in this storage yet: nothing to check");
-                return Ok(report);
-            }
-            None => {}
+        let engine = (ENGINE, MANIFEST);
+        let begun = verify::begin(&self.storage, progress, engine, is_own, self.store).await?;
+        let (mut report, mut meter) = (begun.report, begun.meter);
+        if !begun.found {
+            return Ok(report);
         }
 
         // The manifest before the listing, as an open reads them.
@@ -259,7 +240,7 @@ impl<S: Storage> Inner<S> {
 mod tests {
     use kv_api::{Engine, Error, Options, StorageFile, Tuning, WriteBatch};
     use kv_backends::MemoryStorage;
-    use kv_conformance::flip_bit;
+    use kv_conformance::{flip_bit, verify_clean};
     use kv_engine_kit::header;
 
     use super::*;
@@ -323,20 +304,11 @@ mod tests {
     async fn a_sound_store_is_clean_and_counted() {
         let storage = MemoryStorage::new();
         let e = store(&storage).await;
-        let seen = parking_lot::Mutex::new(Vec::new());
-        let report = e.verify(&|p| seen.lock().push(p)).await.unwrap();
-        assert!(report.is_clean() && report.notes.is_empty(), "{report:#?}");
+        let report = verify_clean(&e, "writer").await;
+        assert!(report.notes.is_empty(), "{report:#?}");
         let tables = e.inner.read_state().levels.all().count() as u64;
         assert!(tables >= 2 && report.files >= tables + 3, "{report:#?}");
-        let last = *seen.lock().last().unwrap();
-        assert!(last.done == last.total && last.total > 0, "{last:?}");
-        let report = read_only(&storage)
-            .await
-            .unwrap()
-            .verify(&|_| {})
-            .await
-            .unwrap();
-        assert!(report.is_clean(), "{report:#?}");
+        verify_clean(&read_only(&storage).await.unwrap(), "read-only").await;
         // Merge reports the entries it merged.
         let seen = parking_lot::Mutex::new(Vec::new());
         e.merge_with(&|p| seen.lock().push(p)).await.unwrap();
@@ -344,41 +316,36 @@ mod tests {
         assert!(seen.iter().all(|p| p.stage == "entries"), "{seen:?}");
         let last = seen.last().unwrap();
         assert!(last.done == last.total && last.total >= 300, "{seen:?}");
-        assert!(e.verify(&|_| {}).await.unwrap().is_clean());
+        verify_clean(&e, "after a merge").await;
     }
 
-    /// Open lets it through (tables are opened at their first read): verify finds it.
+    /// Flips a bit of the largest table at the offset `at` picks (from its footer), opens the
+    /// store read-only (which reads no table: tables open at their first read) and verifies;
+    /// returns the footer and the offset of the one damage, which must name the table.
+    async fn damaged_table(at: impl Fn(&Footer) -> u64) -> (Footer, u64, String) {
+        let storage = MemoryStorage::new();
+        let e = store(&storage).await;
+        let meta = a_table(&e);
+        let f = footer(&storage, &meta).await;
+        let name = table_name(meta.id);
+        flip_bit(&storage, &name, at(&f)).await.unwrap();
+        let ro = read_only(&storage).await.expect("open reads no table");
+        let report = ro.verify(&|_| {}).await.unwrap();
+        let (file, offset) = only_damage(&report);
+        assert_eq!(file, name);
+        (f, offset, report.damage[0].what.clone())
+    }
+
     #[tokio::test]
     async fn a_data_block() {
-        let storage = MemoryStorage::new();
-        let e = store(&storage).await;
-        let meta = a_table(&e);
-        let f = footer(&storage, &meta).await;
-        flip_bit(&storage, &table_name(meta.id), FIRST_BLOCK + 10)
-            .await
-            .unwrap();
-        let ro = read_only(&storage).await.expect("open reads no table");
-        let report = ro.verify(&|_| {}).await.unwrap();
-        let (file, offset) = only_damage(&report);
-        assert_eq!(file, table_name(meta.id));
+        let (f, offset, what) = damaged_table(|_| FIRST_BLOCK + 10).await;
         assert!((FIRST_BLOCK..f.filter.offset.min(f.index.offset)).contains(&offset));
-        assert!(report.damage[0].what.contains("crc"), "{report:?}");
+        assert!(what.contains("crc"), "{what}");
     }
 
-    /// Open lets it through too; the table's reader refuses it, and verify names the index.
     #[tokio::test]
     async fn the_index_block() {
-        let storage = MemoryStorage::new();
-        let e = store(&storage).await;
-        let meta = a_table(&e);
-        let f = footer(&storage, &meta).await;
-        flip_bit(&storage, &table_name(meta.id), f.index.offset + 2)
-            .await
-            .unwrap();
-        let ro = read_only(&storage).await.expect("open reads no table");
-        let report = ro.verify(&|_| {}).await.unwrap();
-        let (file, offset) = only_damage(&report);
-        assert_eq!(file, table_name(meta.id));
+        let (f, offset, _) = damaged_table(|f| f.index.offset + 2).await;
         assert!((f.index.offset..f.index.offset + f.index.len).contains(&offset));
     }
 

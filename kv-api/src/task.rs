@@ -1,0 +1,62 @@
+//! Cooperation with the executor.
+
+/// Lets other tasks run once: natively, wakes itself and returns `Pending` once (any
+/// executor); on wasm32, gives the browser's event loop a turn.
+///
+/// Engines call it in long loops (a flush, a compaction) so that one task never holds an
+/// executor thread for milliseconds; [`crate::Store::transact`] calls it between retries.
+///
+/// ```
+/// # async fn demo() {
+/// kv_api::yield_now().await;
+/// # }
+/// ```
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn yield_now() {
+    YieldNow(false).await
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+struct YieldNow(bool);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// Lets other tasks run once, and the browser deliver its pending events. It must give the
+/// event loop a turn (`setTimeout(0)`: a task, not a microtask): a transaction that lost a
+/// conflict and retries at once, in microtasks only, would never let the winner's IndexedDB
+/// write report back, and retry forever. Not `scheduler.yield()`, whose continuations run
+/// before other tasks (the IndexedDB events) and so starve them the same way.
+#[cfg(target_arch = "wasm32")]
+pub async fn yield_now() {
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let promise = Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        let set_timeout = Reflect::get(&global, &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok());
+        let scheduled = set_timeout.is_some_and(|f| f.call2(&global, &resolve, &0.into()).is_ok());
+        if !scheduled {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    });
+    // Resolves (never rejects) once the event loop has had its turn.
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
