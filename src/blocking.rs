@@ -314,6 +314,57 @@ impl<E: Engine> Store<E> {
         self.inner.stats().wait()
     }
 
+    // --- export, import, backup (issue #13)
+
+    /// [`crate::Store::export`]: writes every commit (or the latest values) to `out` as a
+    /// portable export stream, from one pinned snapshot.
+    ///
+    /// ```
+    /// # use kv::backends::MemoryStorage;
+    /// # let store = kv::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
+    /// # let target = kv::blocking::KvStore::<MemoryStorage>::open(MemoryStorage::new())?;
+    /// let mut stream = Vec::new();
+    /// store.export(&mut stream, kv::ExportScope::AllVersions, &|_| {})?;
+    /// target.import(stream.as_slice(), &|_| {})?;
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn export<W: std::io::Write + Send>(
+        &self,
+        out: W,
+        scope: crate::ExportScope,
+        progress: &crate::ProgressFn<'_>,
+    ) -> Result<crate::ExportSummary> {
+        self.inner.export(out, scope, progress).wait()
+    }
+
+    /// [`crate::Store::import`]: applies an export stream, keeping every commit's version.
+    pub fn import<R: std::io::Read + Send>(
+        &self,
+        input: R,
+        progress: &crate::ProgressFn<'_>,
+    ) -> Result<crate::ImportSummary> {
+        self.inner.import(input, progress).wait()
+    }
+
+    /// [`crate::Store::copy_into`]: copies this store into a new store of any engine.
+    pub fn copy_into<T: crate::Engine>(
+        &self,
+        target: &Store<T>,
+        scope: crate::ExportScope,
+        progress: &crate::ProgressFn<'_>,
+    ) -> Result<crate::CopySummary> {
+        self.inner.copy_into(&target.inner, scope, progress).wait()
+    }
+
+    /// [`crate::Store::backup_to`]: a consistent copy into an empty storage.
+    pub fn backup_to(
+        &self,
+        target: E::Storage,
+        progress: &crate::ProgressFn<'_>,
+    ) -> Result<crate::BackupSummary> {
+        self.inner.backup_to(target, progress).wait()
+    }
+
     /// [`crate::Store::close`]: flushes and closes the store (every clone) and releases the
     /// writer lock.
     ///

@@ -165,3 +165,51 @@ async fn bitcask_export_during_merge() -> Result<()> {
 async fn lsm_export_during_merge() -> Result<()> {
     export_during_merge::<Lsm<MemoryStorage>>().await
 }
+
+/// Throughput of export, import and a direct copy, on memory storage (ignored; run with
+/// `cargo test --release --test export_convert measure -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_export_import_copy() -> Result<()> {
+    use std::time::Instant;
+    let source = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
+    let (keys, rounds, per_commit) = (100_000u32, 3u32, 100u32);
+    for round in 0..rounds {
+        for chunk in 0..keys / per_commit {
+            let mut txn = source.current();
+            for k in chunk * per_commit..(chunk + 1) * per_commit {
+                txn.insert(0, &k, vec![round as u8; 100])?;
+            }
+            txn.commit().await?;
+        }
+    }
+    let versions = u64::from(keys * rounds);
+    let t = Instant::now();
+    let mut stream = Vec::new();
+    let exported = source
+        .export(&mut stream, ExportScope::AllVersions, &|_| {})
+        .await?;
+    let export = t.elapsed();
+    let target = Store::<Lsm<MemoryStorage>>::open(MemoryStorage::new()).await?;
+    let t = Instant::now();
+    target.import(stream.as_slice(), &|_| {}).await?;
+    let import = t.elapsed();
+    let copy = Store::<Bitcask<MemoryStorage>>::open(MemoryStorage::new()).await?;
+    let t = Instant::now();
+    source
+        .copy_into(&copy, ExportScope::AllVersions, &|_| {})
+        .await?;
+    let copied = t.elapsed();
+    let rate = |d: std::time::Duration| versions as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "{versions} versions in {} commits, stream {} bytes: export (Bitcask) {export:?} \
+         ({:.2} M versions/s), import (LSM) {import:?} ({:.2} M/s), copy_into (Bitcask) \
+         {copied:?} ({:.2} M/s)",
+        exported.commits,
+        stream.len(),
+        rate(export),
+        rate(import),
+        rate(copied)
+    );
+    Ok(())
+}

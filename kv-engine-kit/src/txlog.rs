@@ -393,13 +393,15 @@ pub fn replay<'a>(
             ..end
         }
     };
-    let damage = |at: usize, reason: &str, last_seq: u64| -> Result<()> {
+    // `open` is the sequence number of the damaged transaction when it is an import that
+    // skipped numbers (its own records may follow the damage), else 0.
+    let damage = |at: usize, reason: &str, last_seq: u64, open: u64| -> Result<()> {
         // A torn or damaged last transaction (seq `last_seq + 1`, even with its own commit
         // record intact) is rolled back. Records of any later transaction after the damage
         // mean committed data would be lost: that is corruption, not a torn tail. Only
         // candidates with a later transaction's sequence number are CRC-checked, which keeps
         // the scan linear in the damaged bytes.
-        let first_later = last_seq.saturating_add(2);
+        let first_later = last_seq.saturating_add(2).max(open.saturating_add(1));
         let last_later = first_later.saturating_add(LATER_TXN_WINDOW);
         // An imported commit may lie any distance ahead: it is known by its `meta` (and its
         // exact length, so damage rarely forges one), not by the window.
@@ -434,11 +436,13 @@ pub fn replay<'a>(
                 return Ok(cut(end, "writes without their commit record"));
             }
             frame::Decoded::Truncated => {
-                damage(at, "truncated record", end.last_seq)?;
+                let open = if gap.is_some() { pending_seq } else { 0 };
+                damage(at, "truncated record", end.last_seq, open)?;
                 return Ok(cut(end, "torn or damaged last transaction"));
             }
             frame::Decoded::BadCrc => {
-                damage(at, "crc mismatch", end.last_seq)?;
+                let open = if gap.is_some() { pending_seq } else { 0 };
+                damage(at, "crc mismatch", end.last_seq, open)?;
                 return Ok(cut(end, "torn or damaged last transaction"));
             }
         };
@@ -861,5 +865,22 @@ mod tests {
         buf[damaged + 12] ^= 0xff;
         let err = seqs(&buf, true).err();
         assert!(matches!(err, Some(Error::Corruption { .. })), "{err:?}");
+    }
+
+    /// A damaged imported transaction that skipped numbers, last in the newest file, is
+    /// rolled back like any torn last transaction, even with its own commit record intact.
+    #[test]
+    fn a_damaged_last_import_is_rolled_back() {
+        let mut buf = Vec::new();
+        encode_txn(&mut buf, Version::new(1, 10), 0, &[put(0, b"a")], |_| {}).unwrap();
+        let good = buf.len();
+        let writes = [put(0, b"b"), put(0, b"c")];
+        encode_txn(&mut buf, Version::new(50, 10), 1, &writes, |_| {}).unwrap();
+        let second_write = good + (buf.len() - good - 8 - 34) / 2;
+        buf[second_write + 12] ^= 0xff;
+        let (seen, end) = seqs(&buf, true).unwrap();
+        assert_eq!(seen, vec![1]);
+        assert_eq!(end.valid_len, good as u64);
+        assert!(end.dropped.is_some());
     }
 }

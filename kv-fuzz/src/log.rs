@@ -105,7 +105,8 @@ pub fn txlog_record(data: &[u8]) {
 /// `txlog::replay` of the input as a log file, from the end of its header (from 0 if it is
 /// shorter than a header; the header itself is the engines' to check): as the last file and
 /// as a sealed one, after commit 0, after any commit above 0, and right after the commit
-/// before its first record. Transactions come in sequence, their writes' locations hold those
+/// before its first record. Transactions come in sequence (skipping numbers only where the
+/// commit record names the commit before it: an import's gap), their writes' locations hold those
 /// writes, and the valid prefix replays again to the same transactions, whole (what recovery
 /// relies on after it cut the file there).
 pub fn txlog_replay(data: &[u8]) {
@@ -184,9 +185,11 @@ fn check_replay(buf: &[u8], from: usize, is_last: bool, follows: Follows) {
         Follows::Commit(s) | Follows::Above(s) => s,
     };
     for (i, t) in txns.iter().enumerate() {
+        // An imported commit may skip numbers, naming the one before it in its meta.
+        let named = t.2.first() == Some(&1) && t.2.get(1..) == Some(&prev.to_le_bytes()[..]);
         let ok = match follows {
             Follows::Above(_) if i == 0 => t.0 > prev,
-            _ => Some(t.0) == prev.checked_add(1),
+            _ => Some(t.0) == prev.checked_add(1) || (t.0 > prev && named),
         };
         assert!(ok, "transaction {} after {prev}", t.0);
         prev = t.0;
