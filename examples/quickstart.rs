@@ -21,10 +21,14 @@ const VISITS: SlotDef<String, u64> = SlotDef::new(2, "visits");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> kv_db::Result<()> {
-    let dir = tempfile::tempdir()?;
-    println!("store directory: {}", dir.path().display());
+    // A temporary directory, or `KV_QUICKSTART_DIR` (missing or empty) to keep the store for
+    // the command-line tool: `cargo run -p kv-cli -- info $KV_QUICKSTART_DIR`.
+    let temp = tempfile::tempdir()?;
+    let dir = std::env::var_os("KV_QUICKSTART_DIR")
+        .map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);
+    println!("store directory: {}", dir.display());
 
-    let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;
+    let store = KvStore::open(FileStorage::open(&dir).await?).await?;
     // Optional: check every definition against the store's catalog once, at startup.
     store.open_slot(&USERS).await?;
     store.open_slot(&VISITS).await?;
@@ -88,7 +92,7 @@ async fn main() -> kv_db::Result<()> {
     );
     drop(store);
 
-    let store = KvStore::open(FileStorage::open(dir.path()).await?).await?;
+    let store = KvStore::open(FileStorage::open(&dir).await?).await?;
     let snap = store.snapshot();
     let users = snap.slot(&USERS)?;
     assert_eq!(users.versions(&("org1", 3)).await?.len(), 1);

@@ -17,7 +17,14 @@ kv_conformance::matrix! {
 }
 
 /// Member crates `kv-NAME` of the workspace that are not engines.
-const NOT_ENGINES: &[&str] = &["api", "engine-kit", "backends", "conformance", "fuzz"];
+const NOT_ENGINES: &[&str] = &[
+    "api",
+    "engine-kit",
+    "backends",
+    "conformance",
+    "fuzz",
+    "cli",
+];
 
 /// The `kv-NAME` members of the workspace, as `NAME`s.
 fn workspace_members() -> Vec<String> {

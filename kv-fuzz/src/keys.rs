@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use kv_api::keycodec;
+use kv_api::keycodec::{self, KeyValue};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -81,5 +81,37 @@ fn check<T: Serialize + DeserializeOwned + Debug>(
     });
     if let [_, Some(x), Some(y)] = &decoded {
         assert_eq!(cmp(x, y), a.cmp(b), "order of {x:?} and {y:?}");
+    }
+}
+
+/// The dynamic key decoder and the key text parser (`keycodec::KeyValue`, which the `kv-db` tool
+/// shows and reads keys with). Neither panics; bytes the decoder accepts encode back to
+/// themselves, also through their text (shaped by themselves too); text the parser accepts
+/// encodes (or is refused, as a map with a repeated key is) and, where its bytes decode, shows
+/// as text that parses to the same bytes; shaped parsing returns.
+pub fn key_text(data: &[u8]) {
+    if let Ok(value) = KeyValue::decode(data) {
+        assert_eq!(value.encode().as_deref(), Ok(data), "{value:?}");
+        let text = value.to_string();
+        let parsed: KeyValue = text.parse().expect("shown keys parse");
+        assert_eq!(parsed.encode().as_deref(), Ok(data), "{text}");
+        // A key shaped by itself reads the same.
+        let shaped = KeyValue::parse_shaped(&text, &value).expect("shown keys parse shaped");
+        assert_eq!(shaped.encode().as_deref(), Ok(data), "{text}");
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // Unsuffixed numbers take their type from a shape with numbers at every kind of place.
+    let shape = "(\"\", 0u32, [0i8], Some(0.0f64), {0u16: 0i64}, struct(0u8), newtype(0i128))";
+    if let Ok(shape) = shape.parse::<KeyValue>() {
+        let _ = KeyValue::parse_shaped(text, &shape).map(|v| v.encode());
+    }
+    let Ok(Ok(bytes)) = text.parse::<KeyValue>().map(|v| v.encode()) else {
+        return;
+    };
+    if let Ok(value) = KeyValue::decode(&bytes) {
+        let again: KeyValue = value.to_string().parse().expect("shown keys parse");
+        assert_eq!(again.encode(), Ok(bytes));
     }
 }

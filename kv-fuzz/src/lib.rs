@@ -37,7 +37,7 @@ pub use dir_image::dir_image;
 pub use export::export_stream;
 pub use header::{file_header, identity};
 pub use idb::idb_chunks;
-pub use keys::keycodec;
+pub use keys::{key_text, keycodec};
 pub use log::{frame, txlog_record, txlog_replay};
 pub use lsm::{bloom, lsm_manifest, sst_data_block, sst_footer, sst_index_block};
 
@@ -61,6 +61,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sst_data_block", sst_data_block),
     ("bloom", bloom),
     ("keycodec", keycodec),
+    ("key_text", key_text),
     ("idb_chunks", idb_chunks),
     ("dir_image", dir_image),
     ("export_stream", export_stream),

@@ -12,7 +12,7 @@ use super::float::{f32_from_key, f64_from_key};
 use super::{ELEMENT, END, KeyError, Result, escape, kind, tag};
 
 /// Nesting limit while decoding, so hostile input cannot overflow the stack.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 fn not_self_delimiting(what: &str) -> KeyError {
     KeyError(format!(
@@ -36,13 +36,18 @@ impl<'de> Decoder<'de> {
         self.input.len()
     }
 
-    fn byte(&mut self) -> Result<u8> {
+    /// The input not consumed yet.
+    pub(super) fn rest(&self) -> &'de [u8] {
+        self.input
+    }
+
+    pub(super) fn byte(&mut self) -> Result<u8> {
         let (&byte, rest) = self.input.split_first().ok_or_else(KeyError::eof)?;
         self.input = rest;
         Ok(byte)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let (head, rest) = self
             .input
             .split_first_chunk::<N>()
@@ -67,7 +72,7 @@ impl<'de> Decoder<'de> {
         }
     }
 
-    fn read_bool(&mut self) -> Result<bool> {
+    pub(super) fn read_bool(&mut self) -> Result<bool> {
         match self.byte()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -75,21 +80,21 @@ impl<'de> Decoder<'de> {
         }
     }
 
-    fn read_char(&mut self) -> Result<char> {
+    pub(super) fn read_char(&mut self) -> Result<char> {
         let code = u32::from_be_bytes(self.array()?);
         char::from_u32(code).ok_or_else(|| KeyError(format!("invalid char {code:#x}")))
     }
 
     /// Reads an escaped string body and its terminator. Borrows from the
     /// input when the body contains no escapes.
-    fn read_escaped(&mut self) -> Result<Cow<'de, [u8]>> {
+    pub(super) fn read_escaped(&mut self) -> Result<Cow<'de, [u8]>> {
         let (body, rest) = escape::read_terminated(self.input)?;
         self.input = rest;
         Ok(body)
     }
 
     /// Runs `f` one nesting level deeper, failing past [`MAX_DEPTH`].
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    pub(super) fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let outer = self.depth;
         self.depth = outer
             .checked_add(1)

@@ -66,6 +66,9 @@
 //! the tag and handles every value except fixed-arity ones, whose length only
 //! the type knows: tuples, structs and tuple/struct variants are an error
 //! there.
+//! [`KeyValue`] decodes any key without its type, by its tags, choosing where
+//! fixed-arity values end (see its docs), and reads keys back from text such as
+//! `("org1", 3u32)`: how the `kv-db` tool shows and takes keys.
 //!
 //! **Sets are sequences.** serde serializes `HashSet` and `BTreeSet` with
 //! `serialize_seq`, exactly like a `Vec`, so the codec cannot tell a set from
@@ -89,7 +92,8 @@ use serde::de::DeserializeOwned;
 // One job a file: this module holds the format's tags and markers, the error
 // type and the public entry points; `ser` and `de` are the serde Serializer and
 // Deserializer; `escape` (string byte-stuffing) and `float` (order-preserving
-// float bits) are the body encodings both of them share.
+// float bits) are the body encodings both of them share; `value` decodes a key without its
+// type ([`KeyValue`], for tools) and `text` parses its literal syntax.
 mod de;
 mod escape;
 mod float;
@@ -97,9 +101,12 @@ mod ser;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+mod text;
+mod value;
 
 use self::de::Decoder;
 use self::ser::Encoder;
+pub use self::value::{KeyValue, Variant};
 
 /// One-byte type tags.
 mod tag {
