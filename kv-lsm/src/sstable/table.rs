@@ -26,6 +26,7 @@ use crate::key::{EntryRef, InternalKey, Seek, cmp_ikey, prefix};
 #[cfg(doc)]
 use crate::names::KIND_TABLE;
 use crate::names::table_header;
+use crate::options::Compression;
 
 /// Restart interval of data blocks: a binary-searchable point every 8 entries, so a point
 /// read walks at most 8 entries after its binary search (about half a percent of table size
@@ -55,13 +56,15 @@ pub(crate) struct TableWriter<F: StorageFile> {
 }
 
 impl<F: StorageFile> TableWriter<F> {
-    /// Creates table `id` of `store` on `storage`; its header is the first thing buffered, so
-    /// the first block starts after it.
+    /// Creates table `id` of `store` on `storage`, its data blocks compressed with
+    /// `compression` where it pays; its header is the first thing buffered, so the first block
+    /// starts after it.
     pub async fn create<S: Storage<File = F>>(
         storage: &S,
         store: StoreId,
         id: u64,
         block_size: usize,
+        compression: Compression,
     ) -> Result<Self> {
         let block_size = block_size.clamp(64, MAX_BLOCK_SIZE);
         let file = storage.create(&table_name(id)).await?;
@@ -77,7 +80,7 @@ impl<F: StorageFile> TableWriter<F> {
             block_size,
             out,
             written: 0,
-            data: BlockBuilder::new(DATA_RESTART_INTERVAL),
+            data: BlockBuilder::compressed(DATA_RESTART_INTERVAL, compression),
             index: BlockBuilder::new(1),
             hashes: Vec::new(),
             first: None,
