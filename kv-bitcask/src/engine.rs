@@ -308,6 +308,28 @@ impl<S: Storage> Engine for Bitcask<S> {
         }
     }
 
+    /// One keydir read lock for every key, then the live versions read as a scan reads
+    /// them: cached pages first, the rest in file order, nearby records joined into one read.
+    async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let (locs, generation) = self.lookup(|kd| {
+            keys.iter()
+                .map(|k| kd.get(&Key::new(slot, k), at).filter(|l| !l.is_removal()))
+                .collect::<Vec<_>>()
+        });
+        let found: Vec<(Vec<u8>, Loc)> = keys
+            .iter()
+            .zip(&locs)
+            .filter_map(|(k, l)| l.map(|l| (k.to_vec(), l)))
+            .collect();
+        let mut values = self
+            .read_live_values(slot, &found, generation)
+            .await?
+            .into_iter();
+        Ok(locs.iter().map(|l| l.and_then(|_| values.next())).collect())
+    }
+
     async fn get_unremoved(
         &self,
         slot: Slot,

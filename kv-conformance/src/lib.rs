@@ -275,6 +275,9 @@ macro_rules! __suite_cases {
             concurrency_group_commit_shares_syncs => concurrency::group_commit_shares_syncs,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
+            batch_get_many_equals_gets => batch::get_many_equals_gets,
+            batch_get_many_records_reads => batch::get_many_records_reads,
+            tuning_variants_round_trip => tuning::variants_round_trip,
         }
     };
 }

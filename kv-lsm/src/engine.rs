@@ -569,6 +569,31 @@ impl<S: Storage> Engine for Lsm<S> {
         }
     }
 
+    /// The keys sorted and deduplicated, then one pass over the memtables and the tables in
+    /// key order ([`Inner::newest_many`]).
+    async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        let ukeys: Vec<Vec<u8>> = keys.iter().map(|k| ukey(slot, k)).collect();
+        let mut sorted = ukeys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let unique = sorted.len() == ukeys.len();
+        let mut values = inner.newest_many(&sorted, at).await?;
+        Ok(ukeys
+            .iter()
+            .map(|k| {
+                let v = sorted
+                    .binary_search(k)
+                    .ok()
+                    .and_then(|i| values.get_mut(i))?;
+                // Without duplicates each value is taken once; with them, copied.
+                if unique { v.take() } else { v.clone() }.flatten()
+            })
+            .collect())
+    }
+
     async fn get_unremoved(
         &self,
         slot: Slot,

@@ -102,4 +102,16 @@ impl kv_api::Tuning for LsmOptions {
             compression: Compression::Lz4,
         }
     }
+
+    /// `small()` with each [`Compression`].
+    fn variants() -> Vec<(&'static str, Self)> {
+        [
+            ("none", Compression::None),
+            ("lz4", Compression::Lz4),
+            ("zstd", Compression::Zstd),
+        ]
+        .into_iter()
+        .map(|(name, c)| (name, Self::small().compression(c)))
+        .collect()
+    }
 }

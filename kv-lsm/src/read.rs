@@ -93,6 +93,52 @@ impl<S: Storage> Inner<S> {
         Ok(None)
     }
 
+    /// [`Inner::newest`] of each of `ukeys` (sorted, without duplicates), in their order:
+    /// the memtables under one state lock, then each table once, newest first, for the keys
+    /// it may hold and no newer source answered, each block loaded once for all its keys.
+    pub async fn newest_many(
+        &self,
+        ukeys: &[Vec<u8>],
+        at: u64,
+    ) -> Result<Vec<Option<Option<Vec<u8>>>>> {
+        let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
+        let levels = {
+            let st = self.read_state();
+            for (k, o) in ukeys.iter().zip(out.iter_mut()) {
+                *o = mems_of(&st).find_map(|m| m.get(k, at, value_of));
+            }
+            st.levels.clone()
+        };
+        let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
+        // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
+        let tables = (0..NUM_LEVELS).flat_map(|l| levels.level(l));
+        for t in tables {
+            let lo = ukeys.partition_point(|k| k.as_slice() < t.meta.smallest.0.as_slice());
+            let hi = ukeys.partition_point(|k| k.as_slice() <= t.meta.largest.0.as_slice());
+            let pending = |i: &usize| out.get(*i).is_some_and(Option::is_none);
+            if !(lo..hi).any(|i| pending(&i)) {
+                continue;
+            }
+            let reader = t.reader().await?;
+            let mut last = None;
+            for ((k, hash), o) in ukeys
+                .iter()
+                .zip(&hashes)
+                .zip(out.iter_mut())
+                .take(hi)
+                .skip(lo)
+            {
+                if o.is_none() {
+                    let seek = Seek::At(k, at);
+                    *o = reader
+                        .find(k, *hash, seek, &self.cache, &mut last, value_of)
+                        .await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Version `seq` of `ukey`, wherever it is: `Some(value)` as for [`Inner::newest`].
     pub async fn exact(&self, ukey: &[u8], seq: u64) -> Result<Option<Option<Vec<u8>>>> {
         let levels = match self.in_mems(|m| m.get_exact(ukey, seq, value_of)) {

@@ -578,16 +578,39 @@ impl<S: Storage> Table<S> {
             return Ok(None);
         }
         let reader = self.reader().await?;
-        if !reader.may_contain(hash) {
+        reader.find(ukey, hash, seek, cache, &mut None, f).await
+    }
+}
+
+impl<F: StorageFile> TableReader<F> {
+    /// [`Table::find`] once the range is checked. `last` is the block the previous lookup of
+    /// a batch used (keys in order): a lookup in the same block reuses it.
+    pub async fn find<T>(
+        &self,
+        ukey: &[u8],
+        hash: u64,
+        seek: Seek<'_>,
+        cache: &BlockCache,
+        last: &mut Option<(usize, Arc<Block>)>,
+        f: impl FnOnce(EntryRef<'_>) -> T,
+    ) -> Result<Option<T>> {
+        if !self.may_contain(hash) {
             return Ok(None);
         }
-        let b = reader.block_for(seek);
-        if b >= reader.blocks() {
+        let b = self.block_for(seek);
+        if b >= self.blocks() {
             return Ok(None);
         }
-        let block = reader.block(b, cache).await?;
+        let block = match last {
+            Some((i, block)) if *i == b => block.clone(),
+            _ => {
+                let block = self.block(b, cache).await?;
+                *last = Some((b, block.clone()));
+                block
+            }
+        };
         let found = block.find_with(
-            reader.name(),
+            self.name(),
             |u, s| seek.is_before(u, s),
             |e| (e.ukey == ukey).then(|| f(e)),
         )?;
