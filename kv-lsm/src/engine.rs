@@ -576,18 +576,26 @@ impl<S: Storage> Engine for Lsm<S> {
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
         let ukeys: Vec<Vec<u8>> = keys.iter().map(|k| ukey(slot, k)).collect();
-        let mut sorted = ukeys.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let unique = sorted.len() == ukeys.len();
-        let mut values = inner.newest_many(&sorted, at).await?;
-        Ok(ukeys
+        let mut order: Vec<usize> = (0..ukeys.len()).collect();
+        order.sort_unstable_by(|a, b| ukeys.get(*a).cmp(&ukeys.get(*b)));
+        // The distinct keys in order, and for each key, which of them it is.
+        let mut distinct: Vec<&[u8]> = Vec::with_capacity(ukeys.len());
+        let mut which = vec![0; ukeys.len()];
+        for i in order {
+            let (Some(k), Some(w)) = (ukeys.get(i), which.get_mut(i)) else {
+                continue;
+            };
+            if distinct.last() != Some(&k.as_slice()) {
+                distinct.push(k);
+            }
+            *w = distinct.len().saturating_sub(1);
+        }
+        let unique = distinct.len() == ukeys.len();
+        let mut values = inner.newest_many(&distinct, at).await?;
+        Ok(which
             .iter()
-            .map(|k| {
-                let v = sorted
-                    .binary_search(k)
-                    .ok()
-                    .and_then(|i| values.get_mut(i))?;
+            .map(|w| {
+                let v = values.get_mut(*w)?;
                 // Without duplicates each value is taken once; with them, copied.
                 if unique { v.take() } else { v.clone() }.flatten()
             })

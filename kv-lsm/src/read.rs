@@ -98,7 +98,7 @@ impl<S: Storage> Inner<S> {
     /// it may hold and no newer source answered, each block loaded once for all its keys.
     pub async fn newest_many(
         &self,
-        ukeys: &[Vec<u8>],
+        ukeys: &[&[u8]],
         at: u64,
     ) -> Result<Vec<Option<Option<Vec<u8>>>>> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
@@ -113,21 +113,20 @@ impl<S: Storage> Inner<S> {
         // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
         let tables = (0..NUM_LEVELS).flat_map(|l| levels.level(l));
         for t in tables {
-            let lo = ukeys.partition_point(|k| k.as_slice() < t.meta.smallest.0.as_slice());
-            let hi = ukeys.partition_point(|k| k.as_slice() <= t.meta.largest.0.as_slice());
+            let lo = ukeys.partition_point(|k| *k < t.meta.smallest.0.as_slice());
+            let hi = ukeys.partition_point(|k| *k <= t.meta.largest.0.as_slice());
             let pending = |i: &usize| out.get(*i).is_some_and(Option::is_none);
             if !(lo..hi).any(|i| pending(&i)) {
                 continue;
             }
             let reader = t.reader().await?;
             let mut last = None;
-            for ((k, hash), o) in ukeys
-                .iter()
-                .zip(&hashes)
-                .zip(out.iter_mut())
-                .take(hi)
-                .skip(lo)
-            {
+            let (Some(ks), Some(hs), Some(os)) =
+                (ukeys.get(lo..hi), hashes.get(lo..hi), out.get_mut(lo..hi))
+            else {
+                continue;
+            };
+            for ((k, hash), o) in ks.iter().zip(hs).zip(os) {
                 if o.is_none() {
                     let seek = Seek::At(k, at);
                     *o = reader

@@ -25,7 +25,18 @@ pub(crate) async fn write_table(
     entries: &[OwnedEntry],
     block_size: usize,
 ) -> TableMeta {
-    let mut w = TableWriter::create(storage, STORE, id, block_size, Compression::Lz4)
+    write_table_with(storage, id, entries, block_size, Compression::Lz4).await
+}
+
+/// [`write_table`] with blocks stored with `compression`.
+pub(crate) async fn write_table_with(
+    storage: &MemoryStorage,
+    id: u64,
+    entries: &[OwnedEntry],
+    block_size: usize,
+    compression: Compression,
+) -> TableMeta {
+    let mut w = TableWriter::create(storage, STORE, id, block_size, compression)
         .await
         .expect("create");
     for e in entries {
