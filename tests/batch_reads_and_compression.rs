@@ -29,7 +29,7 @@ fn doc(i: u32) -> String {
          \"city\":\"{}\",\"tags\":[\"alpha\",\"beta\"],\"active\":{},\"score\":{}.{}}}",
         18 + i % 60,
         ["Paris", "Berlin", "Lisbon", "Oslo", "Rome"][(i % 5) as usize],
-        i % 3 == 0,
+        i.is_multiple_of(3),
         (i.wrapping_mul(2_654_435_761)) % 1000,
         i % 10
     )
@@ -46,7 +46,7 @@ async fn fill<E: Engine>(store: &Store<E>) -> Result<()> {
     for chunk in 0..KEYS / 1000 {
         let mut txn = store.current();
         for i in chunk * 1000..(chunk + 1) * 1000 {
-            txn.insert(0, &key(i), &doc(i))?;
+            txn.insert(0, &key(i), doc(i))?;
         }
         txn.commit().await?;
     }

@@ -83,8 +83,8 @@ pub async fn get_many_equals_gets<E: EngineFamily, F: StorageFactory>() {
     let first = must!(txn.commit().await);
     for round in 1..4u32 {
         let mut txn = store.current();
-        for i in (0..120u32).filter(|i| i % (round + 2) == 0) {
-            if i % 2 == 0 {
+        for i in (0..120u32).filter(|i| i.is_multiple_of(round + 2)) {
+            if i.is_multiple_of(2) {
                 must!(txn.remove(0, &key(i)));
                 must!(txn.slot_mut(&SCORES))
                     .remove(&key(i))

@@ -10,7 +10,7 @@ use super::prelude::*;
 
 /// A JSON-like text value (compressible), or random bytes (not).
 fn value(rng: &mut crate::Rng, i: u32, round: u32) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         (0..200).map(|_| rng.below(256) as u8).collect()
     } else {
         format!(
@@ -51,9 +51,9 @@ pub async fn variants_round_trip<E: EngineFamily, F: StorageFactory>() {
         let store = env.open_tuned(Options::default(), tuning.clone()).await;
         for round in 0..3u32 {
             let mut txn = store.current();
-            for i in (0..300u32).filter(|i| round == 0 || i % (round + 3) == 0) {
+            for i in (0..300u32).filter(|i| round == 0 || i.is_multiple_of(round + 3)) {
                 let k = format!("key-{i:04}");
-                if round == 2 && i % 2 == 0 {
+                if round == 2 && i.is_multiple_of(2) {
                     must!(txn.remove(0, &k));
                     model.remove(&k);
                 } else {
