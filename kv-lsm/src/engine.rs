@@ -570,7 +570,7 @@ impl<S: Storage> Engine for Lsm<S> {
     }
 
     /// The keys sorted and deduplicated, then one pass over the memtables and the tables in
-    /// key order ([`Inner::newest_many`]).
+    /// key order.
     async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
