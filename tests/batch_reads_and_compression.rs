@@ -54,13 +54,6 @@ async fn fill<E: Engine>(store: &Store<E>) -> Result<()> {
     store.merge().await
 }
 
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .expect("read dir")
-        .map(|e| e.expect("entry").metadata().expect("metadata").len())
-        .sum()
-}
-
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn lsm_space_per_codec() -> Result<()> {
@@ -83,8 +76,8 @@ fn lsm_space_per_codec() -> Result<()> {
             let probe = (0..KEYS).step_by(997).map(key).collect::<Vec<_>>();
             let values = store.snapshot().get_many::<_, String>(0, &probe).await?;
             assert!(values.iter().all(Option::is_some));
+            let bytes = store.stats().await?.bytes_on_storage;
             store.close().await?;
-            let bytes = dir_bytes(dir.path());
             println!("{c:?}: {bytes} bytes on disk (write + merge {took:.2?})");
             sizes.push(bytes);
         }

@@ -84,7 +84,14 @@ impl<S: Storage> Inner<S> {
         let hash = bloom::hash(ukey);
         for t in tables_for(&levels, ukey) {
             if let Some(v) = t
-                .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
+                .find(
+                    ukey,
+                    hash,
+                    Seek::At(ukey, at),
+                    &self.cache,
+                    &mut None,
+                    value_of,
+                )
                 .await?
             {
                 return Ok(Some(v));
@@ -119,7 +126,6 @@ impl<S: Storage> Inner<S> {
             if !(lo..hi).any(|i| pending(&i)) {
                 continue;
             }
-            let reader = t.reader().await?;
             let mut last = None;
             let (Some(ks), Some(hs), Some(os)) =
                 (ukeys.get(lo..hi), hashes.get(lo..hi), out.get_mut(lo..hi))
@@ -129,7 +135,7 @@ impl<S: Storage> Inner<S> {
             for ((k, hash), o) in ks.iter().zip(hs).zip(os) {
                 if o.is_none() {
                     let seek = Seek::At(k, at);
-                    *o = reader
+                    *o = t
                         .find(k, *hash, seek, &self.cache, &mut last, value_of)
                         .await?;
                 }
@@ -150,9 +156,14 @@ impl<S: Storage> Inner<S> {
                 continue;
             }
             let found = t
-                .find(ukey, hash, Seek::At(ukey, seq), &self.cache, |e| {
-                    (e.seq == seq).then(|| value_of(e))
-                })
+                .find(
+                    ukey,
+                    hash,
+                    Seek::At(ukey, seq),
+                    &self.cache,
+                    &mut None,
+                    |e| (e.seq == seq).then(|| value_of(e)),
+                )
                 .await?;
             if let Some(Some(v)) = found {
                 return Ok(Some(v));

@@ -566,25 +566,8 @@ impl<S: Storage> Table<S> {
 
     /// The first entry at or after `seek`, passed to `f`, if it belongs to `ukey` (checking
     /// range and filter first). Point reads (newest version at `at`, exact version) use this.
-    pub async fn find<T>(
-        &self,
-        ukey: &[u8],
-        hash: u64,
-        seek: Seek<'_>,
-        cache: &BlockCache,
-        f: impl FnOnce(EntryRef<'_>) -> T,
-    ) -> Result<Option<T>> {
-        if !self.covers(ukey) {
-            return Ok(None);
-        }
-        let reader = self.reader().await?;
-        reader.find(ukey, hash, seek, cache, &mut None, f).await
-    }
-}
-
-impl<F: StorageFile> TableReader<F> {
-    /// [`Table::find`] once the range is checked. `last` is the block the previous lookup of
-    /// a batch used (keys in order): a lookup in the same block reuses it.
+    /// `last` is the block the previous lookup of a batch used (keys in order), reused by a
+    /// lookup in the same block; single reads pass `&mut None`.
     pub async fn find<T>(
         &self,
         ukey: &[u8],
@@ -594,23 +577,27 @@ impl<F: StorageFile> TableReader<F> {
         last: &mut Option<(usize, Arc<Block>)>,
         f: impl FnOnce(EntryRef<'_>) -> T,
     ) -> Result<Option<T>> {
-        if !self.may_contain(hash) {
+        if !self.covers(ukey) {
             return Ok(None);
         }
-        let b = self.block_for(seek);
-        if b >= self.blocks() {
+        let reader = self.reader().await?;
+        if !reader.may_contain(hash) {
+            return Ok(None);
+        }
+        let b = reader.block_for(seek);
+        if b >= reader.blocks() {
             return Ok(None);
         }
         let block = match last {
             Some((i, block)) if *i == b => block.clone(),
             _ => {
-                let block = self.block(b, cache).await?;
+                let block = reader.block(b, cache).await?;
                 *last = Some((b, block.clone()));
                 block
             }
         };
         let found = block.find_with(
-            self.name(),
+            reader.name(),
             |u, s| seek.is_before(u, s),
             |e| (e.ukey == ukey).then(|| f(e)),
         )?;
@@ -662,6 +649,20 @@ mod tests {
             c.step(reverse).await?;
         }
         Ok(out)
+    }
+
+    /// A point read of `ukey` at `seq`, as `Inner::newest` reads a table.
+    async fn find_at(
+        table: &Table<MemoryStorage>,
+        ukey: &[u8],
+        seq: u64,
+        cache: &BlockCache,
+    ) -> Option<OwnedEntry> {
+        let seek = Seek::At(ukey, seq);
+        let hash = bloom::hash(ukey);
+        let mut last = None;
+        let found = table.find(ukey, hash, seek, cache, &mut last, |e| e.to_owned_entry());
+        found.await.expect("find")
     }
 
     async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<OwnedEntry>> {
@@ -726,37 +727,13 @@ mod tests {
 
             let cache = BlockCache::new(1 << 20);
             for e in es.iter().step_by(7) {
-                let h = bloom::hash(&e.ukey);
-                let found = table
-                    .find(&e.ukey, h, Seek::At(&e.ukey, e.seq), &cache, |e| {
-                        e.to_owned_entry()
-                    })
-                    .await
-                    .expect("find");
+                let found = find_at(&table, &e.ukey, e.seq, &cache).await;
                 assert_eq!(found.as_ref(), Some(e));
                 // A read below the oldest version finds nothing of this key.
-                let below = table
-                    .find(&e.ukey, h, Seek::At(&e.ukey, 9), &cache, |e| {
-                        e.to_owned_entry()
-                    })
-                    .await
-                    .expect("find");
-                assert!(below.is_none());
+                assert!(find_at(&table, &e.ukey, 9, &cache).await.is_none());
             }
             let absent = b"\x01k9999x";
-            assert!(
-                table
-                    .find(
-                        absent,
-                        bloom::hash(absent),
-                        Seek::At(absent, u64::MAX),
-                        &cache,
-                        |e| e.to_owned_entry()
-                    )
-                    .await
-                    .expect("find")
-                    .is_none()
-            );
+            assert!(find_at(&table, absent, u64::MAX, &cache).await.is_none());
             let (hits, misses) = cache.counters();
             assert!(hits > 0 && misses > 0);
         });
@@ -856,13 +833,7 @@ mod tests {
                 assert_eq!(read_all(table.clone(), false).await.expect("scan"), es);
                 let cache = BlockCache::new(1 << 20);
                 for e in es.iter().step_by(13) {
-                    let h = bloom::hash(&e.ukey);
-                    let found = table
-                        .find(&e.ukey, h, Seek::At(&e.ukey, e.seq), &cache, |e| {
-                            e.to_owned_entry()
-                        })
-                        .await
-                        .expect("find");
+                    let found = find_at(&table, &e.ukey, e.seq, &cache).await;
                     assert_eq!(found.as_ref(), Some(e), "{c:?}");
                 }
             }
