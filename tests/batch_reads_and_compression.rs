@@ -8,7 +8,9 @@
 //! * `lsm_space_per_codec`: bytes on disk of 100 000 JSON-like text values on the file
 //!   backend, after a flush and a merge (full compaction), per block codec.
 //! * `get_many_against_gets`: 1000 random keys read with one `get_many` against 1000 `get`s,
-//!   on both engines (file backend, 100 000 keys, warm cache).
+//!   on both engines (file backend, 100 000 keys): cold (a reopened store), warm (every key
+//!   read before), and warm with the keys drawn from 4000 neighbours (dense: keys share
+//!   blocks).
 
 use std::time::{Duration, Instant};
 
@@ -88,16 +90,27 @@ fn lsm_space_per_codec() -> Result<()> {
 
 /// Times `rounds` rounds of 1000 random keys each way: (a loop of gets, one get_many). Each
 /// way reads its own keys, so neither warms the cache for the other.
-async fn time_reads<E: Engine>(store: &Store<E>, rounds: u32) -> Result<(Duration, Duration)> {
+/// Keys are drawn from all `KEYS`, or with `window`, from that many consecutive keys at a
+/// random place (neighbours share blocks).
+async fn time_reads<E: Engine>(
+    store: &Store<E>,
+    rounds: u32,
+    window: Option<u32>,
+) -> Result<(Duration, Duration)> {
     let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
     let mut random_keys = || -> Vec<String> {
+        let (base, span) = match window {
+            Some(w) => ((next() % u64::from(KEYS - w)) as u32, w),
+            None => (0, KEYS),
+        };
         (0..1000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                key((x % u64::from(KEYS)) as u32)
-            })
+            .map(|_| key(base + (next() % u64::from(span)) as u32))
             .collect()
     };
     let (mut loop_time, mut batch_time) = (Duration::ZERO, Duration::ZERO);
@@ -114,6 +127,7 @@ async fn time_reads<E: Engine>(store: &Store<E>, rounds: u32) -> Result<(Duratio
         }
         loop_time += start.elapsed();
         assert!(many.iter().chain(&one).all(Option::is_some));
+
         assert_eq!(snap.get_many::<_, String>(0, &for_loop).await?, one);
     }
     Ok((loop_time, batch_time))
@@ -130,13 +144,13 @@ async fn compare<E: Engine<Storage = FileStorage>>(name: &str, tuning: E::Tuning
     store.close().await?;
     // Cold: a reopened store, its cache empty; then warm: every key read once.
     let store = open().await?;
-    let rounds = 20;
-    for what in ["cold", "warm"] {
+    let rounds = 50;
+    for (what, window) in [("cold", None), ("warm", None), ("warm, dense", Some(4000))] {
         if what == "warm" {
             let all: Vec<String> = (0..KEYS).map(key).collect();
             store.snapshot().get_many::<_, String>(0, &all).await?;
         }
-        let (gets, many) = time_reads(&store, rounds).await?;
+        let (gets, many) = time_reads(&store, rounds, window).await?;
         println!(
             "{name}, {what}: 1000 gets {:.2?}, get_many of 1000 {:.2?}: {:.2}x the loop's speed",
             gets / rounds,

@@ -327,10 +327,10 @@ impl<S: Storage> Engine for Bitcask<S> {
                     })
                     .collect::<Vec<_>>()
             });
-            let found: Vec<(Vec<u8>, Loc)> = keys
+            let found: Vec<(&[u8], Loc)> = keys
                 .iter()
                 .zip(&locs)
-                .filter_map(|(k, l)| l.map(|l| (k.to_vec(), l)))
+                .filter_map(|(k, l)| l.map(|l| (*k, l)))
                 .collect();
             let mut values = match self.read_live_values(slot, &found, generation).await {
                 Ok(values) => values.into_iter(),

@@ -132,10 +132,10 @@ impl<S: Storage> Bitcask<S> {
     /// The values of live versions `found` (keys of `slot`, found at keydir generation
     /// `generation`), in the same order. Cached records first; the others are read in file
     /// order, nearby ones joined into one read.
-    pub(crate) async fn read_live_values(
+    pub(crate) async fn read_live_values<K: AsRef<[u8]>>(
         &self,
         slot: Slot,
-        found: &[(Vec<u8>, Loc)],
+        found: &[(K, Loc)],
         generation: u64,
     ) -> Result<Vec<Vec<u8>>> {
         let live = |frame: &[u8], key: &[u8], loc: &Loc| -> Result<Vec<u8>> {
@@ -150,7 +150,7 @@ impl<S: Storage> Bitcask<S> {
         let mut cached: Vec<Option<Result<Vec<u8>>>> = (0..found.len()).map(|_| None).collect();
         self.pages.read_many(&ranges, |i, frame| {
             if let (Some((key, loc)), Some(v)) = (found.get(i), cached.get_mut(i)) {
-                *v = Some(live(frame, key, loc));
+                *v = Some(live(frame, key.as_ref(), loc));
             }
         });
         let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(found.len());
@@ -186,7 +186,7 @@ impl<S: Storage> Bitcask<S> {
                         else {
                             continue;
                         };
-                        *slot_value = Some(live(span.frame(loc)?, key, loc)?);
+                        *slot_value = Some(live(span.frame(loc)?, key.as_ref(), loc)?);
                     }
                     span.keep(&self.pages);
                 }
@@ -199,7 +199,9 @@ impl<S: Storage> Bitcask<S> {
                         else {
                             continue;
                         };
-                        let value = self.read_value(slot, key, *loc, generation).await?;
+                        let value = self
+                            .read_value(slot, key.as_ref(), *loc, generation)
+                            .await?;
                         *slot_value = Some(value.ok_or_else(|| expected_value(loc))?);
                     }
                 }

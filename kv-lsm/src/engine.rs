@@ -18,7 +18,7 @@ use kv_engine_kit::identity::{self, Found};
 use kv_engine_kit::txlog;
 
 use crate::cache::BlockCache;
-use crate::key::ukey;
+use crate::key::{prefix, ukey};
 use crate::levels::LevelSet;
 use crate::manifest::{MANIFEST, MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
@@ -575,20 +575,54 @@ impl<S: Storage> Engine for Lsm<S> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
-        let ukeys: Vec<Vec<u8>> = keys.iter().map(|k| ukey(slot, k)).collect();
-        let mut order: Vec<usize> = (0..ukeys.len()).collect();
-        order.sort_unstable_by(|a, b| ukeys.get(*a).cmp(&ukeys.get(*b)));
+        // The user keys (slot byte + key) in one buffer: a batch is not a thousand allocations.
+        let total = keys
+            .iter()
+            .fold(0, |n: usize, k| n.saturating_add(k.len()).saturating_add(1));
+        let mut buf = Vec::with_capacity(total);
+        let mut ends = Vec::with_capacity(keys.len());
+        for k in keys {
+            buf.push(slot);
+            buf.extend_from_slice(k);
+            ends.push(buf.len());
+        }
+        let ukeys: Vec<&[u8]> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                let k = buf.get(*start..end).unwrap_or_default();
+                *start = end;
+                Some(k)
+            })
+            .collect();
+        // Sorted by the 8 bytes after the prefix all keys share, as integers, and only on a
+        // tie by the whole keys: a batch's keys often share a long prefix (slot, type tag,
+        // a common text), and comparing whole keys made the sort cost a fifth of the lookups.
+        let first = ukeys.first().copied().unwrap_or_default();
+        let shared = ukeys.iter().fold(first.len(), |n, k| {
+            first
+                .iter()
+                .zip(*k)
+                .take(n)
+                .take_while(|(a, b)| a == b)
+                .count()
+        });
+        let mut order: Vec<(u64, &[u8], usize)> = ukeys
+            .iter()
+            .map(|k| (prefix(k.get(shared..).unwrap_or_default()), *k))
+            .zip(0..)
+            .map(|((p, k), i)| (p, k, i))
+            .collect();
+        order.sort_unstable();
         // The distinct keys in order, and for each key, which of them it is.
         let mut distinct: Vec<&[u8]> = Vec::with_capacity(ukeys.len());
         let mut which = vec![0; ukeys.len()];
-        for i in order {
-            let (Some(k), Some(w)) = (ukeys.get(i), which.get_mut(i)) else {
-                continue;
-            };
-            if distinct.last() != Some(&k.as_slice()) {
+        for (_, k, i) in order {
+            if distinct.last() != Some(&k) {
                 distinct.push(k);
             }
-            *w = distinct.len().saturating_sub(1);
+            if let Some(w) = which.get_mut(i) {
+                *w = distinct.len().saturating_sub(1);
+            }
         }
         let unique = distinct.len() == ukeys.len();
         let mut values = inner.newest_many(&distinct, at).await?;
