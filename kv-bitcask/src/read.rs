@@ -493,6 +493,19 @@ mod tests {
             kd.set_newest_for_test(&Key::new(0, &2u32.to_be_bytes()), &loc);
         }
         assert_eq!(get(2, u64::MAX).await?, Some(value(2, 0)));
+        // A batch holding the wrongly guessed key is located again through the map.
+        let keys = [2u32, 1, 2, 9].map(u32::to_be_bytes);
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let many = e.get_many(0, &refs, second.seq()).await?;
+        assert_eq!(
+            many,
+            [
+                Some(value(2, 0)),
+                Some(value(1, 1)),
+                Some(value(2, 0)),
+                None
+            ]
+        );
         put(1, Some(value(1, 2))).await?;
         for k in 3..400 {
             put(k, Some(value(k, 0))).await?;
