@@ -18,7 +18,7 @@ use kv_engine_kit::identity::{self, Found};
 use kv_engine_kit::txlog;
 
 use crate::cache::BlockCache;
-use crate::key::{prefix, ukey};
+use crate::key::ukey;
 use crate::levels::LevelSet;
 use crate::manifest::{MANIFEST, MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
@@ -594,29 +594,12 @@ impl<S: Storage> Engine for Lsm<S> {
                 Some(k)
             })
             .collect();
-        // Sorted by the 8 bytes after the prefix all keys share, as integers, and only on a
-        // tie by the whole keys: a batch's keys often share a long prefix (slot, type tag,
-        // a common text), and comparing whole keys made the sort cost a fifth of the lookups.
-        let first = ukeys.first().copied().unwrap_or_default();
-        let shared = ukeys.iter().fold(first.len(), |n, k| {
-            first
-                .iter()
-                .zip(*k)
-                .take(n)
-                .take_while(|(a, b)| a == b)
-                .count()
-        });
-        let mut order: Vec<(u64, &[u8], usize)> = ukeys
-            .iter()
-            .map(|k| (prefix(k.get(shared..).unwrap_or_default()), *k))
-            .zip(0..)
-            .map(|((p, k), i)| (p, k, i))
-            .collect();
+        let mut order: Vec<(&[u8], usize)> = ukeys.iter().copied().zip(0..).collect();
         order.sort_unstable();
         // The distinct keys in order, and for each key, which of them it is.
         let mut distinct: Vec<&[u8]> = Vec::with_capacity(ukeys.len());
         let mut which = vec![0; ukeys.len()];
-        for (_, k, i) in order {
+        for (k, i) in order {
             if distinct.last() != Some(&k) {
                 distinct.push(k);
             }
