@@ -74,7 +74,7 @@ pub mod engine {
 #[cfg(feature = "bitcask")]
 pub use kv_bitcask::Bitcask;
 #[cfg(feature = "lsm")]
-pub use kv_lsm::{Lsm, LsmOptions};
+pub use kv_lsm::{Compression, Lsm, LsmOptions};
 
 /// The engine of [`KvStore`]: Bitcask whenever the `bitcask` feature is on (so a dependency
 /// that enables `lsm` changes nothing), the LSM only in a build without `bitcask`.

@@ -155,6 +155,8 @@ async fn readme_typed_example<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<
     let users = snap.slot(&USERS)?;
     let ada: Option<User> = users.get(&("org1", 3)).await?;
     assert_eq!(ada.map(|u| u.age), Some(36));
+    let both = users.get_many(&[("org1", 3), ("org2", 1)]).await?;
+    assert_eq!((both[0].is_some(), both[1].is_none()), (true, true));
     let versions = users.versions(&("org1", 3)).await?;
     let first = users.get_version(&("org1", 3), versions[0]).await?;
     assert!(first.is_some());

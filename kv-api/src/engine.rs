@@ -272,6 +272,27 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
         }
     }
 
+    /// The values of `keys` at `at`, in the order of `keys` (duplicates and any order
+    /// allowed): what a loop of [`Engine::get`] returns, in one call an engine can serve
+    /// with one lock and one pass over its files in key order. The default is that loop.
+    ///
+    /// ```
+    /// # use kv_api::{Engine, Result};
+    /// # async fn demo(engine: &impl Engine) -> Result<()> {
+    /// let at = engine.snapshot()?.seq();
+    /// let values = engine.get_many(0, &[b"b", b"a", b"b"], at).await?;
+    /// assert_eq!(values.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(slot, key, at).await?);
+        }
+        Ok(out)
+    }
+
     /// The newest version at `at` that is not a removal, with its value.
     async fn get_unremoved(
         &self,

@@ -197,6 +197,14 @@ pub trait Tuning: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
     fn small() -> Self {
         Self::default()
     }
+
+    /// Settings that store the same data differently on disk (the LSM: one per block codec),
+    /// each named, all based on [`Tuning::small`]. The conformance suite writes, merges and
+    /// reads a store under each, and reopens it under the next, as a changed setting does to
+    /// an existing store. The default is `small()` alone.
+    fn variants() -> Vec<(&'static str, Self)> {
+        vec![("small", Self::small())]
+    }
 }
 
 impl Tuning for () {}

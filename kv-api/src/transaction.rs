@@ -250,6 +250,51 @@ impl<E: Engine> Transaction<E> {
         }
     }
 
+    /// The values of `keys` in `slot`, in the order of `keys`: what a [`Transaction::get`]
+    /// of each returns (this transaction's own writes included, every key read recorded for
+    /// conflicts alike), read from the engine in one batch ([`Engine::get_many`]).
+    ///
+    /// ```
+    /// # async fn demo(txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let values: Vec<Option<u8>> = txn.get_many(0, &["key2", "key1"]).await?;
+    /// assert_eq!(values.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_many<K, V>(&self, slot: Slot, keys: &[K]) -> Result<Vec<Option<V>>>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        self.check()?;
+        let encoded = keys.iter().map(encode_key).collect::<Result<Vec<_>>>()?;
+        // Keys this transaction wrote are answered locally, as `get` answers them.
+        let remote: Vec<&[u8]> = encoded
+            .iter()
+            .filter(|k| self.local(slot, k).is_none())
+            .map(Vec::as_slice)
+            .collect();
+        for k in &remote {
+            self.note_read(slot, k);
+        }
+        let mut fetched = self
+            .engine
+            .get_many(slot, &remote, self.snapshot.seq())
+            .await?
+            .into_iter();
+        let mut out = Vec::with_capacity(encoded.len());
+        for k in &encoded {
+            let bytes = match self.local(slot, k) {
+                Some(local) => local.clone(),
+                None => fetched.next().ok_or_else(|| {
+                    Error::InvalidArgument("the engine returned fewer values than keys".into())
+                })?,
+            };
+            out.push(bytes.as_deref().map(decode_value).transpose()?);
+        }
+        Ok(out)
+    }
+
     /// The latest value of `key` that was not a removal ("trash" semantics: read what was
     /// removed), until `merge` drops it. The transaction's own pending write counts.
     ///

@@ -502,6 +502,20 @@ where
         self.txn.get(self.slot, key).await
     }
 
+    /// The values of `keys`, in their order ([`Transaction::get_many`]): one batched read.
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # async fn demo(txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let names = txn.slot(&USERS)?.get_many(&[("org1", 3), ("org2", 1)]).await?;
+    /// assert_eq!(names.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_many<Q: KeyLike<K>>(&self, keys: &[Q]) -> Result<Vec<Option<V>>> {
+        self.txn.get_many(self.slot, keys).await
+    }
+
     /// The latest value of `key` that was not a removal ([`Transaction::get_unremoved`]).
     ///
     /// ```

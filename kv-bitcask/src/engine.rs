@@ -355,6 +355,42 @@ impl<S: Storage> Engine for Bitcask<S> {
         }
     }
 
+    /// One keydir read lock for every key, then the live versions read as a scan reads
+    /// them: cached pages first, the rest in file order, nearby records joined into one read.
+    /// Keys are located as `get` locates them, through the newest-version table's guesses;
+    /// if a record read does not check (a guess of another key), the batch is located again
+    /// through the keydir's map alone.
+    async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let mut guess = true;
+        loop {
+            let (locs, generation) = self.lookup(|kd| {
+                keys.iter()
+                    .map(|k| {
+                        let key = Key::new(slot, k);
+                        let guessed = guess.then(|| kd.newest_guess(&key, at)).flatten();
+                        guessed.or_else(|| kd.get(&key, at).filter(|l| !l.is_removal()))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let found: Vec<(&[u8], Loc)> = keys
+                .iter()
+                .zip(&locs)
+                .filter_map(|(k, l)| l.map(|l| (*k, l)))
+                .collect();
+            let mut values = match self.read_live_values(slot, &found, generation).await {
+                Ok(values) => values.into_iter(),
+                Err(_) if guess => {
+                    guess = false;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            return Ok(locs.iter().map(|l| l.and_then(|_| values.next())).collect());
+        }
+    }
+
     async fn get_unremoved(
         &self,
         slot: Slot,

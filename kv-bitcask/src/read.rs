@@ -132,10 +132,10 @@ impl<S: Storage> Bitcask<S> {
     /// The values of live versions `found` (keys of `slot`, found at keydir generation
     /// `generation`), in the same order. Cached records first; the others are read in file
     /// order, nearby ones joined into one read.
-    pub(crate) async fn read_live_values(
+    pub(crate) async fn read_live_values<K: AsRef<[u8]>>(
         &self,
         slot: Slot,
-        found: &[(Vec<u8>, Loc)],
+        found: &[(K, Loc)],
         generation: u64,
     ) -> Result<Vec<Vec<u8>>> {
         let live = |frame: &[u8], key: &[u8], loc: &Loc| -> Result<Vec<u8>> {
@@ -150,7 +150,7 @@ impl<S: Storage> Bitcask<S> {
         let mut cached: Vec<Option<Result<Vec<u8>>>> = (0..found.len()).map(|_| None).collect();
         self.pages.read_many(&ranges, |i, frame| {
             if let (Some((key, loc)), Some(v)) = (found.get(i), cached.get_mut(i)) {
-                *v = Some(live(frame, key, loc));
+                *v = Some(live(frame, key.as_ref(), loc));
             }
         });
         let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(found.len());
@@ -186,7 +186,7 @@ impl<S: Storage> Bitcask<S> {
                         else {
                             continue;
                         };
-                        *slot_value = Some(live(span.frame(loc)?, key, loc)?);
+                        *slot_value = Some(live(span.frame(loc)?, key.as_ref(), loc)?);
                     }
                     span.keep(&self.pages);
                 }
@@ -199,7 +199,9 @@ impl<S: Storage> Bitcask<S> {
                         else {
                             continue;
                         };
-                        let value = self.read_value(slot, key, *loc, generation).await?;
+                        let value = self
+                            .read_value(slot, key.as_ref(), *loc, generation)
+                            .await?;
                         *slot_value = Some(value.ok_or_else(|| expected_value(loc))?);
                     }
                 }
@@ -491,6 +493,19 @@ mod tests {
             kd.set_newest_for_test(&Key::new(0, &2u32.to_be_bytes()), &loc);
         }
         assert_eq!(get(2, u64::MAX).await?, Some(value(2, 0)));
+        // A batch holding the wrongly guessed key is located again through the map.
+        let keys = [2u32, 1, 2, 9].map(u32::to_be_bytes);
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let many = e.get_many(0, &refs, second.seq()).await?;
+        assert_eq!(
+            many,
+            [
+                Some(value(2, 0)),
+                Some(value(1, 1)),
+                Some(value(2, 0)),
+                None
+            ]
+        );
         put(1, Some(value(1, 2))).await?;
         for k in 3..400 {
             put(k, Some(value(k, 0))).await?;

@@ -67,6 +67,17 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
         Store::open_with(self.storage().await, options).await
     }
 
+    /// Opens a store with `options` and the engine's knobs `tuning`, panicking on error.
+    pub async fn open_tuned(
+        &self,
+        options: Options,
+        tuning: <E::Engine<F::Storage> as Engine>::Tuning,
+    ) -> StoreOf<E, F::Storage> {
+        Store::open_tuned(self.storage().await, options, tuning)
+            .await
+            .expect("open store")
+    }
+
     /// Drops `store` and opens the same storage again (a clean restart), with the same
     /// options and engine knobs.
     pub async fn reopen(&self, store: StoreOf<E, F::Storage>) -> StoreOf<E, F::Storage> {

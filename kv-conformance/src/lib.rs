@@ -284,6 +284,9 @@ macro_rules! __suite_cases {
             export_import_crosses_file_boundaries => export::import_crosses_file_boundaries,
             history_model => history::model,
             history_model_with_crashes => history::model_with_crashes,
+            batch_get_many_equals_gets => batch::get_many_equals_gets,
+            batch_get_many_records_reads => batch::get_many_records_reads,
+            tuning_variants_round_trip => tuning::variants_round_trip,
         }
     };
 }

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 
+use kv_lsm::Compression;
 use kv_lsm::fuzzing::{self as lsm, DataBlock, Entry, IndexBlock};
 
 use crate::util::{both, fix_frames, fix_trailing_crc, header_ids};
@@ -88,7 +89,7 @@ pub fn sst_index_block(data: &[u8]) {
 
 /// A data block, read as iterators (interval by interval) and point reads (in place) do.
 /// When its entries are in order, a point read finds each of them, and the block built again
-/// from them decodes to the same entries.
+/// from them, with each codec, decodes to the same entries.
 pub fn sst_data_block(data: &[u8]) {
     both(data, fix_trailing_crc(data), |buf| {
         let Ok(block) = DataBlock::load(buf.to_vec(), 0) else {
@@ -121,8 +122,11 @@ pub fn sst_data_block(data: &[u8]) {
                 .expect("a point read of a decodable block");
             assert_eq!(found.as_ref(), Some(e), "point read of an entry");
         }
-        let rebuilt = lsm::encode_block(&entries, 8).expect("a decoded block's entries fit one");
-        assert_eq!(decode_all(rebuilt), entries, "rebuilt block");
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let rebuilt =
+                lsm::encode_block(&entries, 8, c).expect("a decoded block's entries fit one");
+            assert_eq!(decode_all(rebuilt), entries, "rebuilt block ({c:?})");
+        }
     });
 }
 

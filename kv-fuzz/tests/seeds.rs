@@ -17,7 +17,7 @@ use kv_engine_kit::header::{self, FileHeader};
 use kv_engine_kit::identity::{IDENTITY, Identity};
 use kv_fuzz::dir_image::{FIX_CRC, MAX_FILES, encode_image, kind_of};
 use kv_lsm::fuzzing::{self as lsm, IndexBlock};
-use kv_lsm::{Lsm, LsmOptions};
+use kv_lsm::{Compression, Lsm, LsmOptions};
 
 fn corpus(target: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -220,6 +220,7 @@ async fn write_seeds() {
     seed("dir_image", "lsm", &image(&lsm_files, 0));
     seed("dir_image", "lsm-fix", &image(&lsm_files, FIX_CRC));
 
+    compressed_block_seeds();
     key_seeds();
     let chunk = kv_backends::fuzzing::CHUNK_SIZE;
     let mut idb = Vec::new();
@@ -250,6 +251,28 @@ fn table_seeds(stem: &str, t: &[u8]) {
             lsm::get_varint(v, &mut p).unwrap(),
         );
         seed("sst_data_block", &format!("{stem}-{i}"), region(o, l));
+    }
+}
+
+/// Data blocks of JSON-like values stored with each codec (tables of `LsmOptions::small()`
+/// hold lz4 blocks; these add zstd, and blocks of many entries).
+fn compressed_block_seeds() {
+    let entries: Vec<lsm::Entry> = (0..40u64)
+        .map(|i| {
+            let value = format!("{{\"id\":{i},\"name\":\"user {i}\",\"tags\":[\"a\",\"b\"]}}");
+            let key = format!("\x00user:{i:04}").into_bytes();
+            (
+                key,
+                100 - i,
+                1_700_000_000_000 + i,
+                (i % 9 != 0).then(|| value.into_bytes()),
+            )
+        })
+        .collect();
+    for (name, c) in [("lz4", Compression::Lz4), ("zstd", Compression::Zstd)] {
+        let raw = lsm::encode_block(&entries, 8, c).unwrap();
+        assert_ne!(raw[raw.len() - 5], 0, "{name} block stored compressed");
+        seed("sst_data_block", &format!("json-{name}"), &raw);
     }
 }
 

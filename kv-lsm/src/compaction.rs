@@ -88,8 +88,14 @@ impl<S: Storage> Inner<S> {
             None
         } else {
             let id = self.alloc_id()?;
-            let mut w =
-                TableWriter::create(&self.storage, self.store, id, self.tuning.block_size).await?;
+            let mut w = TableWriter::create(
+                &self.storage,
+                self.store,
+                id,
+                self.tuning.block_size,
+                self.tuning.compression,
+            )
+            .await?;
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             let mut pace = Pace::default();
@@ -312,6 +318,7 @@ impl<S: Storage> Inner<S> {
                                 self.store,
                                 id,
                                 self.tuning.block_size,
+                                self.tuning.compression,
                             )
                             .await?,
                         )

@@ -613,6 +613,56 @@ impl<S: Storage> Engine for Lsm<S> {
         }
     }
 
+    /// The keys sorted and deduplicated, then one pass over the memtables and the tables in
+    /// key order.
+    async fn get_many(&self, slot: Slot, keys: &[&[u8]], at: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        // The user keys (slot byte + key) in one buffer: a batch is not a thousand allocations.
+        let total = keys
+            .iter()
+            .fold(0, |n: usize, k| n.saturating_add(k.len()).saturating_add(1));
+        let mut buf = Vec::with_capacity(total);
+        let mut ends = Vec::with_capacity(keys.len());
+        for k in keys {
+            buf.push(slot);
+            buf.extend_from_slice(k);
+            ends.push(buf.len());
+        }
+        let ukeys: Vec<&[u8]> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                let k = buf.get(*start..end).unwrap_or_default();
+                *start = end;
+                Some(k)
+            })
+            .collect();
+        let mut order: Vec<(&[u8], usize)> = ukeys.iter().copied().zip(0..).collect();
+        order.sort_unstable();
+        // The distinct keys in order, and for each key, which of them it is.
+        let mut distinct: Vec<&[u8]> = Vec::with_capacity(ukeys.len());
+        let mut which = vec![0; ukeys.len()];
+        for (k, i) in order {
+            if distinct.last() != Some(&k) {
+                distinct.push(k);
+            }
+            if let Some(w) = which.get_mut(i) {
+                *w = distinct.len().saturating_sub(1);
+            }
+        }
+        let unique = distinct.len() == ukeys.len();
+        let mut values = inner.newest_many(&distinct, at).await?;
+        Ok(which
+            .iter()
+            .map(|w| {
+                let v = values.get_mut(*w)?;
+                // Without duplicates each value is taken once; with them, copied.
+                if unique { v.take() } else { v.clone() }.flatten()
+            })
+            .collect())
+    }
+
     async fn get_unremoved(
         &self,
         slot: Slot,

@@ -16,6 +16,7 @@ use kv_engine_kit::header::StoreId;
 
 use crate::key::{Seek, cmp_ikey};
 use crate::manifest::Manifest;
+use crate::options::Compression;
 use crate::sstable::block::{Block, BlockBuilder, DecodedBlock, Run};
 use crate::sstable::bloom::{self, Bloom};
 use crate::sstable::footer::Footer;
@@ -68,9 +69,14 @@ pub fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 /// Encodes `entries` (in internal key order) as one block with a restart point every
-/// `restart_interval` entries ([`kv_api::Error::TooLarge`] past what a block holds).
-pub fn encode_block(entries: &[Entry], restart_interval: usize) -> Result<Vec<u8>> {
-    let mut b = BlockBuilder::new(restart_interval);
+/// `restart_interval` entries, stored with `compression` where it pays
+/// ([`kv_api::Error::TooLarge`] past what a block holds).
+pub fn encode_block(
+    entries: &[Entry],
+    restart_interval: usize,
+    compression: Compression,
+) -> Result<Vec<u8>> {
+    let mut b = BlockBuilder::compressed(restart_interval, compression);
     for (k, seq, time, value) in entries {
         b.add(k, *seq, *time, value.as_deref())?;
     }

@@ -51,7 +51,8 @@
 //! ```
 //!
 //! Knobs: from the common [`kv_api::Options`], `segment_size` (WAL roll) and `cache_size`;
-//! the engine's own in [`LsmOptions`] (`memtable_size`, `block_size`, `background`), passed
+//! the engine's own in [`LsmOptions`] (`memtable_size`, `block_size`, `background`,
+//! `compression`: see [`Compression`]), passed
 //! with `Store::open_tuned`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -95,4 +96,4 @@ mod verify;
 mod wal;
 
 pub use engine::Lsm;
-pub use options::LsmOptions;
+pub use options::{Compression, LsmOptions};

@@ -84,13 +84,64 @@ impl<S: Storage> Inner<S> {
         let hash = bloom::hash(ukey);
         for t in tables_for(&levels, ukey) {
             if let Some(v) = t
-                .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
+                .find(
+                    ukey,
+                    hash,
+                    Seek::At(ukey, at),
+                    &self.cache,
+                    &mut None,
+                    value_of,
+                )
                 .await?
             {
                 return Ok(Some(v));
             }
         }
         Ok(None)
+    }
+
+    /// [`Inner::newest`] of each of `ukeys` (sorted, without duplicates), in their order:
+    /// the memtables under one state lock, then each table once, newest first, for the keys
+    /// it may hold and no newer source answered, each block loaded once for all its keys.
+    pub async fn newest_many(
+        &self,
+        ukeys: &[&[u8]],
+        at: u64,
+    ) -> Result<Vec<Option<Option<Vec<u8>>>>> {
+        let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
+        let levels = {
+            let st = self.read_state();
+            for (k, o) in ukeys.iter().zip(out.iter_mut()) {
+                *o = mems_of(&st).find_map(|m| m.get(k, at, value_of));
+            }
+            st.levels.clone()
+        };
+        let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
+        // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
+        let tables = (0..NUM_LEVELS).flat_map(|l| levels.level(l));
+        for t in tables {
+            let lo = ukeys.partition_point(|k| *k < t.meta.smallest.0.as_slice());
+            let hi = ukeys.partition_point(|k| *k <= t.meta.largest.0.as_slice());
+            let pending = |i: &usize| out.get(*i).is_some_and(Option::is_none);
+            if !(lo..hi).any(|i| pending(&i)) {
+                continue;
+            }
+            let mut last = None;
+            let (Some(ks), Some(hs), Some(os)) =
+                (ukeys.get(lo..hi), hashes.get(lo..hi), out.get_mut(lo..hi))
+            else {
+                continue;
+            };
+            for ((k, hash), o) in ks.iter().zip(hs).zip(os) {
+                if o.is_none() {
+                    let seek = Seek::At(k, at);
+                    *o = t
+                        .find(k, *hash, seek, &self.cache, &mut last, value_of)
+                        .await?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Version `seq` of `ukey`, wherever it is: `Some(value)` as for [`Inner::newest`].
@@ -105,9 +156,14 @@ impl<S: Storage> Inner<S> {
                 continue;
             }
             let found = t
-                .find(ukey, hash, Seek::At(ukey, seq), &self.cache, |e| {
-                    (e.seq == seq).then(|| value_of(e))
-                })
+                .find(
+                    ukey,
+                    hash,
+                    Seek::At(ukey, seq),
+                    &self.cache,
+                    &mut None,
+                    |e| (e.seq == seq).then(|| value_of(e)),
+                )
                 .await?;
             if let Some(Some(v)) = found {
                 return Ok(Some(v));

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use common::{Mem, Opts, engine, files, open, parallel_runtime, scan_pairs, small, try_engine};
 use kv_api::{Engine, Error, KeyRange, Options, Store, Version, WriteBatch};
 use kv_backends::MemoryStorage;
+use kv_lsm::Compression;
 
 async fn put(e: &Mem, key: &[u8], value: Option<&[u8]>) -> Version {
     let batch =
@@ -172,7 +173,8 @@ async fn a_huge_block_size_flushes_and_compacts() {
 #[tokio::test]
 async fn versions_across_memtable_l0_and_levels() {
     let s = MemoryStorage::new();
-    let e = engine(&s, small()).await;
+    // Uncompressed: the filler (runs of one byte) must fill tables to deepen the tree.
+    let e = engine(&s, small().compression(Compression::None)).await;
     let mut hot: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
     let mut filler = 0u32;
     for round in 0..60u32 {
@@ -483,7 +485,11 @@ async fn merge_semantics() {
 #[tokio::test]
 async fn merge_shrinks_to_live_data() {
     let s = MemoryStorage::new();
-    let opts = Opts::default().memtable_size(64 << 10).background(false);
+    // Uncompressed: the garbage estimate counts entry bytes, at most the bytes on storage.
+    let opts = Opts::default()
+        .memtable_size(64 << 10)
+        .background(false)
+        .compression(Compression::None);
     let e = engine(&s, opts.clone()).await;
     let n = 2000u32;
     let mut live = 0u64;

@@ -5,6 +5,7 @@
 // Values are passed as `&value`, the way the documented API and users write them.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
+pub mod batch;
 pub mod concurrency;
 pub mod conflicts;
 pub mod crash;
@@ -20,6 +21,7 @@ pub mod queries;
 pub mod reopen;
 pub mod scan;
 pub mod snapshot;
+pub mod tuning;
 pub mod typed;
 pub mod types;
 pub mod verify;

@@ -46,6 +46,11 @@ impl Opts {
         self.tuning.background = background;
         self
     }
+
+    pub fn compression(mut self, compression: kv_lsm::Compression) -> Self {
+        self.tuning.compression = compression;
+        self
+    }
 }
 
 impl From<Options> for Opts {

@@ -6,8 +6,10 @@ use std::cmp::Ordering;
 
 use kv_api::{Error, Result};
 
+use super::codec::Compressor;
 use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
 use crate::key::cmp_ikey;
+use crate::options::Compression;
 use crate::sstable::varint::{put_varint, zigzag};
 
 /// Builds one block.
@@ -20,11 +22,18 @@ pub(crate) struct BlockBuilder {
     last_seq: u64,
     last_time: u64,
     count: usize,
+    compressor: Compressor,
 }
 
 impl BlockBuilder {
-    /// A builder with a restart point every `restart_interval` entries (at least 1).
+    /// A builder with a restart point every `restart_interval` entries (at least 1), whose
+    /// blocks are stored uncompressed.
     pub fn new(restart_interval: usize) -> Self {
+        Self::compressed(restart_interval, Compression::None)
+    }
+
+    /// A builder whose blocks are stored with `compression` where it pays.
+    pub fn compressed(restart_interval: usize, compression: Compression) -> Self {
         BlockBuilder {
             buf: Vec::new(),
             restarts: Vec::new(),
@@ -34,6 +43,7 @@ impl BlockBuilder {
             last_seq: 0,
             last_time: 0,
             count: 0,
+            compressor: Compressor::new(compression),
         }
     }
 
@@ -42,7 +52,7 @@ impl BlockBuilder {
         self.count == 0
     }
 
-    /// Size of the block if finished now.
+    /// Size of the block if finished now, uncompressed.
     #[expect(
         clippy::arithmetic_side_effects,
         reason = "every restart is an entry of at least 5 bytes of `buf`, a Vec (at most \
@@ -143,10 +153,7 @@ impl BlockBuilder {
         )]
         let count = self.restarts.len() as u32;
         out.extend_from_slice(&count.to_le_bytes());
-        // `out` only grew since `start` was its length: the split cannot fail.
-        let (_, block) = out.split_at(start);
-        let crc = crc32fast::hash(block);
-        out.extend_from_slice(&crc.to_le_bytes());
+        self.compressor.seal(out, start);
         self.buf.clear();
         self.restarts.clear();
         self.since_restart = 0;

@@ -4,7 +4,8 @@
 //! data block: its last internal key, and the block's location as the value).
 //!
 //! ```text
-//! entry*  restart (u32 LE)*  restart_count (u32 LE)  crc32 (u32 LE)
+//! body  = entry*  restart (u32 LE)*  restart_count (u32 LE)
+//! block = body, or raw_len u32 | compressed body  then  codec u8 | crc32 (u32 LE)
 //! entry = shared varint | unshared varint | kind u8 | seq varint | time varint
 //!         | [value_len varint, if kind = value] | key suffix (unshared bytes) | value
 //! ```
@@ -15,14 +16,17 @@
 //! restart offsets allow a binary search without decoding: point lookups search the cached raw
 //! block in place (restart points, then at most one interval of entries); iterators decode one
 //! interval at a time into reused buffers ([`Run`]), so a short scan decodes only what it
-//! reads. The CRC covers everything before it.
+//! reads. The CRC covers everything before it: the stored bytes, checked before the body is
+//! decompressed (`codec`).
 //!
+//! * `codec`: storing a body with a codec byte and CRC, compressed if that pays, and back.
 //! * `builder`: [`BlockBuilder`], which encodes entries into a block.
 //! * `reader`: [`Block`], a loaded and checked block, searched in place by point lookups.
 //! * `run`: [`Run`], one restart interval decoded on demand, for iterators.
 //! * `decoded`: [`DecodedBlock`], a block decoded whole (the index).
 
 mod builder;
+mod codec;
 mod decoded;
 mod reader;
 mod run;
@@ -34,8 +38,8 @@ pub(crate) use run::Run;
 
 const KIND_REMOVAL: u8 = 0;
 const KIND_VALUE: u8 = 1;
-/// Trailer after the restarts: count + CRC.
-const TRAILER: usize = 8;
+/// Bytes after the restarts of an uncompressed block: count, codec, CRC.
+const TRAILER: usize = 4 + codec::SEAL_LEN;
 
 /// Test fixtures shared by the block tests.
 #[cfg(test)]

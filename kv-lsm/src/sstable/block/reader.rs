@@ -4,7 +4,8 @@
 use kv_api::{Error, Result};
 use kv_engine_kit::bytes::u32_at;
 
-use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
+use super::codec::unseal;
+use super::{KIND_REMOVAL, KIND_VALUE};
 #[cfg(test)]
 use crate::key::OwnedEntry;
 use crate::key::{EntryRef, InternalKey};
@@ -150,23 +151,28 @@ pub(crate) struct Block {
     pub(super) restart_count: usize,
     /// File offset of the block, for error messages.
     pub(super) offset: u64,
+    /// Stored compressed: offsets into `raw` are not file offsets.
+    pub(super) compressed: bool,
 }
 
 impl Block {
-    /// Checks the CRC and the restart array of a block read from `file` at `offset`. Damage
-    /// is [`Error::Corruption`] naming the byte where it was found.
+    /// Checks the CRC of a block read from `file` at `offset`, decompresses it if it is
+    /// stored compressed, and checks its restart array. Damage is [`Error::Corruption`]
+    /// naming the byte where it was found (the block's offset inside a compressed block).
     pub fn load(raw: Vec<u8>, file: &str, offset: u64) -> Result<Block> {
-        let bad = |at: usize, why: &str| Error::corruption(file, file_offset(offset, at), why);
-        let short = || bad(0, "block shorter than its trailer");
-        let count_at = raw.len().checked_sub(TRAILER).ok_or_else(short)?;
-        let crc_at = raw.len().checked_sub(4).ok_or_else(short)?;
-        let stored = u32_at(&raw, crc_at).ok_or_else(|| bad(crc_at, "truncated block"))?;
-        let covered = raw
-            .get(..crc_at)
-            .ok_or_else(|| bad(crc_at, "truncated block"))?;
-        if crc32fast::hash(covered) != stored {
-            return Err(bad(crc_at, "block crc mismatch"));
-        }
+        let (raw, compressed) = unseal(raw, file, offset)?;
+        let at_file = |at: usize| {
+            if compressed {
+                offset
+            } else {
+                file_offset(offset, at)
+            }
+        };
+        let bad = |at: usize, why: &str| Error::corruption(file, at_file(at), why);
+        let count_at = raw
+            .len()
+            .checked_sub(4)
+            .ok_or_else(|| bad(0, "block shorter than its restart count"))?;
         let count =
             u32_at(&raw, count_at).ok_or_else(|| bad(count_at, "truncated block"))? as usize;
         let data_end = count
@@ -198,6 +204,7 @@ impl Block {
             data_end,
             restart_count: count,
             offset,
+            compressed,
         })
     }
 
@@ -225,6 +232,9 @@ impl Block {
     /// File offset of byte `at` of the block, for errors (saturating: it names a place, and
     /// the block's bytes were read from the file at `offset`, so it cannot saturate).
     pub(super) fn file_offset(&self, at: usize) -> u64 {
+        if self.compressed {
+            return self.offset;
+        }
         file_offset(self.offset, at)
     }
 
@@ -429,6 +439,7 @@ mod tests {
             raw.extend_from_slice(b"kx");
             raw.extend_from_slice(&0u32.to_le_bytes()); // restart 0
             raw.extend_from_slice(&1u32.to_le_bytes()); // restart count
+            raw.push(0); // codec: none
             let crc = crc32fast::hash(&raw);
             raw.extend_from_slice(&crc.to_le_bytes());
             let block = Block::load(raw.clone(), "t", 100).expect("load");
@@ -460,6 +471,7 @@ mod tests {
             data_end: good.data_end,
             restart_count: good.restart_count + 1000,
             offset: 100,
+            compressed: false,
         };
         assert!(matches!(
             find_last(&more_restarts),
@@ -471,6 +483,7 @@ mod tests {
             data_end: good.raw.len() + 1,
             restart_count: good.restart_count,
             offset: 100,
+            compressed: false,
         };
         assert!(matches!(
             find_last(&past_the_end),

@@ -264,6 +264,7 @@ mod tests {
             data_end: start,
             restart_count: 0,
             offset: 0,
+            compressed: false,
         };
         assert!(run.get(i, &short).is_none());
     }
