@@ -842,28 +842,37 @@ mod tests {
         // Byte i of the file is (i % 251): any misplaced copy shows.
         let byte = |i: u64| (i % 251) as u8;
         const TOTAL: u64 = 3 << 20;
+        // Set when the appender stops, done or failed: readers must not wait for a length
+        // that a failed appender never reaches.
+        let appended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let appender = {
-            let f = f.clone();
+            let (f, appended) = (f.clone(), appended.clone());
             tokio::spawn(async move {
-                let mut at = 0u64;
-                let mut n = 1u64;
-                while at < TOTAL {
-                    let chunk: Vec<u8> = (at..at + n).map(byte).collect();
-                    assert_eq!(f.append(&chunk).await?, at);
-                    at += n;
-                    n = n % 4093 + 7;
-                    if n.is_multiple_of(5) {
-                        f.sync().await?;
-                        tokio::task::yield_now().await;
+                let appending = async {
+                    let mut at = 0u64;
+                    let mut n = 1u64;
+                    while at < TOTAL {
+                        let chunk: Vec<u8> = (at..at + n).map(byte).collect();
+                        assert_eq!(f.append(&chunk).await?, at);
+                        at += n;
+                        n = n % 4093 + 7;
+                        if n.is_multiple_of(5) {
+                            f.sync().await?;
+                            tokio::task::yield_now().await;
+                        }
                     }
+                    Ok::<_, Error>(())
                 }
-                Ok::<_, Error>(())
+                .await;
+                appended.store(true, std::sync::atomic::Ordering::Release);
+                appending
             })
         };
         let syncer = {
-            let f = f.clone();
+            let (f, appended) = (f.clone(), appended.clone());
             tokio::spawn(async move {
-                while f.len().await? < TOTAL {
+                while f.len().await? < TOTAL && !appended.load(std::sync::atomic::Ordering::Acquire)
+                {
                     f.sync().await?;
                     tokio::task::yield_now().await;
                 }
@@ -872,15 +881,16 @@ mod tests {
         };
         let mut readers = Vec::new();
         for r in 0..3u64 {
-            let f = f.clone();
+            let (f, appended) = (f.clone(), appended.clone());
             readers.push(tokio::spawn(async move {
                 let mut reads = 0u64;
                 let mut seed = r + 1;
                 loop {
+                    let done = appended.load(std::sync::atomic::Ordering::Acquire);
                     let len = f.len().await?;
                     // Reads of the final file count too, but a loaded machine must not end
                     // the test before every reader has raced the appender at least a little.
-                    if len >= TOTAL && reads >= 200 {
+                    if done && reads >= 200 {
                         return Ok::<_, Error>(reads);
                     }
                     if len == 0 {
