@@ -22,7 +22,7 @@ const VISITS: SlotDef<String, u64> = SlotDef::new(2, "visits");
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> kv_db::Result<()> {
     // A temporary directory, or `KV_QUICKSTART_DIR` (missing or empty) to keep the store for
-    // the command-line tool: `cargo run -p kv-cli -- info $KV_QUICKSTART_DIR`.
+    // the command-line tool: `cargo run -p kv-db-cli -- info $KV_QUICKSTART_DIR`.
     let temp = tempfile::tempdir()?;
     let dir = std::env::var_os("KV_QUICKSTART_DIR")
         .map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);

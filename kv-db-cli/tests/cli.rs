@@ -1,4 +1,4 @@
-//! End to end: the `kv-db` binary run on real stores of both engines, written here with the
+//! End to end: the `kv` binary run on real stores of both engines, written here with the
 //! library: every subcommand, damage found by `verify`, reads beside a writer, conversions
 //! that keep every version, and usage errors.
 #![allow(clippy::unwrap_used)]

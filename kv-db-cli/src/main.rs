@@ -1,4 +1,4 @@
-//! `kv-db`: the command-line tool of the kv store. It opens a store directory, finds its engine
+//! `kv`: the command-line tool of the kv store. It opens a store directory, finds its engine
 //! in the store's `IDENTITY`, and inspects (read-only, without the writer lock, so beside a
 //! running writer), verifies, exports, imports, backs up, merges or converts it.
 //!
