@@ -23,7 +23,7 @@ const NOT_ENGINES: &[&str] = &[
     "backends",
     "conformance",
     "fuzz",
-    "cli",
+    "db-cli",
 ];
 
 /// The `kv-NAME` members of the workspace, as `NAME`s.
