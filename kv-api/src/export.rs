@@ -499,8 +499,15 @@ impl Plan {
     async fn new<E: Engine>(
         engine: &E,
         scope: ExportScope,
+        maintenance: &tokio::sync::RwLock<()>,
         progress: &ProgressFn<'_>,
     ) -> Result<Plan> {
+        // No merge runs while the plan pins and lists: one that started earlier computed its
+        // horizon without the pins, and any merge drops removal markers at or below its
+        // horizon, which the listing would show before the merge and not after. Once listed,
+        // what the plan reads (values above the floor, each key's newest at or below it) is
+        // held by the pins.
+        let _no_merge = maintenance.read().await;
         let snap = engine.snapshot()?;
         let at = snap.version();
         let mut pins = vec![snap];
@@ -664,7 +671,7 @@ impl<E: Engine> Store<E> {
         progress: &ProgressFn<'_>,
     ) -> Result<ExportSummary> {
         let engine = self.engine();
-        let mut plan = Plan::new(engine, scope, progress).await?;
+        let mut plan = Plan::new(engine, scope, &self.maintenance, progress).await?;
         let mut writer = StreamWriter::new(out, &plan.header)?;
         let mut done: u64 = 0;
         while let Some(commit) = plan.next_commit(engine).await? {
@@ -742,7 +749,7 @@ impl<E: Engine> Store<E> {
         progress: &ProgressFn<'_>,
     ) -> Result<CopySummary> {
         let engine = self.engine();
-        let mut plan = Plan::new(engine, scope, progress).await?;
+        let mut plan = Plan::new(engine, scope, &self.maintenance, progress).await?;
         let mut importer = Importer::new(target)?;
         while let Some(commit) = plan.next_commit(engine).await? {
             importer.apply(commit).await?;

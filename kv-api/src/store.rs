@@ -36,6 +36,10 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 pub struct Store<E: Engine> {
     engine: Arc<E>,
     pub(crate) catalog: Arc<Catalog>,
+    /// Merges take it exclusively; exports take it shared while they pin what they will read.
+    /// A merge computes its horizon when it starts, so an export pinning during a merge
+    /// could list versions the merge is dropping and copy a mix of both states.
+    pub(crate) maintenance: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl<E: Engine> Clone for Store<E> {
@@ -43,6 +47,7 @@ impl<E: Engine> Clone for Store<E> {
         Store {
             engine: self.engine.clone(),
             catalog: self.catalog.clone(),
+            maintenance: self.maintenance.clone(),
         }
     }
 }
@@ -171,6 +176,7 @@ impl<E: Engine> Store<E> {
         Ok(Store {
             engine: Arc::new(engine),
             catalog: Arc::new(catalog),
+            maintenance: Arc::default(),
         })
     }
 
@@ -431,7 +437,8 @@ impl<E: Engine> Store<E> {
     }
 
     /// Drops old versions and removals, keeping each key's latest value; shrinks storage.
-    /// Snapshots taken before keep reading what they read.
+    /// Snapshots taken before keep reading what they read. A merge waits for exports and
+    /// backups of this store that are still listing what they copy, and they wait for it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -449,6 +456,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge(&self) -> Result<()> {
+        let _exclusive = self.maintenance.write().await;
         self.engine.merge().await
     }
 
@@ -463,6 +471,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
+        let _exclusive = self.maintenance.write().await;
         self.engine.merge_with(progress).await
     }
 
