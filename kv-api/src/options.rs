@@ -44,7 +44,7 @@ impl std::fmt::Debug for Clock {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn system_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -53,7 +53,7 @@ fn system_now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[expect(
     clippy::cast_possible_truncation,
     reason = "a float-to-integer `as` saturates: a clock before 1970 reads 0, NaN reads 0"

@@ -1,7 +1,7 @@
 //! Cooperation with the executor.
 
 /// Lets other tasks run once: natively, wakes itself and returns `Pending` once (any
-/// executor); on wasm32, gives the browser's event loop a turn.
+/// executor, WASI included); in the browser, gives the event loop a turn.
 ///
 /// Engines call it in long loops (a flush, a compaction) so that one task never holds an
 /// executor thread for milliseconds; [`crate::Store::transact`] calls it between retries.
@@ -11,15 +11,15 @@
 /// kv_api::yield_now().await;
 /// # }
 /// ```
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub async fn yield_now() {
     YieldNow(false).await
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 struct YieldNow(bool);
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 impl std::future::Future for YieldNow {
     type Output = ();
     fn poll(
@@ -42,7 +42,7 @@ impl std::future::Future for YieldNow {
 /// conflict and retries at once, in microtasks only, would never let the winner's IndexedDB
 /// write report back, and retry forever. Not `scheduler.yield()`, whose continuations run
 /// before other tasks (the IndexedDB events) and so starve them the same way.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub async fn yield_now() {
     use js_sys::{Function, Promise, Reflect};
     use wasm_bindgen::{JsCast, JsValue};

@@ -234,6 +234,7 @@ impl FileStorage {
 /// `fdatasync` never stalls the tasks of the executor; inline elsewhere (another executor,
 /// or none). The engines' group commit is unchanged: one committer's `sync` covers every
 /// commit appended before it, and appends go on (on the executor) while the disk syncs.
+#[cfg(not(target_os = "wasi"))]
 async fn off_executor<T: Send + 'static>(
     io: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -244,6 +245,12 @@ async fn off_executor<T: Send + 'static>(
             .map_err(|e| Error::io("file I/O on a blocking thread", io::Error::other(e)))?,
         Err(_) => io(),
     }
+}
+
+/// WASI (preview 1) has no threads: the system calls run inline.
+#[cfg(target_os = "wasi")]
+async fn off_executor<T>(io: impl FnOnce() -> Result<T>) -> Result<T> {
+    io()
 }
 
 #[cfg(unix)]
@@ -298,6 +305,25 @@ fn pread_cached(_file: &File, _buf: &mut [u8], _offset: u64) -> usize {
 #[cfg(unix)]
 fn pwrite(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// WASI's positional `FileExt` is unstable: seek, then read. Safe from interleaving because
+/// WASI preview 1 has no threads and the two calls run without an `await` between them.
+#[cfg(target_os = "wasi")]
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+/// See the WASI `pread`.
+#[cfg(target_os = "wasi")]
+fn pwrite(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 #[cfg(windows)]
@@ -461,7 +487,8 @@ pub struct FileHandle {
     inner: Arc<Inner>,
 }
 
-#[kv_api::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl StorageFile for FileHandle {
     async fn len(&self) -> Result<u64> {
         if !self.inner.read_only {
@@ -732,6 +759,21 @@ impl FileStorage {
                     self.inner.path.display()
                 )))
             }
+            // WASI has no file locks: only stores of this process are kept out (a second
+            // process on the same directory is not detected; docs/architecture.md).
+            Err(std::fs::TryLockError::Error(e))
+                if cfg!(target_os = "wasi") && e.kind() == io::ErrorKind::Unsupported =>
+            {
+                let mut held = HELD_HERE.lock();
+                if held.contains(&dir) {
+                    return Err(Error::Locked(format!(
+                        "{} is open for writing by another store in this process",
+                        self.inner.path.display()
+                    )));
+                }
+                held.push(dir.clone());
+                Ok(LockGuard::new(OsLock { _file: file, dir }))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock LOCK", e)),
         }
     }
@@ -741,7 +783,8 @@ impl FileStorage {
     }
 }
 
-#[kv_api::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl Storage for FileStorage {
     type File = FileHandle;
 

@@ -56,10 +56,10 @@ impl StorageFactory for MemoryFactory {
 
 /// `FileStorage` in a temporary directory that lives as long as the factory; every call to
 /// `storage` opens the directory again, as a restarted process would.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub struct TempFileFactory(tempfile::TempDir);
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 impl TempFileFactory {
     /// The directory holding the files.
     pub fn path(&self) -> &std::path::Path {
@@ -67,8 +67,9 @@ impl TempFileFactory {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-#[kv_api::async_trait]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl StorageFactory for TempFileFactory {
     type Storage = kv_backends::FileStorage;
     const NAME: &'static str = "file";
@@ -76,7 +77,7 @@ impl StorageFactory for TempFileFactory {
     fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("kv-conformance-")
-            .tempdir()
+            .tempdir_in(temp_base())
             .expect("cannot create a temporary directory");
         TempFileFactory(dir)
     }
@@ -84,6 +85,18 @@ impl StorageFactory for TempFileFactory {
     async fn storage(&self) -> Result<kv_backends::FileStorage> {
         kv_backends::FileStorage::open(self.0.path()).await
     }
+}
+
+/// Where temporary directories go: the OS's natively; on WASI, which has no such notion
+/// (`std::env::temp_dir` panics there), `$TMPDIR` or `/tmp` (the runner preopens it).
+#[cfg(not(target_arch = "wasm32"))]
+fn temp_base() -> std::path::PathBuf {
+    std::env::temp_dir()
+}
+
+#[cfg(target_os = "wasi")]
+fn temp_base() -> std::path::PathBuf {
+    std::env::var_os("TMPDIR").map_or_else(|| "/tmp".into(), Into::into)
 }
 
 /// `IndexedDbStorage` (wasm32, feature `indexeddb`): a new database with a unique name per

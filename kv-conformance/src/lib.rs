@@ -93,19 +93,19 @@ pub mod script;
 
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
 pub use factory::IndexedDbFactory;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use factory::TempFileFactory;
 pub use factory::{MemoryFactory, StorageFactory};
 pub use faulty::{CrashMode, FaultyFile, FaultyStorage, Ops};
 pub use harness::{EngineFamily, Env, StoreOf, dump, dump_summary, flip_bit, verify_clean};
 pub use model::{Model, check_store};
 pub use rng::Rng;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use runtime::block_on;
 
 #[doc(hidden)]
 pub use kv_api;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[doc(hidden)]
 pub use wasm_bindgen_test;
 
@@ -296,13 +296,13 @@ macro_rules! __suite_cases {
 macro_rules! __suite_tests {
     ($family:ty, $factory:ty; $($test:ident => $group:ident :: $case:ident,)*) => {
         $(
-            #[cfg(not(target_arch = "wasm32"))]
+            #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
             #[test]
             fn $test() {
                 $crate::block_on($crate::cases::$group::$case::<$family, $factory>());
             }
 
-            #[cfg(target_arch = "wasm32")]
+            #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
             #[$crate::wasm_bindgen_test::wasm_bindgen_test(crate = $crate::wasm_bindgen_test)]
             async fn $test() {
                 $crate::cases::$group::$case::<$family, $factory>().await;

@@ -1,8 +1,10 @@
 //! The only runtime-specific code of the suite: running a case, running tasks side by side,
 //! yielding, and catching a panic inside a future. Case bodies use these and nothing else.
 //!
-//! Natively a case runs on a fresh multi-thread tokio runtime ([`block_on`]). On wasm32 there
-//! is no `block_on` (the browser's event loop cannot be blocked): [`crate::suite!`] writes
+//! Natively a case runs on a fresh multi-thread tokio runtime ([`block_on`]); on WASI (one
+//! thread, `wasm32-wasip1`) on a current-thread tokio runtime, with tasks interleaved on the
+//! case's task as in the browser, and panics not caught (WASI aborts on panic too). In the
+//! browser there is no `block_on` (the browser's event loop cannot be blocked): [`crate::suite!`] writes
 //! `async` `wasm_bindgen_test`s that await the case, tasks run interleaved on the test's own
 //! task, and panics are not caught (wasm32 aborts on panic).
 
@@ -15,7 +17,7 @@ use std::task::{Context, Poll};
 use kv_api::BoxFuture;
 
 /// A case that runs longer than this fails instead of hanging the test run (a deadlock).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 const CASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Runs a case to completion on a fresh multi-thread tokio runtime (two workers, so the
@@ -25,6 +27,22 @@ pub fn block_on<F: Future>(case: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime");
+    runtime.block_on(async {
+        match tokio::time::timeout(CASE_TIMEOUT, case).await {
+            Ok(out) => out,
+            Err(_) => panic!("case did not finish within {CASE_TIMEOUT:?}: deadlock?"),
+        }
+    })
+}
+
+/// Runs a case to completion on a fresh current-thread tokio runtime (WASI has one thread).
+/// Panics if the case exceeds 10 minutes and waits (a case that spins is not stopped).
+#[cfg(target_os = "wasi")]
+pub fn block_on<F: Future>(case: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("cannot build a tokio runtime");
     runtime.block_on(async {
@@ -104,14 +122,14 @@ impl<T> Future for JoinAll<T> {
 pub use kv_api::yield_now;
 
 /// Waits `ms` milliseconds without blocking other tasks (a slow device in a storage wrapper).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await
 }
 
 /// Gives the browser's event loop one turn ([`yield_now`]), the closest a case gets to a
 /// sleep there: enough for the other interleaved tasks to run while this one waits.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub async fn sleep_ms(_ms: u64) {
     yield_now().await
 }
@@ -146,8 +164,19 @@ pub async fn within<F: Future>(
     out
 }
 
-/// Runs `fut` (wasm32: nothing can preempt the case's task, so no limit is enforced).
-#[cfg(target_arch = "wasm32")]
+/// Runs `fut` for at most `limit` (WASI: a tokio timer; no watchdog, as there are no
+/// threads, so a future that spins without returning from a poll is not stopped).
+#[cfg(target_os = "wasi")]
+pub async fn within<F: Future>(
+    limit: std::time::Duration,
+    _what: &str,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::time::timeout(limit, fut).await.ok()
+}
+
+/// Runs `fut` (browser: nothing can preempt the case's task, so no limit is enforced).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub async fn within<F: Future>(
     _limit: std::time::Duration,
     _what: &str,

@@ -56,7 +56,7 @@ impl StoreId {
     }
 
     /// A new id, different for every store: 128 bits from the platform's randomness (natively
-    /// the OS-seeded keys of `std`'s `RandomState`, on wasm32 JavaScript's `Math.random`),
+    /// the OS-seeded keys of `std`'s `RandomState`, in the browser JavaScript's `Math.random`),
     /// mixed with the time. It tells stores apart; it is not a secret.
     pub fn generate(now_ms: u64) -> Self {
         let (lo, hi) = random_pair();
@@ -64,7 +64,7 @@ impl StoreId {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn random_pair() -> (u64, u64) {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +82,7 @@ fn random_pair() -> (u64, u64) {
     (word(1), word(2))
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn random_pair() -> (u64, u64) {
     // A double in [0, 1) from `Math.random` carries 52 random mantissa bits; two per word.
     let word =
