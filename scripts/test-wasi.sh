@@ -19,6 +19,7 @@ fi
 # toolchain is put first below), with `wasmtime` installed for it when missing.
 python=$(command -v python3)
 if ! "$python" -c "import wasmtime" 2>/dev/null; then
+    "$python" -m pip --version >/dev/null 2>&1 || apt-get install -y python3-pip
     "$python" -m pip install --quiet wasmtime 2>/dev/null \
         || "$python" -m pip install --quiet --break-system-packages wasmtime
 fi
