@@ -49,6 +49,11 @@ pub struct Bitcask<S: Storage> {
     recovery: RecoveryReport,
 }
 
+/// Active segments from this size on are sealed (and hinted) by a clean close: replaying 1 MiB
+/// of records at open costs about what loading its hint does, and below it a new segment per
+/// close would cost more than it saves.
+const SEAL_ON_CLOSE: u64 = 1 << 20;
+
 impl<S: Storage> Bitcask<S> {
     /// Reads `f` of the keydir, with the generation it was read at.
     pub(crate) fn lookup<T>(&self, f: impl FnOnce(&Keydir) -> T) -> (T, u64) {
@@ -125,6 +130,24 @@ impl<S: Storage> Bitcask<S> {
             pending: PendingEntries::default(),
         });
         Ok(())
+    }
+
+    /// Seals the active segment at a clean close when replaying it at the next open would cost
+    /// more than loading its hint: from [`SEAL_ON_CLOSE`] bytes on. Smaller ones stay active
+    /// (their replay takes about a millisecond), so opening and closing a small store does not
+    /// leave a trail of tiny segments.
+    async fn seal_on_close(&self) -> Result<()> {
+        if self.options().read_only {
+            return Ok(());
+        }
+        let state = self.pipeline.lock_writer().await;
+        let active_len = self.layout.lock().active.as_ref().map_or(0, |a| a.len);
+        if active_len < SEAL_ON_CLOSE {
+            return Ok(());
+        }
+        self.roll(state.last(), "close")
+            .await
+            .map_err(|e| self.pipeline.poison(e))
     }
 
     /// Writes a hint file. Best effort: a missing or partial hint only means that reopening
@@ -561,10 +584,17 @@ impl<S: Storage> Engine for Bitcask<S> {
             return Ok(());
         }
         let flushed = self.flush().await;
+        // A clean close seals a large active segment, which writes its hint: the next open
+        // then loads hints only and replays no segment (reopen after a crash still replays the
+        // active segment, bounded by `segment_size`).
+        let sealed = match flushed {
+            Ok(()) => self.seal_on_close().await,
+            Err(_) => Ok(()),
+        };
         self.pipeline.close();
         self.handles.write().clear();
         self.writer_lock.lock().take();
-        flushed
+        flushed.and(sealed)
     }
 }
 
@@ -576,6 +606,41 @@ mod tests {
 
     fn put(engine: &Bitcask<MemoryStorage>, key: &[u8], value: &[u8]) -> Result<WriteBatch> {
         Ok(WriteBatch::new(engine.snapshot()?).write(0, key.to_vec(), Some(value.to_vec())))
+    }
+
+    /// A clean close seals (and hints) an active segment of `SEAL_ON_CLOSE` bytes or more, so
+    /// that the next open replays nothing; a smaller one stays active.
+    #[tokio::test]
+    async fn clean_close_hints_a_large_active_segment() -> Result<()> {
+        use crate::segment::hint_name;
+        let storage = MemoryStorage::new();
+        let engine = Bitcask::open(storage.clone(), Options::default(), ()).await?;
+        engine.commit(put(&engine, b"small", b"v")?).await?;
+        engine.close().await?;
+        assert!(
+            !storage.list().await?.contains(&hint_name(1)),
+            "small: no roll"
+        );
+
+        let engine = Bitcask::open(storage.clone(), Options::default(), ()).await?;
+        let value = vec![7u8; 4096];
+        for i in 0..(SEAL_ON_CLOSE / 4096 + 1) {
+            engine
+                .commit(put(&engine, format!("k{i}").as_bytes(), &value)?)
+                .await?;
+        }
+        engine.close().await?;
+        let files = storage.list().await?;
+        assert!(
+            files.contains(&hint_name(1)),
+            "sealed and hinted: {files:?}"
+        );
+
+        let engine = Bitcask::open(storage, Options::default(), ()).await?;
+        let at = engine.snapshot()?.version().seq();
+        assert_eq!(engine.get(0, b"small", at).await?, Some(b"v".to_vec()));
+        assert_eq!(engine.get(0, b"k0", at).await?, Some(value));
+        engine.close().await
     }
 
     #[tokio::test]
