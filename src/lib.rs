@@ -66,8 +66,8 @@ pub mod storage {
 /// For engine authors: the byte-level [`Engine`] trait and its argument types.
 pub mod engine {
     pub use kv_api::{
-        BoxFuture, Engine, Entry, KeyRange, Snapshot, Snapshots, Tuning, ValueVisitor, Write,
-        WriteBatch, prefix_successor,
+        BoxFuture, Engine, Entry, KeyRange, Location, Snapshot, Snapshots, Tuning, ValueVisitor,
+        Write, WriteBatch, prefix_successor,
     };
 }
 
