@@ -858,6 +858,34 @@ impl Engine for Etcd {
 }
 
 impl Etcd {
+    /// [`Error::Foreign`] if keys lie under the prefix (of a store without metadata).
+    async fn refuse_foreign(&self) -> Result<()> {
+        let mut kv = self.kv.clone();
+        let (start, end) = self.layout.everything();
+        let mut opts = GetOptions::new().with_limit(3).with_keys_only();
+        if let Some(end) = end {
+            opts = opts.with_range(end);
+        }
+        let others = self
+            .call("list prefix", None, kv.get(start, Some(opts)))
+            .await?
+            .take_kvs();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = others
+            .iter()
+            .map(|k| String::from_utf8_lossy(k.key()).into_owned())
+            .collect();
+        Err(Error::Foreign {
+            engine: NAME,
+            found: format!(
+                "etcd keys under the prefix without kv-etcd metadata: {}",
+                names.join(", ")
+            ),
+        })
+    }
+
     /// Reads (or, on a writable open of an empty prefix, creates) the store's metadata, its
     /// head and its horizon.
     async fn load(&mut self) -> Result<()> {
@@ -871,56 +899,45 @@ impl Etcd {
             .next();
         let meta = match found {
             Some(kv) => Some(Meta::decode(kv.value())?),
+            None if self.options.read_only => {
+                self.refuse_foreign().await?;
+                None
+            }
             None => {
+                let now = self.options.clock.now_ms();
+                let meta = Meta {
+                    store_id: new_store_id(now),
+                    created_ms: now,
+                };
+                // Created only if nothing at all lies under the prefix (a range compare holds
+                // for every key of the range: no key, or none created).
                 let (start, end) = self.layout.everything();
-                let mut opts = GetOptions::new().with_limit(3).with_keys_only();
+                let mut empty = Compare::create_revision(start, CompareOp::Equal, 0);
                 if let Some(end) = end {
-                    opts = opts.with_range(end);
+                    empty = empty.with_range(end);
                 }
-                let others = self
-                    .call("list prefix", None, kv.get(start, Some(opts)))
-                    .await?
-                    .take_kvs();
-                if !others.is_empty() {
-                    let names: Vec<String> = others
-                        .iter()
-                        .map(|k| String::from_utf8_lossy(k.key()).into_owned())
-                        .collect();
-                    return Err(Error::Foreign {
-                        engine: NAME,
-                        found: format!(
-                            "etcd keys under the prefix without kv-etcd metadata: {}",
-                            names.join(", ")
-                        ),
-                    });
-                }
-                if self.options.read_only {
-                    None
+                let txn = Txn::new()
+                    .when([empty])
+                    .and_then([TxnOp::put(meta_key.clone(), meta.encode(), None)])
+                    .or_else([TxnOp::get(meta_key, None)]);
+                let resp = self.call("create metadata", None, kv.txn(txn)).await?;
+                if resp.succeeded() {
+                    Some(meta)
                 } else {
-                    let now = self.options.clock.now_ms();
-                    let meta = Meta {
-                        store_id: new_store_id(now),
-                        created_ms: now,
-                    };
-                    let txn = Txn::new()
-                        .when([Compare::create_revision(meta_key.clone(), CompareOp::Equal, 0)])
-                        .and_then([TxnOp::put(meta_key.clone(), meta.encode(), None)])
-                        .or_else([TxnOp::get(meta_key, None)]);
-                    let resp = self.call("create metadata", None, kv.txn(txn)).await?;
-                    if resp.succeeded() {
-                        Some(meta)
-                    } else {
-                        // Another process created it first: use theirs.
-                        let mut theirs = None;
-                        for op in resp.op_responses() {
-                            if let TxnOpResponse::Get(mut get) = op
-                                && let Some(kv) = get.take_kvs().into_iter().next()
-                            {
-                                theirs = Some(Meta::decode(kv.value())?);
-                            }
+                    // Another process created the store first (use its metadata), or keys
+                    // of something else lie under the prefix.
+                    let mut theirs = None;
+                    for op in resp.op_responses() {
+                        if let TxnOpResponse::Get(mut get) = op
+                            && let Some(kv) = get.take_kvs().into_iter().next()
+                        {
+                            theirs = Some(Meta::decode(kv.value())?);
                         }
-                        theirs
                     }
+                    if theirs.is_none() {
+                        self.refuse_foreign().await?;
+                    }
+                    theirs
                 }
             }
         };
