@@ -215,6 +215,7 @@ async fn increment(config: EtcdConfig, n: u32) -> u32 {
 #[test]
 #[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
 fn counter_child() {
+    let _serial = SERIAL.lock();
     runtime().block_on(async {
         match std::env::var(COUNTER_PREFIX) {
             Ok(prefix) => {
@@ -285,6 +286,7 @@ const KEYS_PER_TXN: u32 = 20;
 #[test]
 #[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
 fn txn_child() {
+    let _serial = SERIAL.lock();
     runtime().block_on(async {
         let (config, rounds) = match std::env::var(COUNTER_PREFIX) {
             Ok(prefix) => (
