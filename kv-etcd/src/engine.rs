@@ -52,6 +52,9 @@ pub struct Etcd {
     last: Mutex<Version>,
     /// Versions below it are merged away.
     horizon: AtomicU64,
+    /// The revision that created the store (its metadata): below it, the store is empty
+    /// (and etcd may have compacted those revisions for another store's sake).
+    created: AtomicU64,
     snapshots: Snapshots,
     closed: AtomicBool,
     /// The endpoints, comma-separated, for error messages.
@@ -145,8 +148,9 @@ impl Etcd {
 
     /// The key's newest kv at revision `at` (`None` if it did not exist then).
     async fn kv_at(&self, etcd_key: &[u8], at: u64) -> Result<Option<KeyValue>> {
-        if at == 0 {
-            // Revision 0 means "latest" to etcd; version 0 is the empty store.
+        if at == 0 || at < self.created.load(Ordering::Acquire) {
+            // Revision 0 means "latest" to etcd; version 0, and every revision before the
+            // store was created, is the empty store.
             return Ok(None);
         }
         let mut kv = self.kv.clone();
@@ -236,7 +240,7 @@ impl Etcd {
         reverse: bool,
         mut f: impl FnMut(KeyValue) -> Result<bool>,
     ) -> Result<()> {
-        if at == Some(0) {
+        if at.is_some_and(|at| at == 0 || at < self.created.load(Ordering::Acquire)) {
             return Ok(());
         }
         loop {
@@ -407,6 +411,7 @@ impl Engine for Etcd {
             meta: None,
             last: Mutex::new(Version::ZERO),
             horizon: AtomicU64::new(0),
+            created: AtomicU64::new(0),
             snapshots: Snapshots::default(),
             closed: AtomicBool::new(false),
             endpoints,
@@ -898,7 +903,11 @@ impl Etcd {
             .into_iter()
             .next();
         let meta = match found {
-            Some(kv) => Some(Meta::decode(kv.value())?),
+            Some(kv) => {
+                self.created
+                    .store(unrev(kv.create_revision())?, Ordering::Release);
+                Some(Meta::decode(kv.value())?)
+            }
             None if self.options.read_only => {
                 self.refuse_foreign().await?;
                 None
@@ -922,6 +931,9 @@ impl Etcd {
                     .or_else([TxnOp::get(meta_key, None)]);
                 let resp = self.call("create metadata", None, kv.txn(txn)).await?;
                 if resp.succeeded() {
+                    if let Some(h) = resp.header() {
+                        self.created.store(unrev(h.revision())?, Ordering::Release);
+                    }
                     Some(meta)
                 } else {
                     // Another process created the store first (use its metadata), or keys
@@ -931,6 +943,8 @@ impl Etcd {
                         if let TxnOpResponse::Get(mut get) = op
                             && let Some(kv) = get.take_kvs().into_iter().next()
                         {
+                            self.created
+                                .store(unrev(kv.create_revision())?, Ordering::Release);
                             theirs = Some(Meta::decode(kv.value())?);
                         }
                     }
