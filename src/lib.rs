@@ -73,11 +73,11 @@ pub mod engine {
 
 #[cfg(feature = "bitcask")]
 pub use kv_bitcask::Bitcask;
-#[cfg(feature = "lsm")]
-pub use kv_lsm::{Compression, Lsm, LsmOptions};
 /// The engine over an etcd v3 cluster and where it connects (feature `etcd`, native only).
 #[cfg(all(feature = "etcd", not(target_arch = "wasm32")))]
 pub use kv_etcd::{Etcd, EtcdConfig};
+#[cfg(feature = "lsm")]
+pub use kv_lsm::{Compression, Lsm, LsmOptions};
 
 /// The engine of [`KvStore`]: Bitcask whenever the `bitcask` feature is on (so a dependency
 /// that enables `lsm` changes nothing), the LSM only in a build without `bitcask`.

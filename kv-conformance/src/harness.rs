@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use kv_api::{Engine, Location, MaybeSend, MaybeSync, Options, Result, Storage, StorageFile, Store};
+use kv_api::{
+    Engine, Location, MaybeSend, MaybeSync, Options, Result, Storage, StorageFile, Store,
+};
 
 use crate::StorageFactory;
 

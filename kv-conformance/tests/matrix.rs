@@ -127,7 +127,8 @@ fn case_functions() -> BTreeSet<String> {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             let generics = after.split('(').next().unwrap_or_default();
-            let on_storage = generics.contains("EngineFamily") && generics.contains("StorageFactory");
+            let on_storage =
+                generics.contains("EngineFamily") && generics.contains("StorageFactory");
             let on_any_place = generics.contains("Runs<F>") && generics.contains("Place");
             if on_storage || on_any_place {
                 out.insert(format!("{group}_{name}"));

@@ -68,9 +68,15 @@ impl EtcdConfig {
     /// let config = kv_etcd::EtcdConfig::new(["http://10.0.0.1:2379", "http://10.0.0.2:2379"], "app/");
     /// assert_eq!(config.endpoints().len(), 2);
     /// ```
-    pub fn new<E: AsRef<str>>(endpoints: impl IntoIterator<Item = E>, prefix: impl AsRef<[u8]>) -> Self {
+    pub fn new<E: AsRef<str>>(
+        endpoints: impl IntoIterator<Item = E>,
+        prefix: impl AsRef<[u8]>,
+    ) -> Self {
         EtcdConfig {
-            endpoints: endpoints.into_iter().map(|e| e.as_ref().to_owned()).collect(),
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| e.as_ref().to_owned())
+                .collect(),
             prefix: prefix.as_ref().to_vec(),
             user: None,
             #[cfg(feature = "tls")]
@@ -93,7 +99,11 @@ impl EtcdConfig {
     /// ```
     pub fn from_env(var: &str, prefix: impl AsRef<[u8]>) -> Result<Self> {
         let value = std::env::var(var).unwrap_or_default();
-        let endpoints: Vec<&str> = value.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        let endpoints: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
         if endpoints.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "no etcd endpoints: set {var} to the cluster's client URLs, comma-separated \
@@ -185,7 +195,9 @@ impl EtcdConfig {
             )));
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(Error::InvalidArgument("etcd timeouts must be above zero".into()));
+            return Err(Error::InvalidArgument(
+                "etcd timeouts must be above zero".into(),
+            ));
         }
         Ok(())
     }
@@ -208,7 +220,9 @@ mod tests {
             Err(Error::InvalidArgument(_))
         ));
         assert!(matches!(
-            EtcdConfig::new(["http://a:1"], "p/").max_txn_ops(1).validate(),
+            EtcdConfig::new(["http://a:1"], "p/")
+                .max_txn_ops(1)
+                .validate(),
             Err(Error::InvalidArgument(_))
         ));
         assert!(matches!(
@@ -221,7 +235,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let text = format!("{:?}", EtcdConfig::new(["http://a:1"], "p/").user("u", "hunter2"));
+        let text = format!(
+            "{:?}",
+            EtcdConfig::new(["http://a:1"], "p/").user("u", "hunter2")
+        );
         assert!(text.contains("\"u\""), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }

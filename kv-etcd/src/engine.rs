@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use etcd_client::{
-    Client, Compare, CompareOp, CompactionOptions, ConnectOptions, GetOptions, KeyValue,
-    KvClient, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, KvClient,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use kv_api::{
     Engine, Entry, Error, KeyRange, MaybeSend, Options, Result, Slot, Snapshot, Snapshots, Stats,
@@ -155,7 +155,9 @@ impl Etcd {
         }
         let mut kv = self.kv.clone();
         let opts = GetOptions::new().with_revision(rev(at)?);
-        let mut resp = self.call("get", Some(at), kv.get(etcd_key, Some(opts))).await?;
+        let mut resp = self
+            .call("get", Some(at), kv.get(etcd_key, Some(opts)))
+            .await?;
         Ok(resp.take_kvs().into_iter().next())
     }
 
@@ -225,7 +227,9 @@ impl Etcd {
             opts = opts.with_revision(rev(at)?);
         }
         let mut kv = self.kv.clone();
-        let mut resp = self.call("range read", at, kv.get(start, Some(opts))).await?;
+        let mut resp = self
+            .call("range read", at, kv.get(start, Some(opts)))
+            .await?;
         let more = resp.more();
         Ok((resp.take_kvs(), more))
     }
@@ -597,7 +601,11 @@ impl Engine for Etcd {
                     continue;
                 }
                 versions.reverse();
-                let key = self.layout.strip(slot, etcd_key).unwrap_or_default().to_vec();
+                let key = self
+                    .layout
+                    .strip(slot, etcd_key)
+                    .unwrap_or_default()
+                    .to_vec();
                 out.push((key, versions));
             }
             match last {
@@ -649,11 +657,7 @@ impl Engine for Etcd {
                 ranges.insert(r);
             }
         }
-        let time_ms = self
-            .options
-            .clock
-            .now_ms()
-            .max(self.last.lock().time_ms());
+        let time_ms = self.options.clock.now_ms().max(self.last.lock().time_ms());
         let head = self.layout.head();
         let mut bytes = head.len() + 8 + PER_ITEM_OVERHEAD;
         let mut ops = Vec::with_capacity(batch.writes.len() + 1);
@@ -680,11 +684,20 @@ impl Engine for Etcd {
             .or_else([TxnOp::get(head, None)]);
         let mut kv = self.kv.clone();
         // A timeout here leaves the outcome unknown: the error says so.
-        let resp = self.call("commit (outcome unknown if it timed out)", None, kv.txn(txn)).await?;
-        let revision = resp
-            .header()
-            .map(|h| h.revision())
-            .ok_or_else(|| io(std::io::ErrorKind::InvalidData, "commit".into(), "etcd answered without a header".into()))?;
+        let resp = self
+            .call(
+                "commit (outcome unknown if it timed out)",
+                None,
+                kv.txn(txn),
+            )
+            .await?;
+        let revision = resp.header().map(|h| h.revision()).ok_or_else(|| {
+            io(
+                std::io::ErrorKind::InvalidData,
+                "commit".into(),
+                "etcd answered without a header".into(),
+            )
+        })?;
         if resp.succeeded() {
             let version = Version::new(unrev(revision)?, time_ms);
             self.observe(version);
@@ -733,7 +746,11 @@ impl Engine for Etcd {
         let horizon = horizon.max(stored_horizon);
         if horizon > stored_horizon {
             let txn = Txn::new()
-                .when([Compare::mod_revision(hkey.clone(), CompareOp::Equal, stored_rev)])
+                .when([Compare::mod_revision(
+                    hkey.clone(),
+                    CompareOp::Equal,
+                    stored_rev,
+                )])
                 .and_then([TxnOp::put(hkey, layout::encode_u64(horizon), None)]);
             let resp = self.call("write horizon", None, client.txn(txn)).await?;
             if !resp.succeeded() {
@@ -759,18 +776,29 @@ impl Engine for Etcd {
             let mut compares = Vec::with_capacity(chunk.len());
             let mut deletes = Vec::with_capacity(chunk.len());
             for (key, seq) in chunk {
-                compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, rev(*seq)?));
+                compares.push(Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    rev(*seq)?,
+                ));
                 deletes.push(TxnOp::delete(key.clone(), None));
             }
             let txn = Txn::new().when(compares).and_then(deletes);
-            let resp = self.call("drop removal markers", None, client.txn(txn)).await?;
+            let resp = self
+                .call("drop removal markers", None, client.txn(txn))
+                .await?;
             if !resp.succeeded() {
                 // Some key was written meanwhile: drop the others one by one.
                 for (key, seq) in chunk {
                     let txn = Txn::new()
-                        .when([Compare::mod_revision(key.clone(), CompareOp::Equal, rev(*seq)?)])
+                        .when([Compare::mod_revision(
+                            key.clone(),
+                            CompareOp::Equal,
+                            rev(*seq)?,
+                        )])
                         .and_then([TxnOp::delete(key.clone(), None)]);
-                    self.call("drop a removal marker", None, client.txn(txn)).await?;
+                    self.call("drop a removal marker", None, client.txn(txn))
+                        .await?;
                 }
             }
         }
@@ -781,7 +809,10 @@ impl Engine for Etcd {
                 .call(
                     "compact",
                     Some(horizon),
-                    c.compact(rev(horizon)?, Some(CompactionOptions::new().with_physical())),
+                    c.compact(
+                        rev(horizon)?,
+                        Some(CompactionOptions::new().with_physical()),
+                    ),
                 )
                 .await;
             match compacted {
@@ -833,7 +864,9 @@ impl Engine for Etcd {
                         let at_horizon = u64::try_from(old.version()).unwrap_or(0);
                         let (_, v, _) = Self::decode(old)?;
                         let kept = u64::from(!v.is_removal());
-                        modifications.saturating_sub(at_horizon).saturating_add(kept)
+                        modifications
+                            .saturating_sub(at_horizon)
+                            .saturating_add(kept)
                     }
                     None => modifications,
                 }

@@ -138,7 +138,11 @@ impl Layout {
 /// A value as stored: kind, commit time, the value.
 pub(crate) fn encode_value(time_ms: u64, value: Option<&[u8]>) -> Vec<u8> {
     let mut v = Vec::with_capacity(VALUE_HEADER + value.map_or(0, <[u8]>::len));
-    v.push(if value.is_some() { KIND_VALUE } else { KIND_REMOVAL });
+    v.push(if value.is_some() {
+        KIND_VALUE
+    } else {
+        KIND_REMOVAL
+    });
     v.extend_from_slice(&time_ms.to_le_bytes());
     if let Some(value) = value {
         v.extend_from_slice(value);
@@ -155,7 +159,12 @@ pub(crate) fn decode_value(etcd_key: &[u8], mut bytes: Vec<u8>) -> Result<Record
     };
     let (kind, time) = match bytes.get(..VALUE_HEADER) {
         Some([kind, time @ ..]) => (*kind, time),
-        _ => return Err(corrupt(format!("value of {} bytes, shorter than its header", bytes.len()))),
+        _ => {
+            return Err(corrupt(format!(
+                "value of {} bytes, shorter than its header",
+                bytes.len()
+            )));
+        }
     };
     let time_ms = u64::from_le_bytes(
         time.try_into()
@@ -262,7 +271,10 @@ mod tests {
             })
         );
         let empty = encode_value(7, Some(b""));
-        assert_eq!(decode_value(k, empty).ok().and_then(|r| r.value), Some(vec![]));
+        assert_eq!(
+            decode_value(k, empty).ok().and_then(|r| r.value),
+            Some(vec![])
+        );
         let removal = encode_value(9, None);
         assert_eq!(
             decode_value(k, removal).ok(),
@@ -296,10 +308,16 @@ mod tests {
             created_ms: 99,
         };
         assert_eq!(Meta::decode(&meta.encode()).ok(), Some(meta));
-        assert!(matches!(Meta::decode(b"{\"x\":1}"), Err(Error::Foreign { .. })));
+        assert!(matches!(
+            Meta::decode(b"{\"x\":1}"),
+            Err(Error::Foreign { .. })
+        ));
         let mut newer = meta.encode();
         newer[8] = 2;
-        assert!(matches!(Meta::decode(&newer), Err(Error::Incompatible { .. })));
+        assert!(matches!(
+            Meta::decode(&newer),
+            Err(Error::Incompatible { .. })
+        ));
         let cut = &meta.encode()[..20];
         assert!(matches!(Meta::decode(cut), Err(Error::Foreign { .. })));
     }
@@ -334,6 +352,9 @@ mod tests {
     #[test]
     fn numbers_round_trip_and_refuse_wrong_lengths() {
         assert_eq!(decode_u64(b"k", &encode_u64(123)).ok(), Some(123));
-        assert!(matches!(decode_u64(b"k", b"123"), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            decode_u64(b"k", b"123"),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

@@ -42,7 +42,9 @@ fn unreachable_cluster_is_a_typed_error() {
 #[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
 fn limits_are_typed_errors_before_sending() {
     runtime().block_on(async {
-        let store = Store::<Etcd>::open(common::fresh("limits")).await.expect("open");
+        let store = Store::<Etcd>::open(common::fresh("limits"))
+            .await
+            .expect("open");
         let engine = store.engine();
         // 128 writes + the head = 129 operations: over etcd's default --max-txn-ops.
         let mut batch = WriteBatch::new(engine.snapshot().expect("snapshot"));
@@ -50,7 +52,11 @@ fn limits_are_typed_errors_before_sending() {
             batch = batch.write(0, i.to_be_bytes().to_vec(), Some(vec![1]));
         }
         match engine.commit(batch).await {
-            Err(Error::TooLarge { what, size: 129, max: 128 }) => {
+            Err(Error::TooLarge {
+                what,
+                size: 129,
+                max: 128,
+            }) => {
                 assert!(what.contains("max-txn-ops"), "{what}")
             }
             other => panic!("expected TooLarge naming --max-txn-ops, got {other:?}"),
@@ -60,7 +66,10 @@ fn limits_are_typed_errors_before_sending() {
         for i in 0..127u32 {
             batch = batch.write(0, i.to_be_bytes().to_vec(), Some(vec![1]));
         }
-        engine.commit(batch).await.expect("127 writes fit in one Txn");
+        engine
+            .commit(batch)
+            .await
+            .expect("127 writes fit in one Txn");
         // Two values of 1 MiB: over the 1.5 MiB request size.
         let batch = WriteBatch::new(engine.snapshot().expect("snapshot"))
             .write(0, b"a".to_vec(), Some(vec![0; 1 << 20]))
@@ -73,10 +82,19 @@ fn limits_are_typed_errors_before_sending() {
             other => panic!("expected TooLarge naming --max-request-bytes, got {other:?}"),
         }
         // Nothing of the refused commits was written.
-        assert_eq!(engine.get(0, b"a", engine.snapshot().expect("s").seq()).await.ok(), Some(None));
+        assert_eq!(
+            engine
+                .get(0, b"a", engine.snapshot().expect("s").seq())
+                .await
+                .ok(),
+            Some(None)
+        );
         // One value of 1 MiB fits.
-        let batch = WriteBatch::new(engine.snapshot().expect("snapshot"))
-            .write(0, b"a".to_vec(), Some(vec![7; 1 << 20]));
+        let batch = WriteBatch::new(engine.snapshot().expect("snapshot")).write(
+            0,
+            b"a".to_vec(),
+            Some(vec![7; 1 << 20]),
+        );
         let v = engine.commit(batch).await.expect("1 MiB fits");
         let got = engine.get(0, b"a", v.seq()).await.expect("read");
         assert_eq!(got.map(|g| g.len()), Some(1 << 20));
@@ -95,7 +113,10 @@ fn foreign_keys_under_the_prefix_are_refused() {
         key.extend_from_slice(b"someone-elses-key");
         client.put(key, "x", None).await.expect("put");
         match Store::<Etcd>::open(config.clone()).await {
-            Err(Error::Foreign { engine: "etcd", found }) => {
+            Err(Error::Foreign {
+                engine: "etcd",
+                found,
+            }) => {
                 assert!(found.contains("someone-elses-key"), "{found}")
             }
             other => panic!("expected Foreign, got {other:?}"),
@@ -136,7 +157,10 @@ fn merge_compacts_the_cluster() {
         let below = client
             .get(key, Some(etcd_client::GetOptions::new().with_revision(old)))
             .await;
-        assert!(below.is_err(), "etcd still serves revision {old}: {below:?}");
+        assert!(
+            below.is_err(),
+            "etcd still serves revision {old}: {below:?}"
+        );
         // Through the store: the merged-away version is VersionNotFound, the latest stays.
         let snap = store.snapshot();
         assert!(matches!(
@@ -268,20 +292,39 @@ fn authentication_smoke_and_wrong_password() {
                 Err(e) => panic!("the auth cluster did not come up: {e}"),
             }
         };
-        client.user_add("root", "root-password", None).await.expect("root");
-        client.user_grant_role("root", "root").await.expect("root role");
-        client.user_add("app", "app-password", None).await.expect("app user");
+        client
+            .user_add("root", "root-password", None)
+            .await
+            .expect("root");
+        client
+            .user_grant_role("root", "root")
+            .await
+            .expect("root role");
+        client
+            .user_add("app", "app-password", None)
+            .await
+            .expect("app user");
         client.role_add("app").await.expect("app role");
         let perm = etcd_client::Permission::read_write("kvtest/").with_prefix();
-        client.role_grant_permission("app", perm).await.expect("grant");
-        client.user_grant_role("app", "app").await.expect("app's role");
+        client
+            .role_grant_permission("app", perm)
+            .await
+            .expect("grant");
+        client
+            .user_grant_role("app", "app")
+            .await
+            .expect("app's role");
         client.auth_enable().await.expect("auth enable");
 
         // Without credentials: a typed error.
         let anonymous = EtcdConfig::new([AUTH_ENDPOINT], common::fresh_prefix("anon"));
         match Store::<Etcd>::open(anonymous).await {
             Err(Error::Io { source, op }) => {
-                assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied, "{op}: {source}")
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied,
+                    "{op}: {source}"
+                )
             }
             other => panic!("expected a permission error, got {other:?}"),
         }
@@ -290,7 +333,11 @@ fn authentication_smoke_and_wrong_password() {
             .user("app", "not-the-password");
         match Store::<Etcd>::open(wrong).await {
             Err(Error::Io { source, op }) => {
-                assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied, "{op}: {source}");
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied,
+                    "{op}: {source}"
+                );
                 assert!(op.contains("127.0.0.1:23890"), "{op}");
             }
             other => panic!("expected a permission error, got {other:?}"),
@@ -299,7 +346,11 @@ fn authentication_smoke_and_wrong_password() {
         let outside = EtcdConfig::new([AUTH_ENDPOINT], "elsewhere/").user("app", "app-password");
         match Store::<Etcd>::open(outside).await {
             Err(Error::Io { source, .. }) => {
-                assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied, "{source}")
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied,
+                    "{source}"
+                )
             }
             other => panic!("expected a permission error, got {other:?}"),
         }

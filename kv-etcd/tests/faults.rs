@@ -245,7 +245,14 @@ async fn total(config: EtcdConfig) -> u64 {
 
 fn child(test: &str, prefix: &str) -> std::process::Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(COUNTER_PREFIX, prefix)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -259,7 +266,10 @@ fn two_processes_increment_counters() {
     let _serial = SERIAL.lock();
     let config = common::fresh("two-processes");
     let prefix = String::from_utf8(config.prefix().to_vec()).expect("utf-8 prefix");
-    let children = [child("counter_child", &prefix), child("counter_child", &prefix)];
+    let children = [
+        child("counter_child", &prefix),
+        child("counter_child", &prefix),
+    ];
     let mut acked = 0u64;
     for c in children {
         let out = c.wait_with_output().expect("child output");
