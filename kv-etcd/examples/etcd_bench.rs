@@ -85,7 +85,7 @@ async fn main() {
         "| workload | plain etcd-client (ops/s) | kv-etcd `Store` (ops/s) | overhead (plain / ours) |"
     );
     println!("|---|---|---|---|");
-    let mut row = |name: &str, plain: f64, ours: f64| {
+    let row = |name: &str, plain: f64, ours: f64| {
         println!("| {name} | {plain:.0} | {ours:.0} | {:.2}x |", plain / ours);
     };
 
@@ -135,7 +135,7 @@ async fn main() {
             let v = v.clone();
             async move {
                 let mut txn = s.current();
-                txn.insert(0, &key(base + i), &serde_bytes::ByteBuf::from(v))
+                txn.insert(0, &key(base + i), serde_bytes::ByteBuf::from(v))
                     .expect("insert");
                 txn.commit().await.expect("commit");
             }
@@ -147,7 +147,7 @@ async fn main() {
             ours,
         );
         row(
-            &format!("(the same, plain etcd-client Txn of our commit's shape: compare + 2 puts)"),
+            "(the same, plain etcd-client Txn of our commit's shape: compare + 2 puts)",
             plain_txn,
             ours,
         );

@@ -456,6 +456,8 @@ impl Engine for Etcd {
         Ok(self.snapshots.pin(version))
     }
 
+    // Not `async fn`: `#[async_trait]` would box it, and the trait's signature is unboxed.
+    #[allow(clippy::manual_async_fn)]
     fn get<'a>(
         &'a self,
         slot: Slot,

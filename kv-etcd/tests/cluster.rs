@@ -142,7 +142,7 @@ fn merge_compacts_the_cluster() {
         let mut versions = Vec::new();
         for i in 0..5u32 {
             let mut txn = store.current();
-            txn.insert(0, &"k", &i).expect("insert");
+            txn.insert(0, &"k", i).expect("insert");
             versions.push(txn.commit().await.expect("commit"));
         }
         let last = store.version().expect("version");

@@ -116,7 +116,7 @@ fn commits_survive(fault: impl AsyncFnOnce() -> usize) {
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     let mut txn = store.current();
-                    txn.insert(0, &(task, i), &i).expect("insert");
+                    txn.insert(0, &(task, i), i).expect("insert");
                     match txn.commit().await {
                         Ok(v) => acked.push((i, v)),
                         Err(Error::Io { .. }) => failures += 1,
@@ -198,7 +198,7 @@ async fn increment(config: EtcdConfig, n: u32) -> u32 {
         let done = store
             .transact_with(Retry::attempts(1000), async |txn| {
                 let v: u64 = txn.get(0, &key).await?.unwrap_or(0);
-                txn.insert(0, &key, &(v + 1))
+                txn.insert(0, &key, v + 1)
             })
             .await;
         match done {
@@ -309,7 +309,7 @@ fn txn_child() {
         for n in 1..=rounds {
             let mut txn = store.current();
             for k in 0..KEYS_PER_TXN {
-                txn.insert(0, &k, &n).expect("insert");
+                txn.insert(0, &k, n).expect("insert");
             }
             println!("BUILT {n}");
             tokio::time::sleep(Duration::from_millis(3)).await;
