@@ -132,18 +132,94 @@ impl Etcd {
         at: Option<u64>,
         fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.request_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.map_error(op, at, e)),
-            Err(_) => Err(io(
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        self.attempt(op, at, deadline, fut)
+            .await?
+            .map_err(|e| self.map_error(op, at, e))
+    }
+
+    /// One attempt of a request, bounded by `deadline`: `Err` is the timeout, `Ok(Err)` the
+    /// cluster's answer.
+    async fn attempt<T>(
+        &self,
+        op: &str,
+        at: Option<u64>,
+        deadline: tokio::time::Instant,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<std::result::Result<T, etcd_client::Error>> {
+        let _ = at;
+        tokio::time::timeout_at(deadline, fut).await.map_err(|_| {
+            io(
                 std::io::ErrorKind::TimedOut,
                 format!("{op} on etcd at {}", self.endpoints),
                 format!(
                     "no answer within {:?} (cluster unreachable or without a leader)",
                     self.config.request_timeout
                 ),
-            )),
+            )
+        })
+    }
+
+    /// Sends a request again, within the request timeout, while it fails in a way that
+    /// allows it: a read on any unavailability (a member down, a leader election), a write
+    /// only when it never reached a member (the connection was refused), since a write whose
+    /// outcome is unknown must not be applied twice.
+    async fn resend<T, Fut>(
+        &self,
+        op: &str,
+        at: Option<u64>,
+        write: bool,
+        mut request: impl FnMut() -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            match self.attempt(op, at, deadline, request()).await? {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let again = if write {
+                        not_delivered(&e)
+                    } else {
+                        unavailable(&e)
+                    };
+                    if !again || tokio::time::Instant::now() + pause >= deadline {
+                        return Err(self.map_error(op, at, e));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+            }
         }
+    }
+
+    /// A range read (resent while the cluster is unavailable).
+    async fn read(
+        &self,
+        op: &str,
+        at: Option<u64>,
+        key: &[u8],
+        opts: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
+        self.resend(op, at, false, || {
+            let mut kv = self.kv.clone();
+            let opts = opts.clone();
+            let key = key.to_vec();
+            async move { kv.get(key, opts).await }
+        })
+        .await
+    }
+
+    /// A transaction (resent only if it never reached a member).
+    async fn txn(&self, op: &str, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        self.resend(op, None, true, || {
+            let mut kv = self.kv.clone();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
     }
 
     /// The key's newest kv at revision `at` (`None` if it did not exist then).
@@ -153,11 +229,8 @@ impl Etcd {
             // store was created, is the empty store.
             return Ok(None);
         }
-        let mut kv = self.kv.clone();
         let opts = GetOptions::new().with_revision(rev(at)?);
-        let mut resp = self
-            .call("get", Some(at), kv.get(etcd_key, Some(opts)))
-            .await?;
+        let mut resp = self.read("get", Some(at), etcd_key, Some(opts)).await?;
         Ok(resp.take_kvs().into_iter().next())
     }
 
@@ -226,10 +299,7 @@ impl Etcd {
         if let Some(at) = at {
             opts = opts.with_revision(rev(at)?);
         }
-        let mut kv = self.kv.clone();
-        let mut resp = self
-            .call("range read", at, kv.get(start, Some(opts)))
-            .await?;
+        let mut resp = self.read("range read", at, start, Some(opts)).await?;
         let more = resp.more();
         Ok((resp.take_kvs(), more))
     }
@@ -354,6 +424,33 @@ fn map_error(endpoints: &str, op: &str, at: Option<u64>, e: etcd_client::Error) 
         ),
         etcd_client::Error::IoError(e) => Error::Io { op, source: e },
         other => io(std::io::ErrorKind::Other, op, other.to_string()),
+    }
+}
+
+/// A request that failed because the cluster could not serve it then (a member down, no
+/// leader, an election): a read may be sent again.
+fn unavailable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                && !s.message().contains("compacted")
+        }
+        _ => false,
+    }
+}
+
+/// A request that never reached a member (its connection was refused or could not be made):
+/// even a write may be sent again, to another member.
+fn not_delivered(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            s.code() == tonic::Code::Unavailable && {
+                let m = s.message().to_ascii_lowercase();
+                m.contains("connect") || m.contains("connection refused")
+            }
+        }
+        _ => false,
     }
 }
 
@@ -684,14 +781,9 @@ impl Engine for Etcd {
             .when(compares)
             .and_then(ops)
             .or_else([TxnOp::get(head, None)]);
-        let mut kv = self.kv.clone();
         // A timeout here leaves the outcome unknown: the error says so.
         let resp = self
-            .call(
-                "commit (outcome unknown if it timed out)",
-                None,
-                kv.txn(txn),
-            )
+            .txn("commit (outcome unknown if it timed out)", txn)
             .await?;
         let revision = resp.header().map(|h| h.revision()).ok_or_else(|| {
             io(
@@ -734,9 +826,8 @@ impl Engine for Etcd {
         }
         // 1. The horizon first: from here on, reads treat what lies below it as merged away.
         let hkey = self.layout.horizon();
-        let mut client = self.kv.clone();
         let stored = self
-            .call("read horizon", None, client.get(hkey.clone(), None))
+            .read("read horizon", None, &hkey, None)
             .await?
             .take_kvs()
             .into_iter()
@@ -754,7 +845,7 @@ impl Engine for Etcd {
                     stored_rev,
                 )])
                 .and_then([TxnOp::put(hkey, layout::encode_u64(horizon), None)]);
-            let resp = self.call("write horizon", None, client.txn(txn)).await?;
+            let resp = self.txn("write horizon", txn).await?;
             if !resp.succeeded() {
                 return Err(Error::Conflict(
                     "another process merged this store at the same time; merge again".into(),
@@ -786,9 +877,7 @@ impl Engine for Etcd {
                 deletes.push(TxnOp::delete(key.clone(), None));
             }
             let txn = Txn::new().when(compares).and_then(deletes);
-            let resp = self
-                .call("drop removal markers", None, client.txn(txn))
-                .await?;
+            let resp = self.txn("drop removal markers", txn).await?;
             if !resp.succeeded() {
                 // Some key was written meanwhile: drop the others one by one.
                 for (key, seq) in chunk {
@@ -799,8 +888,7 @@ impl Engine for Etcd {
                             rev(*seq)?,
                         )])
                         .and_then([TxnOp::delete(key.clone(), None)]);
-                    self.call("drop a removal marker", None, client.txn(txn))
-                        .await?;
+                    self.txn("drop a removal marker", txn).await?;
                 }
             }
         }
@@ -900,14 +988,13 @@ impl Engine for Etcd {
 impl Etcd {
     /// [`Error::Foreign`] if keys lie under the prefix (of a store without metadata).
     async fn refuse_foreign(&self) -> Result<()> {
-        let mut kv = self.kv.clone();
         let (start, end) = self.layout.everything();
         let mut opts = GetOptions::new().with_limit(3).with_keys_only();
         if let Some(end) = end {
             opts = opts.with_range(end);
         }
         let others = self
-            .call("list prefix", None, kv.get(start, Some(opts)))
+            .read("list prefix", None, &start, Some(opts))
             .await?
             .take_kvs();
         if others.is_empty() {
@@ -929,10 +1016,9 @@ impl Etcd {
     /// Reads (or, on a writable open of an empty prefix, creates) the store's metadata, its
     /// head and its horizon.
     async fn load(&mut self) -> Result<()> {
-        let mut kv = self.kv.clone();
         let meta_key = self.layout.meta();
         let found = self
-            .call("read metadata", None, kv.get(meta_key.clone(), None))
+            .read("read metadata", None, &meta_key, None)
             .await?
             .take_kvs()
             .into_iter()
@@ -964,7 +1050,7 @@ impl Etcd {
                     .when([empty])
                     .and_then([TxnOp::put(meta_key.clone(), meta.encode(), None)])
                     .or_else([TxnOp::get(meta_key, None)]);
-                let resp = self.call("create metadata", None, kv.txn(txn)).await?;
+                let resp = self.txn("create metadata", txn).await?;
                 if resp.succeeded() {
                     if let Some(h) = resp.header() {
                         self.created.store(unrev(h.revision())?, Ordering::Release);
@@ -993,7 +1079,7 @@ impl Etcd {
         self.meta = meta;
         let head = self.layout.head();
         if let Some(kv) = self
-            .call("read head", None, kv.get(head, None))
+            .read("read head", None, &head, None)
             .await?
             .take_kvs()
             .into_iter()
@@ -1004,7 +1090,7 @@ impl Etcd {
         }
         let hkey = self.layout.horizon();
         if let Some(kv) = self
-            .call("read horizon", None, kv.get(hkey, None))
+            .read("read horizon", None, &hkey, None)
             .await?
             .take_kvs()
             .into_iter()
@@ -1014,5 +1100,88 @@ impl Etcd {
             self.horizon.store(h, Ordering::Release);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: tonic::Code, message: &str) -> etcd_client::Error {
+        etcd_client::Error::GRpcStatus(tonic::Status::new(code, message))
+    }
+
+    #[test]
+    fn compacted_and_future_revisions_are_version_not_found() {
+        let e = map_error(
+            "http://a:1",
+            "get",
+            Some(7),
+            status(
+                tonic::Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+        );
+        assert!(matches!(e, Error::VersionNotFound { seq: 7, .. }), "{e:?}");
+        let e = map_error(
+            "http://a:1",
+            "get",
+            Some(9),
+            status(
+                tonic::Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+        );
+        assert!(matches!(e, Error::VersionNotFound { seq: 9, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn auth_and_transport_failures_are_io_naming_the_endpoints() {
+        let cases = [
+            (
+                status(
+                    tonic::Code::InvalidArgument,
+                    "etcdserver: authentication failed, invalid user ID or password",
+                ),
+                std::io::ErrorKind::PermissionDenied,
+            ),
+            (
+                status(
+                    tonic::Code::PermissionDenied,
+                    "etcdserver: permission denied",
+                ),
+                std::io::ErrorKind::PermissionDenied,
+            ),
+            (
+                status(tonic::Code::Unavailable, "etcdserver: leader changed"),
+                std::io::ErrorKind::ConnectionRefused,
+            ),
+            (
+                status(tonic::Code::DeadlineExceeded, "context deadline exceeded"),
+                std::io::ErrorKind::TimedOut,
+            ),
+        ];
+        for (err, kind) in cases {
+            match map_error("http://a:1,http://b:2", "commit", None, err) {
+                Error::Io { op, source } => {
+                    assert_eq!(source.kind(), kind, "{op}: {source}");
+                    assert!(op.contains("http://a:1,http://b:2"), "{op}");
+                }
+                other => panic!("expected Io, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn revisions_convert_with_checks() {
+        assert_eq!(rev(5).ok(), Some(5));
+        assert!(matches!(rev(u64::MAX), Err(Error::VersionNotFound { .. })));
+        assert_eq!(unrev(5).ok(), Some(5));
+        assert!(matches!(unrev(-1), Err(Error::Corruption { .. })));
+    }
+
+    #[test]
+    fn store_ids_differ() {
+        assert_ne!(new_store_id(1), new_store_id(1));
     }
 }

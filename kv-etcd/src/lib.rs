@@ -80,6 +80,12 @@
 //! bounded by [`EtcdConfig::request_timeout`]. A commit that timed out may or may not have
 //! been applied; its error says so.
 //!
+//! # Runtime
+//!
+//! etcd-client is built on tonic and tokio: open and use the store inside a tokio runtime
+//! with its I/O and time drivers on (`#[tokio::main]`, or a runtime built with
+//! `enable_all()`); every request's deadline is a tokio timer.
+//!
 //! # Not provided
 //!
 //! `import_commit` (etcd chooses revisions, so an import cannot keep versions) and

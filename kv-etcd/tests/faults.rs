@@ -113,18 +113,22 @@ fn commits_survive(fault: impl AsyncFnOnce() -> usize) {
             tasks.push(tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut failures = 0u32;
+                let mut first_failure = None;
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     let mut txn = store.current();
                     txn.insert(0, &(task, i), i).expect("insert");
                     match txn.commit().await {
                         Ok(v) => acked.push((i, v)),
-                        Err(Error::Io { .. }) => failures += 1,
+                        Err(e @ Error::Io { .. }) => {
+                            failures += 1;
+                            first_failure.get_or_insert(e.to_string());
+                        }
                         Err(e) => panic!("task {task}: unexpected {e:?}"),
                     }
                     i += 1;
                 }
-                (acked, failures)
+                (acked, failures, first_failure)
             }));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -135,9 +139,11 @@ fn commits_survive(fault: impl AsyncFnOnce() -> usize) {
         stop.store(true, Ordering::Relaxed);
         let mut acked = BTreeMap::new();
         let mut failures = 0;
+        let mut messages = std::collections::BTreeSet::new();
         for (task, t) in tasks.into_iter().enumerate() {
-            let (a, f) = t.await.expect("task");
+            let (a, f, m) = t.await.expect("task");
             failures += f;
+            messages.extend(m);
             acked.insert(task as u32, a);
         }
         // A fresh store (a fresh connection) reads everything back.
@@ -155,7 +161,7 @@ fn commits_survive(fault: impl AsyncFnOnce() -> usize) {
             }
         }
         println!(
-            "member {killed} killed: {total} commits acknowledged, all present; {failures} failed with Io during the fault"
+            "member {killed} killed: {total} commits acknowledged, all present; {failures} failed with Io during the fault {messages:?}"
         );
         let mut head = config.prefix().to_vec();
         head.push(b'h');
