@@ -77,8 +77,11 @@
 //! An unreachable cluster, a timeout, a lost quorum or leader are [`kv_api::Error::Io`]
 //! naming the operation and the endpoints (kind `TimedOut`, `ConnectionRefused`); a wrong
 //! password or a missing permission is `Io` of kind `PermissionDenied`. Every call is
-//! bounded by [`EtcdConfig::request_timeout`]. A commit that timed out may or may not have
-//! been applied; its error says so.
+//! bounded by [`EtcdConfig::request_timeout`]. Within it, a read is sent again while the
+//! cluster is unavailable (a member down, an election), and a commit only when it never
+//! reached a member (its connection was refused): a commit whose outcome is unknown (a
+//! connection cut mid-request, etcd's "request timed out" during an election) is an `Io`
+//! error that says so, never sent twice.
 //!
 //! # Runtime
 //!
