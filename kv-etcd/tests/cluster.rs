@@ -368,3 +368,40 @@ fn authentication_smoke_and_wrong_password() {
         concurrency::counters_no_lost_update,
     );
 }
+
+#[test]
+#[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
+fn verify_clean_and_copy_into_a_local_store() {
+    runtime().block_on(async {
+        let store = Store::<Etcd>::open(common::fresh("copy")).await.expect("open");
+        for round in 0..4u32 {
+            let mut txn = store.current();
+            for k in 0..10u32 {
+                if (k + round) % 3 == 0 {
+                    txn.remove(0, &k).expect("remove");
+                } else {
+                    txn.insert(0, &k, round * 100 + k).expect("insert");
+                }
+            }
+            txn.insert(1, &"round", round).expect("insert");
+            txn.commit().await.expect("commit");
+        }
+        let report = store.verify().await.expect("verify");
+        assert!(report.is_clean(), "{report:#?}");
+        // Every version, each at its etcd revision and time, into a local Bitcask store.
+        let local = Store::<kv_bitcask::Bitcask<kv_backends::MemoryStorage>>::open(
+            kv_backends::MemoryStorage::new(),
+        )
+        .await
+        .expect("local store");
+        store
+            .copy_into(&local, kv_api::ExportScope::AllVersions, &|_| {})
+            .await
+            .expect("copy");
+        let at = store.version().expect("version").seq();
+        let theirs = kv_conformance::cases::export::dump_versions(&store, at).await;
+        let ours = kv_conformance::cases::export::dump_versions(&local, at).await;
+        assert_eq!(theirs, ours);
+        assert!(!theirs.is_empty());
+    });
+}
