@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use etcd_client::{
@@ -47,9 +48,11 @@ pub struct Etcd {
     kv: KvClient,
     layout: Layout,
     meta: Option<Meta>,
-    /// The newest commit of this store known here (own commits, the head read at open or
-    /// returned by a conflicting commit).
-    last: Mutex<Version>,
+    /// The newest commit of this store known here (own commits, the head read at open,
+    /// returned by a conflicting commit, or seen by the watch on the head).
+    last: Arc<Mutex<Version>>,
+    /// The task watching the head key (ended on close and drop).
+    watch: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Versions below it are merged away.
     horizon: AtomicU64,
     /// The revision that created the store (its metadata): below it, the store is empty
@@ -510,7 +513,8 @@ impl Engine for Etcd {
             kv,
             layout,
             meta: None,
-            last: Mutex::new(Version::ZERO),
+            last: Arc::new(Mutex::new(Version::ZERO)),
+            watch: Mutex::new(None),
             horizon: AtomicU64::new(0),
             created: AtomicU64::new(0),
             snapshots: Snapshots::default(),
@@ -518,6 +522,7 @@ impl Engine for Etcd {
             endpoints,
         };
         engine.load().await?;
+        engine.watch_head();
         Ok(engine)
     }
 
@@ -981,11 +986,55 @@ impl Engine for Etcd {
 
     async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
+        if let Some(task) = self.watch.lock().take() {
+            task.abort();
+        }
         Ok(())
     }
 }
 
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(task) = self.watch.lock().take() {
+            task.abort();
+        }
+    }
+}
+
 impl Etcd {
+    /// Watches the head key, so that snapshots taken here follow other processes' commits
+    /// (within the watch's delay). Best effort: without a tokio runtime, or once the watch
+    /// fails (its member died), the newest commit is learnt from this process's commits and
+    /// conflicts only.
+    fn watch_head(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let last = self.last.clone();
+        let head = self.layout.head();
+        let mut client = self.client.clone();
+        let task = runtime.spawn(async move {
+            let Ok((_watcher, mut stream)) = client.watch(head, None).await else {
+                return;
+            };
+            while let Ok(Some(resp)) = stream.message().await {
+                for event in resp.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    if let (Ok(seq), Ok(time)) = (
+                        unrev(kv.mod_revision()),
+                        layout::decode_u64(kv.key(), kv.value()),
+                    ) {
+                        let mut last = last.lock();
+                        if seq > last.seq() {
+                            *last = Version::new(seq, time);
+                        }
+                    }
+                }
+            }
+        });
+        *self.watch.lock() = Some(task);
+    }
+
     /// [`Error::Foreign`] if keys lie under the prefix (of a store without metadata).
     async fn refuse_foreign(&self) -> Result<()> {
         let (start, end) = self.layout.everything();

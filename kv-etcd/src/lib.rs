@@ -41,10 +41,11 @@
 //!   changed), so any commit after the start that touched them makes this one fail, with
 //!   nothing written: [`kv_api::Error::Conflict`]. Two processes never lose an update.
 //! * **Snapshots** are pinned at the newest commit of the store this process knows: its own
-//!   commits, the head read at open, and the head returned by a commit that conflicted (so a
-//!   retried transaction starts from the newest state). A snapshot taken in one process
-//!   therefore does not see another process's commits until this process learns of one;
-//!   conflict checks are unaffected (they compare against the cluster's current state).
+//!   commits, the head read at open, the head returned by a commit that conflicted, and the
+//!   head's changes seen by a watch the engine keeps on it (inside a tokio runtime). So a
+//!   snapshot sees another process's commits once the watch delivered them (milliseconds on
+//!   a healthy cluster; if the watch fails, after this process's next commit or conflict).
+//!   Conflict checks do not depend on it: they compare against the cluster's current state.
 //! * **Merge** records the horizon (the oldest snapshot open in this process, or the newest
 //!   commit), deletes removal markers at or below it, and, with
 //!   [`EtcdConfig::compact_on_merge`] (the default), compacts the cluster at it. Afterwards a

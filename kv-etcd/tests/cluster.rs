@@ -373,7 +373,9 @@ fn authentication_smoke_and_wrong_password() {
 #[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
 fn verify_clean_and_copy_into_a_local_store() {
     runtime().block_on(async {
-        let store = Store::<Etcd>::open(common::fresh("copy")).await.expect("open");
+        let store = Store::<Etcd>::open(common::fresh("copy"))
+            .await
+            .expect("open");
         for round in 0..4u32 {
             let mut txn = store.current();
             for k in 0..10u32 {
@@ -403,5 +405,32 @@ fn verify_clean_and_copy_into_a_local_store() {
         let ours = kv_conformance::cases::export::dump_versions(&local, at).await;
         assert_eq!(theirs, ours);
         assert!(!theirs.is_empty());
+    });
+}
+
+#[test]
+#[ignore = "needs the etcd cluster: scripts/test-etcd.sh"]
+fn snapshots_follow_another_clients_commits() {
+    runtime().block_on(async {
+        let config = common::fresh("follow");
+        let a = Store::<Etcd>::open(config.clone()).await.expect("open a");
+        let b = Store::<Etcd>::open(config).await.expect("open b");
+        let mut txn = a.current();
+        txn.insert(0, &"k", 1u32).expect("insert");
+        let v = txn.commit().await.expect("commit");
+        // b learns of a's commit through its watch on the head, without committing itself.
+        let started = Instant::now();
+        loop {
+            let got: Option<u32> = b.snapshot().get(0, &"k").await.expect("get");
+            if got == Some(1) {
+                assert_eq!(b.version().expect("version"), v);
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "b never saw a's commit {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     });
 }
