@@ -6,7 +6,7 @@
 # cluster), runs the quickstart on etcd, and always stops the cluster.
 #
 #   scripts/test-etcd.sh                 # everything
-#   scripts/test-etcd.sh conformance     # extra arguments go to `cargo test` as filters
+#   scripts/test-etcd.sh conformance --nocapture  # extra arguments go to the test harness
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,17 @@ export KV_ETCD_ENDPOINTS
 
 echo "== kv-etcd tests, cluster tests included (conformance cases, faults, auth, limits)"
 # Test binaries run one after another; inside `faults`, the tests that kill members take a lock.
-cargo test -p kv-etcd -- --include-ignored "$@"
+# Extra arguments are test-harness arguments (filters, --nocapture). A run in which no test
+# passed (a filter matching nothing) fails: it must not look green.
+log="$(mktemp)"
+cargo test -p kv-etcd -- --include-ignored "$@" 2>&1 | tee "$log"
+passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+rm -f "$log"
+echo "== kv-etcd: $passed tests passed"
+if ((passed == 0)); then
+    echo "no test ran (filter: $*)" >&2
+    exit 1
+fi
 
 if (($# == 0)); then
     echo "== the quickstart on etcd"
