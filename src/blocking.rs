@@ -361,7 +361,10 @@ impl<E: Engine> Store<E> {
         &self,
         target: E::Storage,
         progress: &crate::ProgressFn<'_>,
-    ) -> Result<crate::BackupSummary> {
+    ) -> Result<crate::BackupSummary>
+    where
+        E::Storage: crate::Storage,
+    {
         self.inner.backup_to(target, progress).wait()
     }
 

@@ -66,13 +66,16 @@ pub mod storage {
 /// For engine authors: the byte-level [`Engine`] trait and its argument types.
 pub mod engine {
     pub use kv_api::{
-        BoxFuture, Engine, Entry, KeyRange, Snapshot, Snapshots, Tuning, ValueVisitor, Write,
-        WriteBatch, prefix_successor,
+        BoxFuture, Engine, Entry, KeyRange, Location, Snapshot, Snapshots, Tuning, ValueVisitor,
+        Write, WriteBatch, prefix_successor,
     };
 }
 
 #[cfg(feature = "bitcask")]
 pub use kv_bitcask::Bitcask;
+/// The engine over an etcd v3 cluster and where it connects (feature `etcd`, native only).
+#[cfg(all(feature = "etcd", not(target_arch = "wasm32")))]
+pub use kv_etcd::{Etcd, EtcdConfig};
 #[cfg(feature = "lsm")]
 pub use kv_lsm::{Compression, Lsm, LsmOptions};
 

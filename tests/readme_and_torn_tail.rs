@@ -206,7 +206,9 @@ async fn commit_one<E: Engine>(store: &Store<E>, key: &str, value: u32) -> Resul
 
 /// AssemblageKV 0.1 lost C here: recovery cut only B's commit record, leaving B's writes to
 /// poison the checksum of C, appended after them.
-async fn torn_txn_then_commit<E: Engine, R: Reopen<E::Storage>>(r: R) -> Result<()> {
+async fn torn_txn_then_commit<E: Engine<Storage: Storage>, R: Reopen<E::Storage>>(
+    r: R,
+) -> Result<()> {
     for damage in [
         Damage::TornTail,
         Damage::FlippedByte,

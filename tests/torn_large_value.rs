@@ -26,7 +26,7 @@ async fn lengths<S: Storage>(storage: &S) -> Result<Files> {
 
 /// Commits a small value, then one of `size` bytes; cuts the file that grew in the middle of
 /// the large one; reopens. Returns the time of the reopen.
-async fn tear_and_reopen<E: Engine>(
+async fn tear_and_reopen<E: Engine<Storage: Storage>>(
     storage: E::Storage,
     size: usize,
     tuning: E::Tuning,

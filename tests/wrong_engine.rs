@@ -66,7 +66,7 @@ async fn check_store<A: Engine>(storage: A::Storage) -> Result<()> {
 /// Opens a store of `A` with `B` (writer and reader): `Incompatible` naming `A`, nothing
 /// changed; the same without `IDENTITY`: `Foreign` naming `A`'s files; then `A` opens it (with
 /// its `IDENTITY` back) with everything.
-async fn refused<A: Engine, B: Engine<Storage = A::Storage>>(
+async fn refused<A: Engine<Storage: Storage>, B: Engine<Storage = A::Storage>>(
     storage: impl Fn() -> A::Storage,
     dir: Option<&Path>,
 ) -> Result<()> {

@@ -12,6 +12,34 @@ use crate::{
     Storage, Tuning, VerifyReport, Version,
 };
 
+/// Where an engine's data lives, as [`Engine::open`] receives it: a [`Storage`] backend
+/// (every `Storage` is a `Location`, through a blanket impl), or, for an engine over a remote
+/// store, whatever names its data there (for etcd: endpoints, a key prefix, credentials,
+/// timeouts).
+///
+/// ```
+/// use kv_api::Location;
+/// #[derive(Clone)]
+/// struct Cluster { endpoints: Vec<String> }
+/// impl Location for Cluster {}
+/// let read_only = Cluster { endpoints: vec!["127.0.0.1:2379".into()] }.read_only();
+/// assert_eq!(read_only.endpoints.len(), 1);
+/// ```
+pub trait Location: Clone + MaybeSend + MaybeSync + 'static {
+    /// The same location for a read-only open ([`Options::read_only`]). A [`Storage`] answers
+    /// with [`Storage::read_only`]; the default is the location itself (the engine then
+    /// refuses mutations on its own).
+    fn read_only(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl<S: Storage> Location for S {
+    fn read_only(&self) -> Self {
+        Storage::read_only(self)
+    }
+}
+
 /// A namespace inside a store. Slots are independent: the same key in two slots is two keys.
 pub type Slot = u8;
 
@@ -207,8 +235,10 @@ pub type ValueVisitor<'f> = dyn FnMut(Option<&[u8]>) + 'f;
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
-    /// The backend the engine runs on.
-    type Storage: Storage;
+    /// Where the engine's data lives: a [`Storage`] backend for the workspace's local engines
+    /// (Bitcask, LSM), a connection config for an engine over a remote store (etcd). Any
+    /// [`Storage`] is a [`Location`].
+    type Storage: Location;
 
     /// The engine's own knobs, next to the common [`Options`] (`()` if it has none).
     type Tuning: Tuning;

@@ -767,10 +767,11 @@ impl<E: Engine> Store<E> {
     /// and tuning, copies every readable version from one pinned snapshot (writers go on
     /// committing meanwhile), flushes and closes it. The copy opens as a normal store and
     /// equals a snapshot of this one at the returned version. A target that holds files is
-    /// [`Error::InvalidArgument`].
+    /// [`Error::InvalidArgument`]. Only for engines on a [`crate::Storage`]; a store on a
+    /// remote location copies with [`Store::copy_into`] into a store opened there.
     ///
     /// ```
-    /// # async fn demo<E: kv_api::Engine>(store: kv_api::Store<E>, target: E::Storage) -> kv_api::Result<()> {
+    /// # async fn demo<E: kv_api::Engine<Storage: kv_api::Storage>>(store: kv_api::Store<E>, target: E::Storage) -> kv_api::Result<()> {
     /// let backup = store.backup_to(target, &|_| {}).await?;
     /// println!("backed up as of {}", backup.version);
     /// # Ok(())
@@ -780,7 +781,10 @@ impl<E: Engine> Store<E> {
         &self,
         target: E::Storage,
         progress: &ProgressFn<'_>,
-    ) -> Result<BackupSummary> {
+    ) -> Result<BackupSummary>
+    where
+        E::Storage: crate::Storage,
+    {
         let files = target.list().await?;
         if !files.is_empty() {
             return Err(Error::InvalidArgument(format!(

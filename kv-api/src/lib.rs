@@ -55,7 +55,8 @@ pub mod verify;
 mod version;
 
 pub use engine::{
-    Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
+    Engine, Entry, KeyRange, Location, Slot, Stats, ValueVisitor, Write, WriteBatch,
+    prefix_successor,
 };
 pub use error::{Error, Result};
 pub use export::{BackupSummary, CopySummary, ExportScope, ExportSummary, ImportSummary};

@@ -126,7 +126,7 @@ impl<E: Engine> Store<E> {
         tuning: E::Tuning,
     ) -> Result<Self> {
         let storage = if options.read_only {
-            crate::Storage::read_only(&storage)
+            crate::Location::read_only(&storage)
         } else {
             storage
         };

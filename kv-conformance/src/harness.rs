@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use kv_api::{Engine, Options, Result, Storage, StorageFile, Store};
+use kv_api::{
+    Engine, Location, MaybeSend, MaybeSync, Options, Result, Storage, StorageFile, Store,
+};
 
 use crate::StorageFactory;
 
@@ -17,23 +19,74 @@ pub trait EngineFamily: 'static {
     type Engine<S: Storage>: Engine<Storage = S>;
 }
 
+/// Where a case's store lives: a fresh one per [`Place::new`], handed out again by every
+/// [`Place::location`] call (a reopen finds what the last store left). Every
+/// [`StorageFactory`] is a place (its storage); an engine over a remote store (kv-etcd) has
+/// places of its own (a fresh key prefix on a cluster). The cases that need no file of the
+/// backend (no crash injection, no damage, no writer lock) run on any place.
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+pub trait Place: Sized + MaybeSend + MaybeSync + 'static {
+    /// What the engine opens.
+    type Location: Location;
+
+    /// The place's name (the backend's, for a storage factory).
+    const NAME: &'static str;
+
+    /// A fresh, empty place.
+    fn new() -> Self;
+
+    /// A handle on this place's data.
+    async fn location(&self) -> Result<Self::Location>;
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), kv_api::async_trait)]
+#[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
+impl<F: StorageFactory> Place for F {
+    type Location = F::Storage;
+    const NAME: &'static str = <F as StorageFactory>::NAME;
+
+    fn new() -> Self {
+        <F as StorageFactory>::new()
+    }
+
+    async fn location(&self) -> Result<F::Storage> {
+        self.storage().await
+    }
+}
+
+/// The engine that family `Self` runs on place `F`: for an [`EngineFamily`] on a
+/// [`StorageFactory`], the family's engine on the factory's storage; an engine over a remote
+/// store implements it for its own place.
+pub trait Runs<F: Place>: 'static {
+    /// The engine.
+    type Engine: Engine<Storage = F::Location>;
+}
+
+impl<E: EngineFamily, F: StorageFactory> Runs<F> for E {
+    type Engine = E::Engine<F::Storage>;
+}
+
 /// The store type of family `E` on storage `S`.
 pub type StoreOf<E, S> = Store<<E as EngineFamily>::Engine<S>>;
 
-/// A case's environment: one factory (one "disk") and the engine family.
-pub struct Env<E: EngineFamily, F: StorageFactory> {
-    /// The storage factory.
+/// The store type of engine family `E` on place `F`.
+pub type StoreOn<E, F> = Store<<E as Runs<F>>::Engine>;
+
+/// A case's environment: one place (one "disk", or one prefix of a cluster) and the engine.
+pub struct Env<E: Runs<F>, F: Place> {
+    /// The storage factory, or the place.
     pub factory: F,
     _engine: PhantomData<fn() -> E>,
 }
 
-impl<E: EngineFamily, F: StorageFactory> Default for Env<E, F> {
+impl<E: Runs<F>, F: Place> Default for Env<E, F> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
+impl<E: Runs<F>, F: Place> Env<E, F> {
     /// Fresh, empty storage.
     pub fn new() -> Self {
         Env {
@@ -43,27 +96,27 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
     }
 
     /// A handle on the storage.
-    pub async fn storage(&self) -> F::Storage {
+    pub async fn storage(&self) -> F::Location {
         self.factory
-            .storage()
+            .location()
             .await
             .expect("factory cannot open its storage")
     }
 
     /// Opens a store with default options, panicking on error.
-    pub async fn open(&self) -> StoreOf<E, F::Storage> {
+    pub async fn open(&self) -> StoreOn<E, F> {
         self.try_open_with(Options::default())
             .await
             .expect("open store")
     }
 
     /// Opens a store with `options`, panicking on error.
-    pub async fn open_with(&self, options: Options) -> StoreOf<E, F::Storage> {
+    pub async fn open_with(&self, options: Options) -> StoreOn<E, F> {
         self.try_open_with(options).await.expect("open store")
     }
 
     /// Opens a store with `options`.
-    pub async fn try_open_with(&self, options: Options) -> Result<StoreOf<E, F::Storage>> {
+    pub async fn try_open_with(&self, options: Options) -> Result<StoreOn<E, F>> {
         Store::open_with(self.storage().await, options).await
     }
 
@@ -71,8 +124,8 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
     pub async fn open_tuned(
         &self,
         options: Options,
-        tuning: <E::Engine<F::Storage> as Engine>::Tuning,
-    ) -> StoreOf<E, F::Storage> {
+        tuning: <E::Engine as Engine>::Tuning,
+    ) -> StoreOn<E, F> {
         Store::open_tuned(self.storage().await, options, tuning)
             .await
             .expect("open store")
@@ -80,7 +133,7 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
 
     /// Drops `store` and opens the same storage again (a clean restart), with the same
     /// options and engine knobs.
-    pub async fn reopen(&self, store: StoreOf<E, F::Storage>) -> StoreOf<E, F::Storage> {
+    pub async fn reopen(&self, store: StoreOn<E, F>) -> StoreOn<E, F> {
         let options = store.engine().options().clone();
         let tuning = store.engine().tuning().clone();
         drop(store);
@@ -93,9 +146,9 @@ impl<E: EngineFamily, F: StorageFactory> Env<E, F> {
     /// case checks must hold before and after a clean restart. Returns the reopened store.
     pub async fn before_and_after_reopen(
         &self,
-        store: StoreOf<E, F::Storage>,
-        mut check: impl AsyncFnMut(&StoreOf<E, F::Storage>),
-    ) -> StoreOf<E, F::Storage> {
+        store: StoreOn<E, F>,
+        mut check: impl AsyncFnMut(&StoreOn<E, F>),
+    ) -> StoreOn<E, F> {
         check(&store).await;
         let store = self.reopen(store).await;
         check(&store).await;

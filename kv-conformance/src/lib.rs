@@ -97,7 +97,9 @@ pub use factory::IndexedDbFactory;
 pub use factory::TempFileFactory;
 pub use factory::{MemoryFactory, StorageFactory};
 pub use faulty::{CrashMode, FaultyFile, FaultyStorage, Ops};
-pub use harness::{EngineFamily, Env, StoreOf, dump, dump_summary, flip_bit, verify_clean};
+pub use harness::{
+    EngineFamily, Env, Place, Runs, StoreOf, StoreOn, dump, dump_summary, flip_bit, verify_clean,
+};
 pub use model::{Model, check_store};
 pub use rng::Rng;
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]

@@ -26,6 +26,11 @@ const NOT_ENGINES: &[&str] = &[
     "db-cli",
 ];
 
+/// Member crates `kv-NAME` that are engines over a remote store, not over a `Storage`
+/// backend: they run the cases that apply to them on their own places (kv-etcd:
+/// `kv-etcd/tests/conformance.rs`, on the etcd test cluster), not in this matrix.
+const REMOTE_ENGINES: &[&str] = &["etcd"];
+
 /// The `kv-NAME` members of the workspace, as `NAME`s.
 fn workspace_members() -> Vec<String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
@@ -46,7 +51,7 @@ fn workspace_members() -> Vec<String> {
 /// an engine named `NAME` (its `Engine::NAME`).
 fn workspace_engines() -> BTreeSet<String> {
     let members = workspace_members();
-    for infra in NOT_ENGINES {
+    for infra in NOT_ENGINES.iter().chain(REMOTE_ENGINES) {
         assert!(
             members.iter().any(|m| m == infra),
             "NOT_ENGINES names kv-{infra}, which is no member of the workspace ({members:?})"
@@ -54,7 +59,7 @@ fn workspace_engines() -> BTreeSet<String> {
     }
     members
         .into_iter()
-        .filter(|m| !NOT_ENGINES.contains(&m.as_str()))
+        .filter(|m| !NOT_ENGINES.contains(&m.as_str()) && !REMOTE_ENGINES.contains(&m.as_str()))
         .collect()
 }
 
@@ -101,7 +106,7 @@ fn matrix_covers_every_engine_and_backend() {
 }
 
 /// The case functions written in `src/cases/*.rs` (each `pub async fn NAME<E:
-/// EngineFamily, F: StorageFactory>` of group `GROUP`), as the test names `GROUP_NAME` that
+/// EngineFamily, F: StorageFactory>` or `NAME<E: Runs<F>, F: Place>` of group `GROUP`), as the test names `GROUP_NAME` that
 /// `__suite_cases!` gives them. `indexeddb.rs` is left out: it exists only in the browser,
 /// where `tests/browser.rs` runs it.
 fn case_functions() -> BTreeSet<String> {
@@ -122,7 +127,10 @@ fn case_functions() -> BTreeSet<String> {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             let generics = after.split('(').next().unwrap_or_default();
-            if generics.contains("EngineFamily") && generics.contains("StorageFactory") {
+            let on_storage =
+                generics.contains("EngineFamily") && generics.contains("StorageFactory");
+            let on_any_place = generics.contains("Runs<F>") && generics.contains("Place");
+            if on_storage || on_any_place {
                 out.insert(format!("{group}_{name}"));
             }
         }

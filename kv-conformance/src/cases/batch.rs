@@ -68,10 +68,10 @@ async fn check_engine<T: Engine>(engine: &T, at: u64, what: &str) {
 
 /// `get_many` equals a loop of `get`: in memory and in the engine's files, at the latest
 /// commit and in old snapshots, with the transaction's own writes, after a merge and reopens.
-pub async fn get_many_equals_gets<E: EngineFamily, F: StorageFactory>() {
+pub async fn get_many_equals_gets<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     // Small knobs: the LSM flushes and compacts, so reads go to tables too.
-    let tuning = <E::Engine<F::Storage> as Engine>::Tuning::small();
+    let tuning = <E::Engine as Engine>::Tuning::small();
     let store = env.open_tuned(Options::default(), tuning).await;
     let mut txn = store.current();
     for i in 0..120u32 {
@@ -127,7 +127,7 @@ pub async fn get_many_equals_gets<E: EngineFamily, F: StorageFactory>() {
 
 /// Every key `get_many` read is a read for conflicts, as `get`'s are: another commit of one
 /// of them fails the transaction; of a key it did not read, does not.
-pub async fn get_many_records_reads<E: EngineFamily, F: StorageFactory>() {
+pub async fn get_many_records_reads<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();

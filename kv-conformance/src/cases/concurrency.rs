@@ -40,7 +40,7 @@ async fn total<E: Engine>(store: &Store<E>) -> u64 {
 
 /// N tasks increment shared counters with retries: the final sum is the number of successful
 /// commits (no lost update), also after a reopen.
-pub async fn counters_no_lost_update<E: EngineFamily, F: StorageFactory>() {
+pub async fn counters_no_lost_update<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let tasks: Vec<BoxFuture<'static, u32>> = (0..TASKS)
@@ -81,7 +81,7 @@ pub async fn counters_no_lost_update<E: EngineFamily, F: StorageFactory>() {
 
 /// Concurrent transfers between accounts keep the total constant in every snapshot that
 /// concurrent readers take, and at the end.
-pub async fn transfers_keep_total<E: EngineFamily, F: StorageFactory>() {
+pub async fn transfers_keep_total<E: Runs<F>, F: Place>() {
     const ACCOUNTS: u32 = 5;
     const START: u64 = 1_000;
     let env = Env::<E, F>::new();
@@ -149,7 +149,7 @@ pub async fn transfers_keep_total<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Merges running while tasks commit increments lose nothing.
-pub async fn merge_during_commits<E: EngineFamily, F: StorageFactory>() {
+pub async fn merge_during_commits<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut tasks: Vec<BoxFuture<'static, u32>> = (0..4u32)

@@ -2,7 +2,7 @@
 
 use super::prelude::*;
 
-async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
+async fn seeded<E: Runs<F>, F: Place>(env: &Env<E, F>) -> StoreOn<E, F> {
     let store = env.open().await;
     let mut txn = store.current();
     must!(txn.insert(0, &"k", &0u32));
@@ -12,7 +12,7 @@ async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<
 }
 
 /// Two transactions write the same key: the second to commit conflicts and writes nothing.
-pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
+pub async fn write_write<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -37,7 +37,7 @@ pub async fn write_write<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A transaction read a key that another one then changed: it conflicts.
-pub async fn read_write<E: EngineFamily, F: StorageFactory>() {
+pub async fn read_write<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -51,7 +51,7 @@ pub async fn read_write<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Reading an absent key and then seeing it inserted by another commit is a conflict too.
-pub async fn read_of_absent_key<E: EngineFamily, F: StorageFactory>() {
+pub async fn read_of_absent_key<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -64,7 +64,7 @@ pub async fn read_of_absent_key<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A committed removal of a key another transaction read is a conflict.
-pub async fn removal_conflicts<E: EngineFamily, F: StorageFactory>() {
+pub async fn removal_conflicts<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -77,7 +77,7 @@ pub async fn removal_conflicts<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Transactions writing different keys without reading them both commit.
-pub async fn disjoint_writes_commit<E: EngineFamily, F: StorageFactory>() {
+pub async fn disjoint_writes_commit<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -94,7 +94,7 @@ pub async fn disjoint_writes_commit<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A transaction without writes never conflicts, whatever it read or scanned; snapshots too.
-pub async fn read_only_never_conflicts<E: EngineFamily, F: StorageFactory>() {
+pub async fn read_only_never_conflicts<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let t1 = store.current();
@@ -114,7 +114,7 @@ pub async fn read_only_never_conflicts<E: EngineFamily, F: StorageFactory>() {
     must!(snap.commit().await);
 }
 
-async fn seeded_u32<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
+async fn seeded_u32<E: Runs<F>, F: Place>(env: &Env<E, F>) -> StoreOn<E, F> {
     let store = env.open().await;
     let mut txn = store.current();
     for i in (0u32..40).step_by(5) {
@@ -126,7 +126,7 @@ async fn seeded_u32<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> Stor
 
 /// A transaction that scanned a range conflicts when another commits a key inside it, an
 /// insert (phantom), an update or a removal.
-pub async fn range_inside<E: EngineFamily, F: StorageFactory>() {
+pub async fn range_inside<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded_u32(&env).await;
     for (key, value) in [
@@ -158,7 +158,7 @@ pub async fn range_inside<E: EngineFamily, F: StorageFactory>() {
 
 /// Commits outside a scanned range (just below, at the excluded end, above, another slot)
 /// do not conflict.
-pub async fn range_outside<E: EngineFamily, F: StorageFactory>() {
+pub async fn range_outside<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded_u32(&env).await;
     let mut t1 = store.current();
@@ -175,7 +175,7 @@ pub async fn range_outside<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Prefix scans conflict with commits under the prefix only.
-pub async fn prefix_phantom<E: EngineFamily, F: StorageFactory>() {
+pub async fn prefix_phantom<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut seed = store.current();
@@ -201,7 +201,7 @@ pub async fn prefix_phantom<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// After a conflict, the same work in a fresh transaction commits.
-pub async fn retry_after_conflict<E: EngineFamily, F: StorageFactory>() {
+pub async fn retry_after_conflict<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();

@@ -3,7 +3,7 @@
 use super::prelude::*;
 
 /// Insert, read back (in the transaction and after commit), remove, across a reopen.
-pub async fn insert_get_remove<E: EngineFamily, F: StorageFactory>() {
+pub async fn insert_get_remove<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -31,7 +31,7 @@ pub async fn insert_get_remove<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// The same key in several slots is several keys: writes and removals stay in their slot.
-pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
+pub async fn slots_independent<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     // 254 is the last slot of the user: 255 is the catalog of typed slots.
@@ -79,7 +79,7 @@ pub async fn slots_independent<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Overwrites: the last write of a transaction wins (one version), later commits replace.
-pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
+pub async fn overwrite<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -110,7 +110,7 @@ pub async fn overwrite<E: EngineFamily, F: StorageFactory>() {
 
 /// `Engine::get_with` (the value handed over where it lies) reads what `Engine::get` reads:
 /// present, absent, removed and overwritten keys, at old snapshots, after a merge and a reopen.
-pub async fn engine_reads_agree<E: EngineFamily, F: StorageFactory>() {
+pub async fn engine_reads_agree<E: Runs<F>, F: Place>() {
     use kv_api::Engine;
     async fn check<En: Engine>(engine: &En, keys: u32, snapshots: &[u64]) {
         for &at in snapshots {
@@ -152,7 +152,7 @@ pub async fn engine_reads_agree<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A fresh store: nothing anywhere, version zero, merges and reopens fine.
-pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
+pub async fn empty_store<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     env.before_and_after_reopen(store, async |store| {
@@ -187,7 +187,7 @@ pub async fn empty_store<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// 100,000 keys in ten commits survive a reopen; scans, counts and point reads agree.
-pub async fn many_keys_reopen<E: EngineFamily, F: StorageFactory>() {
+pub async fn many_keys_reopen<E: Runs<F>, F: Place>() {
     const N: u32 = 100_000;
     let env = Env::<E, F>::new();
     let store = env.open().await;

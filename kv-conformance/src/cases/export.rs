@@ -81,13 +81,13 @@ async fn history<E: Engine>(store: &Store<E>) {
 
 /// Imports `stream` into `target` and checks, before and after a reopen, that it ends at
 /// `at` and holds `want`. Returns the reopened store.
-async fn import_and_check<E: EngineFamily, F: StorageFactory>(
+async fn import_and_check<E: Runs<F>, F: Place>(
     env: &Env<E, F>,
-    target: StoreOf<E, F::Storage>,
+    target: StoreOn<E, F>,
     stream: &[u8],
     at: Version,
     want: &Dump,
-) -> StoreOf<E, F::Storage> {
+) -> StoreOn<E, F> {
     must!(target.import(stream, &|_| {}).await);
     env.before_and_after_reopen(target, async |target| {
         assert_eq!(must!(target.version()), at);
@@ -118,7 +118,7 @@ async fn export<E: Engine>(store: &Store<E>, scope: ExportScope) -> Vec<u8> {
 /// An export of every version imports into a new store with the same versions (sequence
 /// numbers, times, removals, values) and the same catalog, also after a reopen; the target
 /// ends at the source's version.
-pub async fn round_trip_all_versions<E: EngineFamily, F: StorageFactory>() {
+pub async fn round_trip_all_versions<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let source = env.open().await;
     history(&source).await;
@@ -146,7 +146,7 @@ pub async fn round_trip_all_versions<E: EngineFamily, F: StorageFactory>() {
 /// An export of the latest values carries each live key's newest version (same sequence
 /// number, time and value) and nothing removed; the target reopens despite the skipped
 /// sequence numbers, and takes new commits after the source's version.
-pub async fn latest_scope<E: EngineFamily, F: StorageFactory>() {
+pub async fn latest_scope<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let source = env.open().await;
     history(&source).await;
@@ -167,7 +167,7 @@ pub async fn latest_scope<E: EngineFamily, F: StorageFactory>() {
 
 /// A merged source (sequence numbers with gaps, versions only at the newest commit of each
 /// key) copies to a new store with `copy_into`, which then reopens equal.
-pub async fn copy_after_merge<E: EngineFamily, F: StorageFactory>() {
+pub async fn copy_after_merge<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let source = env.open().await;
     history(&source).await;
@@ -191,7 +191,7 @@ pub async fn copy_after_merge<E: EngineFamily, F: StorageFactory>() {
 
 /// A truncated or bit-flipped stream is `Corruption`, never a silent partial import; a target
 /// that already has commits is `InvalidArgument`.
-pub async fn damaged_stream_is_an_error<E: EngineFamily, F: StorageFactory>() {
+pub async fn damaged_stream_is_an_error<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let source = env.open().await;
     history(&source).await;
@@ -246,7 +246,7 @@ pub async fn backup_equals_snapshot<E: EngineFamily, F: StorageFactory>() {
 /// An import with gaps into a store with small files (Bitcask segments roll, LSM WAL files
 /// roll and memtables flush and compact) reopens equal, merges, takes new commits, and
 /// reopens equal again: the logs hold the gaps where files begin too.
-pub async fn import_crosses_file_boundaries<E: EngineFamily, F: StorageFactory>() {
+pub async fn import_crosses_file_boundaries<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let source = env.open().await;
     for round in 0..60u32 {
@@ -270,7 +270,7 @@ pub async fn import_crosses_file_boundaries<E: EngineFamily, F: StorageFactory>(
 
     let env2 = Env::<E, F>::new();
     let target = must!(
-        crate::script::open_small::<E::Engine<F::Storage>>(
+        crate::script::open_small::<E::Engine>(
             env2.storage().await,
             crate::script::crash_options(),
         )

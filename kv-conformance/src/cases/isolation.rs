@@ -3,7 +3,7 @@
 use super::prelude::*;
 
 /// Commits after a transaction started are invisible to it: point reads, scans, versions.
-pub async fn later_commits_invisible<E: EngineFamily, F: StorageFactory>() {
+pub async fn later_commits_invisible<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut seed = store.current();
@@ -35,7 +35,7 @@ pub async fn later_commits_invisible<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A transaction sees its own inserts and overwrites, in reads and in scans.
-pub async fn own_writes_visible<E: EngineFamily, F: StorageFactory>() {
+pub async fn own_writes_visible<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut seed = store.current();
@@ -71,7 +71,7 @@ pub async fn own_writes_visible<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// After its own removal a transaction reads nothing there (get, scans, keys).
-pub async fn own_removal<E: EngineFamily, F: StorageFactory>() {
+pub async fn own_removal<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut seed = store.current();
@@ -95,7 +95,7 @@ pub async fn own_removal<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Writes of a transaction that is dropped or aborted never become visible.
-pub async fn uncommitted_invisible<E: EngineFamily, F: StorageFactory>() {
+pub async fn uncommitted_invisible<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut dropped = store.current();

@@ -44,7 +44,7 @@ async fn check<E: Engine>(store: &Store<E>, model: &Model<u16, String>, keys: u1
 }
 
 /// Latest values survive a merge; removed keys stay removed; also after a reopen.
-pub async fn latest_values_survive<E: EngineFamily, F: StorageFactory>() {
+pub async fn latest_values_survive<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = churn(&store, 30, 5, 10).await;
@@ -57,7 +57,7 @@ pub async fn latest_values_survive<E: EngineFamily, F: StorageFactory>() {
 
 /// After a merge each key has only its latest version (same sequence number and time); old
 /// versions are `VersionNotFound`; removed keys have no version and no "unremoved" value.
-pub async fn drops_old_versions<E: EngineFamily, F: StorageFactory>() {
+pub async fn drops_old_versions<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     churn(&store, 6, 4, 10).await;
@@ -104,7 +104,7 @@ pub async fn drops_old_versions<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Merging a store full of superseded versions shrinks `bytes_on_storage`.
-pub async fn shrinks_storage<E: EngineFamily, F: StorageFactory>() {
+pub async fn shrinks_storage<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let model = churn(&store, 20, 40, 1000).await;
@@ -130,7 +130,7 @@ pub async fn shrinks_storage<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A merge with nothing to drop keeps every key and version.
-pub async fn without_garbage<E: EngineFamily, F: StorageFactory>() {
+pub async fn without_garbage<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = churn(&store, 25, 1, 100).await;
@@ -142,7 +142,7 @@ pub async fn without_garbage<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Merging twice in a row is harmless.
-pub async fn twice<E: EngineFamily, F: StorageFactory>() {
+pub async fn twice<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = churn(&store, 10, 5, 100).await;
@@ -161,7 +161,7 @@ pub async fn twice<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Writes after a merge (including to merged and removed keys) commit and survive reopens.
-pub async fn then_write_and_reopen<E: EngineFamily, F: StorageFactory>() {
+pub async fn then_write_and_reopen<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = churn(&store, 10, 3, 50).await;
@@ -190,7 +190,7 @@ pub async fn then_write_and_reopen<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A snapshot open during a merge keeps reading what it saw: values, scans and versions.
-pub async fn keeps_open_snapshot<E: EngineFamily, F: StorageFactory>() {
+pub async fn keeps_open_snapshot<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = churn(&store, 8, 3, 20).await;
@@ -234,7 +234,7 @@ pub async fn keeps_open_snapshot<E: EngineFamily, F: StorageFactory>() {
 
 /// Without open snapshots, versions before the merge are gone: `snapshot_at` of them is
 /// `VersionNotFound`, the latest still opens, also after a reopen.
-pub async fn drops_old_snapshots<E: EngineFamily, F: StorageFactory>() {
+pub async fn drops_old_snapshots<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let model = churn(&store, 5, 4, 10).await;

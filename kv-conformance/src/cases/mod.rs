@@ -31,7 +31,7 @@ pub mod versions;
 mod prelude {
     pub(crate) use crate::StorageFactory;
     pub(crate) use crate::harness::{
-        EngineFamily, Env, StoreOf, assert_matches, dump, dump_summary, must,
+        EngineFamily, Env, Place, Runs, StoreOf, StoreOn, assert_matches, dump, dump_summary, must,
     };
     pub(crate) use kv_api::{Error, Options, Version};
 }

@@ -9,7 +9,7 @@ use kv_api::{Clock, Engine};
 use super::prelude::*;
 
 /// `abort` discards every buffered write; the store does not move.
-pub async fn abort_discards_writes<E: EngineFamily, F: StorageFactory>() {
+pub async fn abort_discards_writes<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -31,7 +31,7 @@ pub async fn abort_discards_writes<E: EngineFamily, F: StorageFactory>() {
 
 /// `get_unremoved` reads the latest value that was not a removal ("trash"), counting the
 /// transaction's own pending insert, until a merge drops it.
-pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() {
+pub async fn get_unremoved_skips_removals<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let step = |value: Option<u32>| {
@@ -89,7 +89,7 @@ pub async fn get_unremoved_skips_removals<E: EngineFamily, F: StorageFactory>() 
 
 /// `keys::<K>(slot)` lists live keys of type `K` in `K`'s order, with the transaction's own
 /// inserts and without its own removals.
-pub async fn keys_in_type_order<E: EngineFamily, F: StorageFactory>() {
+pub async fn keys_in_type_order<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -114,7 +114,7 @@ pub async fn keys_in_type_order<E: EngineFamily, F: StorageFactory>() {
 
 /// `last_updated`: `None` on an empty store, the latest commit's time, or the time of the
 /// transaction's own latest write.
-pub async fn last_updated_time<E: EngineFamily, F: StorageFactory>() {
+pub async fn last_updated_time<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let now = Arc::new(AtomicU64::new(1_000));
     let clock = {
@@ -138,11 +138,11 @@ pub async fn last_updated_time<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Stats: the engine's name, live keys, versions, last version, bytes and files.
-pub async fn stats_counters<E: EngineFamily, F: StorageFactory>() {
+pub async fn stats_counters<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let empty = must!(store.stats().await);
-    assert_eq!(empty.engine, <E::Engine<F::Storage> as Engine>::NAME);
+    assert_eq!(empty.engine, <E::Engine as Engine>::NAME);
     let mut txn = store.current();
     for k in 0u32..10 {
         must!(txn.insert(0, &k, &k));

@@ -37,7 +37,7 @@ async fn commit<E: Engine>(
 /// The state (values, versions, every snapshot) is the same after a reopen following each
 /// kind of operation: insert, overwrite, remove, abort, empty commit, conflict, merge, close,
 /// and a reopen with nothing in between.
-pub async fn after_each_operation<E: EngineFamily, F: StorageFactory>() {
+pub async fn after_each_operation<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let mut model = Model::new();
     let store = env.open().await;
@@ -131,12 +131,12 @@ pub async fn read_only<E: EngineFamily, F: StorageFactory>() {
 
 /// A read-only open beside a live writer works (it takes no lock) and sees what was
 /// committed before it opened.
-pub async fn read_only_beside_writer<E: EngineFamily, F: StorageFactory>() {
+pub async fn read_only_beside_writer<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let mut model = Model::new();
     let writer = env.open().await;
     commit(&writer, &mut model, &[(0, 0, Some("a")), (0, 1, Some("b"))]).await;
-    let ro = must!(Store::<E::Engine<F::Storage>>::open_read_only(env.storage().await).await);
+    let ro = must!(Store::<E::Engine>::open_read_only(env.storage().await).await);
     check(&ro, &model, "read-only open beside a writer").await;
     let mut more = model.clone();
     commit(&writer, &mut more, &[(0, 2, Some("c"))]).await;
@@ -175,7 +175,7 @@ pub async fn second_writer_locked<E: EngineFamily, F: StorageFactory>() {
 
 /// After `close`, every operation of the store, its clones and its transactions is
 /// `Error::Closed`; the data is intact after a reopen.
-pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
+pub async fn closed_store<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -224,7 +224,7 @@ pub async fn closed_store<E: EngineFamily, F: StorageFactory>() {
 /// `Error::Closed`, before and after the second `close`. `close` releases the writer lock:
 /// the storage opens again for writing while the closed store is still alive, with the data
 /// intact.
-pub async fn close_twice<E: EngineFamily, F: StorageFactory>() {
+pub async fn close_twice<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();

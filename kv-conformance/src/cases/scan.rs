@@ -7,7 +7,7 @@ use super::prelude::*;
 
 /// Scans follow the key type's order (`2 < 10` for `u32`, negatives first for `i64`), with
 /// every kind of bound.
-pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
+pub async fn typed_order<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -48,7 +48,7 @@ pub async fn typed_order<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// String keys scan in `String` order; a string prefix matches longer strings only.
-pub async fn strings_and_prefixes<E: EngineFamily, F: StorageFactory>() {
+pub async fn strings_and_prefixes<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let words = [
@@ -89,7 +89,7 @@ pub async fn strings_and_prefixes<E: EngineFamily, F: StorageFactory>() {
 
 /// Tuple keys: a one-field tuple prefix selects its sub-space, in order of the second field;
 /// a tuple ending in a string selects the keys whose last field starts with it.
-pub async fn tuple_prefix<E: EngineFamily, F: StorageFactory>() {
+pub async fn tuple_prefix<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -125,7 +125,7 @@ pub async fn tuple_prefix<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// `reverse` and `limit`, alone and together, on ranges and the whole slot.
-pub async fn reverse_and_limit<E: EngineFamily, F: StorageFactory>() {
+pub async fn reverse_and_limit<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -159,7 +159,7 @@ pub async fn reverse_and_limit<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Streaming over more than a thousand keys (many engine pages), both ways, with limits.
-pub async fn stream_many_keys<E: EngineFamily, F: StorageFactory>() {
+pub async fn stream_many_keys<E: Runs<F>, F: Place>() {
     const N: u32 = 2_500;
     let env = Env::<E, F>::new();
     let store = env.open().await;
@@ -197,7 +197,7 @@ pub async fn stream_many_keys<E: EngineFamily, F: StorageFactory>() {
 
 /// Scans of a transaction merge its own inserts, overwrites and removals, across pages and
 /// in both directions; a snapshot taken before does not see them.
-pub async fn sees_own_writes<E: EngineFamily, F: StorageFactory>() {
+pub async fn sees_own_writes<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model = BTreeMap::new();
@@ -241,7 +241,7 @@ pub async fn sees_own_writes<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Keys of other types in the slot are skipped by typed scans.
-pub async fn skips_other_key_types<E: EngineFamily, F: StorageFactory>() {
+pub async fn skips_other_key_types<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();

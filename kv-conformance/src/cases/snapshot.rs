@@ -4,7 +4,7 @@ use super::prelude::*;
 use crate::model::{Model, check_store};
 
 /// A snapshot keeps showing the same state while other transactions commit.
-pub async fn stable_under_commits<E: EngineFamily, F: StorageFactory>() {
+pub async fn stable_under_commits<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -31,7 +31,7 @@ pub async fn stable_under_commits<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// `snapshot_at` of every version of a history shows exactly the state after that commit.
-pub async fn at_every_version<E: EngineFamily, F: StorageFactory>() {
+pub async fn at_every_version<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut model: Model<u8, u32> = Model::new();
@@ -65,7 +65,7 @@ pub async fn at_every_version<E: EngineFamily, F: StorageFactory>() {
 
 /// `snapshot_at` of a version not committed yet is `VersionNotFound`; of `Version::ZERO`, the
 /// empty store (before any merge).
-pub async fn at_unknown_version<E: EngineFamily, F: StorageFactory>() {
+pub async fn at_unknown_version<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     assert_matches!(
@@ -90,7 +90,7 @@ pub async fn at_unknown_version<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Snapshots refuse writes with `Error::ReadOnly`; committing one (nothing) is fine.
-pub async fn is_read_only<E: EngineFamily, F: StorageFactory>() {
+pub async fn is_read_only<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut snap = store.snapshot();

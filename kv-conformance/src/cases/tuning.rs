@@ -42,8 +42,8 @@ async fn check<T: Engine>(store: &kv_api::Store<T>, model: &BTreeMap<String, Vec
 /// Under each variant: compressible and random values, overwrites and removals, read back
 /// before and after a reopen and a merge; then the store reopened under the next variant,
 /// written, merged and read back (tables of both settings together).
-pub async fn variants_round_trip<E: EngineFamily, F: StorageFactory>() {
-    let variants = <E::Engine<F::Storage> as Engine>::Tuning::variants();
+pub async fn variants_round_trip<E: Runs<F>, F: Place>() {
+    let variants = <E::Engine as Engine>::Tuning::variants();
     for (n, (name, tuning)) in variants.iter().enumerate() {
         let env = Env::<E, F>::new();
         let mut rng = crate::Rng::new(17 + n as u64);

@@ -30,7 +30,7 @@ fn user(name: &str, age: u32) -> User {
 
 /// Values written through a typed slot read back through it, in snapshots, versions, ranges
 /// and streams, also after a reopen; the untyped API sees the same entries.
-pub async fn round_trip<E: EngineFamily, F: StorageFactory>() {
+pub async fn round_trip<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -112,7 +112,7 @@ pub async fn round_trip<E: EngineFamily, F: StorageFactory>() {
 
 /// Borrowed keys (`&str` for `String`, `(&str, u32)` for `(String, u32)`) read and write the
 /// same entries as owned keys, in point reads, removals and range bounds.
-pub async fn borrowed_keys<E: EngineFamily, F: StorageFactory>() {
+pub async fn borrowed_keys<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -150,7 +150,7 @@ pub async fn borrowed_keys<E: EngineFamily, F: StorageFactory>() {
 
 /// The catalog lists every slot opened through a definition, with its name and type names,
 /// durably; the catalog slot is readable but refused to untyped writes and to definitions.
-pub async fn catalog_listing<E: EngineFamily, F: StorageFactory>() {
+pub async fn catalog_listing<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     assert_eq!(must!(store.slots().await), vec![]);
@@ -196,7 +196,7 @@ pub async fn catalog_listing<E: EngineFamily, F: StorageFactory>() {
 /// A definition whose key type, value type or name differs from the recorded one is
 /// `SlotTypeMismatch` (also after a reopen, and in read-only views); `redefine_slot` records
 /// the new definition, after which the old one is the mismatch.
-pub async fn type_mismatch_and_redefine<E: EngineFamily, F: StorageFactory>() {
+pub async fn type_mismatch_and_redefine<E: Runs<F>, F: Place>() {
     const WRONG_KEY: SlotDef<(String, i32), User> = SlotDef::new(1, "users");
     const WRONG_VALUE: SlotDef<(String, u32), (String, u32)> = SlotDef::new(1, "users");
     const RENAMED: SlotDef<(String, u32), User> = SlotDef::new(1, "people");
@@ -290,7 +290,7 @@ pub async fn type_mismatch_and_redefine<E: EngineFamily, F: StorageFactory>() {
 
 /// Slot 255 is the catalog's: untyped writes and definitions of it are `InvalidArgument`,
 /// and nothing is written.
-pub async fn reserved_slot_refused<E: EngineFamily, F: StorageFactory>() {
+pub async fn reserved_slot_refused<E: Runs<F>, F: Place>() {
     const BAD: SlotDef<u8, u8> = SlotDef::new(CATALOG_SLOT, "mine");
     let env = Env::<E, F>::new();
     let store = env.open().await;
@@ -324,7 +324,7 @@ pub async fn reserved_slot_refused<E: EngineFamily, F: StorageFactory>() {
 
 /// `transact` retries a transaction that lost a real conflict and returns its value; it
 /// gives up with `Conflict` after its attempts; other errors are returned at once.
-pub async fn transact_retries_conflicts<E: EngineFamily, F: StorageFactory>() {
+pub async fn transact_retries_conflicts<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     must!(store.open_slot(&COUNTER).await);
@@ -406,7 +406,7 @@ pub async fn transact_retries_conflicts<E: EngineFamily, F: StorageFactory>() {
 
 /// A range whose start is after its end is `InvalidArgument`, typed or untyped, awaited or
 /// streamed; an empty range is not.
-pub async fn inverted_range_is_an_error<E: EngineFamily, F: StorageFactory>() {
+pub async fn inverted_range_is_an_error<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();

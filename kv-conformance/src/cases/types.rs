@@ -33,7 +33,7 @@ where
 }
 
 /// Integers, floats, strings (unicode, empty), structs, enums, `Vec`, `Option`, tuples.
-pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
+pub async fn round_trips<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let user = User {
@@ -100,7 +100,7 @@ pub async fn round_trips<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A 1 MiB value round-trips, survives a reopen, an overwrite and a merge.
-pub async fn large_value<E: EngineFamily, F: StorageFactory>() {
+pub async fn large_value<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let big: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();
@@ -132,7 +132,7 @@ pub async fn large_value<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Reading a value as another type is `Error::Decode`, never a wrong value or a panic.
-pub async fn wrong_type_is_decode_error<E: EngineFamily, F: StorageFactory>() {
+pub async fn wrong_type_is_decode_error<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -175,7 +175,7 @@ pub async fn wrong_type_is_decode_error<E: EngineFamily, F: StorageFactory>() {
 
 /// Keys and values above the configured maximum are `Error::TooLarge`, at insert and at the
 /// engine's commit; the limits are inclusive; a refused insert leaves the transaction usable.
-pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
+pub async fn too_large<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     // Limits no log record can hold are refused when the store opens, before any write could
     // be acknowledged with a length that does not fit its record.
@@ -237,7 +237,7 @@ pub async fn too_large<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Keys of different types in one slot never collide, and typed scans keep them apart.
-pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
+pub async fn key_types_do_not_collide<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -296,7 +296,7 @@ pub async fn key_types_do_not_collide<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// A `&str` written reads back as `String` (and as key, `&str` and `String` are one key).
-pub async fn str_reads_as_string<E: EngineFamily, F: StorageFactory>() {
+pub async fn str_reads_as_string<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -323,7 +323,7 @@ pub async fn str_reads_as_string<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// An empty value (`()`, zero bytes encoded; an empty string) is a value, not a removal.
-pub async fn empty_value_is_not_removal<E: EngineFamily, F: StorageFactory>() {
+pub async fn empty_value_is_not_removal<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();

@@ -18,7 +18,7 @@ async fn write<E: kv_api::Engine>(store: &kv_api::Store<E>, value: Option<u32>) 
 }
 
 /// `versions` lists every commit of a key, oldest first; `get_version` reads each.
-pub async fn order_and_values<E: EngineFamily, F: StorageFactory>() {
+pub async fn order_and_values<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let history = [Some(1u32), Some(2), None, Some(3), None, Some(4)];
@@ -47,7 +47,7 @@ pub async fn order_and_values<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// Removals are versions, marked by `is_removal`; values are not.
-pub async fn list_removals<E: EngineFamily, F: StorageFactory>() {
+pub async fn list_removals<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     write(&store, Some(1)).await;
@@ -68,7 +68,7 @@ pub async fn list_removals<E: EngineFamily, F: StorageFactory>() {
 
 /// A version the key does not have (another key's commit, the future, an unknown key) is
 /// `Error::VersionNotFound`.
-pub async fn unknown_version<E: EngineFamily, F: StorageFactory>() {
+pub async fn unknown_version<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let v1 = write(&store, Some(1)).await;
@@ -113,7 +113,7 @@ pub async fn unknown_version<E: EngineFamily, F: StorageFactory>() {
 
 /// Sequence numbers start at 1 and grow by one per commit (not per conflict, not per empty
 /// commit), also across reopens.
-pub async fn sequence_numbers<E: EngineFamily, F: StorageFactory>() {
+pub async fn sequence_numbers<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     assert_eq!(write(&store, Some(1)).await.seq(), 1);
@@ -139,7 +139,7 @@ pub async fn sequence_numbers<E: EngineFamily, F: StorageFactory>() {
 }
 
 /// All writes of one transaction share one version: same sequence number and time.
-pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
+pub async fn one_version_per_transaction<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     write(&store, Some(1)).await;
@@ -177,7 +177,7 @@ pub async fn one_version_per_transaction<E: EngineFamily, F: StorageFactory>() {
 
 /// Commit times come from `Options::clock` and never go back, even when the clock does,
 /// including across a reopen with a clock further back.
-pub async fn commit_time_monotonic<E: EngineFamily, F: StorageFactory>() {
+pub async fn commit_time_monotonic<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let now = Arc::new(AtomicU64::new(1_700_000_000_000));
     let clock = {
