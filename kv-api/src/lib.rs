@@ -43,6 +43,7 @@ pub mod keycodec;
 mod options;
 mod progress;
 mod range;
+mod range_removal;
 mod recovery;
 mod retry;
 pub mod snapshot;

@@ -57,10 +57,12 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog: Arc<Catalog>,
     /// Slots this transaction records in the catalog (their entries are in `writes` too).
     pub(crate) catalog_writes: Vec<SlotInfo>,
+    /// Ranges removed by `remove_range` / `remove_prefix` (their keys are in `writes` too).
+    pub(crate) removed_ranges: Vec<(Slot, KeyRange)>,
 }
 
 /// [`Error::InvalidArgument`] for the catalog's slot.
-fn not_catalog(slot: Slot) -> Result<()> {
+pub(crate) fn not_catalog(slot: Slot) -> Result<()> {
     if slot == CATALOG_SLOT {
         return Err(Error::InvalidArgument(format!(
             "slot {CATALOG_SLOT} is the store's catalog of typed slots; the untyped API does not write it"
@@ -111,6 +113,7 @@ impl<E: Engine> Transaction<E> {
             durability: None,
             catalog,
             catalog_writes: Vec::new(),
+            removed_ranges: Vec::new(),
         }
     }
 
@@ -445,7 +448,7 @@ impl<E: Engine> Transaction<E> {
         Ok(())
     }
 
-    fn touch(&mut self) {
+    pub(crate) fn touch(&mut self) {
         let now = self.engine.options().clock.now_ms();
         self.last_write_ms = Some(now.max(self.snapshot.version().time_ms()));
     }
@@ -689,6 +692,7 @@ impl<E: Engine> Transaction<E> {
             start: self.snapshot.clone(),
             reads: reads.keys,
             ranges: reads.ranges,
+            removed_ranges: self.removed_ranges,
             writes: self
                 .writes
                 .into_iter()

@@ -656,6 +656,37 @@ where
     pub fn remove<Q: KeyLike<K> + ?Sized>(&mut self, key: &Q) -> Result<()> {
         self.txn.remove_unchecked(self.slot, key)
     }
+
+    /// Removes every key in `range` ([`Transaction::remove_range`]); returns how many live
+    /// keys it removed.
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # async fn demo(mut txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let removed = txn.slot_mut(&USERS)?.remove_range(("org1", 0)..("org1", 100)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove_range<Q: KeyLike<K>>(
+        &mut self,
+        range: impl RangeBounds<Q>,
+    ) -> Result<usize> {
+        self.txn.remove_range(self.slot, range).await
+    }
+
+    /// Removes every key that starts with `prefix` ([`Transaction::remove_prefix`]); returns
+    /// how many live keys it removed.
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # async fn demo(mut txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let removed = txn.slot_mut(&USERS)?.remove_prefix(&("org1",)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove_prefix<P: Serialize + ?Sized>(&mut self, prefix: &P) -> Result<usize> {
+        self.txn.remove_prefix(self.slot, prefix).await
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod indexeddb;
 pub mod isolation;
 pub mod merge;
 pub mod queries;
+pub mod range_removal;
 pub mod reopen;
 pub mod scan;
 pub mod snapshot;
