@@ -37,6 +37,7 @@ pub mod bytes;
 pub mod codec;
 mod engine;
 mod error;
+mod expiry;
 pub mod export;
 pub mod frame;
 pub mod keycodec;

@@ -407,7 +407,10 @@ impl<E: Engine> Store<E> {
     /// ```
     pub async fn snapshot_at(&self, version: Version) -> Result<Transaction<E>> {
         let snap = self.engine.snapshot_at(version)?;
-        Ok(self.transaction(Ok(snap), true))
+        let mut txn = self.transaction(Ok(snap), true);
+        // What was live then: expiry is judged at the version's commit time.
+        txn.now_ms = version.time_ms();
+        Ok(txn)
     }
 
     /// The latest committed version ([`Version::ZERO`] for an empty store).
@@ -449,6 +452,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge(&self) -> Result<()> {
+        self.sweep_expired().await?;
         self.engine.merge().await
     }
 
@@ -463,6 +467,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
+        self.sweep_expired().await?;
         self.engine.merge_with(progress).await
     }
 

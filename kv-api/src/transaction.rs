@@ -59,6 +59,10 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog_writes: Vec<SlotInfo>,
     /// Ranges removed by `remove_range` / `remove_prefix` (their keys are in `writes` too).
     pub(crate) removed_ranges: Vec<(Slot, KeyRange)>,
+    /// The time expiry is judged at ("now" of this view, ms): see the `expiry` module.
+    pub(crate) now_ms: u64,
+    /// Set once this transaction wrote a key with a time to live.
+    pub(crate) wrote_ttl: bool,
 }
 
 /// [`Error::InvalidArgument`] for the catalog's slot.
@@ -102,6 +106,11 @@ impl<E: Engine> Transaction<E> {
             Ok(s) => (s, false),
             Err(_) => (Snapshot::unpinned(Version::ZERO), true),
         };
+        let now_ms = engine
+            .options()
+            .clock
+            .now_ms()
+            .max(snapshot.version().time_ms());
         Transaction {
             engine,
             snapshot,
@@ -114,6 +123,8 @@ impl<E: Engine> Transaction<E> {
             catalog,
             catalog_writes: Vec::new(),
             removed_ranges: Vec::new(),
+            now_ms,
+            wrote_ttl: false,
         }
     }
 
@@ -242,12 +253,16 @@ impl<E: Engine> Transaction<E> {
         self.check()?;
         let k = encode_key(key)?;
         if let Some(local) = self.local(slot, &k) {
+            if local.is_some() && self.is_expired(slot, &k).await? {
+                return Ok(None);
+            }
             return local.as_deref().map(decode_value).transpose();
         }
         self.note_read(slot, &k);
         // Not `get_with`: decoding in its visitor would make the future hold a `V`, so `V`
         // would have to be `Send` for a transaction's future to be.
         match self.engine.get(slot, &k, self.snapshot.seq()).await? {
+            Some(_) if self.is_expired(slot, &k).await? => Ok(None),
             Some(bytes) => decode_value(&bytes).map(Some),
             None => Ok(None),
         }
@@ -292,6 +307,10 @@ impl<E: Engine> Transaction<E> {
                 None => fetched.next().ok_or_else(|| {
                     Error::InvalidArgument("the engine returned fewer values than keys".into())
                 })?,
+            };
+            let bytes = match bytes {
+                Some(_) if self.is_expired(slot, k).await? => None,
+                other => other,
             };
             out.push(bytes.as_deref().map(decode_value).transpose()?);
         }
@@ -381,6 +400,7 @@ impl<E: Engine> Transaction<E> {
                 max,
             });
         }
+        self.forget_own_ttl(slot, &k)?;
         self.writes.insert((slot, k), Some(v));
         self.touch();
         Ok(())
@@ -420,6 +440,7 @@ impl<E: Engine> Transaction<E> {
     {
         self.check_write("remove")?;
         let k = self.checked_key(key)?;
+        self.forget_own_ttl(slot, &k)?;
         self.writes.insert((slot, k), None);
         self.touch();
         Ok(())
@@ -480,7 +501,8 @@ impl<E: Engine> Transaction<E> {
     {
         self.check()?;
         let k = encode_key(key)?;
-        self.engine.versions(slot, &k, self.snapshot.seq()).await
+        let versions = self.engine.versions(slot, &k, self.snapshot.seq()).await?;
+        self.with_expiries(slot, &k, versions).await
     }
 
     /// The value `key` had in commit `version`: `None` if that commit removed it;
@@ -679,12 +701,13 @@ impl<E: Engine> Transaction<E> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn commit(self) -> Result<Version> {
+    pub async fn commit(mut self) -> Result<Version> {
         self.check()?;
         if self.writes.is_empty() {
             return Ok(self.snapshot.version());
         }
         self.check_write("commit")?;
+        self.settle_expiries().await?;
         let reads = std::mem::take(&mut *self.reads.lock());
         let catalog = self.catalog;
         let recorded = self.catalog_writes;

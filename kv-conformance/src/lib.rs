@@ -293,6 +293,10 @@ macro_rules! __suite_cases {
             range_removal_atomic_with_other_writes => range_removal::atomic_with_other_writes,
             range_removal_conflicts => range_removal::conflicts,
             range_removal_through_merge => range_removal::through_merge,
+            expiry_reads_absent_from_expiry_time => expiry::reads_absent_from_expiry_time,
+            expiry_stable_view => expiry::stable_view,
+            expiry_overwrite_and_remove => expiry::overwrite_and_remove,
+            expiry_merge_reclaims => expiry::merge_reclaims,
         }
     };
 }

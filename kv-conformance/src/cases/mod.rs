@@ -11,6 +11,7 @@ pub mod conflicts;
 pub mod crash;
 pub mod crud;
 pub mod damage;
+pub mod expiry;
 pub mod export;
 pub mod history;
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
