@@ -108,6 +108,13 @@ impl ExpiryState {
     /// a writer beside it may add some at any time).
     pub(crate) async fn load<E: Engine>(engine: &E) -> Result<ExpiryState> {
         let state = ExpiryState::default();
+        state.refresh(engine).await?;
+        Ok(state)
+    }
+
+    /// Looks again (after an import, which writes records without a transaction); never
+    /// forgets that records were seen.
+    pub(crate) async fn refresh<E: Engine>(&self, engine: &E) -> Result<()> {
         let used = engine.options().read_only || {
             let at = engine.snapshot()?.seq();
             !engine
@@ -115,8 +122,10 @@ impl ExpiryState {
                 .await?
                 .is_empty()
         };
-        state.used.store(used, Ordering::Release);
-        Ok(state)
+        if used {
+            self.mark_used();
+        }
+        Ok(())
     }
 
     pub(crate) fn used(&self) -> bool {
@@ -389,5 +398,34 @@ impl<E: Engine> Store<E> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_round_trip_and_stay_apart_from_catalog_entries() {
+        let all = all_records().expect("range");
+        for (slot, key) in [(0u8, &b""[..]), (7, b"k\x00\xff"), (254, &[0xffu8; 40][..])] {
+            let record = record_key(slot, key).expect("encode");
+            assert_eq!(parse_record_key(&record), Some((slot, key.to_vec())));
+            assert!(all.contains(&record), "slot {slot}");
+        }
+        // Catalog entries (u8 keys) are outside, and do not parse as records.
+        for slot in [0u8, 1, 254] {
+            let catalog_key = encode_key(&slot).expect("encode");
+            assert!(!all.contains(&catalog_key));
+            assert_eq!(parse_record_key(&catalog_key), None);
+        }
+        // Another name, the catalog's own slot, trailing bytes: not records.
+        let other = encode_key(&("kv.expiryX", 1u8, KeyBytes(b"k"))).expect("encode");
+        assert_eq!(parse_record_key(&other), None);
+        let own = encode_key(&(NAME, CATALOG_SLOT, KeyBytes(b"k"))).expect("encode");
+        assert_eq!(parse_record_key(&own), None);
+        let mut long = record_key(1, b"k").expect("encode");
+        long.push(0);
+        assert_eq!(parse_record_key(&long), None);
     }
 }

@@ -297,6 +297,7 @@ macro_rules! __suite_cases {
             expiry_stable_view => expiry::stable_view,
             expiry_overwrite_and_remove => expiry::overwrite_and_remove,
             expiry_merge_reclaims => expiry::merge_reclaims,
+            expiry_survives_copy => expiry::survives_copy,
         }
     };
 }

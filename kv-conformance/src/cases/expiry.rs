@@ -213,3 +213,33 @@ pub async fn merge_reclaims<E: EngineFamily, F: StorageFactory>() {
     })
     .await;
 }
+
+/// Expiry travels with a copy (`copy_into`, the export stream's route): the copy reads the
+/// value as absent from the same expiry time on, at once and after a reopen.
+pub async fn survives_copy<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let (source, now) = open(&env).await;
+    let mut txn = source.current();
+    must!(txn.insert_with_ttl(0, &"ttl", &1u32, Duration::from_secs(10)));
+    must!(txn.insert(0, &"plain", &2u32));
+    must!(txn.commit().await);
+    let env2 = Env::<E, F>::new();
+    let clock = {
+        let now = now.clone();
+        Clock::new(move || now.load(Ordering::SeqCst))
+    };
+    let target = env2.open_with(Options::default().clock(clock)).await;
+    must!(
+        source
+            .copy_into(&target, kv_api::export::ExportScope::AllVersions, &|_| {})
+            .await
+    );
+    assert_eq!(live(&target).await, ["plain", "ttl"]);
+    now.store(T0 + 10_000, Ordering::SeqCst);
+    env2.before_and_after_reopen(target, async |target| {
+        assert_eq!(live(target).await, ["plain"]);
+        let versions = must!(target.snapshot().versions(0, &"ttl").await);
+        assert!(versions[0].expires_ms().is_some(), "{versions:?}");
+    })
+    .await;
+}
