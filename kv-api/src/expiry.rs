@@ -258,9 +258,43 @@ impl<E: Engine> Transaction<E> {
         if slot == CATALOG_SLOT || !self.expiry_in_use() {
             return Ok(entries);
         }
+        // Each entry's record: this transaction's own, or (all at once) the snapshot's.
+        let records = entries
+            .iter()
+            .map(|(k, _)| record_key(slot, k))
+            .collect::<Result<Vec<_>>>()?;
+        let own: Vec<Option<&Option<Vec<u8>>>> = records
+            .iter()
+            .map(|r| self.writes.get(&(CATALOG_SLOT, r.clone())))
+            .collect();
+        let lookup: Vec<&[u8]> = if self.catalog.expiry.used() {
+            records
+                .iter()
+                .zip(&own)
+                .filter(|(_, own)| own.is_none())
+                .map(|(r, _)| r.as_slice())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut stored = if lookup.is_empty() {
+            Vec::new()
+        } else {
+            self.engine()
+                .get_many(CATALOG_SLOT, &lookup, self.snapshot_seq())
+                .await?
+        }
+        .into_iter();
+        let used = self.catalog.expiry.used();
         let mut kept = Vec::with_capacity(entries.len());
-        for (k, v) in entries {
-            if !self.is_expired(slot, &k).await? {
+        for ((k, v), own) in entries.into_iter().zip(own) {
+            let record = match own {
+                Some(own) => own.clone(),
+                None if used => stored.next().flatten(),
+                None => None,
+            };
+            let expires: Option<u64> = record.as_deref().map(decode_value).transpose()?;
+            if !expires.is_some_and(|e| e <= self.now_ms) {
                 kept.push((k, v));
             }
         }
