@@ -137,7 +137,23 @@ impl ExpiryState {
     }
 }
 
+/// The "now" of a view pinned at `snapshot`: the clock, never below its commit time.
+pub(crate) fn now_for<E: Engine>(engine: &E, snapshot: &crate::Snapshot) -> u64 {
+    engine
+        .options()
+        .clock
+        .now_ms()
+        .max(snapshot.version().time_ms())
+}
+
 impl<E: Engine> Transaction<E> {
+    /// The time this view judges expiry at (fixed once read).
+    pub(crate) fn read_now(&self) -> u64 {
+        *self
+            .now_ms
+            .get_or_init(|| now_for(self.engine(), self.snapshot()))
+    }
+
     /// Sets `key` in `slot` to `value`, expiring `ttl` after now (the store's
     /// [`crate::Clock`] at this call): from then on it reads as absent, and
     /// [`crate::Store::merge`] reclaims it. Its expiry shows in
@@ -246,7 +262,7 @@ impl<E: Engine> Transaction<E> {
         Ok(self
             .expiry_of(slot, key)
             .await?
-            .is_some_and(|e| e <= self.now_ms))
+            .is_some_and(|e| e <= self.read_now()))
     }
 
     /// Drops the entries of a scanned page whose values expired at this view's `now`.
@@ -294,7 +310,7 @@ impl<E: Engine> Transaction<E> {
                 None => None,
             };
             let expires: Option<u64> = record.as_deref().map(decode_value).transpose()?;
-            if !expires.is_some_and(|e| e <= self.now_ms) {
+            if !expires.is_some_and(|e| e <= self.read_now()) {
                 kept.push((k, v));
             }
         }
@@ -390,6 +406,7 @@ impl<E: Engine> Store<E> {
             let mut txn = self.current();
             txn.check_write("merge")?;
             let at = txn.snapshot_seq();
+            let now = txn.read_now();
             let range = all_records()?;
             let mut lower = range.start.clone();
             let mut expired = Vec::new();
@@ -406,7 +423,7 @@ impl<E: Engine> Store<E> {
                 let mut last = None;
                 for entry in page {
                     if let Some((slot, key)) = parse_record_key(&entry.key)
-                        && decode_value::<u64>(&entry.value).is_ok_and(|e| e <= txn.now_ms)
+                        && decode_value::<u64>(&entry.value).is_ok_and(|e| e <= now)
                     {
                         expired.push((slot, key, entry.key.clone()));
                     }

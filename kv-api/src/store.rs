@@ -409,7 +409,7 @@ impl<E: Engine> Store<E> {
         let snap = self.engine.snapshot_at(version)?;
         let mut txn = self.transaction(Ok(snap), true);
         // What was live then: expiry is judged at the version's commit time.
-        txn.now_ms = version.time_ms();
+        txn.now_ms = std::sync::OnceLock::from(version.time_ms());
         Ok(txn)
     }
 

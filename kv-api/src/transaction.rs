@@ -59,8 +59,10 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog_writes: Vec<SlotInfo>,
     /// Ranges removed by `remove_range` / `remove_prefix` (their keys are in `writes` too).
     pub(crate) removed_ranges: Vec<(Slot, KeyRange)>,
-    /// The time expiry is judged at ("now" of this view, ms): see the `expiry` module.
-    pub(crate) now_ms: u64,
+    /// The time expiry is judged at ("now" of this view, ms), see the `expiry` module: set
+    /// at the start when the store holds expiry records, else at the first judgment (until
+    /// then, the view has nothing to judge but its own writes).
+    pub(crate) now_ms: std::sync::OnceLock<u64>,
     /// Set once this transaction wrote a key with a time to live.
     pub(crate) wrote_ttl: bool,
 }
@@ -106,11 +108,10 @@ impl<E: Engine> Transaction<E> {
             Ok(s) => (s, false),
             Err(_) => (Snapshot::unpinned(Version::ZERO), true),
         };
-        let now_ms = engine
-            .options()
-            .clock
-            .now_ms()
-            .max(snapshot.version().time_ms());
+        let now_ms = std::sync::OnceLock::new();
+        if catalog.expiry.used() {
+            let _ = now_ms.set(crate::expiry::now_for(&*engine, &snapshot));
+        }
         Transaction {
             engine,
             snapshot,
@@ -730,6 +731,10 @@ impl<E: Engine> Transaction<E> {
 
     pub(crate) fn snapshot_seq(&self) -> u64 {
         self.snapshot.seq()
+    }
+
+    pub(crate) fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
