@@ -18,8 +18,9 @@
 //! ([`crate::Version::expires_ms`]); `get_version` and `get_unremoved` still return it (they
 //! read a named version, or what was removed, on purpose).
 //!
-//! *Cost.* A store that never wrote a time to live pays one atomic load per read. Once one
-//! is written (or found at open), every read that finds a value also looks up its expiry
+//! *Cost.* A store that never wrote a time to live pays one atomic load per read and per
+//! transaction (a view reads the clock at its start only once the store holds records). Once
+//! one is written (or found at open), every read that finds a value also looks up its expiry
 //! record, and every commit looks up the records of the keys it writes without one.
 //!
 //! *Reclaiming.* [`crate::Store::merge`] first removes, in one commit of its own, every key
