@@ -478,3 +478,35 @@ fn unsupported<E: Engine>(what: &str) -> crate::Error {
         E::NAME
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: Bound<&[u8]>, end: Bound<&[u8]>) -> KeyRange {
+        KeyRange {
+            start: start.map(<[u8]>::to_vec),
+            end: end.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn overlaps_by_bounds() {
+        use Bound::{Excluded as X, Included as I, Unbounded as U};
+        let cases: [(KeyRange, KeyRange, bool); 9] = [
+            (r(I(b"a"), I(b"c")), r(I(b"c"), I(b"d")), true),
+            (r(I(b"a"), X(b"c")), r(I(b"c"), I(b"d")), false),
+            (r(I(b"a"), I(b"c")), r(X(b"c"), I(b"d")), false),
+            (r(I(b"a"), X(b"c")), r(X(b"b"), U), true),
+            (r(U, U), r(I(b"x"), I(b"x")), true),
+            (r(U, X(b"a")), r(I(b"a"), U), false),
+            (r(I(b"b"), I(b"a")), KeyRange::all(), false),
+            (KeyRange::prefix(b"ab"), KeyRange::prefix(b"a"), true),
+            (KeyRange::prefix(b"ab"), KeyRange::prefix(b"ac"), false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(a.overlaps(&b), want, "{a:?} / {b:?}");
+            assert_eq!(b.overlaps(&a), want, "{b:?} / {a:?}");
+        }
+    }
+}
