@@ -311,7 +311,7 @@ impl<E: Engine> Transaction<E> {
                 None => None,
             };
             let expires: Option<u64> = record.as_deref().map(decode_value).transpose()?;
-            if !expires.is_some_and(|e| e <= self.read_now()) {
+            if expires.is_none_or(|e| e > self.read_now()) {
                 kept.push((k, v));
             }
         }
