@@ -98,9 +98,36 @@ impl KeyRange {
         }
     }
 
+    /// True if some key may lie in both ranges. Conservative: two ranges that meet only
+    /// between two adjacent byte strings (`..b"a\0"` and `(b"a"..`) count as overlapping,
+    /// which can only cost a conflict check a false positive.
+    ///
+    /// ```
+    /// use kv_api::KeyRange;
+    /// assert!(KeyRange::prefix(b"ab").overlaps(&KeyRange::prefix(b"a")));
+    /// assert!(!KeyRange::prefix(b"ab").overlaps(&KeyRange::prefix(b"b")));
+    /// ```
+    pub fn overlaps(&self, other: &KeyRange) -> bool {
+        !self.is_empty()
+            && !other.is_empty()
+            && !ends_below(&self.end, &other.start)
+            && !ends_below(&other.end, &self.start)
+    }
+
     /// The bounds as borrowed slices, for `BTreeMap::range` and friends.
     pub fn as_slices(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
         (as_slice(&self.start), as_slice(&self.end))
+    }
+}
+
+/// True if every key below `end` lies below every key above `start`.
+fn ends_below(end: &Bound<Vec<u8>>, start: &Bound<Vec<u8>>) -> bool {
+    match (end, start) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+        (Bound::Included(e), Bound::Included(s)) => e < s,
+        (Bound::Included(e) | Bound::Excluded(e), Bound::Included(s) | Bound::Excluded(s)) => {
+            e <= s
+        }
     }
 }
 
@@ -148,6 +175,12 @@ pub struct WriteBatch {
     pub ranges: Vec<(Slot, KeyRange)>,
     /// Writes, at most one per key, in any order.
     pub writes: Vec<Write>,
+    /// Ranges the transaction removed (`Transaction::remove_range`, `remove_prefix`). Every
+    /// key the range held at `start` is also in `writes` as a removal, and the range is in
+    /// `ranges` too (so a commit into it since `start` conflicts); here it is a write over
+    /// the whole range, for the conflict checks of transactions that commit after this one:
+    /// one that read, wrote or scanned anything inside it since before this commit conflicts.
+    pub removed_ranges: Vec<(Slot, KeyRange)>,
     /// Overrides the store's [`Options::durability`] for this commit.
     pub durability: Option<Durability>,
 }
@@ -160,6 +193,7 @@ impl WriteBatch {
             reads: Vec::new(),
             ranges: Vec::new(),
             writes: Vec::new(),
+            removed_ranges: Vec::new(),
             durability: None,
         }
     }
@@ -473,4 +507,36 @@ fn unsupported<E: Engine>(what: &str) -> crate::Error {
         "the {} engine does not provide {what} (needed by export, import and backup)",
         E::NAME
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: Bound<&[u8]>, end: Bound<&[u8]>) -> KeyRange {
+        KeyRange {
+            start: start.map(<[u8]>::to_vec),
+            end: end.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn overlaps_by_bounds() {
+        use Bound::{Excluded as X, Included as I, Unbounded as U};
+        let cases: [(KeyRange, KeyRange, bool); 9] = [
+            (r(I(b"a"), I(b"c")), r(I(b"c"), I(b"d")), true),
+            (r(I(b"a"), X(b"c")), r(I(b"c"), I(b"d")), false),
+            (r(I(b"a"), I(b"c")), r(X(b"c"), I(b"d")), false),
+            (r(I(b"a"), X(b"c")), r(X(b"b"), U), true),
+            (r(U, U), r(I(b"x"), I(b"x")), true),
+            (r(U, X(b"a")), r(I(b"a"), U), false),
+            (r(I(b"b"), I(b"a")), KeyRange::all(), false),
+            (KeyRange::prefix(b"ab"), KeyRange::prefix(b"a"), true),
+            (KeyRange::prefix(b"ab"), KeyRange::prefix(b"ac"), false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(a.overlaps(&b), want, "{a:?} / {b:?}");
+            assert_eq!(b.overlaps(&a), want, "{b:?} / {a:?}");
+        }
+    }
 }

@@ -857,6 +857,8 @@ impl<'a, T: Engine> Importer<'a, T> {
         engine.flush().await?;
         let slots = self.target.catalog.refresh(engine).await?;
         self.target.catalog.record(slots);
+        // Expiry records came in with slot 255: reads must look them up from now on.
+        self.target.catalog.expiry.refresh(engine).await?;
         Ok(self.summary)
     }
 }

@@ -485,32 +485,37 @@ impl<'t, E: Engine> Cursor<'t, E> {
             _ => range,
         };
         let slot = self.slot;
-        let mut own = self
-            .txn
-            .writes
-            .range((slot, Vec::new())..)
-            .take_while(|((s, _), _)| *s == slot)
-            .filter(|((_, k), _)| covered.contains(k))
-            .peekable();
-        if own.peek().is_none() {
-            // Nothing of our own to overlay (always so in a snapshot): the page as it came,
-            // already in the order asked for.
-            self.buf.extend(page.into_iter().map(|e| (e.key, e.value)));
-        } else {
-            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-                page.into_iter().map(|e| (e.key, e.value)).collect();
-            for ((_, k), v) in own {
-                match v {
-                    Some(v) => merged.insert(k.clone(), v.clone()),
-                    None => merged.remove(k),
-                };
-            }
-            if self.reverse {
-                self.buf.extend(merged.into_iter().rev());
+        let fresh: Vec<(Vec<u8>, Vec<u8>)> = {
+            let mut own = self
+                .txn
+                .writes
+                .range((slot, Vec::new())..)
+                .take_while(|((s, _), _)| *s == slot)
+                .filter(|((_, k), _)| covered.contains(k))
+                .peekable();
+            if own.peek().is_none() {
+                // Nothing of our own to overlay (always so in a snapshot): the page as it came,
+                // already in the order asked for.
+                page.into_iter().map(|e| (e.key, e.value)).collect()
             } else {
-                self.buf.extend(merged);
+                let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+                    page.into_iter().map(|e| (e.key, e.value)).collect();
+                for ((_, k), v) in own {
+                    match v {
+                        Some(v) => merged.insert(k.clone(), v.clone()),
+                        None => merged.remove(k),
+                    };
+                }
+                if self.reverse {
+                    merged.into_iter().rev().collect()
+                } else {
+                    merged.into_iter().collect()
+                }
             }
-        }
+        };
+        // Values expired at this view's time read as absent (`crate::expiry`).
+        let fresh = self.txn.drop_expired(slot, fresh).await?;
+        self.buf.extend(fresh);
         match last {
             Some(l) if full => {
                 if self.reverse {

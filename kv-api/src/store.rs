@@ -413,7 +413,10 @@ impl<E: Engine> Store<E> {
     /// ```
     pub async fn snapshot_at(&self, version: Version) -> Result<Transaction<E>> {
         let snap = self.engine.snapshot_at(version)?;
-        Ok(self.transaction(Ok(snap), true))
+        let mut txn = self.transaction(Ok(snap), true);
+        // What was live then: expiry is judged at the version's commit time.
+        txn.now_ms = std::sync::OnceLock::from(version.time_ms());
+        Ok(txn)
     }
 
     /// The latest committed version ([`Version::ZERO`] for an empty store).
@@ -456,6 +459,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge(&self) -> Result<()> {
+        self.sweep_expired().await?;
         let _exclusive = self.maintenance.write().await;
         self.engine.merge().await
     }
@@ -471,6 +475,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
+        self.sweep_expired().await?;
         let _exclusive = self.maintenance.write().await;
         self.engine.merge_with(progress).await
     }

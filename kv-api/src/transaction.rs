@@ -57,10 +57,18 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog: Arc<Catalog>,
     /// Slots this transaction records in the catalog (their entries are in `writes` too).
     pub(crate) catalog_writes: Vec<SlotInfo>,
+    /// Ranges removed by `remove_range` / `remove_prefix` (their keys are in `writes` too).
+    pub(crate) removed_ranges: Vec<(Slot, KeyRange)>,
+    /// The time expiry is judged at ("now" of this view, ms), see the `expiry` module: set
+    /// at the start when the store holds expiry records, else at the first judgment (until
+    /// then, the view has nothing to judge but its own writes).
+    pub(crate) now_ms: std::sync::OnceLock<u64>,
+    /// Set once this transaction wrote a key with a time to live.
+    pub(crate) wrote_ttl: bool,
 }
 
 /// [`Error::InvalidArgument`] for the catalog's slot.
-fn not_catalog(slot: Slot) -> Result<()> {
+pub(crate) fn not_catalog(slot: Slot) -> Result<()> {
     if slot == CATALOG_SLOT {
         return Err(Error::InvalidArgument(format!(
             "slot {CATALOG_SLOT} is the store's catalog of typed slots; the untyped API does not write it"
@@ -100,6 +108,10 @@ impl<E: Engine> Transaction<E> {
             Ok(s) => (s, false),
             Err(_) => (Snapshot::unpinned(Version::ZERO), true),
         };
+        let now_ms = std::sync::OnceLock::new();
+        if catalog.expiry.used() {
+            let _ = now_ms.set(crate::expiry::now_for(&*engine, &snapshot));
+        }
         Transaction {
             engine,
             snapshot,
@@ -111,6 +123,9 @@ impl<E: Engine> Transaction<E> {
             durability: None,
             catalog,
             catalog_writes: Vec::new(),
+            removed_ranges: Vec::new(),
+            now_ms,
+            wrote_ttl: false,
         }
     }
 
@@ -239,12 +254,16 @@ impl<E: Engine> Transaction<E> {
         self.check()?;
         let k = encode_key(key)?;
         if let Some(local) = self.local(slot, &k) {
+            if local.is_some() && self.is_expired(slot, &k).await? {
+                return Ok(None);
+            }
             return local.as_deref().map(decode_value).transpose();
         }
         self.note_read(slot, &k);
         // Not `get_with`: decoding in its visitor would make the future hold a `V`, so `V`
         // would have to be `Send` for a transaction's future to be.
         match self.engine.get(slot, &k, self.snapshot.seq()).await? {
+            Some(_) if self.is_expired(slot, &k).await? => Ok(None),
             Some(bytes) => decode_value(&bytes).map(Some),
             None => Ok(None),
         }
@@ -289,6 +308,10 @@ impl<E: Engine> Transaction<E> {
                 None => fetched.next().ok_or_else(|| {
                     Error::InvalidArgument("the engine returned fewer values than keys".into())
                 })?,
+            };
+            let bytes = match bytes {
+                Some(_) if self.is_expired(slot, k).await? => None,
+                other => other,
             };
             out.push(bytes.as_deref().map(decode_value).transpose()?);
         }
@@ -378,6 +401,7 @@ impl<E: Engine> Transaction<E> {
                 max,
             });
         }
+        self.forget_own_ttl(slot, &k)?;
         self.writes.insert((slot, k), Some(v));
         self.touch();
         Ok(())
@@ -417,6 +441,7 @@ impl<E: Engine> Transaction<E> {
     {
         self.check_write("remove")?;
         let k = self.checked_key(key)?;
+        self.forget_own_ttl(slot, &k)?;
         self.writes.insert((slot, k), None);
         self.touch();
         Ok(())
@@ -445,7 +470,7 @@ impl<E: Engine> Transaction<E> {
         Ok(())
     }
 
-    fn touch(&mut self) {
+    pub(crate) fn touch(&mut self) {
         let now = self.engine.options().clock.now_ms();
         self.last_write_ms = Some(now.max(self.snapshot.version().time_ms()));
     }
@@ -477,7 +502,8 @@ impl<E: Engine> Transaction<E> {
     {
         self.check()?;
         let k = encode_key(key)?;
-        self.engine.versions(slot, &k, self.snapshot.seq()).await
+        let versions = self.engine.versions(slot, &k, self.snapshot.seq()).await?;
+        self.with_expiries(slot, &k, versions).await
     }
 
     /// The value `key` had in commit `version`: `None` if that commit removed it;
@@ -676,12 +702,13 @@ impl<E: Engine> Transaction<E> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn commit(self) -> Result<Version> {
+    pub async fn commit(mut self) -> Result<Version> {
         self.check()?;
         if self.writes.is_empty() {
             return Ok(self.snapshot.version());
         }
         self.check_write("commit")?;
+        self.settle_expiries().await?;
         let reads = std::mem::take(&mut *self.reads.lock());
         let catalog = self.catalog;
         let recorded = self.catalog_writes;
@@ -689,6 +716,7 @@ impl<E: Engine> Transaction<E> {
             start: self.snapshot.clone(),
             reads: reads.keys,
             ranges: reads.ranges,
+            removed_ranges: self.removed_ranges,
             writes: self
                 .writes
                 .into_iter()
@@ -703,6 +731,10 @@ impl<E: Engine> Transaction<E> {
 
     pub(crate) fn snapshot_seq(&self) -> u64 {
         self.snapshot.seq()
+    }
+
+    pub(crate) fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

@@ -221,12 +221,18 @@ impl SlotInfo {
 #[derive(Default)]
 pub(crate) struct Catalog {
     slots: RwLock<BTreeMap<Slot, SlotInfo>>,
+    /// Whether the store holds expiry records (`crate::expiry`), kept here because the
+    /// catalog is what a store shares with all its transactions.
+    pub(crate) expiry: crate::expiry::ExpiryState,
 }
 
 impl Catalog {
     /// Reads the catalog slot of `engine` at its latest commit.
     pub(crate) async fn load<E: Engine>(engine: &E) -> Result<Catalog> {
-        let catalog = Catalog::default();
+        let catalog = Catalog {
+            expiry: crate::expiry::ExpiryState::load(engine).await?,
+            ..Catalog::default()
+        };
         let found = catalog.refresh(engine).await?;
         catalog.record(found);
         Ok(catalog)
@@ -655,6 +661,56 @@ where
     /// ```
     pub fn remove<Q: KeyLike<K> + ?Sized>(&mut self, key: &Q) -> Result<()> {
         self.txn.remove_unchecked(self.slot, key)
+    }
+
+    /// Sets `key` to `value`, expiring `ttl` from now ([`Transaction::insert_with_ttl`]).
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # fn demo(mut txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let ttl = std::time::Duration::from_secs(3600);
+    /// txn.slot_mut(&USERS)?.insert_with_ttl(&("org1", 3), &"Ada".to_string(), ttl)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insert_with_ttl<Q: KeyLike<K> + ?Sized>(
+        &mut self,
+        key: &Q,
+        value: &V,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        self.txn.insert_ttl_unchecked(self.slot, key, value, ttl)
+    }
+
+    /// Removes every key in `range` ([`Transaction::remove_range`]); returns how many live
+    /// keys it removed.
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # async fn demo(mut txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let removed = txn.slot_mut(&USERS)?.remove_range(("org1", 0)..("org1", 100)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove_range<Q: KeyLike<K>>(
+        &mut self,
+        range: impl RangeBounds<Q>,
+    ) -> Result<usize> {
+        self.txn.remove_range(self.slot, range).await
+    }
+
+    /// Removes every key that starts with `prefix` ([`Transaction::remove_prefix`]); returns
+    /// how many live keys it removed.
+    ///
+    /// ```
+    /// # const USERS: kv_api::SlotDef<(String, u32), String> = kv_api::SlotDef::new(1, "users");
+    /// # async fn demo(mut txn: kv_api::Transaction<impl kv_api::Engine>) -> kv_api::Result<()> {
+    /// let removed = txn.slot_mut(&USERS)?.remove_prefix(&("org1",)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove_prefix<P: Serialize + ?Sized>(&mut self, prefix: &P) -> Result<usize> {
+        self.txn.remove_prefix(self.slot, prefix).await
     }
 }
 

@@ -26,6 +26,11 @@ pub struct Version {
     seq: u64,
     time_ms: u64,
     removal: bool,
+    /// When the value written in this commit expires (`Transaction::insert_with_ttl`), in a
+    /// key's version list. Not serialized: the expiry lives with the key (see
+    /// `docs/architecture.md`, "Expiry").
+    #[serde(skip)]
+    expires_ms: Option<u64>,
 }
 
 impl Version {
@@ -34,6 +39,7 @@ impl Version {
         seq: 0,
         time_ms: 0,
         removal: false,
+        expires_ms: None,
     };
 
     /// A commit's version.
@@ -42,6 +48,7 @@ impl Version {
             seq,
             time_ms,
             removal: false,
+            expires_ms: None,
         }
     }
 
@@ -69,6 +76,33 @@ impl Version {
     /// True if, in the listing of one key's versions, this commit removed the key.
     pub const fn is_removal(&self) -> bool {
         self.removal
+    }
+
+    /// The same commit, with the expiry of the value it wrote for the key it is listed for.
+    pub const fn with_expiry(self, expires_ms: Option<u64>) -> Self {
+        Version { expires_ms, ..self }
+    }
+
+    /// In the listing of one key's versions ([`crate::Transaction::versions`]): when the
+    /// value this commit wrote expires, ms since the Unix epoch, if it was written with a
+    /// time to live ([`crate::Transaction::insert_with_ttl`]); from then on it reads as absent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// # use kv_db::{KvStore, backends::MemoryStorage};
+    /// # let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut txn = store.current();
+    /// txn.insert_with_ttl(0, &"session", 7u32, std::time::Duration::from_secs(60))?;
+    /// txn.commit().await?;
+    /// let versions = store.snapshot().versions(0, &"session").await?;
+    /// let expires = versions[0].expires_ms().unwrap_or_default();
+    /// assert!(expires >= versions[0].time_ms() + 59_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub const fn expires_ms(&self) -> Option<u64> {
+        self.expires_ms
     }
 }
 

@@ -289,6 +289,17 @@ macro_rules! __suite_cases {
             batch_get_many_equals_gets => batch::get_many_equals_gets,
             batch_get_many_records_reads => batch::get_many_records_reads,
             tuning_variants_round_trip => tuning::variants_round_trip,
+            range_removal_removes_exactly_the_range => range_removal::removes_exactly_the_range,
+            range_removal_prefix_and_whole_slot => range_removal::prefix_and_whole_slot,
+            range_removal_versions_of_removed_keys => range_removal::versions_of_removed_keys,
+            range_removal_atomic_with_other_writes => range_removal::atomic_with_other_writes,
+            range_removal_conflicts => range_removal::conflicts,
+            range_removal_through_merge => range_removal::through_merge,
+            expiry_reads_absent_from_expiry_time => expiry::reads_absent_from_expiry_time,
+            expiry_stable_view => expiry::stable_view,
+            expiry_overwrite_and_remove => expiry::overwrite_and_remove,
+            expiry_merge_reclaims => expiry::merge_reclaims,
+            expiry_survives_copy => expiry::survives_copy,
         }
     };
 }

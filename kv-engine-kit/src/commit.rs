@@ -409,7 +409,9 @@ impl<'a> CommitTicket<'a> {
         self.state.last = version;
         // Always recorded: a transaction may take its snapshot (below this version) at any
         // time until this commit is published; pruning drops the entry once nobody can.
-        self.state.tracker.record(version.seq(), &batch.writes);
+        self.state
+            .tracker
+            .record(version.seq(), &batch.writes, &batch.removed_ranges);
         pipeline.prune(&mut self.state);
         *pipeline.appended.lock() = version;
         drop(self.state);

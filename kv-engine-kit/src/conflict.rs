@@ -33,6 +33,9 @@ struct Commit {
     keys: Vec<u8>,
     /// End offset in `keys` of each key.
     ends: Vec<usize>,
+    /// Ranges the commit removed (`WriteBatch::removed_ranges`): writes over every key in
+    /// them, present or not.
+    removed: Vec<(Slot, KeyRange)>,
 }
 
 impl Commit {
@@ -45,7 +48,12 @@ impl Commit {
     }
 
     fn len(&self) -> usize {
-        self.hashes.len()
+        self.hashes.len().saturating_add(self.removed.len())
+    }
+
+    /// True if `hit` holds for a range this commit removed.
+    fn removed_hit(&self, hit: impl Fn(Slot, &KeyRange) -> bool) -> bool {
+        self.removed.iter().any(|(slot, range)| hit(*slot, range))
     }
 }
 
@@ -80,6 +88,9 @@ pub struct ConflictTracker {
     tracked: usize,
     /// Transactions starting before this sequence number cannot be validated any more.
     floor: u64,
+    /// Set while some commit in `log` may have removed a range: the range checks are skipped
+    /// otherwise (most stores never remove one). Cleared when the log empties.
+    any_removed_range: bool,
     hasher: RandomState,
 }
 
@@ -130,6 +141,18 @@ impl ConflictTracker {
                 )));
             }
         }
+        if self.any_removed_range
+            && self
+                .log
+                .iter()
+                .rev()
+                .take_while(|c| c.seq > start)
+                .any(|c| c.removed_hit(|slot, removed| touches(batch, slot, removed)))
+        {
+            return Err(Error::Conflict(
+                "a range this transaction read, wrote or scanned in was removed since".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -147,10 +170,14 @@ impl ConflictTracker {
             .any(|c| c.keys().any(|(s, k)| s == slot && range.contains(k)))
     }
 
-    /// Remembers the keys written by commit `seq`.
-    pub fn record(&mut self, seq: u64, writes: &[Write]) {
+    /// Remembers the keys written and the ranges removed by commit `seq`.
+    pub fn record(&mut self, seq: u64, writes: &[Write], removed: &[(Slot, KeyRange)]) {
         let mut commit = self.spare.pop().unwrap_or_default();
         commit.seq = seq;
+        if !removed.is_empty() {
+            commit.removed.extend_from_slice(removed);
+            self.any_removed_range = true;
+        }
         for w in writes {
             let h = self.hash(w.slot, &w.key);
             self.recent.insert(h, seq);
@@ -204,7 +231,11 @@ impl ConflictTracker {
             commit.hashes.clear();
             commit.keys.clear();
             commit.ends.clear();
+            commit.removed.clear();
             self.spare.push(commit);
+        }
+        if self.log.is_empty() {
+            self.any_removed_range = false;
         }
     }
 
@@ -217,6 +248,23 @@ impl ConflictTracker {
     pub fn is_empty(&self) -> bool {
         self.tracked == 0
     }
+}
+
+/// True if `batch` read, wrote or scanned inside `removed` of `slot`.
+fn touches(batch: &WriteBatch, slot: Slot, removed: &KeyRange) -> bool {
+    batch
+        .reads
+        .iter()
+        .any(|(s, k)| *s == slot && removed.contains(k))
+        || batch
+            .writes
+            .iter()
+            .any(|w| w.slot == slot && removed.contains(&w.key))
+        || batch
+            .ranges
+            .iter()
+            .chain(&batch.removed_ranges)
+            .any(|(s, r)| *s == slot && r.overlaps(removed))
 }
 
 #[cfg(test)]
@@ -240,7 +288,7 @@ mod tests {
     #[test]
     fn reads_writes_and_ranges_conflict_only_with_later_commits() {
         let mut t = ConflictTracker::default();
-        t.record(5, &[w(1, b"k"), w(2, b"m")]);
+        t.record(5, &[w(1, b"k"), w(2, b"m")], &[]);
         let mut b = batch(4);
         b.reads.push((1, b"k".to_vec()));
         assert!(t.check(&b).is_err(), "read of a key committed after start");
@@ -269,10 +317,36 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_range_conflicts_with_reads_writes_and_scans_inside_it() {
+        let mut t = ConflictTracker::default();
+        t.record(5, &[w(1, b"ab")], &[(1, KeyRange::prefix(b"a"))]);
+        let conflicts = |f: &dyn Fn(&mut WriteBatch)| {
+            let mut b = batch(4);
+            f(&mut b);
+            t.check(&b).is_err()
+        };
+        assert!(conflicts(&|b| b.reads.push((1, b"absent a".to_vec()))));
+        assert!(conflicts(&|b| b.writes.push(w(1, b"a new key"))));
+        assert!(conflicts(&|b| b.ranges.push((1, KeyRange::prefix(b"az")))));
+        assert!(conflicts(&|b| b.ranges.push((1, KeyRange::all()))));
+        assert!(conflicts(&|b| b
+            .removed_ranges
+            .push((1, KeyRange::prefix(b"")))));
+        assert!(!conflicts(&|b| b.reads.push((1, b"b".to_vec()))), "outside");
+        assert!(!conflicts(&|b| b.writes.push(w(2, b"a"))), "another slot");
+        assert!(!conflicts(&|b| b.ranges.push((1, KeyRange::prefix(b"b")))));
+        let mut b = batch(5);
+        b.writes.push(w(1, b"a new key"));
+        assert!(t.check(&b).is_ok(), "started after the removal");
+        t.prune(5);
+        assert!(t.is_empty() && !t.any_removed_range);
+    }
+
+    #[test]
     fn ranges_see_every_commit_since_start_and_pruning_forgets() {
         let mut t = ConflictTracker::default();
         for seq in 1..=50u64 {
-            t.record(seq, &[w(1, &seq.to_be_bytes())]);
+            t.record(seq, &[w(1, &seq.to_be_bytes())], &[]);
         }
         let scanned = |start: u64, lo: u64, hi: u64| {
             let mut b = batch(start);
@@ -300,7 +374,7 @@ mod tests {
         b.reads.push((1, 31u64.to_be_bytes().to_vec()));
         assert!(t.check(&b).is_err());
         // A key rewritten later stays tracked when its first commit is pruned.
-        t.record(51, &[w(1, &40u64.to_be_bytes())]);
+        t.record(51, &[w(1, &40u64.to_be_bytes())], &[]);
         t.prune(45);
         let mut b = batch(45);
         b.reads.push((1, 40u64.to_be_bytes().to_vec()));
@@ -312,7 +386,7 @@ mod tests {
         let mut t = ConflictTracker::default();
         let keys: Vec<Write> = (0..1024u32).map(|i| w(0, &i.to_be_bytes())).collect();
         for seq in 1..=(MAX_TRACKED / keys.len() + 2) as u64 {
-            t.record(seq, &keys);
+            t.record(seq, &keys, &[]);
         }
         assert!(t.len() <= MAX_TRACKED);
         assert!(matches!(t.check(&batch(0)), Err(Error::Conflict(_))));

@@ -57,6 +57,8 @@ pub fn keycodec(data: &[u8]) {
     check::<Vec<u8>>(parts, Ord::cmp);
     check::<Vec<String>>(parts, Ord::cmp);
     check::<(String, u32)>(parts, Ord::cmp);
+    // The shape of an expiry record's key in slot 255 (`kv_api::expiry`): name, slot, key bytes.
+    check::<(String, u8, ByteBuf)>(parts, Ord::cmp);
     check::<(u8, (i16, String), Option<char>)>(parts, Ord::cmp);
     check::<Option<(i64, String)>>(parts, Ord::cmp);
     check::<Option<Option<u8>>>(parts, Ord::cmp);

@@ -11,6 +11,7 @@ pub mod conflicts;
 pub mod crash;
 pub mod crud;
 pub mod damage;
+pub mod expiry;
 pub mod export;
 pub mod history;
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
@@ -18,6 +19,7 @@ pub mod indexeddb;
 pub mod isolation;
 pub mod merge;
 pub mod queries;
+pub mod range_removal;
 pub mod reopen;
 pub mod scan;
 pub mod snapshot;

@@ -1,0 +1,290 @@
+//! Range removal (`Transaction::remove_range`, `remove_prefix`): what is removed, the removal
+//! versions, atomicity, conflicts with concurrent transactions, merge and reopen.
+
+use kv_api::{Engine, Store};
+
+use super::prelude::*;
+
+/// Keys 0..40 in slot 0 and slot 1 (value `key * 10`), one commit.
+async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
+    let store = env.open().await;
+    let mut txn = store.current();
+    for k in 0u32..40 {
+        must!(txn.insert(0, &k, &(k * 10)));
+        must!(txn.insert(1, &k, &(k * 10)));
+    }
+    must!(txn.insert(0, &"a string key", &1u32));
+    must!(txn.commit().await);
+    store
+}
+
+async fn keys0<E: Engine>(store: &Store<E>) -> Vec<u32> {
+    must!(store.snapshot().keys::<u32>(0).await)
+}
+
+/// Only the keys inside the range go, in that slot only; the count is of live keys; the
+/// transaction's own inserts in the range go too; also after a reopen.
+pub async fn removes_exactly_the_range<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let mut txn = store.current();
+    must!(txn.insert(0, &100u32, &1u32));
+    must!(txn.insert(0, &12u32, &1u32));
+    must!(txn.remove(0, &11u32));
+    // 10..20 holds 10 keys; 11 was already removed by the transaction itself.
+    assert_eq!(must!(txn.remove_range(0, 10u32..20).await), 9);
+    assert_eq!(
+        must!(txn.get::<_, u32>(0, &12u32).await),
+        None,
+        "own insert removed"
+    );
+    assert_eq!(
+        must!(txn.remove_range(0, 10u32..20).await),
+        0,
+        "nothing left"
+    );
+    // Inserted after the removal, in the same transaction: it stays.
+    must!(txn.insert(0, &15u32, &7u32));
+    assert_eq!(must!(txn.remove_range(0, 30u32..=30).await), 1);
+    assert_eq!(
+        must!(txn.remove_range(0, 50u32..60).await),
+        0,
+        "empty range"
+    );
+    must!(txn.commit().await);
+    let want: Vec<u32> = (0u32..40)
+        .filter(|k| !(10..20).contains(k) || *k == 15)
+        .filter(|k| *k != 30)
+        .chain([100])
+        .collect();
+    env.before_and_after_reopen(store, async |store| {
+        assert_eq!(keys0(store).await, want);
+        let snap = store.snapshot();
+        assert_eq!(must!(snap.get::<_, u32>(0, &15u32).await), Some(7));
+        assert_eq!(
+            must!(snap.keys::<u32>(1).await).len(),
+            40,
+            "slot 1 untouched"
+        );
+        assert_eq!(
+            must!(snap.get::<_, u32>(0, &"a string key").await),
+            Some(1),
+            "a key of another type outside the bounds"
+        );
+    })
+    .await;
+}
+
+/// `remove_prefix` removes the keys with the prefix; an unbounded range clears the slot,
+/// keys of every type; the catalog's slot and read-only views are refused.
+pub async fn prefix_and_whole_slot<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = env.open().await;
+    let mut txn = store.current();
+    for (org, id) in [("org1", 1u32), ("org1", 2), ("org10", 1), ("org2", 1)] {
+        must!(txn.insert(2, &(org, id), &format!("{org}/{id}")));
+    }
+    must!(txn.commit().await);
+    let mut txn = store.current();
+    assert_eq!(
+        must!(txn.remove_prefix(2, &("org1",)).await),
+        3,
+        "org1 and org10"
+    );
+    must!(txn.commit().await);
+    let left: Vec<((String, u32), String)> = must!(store.snapshot().prefix(2, &("org",)).await);
+    assert_eq!(left, [(("org2".to_string(), 1), "org2/1".to_string())]);
+
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let mut txn = store.current();
+    assert_eq!(must!(txn.remove_range::<u32>(0, ..).await), 41);
+    must!(txn.commit().await);
+    assert!(keys0(&store).await.is_empty());
+    assert!(must!(store.snapshot().keys::<String>(0).await).is_empty());
+
+    let mut txn = store.current();
+    assert_matches!(
+        txn.remove_range::<u32>(kv_api::CATALOG_SLOT, ..).await,
+        Err(Error::InvalidArgument(_))
+    );
+    let mut snap = store.snapshot();
+    assert_matches!(snap.remove_prefix(0, &"").await, Err(Error::ReadOnly(_)));
+    let (hi, lo) = (5u32, 1u32);
+    assert_matches!(
+        txn.remove_range(0, hi..lo).await,
+        Err(Error::InvalidArgument(_))
+    );
+}
+
+/// Every removed key gets a removal version at the commit; keys outside the range and keys
+/// already removed before it get none; older versions stay readable through snapshots.
+pub async fn versions_of_removed_keys<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let mut txn = store.current();
+    must!(txn.remove(0, &5u32));
+    let v2 = must!(txn.commit().await);
+    let mut txn = store.current();
+    must!(txn.insert(0, &"other", &1u32));
+    assert_eq!(must!(txn.remove_range(0, 0u32..10).await), 9);
+    let v3 = must!(txn.commit().await);
+    let before = must!(store.snapshot_at(v2).await);
+    assert_eq!(must!(before.get::<_, u32>(0, &3u32).await), Some(30));
+    assert_eq!(must!(before.keys::<u32>(0).await).len(), 39);
+    drop(before);
+    env.before_and_after_reopen(store, async |store| {
+        let snap = store.snapshot();
+        for k in 0u32..10 {
+            let versions = must!(snap.versions(0, &k).await);
+            let last = versions.last().copied();
+            if k == 5 {
+                assert_eq!(versions.len(), 2, "key 5: {versions:?}");
+                assert_eq!(last, Some(v2), "already removed: no second removal");
+            } else {
+                assert_eq!(versions.len(), 2, "key {k}: {versions:?}");
+                assert_eq!(last, Some(v3));
+                assert!(
+                    last.is_some_and(|v| v.is_removal()),
+                    "key {k}: {versions:?}"
+                );
+                assert_eq!(must!(snap.get_version::<_, u32>(0, &k, v3).await), None);
+                assert_eq!(
+                    must!(snap.get_version::<_, u32>(0, &k, versions[0]).await),
+                    Some(k * 10)
+                );
+            }
+        }
+        let outside = must!(snap.versions(0, &10u32).await);
+        assert_eq!(outside.len(), 1, "outside the range: {outside:?}");
+        let other_slot = must!(snap.versions(1, &3u32).await);
+        assert_eq!(other_slot.len(), 1);
+    })
+    .await;
+}
+
+/// The removal is atomic with the transaction's other writes: a conflicting commit leaves
+/// nothing of it, a committed one all of it.
+pub async fn atomic_with_other_writes<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let mut t1 = store.current();
+    must!(t1.remove_range(0, 0u32..20).await);
+    must!(t1.insert(1, &"moved", &20u32));
+    let mut t2 = store.current();
+    must!(t2.insert(0, &3u32, &0u32));
+    must!(t2.commit().await);
+    assert_matches!(t1.commit().await, Err(Error::Conflict(_)));
+    assert_eq!(keys0(&store).await.len(), 40, "nothing of the loser");
+    assert_eq!(
+        must!(store.snapshot().get::<_, u32>(1, &"moved").await),
+        None
+    );
+    let mut t1 = store.current();
+    must!(t1.remove_range(0, 0u32..20).await);
+    must!(t1.insert(1, &"moved", &20u32));
+    must!(t1.commit().await);
+    let snap = store.snapshot();
+    assert_eq!(
+        must!(snap.keys::<u32>(0).await),
+        (20u32..40).collect::<Vec<_>>()
+    );
+    assert_eq!(must!(snap.get::<_, u32>(1, &"moved").await), Some(20));
+}
+
+/// A transaction that read, wrote or scanned inside a range removed after it started
+/// conflicts; one that touched only keys outside it commits; and a range removal conflicts
+/// with commits into its range made after it started, also of keys it did not hold.
+pub async fn conflicts<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let range = 10u32..20;
+
+    // Each of these starts before the removal commits and touches the range.
+    let mut reader = store.current();
+    let _: Option<u32> = must!(reader.get(0, &12u32).await);
+    must!(reader.insert(1, &"reader", &1u32));
+    let mut absent_reader = store.current();
+    let _: Option<u32> = must!(absent_reader.get(0, &10_000u32).await);
+    must!(absent_reader.insert(1, &"absent reader", &1u32));
+    let mut blind_writer = store.current();
+    must!(blind_writer.insert(0, &15u32, &1u32));
+    // A key the range did not hold: a write into the range all the same.
+    let mut new_key_writer = store.current();
+    must!(new_key_writer.insert(0, &9_999u32, &1u32));
+    let mut scanner = store.current();
+    let _: Vec<(u32, u32)> = must!(scanner.range(0, 18u32..25).await);
+    must!(scanner.insert(1, &"scanner", &1u32));
+    let mut outside = store.current();
+    let _: Option<u32> = must!(outside.get(0, &25u32).await);
+    must!(outside.insert(0, &30u32, &1u32));
+    must!(outside.insert(1, &"outside", &1u32));
+    let mut other_slot = store.current();
+    must!(other_slot.insert(1, &15u32, &1u32));
+
+    let mut remover = store.current();
+    must!(remover.remove_range(0, range.clone()).await);
+    // The absent reader's key: the range removal writes it too, though it held no value.
+    must!(remover.remove_range(0, 9_999u32..=10_000).await);
+    must!(remover.commit().await);
+
+    for (name, txn) in [
+        ("reader", reader),
+        ("absent reader", absent_reader),
+        ("blind writer", blind_writer),
+        ("scanner", scanner),
+        ("writer of a new key", new_key_writer),
+    ] {
+        assert_matches!(txn.commit().await, Err(Error::Conflict(_)), "{name}");
+    }
+    must!(outside.commit().await);
+    must!(other_slot.commit().await);
+
+    // The other way round: a commit into the range (of a key it did not hold) after the
+    // removal started makes the removal conflict.
+    let mut remover = store.current();
+    must!(remover.remove_range(0, 0u32..10).await);
+    let mut writer = store.current();
+    must!(writer.insert(0, &5u32, &55u32));
+    must!(writer.commit().await);
+    assert_matches!(remover.commit().await, Err(Error::Conflict(_)));
+    assert_eq!(
+        must!(store.snapshot().get::<_, u32>(0, &5u32).await),
+        Some(55)
+    );
+
+    // Two overlapping range removals: the second to commit conflicts.
+    let mut a = store.current();
+    let mut b = store.current();
+    must!(a.remove_range(0, 0u32..8).await);
+    must!(b.remove_range(0, 6u32..9).await);
+    must!(a.commit().await);
+    assert_matches!(b.commit().await, Err(Error::Conflict(_)));
+    assert_eq!(keys0(&store).await.first(), Some(&8));
+}
+
+/// Removed keys stay removed through a merge and a reopen; the removal versions go with the
+/// merge (as every removal does when no snapshot needs it); the rest survives.
+pub async fn through_merge<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let before = store.snapshot();
+    let mut txn = store.current();
+    must!(txn.remove_range(0, 0u32..30).await);
+    must!(txn.commit().await);
+    must!(store.merge().await);
+    assert_eq!(
+        must!(before.get::<_, u32>(0, &3u32).await),
+        Some(30),
+        "an open snapshot keeps what it sees"
+    );
+    assert_eq!(must!(before.keys::<u32>(0).await).len(), 40);
+    drop(before);
+    must!(store.merge().await);
+    let store = env.reopen(store).await;
+    let snap = store.snapshot();
+    assert_eq!(keys0(&store).await, (30u32..40).collect::<Vec<_>>());
+    assert!(must!(snap.versions(0, &3u32).await).is_empty());
+    assert_eq!(must!(snap.get::<_, u32>(0, &35u32).await), Some(350));
+    assert_eq!(must!(snap.keys::<u32>(1).await).len(), 40);
+}
