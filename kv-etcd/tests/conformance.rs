@@ -17,7 +17,13 @@
 //!   cluster): `versions_sequence_numbers`;
 //! * imports that keep versions (etcd assigns revisions; `import_commit` is refused):
 //!   `export_round_trip_all_versions`, `export_latest_scope`, `export_copy_after_merge`,
-//!   `export_damaged_stream_is_an_error`, `export_import_crosses_file_boundaries`.
+//!   `export_damaged_stream_is_an_error`, `export_import_crosses_file_boundaries`,
+//!   `expiry_survives_copy`;
+//! * a range removal as a write over its whole range (`range_removal_conflicts`): on etcd it
+//!   writes the keys it removes and compares the range it listed, so a concurrent transaction
+//!   that touched a key the range did not hold commits (it serializes after the removal, which
+//!   changed nothing there); one that touched a removed key conflicts, and so does the
+//!   removal when a commit into its range lands first, as everywhere.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -134,6 +140,15 @@ etcd_cases! {
     concurrency_transfers_keep_total => concurrency::transfers_keep_total,
     concurrency_merge_during_commits => concurrency::merge_during_commits,
     batch_get_many_records_reads => batch::get_many_records_reads,
+    range_removal_removes_exactly_the_range => range_removal::removes_exactly_the_range,
+    range_removal_prefix_and_whole_slot => range_removal::prefix_and_whole_slot,
+    range_removal_versions_of_removed_keys => range_removal::versions_of_removed_keys,
+    range_removal_atomic_with_other_writes => range_removal::atomic_with_other_writes,
+    range_removal_through_merge => range_removal::through_merge,
+    expiry_reads_absent_from_expiry_time => expiry::reads_absent_from_expiry_time,
+    expiry_stable_view => expiry::stable_view,
+    expiry_overwrite_and_remove => expiry::overwrite_and_remove,
+    expiry_merge_reclaims => expiry::merge_reclaims,
 }
 
 /// The list above names cases of the suite: a renamed case fails here, not silently.

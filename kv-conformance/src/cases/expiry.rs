@@ -12,9 +12,7 @@ use super::prelude::*;
 const T0: u64 = 1_700_000_000_000;
 
 /// A store whose clock the case moves, starting at `T0`.
-async fn open<E: EngineFamily, F: StorageFactory>(
-    env: &Env<E, F>,
-) -> (StoreOf<E, F::Storage>, Arc<AtomicU64>) {
+async fn open<E: Runs<F>, F: Place>(env: &Env<E, F>) -> (StoreOn<E, F>, Arc<AtomicU64>) {
     let now = Arc::new(AtomicU64::new(T0));
     let clock = {
         let now = now.clone();
@@ -30,7 +28,7 @@ async fn live<E: Engine>(store: &Store<E>) -> Vec<String> {
 /// A value written with a time to live reads as absent from its expiry time on, in every
 /// read (get, get_many, range, keys), and its expiry is in its version; a view keeps the
 /// time it started at; `snapshot_at` judges at the version's commit time; also after reopen.
-pub async fn reads_absent_from_expiry_time<E: EngineFamily, F: StorageFactory>() {
+pub async fn reads_absent_from_expiry_time<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let (store, now) = open(&env).await;
     let mut txn = store.current();
@@ -83,7 +81,7 @@ pub async fn reads_absent_from_expiry_time<E: EngineFamily, F: StorageFactory>()
 
 /// A view keeps the time it started at: a value expiring while a transaction runs stays
 /// readable in it, and vanishes for the next one.
-pub async fn stable_view<E: EngineFamily, F: StorageFactory>() {
+pub async fn stable_view<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let (store, now) = open(&env).await;
     let mut txn = store.current();
@@ -103,7 +101,7 @@ pub async fn stable_view<E: EngineFamily, F: StorageFactory>() {
 /// Writing the key again without a time to live makes it permanent, in a later commit or
 /// the same one; a longer time to live replaces a shorter one; a removed key re-inserted
 /// keeps no old expiry (also after a range removal).
-pub async fn overwrite_and_remove<E: EngineFamily, F: StorageFactory>() {
+pub async fn overwrite_and_remove<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let (store, now) = open(&env).await;
     let ttl = Duration::from_secs(1);
@@ -154,7 +152,7 @@ pub async fn overwrite_and_remove<E: EngineFamily, F: StorageFactory>() {
 /// `merge` reclaims expired values: before it they are still stored (`get_unremoved` reads
 /// them), after it they are gone with their versions, also after reopen, while a snapshot
 /// open across the merge keeps what it saw; live keys survive.
-pub async fn merge_reclaims<E: EngineFamily, F: StorageFactory>() {
+pub async fn merge_reclaims<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let (store, now) = open(&env).await;
     let big = "x".repeat(4096);
@@ -216,7 +214,7 @@ pub async fn merge_reclaims<E: EngineFamily, F: StorageFactory>() {
 
 /// Expiry travels with a copy (`copy_into`, the export stream's route): the copy reads the
 /// value as absent from the same expiry time on, at once and after a reopen.
-pub async fn survives_copy<E: EngineFamily, F: StorageFactory>() {
+pub async fn survives_copy<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let (source, now) = open(&env).await;
     let mut txn = source.current();

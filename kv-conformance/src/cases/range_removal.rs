@@ -6,7 +6,7 @@ use kv_api::{Engine, Store};
 use super::prelude::*;
 
 /// Keys 0..40 in slot 0 and slot 1 (value `key * 10`), one commit.
-async fn seeded<E: EngineFamily, F: StorageFactory>(env: &Env<E, F>) -> StoreOf<E, F::Storage> {
+async fn seeded<E: Runs<F>, F: Place>(env: &Env<E, F>) -> StoreOn<E, F> {
     let store = env.open().await;
     let mut txn = store.current();
     for k in 0u32..40 {
@@ -24,7 +24,7 @@ async fn keys0<E: Engine>(store: &Store<E>) -> Vec<u32> {
 
 /// Only the keys inside the range go, in that slot only; the count is of live keys; the
 /// transaction's own inserts in the range go too; also after a reopen.
-pub async fn removes_exactly_the_range<E: EngineFamily, F: StorageFactory>() {
+pub async fn removes_exactly_the_range<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut txn = store.current();
@@ -77,7 +77,7 @@ pub async fn removes_exactly_the_range<E: EngineFamily, F: StorageFactory>() {
 
 /// `remove_prefix` removes the keys with the prefix; an unbounded range clears the slot,
 /// keys of every type; the catalog's slot and read-only views are refused.
-pub async fn prefix_and_whole_slot<E: EngineFamily, F: StorageFactory>() {
+pub async fn prefix_and_whole_slot<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = env.open().await;
     let mut txn = store.current();
@@ -119,7 +119,7 @@ pub async fn prefix_and_whole_slot<E: EngineFamily, F: StorageFactory>() {
 
 /// Every removed key gets a removal version at the commit; keys outside the range and keys
 /// already removed before it get none; older versions stay readable through snapshots.
-pub async fn versions_of_removed_keys<E: EngineFamily, F: StorageFactory>() {
+pub async fn versions_of_removed_keys<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut txn = store.current();
@@ -165,7 +165,7 @@ pub async fn versions_of_removed_keys<E: EngineFamily, F: StorageFactory>() {
 
 /// The removal is atomic with the transaction's other writes: a conflicting commit leaves
 /// nothing of it, a committed one all of it.
-pub async fn atomic_with_other_writes<E: EngineFamily, F: StorageFactory>() {
+pub async fn atomic_with_other_writes<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let mut t1 = store.current();
@@ -195,7 +195,7 @@ pub async fn atomic_with_other_writes<E: EngineFamily, F: StorageFactory>() {
 /// A transaction that read, wrote or scanned inside a range removed after it started
 /// conflicts; one that touched only keys outside it commits; and a range removal conflicts
 /// with commits into its range made after it started, also of keys it did not hold.
-pub async fn conflicts<E: EngineFamily, F: StorageFactory>() {
+pub async fn conflicts<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let range = 10u32..20;
@@ -265,7 +265,7 @@ pub async fn conflicts<E: EngineFamily, F: StorageFactory>() {
 
 /// Removed keys stay removed through a merge and a reopen; the removal versions go with the
 /// merge (as every removal does when no snapshot needs it); the rest survives.
-pub async fn through_merge<E: EngineFamily, F: StorageFactory>() {
+pub async fn through_merge<E: Runs<F>, F: Place>() {
     let env = Env::<E, F>::new();
     let store = seeded(&env).await;
     let before = store.snapshot();
