@@ -53,6 +53,7 @@ mod transaction;
 mod typed;
 pub mod verify;
 mod version;
+pub mod watch;
 
 pub use engine::{
     Engine, Entry, KeyRange, Slot, Stats, ValueVisitor, Write, WriteBatch, prefix_successor,
@@ -72,6 +73,7 @@ pub use transaction::Transaction;
 pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
 pub use verify::{Damage, VerifyReport};
 pub use version::Version;
+pub use watch::{Change, ChangeKind, Watch};
 
 pub use async_trait::async_trait;
 

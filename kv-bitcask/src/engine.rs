@@ -281,6 +281,10 @@ impl<S: Storage> Engine for Bitcask<S> {
         })
     }
 
+    fn feed(&self) -> Option<&kv_api::watch::Feed> {
+        Some(self.pipeline.feed())
+    }
+
     fn recovery(&self) -> RecoveryReport {
         self.recovery.clone()
     }

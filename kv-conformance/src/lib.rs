@@ -287,6 +287,11 @@ macro_rules! __suite_cases {
             batch_get_many_equals_gets => batch::get_many_equals_gets,
             batch_get_many_records_reads => batch::get_many_records_reads,
             tuning_variants_round_trip => tuning::variants_round_trip,
+            watch_sees_commits_in_order_while_tasks_commit_and_merge =>
+                watch::sees_commits_in_order_while_tasks_commit_and_merge,
+            watch_resumes_after_reopen => watch::resumes_after_reopen,
+            watch_lagging_watcher_resumes => watch::lagging_watcher_resumes,
+            watch_sees_every_handle_and_only_its_range => watch::sees_every_handle_and_only_its_range,
         }
     };
 }

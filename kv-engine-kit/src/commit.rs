@@ -58,6 +58,8 @@ pub struct CommitPipeline {
     /// The failure that poisoned the pipeline: the cause of every later [`Error::Poisoned`].
     poisoned: Mutex<Option<Arc<Error>>>,
     closed: AtomicBool,
+    /// The change feed: every commit's writes, handed on once durable (issue #18).
+    feed: kv_api::watch::Feed,
 }
 
 impl CommitPipeline {
@@ -82,6 +84,7 @@ impl CommitPipeline {
             horizon: Mutex::new(horizon),
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
+            feed: kv_api::watch::Feed::new(last),
         }
     }
 
@@ -120,9 +123,17 @@ impl CommitPipeline {
         }
     }
 
-    /// Marks the pipeline closed: every later call fails with [`Error::Closed`].
+    /// Marks the pipeline closed: every later call fails with [`Error::Closed`], and the
+    /// change feed's watchers end.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.feed.close();
+    }
+
+    /// The change feed of the engine (`Engine::feed`): the pipeline hands it every commit
+    /// in sequence order, and the commits a sync made durable.
+    pub fn feed(&self) -> &kv_api::watch::Feed {
+        &self.feed
     }
 
     /// Errors for any mutation of a store that is closed, read-only or poisoned.
@@ -289,6 +300,7 @@ impl CommitPipeline {
             pipeline: self,
             state,
             version,
+            announced: false,
         })
     }
 
@@ -328,7 +340,11 @@ impl CommitPipeline {
                 }
             }
             match result {
-                Ok(()) => self.publish(target),
+                Ok(()) => {
+                    self.publish(target);
+                    // Durable and visible: watchers may have it now.
+                    self.feed.durable(target);
+                }
                 Err(e) => {
                     let e = self.poison(e);
                     self.synced_notify.notify_waiters();
@@ -373,6 +389,8 @@ pub struct CommitTicket<'a> {
     pipeline: &'a CommitPipeline,
     state: tokio::sync::MutexGuard<'a, WriterState>,
     version: Version,
+    /// The writes were handed to the change feed ([`CommitTicket::announce`]).
+    announced: bool,
 }
 
 impl<'a> CommitTicket<'a> {
@@ -393,6 +411,15 @@ impl<'a> CommitTicket<'a> {
         &mut self.state
     }
 
+    /// Hands the commit's writes to the change feed now, for an engine that moves the values
+    /// out of the batch before [`CommitTicket::finish`] (which otherwise does it). Call it
+    /// once the commit is appended; the feed delivers it only once a sync covers it, so a
+    /// commit that fails after this (and poisons the pipeline) is never delivered.
+    pub fn announce(&mut self, writes: &[kv_api::Write]) {
+        self.pipeline.feed.appended(self.version, writes);
+        self.announced = true;
+    }
+
     /// Abandons the commit after a storage failure: poisons the pipeline and returns `e`.
     pub fn fail(self, e: Error) -> Error {
         self.pipeline.poison(e)
@@ -407,6 +434,10 @@ impl<'a> CommitTicket<'a> {
         let version = self.version;
         let pipeline = self.pipeline;
         self.state.last = version;
+        // In sequence order: the writer lock is held.
+        if !self.announced {
+            pipeline.feed.appended(version, &batch.writes);
+        }
         // Always recorded: a transaction may take its snapshot (below this version) at any
         // time until this commit is published; pruning drops the entry once nobody can.
         self.state.tracker.record(version.seq(), &batch.writes);

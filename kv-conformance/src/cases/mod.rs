@@ -26,6 +26,7 @@ pub mod typed;
 pub mod types;
 pub mod verify;
 pub mod versions;
+pub mod watch;
 
 /// What the case modules share.
 mod prelude {
