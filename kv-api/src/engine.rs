@@ -207,6 +207,13 @@ pub struct Stats {
     pub cache_misses: u64,
     /// The latest committed version.
     pub last_version: Version,
+    /// Merges this store ran by itself ([`crate::AutoMerge`]), since it was opened. Engines
+    /// leave the three `auto_merge` counters at 0: [`crate::Store::stats`] fills them.
+    pub auto_merges: u64,
+    /// Milliseconds those merges took in all (by the store's [`crate::Clock`]).
+    pub auto_merge_ms: u64,
+    /// Bytes of storage those merges freed in all.
+    pub auto_merge_reclaimed_bytes: u64,
 }
 
 impl Stats {

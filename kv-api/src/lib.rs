@@ -44,6 +44,7 @@ mod options;
 mod progress;
 mod range;
 mod recovery;
+pub mod retention;
 mod retry;
 pub mod snapshot;
 mod storage;
@@ -64,6 +65,7 @@ pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Opti
 pub use progress::{Progress, ProgressFn};
 pub use range::{RangeQuery, RangeStream};
 pub use recovery::{Dropped, RecoveryReport};
+pub use retention::{AutoMerge, Retention};
 pub use retry::Retry;
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};

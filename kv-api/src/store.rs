@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::retention::AutoMerger;
 use crate::retry::{Retry, backoff};
 use crate::typed::{Catalog, SlotDef, SlotInfo};
 use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version};
@@ -36,6 +37,7 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 pub struct Store<E: Engine> {
     engine: Arc<E>,
     pub(crate) catalog: Arc<Catalog>,
+    auto_merge: Arc<AutoMerger>,
 }
 
 impl<E: Engine> Clone for Store<E> {
@@ -43,8 +45,18 @@ impl<E: Engine> Clone for Store<E> {
         Store {
             engine: self.engine.clone(),
             catalog: self.catalog.clone(),
+            auto_merge: self.auto_merge.clone(),
         }
     }
+}
+
+/// The one merge of the store: [`Store::merge`], [`Store::merge_with`] and the automatic
+/// merges of a [`crate::Retention`] policy all go through it.
+pub(crate) async fn merge_engine<E: Engine>(
+    engine: &E,
+    progress: &crate::ProgressFn<'_>,
+) -> Result<()> {
+    engine.merge_with(progress).await
 }
 
 /// Shows the engine, the latest version and the options; never keys or values.
@@ -171,6 +183,7 @@ impl<E: Engine> Store<E> {
         Ok(Store {
             engine: Arc::new(engine),
             catalog: Arc::new(catalog),
+            auto_merge: Arc::new(AutoMerger::default()),
         })
     }
 
@@ -233,12 +246,16 @@ impl<E: Engine> Store<E> {
     }
 
     fn transaction(&self, snapshot: Result<crate::Snapshot>, read_only: bool) -> Transaction<E> {
-        Transaction::new(
+        let mut txn = Transaction::new(
             self.engine.clone(),
             self.catalog.clone(),
             snapshot,
             read_only,
-        )
+        );
+        if !read_only {
+            txn.auto_merge = Some(self.auto_merge.clone());
+        }
+        txn
     }
 
     /// Runs `f` in a new transaction and commits it; if the commit (or `f`) fails with
@@ -567,7 +584,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge(&self) -> Result<()> {
-        self.engine.merge().await
+        merge_engine(&*self.engine, &|_| {}).await
     }
 
     /// [`Store::merge`], reporting its progress to `progress`.
@@ -581,7 +598,7 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
-        self.engine.merge_with(progress).await
+        merge_engine(&*self.engine, progress).await
     }
 
     /// Checks the store's integrity: every file's CRCs, records and the engine's invariants
@@ -680,7 +697,9 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn stats(&self) -> Result<Stats> {
-        self.engine.stats().await
+        let mut stats = self.engine.stats().await?;
+        self.auto_merge.fill(&mut stats);
+        Ok(stats)
     }
 
     /// Flushes and closes the store (every clone) and releases the storage's writer lock, so

@@ -57,6 +57,8 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog: Arc<Catalog>,
     /// Slots this transaction records in the catalog (their entries are in `writes` too).
     pub(crate) catalog_writes: Vec<SlotInfo>,
+    /// The store's automatic merges, told of each commit.
+    pub(crate) auto_merge: Option<Arc<crate::retention::AutoMerger>>,
 }
 
 /// [`Error::InvalidArgument`] for the catalog's slot.
@@ -111,6 +113,7 @@ impl<E: Engine> Transaction<E> {
             durability: None,
             catalog,
             catalog_writes: Vec::new(),
+            auto_merge: None,
         }
     }
 
@@ -698,6 +701,11 @@ impl<E: Engine> Transaction<E> {
         };
         let version = self.engine.commit(batch).await?;
         catalog.record(recorded);
+        if let Some(auto) = &self.auto_merge {
+            // The commit is durable whatever the merge does: its error is not this commit's.
+            // A storage failure in it poisons the store, and later commits report that.
+            let _ = auto.after_commit(&*self.engine).await;
+        }
         Ok(version)
     }
 

@@ -551,6 +551,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             last_version: self.pipeline.visible(),
             cache_hits,
             cache_misses,
+            ..Stats::default()
         })
     }
 

@@ -287,6 +287,10 @@ macro_rules! __suite_cases {
             batch_get_many_equals_gets => batch::get_many_equals_gets,
             batch_get_many_records_reads => batch::get_many_records_reads,
             tuning_variants_round_trip => tuning::variants_round_trip,
+            retention_keep_last_n => retention::keep_last_n,
+            retention_keep_younger_than => retention::keep_younger_than,
+            retention_auto_merge_keeps_snapshot_and_bounds_size =>
+                retention::auto_merge_keeps_snapshot_and_bounds_size,
             watch_sees_commits_in_order_while_tasks_commit_and_merge =>
                 watch::sees_commits_in_order_while_tasks_commit_and_merge,
             watch_resumes_after_reopen => watch::resumes_after_reopen,

@@ -60,6 +60,10 @@ pub struct CommitPipeline {
     closed: AtomicBool,
     /// The change feed: every commit's writes, handed on once durable (issue #18).
     feed: kv_api::watch::Feed,
+    /// Under a store-wide retention by age: some commits' versions (sequence number and
+    /// time), oldest first, at least 1/1024 of the age apart, from the last recovered commit
+    /// on. See [`CommitPipeline::retained_horizon`].
+    commit_times: Mutex<std::collections::VecDeque<Version>>,
 }
 
 impl CommitPipeline {
@@ -85,6 +89,7 @@ impl CommitPipeline {
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
             feed: kv_api::watch::Feed::new(last),
+            commit_times: Mutex::new(std::iter::once(last).collect()),
         }
     }
 
@@ -220,6 +225,46 @@ impl CommitPipeline {
     pub fn merge_horizon(&self) -> u64 {
         let visible = self.visible().seq();
         self.snapshots.oldest().map_or(visible, |o| o.min(visible))
+    }
+
+    /// What a merge starting now must keep readable under the store's retention policy
+    /// ([`Options::retention`]): [`CommitPipeline::merge_horizon`], lowered under a retention
+    /// by age to the newest commit at least that old, so that every version younger than the
+    /// age stays, and `snapshot_at` of any of them works. The commits are known from the
+    /// times this pipeline recorded (1/1024 of the age apart, so the horizon may be that much
+    /// older than it could be: more is kept, never less); for commits before the open, from
+    /// the last recovered commit's time, else the horizon stays where it was.
+    pub fn retained_horizon(&self) -> u64 {
+        let h = self.merge_horizon();
+        let Some(age) = self.options.retention.and_then(|r| r.keep_for_ms()) else {
+            return h;
+        };
+        let cutoff = self.options.clock.now_ms().saturating_sub(age);
+        let mut times = self.commit_times.lock();
+        while times.len() > 1 && times.get(1).is_some_and(|v| v.time_ms() <= cutoff) {
+            times.pop_front();
+        }
+        let boundary = times
+            .front()
+            .filter(|v| v.time_ms() <= cutoff)
+            .map_or(self.horizon(), |v| v.seq());
+        h.min(boundary)
+    }
+
+    /// Records a commit's time for [`CommitPipeline::retained_horizon`] (under the writer
+    /// lock, so in order).
+    fn record_time(&self, version: Version) {
+        let Some(age) = self.options.retention.and_then(|r| r.keep_for_ms()) else {
+            return;
+        };
+        let step = (age / 1024).max(1);
+        let mut times = self.commit_times.lock();
+        let due = times
+            .back()
+            .is_none_or(|b| version.time_ms() >= b.time_ms().saturating_add(step));
+        if due {
+            times.push_back(version);
+        }
     }
 
     /// Takes the writer lock without committing (for merge, flush, roll-overs).
@@ -435,6 +480,7 @@ impl<'a> CommitTicket<'a> {
         let pipeline = self.pipeline;
         self.state.last = version;
         // In sequence order: the writer lock is held.
+        pipeline.record_time(version);
         if !self.announced {
             pipeline.feed.appended(version, &batch.writes);
         }

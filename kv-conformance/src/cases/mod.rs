@@ -19,6 +19,7 @@ pub mod isolation;
 pub mod merge;
 pub mod queries;
 pub mod reopen;
+pub mod retention;
 pub mod scan;
 pub mod snapshot;
 pub mod tuning;
