@@ -12,7 +12,8 @@
 //! browser; merges yield to the executor as they go, and one merge runs at a time (a commit
 //! that finds one running goes on). A merge never breaks an open snapshot's view (it keeps
 //! what the oldest one can see), and the check that triggers it is a counter on the commit
-//! path and, every [`AutoMerge::check_every`] commits, one [`crate::Engine::stats`] call.
+//! path and, every [`AutoMerge::check_every`] commits (or quarter of [`AutoMerge::min_bytes`]
+//! written), one [`crate::Engine::stats`] call.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -98,9 +99,10 @@ impl Retention {
 /// When a store with a [`Retention`] policy merges by itself: once at least `min_ratio` of
 /// its storage and `min_bytes` bytes are garbage ([`crate::Stats::garbage_bytes`], less what
 /// the last automatic merge had to keep for the policy or for snapshots), checked every
-/// `check_every` commits.
+/// `check_every` commits or every quarter of `min_bytes` of keys and values committed,
+/// whichever comes first.
 ///
-/// The defaults (ratio 0.4, 4 MiB, every 64 commits) come from the steady-overwrite
+/// The defaults (ratio 0.4, 1 MiB, every 64 commits) come from the steady-overwrite
 /// measurement in `docs/benchmarks.md`: a ratio of 0.4 bounds a store with retention
 /// [`Retention::LATEST`] to about 1 / (1 - 0.4) = 1.67 x its live data between merges (the
 /// target is 2 x), leaving room for the commits made while a merge runs; each merge then
@@ -120,7 +122,7 @@ impl Retention {
 pub struct AutoMerge {
     /// Share of storage that is garbage, 0.0 to 1.0 (default 0.4).
     pub min_ratio: f64,
-    /// Garbage bytes (default 4 MiB).
+    /// Garbage bytes (default 1 MiB).
     pub min_bytes: u64,
     /// Commits between two checks (default 64; 0 is taken as 1).
     pub check_every: u64,
@@ -132,7 +134,7 @@ impl Default for AutoMerge {
     fn default() -> Self {
         AutoMerge {
             min_ratio: 0.4,
-            min_bytes: 4 << 20,
+            min_bytes: 1 << 20,
             check_every: 64,
             enabled: true,
         }
@@ -184,6 +186,8 @@ pub fn policy_of(options: &Options, slot: Slot) -> Option<Retention> {
 #[derive(Debug, Default)]
 pub(crate) struct AutoMerger {
     commits: AtomicU64,
+    /// Bytes of keys and values committed since the last check.
+    written: AtomicU64,
     running: AtomicBool,
     /// Garbage bytes the last automatic merge left (what policy and snapshots kept).
     baseline: AtomicU64,
@@ -193,9 +197,10 @@ pub(crate) struct AutoMerger {
 }
 
 impl AutoMerger {
-    /// Called after each commit of the store: counts it, and every `check_every` commits
+    /// Called after each commit of the store with the bytes of keys and values it wrote:
+    /// counts it, and every `check_every` commits, or every quarter of `min_bytes` written,
     /// checks the thresholds and merges.
-    pub(crate) async fn after_commit<E: Engine>(&self, engine: &E) -> Result<()> {
+    pub(crate) async fn after_commit<E: Engine>(&self, engine: &E, bytes: u64) -> Result<()> {
         let options = engine.options();
         let auto = options.auto_merge;
         let has_policy = options.retention.is_some() || !options.slot_retention.is_empty();
@@ -203,9 +208,14 @@ impl AutoMerger {
             return Ok(());
         }
         let n = self.commits.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        if !n.is_multiple_of(auto.check_every.max(1)) {
+        let written = self
+            .written
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes);
+        if !n.is_multiple_of(auto.check_every.max(1)) && written < auto.min_bytes / 4 {
             return Ok(());
         }
+        self.written.store(0, Ordering::Relaxed);
         if self.running.swap(true, Ordering::AcqRel) {
             return Ok(()); // another task merges
         }

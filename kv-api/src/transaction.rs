@@ -686,6 +686,11 @@ impl<E: Engine> Transaction<E> {
         }
         self.check_write("commit")?;
         let reads = std::mem::take(&mut *self.reads.lock());
+        let written: u64 = self
+            .writes
+            .iter()
+            .map(|((_, k), v)| k.len().saturating_add(v.as_ref().map_or(0, Vec::len)) as u64)
+            .fold(0, u64::saturating_add);
         let catalog = self.catalog;
         let recorded = self.catalog_writes;
         let batch = WriteBatch {
@@ -704,7 +709,7 @@ impl<E: Engine> Transaction<E> {
         if let Some(auto) = &self.auto_merge {
             // The commit is durable whatever the merge does: its error is not this commit's.
             // A storage failure in it poisons the store, and later commits report that.
-            let _ = auto.after_commit(&*self.engine).await;
+            let _ = auto.after_commit(&*self.engine, written).await;
         }
         Ok(version)
     }

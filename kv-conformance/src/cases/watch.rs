@@ -10,6 +10,9 @@ use crate::runtime::{join_all, yield_now};
 const TASKS: u32 = 8;
 const COMMITS_PER_TASK: u32 = 20;
 
+/// (key, value or removal, sequence number) of one change, as committed or as delivered.
+type Seen = (u32, Option<u32>, u64);
+
 /// The next change, which must come: the feed must not end here.
 async fn next_change<E: Engine>(feed: &mut Watch<E>) -> Change {
     match feed.next().await {
@@ -19,7 +22,7 @@ async fn next_change<E: Engine>(feed: &mut Watch<E>) -> Change {
 }
 
 /// (key, value or removal, sequence number) of a change of slot 0 with `u32` keys and values.
-fn decoded(change: &Change) -> (u32, Option<u32>, u64) {
+fn decoded(change: &Change) -> Seen {
     assert_eq!(change.slot, 0, "a change of another slot: {change:?}");
     let key = must!(change.key_as::<u32>());
     let value = must!(change.value_as::<u32>());
@@ -43,10 +46,10 @@ pub async fn sees_commits_in_order_while_tasks_commit_and_merge<
     // Keys 1000.. of slot 0: every task writes some, and some outside it.
     let range = must!(KeyRange::of(1000u32..));
     let mut feed = must!(store.watch_with_capacity(0, range, must!(store.version()), 1 << 20));
-    let mut tasks: Vec<BoxFuture<'static, Vec<(u32, Option<u32>, u64)>>> = (0..TASKS)
+    let mut tasks: Vec<BoxFuture<'static, Vec<Seen>>> = (0..TASKS)
         .map(|t| {
             let store = store.clone();
-            let fut: BoxFuture<'static, Vec<(u32, Option<u32>, u64)>> = Box::pin(async move {
+            let fut: BoxFuture<'static, Vec<Seen>> = Box::pin(async move {
                 let mut committed = Vec::new();
                 for i in 0..COMMITS_PER_TASK {
                     let key = 1000 + t * 100 + i % 7;
@@ -78,7 +81,7 @@ pub async fn sees_commits_in_order_while_tasks_commit_and_merge<
             Vec::new()
         }));
     }
-    let mut want: Vec<(u32, Option<u32>, u64)> = join_all(tasks).await.concat();
+    let mut want: Vec<Seen> = join_all(tasks).await.concat();
     want.sort_by_key(|(_, _, seq)| *seq);
     let mut got = Vec::new();
     for _ in 0..want.len() {
