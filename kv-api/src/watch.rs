@@ -211,7 +211,11 @@ impl Feed {
         }
         let wanted: Vec<Write> = writes
             .iter()
-            .filter(|w| st.subscribers.iter().any(|s| s.wants(w)))
+            .filter(|w| {
+                st.subscribers
+                    .iter()
+                    .any(|s| s.lagged.is_none() && s.wants(w))
+            })
             .cloned()
             .collect();
         // A commit with nothing wanted still advances each subscriber's `seen`.
