@@ -114,6 +114,34 @@ impl KeyRange {
             && !ends_below(&other.end, &self.start)
     }
 
+    /// The encoded range of keys of type `K` (as [`crate::Transaction::range`] takes it);
+    /// a range whose start lies after its end is [`crate::Error::InvalidArgument`].
+    ///
+    /// ```
+    /// use kv_api::KeyRange;
+    /// let range = KeyRange::of(10u32..20)?;
+    /// assert!(range.contains(&kv_api::codec::encode_key(&15u32)?));
+    /// assert!(!range.contains(&kv_api::codec::encode_key(&20u32)?));
+    /// # Ok::<(), kv_api::Error>(())
+    /// ```
+    pub fn of<K: serde::Serialize>(range: impl std::ops::RangeBounds<K>) -> crate::Result<Self> {
+        crate::range::encode_range(&range)
+    }
+
+    /// Every key that starts with the encoded `prefix` (as [`crate::Transaction::prefix`]
+    /// takes it: a string, or the first fields of a tuple key).
+    ///
+    /// ```
+    /// use kv_api::KeyRange;
+    /// let range = KeyRange::prefix_of(&("user", 7u32))?;
+    /// assert!(range.contains(&kv_api::codec::encode_key(&("user", 7u32, "name"))?));
+    /// assert!(!range.contains(&kv_api::codec::encode_key(&("user", 8u32, "name"))?));
+    /// # Ok::<(), kv_api::Error>(())
+    /// ```
+    pub fn prefix_of<P: serde::Serialize + ?Sized>(prefix: &P) -> crate::Result<Self> {
+        Ok(KeyRange::prefix(&crate::codec::encode_key_prefix(prefix)?))
+    }
+
     /// The bounds as borrowed slices, for `BTreeMap::range` and friends.
     pub fn as_slices(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
         (as_slice(&self.start), as_slice(&self.end))
@@ -241,6 +269,13 @@ pub struct Stats {
     pub cache_misses: u64,
     /// The latest committed version.
     pub last_version: Version,
+    /// Merges this store ran by itself ([`crate::AutoMerge`]), since it was opened. Engines
+    /// leave the three `auto_merge` counters at 0: [`crate::Store::stats`] fills them.
+    pub auto_merges: u64,
+    /// Milliseconds those merges took in all (by the store's [`crate::Clock`]).
+    pub auto_merge_ms: u64,
+    /// Bytes of storage those merges freed in all.
+    pub auto_merge_reclaimed_bytes: u64,
 }
 
 impl Stats {
@@ -447,6 +482,14 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     async fn import_commit(&self, version: Version, writes: Vec<Write>) -> Result<()> {
         let _ = (version, writes);
         Err(unsupported::<Self>("import_commit"))
+    }
+
+    /// The engine's change feed ([`crate::watch::Feed`]), to which its commit path hands
+    /// every commit's writes in sequence order and reports which commits are durable; what
+    /// [`crate::Store::watch`] subscribes to. The default, `None`, is an engine without one:
+    /// `watch` is then [`crate::Error::InvalidArgument`].
+    fn feed(&self) -> Option<&crate::watch::Feed> {
+        None
     }
 
     /// The store's random id (from its `IDENTITY`), named in export streams; `None` (the

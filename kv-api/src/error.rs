@@ -88,6 +88,16 @@ pub enum Error {
         /// Why it is not available.
         reason: &'static str,
     },
+    /// A change feed ([`crate::Watch`]) fell behind: its buffer filled up while the store went
+    /// on committing, so it stopped receiving changes rather than slow the writers down or
+    /// skip some silently. Every change up to and including commit `resume_from` was
+    /// delivered; [`crate::Store::watch_from`] with `resume_from` continues with the next one
+    /// (while `merge` has not dropped the versions after it).
+    #[error("the change feed fell behind; resume after {resume_from}")]
+    Lagged {
+        /// The last commit whose changes were all delivered.
+        resume_from: crate::Version,
+    },
     /// An earlier write to storage failed, so the engine refuses further writes until it is
     /// reopened (its in-memory state may be ahead of what is durable). Reads keep working.
     ///
@@ -230,6 +240,9 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::ReadOnly(what) => Error::ReadOnly(what),
             Error::VersionNotFound { seq, reason } => Error::VersionNotFound { seq: *seq, reason },
+            Error::Lagged { resume_from } => Error::Lagged {
+                resume_from: *resume_from,
+            },
             Error::Poisoned { cause } => Error::Poisoned {
                 cause: cause.clone(),
             },

@@ -443,7 +443,7 @@ impl<E: Engine> Store<E> {
                 txn.writes.insert((slot, key), None);
                 txn.writes.insert((CATALOG_SLOT, record), None);
             }
-            match txn.commit().await {
+            match txn.commit_only().await.map(|(version, _)| version) {
                 Ok(_) => return Ok(n),
                 Err(Error::Conflict(_)) if attempts < 3 => attempts = attempts.saturating_add(1),
                 Err(Error::Conflict(_)) => return Ok(0),

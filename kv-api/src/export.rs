@@ -671,7 +671,7 @@ impl<E: Engine> Store<E> {
         progress: &ProgressFn<'_>,
     ) -> Result<ExportSummary> {
         let engine = self.engine();
-        let mut plan = Plan::new(engine, scope, &self.maintenance, progress).await?;
+        let mut plan = Plan::new(engine, scope, &self.auto_merge.exclusion, progress).await?;
         let mut writer = StreamWriter::new(out, &plan.header)?;
         let mut done: u64 = 0;
         while let Some(commit) = plan.next_commit(engine).await? {
@@ -749,7 +749,7 @@ impl<E: Engine> Store<E> {
         progress: &ProgressFn<'_>,
     ) -> Result<CopySummary> {
         let engine = self.engine();
-        let mut plan = Plan::new(engine, scope, &self.maintenance, progress).await?;
+        let mut plan = Plan::new(engine, scope, &self.auto_merge.exclusion, progress).await?;
         let mut importer = Importer::new(target)?;
         while let Some(commit) = plan.next_commit(engine).await? {
             importer.apply(commit).await?;

@@ -46,6 +46,7 @@ mod progress;
 mod range;
 mod range_removal;
 mod recovery;
+pub mod retention;
 mod retry;
 pub mod snapshot;
 mod storage;
@@ -55,6 +56,7 @@ mod transaction;
 mod typed;
 pub mod verify;
 mod version;
+pub mod watch;
 
 pub use engine::{
     Engine, Entry, KeyRange, Location, Slot, Stats, ValueVisitor, Write, WriteBatch,
@@ -66,6 +68,7 @@ pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Opti
 pub use progress::{Progress, ProgressFn};
 pub use range::{RangeQuery, RangeStream};
 pub use recovery::{Dropped, RecoveryReport};
+pub use retention::{AutoMerge, Retention};
 pub use retry::Retry;
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};
@@ -75,6 +78,7 @@ pub use transaction::Transaction;
 pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
 pub use verify::{Damage, VerifyReport};
 pub use version::Version;
+pub use watch::{Change, ChangeKind, Watch};
 
 pub use async_trait::async_trait;
 

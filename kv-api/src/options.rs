@@ -91,6 +91,15 @@ pub struct Options {
     pub cache_size: usize,
     /// Source of commit times.
     pub clock: Clock,
+    /// Which old versions merge keeps, store-wide; `None` (default): every version stays
+    /// readable until a manual [`crate::Store::merge`], which keeps each key's latest value.
+    /// With a policy, merge also runs by itself (see [`Options::auto_merge`]).
+    pub retention: Option<crate::Retention>,
+    /// Policies of single slots, over [`Options::retention`] (the last one given for a slot
+    /// wins).
+    pub slot_retention: Vec<(crate::Slot, crate::Retention)>,
+    /// When a store with a retention policy merges by itself.
+    pub auto_merge: crate::AutoMerge,
 }
 
 /// The largest `max_key_size + max_value_size` a store accepts: what one record of the log
@@ -142,6 +151,9 @@ impl Default for Options {
             segment_size: 64 << 20,
             cache_size: DEFAULT_CACHE_SIZE,
             clock: Clock::default(),
+            retention: None,
+            slot_retention: Vec::new(),
+            auto_merge: crate::AutoMerge::default(),
         }
     }
 }
@@ -172,6 +184,36 @@ setters! {
     cache_size: usize,
     /// Sets [`Options::clock`].
     clock: Clock,
+    /// Sets [`Options::auto_merge`].
+    auto_merge: crate::AutoMerge,
+}
+
+impl Options {
+    /// Sets [`Options::retention`]: the store's versions are kept by `policy`, and merged
+    /// away by themselves past it.
+    ///
+    /// ```
+    /// use kv_api::{Options, Retention};
+    /// let options = Options::default().retention(Retention::last(5));
+    /// assert_eq!(options.retention, Some(Retention::last(5)));
+    /// ```
+    pub fn retention(mut self, policy: crate::Retention) -> Self {
+        self.retention = Some(policy);
+        self
+    }
+
+    /// Adds a policy for `slot` alone ([`Options::slot_retention`]).
+    ///
+    /// ```
+    /// use kv_api::{Options, Retention};
+    /// let options = Options::default().slot_retention(3, Retention::last(10));
+    /// assert_eq!(kv_api::retention::policy_of(&options, 3), Some(Retention::last(10)));
+    /// assert_eq!(kv_api::retention::policy_of(&options, 4), None);
+    /// ```
+    pub fn slot_retention(mut self, slot: crate::Slot, policy: crate::Retention) -> Self {
+        self.slot_retention.push((slot, policy));
+        self
+    }
 }
 
 /// The knobs of one engine that the common [`Options`] do not have: the associated type

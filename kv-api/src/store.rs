@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::retention::AutoMerger;
 use crate::retry::{Retry, backoff};
 use crate::typed::{Catalog, SlotDef, SlotInfo};
 use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version};
@@ -36,10 +37,8 @@ use crate::{Engine, Options, RecoveryReport, Result, Stats, Transaction, Version
 pub struct Store<E: Engine> {
     engine: Arc<E>,
     pub(crate) catalog: Arc<Catalog>,
-    /// Merges take it exclusively; exports take it shared while they pin what they will read.
-    /// A merge computes its horizon when it starts, so an export pinning during a merge
-    /// could list versions the merge is dropping and copy a mix of both states.
-    pub(crate) maintenance: Arc<tokio::sync::RwLock<()>>,
+    /// Its merges: the exclusion between merge and export, and the automatic merge's state.
+    pub(crate) auto_merge: Arc<AutoMerger>,
 }
 
 impl<E: Engine> Clone for Store<E> {
@@ -47,9 +46,20 @@ impl<E: Engine> Clone for Store<E> {
         Store {
             engine: self.engine.clone(),
             catalog: self.catalog.clone(),
-            maintenance: self.maintenance.clone(),
+            auto_merge: self.auto_merge.clone(),
         }
     }
+}
+
+/// The one merge of the store: [`Store::merge`], [`Store::merge_with`] and the automatic
+/// merges of a [`crate::Retention`] policy all go through it. It excludes the pinning and
+/// listing of exports and backups (see [`AutoMerger::exclusion`]).
+pub(crate) async fn merge_engine<E: Engine>(
+    store: &Store<E>,
+    progress: &crate::ProgressFn<'_>,
+) -> Result<()> {
+    let _exclusive = store.auto_merge.exclusion.write().await;
+    store.engine.merge_with(progress).await
 }
 
 /// Shows the engine, the latest version and the options; never keys or values.
@@ -158,6 +168,20 @@ impl<E: Engine> Store<E> {
         Self::open_with(storage, Options::default().read_only(true)).await
     }
 
+    /// The store a transaction was taken from, put back together from the parts it holds
+    /// (for the automatic merge that its commit may run).
+    pub(crate) fn from_parts(
+        engine: Arc<E>,
+        catalog: Arc<Catalog>,
+        auto_merge: Arc<AutoMerger>,
+    ) -> Self {
+        Store {
+            engine,
+            catalog,
+            auto_merge,
+        }
+    }
+
     /// Wraps an engine opened by hand (reading the catalog of typed slots).
     ///
     /// ```
@@ -176,7 +200,7 @@ impl<E: Engine> Store<E> {
         Ok(Store {
             engine: Arc::new(engine),
             catalog: Arc::new(catalog),
-            maintenance: Arc::default(),
+            auto_merge: Arc::new(AutoMerger::default()),
         })
     }
 
@@ -239,12 +263,16 @@ impl<E: Engine> Store<E> {
     }
 
     fn transaction(&self, snapshot: Result<crate::Snapshot>, read_only: bool) -> Transaction<E> {
-        Transaction::new(
+        let mut txn = Transaction::new(
             self.engine.clone(),
             self.catalog.clone(),
             snapshot,
             read_only,
-        )
+        );
+        if !read_only {
+            txn.auto_merge = Some(self.auto_merge.clone());
+        }
+        txn
     }
 
     /// Runs `f` in a new transaction and commits it; if the commit (or `f`) fails with
@@ -439,6 +467,124 @@ impl<E: Engine> Store<E> {
         Ok(self.engine.snapshot()?.version())
     }
 
+    /// A feed of the changes committed from now on to the keys of `range` in `slot` (a slot
+    /// number or a [`crate::SlotDef`]): every insert and removal, by any handle of this store
+    /// (clones, transactions, the byte-level engine), in commit order, each delivered once
+    /// its commit is durable and visible. See [`crate::Watch`] for how it ends, and
+    /// [`Store::watch_from`] to resume after a given commit.
+    ///
+    /// Commits with [`crate::Durability::Buffered`] are delivered once a sync covers them
+    /// (a later durable commit, [`Store::flush`] or [`Store::close`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KeyRange, KvStore, SlotDef, backends::MemoryStorage};
+    /// const USERS: SlotDef<(String, u32), String> = SlotDef::new(1, "users");
+    /// let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut feed = store.watch(&USERS, KeyRange::prefix_of(&("eu",))?)?;
+    /// store
+    ///     .transact(async |txn| {
+    ///         txn.slot_mut(&USERS)?.insert(&("us".to_string(), 1), &"Ann".to_string())?;
+    ///         txn.slot_mut(&USERS)?.insert(&("eu".to_string(), 2), &"Bo".to_string())
+    ///     })
+    ///     .await?;
+    /// let change = feed.next().await.transpose()?.expect("a change");
+    /// assert_eq!(change.key_as::<(String, u32)>()?, ("eu".to_string(), 2));
+    /// assert_eq!(change.value_as::<String>()?.as_deref(), Some("Bo"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch(
+        &self,
+        slot: impl Into<crate::Slot>,
+        range: crate::KeyRange,
+    ) -> Result<crate::Watch<E>> {
+        let from = self.engine.snapshot()?.version();
+        self.watch_with_capacity(slot, range, from, crate::watch::DEFAULT_WATCH_CAPACITY)
+    }
+
+    /// [`Store::watch`] that first replays every change committed after `from` (from the
+    /// versions the store still holds), then goes on live, with no gap and no duplicate:
+    /// how a watcher resumes after [`crate::Error::Lagged`], or after a restart from the last
+    /// version it processed. A `from` older than what `merge` kept is
+    /// [`crate::Error::VersionNotFound`]; while the feed lives, merge keeps what it needs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{KeyRange, KvStore, Version, backends::MemoryStorage};
+    /// let store = KvStore::open(MemoryStorage::new()).await?;
+    /// for n in 1..=3u32 {
+    ///     store.transact(async |txn| txn.insert(0, &"n", n)).await?;
+    /// }
+    /// // Replays commits 2 and 3, then waits for new ones.
+    /// let mut feed = store.watch_from(0, KeyRange::all(), Version::new(1, 0))?;
+    /// let two = feed.next().await.transpose()?.expect("a change");
+    /// assert_eq!((two.version.seq(), two.value_as::<u32>()?), (2, Some(2)));
+    /// let three = feed.next().await.transpose()?.expect("a change");
+    /// assert_eq!((three.version.seq(), three.value_as::<u32>()?), (3, Some(3)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_from(
+        &self,
+        slot: impl Into<crate::Slot>,
+        range: crate::KeyRange,
+        from: Version,
+    ) -> Result<crate::Watch<E>> {
+        self.watch_with_capacity(slot, range, from, crate::watch::DEFAULT_WATCH_CAPACITY)
+    }
+
+    /// [`Store::watch_from`] buffering at most `capacity` changes (at least 1) before the
+    /// feed is [`crate::Error::Lagged`] (default [`crate::watch::DEFAULT_WATCH_CAPACITY`]).
+    /// [`crate::Error::InvalidArgument`] if the engine has no change feed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use kv_db::{Error, KeyRange, KvStore, backends::MemoryStorage};
+    /// let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut feed = store.watch_with_capacity(0, KeyRange::all(), store.version()?, 2)?;
+    /// for n in 0..5u32 {
+    ///     store.transact(async |txn| txn.insert(0, &n, n)).await?;
+    /// }
+    /// let mut resume_from = None;
+    /// while let Some(next) = feed.next().await {
+    ///     match next {
+    ///         Ok(change) => println!("{:?}", change.key_as::<u32>()?),
+    ///         Err(Error::Lagged { resume_from: v }) => resume_from = Some(v),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// let resumed = store.watch_from(0, KeyRange::all(), resume_from.expect("lagged"))?;
+    /// # drop(resumed);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_with_capacity(
+        &self,
+        slot: impl Into<crate::Slot>,
+        range: crate::KeyRange,
+        from: Version,
+        capacity: usize,
+    ) -> Result<crate::Watch<E>> {
+        let Some(feed) = self.engine.feed() else {
+            return Err(crate::Error::InvalidArgument(format!(
+                "the {} engine has no change feed",
+                E::NAME
+            )));
+        };
+        crate::Watch::start(
+            self.engine.clone(),
+            feed.clone(),
+            slot.into(),
+            range,
+            from,
+            capacity,
+        )
+    }
+
     /// Drops old versions and removals, keeping each key's latest value; shrinks storage.
     /// Snapshots taken before keep reading what they read. A merge waits for exports and
     /// backups of this store that are still listing what they copy, and they wait for it.
@@ -460,8 +606,7 @@ impl<E: Engine> Store<E> {
     /// ```
     pub async fn merge(&self) -> Result<()> {
         self.sweep_expired().await?;
-        let _exclusive = self.maintenance.write().await;
-        self.engine.merge().await
+        merge_engine(self, &|_| {}).await
     }
 
     /// [`Store::merge`], reporting its progress to `progress`.
@@ -476,8 +621,7 @@ impl<E: Engine> Store<E> {
     /// ```
     pub async fn merge_with(&self, progress: &crate::ProgressFn<'_>) -> Result<()> {
         self.sweep_expired().await?;
-        let _exclusive = self.maintenance.write().await;
-        self.engine.merge_with(progress).await
+        merge_engine(self, progress).await
     }
 
     /// Checks the store's integrity: every file's CRCs, records and the engine's invariants
@@ -576,7 +720,9 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn stats(&self) -> Result<Stats> {
-        self.engine.stats().await
+        let mut stats = self.engine.stats().await?;
+        self.auto_merge.fill(&mut stats);
+        Ok(stats)
     }
 
     /// Flushes and closes the store (every clone) and releases the storage's writer lock, so

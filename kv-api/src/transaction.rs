@@ -65,6 +65,8 @@ pub struct Transaction<E: Engine> {
     pub(crate) now_ms: std::sync::OnceLock<u64>,
     /// Set once this transaction wrote a key with a time to live.
     pub(crate) wrote_ttl: bool,
+    /// The store's automatic merges, told of each commit.
+    pub(crate) auto_merge: Option<Arc<crate::retention::AutoMerger>>,
 }
 
 /// [`Error::InvalidArgument`] for the catalog's slot.
@@ -126,6 +128,7 @@ impl<E: Engine> Transaction<E> {
             removed_ranges: Vec::new(),
             now_ms,
             wrote_ttl: false,
+            auto_merge: None,
         }
     }
 
@@ -703,13 +706,36 @@ impl<E: Engine> Transaction<E> {
     /// # }
     /// ```
     pub async fn commit(mut self) -> Result<Version> {
+        let auto = self.auto_merge.take();
+        let (engine, catalog) = (self.engine.clone(), self.catalog.clone());
+        let (version, written) = self.commit_only().await?;
+        if let Some(auto) = auto
+            && written > 0
+        {
+            // The commit is durable whatever the merge does: its error is not this commit's.
+            // A storage failure in it poisons the store, and later commits report that.
+            let store = crate::Store::from_parts(engine, catalog, auto.clone());
+            let _ = auto.after_commit(&store, written).await;
+        }
+        Ok(version)
+    }
+
+    /// [`Transaction::commit`] without the automatic merge check: the new version and the
+    /// bytes of keys and values written. What the merge's own expiry sweep commits with (a
+    /// merge inside a merge would also be a recursive future).
+    pub(crate) async fn commit_only(mut self) -> Result<(Version, u64)> {
         self.check()?;
         if self.writes.is_empty() {
-            return Ok(self.snapshot.version());
+            return Ok((self.snapshot.version(), 0));
         }
         self.check_write("commit")?;
         self.settle_expiries().await?;
         let reads = std::mem::take(&mut *self.reads.lock());
+        let written: u64 = self
+            .writes
+            .iter()
+            .map(|((_, k), v)| k.len().saturating_add(v.as_ref().map_or(0, Vec::len)) as u64)
+            .fold(0, u64::saturating_add);
         let catalog = self.catalog;
         let recorded = self.catalog_writes;
         let batch = WriteBatch {
@@ -726,7 +752,7 @@ impl<E: Engine> Transaction<E> {
         };
         let version = self.engine.commit(batch).await?;
         catalog.record(recorded);
-        Ok(version)
+        Ok((version, written))
     }
 
     pub(crate) fn snapshot_seq(&self) -> u64 {

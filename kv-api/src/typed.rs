@@ -68,6 +68,18 @@ pub struct SlotDef<K, V> {
     _types: PhantomData<fn() -> (K, V)>,
 }
 
+/// A typed slot where a slot number is taken ([`crate::Store::watch`]).
+///
+/// ```
+/// const NAMES: kv_api::SlotDef<u32, String> = kv_api::SlotDef::new(7, "names");
+/// assert_eq!(kv_api::Slot::from(&NAMES), 7);
+/// ```
+impl<K, V> From<&SlotDef<K, V>> for Slot {
+    fn from(def: &SlotDef<K, V>) -> Slot {
+        def.slot
+    }
+}
+
 impl<K, V> SlotDef<K, V> {
     /// The definition of slot `slot`, called `name`. Slot [`CATALOG_SLOT`] (255) is the
     /// store's own: opening a definition of it is [`Error::InvalidArgument`].

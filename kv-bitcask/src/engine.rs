@@ -304,6 +304,10 @@ impl<S: Storage> Engine for Bitcask<S> {
         })
     }
 
+    fn feed(&self) -> Option<&kv_api::watch::Feed> {
+        Some(self.pipeline.feed())
+    }
+
     fn recovery(&self) -> RecoveryReport {
         self.recovery.clone()
     }
@@ -570,6 +574,7 @@ impl<S: Storage> Engine for Bitcask<S> {
             last_version: self.pipeline.visible(),
             cache_hits,
             cache_misses,
+            ..Stats::default()
         })
     }
 

@@ -198,8 +198,10 @@ impl Counts {
 pub(crate) struct MergeRule<'a> {
     /// Files being merged away.
     pub sealed: &'a HashSet<u32>,
-    /// Versions above it are all kept; at or below it only each key's newest, if a value.
-    pub horizon: u64,
+    /// What is kept of each key (`kv_engine_kit::retention`): versions above the horizon,
+    /// and of the older ones those the retention policy keeps (without one, the newest if a
+    /// value).
+    pub keep: kv_engine_kit::retention::KeepRule,
 }
 
 impl MergeRule<'_> {
@@ -207,19 +209,28 @@ impl MergeRule<'_> {
         self.sealed.contains(&l.file())
     }
 
-    /// The sealed versions of `versions` that the merge rewrites, oldest first. Versions in
-    /// other files are left alone; sealed versions not returned are dropped.
-    pub fn kept<'v>(&self, versions: &'v [Loc]) -> impl Iterator<Item = &'v Loc> + use<'v, '_> {
-        let newest_old = versions
+    /// The sealed versions of `versions` (those of keydir key `key`, slot byte first) that
+    /// the merge rewrites, oldest first. Versions in other files are left alone; sealed
+    /// versions not returned are dropped.
+    pub fn kept<'v>(
+        &self,
+        key: &[u8],
+        versions: &'v [Loc],
+    ) -> impl Iterator<Item = &'v Loc> + use<'v> {
+        let mut rule = self.keep.key(key.first().copied().unwrap_or(0));
+        // The rule takes versions newest first.
+        let mut keep: Vec<bool> = versions
             .iter()
-            .enumerate()
-            .rfind(|(_, l)| self.is_sealed(l) && l.seq <= self.horizon)
-            .filter(|(_, l)| !l.is_removal())
-            .map(|(i, _)| i);
-        versions.iter().enumerate().filter_map(move |(i, l)| {
-            let keep = self.is_sealed(l) && (l.seq > self.horizon || Some(i) == newest_old);
-            keep.then_some(l)
-        })
+            .rev()
+            .map(|l| rule.keep(l.seq, l.time_ms, !l.is_removal()))
+            .collect();
+        keep.reverse();
+        let sealed: Vec<bool> = versions.iter().map(|l| self.is_sealed(l)).collect();
+        versions
+            .iter()
+            .zip(keep)
+            .zip(sealed)
+            .filter_map(|((l, keep), sealed)| (keep && sealed).then_some(l))
     }
 
     fn touches(&self, versions: &[Loc]) -> bool {
@@ -597,7 +608,7 @@ impl Keydir {
             .range::<[u8], _>((lower, Bound::Unbounded))
             .take(max_keys)
         {
-            out.extend(rule.kept(v.as_slice()).map(|l| (k.clone(), *l)));
+            out.extend(rule.kept(k, v.as_slice()).map(|l| (k.clone(), *l)));
             last = Some(k);
         }
         (out, last.cloned())
@@ -612,14 +623,14 @@ impl Keydir {
         let mut next = moved.iter();
         let mut error = None;
         let mut counts = Counts::default();
-        self.map.retain(|_, v| {
+        self.map.retain(|k, v| {
             if error.is_some() || !rule.touches(v.as_slice()) {
                 counts.add(v, true);
                 return true;
             }
             let out = {
                 let versions = v.as_slice();
-                let mut kept = rule.kept(versions).peekable();
+                let mut kept = rule.kept(k, versions).peekable();
                 let mut out = Vec::with_capacity(versions.len());
                 for l in versions {
                     if !rule.is_sealed(l) {
@@ -927,7 +938,7 @@ mod tests {
         let sealed: HashSet<u32> = [1, 2].into();
         let rule = MergeRule {
             sealed: &sealed,
-            horizon: 3,
+            keep: kv_engine_kit::retention::KeepRule::new(3, &kv_api::Options::default(), 0),
         };
         let mut kd = Keydir::default();
         // a: values 1, 2 (both <= h): keep 2. b: removal at 3 <= h: drop all.

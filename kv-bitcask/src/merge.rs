@@ -262,18 +262,19 @@ impl<S: Storage> Bitcask<S> {
             // Raise the horizon before reading the snapshot pins a second time: a
             // `snapshot_at` that passed the old horizon has pinned by then, and one that comes
             // later is refused. So no open view is older than `h`.
-            let first = self.pipeline.merge_horizon();
+            let first = self.pipeline.retained_horizon();
             self.pipeline.set_horizon(first);
-            let h = first.min(self.pipeline.merge_horizon());
+            let h = first.min(self.pipeline.retained_horizon());
             let sealed: HashSet<u32> = self.layout.lock().sealed.iter().map(|s| s.id).collect();
             (sealed, h)
         };
         if sealed.is_empty() {
             return Ok(());
         }
+        let options = self.pipeline.options();
         let rule = MergeRule {
             sealed: &sealed,
-            horizon,
+            keep: kv_engine_kit::retention::KeepRule::new(horizon, options, options.clock.now_ms()),
         };
         // Progress: bytes of the kept records rewritten, of the sealed set's bytes.
         let input = self.layout.lock().sealed.iter().map(|s| s.len).sum();

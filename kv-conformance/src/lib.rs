@@ -300,6 +300,15 @@ macro_rules! __suite_cases {
             expiry_overwrite_and_remove => expiry::overwrite_and_remove,
             expiry_merge_reclaims => expiry::merge_reclaims,
             expiry_survives_copy => expiry::survives_copy,
+            retention_keep_last_n => retention::keep_last_n,
+            retention_keep_younger_than => retention::keep_younger_than,
+            retention_auto_merge_keeps_snapshot_and_bounds_size =>
+                retention::auto_merge_keeps_snapshot_and_bounds_size,
+            watch_sees_commits_in_order_while_tasks_commit_and_merge =>
+                watch::sees_commits_in_order_while_tasks_commit_and_merge,
+            watch_resumes_after_reopen => watch::resumes_after_reopen,
+            watch_lagging_watcher_resumes => watch::lagging_watcher_resumes,
+            watch_sees_every_handle_and_only_its_range => watch::sees_every_handle_and_only_its_range,
         }
     };
 }

@@ -58,6 +58,12 @@ pub struct CommitPipeline {
     /// The failure that poisoned the pipeline: the cause of every later [`Error::Poisoned`].
     poisoned: Mutex<Option<Arc<Error>>>,
     closed: AtomicBool,
+    /// The change feed: every commit's writes, handed on once durable (issue #18).
+    feed: kv_api::watch::Feed,
+    /// Under a store-wide retention by age: some commits' versions (sequence number and
+    /// time), oldest first, at least 1/1024 of the age apart, from the last recovered commit
+    /// on. See [`CommitPipeline::retained_horizon`].
+    commit_times: Mutex<std::collections::VecDeque<Version>>,
 }
 
 impl CommitPipeline {
@@ -82,6 +88,8 @@ impl CommitPipeline {
             horizon: Mutex::new(horizon),
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
+            feed: kv_api::watch::Feed::new(last),
+            commit_times: Mutex::new(std::iter::once(last).collect()),
         }
     }
 
@@ -120,9 +128,17 @@ impl CommitPipeline {
         }
     }
 
-    /// Marks the pipeline closed: every later call fails with [`Error::Closed`].
+    /// Marks the pipeline closed: every later call fails with [`Error::Closed`], and the
+    /// change feed's watchers end.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.feed.close();
+    }
+
+    /// The change feed of the engine (`Engine::feed`): the pipeline hands it every commit
+    /// in sequence order, and the commits a sync made durable.
+    pub fn feed(&self) -> &kv_api::watch::Feed {
+        &self.feed
     }
 
     /// Errors for any mutation of a store that is closed, read-only or poisoned.
@@ -211,6 +227,46 @@ impl CommitPipeline {
         self.snapshots.oldest().map_or(visible, |o| o.min(visible))
     }
 
+    /// What a merge starting now must keep readable under the store's retention policy
+    /// ([`Options::retention`]): [`CommitPipeline::merge_horizon`], lowered under a retention
+    /// by age to the newest commit at least that old, so that every version younger than the
+    /// age stays, and `snapshot_at` of any of them works. The commits are known from the
+    /// times this pipeline recorded (1/1024 of the age apart, so the horizon may be that much
+    /// older than it could be: more is kept, never less); for commits before the open, from
+    /// the last recovered commit's time, else the horizon stays where it was.
+    pub fn retained_horizon(&self) -> u64 {
+        let h = self.merge_horizon();
+        let Some(age) = self.options.retention.and_then(|r| r.keep_for_ms()) else {
+            return h;
+        };
+        let cutoff = self.options.clock.now_ms().saturating_sub(age);
+        let mut times = self.commit_times.lock();
+        while times.len() > 1 && times.get(1).is_some_and(|v| v.time_ms() <= cutoff) {
+            times.pop_front();
+        }
+        let boundary = times
+            .front()
+            .filter(|v| v.time_ms() <= cutoff)
+            .map_or(self.horizon(), |v| v.seq());
+        h.min(boundary)
+    }
+
+    /// Records a commit's time for [`CommitPipeline::retained_horizon`] (under the writer
+    /// lock, so in order).
+    fn record_time(&self, version: Version) {
+        let Some(age) = self.options.retention.and_then(|r| r.keep_for_ms()) else {
+            return;
+        };
+        let step = (age / 1024).max(1);
+        let mut times = self.commit_times.lock();
+        let due = times
+            .back()
+            .is_none_or(|b| version.time_ms() >= b.time_ms().saturating_add(step));
+        if due {
+            times.push_back(version);
+        }
+    }
+
     /// Takes the writer lock without committing (for merge, flush, roll-overs).
     pub async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, WriterState> {
         self.writer.lock().await
@@ -289,6 +345,7 @@ impl CommitPipeline {
             pipeline: self,
             state,
             version,
+            announced: false,
         })
     }
 
@@ -328,7 +385,11 @@ impl CommitPipeline {
                 }
             }
             match result {
-                Ok(()) => self.publish(target),
+                Ok(()) => {
+                    self.publish(target);
+                    // Durable and visible: watchers may have it now.
+                    self.feed.durable(target);
+                }
                 Err(e) => {
                     let e = self.poison(e);
                     self.synced_notify.notify_waiters();
@@ -373,6 +434,8 @@ pub struct CommitTicket<'a> {
     pipeline: &'a CommitPipeline,
     state: tokio::sync::MutexGuard<'a, WriterState>,
     version: Version,
+    /// The writes were handed to the change feed ([`CommitTicket::announce`]).
+    announced: bool,
 }
 
 impl<'a> CommitTicket<'a> {
@@ -393,6 +456,15 @@ impl<'a> CommitTicket<'a> {
         &mut self.state
     }
 
+    /// Hands the commit's writes to the change feed now, for an engine that moves the values
+    /// out of the batch before [`CommitTicket::finish`] (which otherwise does it). Call it
+    /// once the commit is appended; the feed delivers it only once a sync covers it, so a
+    /// commit that fails after this (and poisons the pipeline) is never delivered.
+    pub fn announce(&mut self, writes: &[kv_api::Write]) {
+        self.pipeline.feed.appended(self.version, writes);
+        self.announced = true;
+    }
+
     /// Abandons the commit after a storage failure: poisons the pipeline and returns `e`.
     pub fn fail(self, e: Error) -> Error {
         self.pipeline.poison(e)
@@ -407,6 +479,11 @@ impl<'a> CommitTicket<'a> {
         let version = self.version;
         let pipeline = self.pipeline;
         self.state.last = version;
+        // In sequence order: the writer lock is held.
+        pipeline.record_time(version);
+        if !self.announced {
+            pipeline.feed.appended(version, &batch.writes);
+        }
         // Always recorded: a transaction may take its snapshot (below this version) at any
         // time until this commit is published; pruning drops the entry once nobody can.
         self.state

@@ -16,6 +16,7 @@
 //! * [`bytes`]: checked little-endian reads of bytes that came from storage (from `kv-api`).
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
 //! * [`verify`]: what the engines' integrity checks share.
+//! * [`retention`]: what a merge keeps of each key, under the store's retention policy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Numbers read from storage or given by callers are checked (issue #19): each exception is an
@@ -42,6 +43,7 @@ pub mod conflict;
 pub mod files;
 pub mod header;
 pub mod identity;
+pub mod retention;
 pub mod txlog;
 pub mod verify;
 

@@ -45,8 +45,8 @@ const NO_MEMTABLES: [Arc<crate::memtable::Memtable>; 0] = [];
 pub(crate) struct Plan<S: Storage> {
     inputs: Vec<(usize, Arc<Table<S>>)>,
     output_level: usize,
-    /// Merge: the horizon below which superseded versions and removals are dropped.
-    horizon: Option<u64>,
+    /// Merge: what is kept of each key (its horizon is persisted); `None` keeps everything.
+    keep: Option<kv_engine_kit::retention::KeepRule>,
     /// Move the single input down without rewriting it.
     trivial_move: bool,
 }
@@ -202,7 +202,7 @@ impl<S: Storage> Inner<S> {
         Some(Plan {
             inputs: all,
             output_level,
-            horizon: None,
+            keep: None,
             trivial_move,
         })
     }
@@ -237,7 +237,7 @@ impl<S: Storage> Inner<S> {
         let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
         let mut meter = Meter::new(progress, "entries", total);
         let outputs = match self
-            .write_outputs(sources, plan.horizon, &mut created, &mut meter)
+            .write_outputs(sources, plan.keep.as_ref(), &mut created, &mut meter)
             .await
         {
             Ok(outputs) => outputs,
@@ -262,7 +262,7 @@ impl<S: Storage> Inner<S> {
     async fn write_outputs(
         &self,
         sources: Vec<Source<S>>,
-        horizon: Option<u64>,
+        keep_rule: Option<&kv_engine_kit::retention::KeepRule>,
         created: &mut Vec<u64>,
         meter: &mut Meter<'_, '_>,
     ) -> Result<Vec<TableMeta>> {
@@ -271,7 +271,7 @@ impl<S: Storage> Inner<S> {
         let mut merger = Merger::new(sources, Seek::Start, false).await?;
         let mut writer: Option<TableWriter<S::File>> = None;
         let mut key: Vec<u8> = Vec::new();
-        let mut decided = false;
+        let mut rule = None;
         let mut merged: u64 = 0;
         let mut pace = Pace::default();
         while let Some(e) = merger.current() {
@@ -279,24 +279,17 @@ impl<S: Storage> Inner<S> {
                 return Err(Error::Closed);
             }
             pace.step().await;
-            let keep = match horizon {
+            let keep = match keep_rule {
                 None => true,
-                Some(h) => {
-                    if e.ukey != key.as_slice() {
+                Some(r) => {
+                    // Versions of a key come newest first; the user key starts with its slot.
+                    if e.ukey != key.as_slice() || rule.is_none() {
                         key.clear();
                         key.extend_from_slice(e.ukey);
-                        decided = false;
+                        rule = Some(r.key(e.ukey.first().copied().unwrap_or(0)));
                     }
-                    // The newest version at or below the horizon is the only one kept there,
-                    // and only if it is a value.
-                    if e.seq > h {
-                        true
-                    } else if decided {
-                        false
-                    } else {
-                        decided = true;
-                        e.value.is_some()
-                    }
+                    rule.as_mut()
+                        .is_none_or(|k| k.keep(e.seq, e.time_ms, e.value.is_some()))
                 }
             };
             if keep {
@@ -351,8 +344,8 @@ impl<S: Storage> Inner<S> {
             .read_state()
             .levels
             .with_compaction(&removed, plan.output_level, added);
-        if let Some(h) = plan.horizon {
-            persisted.horizon = persisted.horizon.max(h);
+        if let Some(k) = &plan.keep {
+            persisted.horizon = persisted.horizon.max(k.horizon());
         }
         self.write_manifest(&persisted, &levels).await?;
         self.write_state().levels = Arc::new(levels);
@@ -389,7 +382,7 @@ impl<S: Storage> Inner<S> {
         let horizon = {
             let _writer = self.pipeline.lock_writer().await;
             self.pipeline.check_writable("merge")?;
-            let horizon = self.pipeline.merge_horizon();
+            let horizon = self.pipeline.retained_horizon();
             // Raised before anything is dropped, so `snapshot_at` below it fails from now on.
             self.pipeline.set_horizon(horizon);
             let active = self.read_state().active.clone();
@@ -408,7 +401,11 @@ impl<S: Storage> Inner<S> {
         let plan = Plan {
             inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
             output_level: NUM_LEVELS - 1,
-            horizon: Some(horizon),
+            keep: Some(kv_engine_kit::retention::KeepRule::new(
+                horizon,
+                self.pipeline.options(),
+                self.pipeline.options().clock.now_ms(),
+            )),
             trivial_move: false,
         };
         drop(levels);

@@ -519,7 +519,7 @@ impl<S: Storage> Lsm<S> {
     async fn commit_at(&self, mut batch: WriteBatch, imported: Option<Version>) -> Result<Version> {
         let inner = &self.inner;
         inner.throttle().await?;
-        let ticket = match imported {
+        let mut ticket = match imported {
             Some(v) => inner.pipeline.begin_import(&batch, v).await?,
             None => inner.pipeline.begin(&batch).await?,
         };
@@ -543,6 +543,7 @@ impl<S: Storage> Lsm<S> {
         };
         // Invisible to readers until the pipeline publishes `version`. The values move into
         // the memtable: from here on the pipeline needs only the keys.
+        ticket.announce(&batch.writes);
         let mem = inner.read_state().active.clone();
         mem.apply_writes(version, &mut batch.writes);
         let froze = match inner.after_append(&mem, wal_len).await {
@@ -780,6 +781,10 @@ impl<S: Storage> Engine for Lsm<S> {
             return Ok(());
         }
         inner.pipeline.flush(|| inner.sync_wal()).await
+    }
+
+    fn feed(&self) -> Option<&kv_api::watch::Feed> {
+        Some(self.inner.pipeline.feed())
     }
 
     fn recovery(&self) -> RecoveryReport {

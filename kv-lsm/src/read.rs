@@ -353,6 +353,7 @@ impl<S: Storage> Inner<S> {
             cache_hits,
             cache_misses,
             last_version: visible,
+            ..Stats::default()
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod merge;
 pub mod queries;
 pub mod range_removal;
 pub mod reopen;
+pub mod retention;
 pub mod scan;
 pub mod snapshot;
 pub mod tuning;
@@ -28,6 +29,7 @@ pub mod typed;
 pub mod types;
 pub mod verify;
 pub mod versions;
+pub mod watch;
 
 /// What the case modules share.
 mod prelude {
