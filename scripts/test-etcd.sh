@@ -16,6 +16,7 @@ missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl) # tests/tls.rs makes its certificates
 if ((${#missing[@]})); then
     echo "== installing ${missing[*]}"
     $SUDO apt-get update -qq
@@ -33,7 +34,7 @@ echo "== kv-etcd tests, cluster tests included (conformance cases, faults, auth,
 # Extra arguments are test-harness arguments (filters, --nocapture). A run in which no test
 # passed (a filter matching nothing) fails: it must not look green.
 log="$(mktemp)"
-cargo test -p kv-etcd -- --include-ignored "$@" 2>&1 | tee "$log"
+cargo test -p kv-etcd --all-features -- --include-ignored "$@" 2>&1 | tee "$log"
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 rm -f "$log"
 echo "== kv-etcd: $passed tests passed"
