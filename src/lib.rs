@@ -43,7 +43,7 @@ pub use kv_api::export;
 // Change feeds and version retention (issue #18): `Store::watch`, `Store::watch_from`, and
 // `Options::retention` with its automatic merge.
 pub use kv_api::watch;
-pub use kv_api::{AutoMerge, Change, ChangeKind, KeyRange, Retention, Watch};
+pub use kv_api::{AutoMerge, Change, ChangeKind, KeyRange, Retention, Watch, WatchStream};
 pub use kv_api::{
     BackupSummary, CopySummary, Damage, ExportScope, ExportSummary, ImportSummary, Progress,
     ProgressFn, VerifyReport,

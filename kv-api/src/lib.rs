@@ -78,7 +78,7 @@ pub use transaction::Transaction;
 pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
 pub use verify::{Damage, VerifyReport};
 pub use version::Version;
-pub use watch::{Change, ChangeKind, Watch};
+pub use watch::{Change, ChangeKind, Watch, WatchStream};
 
 pub use async_trait::async_trait;
 

@@ -517,6 +517,84 @@ impl<E: Engine> Watch<E> {
     }
 }
 
+impl<E: Engine> Watch<E> {
+    /// The feed as a [`futures_core::Stream`] of `Result<Change>` (for the `StreamExt`
+    /// adapters of `futures` or `tokio-stream`): the same changes as [`Watch::next`], ending
+    /// after the error that ends the feed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kv_db::Result<()> {
+    /// use futures_core::Stream;
+    /// use kv_db::{KeyRange, KvStore, backends::MemoryStorage};
+    /// let store = KvStore::open(MemoryStorage::new()).await?;
+    /// let mut changes = store.watch(0, KeyRange::all())?.into_stream();
+    /// store.transact(async |txn| txn.insert(0, &"k", 1u32)).await?;
+    /// // What `StreamExt::next` does:
+    /// let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut changes).poll_next(cx));
+    /// let change = next.await.transpose()?.expect("a change");
+    /// assert_eq!(change.value_as::<u32>()?, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_stream(self) -> WatchStream<E> {
+        WatchStream {
+            watch: Some(self),
+            pending: None,
+        }
+    }
+}
+
+/// [`Watch::into_stream`]: a [`Watch`] as a [`futures_core::Stream`].
+pub struct WatchStream<E: Engine> {
+    /// `None` while `pending` owns it.
+    watch: Option<Watch<E>>,
+    /// The `next` in progress, which owns the watch until it returns.
+    pending: Option<NextFuture<E>>,
+}
+
+/// A [`Watch::next`] that owns its watch, and gives it back with the change.
+type NextFuture<E> = crate::BoxFuture<'static, (Watch<E>, Option<Result<Change>>)>;
+
+impl<E: Engine> std::fmt::Debug for WatchStream<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("waiting", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Engine> futures_core::Stream for WatchStream<E> {
+    type Item = Result<Change>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.pending.is_none() {
+            let Some(mut watch) = this.watch.take() else {
+                return Poll::Ready(None);
+            };
+            this.pending = Some(Box::pin(async move {
+                let item = watch.next().await;
+                (watch, item)
+            }));
+        }
+        let Some(pending) = this.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match pending.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready((watch, item)) => {
+                this.pending = None;
+                this.watch = Some(watch);
+                Poll::Ready(item)
+            }
+        }
+    }
+}
+
 impl<E: Engine> Drop for Watch<E> {
     fn drop(&mut self) {
         self.feed.unsubscribe(self.id);
