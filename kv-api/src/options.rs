@@ -44,6 +44,14 @@ impl std::fmt::Debug for Clock {
     }
 }
 
+/// [`crate::Error::TooLarge`] for a `what` of `size` bytes above `max`.
+fn too_large(what: &'static str, size: usize, max: usize) -> crate::Result<()> {
+    if size > max {
+        return Err(crate::Error::TooLarge { what, size, max });
+    }
+    Ok(())
+}
+
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn system_now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -189,6 +197,38 @@ setters! {
 }
 
 impl Options {
+    /// [`crate::Error::TooLarge`] if a key of `len` bytes exceeds [`Options::max_key_size`].
+    pub fn check_key_size(&self, len: usize) -> crate::Result<()> {
+        too_large("key", len, self.max_key_size)
+    }
+
+    /// [`crate::Error::TooLarge`] if a value of `len` bytes exceeds
+    /// [`Options::max_value_size`].
+    pub fn check_value_size(&self, len: usize) -> crate::Result<()> {
+        too_large("value", len, self.max_value_size)
+    }
+
+    /// Both checks on one write of a batch: what an engine runs on every write before a
+    /// commit (the typed API checks at `insert` already; the byte-level one does not).
+    ///
+    /// ```
+    /// use kv_api::{Options, Write};
+    /// let options = Options::default().max_value_size(4);
+    /// let write = |v: &[u8]| Write { slot: 0, key: b"k".to_vec(), value: Some(v.to_vec()) };
+    /// assert!(options.check_write_size(&write(b"1234")).is_ok());
+    /// assert!(matches!(
+    ///     options.check_write_size(&write(b"12345")),
+    ///     Err(kv_api::Error::TooLarge { what: "value", size: 5, max: 4 })
+    /// ));
+    /// ```
+    pub fn check_write_size(&self, write: &crate::Write) -> crate::Result<()> {
+        self.check_key_size(write.key.len())?;
+        match &write.value {
+            Some(v) => self.check_value_size(v.len()),
+            None => Ok(()),
+        }
+    }
+
     /// Sets [`Options::retention`]: the store's versions are kept by `policy`, and merged
     /// away by themselves past it.
     ///

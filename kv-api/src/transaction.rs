@@ -396,14 +396,7 @@ impl<E: Engine> Transaction<E> {
         self.check_write("insert")?;
         let k = self.checked_key(key)?;
         let v = encode_value(value)?;
-        let max = self.engine.options().max_value_size;
-        if v.len() > max {
-            return Err(Error::TooLarge {
-                what: "value",
-                size: v.len(),
-                max,
-            });
-        }
+        self.engine.options().check_value_size(v.len())?;
         self.forget_own_ttl(slot, &k)?;
         self.writes.insert((slot, k), Some(v));
         self.touch();
@@ -452,14 +445,7 @@ impl<E: Engine> Transaction<E> {
 
     fn checked_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<Vec<u8>> {
         let k = encode_key(key)?;
-        let max = self.engine.options().max_key_size;
-        if k.len() > max {
-            return Err(Error::TooLarge {
-                what: "key",
-                size: k.len(),
-                max,
-            });
-        }
+        self.engine.options().check_key_size(k.len())?;
         Ok(k)
     }
 

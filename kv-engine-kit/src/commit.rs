@@ -299,22 +299,7 @@ impl CommitPipeline {
     ) -> Result<CommitTicket<'_>> {
         self.check_writable("commit")?;
         for w in &batch.writes {
-            if w.key.len() > self.options.max_key_size {
-                return Err(Error::TooLarge {
-                    what: "key",
-                    size: w.key.len(),
-                    max: self.options.max_key_size,
-                });
-            }
-            if let Some(v) = &w.value
-                && v.len() > self.options.max_value_size
-            {
-                return Err(Error::TooLarge {
-                    what: "value",
-                    size: v.len(),
-                    max: self.options.max_value_size,
-                });
-            }
+            self.options.check_write_size(w)?;
         }
         let state = self.writer.lock().await;
         self.check_writable("commit")?;

@@ -728,22 +728,7 @@ impl Engine for Etcd {
             return Ok(batch.start.version());
         }
         for w in &batch.writes {
-            if w.key.len() > self.options.max_key_size {
-                return Err(Error::TooLarge {
-                    what: "key",
-                    size: w.key.len(),
-                    max: self.options.max_key_size,
-                });
-            }
-            if let Some(v) = &w.value
-                && v.len() > self.options.max_value_size
-            {
-                return Err(Error::TooLarge {
-                    what: "value",
-                    size: v.len(),
-                    max: self.options.max_value_size,
-                });
-            }
+            self.options.check_write_size(w)?;
         }
         let start = batch.start.seq();
         let below = rev(start.checked_add(1).ok_or(Error::ReadOnly("commit"))?)?;
