@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then
-    apt-get install -y wasi-libc
+    SUDO=""
+    if [[ "$(id -u)" != 0 ]]; then SUDO=sudo; fi
+    $SUDO apt-get install -y -qq wasi-libc \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wasi-libc; }
 fi
 if [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
     bash ../shared/wasm/setup.sh
