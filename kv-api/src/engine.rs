@@ -204,11 +204,17 @@ pub struct WriteBatch {
     /// Writes, at most one per key, in any order.
     pub writes: Vec<Write>,
     /// Ranges the transaction removed (`Transaction::remove_range`, `remove_prefix`). Every
-    /// key the range held at `start` is also in `writes` as a removal, and the range is in
-    /// `ranges` too (so a commit into it since `start` conflicts); here it is a write over
+    /// key the range held at `start` is also in `writes` as a removal (unless the range is in
+    /// [`WriteBatch::range_tombstones`]), and the range is in `ranges` too (so a commit into it since `start` conflicts); here it is a write over
     /// the whole range, for the conflict checks of transactions that commit after this one:
     /// one that read, wrote or scanned anything inside it since before this commit conflicts.
     pub removed_ranges: Vec<(Slot, KeyRange)>,
+    /// Ranges the engine removes itself, for an engine with
+    /// [`Engine::range_tombstones`] (empty for any other): every key such a range held
+    /// before this commit is removed, and then `writes` apply (so a write inside the range
+    /// wins: the transaction wrote it after the removal). Their keys are not listed in
+    /// `writes`; each range is also in `removed_ranges` and `ranges`.
+    pub range_tombstones: Vec<(Slot, KeyRange)>,
     /// Overrides the store's [`Options::durability`] for this commit.
     pub durability: Option<Durability>,
 }
@@ -222,6 +228,7 @@ impl WriteBatch {
             ranges: Vec::new(),
             writes: Vec::new(),
             removed_ranges: Vec::new(),
+            range_tombstones: Vec::new(),
             durability: None,
         }
     }
@@ -482,6 +489,41 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     async fn import_commit(&self, version: Version, writes: Vec<Write>) -> Result<()> {
         let _ = (version, writes);
         Err(unsupported::<Self>("import_commit"))
+    }
+
+    /// True if the engine removes a range itself ([`WriteBatch::range_tombstones`]): one
+    /// record for the range instead of one removal per key. Every read must then still show
+    /// one removal version per key the range held live (in `versions`, `scan_versions`,
+    /// `get_version`), and the change feed one removal per such key. The default, `false`,
+    /// has transactions list the range's keys as removals.
+    ///
+    /// ```
+    /// # use kv_api::Engine;
+    /// fn one_record_per_range(engine: &impl Engine) -> bool {
+    ///     engine.range_tombstones()
+    /// }
+    /// ```
+    fn range_tombstones(&self) -> bool {
+        false
+    }
+
+    /// The live keys of `range` at `at`, up to `limit`, in key order, without their values:
+    /// what a range removal counts. Internal to [`crate::Transaction::remove_range`]; the
+    /// default reads them through [`Engine::scan`].
+    #[doc(hidden)]
+    async fn removal_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .scan(slot, range, at, false, limit)
+            .await?
+            .into_iter()
+            .map(|e| e.key)
+            .collect())
     }
 
     /// The engine's change feed ([`crate::watch::Feed`]), to which its commit path hands

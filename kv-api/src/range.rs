@@ -493,13 +493,22 @@ impl<'t, E: Engine> Cursor<'t, E> {
                 .take_while(|((s, _), _)| *s == slot)
                 .filter(|((_, k), _)| covered.contains(k))
                 .peekable();
-            if own.peek().is_none() {
+            let removed = self
+                .txn
+                .range_tombstones
+                .iter()
+                .any(|(s, r)| *s == slot && r.overlaps(&covered));
+            if own.peek().is_none() && !removed {
                 // Nothing of our own to overlay (always so in a snapshot): the page as it came,
                 // already in the order asked for.
                 page.into_iter().map(|e| (e.key, e.value)).collect()
             } else {
-                let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-                    page.into_iter().map(|e| (e.key, e.value)).collect();
+                // Keys of ranges this transaction removed are gone, unless it wrote them since.
+                let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = page
+                    .into_iter()
+                    .filter(|e| !(removed && self.txn.in_removed_range(slot, &e.key)))
+                    .map(|e| (e.key, e.value))
+                    .collect();
                 for ((_, k), v) in own {
                     match v {
                         Some(v) => merged.insert(k.clone(), v.clone()),

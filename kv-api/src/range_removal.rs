@@ -7,6 +7,14 @@
 //! keys the range holds when the commit lands) and as a removed range of the batch
 //! ([`crate::WriteBatch::removed_ranges`]), a write over the whole range that later commits
 //! which read, wrote or scanned inside it conflict with.
+//!
+//! On an engine that removes ranges itself ([`crate::Engine::range_tombstones`], the LSM) the
+//! range's keys are only counted, not written: the range goes to the engine as one record
+//! ([`crate::WriteBatch::range_tombstones`]), which the engine applies before the commit's
+//! writes. So the order within a transaction is the order of its calls: a key written after
+//! the removal is written, one written before is removed (its pending write is dropped here).
+//! Not while the store holds expiry records: a removed key's record must go too, which needs
+//! the key list (then the keys are written as above).
 
 use std::ops::{Bound, RangeBounds};
 
@@ -104,6 +112,9 @@ impl<E: Engine> Transaction<E> {
         if range.is_empty() {
             return Ok(0);
         }
+        if self.engine().range_tombstones() && !self.catalog.expiry.used() && !self.wrote_ttl {
+            return self.remove_by_tombstone(slot, range).await;
+        }
         let at = self.snapshot_seq();
         let mut keys = Vec::new();
         let mut lower = range.start.clone();
@@ -159,6 +170,65 @@ impl<E: Engine> Transaction<E> {
             }
         }
         self.note_range(slot, &range);
+        self.removed_ranges.push((slot, range));
+        self.touch();
+        Ok(removed)
+    }
+
+    /// [`Transaction::remove_range`] on an engine that removes the range itself: counts the
+    /// live keys (snapshot keys not already removed by this transaction, and its own pending
+    /// inserts), drops its pending writes in the range, and hands the range to the engine.
+    async fn remove_by_tombstone(&mut self, slot: Slot, range: KeyRange) -> Result<usize> {
+        let at = self.snapshot_seq();
+        // This transaction's own writes in the range (true: an insert) and its earlier
+        // removed ranges: they decide what a snapshot key is now.
+        let own: std::collections::BTreeMap<Vec<u8>, bool> = self
+            .writes
+            .range((slot, Vec::new())..)
+            .take_while(|((s, _), _)| *s == slot)
+            .filter(|((_, k), _)| range.contains(k))
+            .map(|((_, k), v)| (k.clone(), v.is_some()))
+            .collect();
+        let earlier: Vec<KeyRange> = self
+            .range_tombstones
+            .iter()
+            .filter(|(s, r)| *s == slot && r.overlaps(&range))
+            .map(|(_, r)| r.clone())
+            .collect();
+        let mut removed = own.values().filter(|insert| **insert).count();
+        let mut listed = false;
+        let mut lower = range.start.clone();
+        loop {
+            let page_range = KeyRange {
+                start: lower.clone(),
+                end: range.end.clone(),
+            };
+            if page_range.is_empty() {
+                break;
+            }
+            let page = self
+                .engine()
+                .removal_keys(slot, &page_range, at, PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            listed |= !page.is_empty();
+            for key in &page {
+                if !own.contains_key(key) && !earlier.iter().any(|r| r.contains(key)) {
+                    removed = removed.saturating_add(1);
+                }
+            }
+            match page.into_iter().last() {
+                Some(l) if full => lower = Bound::Excluded(l),
+                _ => break,
+            }
+        }
+        for key in own.keys() {
+            self.writes.remove(&(slot, key.clone()));
+        }
+        self.note_range(slot, &range);
+        if listed || !own.is_empty() {
+            self.range_tombstones.push((slot, range.clone()));
+        }
         self.removed_ranges.push((slot, range));
         self.touch();
         Ok(removed)

@@ -59,6 +59,10 @@ pub struct Transaction<E: Engine> {
     pub(crate) catalog_writes: Vec<SlotInfo>,
     /// Ranges removed by `remove_range` / `remove_prefix` (their keys are in `writes` too).
     pub(crate) removed_ranges: Vec<(Slot, KeyRange)>,
+    /// Of those, the ranges the engine removes itself ([`Engine::range_tombstones`]): their
+    /// keys are not in `writes`, and reads of this transaction see them removed unless it
+    /// wrote them since.
+    pub(crate) range_tombstones: Vec<(Slot, KeyRange)>,
     /// The time expiry is judged at ("now" of this view, ms), see the `expiry` module: set
     /// at the start when the store holds expiry records, else at the first judgment (until
     /// then, the view has nothing to judge but its own writes).
@@ -126,6 +130,7 @@ impl<E: Engine> Transaction<E> {
             catalog,
             catalog_writes: Vec::new(),
             removed_ranges: Vec::new(),
+            range_tombstones: Vec::new(),
             now_ms,
             wrote_ttl: false,
             auto_merge: None,
@@ -162,12 +167,25 @@ impl<E: Engine> Transaction<E> {
         }
     }
 
-    /// This transaction's own pending write of a key, if any.
+    /// This transaction's own pending write of a key, if any (a removal if a range it
+    /// removed holds the key and it did not write the key since).
     fn local(&self, slot: Slot, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        if self.writes.is_empty() {
+        /// What a key of a removed range reads as.
+        static REMOVED: Option<Vec<u8>> = None;
+        if self.writes.is_empty() && self.range_tombstones.is_empty() {
             return None; // the common case: no key copy for the lookup
         }
-        self.writes.get(&(slot, key.to_vec()))
+        self.writes.get(&(slot, key.to_vec())).or_else(|| {
+            self.in_removed_range(slot, key)
+                .then_some(&REMOVED)
+        })
+    }
+
+    /// True if a range this transaction removed through the engine holds `key`.
+    pub(crate) fn in_removed_range(&self, slot: Slot, key: &[u8]) -> bool {
+        self.range_tombstones
+            .iter()
+            .any(|(s, r)| *s == slot && r.contains(key))
     }
 
     pub(crate) fn engine(&self) -> &E {
@@ -711,7 +729,7 @@ impl<E: Engine> Transaction<E> {
     /// merge inside a merge would also be a recursive future).
     pub(crate) async fn commit_only(mut self) -> Result<(Version, u64)> {
         self.check()?;
-        if self.writes.is_empty() {
+        if self.writes.is_empty() && self.range_tombstones.is_empty() {
             return Ok((self.snapshot.version(), 0));
         }
         self.check_write("commit")?;
@@ -729,6 +747,7 @@ impl<E: Engine> Transaction<E> {
             reads: reads.keys,
             ranges: reads.ranges,
             removed_ranges: self.removed_ranges,
+            range_tombstones: self.range_tombstones,
             writes: self
                 .writes
                 .into_iter()

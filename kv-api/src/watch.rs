@@ -166,6 +166,13 @@ impl Subscriber {
         w.slot == self.slot && self.range.contains(&w.key)
     }
 
+    fn covers_any(&self, ranges: &[(Slot, KeyRange)]) -> bool {
+        self.lagged.is_none()
+            && ranges
+                .iter()
+                .any(|(slot, r)| *slot == self.slot && r.overlaps(&self.range))
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -220,6 +227,41 @@ impl Feed {
             .collect();
         // A commit with nothing wanted still advances each subscriber's `seen`.
         st.pending.push_back((version, wanted));
+    }
+
+    /// For an engine that removes a range with one record
+    /// ([`crate::Engine::range_tombstones`]): whether some subscriber watches a key of one
+    /// of `ranges` (then the engine lists the keys the ranges remove, as removals among the
+    /// writes it hands to [`Feed::appended_removing`]), and a mark to pass on to it. Ask
+    /// under the writer lock, before listing.
+    pub fn watches(&self, ranges: &[(Slot, KeyRange)]) -> (bool, u64) {
+        let st = self.state.lock();
+        let wanted = st.subscribers.iter().any(|s| s.covers_any(ranges));
+        (wanted, st.next_id)
+    }
+
+    /// [`Feed::appended`] of a commit that also removed `ranges` (with the removals of their
+    /// keys among `writes` if [`Feed::watches`], which returned `mark`, said so). A
+    /// subscriber of those ranges that came after `mark` (between the two calls) did not
+    /// get the keys listed: it lags, and resumes from the engine, whose versions show the
+    /// removals.
+    pub fn appended_removing(
+        &self,
+        version: Version,
+        writes: &[Write],
+        ranges: &[(Slot, KeyRange)],
+        mark: u64,
+    ) {
+        {
+            let mut st = self.state.lock();
+            for sub in st.subscribers.iter_mut() {
+                if sub.id >= mark && sub.covers_any(ranges) {
+                    sub.lagged = Some(sub.seen);
+                    sub.wake();
+                }
+            }
+        }
+        self.appended(version, writes);
     }
 
     /// Every commit up to `version` is durable and visible: hands their changes to the

@@ -55,6 +55,14 @@ pub(crate) fn replay_log(
         Follows::Above(after.0)
     };
     let end = txlog::replay(buf, header::LEN, name, is_last, follows, |txn| {
+        // Bitcask never writes range removals (it removes a range key by key).
+        if !txn.ranges.is_empty() {
+            return Err(kv_api::Error::corruption(
+                name,
+                txn.end,
+                "range removal record in a Bitcask log",
+            ));
+        }
         for w in &txn.writes {
             let key = Key::new(w.slot, w.key);
             let loc = Loc::new(

@@ -450,6 +450,21 @@ impl<'a> CommitTicket<'a> {
         self.announced = true;
     }
 
+    /// [`CommitTicket::announce`] of a commit that also removed `ranges` through the engine
+    /// (see [`kv_api::watch::Feed::appended_removing`], which says what `writes` and `mark`
+    /// are).
+    pub fn announce_removing(
+        &mut self,
+        writes: &[kv_api::Write],
+        ranges: &[(kv_api::Slot, kv_api::KeyRange)],
+        mark: u64,
+    ) {
+        self.pipeline
+            .feed
+            .appended_removing(self.version, writes, ranges, mark);
+        self.announced = true;
+    }
+
     /// Abandons the commit after a storage failure: poisons the pipeline and returns `e`.
     pub fn fail(self, e: Error) -> Error {
         self.pipeline.poison(e)

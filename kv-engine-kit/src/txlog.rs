@@ -9,6 +9,13 @@
 //! | put    | `1 \| seq u64 \| slot u8 \| key_len u32 \| key \| value` |
 //! | remove | `2 \| seq u64 \| slot u8 \| key_len u32 \| key` |
 //! | commit | `3 \| seq u64 \| time_ms u64 \| count u32 \| meta_len u32 \| meta` |
+//! | range removal | `6 \| seq u64 \| slot u8 \| start bound \| end bound` |
+//!
+//! A bound is `tag u8 (0 unbounded, 1 included, 2 excluded) \| len u32 \| key` (`len` 0 and
+//! no key when unbounded). A range removal (written only by an engine that keeps range
+//! tombstones, the LSM) removes every key of the range that was live before its commit; the
+//! commit's own put and remove records apply after it, whatever their place in the log. It
+//! counts as one write record in the commit's `count`.
 //!
 //! All integers little-endian. `meta` is commit metadata: empty, except in an imported commit
 //! that skips sequence numbers (`Engine::import_commit`), where it is `1 | follows u64`: the
@@ -22,17 +29,25 @@
 //! the last transaction is treated the same way, even if its commit record survived. Damage
 //! followed by records of a later transaction, or any damage in a sealed file, is corruption.
 //!
-//! Kinds 1 to 3 belong to this format. An engine may frame records of its own with other
+//! Kinds 1 to 3 and 6 belong to this format. An engine may frame records of its own with other
 //! kinds in files that it reads itself (Bitcask's merged segments use kinds 4 and 5, see
 //! `kv-bitcask`); [`replay`] treats any such record in a log as damage.
 
 use crate::bytes::{u32_at, u64_at};
 use crate::frame;
-use kv_api::{Dropped, Error, Result, Slot, Version, Write};
+use std::ops::Bound;
+
+use kv_api::{Dropped, Error, KeyRange, Result, Slot, Version, Write};
 
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
 const COMMIT: u8 = 3;
+/// Kinds 4 and 5 are Bitcask's merged records.
+const RANGE_REMOVE: u8 = 6;
+const BOUND_UNBOUNDED: u8 = 0;
+const BOUND_INCLUDED: u8 = 1;
+const BOUND_EXCLUDED: u8 = 2;
+const BOUND_HEADER: usize = 1 + 4;
 const WRITE_HEADER: usize = 1 + 8 + 1 + 4;
 const COMMIT_HEADER: usize = 1 + 8 + 8 + 4 + 4;
 /// The `meta` tag of a commit that names the commit it follows (an import's gap).
@@ -77,6 +92,17 @@ pub enum Record<'a> {
         /// Encoded key.
         key: &'a [u8],
     },
+    /// Every key of a range removed (applied before the transaction's own writes).
+    RemoveRange {
+        /// Commit sequence number of its transaction.
+        seq: u64,
+        /// Slot.
+        slot: Slot,
+        /// Lower bound (encoded key).
+        start: Bound<&'a [u8]>,
+        /// Upper bound (encoded key).
+        end: Bound<&'a [u8]>,
+    },
     /// The end of a transaction.
     Commit {
         /// Commit sequence number.
@@ -114,6 +140,18 @@ impl<'a> Record<'a> {
                     None
                 }
             }
+            RANGE_REMOVE => {
+                let seq = u64_at(p, 1)?;
+                let slot = *p.get(9)?;
+                let mut r = crate::bytes::Reader::new(p.get(10..)?);
+                let (start, end) = read_range(&mut r)?;
+                r.is_empty().then_some(Record::RemoveRange {
+                    seq,
+                    slot,
+                    start,
+                    end,
+                })
+            }
             COMMIT => {
                 let seq = u64_at(p, 1)?;
                 let time_ms = u64_at(p, 9)?;
@@ -135,11 +173,57 @@ impl<'a> Record<'a> {
     /// The sequence number of the record's transaction.
     pub fn seq(&self) -> u64 {
         match *self {
-            Record::Put { seq, .. } | Record::Remove { seq, .. } | Record::Commit { seq, .. } => {
-                seq
-            }
+            Record::Put { seq, .. }
+            | Record::Remove { seq, .. }
+            | Record::RemoveRange { seq, .. }
+            | Record::Commit { seq, .. } => seq,
         }
     }
+}
+
+/// Reads the two bounds of a removed range (`tag u8 | len u32 | key` each, see the module
+/// docs), as a range removal record and the LSM's manifest store them.
+pub fn read_range<'a>(r: &mut crate::bytes::Reader<'a>) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+    let mut bound = || {
+        let tag = r.u8()?;
+        let key = r.len_prefixed()?;
+        match tag {
+            BOUND_UNBOUNDED if key.is_empty() => Some(Bound::Unbounded),
+            BOUND_INCLUDED => Some(Bound::Included(key)),
+            BOUND_EXCLUDED => Some(Bound::Excluded(key)),
+            _ => None,
+        }
+    };
+    let start = bound()?;
+    Some((start, bound()?))
+}
+
+/// Appends the two bounds of a removed range, as [`read_range`] reads them. The caller
+/// checked their lengths (each below `u32::MAX`).
+pub fn put_range(b: &mut Vec<u8>, range: &KeyRange) {
+    for bound in [&range.start, &range.end] {
+        let (tag, key): (u8, &[u8]) = match bound {
+            Bound::Unbounded => (BOUND_UNBOUNDED, &[]),
+            Bound::Included(k) => (BOUND_INCLUDED, k),
+            Bound::Excluded(k) => (BOUND_EXCLUDED, k),
+        };
+        b.push(tag);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "callers refuse a bound past MAX_WRITE_LEN"
+        )]
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+    }
+}
+
+/// The bytes of a range's bounds.
+pub fn range_len(range: &KeyRange) -> usize {
+    let len = |b: &Bound<Vec<u8>>| match b {
+        Bound::Included(k) | Bound::Excluded(k) => k.len(),
+        Bound::Unbounded => 0,
+    };
+    len(&range.start).saturating_add(len(&range.end))
 }
 
 /// Where one write of an encoded transaction landed, relative to the start of the buffer.
@@ -224,9 +308,36 @@ pub fn encode_txn(
     version: Version,
     follows: u64,
     writes: &[Write],
+    on_write: impl FnMut(WriteLoc),
+) -> Result<()> {
+    encode_txn_with_ranges(out, version, follows, &[], writes, on_write)
+}
+
+/// [`encode_txn`] of a transaction that also removes `ranges` (range removal records, written
+/// before the write records; `on_write` learns only the writes' places). For an engine that
+/// keeps range tombstones: the ranges' keys are not in `writes`.
+pub fn encode_txn_with_ranges(
+    out: &mut Vec<u8>,
+    version: Version,
+    follows: u64,
+    ranges: &[(Slot, KeyRange)],
+    writes: &[Write],
     mut on_write: impl FnMut(WriteLoc),
 ) -> Result<()> {
     let mut size = frame::HEADER_LEN + COMMIT_HEADER + META_FOLLOWS_LEN;
+    for (_, range) in ranges {
+        let n = range_len(range);
+        if n > MAX_WRITE_LEN - 2 * BOUND_HEADER {
+            return Err(Error::TooLarge {
+                what: "removed range",
+                size: n,
+                max: MAX_WRITE_LEN - 2 * BOUND_HEADER,
+            });
+        }
+        size = size
+            .saturating_add(n)
+            .saturating_add(frame::HEADER_LEN + WRITE_HEADER);
+    }
     for w in writes {
         let n = w
             .key
@@ -243,12 +354,21 @@ pub fn encode_txn(
             .saturating_add(n)
             .saturating_add(frame::HEADER_LEN + WRITE_HEADER);
     }
-    let count = u32::try_from(writes.len()).map_err(|_| Error::TooLarge {
+    let records = writes.len().saturating_add(ranges.len());
+    let count = u32::try_from(records).map_err(|_| Error::TooLarge {
         what: "transaction",
-        size: writes.len(),
+        size: records,
         max: u32::MAX as usize,
     })?;
     out.reserve(size);
+    for (slot, range) in ranges {
+        frame::encode_with(out, |b| {
+            b.push(RANGE_REMOVE);
+            b.extend_from_slice(&version.seq().to_le_bytes());
+            b.push(*slot);
+            put_range(b, range);
+        });
+    }
     for w in writes {
         on_write(encode_write(
             out,
@@ -295,6 +415,9 @@ pub struct ReplayedTxn<'a> {
     pub meta: &'a [u8],
     /// Its writes, in log order.
     pub writes: Vec<ReplayedWrite<'a>>,
+    /// The ranges it removed (range removal records), applied before its writes. Always
+    /// empty in a log of an engine that never writes them (Bitcask refuses such a log).
+    pub ranges: Vec<(Slot, KeyRange)>,
     /// Offset just after its commit record.
     pub end: u64,
 }
@@ -341,7 +464,7 @@ const LATER_TXN_WINDOW: u64 = 1 << 16;
 /// The kind and sequence number a record payload starts with, without decoding the rest.
 fn peek(p: &[u8]) -> Option<(u8, u64)> {
     let kind = *p.first()?;
-    matches!(kind, PUT | REMOVE | COMMIT).then_some(())?;
+    matches!(kind, PUT | REMOVE | RANGE_REMOVE | COMMIT).then_some(())?;
     Some((kind, u64_at(p, 1)?))
 }
 
@@ -369,6 +492,7 @@ pub fn replay<'a>(
     };
     let mut strict = matches!(follows, Follows::Commit(_));
     let mut pending: Vec<ReplayedWrite<'a>> = Vec::new();
+    let mut pending_ranges: Vec<(Slot, KeyRange)> = Vec::new();
     let mut pending_seq = 0u64;
     // The offset and expected sequence number of an open transaction that skipped numbers.
     let mut gap: Option<(usize, u64)> = None;
@@ -426,7 +550,7 @@ pub fn replay<'a>(
         let (payload, next) = match frame::decode(buf, at) {
             frame::Decoded::Frame { payload, next } => (payload, next),
             frame::Decoded::End => {
-                if !pending.is_empty() && !is_last {
+                if !(pending.is_empty() && pending_ranges.is_empty()) && !is_last {
                     return Err(Error::corruption(
                         file,
                         at as u64,
@@ -459,7 +583,7 @@ pub fn replay<'a>(
         };
         // A transaction that skips numbers is taken on trust until its commit record, which
         // must then name the commit before it (an import's gap, see `encode_txn`).
-        let in_order = if !pending.is_empty() {
+        let in_order = if !(pending.is_empty() && pending_ranges.is_empty()) {
             seq == pending_seq
         } else if strict && seq > expected {
             gap.get_or_insert((at, expected));
@@ -475,7 +599,7 @@ pub fn replay<'a>(
                 at as u64,
                 format!(
                     "sequence {seq} out of order (expected {}{expected}, open {pending_seq})",
-                    if strict || !pending.is_empty() {
+                    if strict || !(pending.is_empty() && pending_ranges.is_empty()) {
                         ""
                     } else {
                         ">= "
@@ -515,6 +639,18 @@ pub fn replay<'a>(
                     loc,
                 });
             }
+            Record::RemoveRange {
+                slot, start, end, ..
+            } => {
+                pending_seq = seq;
+                pending_ranges.push((
+                    slot,
+                    KeyRange {
+                        start: start.map(<[u8]>::to_vec),
+                        end: end.map(<[u8]>::to_vec),
+                    },
+                ));
+            }
             Record::Commit {
                 time_ms,
                 count,
@@ -530,14 +666,12 @@ pub fn replay<'a>(
                         format!("sequence {seq} out of order (expected {expected})"),
                     ));
                 }
-                if usize::try_from(count).ok() != Some(pending.len()) {
+                let found = pending.len().saturating_add(pending_ranges.len());
+                if usize::try_from(count).ok() != Some(found) {
                     return Err(Error::corruption(
                         file,
                         at as u64,
-                        format!(
-                            "commit {seq} closes {count} writes, found {}",
-                            pending.len()
-                        ),
+                        format!("commit {seq} closes {count} writes, found {found}"),
                     ));
                 }
                 on_txn(ReplayedTxn {
@@ -545,6 +679,7 @@ pub fn replay<'a>(
                     time_ms,
                     meta,
                     writes: std::mem::take(&mut pending),
+                    ranges: std::mem::take(&mut pending_ranges),
                     end: next as u64,
                 })?;
                 end = ReplayEnd {

@@ -27,8 +27,9 @@ use kv_engine_kit::verify::Meter;
 
 use crate::engine::Inner;
 use crate::iter::{MemCursor, Merger, Source};
-use crate::key::Seek;
+use crate::key::{OwnedEntry, Seek};
 use crate::levels::{LevelSet, NUM_LEVELS};
+use crate::rtomb::{self, RangeTomb};
 use crate::sstable::{Table, TableMeta, TableWriter};
 
 /// Entries merged between two progress reports.
@@ -49,6 +50,10 @@ pub(crate) struct Plan<S: Storage> {
     keep: Option<kv_engine_kit::retention::KeepRule>,
     /// Move the single input down without rewriting it.
     trivial_move: bool,
+    /// Merge: the range tombstones written into the outputs as per-key removals (every
+    /// tombstone of a commit in the inputs), and the last commit in the inputs.
+    tombs: Vec<RangeTomb>,
+    merged_to: u64,
 }
 
 impl<S: Storage> Inner<S> {
@@ -125,7 +130,7 @@ impl<S: Storage> Inner<S> {
             persisted.last_flushed = last;
         }
         persisted.wal_floor = persisted.wal_floor.max(floor);
-        self.write_manifest(&persisted, &levels).await?;
+        self.write_manifest(&persisted, &levels, 0).await?;
         {
             let mut st = self.write_state();
             st.levels = Arc::new(levels);
@@ -204,6 +209,8 @@ impl<S: Storage> Inner<S> {
             output_level,
             keep: None,
             trivial_move,
+            tombs: Vec::new(),
+            merged_to: 0,
         })
     }
 
@@ -237,7 +244,13 @@ impl<S: Storage> Inner<S> {
         let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
         let mut meter = Meter::new(progress, "entries", total);
         let outputs = match self
-            .write_outputs(sources, plan.keep.as_ref(), &mut created, &mut meter)
+            .write_outputs(
+                sources,
+                plan.keep.as_ref(),
+                &plan.tombs,
+                &mut created,
+                &mut meter,
+            )
             .await
         {
             Ok(outputs) => outputs,
@@ -258,27 +271,73 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Writes the merged `sources` into tables of about the target size; `created` collects the
-    /// ids of the files made, for cleanup if this fails.
+    /// ids of the files made, for cleanup if this fails. The versions of each key pass
+    /// `keep_rule` (a merge), after the removals the range tombstones `tombs` made are added
+    /// to them (a merge turns the tombstones of its inputs into per-key removals, which the
+    /// rule then drops at or below its horizon like any removal).
     async fn write_outputs(
         &self,
         sources: Vec<Source<S>>,
         keep_rule: Option<&kv_engine_kit::retention::KeepRule>,
+        tombs: &[RangeTomb],
         created: &mut Vec<u64>,
         meter: &mut Meter<'_, '_>,
     ) -> Result<Vec<TableMeta>> {
-        let mut outputs = Vec::new();
-        let target = self.target_file_size();
+        let mut out = Outputs {
+            inner: self,
+            target: self.target_file_size(),
+            writer: None,
+            outputs: Vec::new(),
+            created,
+        };
         let mut merger = Merger::new(sources, Seek::Start, false).await?;
-        let mut writer: Option<TableWriter<S::File>> = None;
         let mut key: Vec<u8> = Vec::new();
         let mut rule = None;
-        let mut merged: u64 = 0;
+        let (mut merged, mut reported) = (0u64, 0u64);
         let mut pace = Pace::default();
+        let mut versions: Vec<OwnedEntry> = Vec::new();
         while let Some(e) = merger.current() {
             if self.closing.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
             pace.step().await;
+            if !tombs.is_empty() && tombs.iter().any(|t| t.covers(e.ukey)) {
+                // Every version of the key, with the removals the tombstones made.
+                versions.clear();
+                let ukey = e.ukey.to_vec();
+                while let Some(e) = merger.current() {
+                    if e.ukey != ukey.as_slice() {
+                        break;
+                    }
+                    if versions.last().is_none_or(|v| v.seq != e.seq) {
+                        versions.push(e.to_owned_entry());
+                    }
+                    merger.next().await?;
+                    merged = merged.saturating_add(1);
+                }
+                let asc: Vec<kv_api::Version> =
+                    versions.iter().rev().map(OwnedEntry::version).collect();
+                let all = rtomb::synthesize(&asc, tombs, &ukey, u64::MAX);
+                let mut rule = keep_rule.map(|r| r.key(ukey.first().copied().unwrap_or(0)));
+                for v in all.iter().rev() {
+                    let value = if v.is_removal() {
+                        None
+                    } else {
+                        versions
+                            .iter()
+                            .find(|e| e.seq == v.seq())
+                            .and_then(|e| e.value.as_deref())
+                    };
+                    let keep = rule
+                        .as_mut()
+                        .is_none_or(|k| k.keep(v.seq(), v.time_ms(), value.is_some()));
+                    if keep {
+                        out.add(&ukey, v.seq(), v.time_ms(), value).await?;
+                    }
+                }
+                report(meter, merged, &mut reported);
+                continue;
+            }
             let keep = match keep_rule {
                 None => true,
                 Some(r) => {
@@ -293,46 +352,14 @@ impl<S: Storage> Inner<S> {
                 }
             };
             if keep {
-                if let Some(w) = &writer
-                    && w.size() >= target
-                    && w.last_ukey() != Some(e.ukey)
-                    && let Some(w) = writer.take()
-                {
-                    outputs.push(w.finish().await?);
-                }
-                let w = match &mut writer {
-                    Some(w) => w,
-                    None => {
-                        let id = self.alloc_id()?;
-                        created.push(id);
-                        writer.insert(
-                            TableWriter::create(
-                                &self.storage,
-                                self.store,
-                                id,
-                                self.tuning.block_size,
-                                self.tuning.compression,
-                            )
-                            .await?,
-                        )
-                    }
-                };
-                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
-                if w.should_drain() {
-                    w.drain().await?;
-                }
+                out.add(e.ukey, e.seq, e.time_ms, e.value).await?;
             }
             merger.next().await?;
             merged = merged.saturating_add(1);
-            if merged.is_multiple_of(PROGRESS_EVERY) {
-                meter.add(PROGRESS_EVERY);
-            }
+            report(meter, merged, &mut reported);
         }
-        meter.add(merged % PROGRESS_EVERY);
-        if let Some(w) = writer {
-            outputs.push(w.finish().await?);
-        }
-        Ok(outputs)
+        meter.add(merged.saturating_sub(reported));
+        out.finish().await
     }
 
     /// Records the result of `plan` in the manifest, then switches readers to it.
@@ -347,8 +374,23 @@ impl<S: Storage> Inner<S> {
         if let Some(k) = &plan.keep {
             persisted.horizon = persisted.horizon.max(k.horizon());
         }
-        self.write_manifest(&persisted, &levels).await?;
-        self.write_state().levels = Arc::new(levels);
+        self.write_manifest(&persisted, &levels, plan.merged_to)
+            .await?;
+        {
+            // The tombstones the outputs hold as per-key removals go with the tables that
+            // held what they removed: readers see both changes or neither.
+            let mut st = self.write_state();
+            st.levels = Arc::new(levels);
+            if st.tombs.iter().any(|t| t.seq() <= plan.merged_to) {
+                let left = st
+                    .tombs
+                    .iter()
+                    .filter(|t| t.seq() > plan.merged_to)
+                    .cloned()
+                    .collect();
+                st.tombs = Arc::new(left);
+            }
+        }
         drop(persisted);
         self.obsolete.lock().extend(
             plan.inputs
@@ -397,7 +439,16 @@ impl<S: Storage> Inner<S> {
         // Flushes stop on a closed or poisoned store: then commits below the horizon may still
         // be in memtables only, and the merge must not run.
         self.pipeline.check_writable("merge")?;
-        let levels = self.read_state().levels.clone();
+        // The tables and the last commit in them, together (a flush changes both under
+        // `persisted`): the tombstones of those commits are merged into the outputs.
+        let (levels, merged_to, tombs) = {
+            let persisted = self.persisted.lock().await;
+            let st = self.read_state();
+            let to = persisted.last_flushed.seq();
+            let tombs: Vec<RangeTomb> =
+                st.tombs.iter().filter(|t| t.seq() <= to).cloned().collect();
+            (st.levels.clone(), to, tombs)
+        };
         let plan = Plan {
             inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
             output_level: NUM_LEVELS - 1,
@@ -407,10 +458,75 @@ impl<S: Storage> Inner<S> {
                 self.pipeline.options().clock.now_ms(),
             )),
             trivial_move: false,
+            tombs,
+            merged_to,
         };
         drop(levels);
         self.run(plan, progress).await?;
         self.gc().await
+    }
+}
+
+/// Reports the entries merged since the last report, every [`PROGRESS_EVERY`].
+fn report(meter: &mut Meter<'_, '_>, merged: u64, reported: &mut u64) {
+    let new = merged.saturating_sub(*reported);
+    if new >= PROGRESS_EVERY {
+        meter.add(new);
+        *reported = merged;
+    }
+}
+
+/// The tables a compaction writes, split near the target size between user keys.
+struct Outputs<'a, S: Storage> {
+    inner: &'a Inner<S>,
+    target: u64,
+    writer: Option<TableWriter<S::File>>,
+    outputs: Vec<TableMeta>,
+    created: &'a mut Vec<u64>,
+}
+
+impl<S: Storage> Outputs<'_, S> {
+    /// Adds one entry (in merged order), starting a new table first if the current one is
+    /// past the target and the entry starts a new key.
+    async fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
+        if let Some(w) = &self.writer
+            && w.size() >= self.target
+            && w.last_ukey() != Some(ukey)
+            && let Some(w) = self.writer.take()
+        {
+            self.outputs.push(w.finish().await?);
+        }
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let inner = self.inner;
+                let id = inner.alloc_id()?;
+                self.created.push(id);
+                self.writer.insert(
+                    TableWriter::create(
+                        &inner.storage,
+                        inner.store,
+                        id,
+                        inner.tuning.block_size,
+                        inner.tuning.compression,
+                    )
+                    .await?,
+                )
+            }
+        };
+        w.add(ukey, seq, time_ms, value)?;
+        if w.should_drain() {
+            w.drain().await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the last table; returns every table written.
+    async fn finish(mut self) -> Result<Vec<TableMeta>> {
+        if let Some(w) = self.writer.take() {
+            self.outputs.push(w.finish().await?);
+        }
+        Ok(self.outputs)
     }
 }
 

@@ -24,6 +24,7 @@ use crate::manifest::{MANIFEST, MANIFEST_TMP, Manifest};
 use crate::memtable::Memtable;
 use crate::names::{ENGINE, FILE_ID_LIMIT, Listing, check_identity, id_after};
 use crate::options::LsmOptions;
+use crate::rtomb::RangeTomb;
 use crate::sstable::{Table, table_name};
 use crate::wal::{self, ActiveWal, parse_wal_name, wal_name};
 
@@ -39,6 +40,11 @@ pub(crate) struct State<S: Storage> {
     pub immutables: Vec<Arc<Memtable>>,
     /// The tables.
     pub levels: Arc<LevelSet<S>>,
+    /// Every range tombstone not merged away yet, oldest first ([`crate::rtomb`]): of
+    /// commits in tables (listed in the manifest) and in memtables (in the WAL). Swapped with
+    /// `levels` when a merge turns tombstones into per-key removals; a reader takes it before
+    /// the memtables and tables.
+    pub tombs: Arc<Vec<RangeTomb>>,
 }
 
 /// The manifest fields besides the tables; its lock also serializes manifest writes.
@@ -119,8 +125,23 @@ impl<S: Storage> Inner<S> {
             .map_err(|_| Error::InvalidArgument("file ids exhausted".into()))
     }
 
-    /// Writes the manifest for `persisted` and `levels`.
-    pub async fn write_manifest(&self, persisted: &Persisted, levels: &LevelSet<S>) -> Result<()> {
+    /// Writes the manifest for `persisted` and `levels`, with the range tombstones of flushed
+    /// commits above `merged_to` (a merge that wrote those at or below it into `levels`
+    /// passes its bound; others 0).
+    pub async fn write_manifest(
+        &self,
+        persisted: &Persisted,
+        levels: &LevelSet<S>,
+        merged_to: u64,
+    ) -> Result<()> {
+        let flushed = persisted.last_flushed.seq();
+        let tombs = self
+            .read_state()
+            .tombs
+            .iter()
+            .filter(|t| t.seq() > merged_to && t.seq() <= flushed)
+            .cloned()
+            .collect();
         let manifest = Manifest {
             next_file_id: self.next_file_id.load(Ordering::Acquire),
             last_flushed_seq: persisted.last_flushed.seq(),
@@ -129,6 +150,7 @@ impl<S: Storage> Inner<S> {
             wal_newest: persisted.wal_newest,
             horizon: persisted.horizon,
             tables: levels.all().map(|(l, t)| (l, t.meta.clone())).collect(),
+            tombs,
         };
         manifest.write(&self.storage, self.store).await
     }
@@ -175,7 +197,7 @@ impl<S: Storage> Inner<S> {
             let mut persisted = self.persisted.lock().await;
             let levels = self.read_state().levels.clone();
             let before = std::mem::replace(&mut persisted.wal_newest, id);
-            if let Err(e) = self.write_manifest(&persisted, &levels).await {
+            if let Err(e) = self.write_manifest(&persisted, &levels, 0).await {
                 persisted.wal_newest = before;
                 return Err(e);
             }
@@ -369,6 +391,8 @@ impl<S: Storage> Lsm<S> {
         let last = Version::new(last.seq(), last.time_ms().max(flushed.time_ms()));
 
         let mut active = replayed.active;
+        let mut tombs = manifest.tombs.clone();
+        tombs.extend(replayed.tombs);
         let recovery = RecoveryReport {
             dropped: replayed.dropped,
         };
@@ -431,6 +455,7 @@ impl<S: Storage> Lsm<S> {
                 active: Arc::new(mem),
                 immutables: Vec::new(),
                 levels: Arc::new(levels),
+                tombs: Arc::new(tombs),
             },
             active,
             Persisted {
@@ -457,6 +482,7 @@ impl<S: Storage> Lsm<S> {
                 active: Arc::new(Memtable::new(1)),
                 immutables: Vec::new(),
                 levels: Arc::new(LevelSet::from_tables(std::iter::empty())),
+                tombs: Arc::new(Vec::new()),
             },
             None,
             Persisted {
@@ -524,12 +550,41 @@ impl<S: Storage> Lsm<S> {
             None => inner.pipeline.begin(&batch).await?,
         };
         let version = ticket.version();
+        let ranges = std::mem::take(&mut batch.range_tombstones);
+        // A watcher of a removed range gets one removal per key it held live: listed only
+        // then, under the writer lock (so at the state right before this commit).
+        let feed = inner.pipeline.feed();
+        let (watched, mark) = if ranges.is_empty() {
+            (false, 0)
+        } else {
+            feed.watches(&ranges)
+        };
+        let mut removed = Vec::new();
+        if watched {
+            let before = version.seq().saturating_sub(1);
+            for (slot, range) in &ranges {
+                for key in inner.live_keys(*slot, range, before, usize::MAX).await? {
+                    removed.push(Write {
+                        slot: *slot,
+                        key,
+                        value: None,
+                    });
+                }
+            }
+        }
         // The encode buffer is reused from commit to commit (commits are serialized by the
         // writer lock, so taking it out of its mutex never contends).
         let mut buf = std::mem::take(&mut *inner.wal_buf.lock());
         buf.clear();
         // Nothing is written yet if encoding fails: the error just releases the writer lock.
-        let encoded = txlog::encode_txn(&mut buf, version, ticket.follows(), &batch.writes, |_| {});
+        let encoded = txlog::encode_txn_with_ranges(
+            &mut buf,
+            version,
+            ticket.follows(),
+            &ranges,
+            &batch.writes,
+            |_| {},
+        );
         let appended = match encoded {
             Ok(()) => inner.append_wal(&buf).await,
             Err(e) => Err(e),
@@ -543,9 +598,28 @@ impl<S: Storage> Lsm<S> {
         };
         // Invisible to readers until the pipeline publishes `version`. The values move into
         // the memtable: from here on the pipeline needs only the keys.
-        ticket.announce(&batch.writes);
+        if ranges.is_empty() {
+            ticket.announce(&batch.writes);
+        } else {
+            // A key the commit writes after the removal is its write, not a removal.
+            let written: HashSet<(Slot, &[u8])> =
+                batch.writes.iter().map(|w| (w.slot, w.key.as_slice())).collect();
+            removed.retain(|w| !written.contains(&(w.slot, w.key.as_slice())));
+            removed.extend(batch.writes.iter().cloned());
+            ticket.announce_removing(&removed, &ranges, mark);
+        }
+        drop(removed);
         let mem = inner.read_state().active.clone();
         mem.apply_writes(version, &mut batch.writes);
+        if !ranges.is_empty() {
+            let mut st = inner.write_state();
+            let tombs = Arc::make_mut(&mut st.tombs);
+            tombs.extend(ranges.into_iter().map(|(slot, range)| RangeTomb {
+                slot,
+                range,
+                version,
+            }));
+        }
         let froze = match inner.after_append(&mem, wal_len).await {
             Ok(froze) => froze,
             Err(e) => return Err(ticket.fail(e)),
@@ -683,15 +757,7 @@ impl<S: Storage> Engine for Lsm<S> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
-        let mut versions: Vec<Version> = inner
-            .versions_desc(&ukey(slot, key), at, false)
-            .await?
-            .iter()
-            .map(crate::key::OwnedEntry::version)
-            .collect();
-        versions.sort();
-        versions.dedup();
-        Ok(versions)
+        inner.versions(&ukey(slot, key), at).await
     }
 
     async fn get_version(
@@ -709,8 +775,18 @@ impl<S: Storage> Engine for Lsm<S> {
                 reason: "not committed yet",
             });
         }
-        match inner.exact(&ukey(slot, key), seq).await? {
+        let ukey = ukey(slot, key);
+        match inner.exact(&ukey, seq).await? {
             Some(value) => Ok(value),
+            // A removal a range tombstone made.
+            None if inner
+                .versions(&ukey, seq)
+                .await?
+                .last()
+                .is_some_and(|v| v.seq() == seq && v.is_removal()) =>
+            {
+                Ok(None)
+            }
             None => Err(Error::VersionNotFound {
                 seq,
                 reason: if seq < inner.pipeline.horizon() {
@@ -781,6 +857,23 @@ impl<S: Storage> Engine for Lsm<S> {
             return Ok(());
         }
         inner.pipeline.flush(|| inner.sync_wal()).await
+    }
+
+    fn range_tombstones(&self) -> bool {
+        true
+    }
+
+    async fn removal_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        inner.live_keys(slot, range, at, limit).await
     }
 
     fn feed(&self) -> Option<&kv_api::watch::Feed> {

@@ -89,6 +89,7 @@ mod memtable;
 mod names;
 mod options;
 mod read;
+mod rtomb;
 mod sstable;
 #[cfg(test)]
 mod testing;

@@ -15,7 +15,13 @@
 //! | last_flushed_time u64 | wal_floor u64 | wal_newest u64 | horizon u64 | table_count u32
 //! | table* = level u8 | id u64 | size u64 | entries u64 | min_seq u64 | max_seq u64
 //!            | smallest (len u32, ukey, seq u64) | largest (len u32, ukey, seq u64)
+//! [format 3 only: | tomb_count u32 | tomb* = slot u8 | seq u64 | time_ms u64 | start | end]
 //! ```
+//!
+//! Format 3 is format 2 with the range tombstones of flushed commits ([`crate::rtomb`]; a
+//! bound is `tag u8 | len u32 | key`, as in the WAL's range removal record). A manifest
+//! without tombstones is written as format 2, byte for byte as before; builds without range
+//! tombstones refuse a format-3 manifest rather than misread it.
 //!
 //! * `last_flushed_seq`/`_time`: the last commit whose writes are all in tables; WAL
 //!   transactions at or below it are not replayed.
@@ -24,6 +30,8 @@
 //!   after the new file exists with its header, and before any commit goes there, so the
 //!   newest WAL file, the only one continuity cannot vouch for (nothing follows it), is
 //!   known: its loss is corruption naming it, not commits dropped without a word.
+//! * `tomb*`: every range tombstone of a commit at or below `last_flushed_seq` that no merge
+//!   has turned into per-key removals yet, oldest first.
 //! * `horizon`: the oldest sequence number whose whole state is readable (raised by `merge`),
 //!   so `snapshot_at` of a merged-away version fails after a reopen too.
 
@@ -36,7 +44,9 @@ use crate::key::cmp_ikey;
 #[cfg(doc)]
 use crate::names::KIND_MANIFEST;
 use crate::names::manifest_header;
+use crate::rtomb::RangeTomb;
 use crate::sstable::TableMeta;
+use kv_engine_kit::txlog;
 
 /// The manifest's file name.
 pub(crate) const MANIFEST: &str = "MANIFEST";
@@ -44,6 +54,8 @@ pub(crate) const MANIFEST: &str = "MANIFEST";
 pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const MAGIC: &[u8; 8] = b"KVLSMMF1";
 const FORMAT: u32 = 2;
+/// Format 2 with range tombstones.
+const FORMAT_TOMBS: u32 = 3;
 
 /// The persisted state of the tree (besides the WAL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +74,8 @@ pub(crate) struct Manifest {
     pub horizon: u64,
     /// Tables with their levels.
     pub tables: Vec<(usize, TableMeta)>,
+    /// Range tombstones of flushed commits, oldest first.
+    pub tombs: Vec<RangeTomb>,
 }
 
 /// The kit's [`Reader`], with a read past the end as corruption at its offset in the file.
@@ -132,7 +146,12 @@ impl Manifest {
         let mut b = Vec::new();
         {
             b.extend_from_slice(MAGIC);
-            b.extend_from_slice(&FORMAT.to_le_bytes());
+            let format = if self.tombs.is_empty() {
+                FORMAT
+            } else {
+                FORMAT_TOMBS
+            };
+            b.extend_from_slice(&format.to_le_bytes());
             for v in [
                 self.next_file_id,
                 self.last_flushed_seq,
@@ -155,6 +174,22 @@ impl Manifest {
                 }
                 put_ikey(&mut b, &t.smallest)?;
                 put_ikey(&mut b, &t.largest)?;
+            }
+            if !self.tombs.is_empty() {
+                let count = u32::try_from(self.tombs.len()).map_err(|_| {
+                    too_large("manifest tombstone list", self.tombs.len(), u32::MAX as usize)
+                })?;
+                b.extend_from_slice(&count.to_le_bytes());
+                for t in &self.tombs {
+                    let len = txlog::range_len(&t.range);
+                    if len > frame::MAX_PAYLOAD {
+                        return Err(too_large("manifest tombstone", len, frame::MAX_PAYLOAD));
+                    }
+                    b.push(t.slot);
+                    b.extend_from_slice(&t.version.seq().to_le_bytes());
+                    b.extend_from_slice(&t.version.time_ms().to_le_bytes());
+                    txlog::put_range(&mut b, &t.range);
+                }
             }
         }
         if b.len() > frame::MAX_PAYLOAD {
@@ -190,7 +225,7 @@ impl Manifest {
         }
         let format_at = r.offset();
         let format = r.u32()?;
-        if format != FORMAT {
+        if format != FORMAT && format != FORMAT_TOMBS {
             return Err(Error::corruption(
                 MANIFEST,
                 format_at,
@@ -205,6 +240,7 @@ impl Manifest {
             wal_newest: r.u64()?,
             horizon: r.u64()?,
             tables: Vec::new(),
+            tombs: Vec::new(),
         };
         let n = r.u32()?;
         for _ in 0..n {
@@ -228,6 +264,33 @@ impl Manifest {
                     max_seq,
                 },
             ));
+        }
+        if format == FORMAT_TOMBS {
+            let n = r.u32()?;
+            if n == 0 {
+                return Err(Error::corruption(MANIFEST, r.offset(), "empty tombstone list"));
+            }
+            for _ in 0..n {
+                let at = r.offset();
+                let (slot, seq, time) = (r.u8()?, r.u64()?, r.u64()?);
+                let (start, end) =
+                    txlog::read_range(&mut r.0).ok_or_else(|| r.truncated())?;
+                if seq == 0 || seq > m.last_flushed_seq {
+                    return Err(Error::corruption(
+                        MANIFEST,
+                        at,
+                        format!("tombstone of commit {seq}, not a flushed commit"),
+                    ));
+                }
+                m.tombs.push(RangeTomb {
+                    slot,
+                    range: kv_api::KeyRange {
+                        start: start.map(<[u8]>::to_vec),
+                        end: end.map(<[u8]>::to_vec),
+                    },
+                    version: kv_api::Version::new(seq, time),
+                });
+            }
         }
         if !r.0.is_empty() {
             return Err(Error::corruption(
@@ -323,6 +386,24 @@ mod tests {
                     },
                 ),
             ],
+            tombs: Vec::new(),
+        }
+    }
+
+    fn with_tombs() -> Manifest {
+        use std::ops::Bound;
+        let tomb = |start, end, seq| RangeTomb {
+            slot: 3,
+            range: kv_api::KeyRange { start, end },
+            version: kv_api::Version::new(seq, 1_700_000_000_000 + seq),
+        };
+        Manifest {
+            tombs: vec![
+                tomb(Bound::Included(b"a".to_vec()), Bound::Excluded(b"b".to_vec()), 101),
+                tomb(Bound::Unbounded, Bound::Included(b"zz".to_vec()), 102),
+                tomb(Bound::Excluded(vec![]), Bound::Unbounded, 120),
+            ],
+            ..sample()
         }
     }
 
@@ -330,7 +411,33 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let m = sample();
+        for m in [sample(), with_tombs()] {
+            round_trip_and_damage_of(m);
+        }
+    }
+
+    /// Without tombstones a manifest is format 2 (what builds before range tombstones read);
+    /// with them, format 3, which those builds refuse. A tombstone of an unflushed commit is
+    /// corruption.
+    #[test]
+    fn tombstones_make_format_3() {
+        let format = |m: &Manifest| {
+            let raw = m.encode(STORE).expect("encode");
+            let at = header::LEN + frame::HEADER_LEN + 8;
+            u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"))
+        };
+        assert_eq!(format(&sample()), 2);
+        assert_eq!(format(&with_tombs()), 3);
+        let mut late = with_tombs();
+        late.last_flushed_seq = 110;
+        let raw = late.encode(STORE).expect("encode");
+        assert!(matches!(
+            Manifest::decode(&raw, STORE),
+            Err(Error::Corruption { reason, .. }) if reason.contains("not a flushed commit")
+        ));
+    }
+
+    fn round_trip_and_damage_of(m: Manifest) {
         let raw = m.encode(STORE).expect("encode");
         assert_eq!(Manifest::decode(&raw, STORE).expect("decode"), m);
         for i in 0..raw.len() {

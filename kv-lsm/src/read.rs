@@ -15,6 +15,7 @@ use crate::iter::{Merger, Source, TableCursor, Visible};
 use crate::key::{EntryRef, OwnedEntry, Seek, UkeyRange};
 use crate::levels::{LevelSet, NUM_LEVELS};
 use crate::memtable::Memtable;
+use crate::rtomb::{self, RangeTomb};
 use crate::sstable::{Table, bloom};
 
 /// A consistent set of sources for one read.
@@ -23,6 +24,8 @@ pub(crate) struct View<S: Storage> {
     pub mems: Vec<Arc<Memtable>>,
     /// Tables.
     pub levels: Arc<LevelSet<S>>,
+    /// Range tombstones.
+    pub tombs: Arc<Vec<RangeTomb>>,
 }
 
 /// Tables of `levels` that may hold `ukey`, newest first.
@@ -44,6 +47,12 @@ fn value_of(e: EntryRef<'_>) -> Option<Vec<u8>> {
     e.value.map(<[u8]>::to_vec)
 }
 
+/// [`value_of`] of an entry of a key whose versions below `cover` a range tombstone removed
+/// (see [`rtomb::cover`]).
+fn value_above(cover: u64) -> impl Fn(EntryRef<'_>) -> Option<Vec<u8>> + Copy {
+    move |e| if e.seq < cover { None } else { value_of(e) }
+}
+
 impl<S: Storage> Inner<S> {
     /// A view of the current state.
     pub fn view(&self) -> View<S> {
@@ -51,6 +60,7 @@ impl<S: Storage> Inner<S> {
         View {
             mems: mems_of(&st).cloned().collect(),
             levels: st.levels.clone(),
+            tombs: st.tombs.clone(),
         }
     }
 
@@ -77,6 +87,8 @@ impl<S: Storage> Inner<S> {
     /// The newest version of `ukey` with `seq <= at`: `Some(value)` (`Some(None)` for a
     /// removal) from the first source (newest first) holding one.
     pub async fn newest(&self, ukey: &[u8], at: u64) -> Result<Option<Option<Vec<u8>>>> {
+        // The tombstones before the sources (see `State::tombs`).
+        let value_of = value_above(rtomb::cover(&self.read_state().tombs, ukey, at));
         let levels = match self.in_mems(|m| m.get(ukey, at, value_of)) {
             Ok(v) => return Ok(Some(v)),
             Err(levels) => levels,
@@ -109,12 +121,13 @@ impl<S: Storage> Inner<S> {
         at: u64,
     ) -> Result<Vec<Option<Option<Vec<u8>>>>> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
-        let levels = {
+        let (levels, covers) = {
             let st = self.read_state();
-            for (k, o) in ukeys.iter().zip(out.iter_mut()) {
-                *o = mems_of(&st).find_map(|m| m.get(k, at, value_of));
+            let covers: Vec<u64> = ukeys.iter().map(|k| rtomb::cover(&st.tombs, k, at)).collect();
+            for ((k, o), c) in ukeys.iter().zip(out.iter_mut()).zip(&covers) {
+                *o = mems_of(&st).find_map(|m| m.get(k, at, value_above(*c)));
             }
-            st.levels.clone()
+            (st.levels.clone(), covers)
         };
         let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
         // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
@@ -127,14 +140,18 @@ impl<S: Storage> Inner<S> {
                 continue;
             }
             let mut last = None;
-            let (Some(ks), Some(hs), Some(os)) =
-                (ukeys.get(lo..hi), hashes.get(lo..hi), out.get_mut(lo..hi))
-            else {
+            let (Some(ks), Some(hs), Some(os), Some(cs)) = (
+                ukeys.get(lo..hi),
+                hashes.get(lo..hi),
+                out.get_mut(lo..hi),
+                covers.get(lo..hi),
+            ) else {
                 continue;
             };
-            for ((k, hash), o) in ks.iter().zip(hs).zip(os) {
+            for (((k, hash), o), c) in ks.iter().zip(hs).zip(os).zip(cs) {
                 if o.is_none() {
                     let seek = Seek::At(k, at);
+                    let value_of = value_above(*c);
                     *o = t
                         .find(k, *hash, seek, &self.cache, &mut last, value_of)
                         .await?;
@@ -211,6 +228,21 @@ impl<S: Storage> Inner<S> {
         Ok(out)
     }
 
+    /// Every version of `ukey` at or below `at`, oldest first, with the removals range
+    /// tombstones made.
+    pub async fn versions(&self, ukey: &[u8], at: u64) -> Result<Vec<Version>> {
+        let tombs = self.read_state().tombs.clone();
+        let mut versions: Vec<Version> = self
+            .versions_desc(ukey, at, false)
+            .await?
+            .iter()
+            .map(OwnedEntry::version)
+            .collect();
+        versions.sort();
+        versions.dedup();
+        Ok(rtomb::synthesize(&versions, &tombs, ukey, at))
+    }
+
     /// Up to `limit` live entries of `range` in `slot` at `at`: one merging pass, each source
     /// positioned once; only the entries returned are copied.
     pub async fn scan(
@@ -221,12 +253,47 @@ impl<S: Storage> Inner<S> {
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<kv_api::Entry>> {
+        self.scan_live(slot, range, at, reverse, limit, |e, value| kv_api::Entry {
+            key: e.ukey.get(1..).unwrap_or_default().to_vec(),
+            value: value.to_vec(),
+            version: Version::new(e.seq, e.time_ms),
+        })
+        .await
+    }
+
+    /// The keys of [`Inner::scan`] (forward), without copying values: what a range removal
+    /// counts, and lists for a change feed.
+    pub async fn live_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.scan_live(slot, range, at, false, limit, |e, _| {
+            e.ukey.get(1..).unwrap_or_default().to_vec()
+        })
+        .await
+    }
+
+    /// Up to `limit` live entries of `range` in `slot` at `at`, each made into a `T` by `f`
+    /// (given the entry and its value).
+    async fn scan_live<T>(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+        mut f: impl FnMut(&EntryRef<'_>, &[u8]) -> T,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         if limit == 0 || range.is_empty() {
             return Ok(out);
         }
-        let range = UkeyRange::new(slot, range);
         let view = self.view();
+        let tombs = rtomb::relevant(&view.tombs, slot, range, at);
+        let range = UkeyRange::new(slot, range);
         let seek = if reverse {
             range.seek_backward()
         } else {
@@ -244,12 +311,10 @@ impl<S: Storage> Inner<S> {
                 break;
             }
             debug_assert!(range.contains(e.ukey), "scan entry outside its range");
-            if let Some(value) = e.value {
-                out.push(kv_api::Entry {
-                    key: e.ukey.get(1..).unwrap_or_default().to_vec(),
-                    value: value.to_vec(),
-                    version: Version::new(e.seq, e.time_ms),
-                });
+            if let Some(value) = e.value
+                && !(!tombs.is_empty() && rtomb::hidden(&tombs, e.ukey, e.seq, at))
+            {
+                out.push(f(&e, value));
             }
         }
         Ok(out)
@@ -269,8 +334,9 @@ impl<S: Storage> Inner<S> {
         if limit == 0 || range.is_empty() {
             return Ok(out);
         }
-        let range = UkeyRange::new(slot, range);
         let view = self.view();
+        let tombs = rtomb::relevant(&view.tombs, slot, range, at);
+        let range = UkeyRange::new(slot, range);
         let sources = Source::all(view.mems, &view.levels, &self.cache, false);
         let mut merger = Merger::new(sources, range.seek_forward(), false).await?;
         while let Some(e) = merger.current() {
@@ -290,9 +356,15 @@ impl<S: Storage> Inner<S> {
             merger.next().await?;
         }
         // Newest first from the merger, and a version a flush copied may come twice.
-        for (_, versions) in &mut out {
+        let mut ukey = vec![slot];
+        for (key, versions) in &mut out {
             versions.sort();
             versions.dedup();
+            if !tombs.is_empty() {
+                ukey.truncate(1);
+                ukey.extend_from_slice(key);
+                *versions = rtomb::synthesize(versions, &tombs, &ukey, at);
+            }
         }
         Ok(out)
     }
@@ -328,9 +400,10 @@ impl<S: Storage> Inner<S> {
                     garbage += size;
                 } else {
                     decided = true;
+                    let hidden = rtomb::hidden(&view.tombs, e.ukey, e.seq, visible.seq());
                     match e.value {
-                        Some(_) => live_keys += 1,
-                        None => garbage += size,
+                        Some(_) if !hidden => live_keys += 1,
+                        _ => garbage += size,
                     }
                 }
             }

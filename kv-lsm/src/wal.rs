@@ -23,6 +23,7 @@
 use kv_api::{Dropped, Result, Storage, StorageFile, Version};
 use kv_engine_kit::files;
 use kv_engine_kit::header::{self, BadHeader, FileHeader, StoreId};
+use crate::rtomb::RangeTomb;
 use kv_engine_kit::txlog::{self, Follows};
 
 use crate::memtable::Memtable;
@@ -114,6 +115,8 @@ pub(crate) struct Replayed<F: StorageFile> {
     pub active: Option<ActiveWal<F>>,
     /// What replay left out (a torn tail of the newest file).
     pub dropped: Vec<Dropped>,
+    /// The range tombstones of the replayed commits, oldest first.
+    pub tombs: Vec<RangeTomb>,
 }
 
 /// Replays WAL files `ids` of `store` (ascending, all at or above the manifest's floor, sorted
@@ -135,6 +138,7 @@ pub(crate) async fn replay<S: Storage>(
     let mut last = after;
     let mut active = None;
     let mut dropped = Vec::new();
+    let mut tombs = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
         let name = wal_name(id);
         let is_last = ids.len().checked_sub(1) == Some(i);
@@ -144,7 +148,8 @@ pub(crate) async fn replay<S: Storage>(
         // Each WAL file continues the one before, and the first continues the manifest's last
         // flushed commit: a missing or emptied file shows as a gap.
         let follows = Follows::Commit(last.seq());
-        let end = replay_file(&buf, store, id, is_last, follows, Some(mem), &mut last)?;
+        let into = Some((mem, &mut tombs));
+        let end = replay_file(&buf, store, id, is_last, follows, into, &mut last)?;
         dropped.extend(end.dropped);
         let mut len = len;
         if end.valid_len < len && !read_only {
@@ -160,27 +165,33 @@ pub(crate) async fn replay<S: Storage>(
         last,
         active,
         dropped,
+        tombs,
     })
 }
 
 /// Replays WAL file `id` of `store`, held in `buf`: checks its header, then its transactions
-/// after `follows` (into `mem`, if given), raising `last` to each commit. For `replay` and
-/// `verify`.
+/// after `follows` (writes into the memtable and range removals into the tombstone list, if
+/// given), raising `last` to each commit. For `replay` and `verify`.
 pub(crate) fn replay_file(
     buf: &[u8],
     store: StoreId,
     id: u64,
     is_last: bool,
     follows: Follows,
-    mem: Option<&Memtable>,
+    mut into: Option<(&Memtable, &mut Vec<RangeTomb>)>,
     last: &mut Version,
 ) -> Result<txlog::ReplayEnd> {
     let name = wal_name(id);
     wal_header(store, id).check(buf, &name)?;
     txlog::replay(buf, header::LEN, &name, is_last, follows, |txn| {
         let version = Version::new(txn.seq, txn.time_ms);
-        if let Some(mem) = mem {
+        if let Some((mem, tombs)) = &mut into {
             mem.apply(version, txn.writes.iter().map(|w| (w.slot, w.key, w.value)));
+            tombs.extend(txn.ranges.into_iter().map(|(slot, range)| RangeTomb {
+                slot,
+                range,
+                version,
+            }));
         }
         *last = (*last).max(version);
         Ok(())
