@@ -14,6 +14,9 @@ pub type ScriptModel = Model<u16, String>;
 pub enum Step {
     /// A transaction writing these keys (`None` removes).
     Commit(Vec<(Slot, u16, Option<String>)>),
+    /// A transaction removing the keys `lo..hi` of a slot (`Transaction::remove_range`): a
+    /// range tombstone on the LSM.
+    RemoveRange(Slot, u16, u16),
     /// A merge.
     Merge,
 }
@@ -35,7 +38,7 @@ fn put(slot: Slot, key: u16, value: &str) -> (Slot, u16, Option<String>) {
 }
 
 /// The standard crash script: commits (some large, crossing 4 KiB segments), overwrites,
-/// removals, and a merge in the middle.
+/// removals, range removals (one merged, one not), and a merge in the middle.
 pub fn standard() -> Vec<Step> {
     let big = |c: char| c.to_string().repeat(3000);
     vec![
@@ -43,7 +46,9 @@ pub fn standard() -> Vec<Step> {
         Step::Commit(vec![put(0, 1, "a2"), (0, 2, None)]),
         Step::Commit(vec![put(0, 3, &big('c')), (1, 1, None)]),
         Step::Commit(vec![put(0, 4, &big('d')), put(0, 1, "a3")]),
+        Step::RemoveRange(0, 3, 4),
         Step::Merge,
+        Step::RemoveRange(0, 0, 5),
         Step::Commit(vec![(0, 1, None), put(0, 5, "e1")]),
         Step::Commit(vec![put(0, 2, "b2"), put(1, 1, &big('x'))]),
     ]
@@ -55,6 +60,7 @@ pub fn universe(script: &[Step]) -> Vec<(Slot, u16)> {
         .iter()
         .flat_map(|s| match s {
             Step::Commit(w) => w.iter().map(|(s, k, _)| (*s, *k)).collect(),
+            Step::RemoveRange(s, lo, hi) => (*lo..*hi).map(|k| (*s, k)).collect(),
             Step::Merge => Vec::new(),
         })
         .chain([(0, 999)])
@@ -77,6 +83,13 @@ pub async fn run_step<E: Engine>(store: &Store<E>, step: &Step) -> Result<Option
             }
             txn.commit().await.map(Some)
         }
+        Step::RemoveRange(slot, lo, hi) => {
+            let mut txn = store.current();
+            txn.remove_range(*slot, *lo..*hi).await?;
+            // A range that held nothing commits nothing.
+            let before = txn.version();
+            txn.commit().await.map(|v| (v != before).then_some(v))
+        }
         Step::Merge => store.merge().await.map(|()| None),
     }
 }
@@ -87,6 +100,19 @@ pub fn apply(model: &mut ScriptModel, step: &Step, version: Option<Version>) {
         Step::Commit(writes) => {
             let seq = version.map_or(model.last() + 1, |v| v.seq());
             model.commit(seq, writes.iter().map(|(s, k, v)| ((*s, *k), v.clone())));
+        }
+        Step::RemoveRange(slot, lo, hi) => {
+            // One removal per key live at the commit; nothing (no commit) if none is.
+            let live: Vec<((Slot, u16), Option<String>)> = model
+                .state_at(model.last())
+                .into_keys()
+                .filter(|(s, k)| s == slot && (*lo..*hi).contains(k))
+                .map(|key| (key, None))
+                .collect();
+            if !live.is_empty() {
+                let seq = version.map_or(model.last() + 1, |v| v.seq());
+                model.commit(seq, live);
+            }
         }
         Step::Merge => model.merge(model.last()),
     }

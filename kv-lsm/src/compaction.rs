@@ -427,8 +427,15 @@ impl<S: Storage> Inner<S> {
             let horizon = self.pipeline.retained_horizon();
             // Raised before anything is dropped, so `snapshot_at` below it fails from now on.
             self.pipeline.set_horizon(horizon);
-            let active = self.read_state().active.clone();
-            if !active.is_empty() {
+            // The active memtable goes to a table if it holds writes, or commits with range
+            // tombstones (which merge only once their commits are in tables).
+            let flushed = self.persisted.lock().await.last_flushed.seq();
+            let (active, tombs_unflushed) = {
+                let st = self.read_state();
+                let unflushed = st.tombs.last().is_some_and(|t| t.seq() > flushed);
+                (st.active.clone(), unflushed)
+            };
+            if !active.is_empty() || tombs_unflushed {
                 self.freeze().await.map_err(|e| self.pipeline.poison(e))?;
             }
             horizon

@@ -133,6 +133,7 @@ async fn crash_run<E: EngineFamily, F: StorageFactory>(
 fn describe(step: &Step) -> String {
     match step {
         Step::Commit(w) => format!("commit of {} writes", w.len()),
+        Step::RemoveRange(slot, lo, hi) => format!("removal of {slot}:{lo}..{hi}"),
         Step::Merge => "merge".into(),
     }
 }
@@ -342,6 +343,9 @@ async fn fail_run<E: EngineFamily, F: StorageFactory>(
                 // A later commit's version tells whether a failed commit took effect; a
                 // failed merge may still have completed on storage, whatever followed.
                 alternative = match alternative {
+                    // A range removal that found nothing to remove committed nothing: it
+                    // tells nothing either.
+                    Some(alt) if v.is_none() && matches!(step, Step::RemoveRange(..)) => Some(alt),
                     Some(mut alt)
                         if matches!(failed_step, Some(Step::Merge))
                             || matches!(step, Step::Merge) =>
