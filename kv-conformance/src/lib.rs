@@ -295,6 +295,8 @@ macro_rules! __suite_cases {
             range_removal_atomic_with_other_writes => range_removal::atomic_with_other_writes,
             range_removal_conflicts => range_removal::conflicts,
             range_removal_through_merge => range_removal::through_merge,
+            range_removal_across_flushes_and_compactions => range_removal::across_flushes_and_compactions,
+            range_removal_watchers_see_each_removed_key => range_removal::watchers_see_each_removed_key,
             expiry_reads_absent_from_expiry_time => expiry::reads_absent_from_expiry_time,
             expiry_stable_view => expiry::stable_view,
             expiry_overwrite_and_remove => expiry::overwrite_and_remove,

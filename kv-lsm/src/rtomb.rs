@@ -75,8 +75,8 @@ pub(crate) fn hidden(tombs: &[RangeTomb], ukey: &[u8], seq: u64, at: u64) -> boo
 
 /// The versions of one key (oldest first, removals flagged) with the removals the
 /// tombstones of `tombs` at or below `at` covering `ukey` make: one at a tombstone's commit
-/// if the key was live just before it. A version of the tombstone's own commit comes after
-/// its removal (the commit's writes apply after the range).
+/// if the key was live just before it, and the commit did not write the key itself (its
+/// writes apply after the range: such a write is the key's one version of that commit).
 pub(crate) fn synthesize(
     versions: &[Version],
     tombs: &[RangeTomb],
@@ -98,7 +98,8 @@ pub(crate) fn synthesize(
     let mut tombs = covering.into_iter().peekable();
     for v in versions {
         while let Some(t) = tombs.next_if(|t| t.seq() <= v.seq()) {
-            if live {
+            // A key the commit writes has that write as its one version of the commit.
+            if live && t.seq() < v.seq() {
                 out.push(Version::new(t.seq(), t.time_ms()).with_removal(true));
             }
             live = false;
@@ -186,6 +187,9 @@ mod tests {
         assert_eq!(at7.len(), 3);
         // A key no tombstone covers keeps its versions.
         assert_eq!(synthesize(&versions, &tombs, b"\x01k", 20), versions.to_vec());
+        // A key the removing commit writes has that write only.
+        let rewritten = [v(2, false), v(3, false)];
+        assert_eq!(synthesize(&rewritten, &tombs, ukey, 20), rewritten.to_vec());
         // A key removed by its own removal is not removed again.
         let removed = [v(1, false), v(2, true)];
         assert_eq!(synthesize(&removed, &tombs, ukey, 20), removed.to_vec());

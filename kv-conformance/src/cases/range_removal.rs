@@ -1,7 +1,7 @@
 //! Range removal (`Transaction::remove_range`, `remove_prefix`): what is removed, the removal
 //! versions, atomicity, conflicts with concurrent transactions, merge and reopen.
 
-use kv_api::{Engine, Store};
+use kv_api::{Engine, Options, Store, Tuning};
 
 use super::prelude::*;
 
@@ -287,4 +287,158 @@ pub async fn through_merge<E: Runs<F>, F: Place>() {
     assert!(must!(snap.versions(0, &3u32).await).is_empty());
     assert_eq!(must!(snap.get::<_, u32>(0, &35u32).await), Some(350));
     assert_eq!(must!(snap.keys::<u32>(1).await).len(), 40);
+}
+
+/// What a removal leaves, as `keys`, point reads, a batch read, a reverse scan and the
+/// versions of every key show it: `want` holds the live keys (value `key * 10`, or `key + 1`
+/// for keys written again after the removal at `removed`).
+async fn check_removed<E: Engine>(
+    store: &Store<E>,
+    want: &[u32],
+    again: &[u32],
+    removed: kv_api::Version,
+    what: &str,
+) {
+    let snap = store.snapshot();
+    assert_eq!(must!(snap.keys::<u32>(0).await), want, "{what}: keys");
+    let value = |k: u32| if again.contains(&k) { k + 1 } else { k * 10 };
+    let all: Vec<u32> = (0..SPREAD).collect();
+    let got: Vec<Option<u32>> = must!(snap.get_many(0, &all).await);
+    for (k, v) in all.iter().zip(got) {
+        let expect = want.contains(k).then(|| value(*k));
+        assert_eq!(v, expect, "{what}: get_many of {k}");
+        assert_eq!(
+            must!(snap.get::<_, u32>(0, k).await),
+            expect,
+            "{what}: get of {k}"
+        );
+    }
+    let reverse: Vec<(u32, u32)> = must!(snap.range(0, 0u32..SPREAD).reverse().await);
+    let mut rev_want: Vec<(u32, u32)> = want.iter().map(|k| (*k, value(*k))).collect();
+    rev_want.reverse();
+    assert_eq!(reverse, rev_want, "{what}: reverse scan");
+    for k in [0u32, 99, 100, 150, 160, 399, 400, 599] {
+        let versions = must!(snap.versions(0, &k).await);
+        let removals: Vec<_> = versions.iter().filter(|v| v.is_removal()).collect();
+        if (100..400).contains(&k) && !versions.is_empty() {
+            assert_eq!(removals.len(), 1, "{what}: versions of {k}: {versions:?}");
+            assert_eq!(removals[0].seq(), removed.seq(), "{what}: {k}");
+            assert_eq!(removals[0].time_ms(), removed.time_ms(), "{what}: {k}");
+        } else {
+            assert!(removals.is_empty(), "{what}: versions of {k}: {versions:?}");
+        }
+    }
+}
+
+/// Keys written, spread over several commits.
+const SPREAD: u32 = 600;
+
+/// A range removal over many keys on small engine knobs (files roll, memtables flush, tables
+/// compact after a few KiB): reads are right before and after the removal's commit moves from
+/// the log into tables and through compactions, after reopens, and after a merge, which
+/// drops what it removed; a snapshot from before the removal sees every value until then,
+/// and keys written into the range afterwards are live.
+pub async fn across_flushes_and_compactions<E: Runs<F>, F: Place>() {
+    let env = Env::<E, F>::new();
+    let tuning = <E::Engine as Engine>::Tuning::small();
+    let store = env
+        .open_tuned(Options::default().segment_size(4096), tuning)
+        .await;
+    for chunk in (0..SPREAD).collect::<Vec<_>>().chunks(50) {
+        let mut txn = store.current();
+        for k in chunk {
+            must!(txn.insert(0, k, &(k * 10)));
+        }
+        must!(txn.commit().await);
+    }
+    let before = must!(store.version());
+    let mut txn = store.current();
+    assert_eq!(must!(txn.remove_range(0, 100u32..400).await), 300);
+    let removed = must!(txn.commit().await);
+    let pinned = must!(store.snapshot_at(before).await);
+    let mut want: Vec<u32> = (0..SPREAD).filter(|k| !(100..400).contains(k)).collect();
+    check_removed(&store, &want, &[], removed, "right after the removal").await;
+
+    // Later commits push the removal's commit into tables and through compactions; keys
+    // written into the range after it are live.
+    let again = [150u32, 160];
+    for round in 0..6u32 {
+        let mut txn = store.current();
+        for k in (400..SPREAD).step_by(3) {
+            must!(txn.insert(0, &k, &(k * 10)));
+        }
+        if round == 2 {
+            for k in again {
+                must!(txn.insert(0, &k, &(k + 1)));
+            }
+        }
+        must!(txn.insert(1, &round, &format!("{round:0>200}")));
+        must!(txn.commit().await);
+    }
+    want.extend(again);
+    want.sort();
+    check_removed(&store, &want, &again, removed, "after flushes").await;
+    assert_eq!(
+        must!(pinned.keys::<u32>(0).await).len(),
+        SPREAD as usize,
+        "a snapshot from before the removal"
+    );
+    assert_eq!(must!(pinned.get::<_, u32>(0, &200u32).await), Some(2000));
+    drop(pinned);
+    let at = must!(store.snapshot_at(before).await);
+    assert_eq!(must!(at.get::<_, u32>(0, &399u32).await), Some(3990));
+    drop(at);
+    let store = env.reopen(store).await;
+    check_removed(&store, &want, &again, removed, "after a reopen").await;
+
+    must!(store.merge().await);
+    let snap = store.snapshot();
+    assert_eq!(must!(snap.keys::<u32>(0).await), want, "after the merge");
+    assert!(must!(snap.versions(0, &200u32).await).is_empty());
+    assert_eq!(must!(snap.versions(0, &150u32).await).len(), 1);
+    drop(snap);
+    let store = env.reopen(store).await;
+    assert_eq!(keys0(&store).await, want, "after the merge and a reopen");
+    let report = must!(store.verify().await);
+    assert!(report.is_clean(), "{report:?}");
+}
+
+/// A watcher of a range sees one removal per key the range held live, at the removal's
+/// commit, and none for keys it did not hold; a replay from before the removal sees the same.
+pub async fn watchers_see_each_removed_key<E: Runs<F>, F: Place>() {
+    let env = Env::<E, F>::new();
+    let store = seeded(&env).await;
+    let from = must!(store.version());
+    let range = must!(kv_api::KeyRange::of(5u32..15));
+    let mut live = must!(store.watch(0, range.clone()));
+    let mut txn = store.current();
+    must!(txn.remove(0, &7u32));
+    must!(txn.commit().await);
+    let mut txn = store.current();
+    assert_eq!(must!(txn.remove_range(0, 0u32..10).await), 9);
+    must!(txn.insert(0, &8u32, &1u32));
+    let removed = must!(txn.commit().await);
+    let mut replay = must!(store.watch_from(0, range, from));
+    for feed in [&mut live, &mut replay] {
+        let first = match feed.next().await {
+            Some(Ok(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(must!(first.key_as::<u32>()), 7);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let change = match feed.next().await {
+                Some(Ok(c)) => c,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(change.version.seq(), removed.seq(), "{change:?}");
+            seen.push((
+                must!(change.key_as::<u32>()),
+                must!(change.value_as::<u32>()),
+            ));
+        }
+        // Keys 5, 6 and 9 removed, 7 was already gone, 8 written again.
+        seen.sort();
+        assert_eq!(seen, [(5, None), (6, None), (8, Some(1)), (9, None)]);
+    }
 }
