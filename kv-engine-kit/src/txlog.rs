@@ -279,6 +279,17 @@ impl WriteLoc {
     }
 }
 
+/// Appends one range removal record of transaction `seq` (the caller checked the bounds'
+/// lengths, as [`encode_txn_with_ranges`] does).
+pub fn encode_range_removal(out: &mut Vec<u8>, seq: u64, slot: Slot, range: &KeyRange) {
+    frame::encode_with(out, |b| {
+        b.push(RANGE_REMOVE);
+        b.extend_from_slice(&seq.to_le_bytes());
+        b.push(slot);
+        put_range(b, range);
+    });
+}
+
 /// Appends the commit record closing `count` writes of transaction `seq`.
 pub fn encode_commit(out: &mut Vec<u8>, seq: u64, time_ms: u64, count: u32, meta: &[u8]) {
     frame::encode_with(out, |b| {
@@ -362,12 +373,7 @@ pub fn encode_txn_with_ranges(
     })?;
     out.reserve(size);
     for (slot, range) in ranges {
-        frame::encode_with(out, |b| {
-            b.push(RANGE_REMOVE);
-            b.extend_from_slice(&version.seq().to_le_bytes());
-            b.push(*slot);
-            put_range(b, range);
-        });
+        encode_range_removal(out, version.seq(), *slot, range);
     }
     for w in writes {
         on_write(encode_write(
@@ -849,6 +855,67 @@ mod tests {
         );
         assert!(matches!(
             replayed(&buf[..cut], false),
+            Err(Error::Corruption { .. })
+        ));
+    }
+
+    /// A range removal record round-trips through replay (before the writes, counted with
+    /// them); a bound of an unknown kind, an unbounded bound with a key, trailing bytes or a
+    /// count that leaves it out are damage.
+    #[test]
+    fn range_removals_replay_with_their_commit() {
+        use std::ops::Bound;
+        let range = KeyRange {
+            start: Bound::Included(b"a".to_vec()),
+            end: Bound::Unbounded,
+        };
+        let other = KeyRange {
+            start: Bound::Excluded(b"".to_vec()),
+            end: Bound::Excluded(b"zz".to_vec()),
+        };
+        let ranges = [(3, range.clone()), (4, other.clone())];
+        let writes = [put(0, b"k")];
+        let mut buf = Vec::new();
+        encode_txn_with_ranges(&mut buf, Version::new(1, 9), 0, &ranges, &writes, |_| {})
+            .expect("encode");
+        let mut seen = Vec::new();
+        let end = replay(&buf, 0, "f", false, Follows::Commit(0), |t| {
+            seen.push((t.ranges.clone(), t.writes.len()));
+            Ok(())
+        })
+        .expect("replay");
+        assert_eq!(end.valid_len, buf.len() as u64);
+        assert_eq!(seen, vec![(ranges.to_vec(), 1)]);
+
+        let mut one = Vec::new();
+        encode_range_removal(&mut one, 1, 3, &range);
+        let payload = frame::decode_exact(&one).expect("frame").to_vec();
+        let decoded = Record::decode(&payload);
+        assert!(matches!(
+            decoded,
+            Some(Record::RemoveRange { seq: 1, slot: 3, start: Bound::Included(b"a"), end: Bound::Unbounded })
+        ));
+        // Start bound tag at offset 10, end bound tag after `tag | len | "a"`, at 16.
+        for (at, byte) in [(10, 7u8), (16, 3)] {
+            let mut bad = payload.clone();
+            bad[at] = byte;
+            assert!(Record::decode(&bad).is_none(), "tag {byte} at {at}");
+        }
+        // An unbounded end that carries a key.
+        let mut keyed = payload.clone();
+        keyed[17] = 1;
+        keyed.push(b'z');
+        assert!(Record::decode(&keyed).is_none(), "unbounded with a key");
+        let mut long = payload.clone();
+        long.push(0);
+        assert!(Record::decode(&long).is_none(), "trailing byte");
+        // A commit record that counts only the writes: corruption.
+        let mut short = Vec::new();
+        encode_range_removal(&mut short, 1, 3, &range);
+        encode_write(&mut short, 1, 0, b"k", Some(b"v"));
+        encode_commit(&mut short, 1, 9, 1, b"");
+        assert!(matches!(
+            replay(&short, 0, "f", false, Follows::Commit(0), |_| Ok(())),
             Err(Error::Corruption { .. })
         ));
     }

@@ -90,6 +90,18 @@ pub fn txlog_record(data: &[u8]) {
         Record::Remove { seq, slot, key } => {
             txlog::encode_write(&mut framed, seq, slot, key, None);
         }
+        Record::RemoveRange {
+            seq,
+            slot,
+            start,
+            end,
+        } => {
+            let range = kv_api::KeyRange {
+                start: start.map(<[u8]>::to_vec),
+                end: end.map(<[u8]>::to_vec),
+            };
+            txlog::encode_range_removal(&mut framed, seq, slot, &range);
+        }
         Record::Commit {
             seq,
             time_ms,
