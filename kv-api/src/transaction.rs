@@ -175,10 +175,9 @@ impl<E: Engine> Transaction<E> {
         if self.writes.is_empty() && self.range_tombstones.is_empty() {
             return None; // the common case: no key copy for the lookup
         }
-        self.writes.get(&(slot, key.to_vec())).or_else(|| {
-            self.in_removed_range(slot, key)
-                .then_some(&REMOVED)
-        })
+        self.writes
+            .get(&(slot, key.to_vec()))
+            .or_else(|| self.in_removed_range(slot, key).then_some(&REMOVED))
     }
 
     /// True if a range this transaction removed through the engine holds `key`.

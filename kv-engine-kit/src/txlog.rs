@@ -183,7 +183,9 @@ impl<'a> Record<'a> {
 
 /// Reads the two bounds of a removed range (`tag u8 | len u32 | key` each, see the module
 /// docs), as a range removal record and the LSM's manifest store them.
-pub fn read_range<'a>(r: &mut crate::bytes::Reader<'a>) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+pub fn read_range<'a>(
+    r: &mut crate::bytes::Reader<'a>,
+) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
     let mut bound = || {
         let tag = r.u8()?;
         let key = r.len_prefixed()?;
@@ -893,7 +895,12 @@ mod tests {
         let decoded = Record::decode(&payload);
         assert!(matches!(
             decoded,
-            Some(Record::RemoveRange { seq: 1, slot: 3, start: Bound::Included(b"a"), end: Bound::Unbounded })
+            Some(Record::RemoveRange {
+                seq: 1,
+                slot: 3,
+                start: Bound::Included(b"a"),
+                end: Bound::Unbounded
+            })
         ));
         // Start bound tag at offset 10, end bound tag after `tag | len | "a"`, at 16.
         for (at, byte) in [(10, 7u8), (16, 3)] {

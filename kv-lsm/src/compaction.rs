@@ -495,7 +495,13 @@ struct Outputs<'a, S: Storage> {
 impl<S: Storage> Outputs<'_, S> {
     /// Adds one entry (in merged order), starting a new table first if the current one is
     /// past the target and the entry starts a new key.
-    async fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
+    async fn add(
+        &mut self,
+        ukey: &[u8],
+        seq: u64,
+        time_ms: u64,
+        value: Option<&[u8]>,
+    ) -> Result<()> {
         if let Some(w) = &self.writer
             && w.size() >= self.target
             && w.last_ukey() != Some(ukey)

@@ -602,8 +602,11 @@ impl<S: Storage> Lsm<S> {
             ticket.announce(&batch.writes);
         } else {
             // A key the commit writes after the removal is its write, not a removal.
-            let written: HashSet<(Slot, &[u8])> =
-                batch.writes.iter().map(|w| (w.slot, w.key.as_slice())).collect();
+            let written: HashSet<(Slot, &[u8])> = batch
+                .writes
+                .iter()
+                .map(|w| (w.slot, w.key.as_slice()))
+                .collect();
             removed.retain(|w| !written.contains(&(w.slot, w.key.as_slice())));
             removed.extend(batch.writes.iter().cloned());
             ticket.announce_removing(&removed, &ranges, mark);

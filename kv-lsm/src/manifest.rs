@@ -177,7 +177,11 @@ impl Manifest {
             }
             if !self.tombs.is_empty() {
                 let count = u32::try_from(self.tombs.len()).map_err(|_| {
-                    too_large("manifest tombstone list", self.tombs.len(), u32::MAX as usize)
+                    too_large(
+                        "manifest tombstone list",
+                        self.tombs.len(),
+                        u32::MAX as usize,
+                    )
                 })?;
                 b.extend_from_slice(&count.to_le_bytes());
                 for t in &self.tombs {
@@ -268,13 +272,16 @@ impl Manifest {
         if format == FORMAT_TOMBS {
             let n = r.u32()?;
             if n == 0 {
-                return Err(Error::corruption(MANIFEST, r.offset(), "empty tombstone list"));
+                return Err(Error::corruption(
+                    MANIFEST,
+                    r.offset(),
+                    "empty tombstone list",
+                ));
             }
             for _ in 0..n {
                 let at = r.offset();
                 let (slot, seq, time) = (r.u8()?, r.u64()?, r.u64()?);
-                let (start, end) =
-                    txlog::read_range(&mut r.0).ok_or_else(|| r.truncated())?;
+                let (start, end) = txlog::read_range(&mut r.0).ok_or_else(|| r.truncated())?;
                 if seq == 0 || seq > m.last_flushed_seq {
                     return Err(Error::corruption(
                         MANIFEST,
@@ -399,7 +406,11 @@ mod tests {
         };
         Manifest {
             tombs: vec![
-                tomb(Bound::Included(b"a".to_vec()), Bound::Excluded(b"b".to_vec()), 101),
+                tomb(
+                    Bound::Included(b"a".to_vec()),
+                    Bound::Excluded(b"b".to_vec()),
+                    101,
+                ),
                 tomb(Bound::Unbounded, Bound::Included(b"zz".to_vec()), 102),
                 tomb(Bound::Excluded(vec![]), Bound::Unbounded, 120),
             ],

