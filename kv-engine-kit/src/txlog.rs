@@ -181,11 +181,12 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The two bounds of a removed range, borrowed from a record.
+pub type RangeBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// Reads the two bounds of a removed range (`tag u8 | len u32 | key` each, see the module
 /// docs), as a range removal record and the LSM's manifest store them.
-pub fn read_range<'a>(
-    r: &mut crate::bytes::Reader<'a>,
-) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+pub fn read_range<'a>(r: &mut crate::bytes::Reader<'a>) -> Option<RangeBounds<'a>> {
     let mut bound = || {
         let tag = r.u8()?;
         let key = r.len_prefixed()?;
@@ -501,6 +502,9 @@ pub fn replay<'a>(
     let mut strict = matches!(follows, Follows::Commit(_));
     let mut pending: Vec<ReplayedWrite<'a>> = Vec::new();
     let mut pending_ranges: Vec<(Slot, KeyRange)> = Vec::new();
+    // Records of an open transaction were read (writes or range removals).
+    let open =
+        |w: &Vec<ReplayedWrite<'a>>, r: &Vec<(Slot, KeyRange)>| !(w.is_empty() && r.is_empty());
     let mut pending_seq = 0u64;
     // The offset and expected sequence number of an open transaction that skipped numbers.
     let mut gap: Option<(usize, u64)> = None;
@@ -558,7 +562,7 @@ pub fn replay<'a>(
         let (payload, next) = match frame::decode(buf, at) {
             frame::Decoded::Frame { payload, next } => (payload, next),
             frame::Decoded::End => {
-                if !(pending.is_empty() && pending_ranges.is_empty()) && !is_last {
+                if open(&pending, &pending_ranges) && !is_last {
                     return Err(Error::corruption(
                         file,
                         at as u64,
@@ -591,7 +595,7 @@ pub fn replay<'a>(
         };
         // A transaction that skips numbers is taken on trust until its commit record, which
         // must then name the commit before it (an import's gap, see `encode_txn`).
-        let in_order = if !(pending.is_empty() && pending_ranges.is_empty()) {
+        let in_order = if open(&pending, &pending_ranges) {
             seq == pending_seq
         } else if strict && seq > expected {
             gap.get_or_insert((at, expected));
@@ -607,7 +611,7 @@ pub fn replay<'a>(
                 at as u64,
                 format!(
                     "sequence {seq} out of order (expected {}{expected}, open {pending_seq})",
-                    if strict || !(pending.is_empty() && pending_ranges.is_empty()) {
+                    if strict || open(&pending, &pending_ranges) {
                         ""
                     } else {
                         ">= "

@@ -315,7 +315,7 @@ impl<S: Storage> Inner<S> {
             }
             debug_assert!(range.contains(e.ukey), "scan entry outside its range");
             if let Some(value) = e.value
-                && !(!tombs.is_empty() && rtomb::hidden(&tombs, e.ukey, e.seq, at))
+                && (tombs.is_empty() || !rtomb::hidden(&tombs, e.ukey, e.seq, at))
             {
                 out.push(f(&e, value));
             }
