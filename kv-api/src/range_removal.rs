@@ -27,6 +27,9 @@ use crate::{Engine, KeyRange, Result, Slot, Transaction};
 
 /// Keys listed from the engine per scan while a range is removed.
 const PAGE: usize = 4096;
+/// Keys counted per listing when the engine removes the range itself (keys only: a page of
+/// them is small, and fewer pages are fewer positionings of the engine's sources).
+const KEY_PAGE: usize = 1 << 16;
 
 impl<E: Engine> Transaction<E> {
     /// Removes every key of `slot` whose encoded key lies in `range`, atomically with the
@@ -208,9 +211,9 @@ impl<E: Engine> Transaction<E> {
             }
             let page = self
                 .engine()
-                .removal_keys(slot, &page_range, at, PAGE)
+                .removal_keys(slot, &page_range, at, KEY_PAGE)
                 .await?;
-            let full = page.len() == PAGE;
+            let full = page.len() == KEY_PAGE;
             listed |= !page.is_empty();
             for key in &page {
                 if !own.contains_key(key) && !earlier.iter().any(|r| r.contains(key)) {

@@ -51,6 +51,13 @@ pub async fn removes_exactly_the_range<E: Runs<F>, F: Place>() {
         0,
         "empty range"
     );
+    // The transaction's own reads see the removals and the later insert.
+    let inside: Vec<(u32, u32)> = must!(txn.range(0, 8u32..22).await);
+    assert_eq!(inside, [(8, 80), (9, 90), (15, 7), (20, 200), (21, 210)]);
+    let reversed: Vec<(u32, u32)> = must!(txn.range(0, 28u32..32).reverse().await);
+    assert_eq!(reversed, [(31, 310), (29, 290), (28, 280)]);
+    let many: Vec<Option<u32>> = must!(txn.get_many(0, &[13u32, 15, 30, 31]).await);
+    assert_eq!(many, [None, Some(7), None, Some(310)]);
     must!(txn.commit().await);
     let want: Vec<u32> = (0u32..40)
         .filter(|k| !(10..20).contains(k) || *k == 15)
