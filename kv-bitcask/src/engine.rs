@@ -209,6 +209,12 @@ impl<S: Storage> Bitcask<S> {
     /// Commits `batch`: under the next version, or under `imported` (see
     /// [`Engine::import_commit`]).
     async fn commit_at(&self, batch: WriteBatch, imported: Option<Version>) -> Result<Version> {
+        // Bitcask removes ranges key by key (`Engine::range_tombstones` is false).
+        if !batch.range_tombstones.is_empty() {
+            return Err(kv_api::Error::InvalidArgument(
+                "the bitcask engine does not take range tombstones".into(),
+            ));
+        }
         let mut ticket = match imported {
             Some(v) => self.pipeline.begin_import(&batch, v).await?,
             None => self.pipeline.begin(&batch).await?,

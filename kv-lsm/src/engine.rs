@@ -600,6 +600,8 @@ impl<S: Storage> Lsm<S> {
         // the memtable: from here on the pipeline needs only the keys.
         if ranges.is_empty() {
             ticket.announce(&batch.writes);
+        } else if !watched {
+            ticket.announce_removing(&batch.writes, &ranges, mark);
         } else {
             // A key the commit writes after the removal is its write, not a removal.
             let written: HashSet<(Slot, &[u8])> = batch
