@@ -46,10 +46,16 @@ impl<K: Ord + Clone, V: Clone> Model<K, V> {
         self.horizon
     }
 
-    /// Records commit `seq` with its writes (`None` removes).
+    /// Records commit `seq` with its writes (`None` removes; of a key written twice, the
+    /// last write counts, as in a transaction).
     pub fn commit(&mut self, seq: u64, writes: impl IntoIterator<Item = ((Slot, K), Option<V>)>) {
         for (key, value) in writes {
-            self.versions.entry(key).or_default().push((seq, value));
+            let list = self.versions.entry(key).or_default();
+            // A key written twice in one commit has one version: the last write.
+            match list.last_mut() {
+                Some(last) if last.0 == seq => last.1 = value,
+                _ => list.push((seq, value)),
+            }
         }
         self.last = self.last.max(seq);
     }

@@ -373,7 +373,8 @@ struct Seeded {
 }
 
 /// Builds the store of [`seeded`]: random overwrites and removals of [`SEEDED_KEYS`] keys
-/// in two slots, values of 20 - 200 bytes, a merge half way, three small commits last.
+/// in two slots, values of 20 - 200 bytes, range removals, a merge half way, three small
+/// commits last.
 async fn seeded_store<E: EngineFamily, F: StorageFactory>() -> Seeded {
     let env = Env::<E, F>::new();
     let store = must!(
@@ -391,14 +392,25 @@ async fn seeded_store<E: EngineFamily, F: StorageFactory>() -> Seeded {
                 (slot, key, value)
             })
             .collect();
-        let step = Step::Commit(writes);
+        // Some commits remove a range instead (a range tombstone on the LSM: in its log, then
+        // in its manifest), before and after the merge.
+        let step = if i % 7 == 3 {
+            let lo = rng.below(SEEDED_KEYS) as u16;
+            Step::RemoveRange(rng.below(2) as u8, lo, lo.saturating_add(5))
+        } else {
+            Step::Commit(writes)
+        };
         let v = must!(script::run_step(&store, &step).await);
         script::apply(&mut model, &step, v);
         if i == SEEDED_COMMITS / 2 {
             must!(store.merge().await);
             model.merge(model.last());
         }
-        history.push(model.clone());
+        // One model per version: a range removal that found nothing committed nothing.
+        match (v, history.last_mut()) {
+            (None, Some(last)) => *last = model.clone(),
+            _ => history.push(model.clone()),
+        }
     }
     // A few small commits last, so the newest log file holds commits no table or merged
     // segment has.
