@@ -267,11 +267,11 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Drops the entries of a scanned page whose values expired at this view's `now`.
-    pub(crate) async fn drop_expired(
+    pub(crate) async fn drop_expired<T>(
         &self,
         slot: Slot,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        entries: Vec<(Vec<u8>, T)>,
+    ) -> Result<Vec<(Vec<u8>, T)>> {
         if slot == CATALOG_SLOT || !self.expiry_in_use() {
             return Ok(entries);
         }

@@ -602,7 +602,8 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Every live key of type `K` in `slot`, in `K`'s order, including this transaction's own
-    /// inserts and excluding its own removals.
+    /// inserts and excluding its own removals. A key-only scan ([`RangeQuery::keys`]): no
+    /// value is read.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -625,12 +626,9 @@ impl<E: Engine> Transaction<E> {
     where
         K: Serialize + DeserializeOwned + crate::MaybeSend,
     {
-        let mut stream = RangeQuery::<E, K, ()>::new(self, slot, Ok(KeyRange::all())).stream();
-        let mut keys = Vec::new();
-        while let Some(k) = stream.next_key().await? {
-            keys.push(k);
-        }
-        Ok(keys)
+        RangeQuery::<E, K, ()>::new(self, slot, Ok(KeyRange::all()))
+            .keys()
+            .await
     }
 
     /// The commit time (ms since the Unix epoch) of the latest commit visible to this

@@ -733,7 +733,32 @@ impl<S: Storage> Engine for Lsm<S> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
-        inner.scan(slot, range, at, reverse, limit).await
+        let entry = |key: &[u8], value: &[u8], version| kv_api::Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            version,
+        };
+        inner
+            .scan(slot, range, at, (reverse, limit, true), entry)
+            .await
+    }
+
+    /// The merging pass of `scan`, copying keys only: value bytes stay in their blocks.
+    async fn scan_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        let key = |key: &[u8], _: &[u8], version| (key.to_vec(), version);
+        inner
+            .scan(slot, range, at, (reverse, limit, false), key)
+            .await
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<Version> {

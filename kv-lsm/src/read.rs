@@ -211,16 +211,19 @@ impl<S: Storage> Inner<S> {
         Ok(out)
     }
 
-    /// Up to `limit` live entries of `range` in `slot` at `at`: one merging pass, each source
-    /// positioned once; only the entries returned are copied.
-    pub async fn scan(
+    /// Up to `limit` live entries of `range` in `slot` at `at`, each made by `row` of its key
+    /// (without the slot byte), value and version: one merging pass, each source positioned
+    /// once; `row` sees the bytes where they lie in a block or memtable, so only what it
+    /// copies is copied. Without `values` (a key-only scan) no value is copied at all, and
+    /// `row` gets an empty one.
+    pub async fn scan<T>(
         &self,
         slot: Slot,
         range: &KeyRange,
         at: u64,
-        reverse: bool,
-        limit: usize,
-    ) -> Result<Vec<kv_api::Entry>> {
+        (reverse, limit, values): (bool, usize, bool),
+        mut row: impl FnMut(&[u8], &[u8], Version) -> T,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         if limit == 0 || range.is_empty() {
             return Ok(out);
@@ -235,6 +238,9 @@ impl<S: Storage> Inner<S> {
         let sources = Source::all(view.mems, &view.levels, &self.cache, false);
         let merger = Merger::new(sources, seek, reverse).await?;
         let mut visible = Visible::new(merger, at);
+        if !values {
+            visible = visible.without_values();
+        }
         out.reserve(limit.min(256));
         // Entries come from the position of the range's first bound on, so the only bound to
         // check is the other one (and the slot's end).
@@ -245,11 +251,8 @@ impl<S: Storage> Inner<S> {
             }
             debug_assert!(range.contains(e.ukey), "scan entry outside its range");
             if let Some(value) = e.value {
-                out.push(kv_api::Entry {
-                    key: e.ukey.get(1..).unwrap_or_default().to_vec(),
-                    value: value.to_vec(),
-                    version: Version::new(e.seq, e.time_ms),
-                });
+                let key = e.ukey.get(1..).unwrap_or_default();
+                out.push(row(key, value, Version::new(e.seq, e.time_ms)));
             }
         }
         Ok(out)
