@@ -119,27 +119,22 @@ impl<S: Storage> Inner<S> {
         let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
         // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
         let tables = (0..NUM_LEVELS).flat_map(|l| levels.level(l));
+        let mut pending = Vec::with_capacity(ukeys.len());
         for t in tables {
             let lo = ukeys.partition_point(|k| *k < t.meta.smallest.0.as_slice());
             let hi = ukeys.partition_point(|k| *k <= t.meta.largest.0.as_slice());
-            let pending = |i: &usize| out.get(*i).is_some_and(Option::is_none);
-            if !(lo..hi).any(|i| pending(&i)) {
+            pending.clear();
+            pending.extend((lo..hi).filter(|i| out.get(*i).is_some_and(Option::is_none)));
+            if pending.is_empty() {
                 continue;
             }
-            let mut last = None;
-            let (Some(ks), Some(hs), Some(os)) =
-                (ukeys.get(lo..hi), hashes.get(lo..hi), out.get_mut(lo..hi))
-            else {
-                continue;
-            };
-            for ((k, hash), o) in ks.iter().zip(hs).zip(os) {
-                if o.is_none() {
-                    let seek = Seek::At(k, at);
-                    *o = t
-                        .find(k, *hash, seek, &self.cache, &mut last, value_of)
-                        .await?;
+            let found = |i: usize, e: EntryRef<'_>| {
+                if let Some(o) = out.get_mut(i) {
+                    *o = Some(value_of(e));
                 }
-            }
+            };
+            t.find_many((ukeys, &hashes), &pending, at, &self.cache, found)
+                .await?;
         }
         Ok(out)
     }

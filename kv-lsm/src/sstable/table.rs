@@ -436,6 +436,34 @@ impl<F: StorageFile> TableReader<F> {
         if let Some(b) = cache.get(self.id, h.offset) {
             return Ok(b);
         }
+        self.load_block(i, h, cache).await
+    }
+
+    /// Blocks `blocks` (ascending, distinct) through the cache, in their order: the cached
+    /// ones looked up together ([`BlockCache::get_many`]), the others read and cached.
+    pub async fn blocks_many(
+        &self,
+        blocks: &[usize],
+        cache: &BlockCache,
+    ) -> Result<Vec<Arc<Block>>> {
+        let handles = blocks
+            .iter()
+            .map(|&i| self.handle(i))
+            .collect::<Result<Vec<_>>>()?;
+        let offsets: Vec<u64> = handles.iter().map(|h| h.offset).collect();
+        let cached = cache.get_many(self.id, &offsets);
+        let mut out = Vec::with_capacity(blocks.len());
+        for ((&i, h), b) in blocks.iter().zip(handles).zip(cached) {
+            out.push(match b {
+                Some(b) => b,
+                None => self.load_block(i, h, cache).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads block `i` (at `h`) from the file, checks it and caches it.
+    async fn load_block(&self, i: usize, h: Handle, cache: &BlockCache) -> Result<Arc<Block>> {
         let len = usize::try_from(h.len)
             .map_err(|_| Error::corruption(&self.name, h.offset, "impossible block length"))?;
         let raw = self.file.read_at(h.offset, len).await?;
@@ -617,6 +645,57 @@ impl<S: Storage> Table<S> {
     /// True if `ukey` lies within the table's key range.
     pub fn covers(&self, ukey: &[u8]) -> bool {
         self.meta.smallest.0.as_slice() <= ukey && ukey <= self.meta.largest.0.as_slice()
+    }
+
+    /// [`Table::find`] of the newest version at `at` of each key `ukeys[i]` for `i` in
+    /// `pending` (ascending; `ukeys` sorted, `hashes` theirs), calling `f(i, entry)` for each
+    /// key whose entry this table holds: the reader taken once, each key checked against the
+    /// range and filter and located in the index, the blocks needed looked up in the cache
+    /// together and each loaded once for all its keys.
+    pub async fn find_many(
+        &self,
+        (ukeys, hashes): (&[&[u8]], &[u64]),
+        pending: &[usize],
+        at: u64,
+        cache: &BlockCache,
+        mut f: impl FnMut(usize, EntryRef<'_>),
+    ) -> Result<()> {
+        let reader = self.reader().await?;
+        // (block, key): blocks ascend with the keys.
+        let mut wanted: Vec<(usize, usize)> = Vec::with_capacity(pending.len());
+        for &i in pending {
+            let (Some(k), Some(hash)) = (ukeys.get(i), hashes.get(i)) else {
+                continue;
+            };
+            if !self.covers(k) || !reader.may_contain(*hash) {
+                continue;
+            }
+            let b = reader.block_for(Seek::At(k, at));
+            if b < reader.blocks() {
+                wanted.push((b, i));
+            }
+        }
+        let mut blocks: Vec<usize> = wanted.iter().map(|(b, _)| *b).collect();
+        blocks.dedup();
+        let loaded = reader.blocks_many(&blocks, cache).await?;
+        let mut loaded = blocks.iter().zip(loaded).peekable();
+        for (b, i) in wanted {
+            while loaded.next_if(|(lb, _)| **lb < b).is_some() {}
+            let (Some((_, block)), Some(k)) = (loaded.peek(), ukeys.get(i)) else {
+                continue;
+            };
+            let seek = Seek::At(k, at);
+            block.find_with(
+                reader.name(),
+                |u, s| seek.is_before(u, s),
+                |e| {
+                    if e.ukey == *k {
+                        f(i, e);
+                    }
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// The first entry at or after `seek`, passed to `f`, if it belongs to `ukey` (checking
