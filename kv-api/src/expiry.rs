@@ -235,7 +235,7 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// True if expiry records may exist for this view.
-    fn expiry_in_use(&self) -> bool {
+    pub(crate) fn expiry_in_use(&self) -> bool {
         self.wrote_ttl || self.catalog.expiry.used()
     }
 
