@@ -84,14 +84,7 @@ impl<S: Storage> Inner<S> {
         let hash = bloom::hash(ukey);
         for t in tables_for(&levels, ukey) {
             if let Some(v) = t
-                .find(
-                    ukey,
-                    hash,
-                    Seek::At(ukey, at),
-                    &self.cache,
-                    &mut None,
-                    value_of,
-                )
+                .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
                 .await?
             {
                 return Ok(Some(v));
@@ -151,14 +144,9 @@ impl<S: Storage> Inner<S> {
                 continue;
             }
             let found = t
-                .find(
-                    ukey,
-                    hash,
-                    Seek::At(ukey, seq),
-                    &self.cache,
-                    &mut None,
-                    |e| (e.seq == seq).then(|| value_of(e)),
-                )
+                .find(ukey, hash, Seek::At(ukey, seq), &self.cache, |e| {
+                    (e.seq == seq).then(|| value_of(e))
+                })
                 .await?;
             if let Some(Some(v)) = found {
                 return Ok(Some(v));

@@ -699,16 +699,14 @@ impl<S: Storage> Table<S> {
     }
 
     /// The first entry at or after `seek`, passed to `f`, if it belongs to `ukey` (checking
-    /// range and filter first). Point reads (newest version at `at`, exact version) use this.
-    /// `last` is the block the previous lookup of a batch used (keys in order), reused by a
-    /// lookup in the same block; single reads pass `&mut None`.
+    /// range and filter first). Point reads (newest version at `at`, exact version) use this;
+    /// batches use [`Table::find_many`].
     pub async fn find<T>(
         &self,
         ukey: &[u8],
         hash: u64,
         seek: Seek<'_>,
         cache: &BlockCache,
-        last: &mut Option<(usize, Arc<Block>)>,
         f: impl FnOnce(EntryRef<'_>) -> T,
     ) -> Result<Option<T>> {
         if !self.covers(ukey) {
@@ -722,14 +720,7 @@ impl<S: Storage> Table<S> {
         if b >= reader.blocks() {
             return Ok(None);
         }
-        let block = match last {
-            Some((i, block)) if *i == b => block.clone(),
-            _ => {
-                let block = reader.block(b, cache).await?;
-                *last = Some((b, block.clone()));
-                block
-            }
-        };
+        let block = reader.block(b, cache).await?;
         let found = block.find_with(
             reader.name(),
             |u, s| seek.is_before(u, s),
@@ -794,9 +785,56 @@ mod tests {
     ) -> Option<OwnedEntry> {
         let seek = Seek::At(ukey, seq);
         let hash = bloom::hash(ukey);
-        let mut last = None;
-        let found = table.find(ukey, hash, seek, cache, &mut last, |e| e.to_owned_entry());
+        let found = table.find(ukey, hash, seek, cache, |e| e.to_owned_entry());
         found.await.expect("find")
+    }
+
+    /// `find_many` answers what `find` answers for each key of a sorted batch (present with
+    /// several versions, removed, absent, between and outside the table's keys, many to a
+    /// block and one to a block), at several read versions, with a cold and a warm cache.
+    #[test]
+    fn find_many_equals_finds() {
+        rt().block_on(async {
+            let storage = MemoryStorage::new();
+            let es = entries(300);
+            let meta = write_table(&storage, 9, &es, 256).await;
+            let table = Table::new(meta, storage.clone(), STORE);
+            let mut keys: Vec<Vec<u8>> = (0..320)
+                .map(|i| format!("\x01k{i:04}").into_bytes())
+                .collect();
+            keys.extend([b"\x01".to_vec(), b"\x01k0005x".to_vec(), b"\x02".to_vec()]);
+            keys.sort();
+            let ukeys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
+            for (at, step) in [(u64::MAX, 1), (1500, 3), (12, 1), (9, 7)] {
+                let cache = BlockCache::new(1 << 20);
+                for _warm in 0..2 {
+                    let pending: Vec<usize> = (0..ukeys.len()).step_by(step).collect();
+                    let mut got = vec![None; ukeys.len()];
+                    table
+                        .find_many((&ukeys, &hashes), &pending, at, &cache, |i, e| {
+                            got[i] = Some(e.to_owned_entry());
+                        })
+                        .await
+                        .expect("find_many");
+                    for (i, k) in ukeys.iter().enumerate() {
+                        let want = if pending.contains(&i) {
+                            let seek = Seek::At(k, at);
+                            let found =
+                                table.find(k, hashes[i], seek, &cache, |e| e.to_owned_entry());
+                            found.await.expect("find")
+                        } else {
+                            None
+                        };
+                        assert_eq!(got[i], want, "key {k:?} at {at}");
+                    }
+                    if at == u64::MAX {
+                        // Every key of the table is found (a removal too: it is an entry).
+                        assert_eq!(got.iter().flatten().count(), 300);
+                    }
+                }
+            }
+        });
     }
 
     async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<OwnedEntry>> {
