@@ -296,8 +296,10 @@ impl<E: Engine> Transaction<E> {
             .filter(|k| self.local(slot, k).is_none())
             .map(Vec::as_slice)
             .collect();
-        for k in &remote {
-            self.note_read(slot, k);
+        if !self.read_only {
+            // One lock for the batch's reads.
+            let mut r = self.reads.lock();
+            r.keys.extend(remote.iter().map(|k| (slot, k.to_vec())));
         }
         let mut fetched = self
             .engine
