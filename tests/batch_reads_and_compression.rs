@@ -12,6 +12,11 @@
 //!   read before), and warm with the keys drawn from 4000 neighbours (dense: keys share
 //!   blocks); through the typed API (`Transaction::get_many` against `Transaction::get`,
 //!   values decoded) and through the engine alone (`Engine::get_many` against `Engine::get`).
+//!   Each figure is the median of 50 rounds; which way goes first alternates.
+//! * `keys_against_scan`: the 100 000 keys of the same store listed by a key-only scan
+//!   (`RangeQuery::keys`) against the keys of a full scan (`RangeQuery` awaited, values
+//!   decoded), first after a reopen (cold) or after the other (warm), medians of 7, on both
+//!   engines.
 
 use std::time::{Duration, Instant};
 
@@ -231,5 +236,57 @@ fn get_many_against_gets() -> Result<()> {
     rt().block_on(async {
         compare::<kv_bitcask::Bitcask<FileStorage>>("bitcask", ()).await?;
         compare::<Lsm<FileStorage>>("lsm", LsmOptions::default()).await
+    })
+}
+
+/// Times a key-only listing of every key against a full scan, each cold (first after a
+/// reopen) and warm (after the other), 7 times each way, and checks they list the same keys.
+async fn keys_or_scan<E: Engine<Storage = FileStorage>>(
+    name: &str,
+    tuning: E::Tuning,
+) -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
+    let open = async || {
+        let storage = FileStorage::open(dir.path()).await?;
+        Store::<E>::open_tuned(storage, Options::default(), tuning.clone()).await
+    };
+    let store = open().await?;
+    fill(&store).await?;
+    store.close().await?;
+    // [keys, scan] x [cold, warm]: the times of 7 rounds each.
+    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
+    for keys_first in [true, false].repeat(7) {
+        let store = open().await?;
+        for (warm, keys) in [(0, keys_first), (1, !keys_first)] {
+            let snap = store.snapshot();
+            let start = Instant::now();
+            let listed = if keys {
+                snap.range::<String, String>(0, ..).keys().await?
+            } else {
+                let rows: Vec<(String, String)> = snap.range(0, ..).await?;
+                rows.into_iter().map(|(k, _)| k).collect()
+            };
+            times[usize::from(!keys)][warm].push(start.elapsed());
+            assert_eq!(listed, (0..KEYS).map(key).collect::<Vec<_>>());
+        }
+        store.close().await?;
+    }
+    for (what, i) in [("cold", 0), ("warm", 1)] {
+        let [keys, scan] = [0, 1].map(|way| median(std::mem::take(&mut times[way][i])));
+        println!(
+            "{name}, {what}: keys() of {KEYS} {keys:.2?}, full scan {scan:.2?} (medians of 7): \
+             keys() at {:.2}x the scan's speed",
+            scan.as_secs_f64() / keys.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn keys_against_scan() -> Result<()> {
+    rt().block_on(async {
+        keys_or_scan::<kv_bitcask::Bitcask<FileStorage>>("bitcask", ()).await?;
+        keys_or_scan::<Lsm<FileStorage>>("lsm", LsmOptions::default()).await
     })
 }
