@@ -217,8 +217,8 @@ where
 
     /// A cursor of value-lazy rows: each [`LazyRow`] has its key and version, read as
     /// [`keys`](Self::keys) reads them (no value touched), and fetches its value only when
-    /// asked ([`LazyRow::value`]), at this transaction's snapshot. For scans that look at
-    /// most values' keys only: filter on the key, read the few values needed.
+    /// asked ([`LazyRow::value`]), at this transaction's snapshot: for scans that need the
+    /// values of a few rows only (filter on the key or version, read the values needed).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -842,6 +842,23 @@ impl<'t, E: Engine> Cursor<'t, E> {
 mod tests {
     use super::*;
     use crate::Error;
+
+    /// Compiles only if key-only and value-lazy scans, and a lazy row's value, are `Send`
+    /// futures natively, so that the tasks of a multi-threaded runtime can await them.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[expect(dead_code, reason = "a compile-time check: type-checked, never run")]
+    fn scans_are_send<E: Engine>(txn: &Transaction<E>) {
+        fn send<T: Send>(_: &T) {}
+        send(&txn.range::<u32, String>(0, ..).keys());
+        let mut rows = txn.range::<u32, String>(0, ..).rows();
+        send(&rows);
+        let lazy = async move {
+            if let Ok(Some(row)) = rows.next().await {
+                let _ = row.value().await;
+            }
+        };
+        send(&lazy);
+    }
 
     #[test]
     #[allow(clippy::reversed_empty_ranges, reason = "inverted on purpose")]
