@@ -7,6 +7,29 @@
 //!   `remove`, `slot_mut`, ...) are used as they are, and [`Wait::wait`] blocks on any of its
 //!   futures: `txn.get(0, &"key").wait()?`, `txn.commit().wait()?`, `users.get(&k).wait()?`.
 //!
+//! Scans are the same too: a [`kv_api::RangeStream`], a key-only scan
+//! ([`kv_api::RangeQuery::keys`]) or a cursor of value-lazy rows ([`kv_api::RowStream`],
+//! whose [`kv_api::LazyRow::value`] is read only when asked) is driven by waiting on each
+//! step:
+//!
+//! ```
+//! use kv_db::blocking::{KvStore, Wait};
+//! use kv_db::backends::MemoryStorage;
+//!
+//! let store = KvStore::open(MemoryStorage::new())?;
+//! store.transact(|txn| (1..=5u32).try_for_each(|i| txn.insert(0, &i, format!("row {i}"))))?;
+//! let snap = store.snapshot();
+//! let ids: Vec<u32> = snap.range::<u32, String>(0, 2..).keys().wait()?;
+//! assert_eq!(ids, [2, 3, 4, 5]);
+//! let mut rows = snap.range::<u32, String>(0, ..).rows();
+//! while let Some(row) = rows.next().wait()? {
+//!     if row.key == 4 {
+//!         assert_eq!(row.value().wait()?, "row 4"); // the only value read
+//!     }
+//! }
+//! # Ok::<(), kv_db::Error>(())
+//! ```
+//!
 //! **Which runtime runs inside**: none. [`Wait::wait`] polls the future on the calling thread
 //! and parks the thread until the future's waker wakes it (a dozen lines of `std`). With no
 //! async runtime on the thread, the file backend makes its system calls inline (there is no

@@ -31,9 +31,9 @@
 compile_error!("enable at least one engine feature of `kv-db`: `bitcask` or `lsm`");
 
 pub use kv_api::{
-    CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, Options, RangeQuery, RangeStream,
-    Result, Retry, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage, Store, Transaction, Tuning,
-    Version,
+    CATALOG_SLOT, Clock, Durability, Engine, Error, KeyLike, LazyRow, Options, RangeQuery,
+    RangeStream, Result, Retry, RowStream, Slot, SlotDef, SlotHandle, SlotInfo, Stats, Storage,
+    Store, Transaction, Tuning, Version,
 };
 // The operator's operations (issue #13): the integrity check (`Store::verify`), export,
 // import, backup and version-preserving copies (`Store::export`, `Store::import`,

@@ -10,7 +10,13 @@
 //! * `get_many_against_gets`: 1000 random keys read with one `get_many` against 1000 `get`s,
 //!   on both engines (file backend, 100 000 keys): cold (a reopened store), warm (every key
 //!   read before), and warm with the keys drawn from 4000 neighbours (dense: keys share
-//!   blocks).
+//!   blocks); through the typed API (`Transaction::get_many` against `Transaction::get`,
+//!   values decoded) and through the engine alone (`Engine::get_many` against `Engine::get`).
+//!   Each figure is the median of 50 rounds; which way goes first alternates.
+//! * `keys_against_scan`: the 100 000 keys of the same store listed by a key-only scan
+//!   (`RangeQuery::keys`) against the keys of a full scan (`RangeQuery` awaited, values
+//!   decoded), first after a reopen (cold) or after the other (warm), medians of 7, on both
+//!   engines.
 
 use std::time::{Duration, Instant};
 
@@ -88,15 +94,9 @@ fn lsm_space_per_codec() -> Result<()> {
     })
 }
 
-/// Times `rounds` rounds of 1000 random keys each way: (a loop of gets, one get_many). Each
-/// way reads its own keys, so neither warms the cache for the other.
-/// Keys are drawn from all `KEYS`, or with `window`, from that many consecutive keys at a
-/// random place (neighbours share blocks).
-async fn time_reads<E: Engine>(
-    store: &Store<E>,
-    rounds: u32,
-    window: Option<u32>,
-) -> Result<(Duration, Duration)> {
+/// A generator of 1000 random key indexes per call: from all `KEYS`, or with `window`, from
+/// that many consecutive keys at a random place (neighbours share blocks).
+fn key_draws(window: Option<u32>) -> impl FnMut() -> Vec<u32> {
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         x ^= x << 13;
@@ -104,33 +104,85 @@ async fn time_reads<E: Engine>(
         x ^= x << 17;
         x
     };
-    let mut random_keys = || -> Vec<String> {
+    move || {
         let (base, span) = match window {
             Some(w) => ((next() % u64::from(KEYS - w)) as u32, w),
             None => (0, KEYS),
         };
         (0..1000)
-            .map(|_| key(base + (next() % u64::from(span)) as u32))
+            .map(|_| base + (next() % u64::from(span)) as u32)
             .collect()
-    };
-    let (mut loop_time, mut batch_time) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..rounds {
-        let (for_batch, for_loop) = (random_keys(), random_keys());
-        let snap = store.snapshot();
-        let start = Instant::now();
-        let many = snap.get_many::<_, String>(0, &for_batch).await?;
-        batch_time += start.elapsed();
-        let start = Instant::now();
-        let mut one = Vec::with_capacity(for_loop.len());
-        for k in &for_loop {
-            one.push(snap.get::<_, String>(0, k).await?);
-        }
-        loop_time += start.elapsed();
-        assert!(many.iter().chain(&one).all(Option::is_some));
-
-        assert_eq!(snap.get_many::<_, String>(0, &for_loop).await?, one);
     }
-    Ok((loop_time, batch_time))
+}
+
+/// The median of per-round times (robust to the spikes of a shared machine).
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// Times `rounds` rounds of 1000 random keys (see [`key_draws`]) each way: the medians of
+/// (a loop of gets, one get_many). Each way reads its own keys, so neither warms the cache
+/// for the other; which goes first alternates. Through the typed API (`encoded` `None`:
+/// `Transaction::get` of `String` values) or the engine alone (`Engine::get` of the encoded
+/// keys, by key index).
+async fn time_reads<E: Engine>(
+    store: &Store<E>,
+    encoded: Option<&[Vec<u8>]>,
+    rounds: u32,
+    window: Option<u32>,
+) -> Result<(Duration, Duration)> {
+    let mut draw = key_draws(window);
+    let (mut loop_times, mut batch_times) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (for_batch, for_loop) = (draw(), draw());
+        let snap = store.snapshot();
+        for batch_now in [round % 2 == 0, round % 2 == 1] {
+            match encoded {
+                None => {
+                    if batch_now {
+                        let keys: Vec<String> = for_batch.iter().map(|&i| key(i)).collect();
+                        let start = Instant::now();
+                        let many = snap.get_many::<_, String>(0, &keys).await?;
+                        batch_times.push(start.elapsed());
+                        assert!(many.iter().all(Option::is_some));
+                    } else {
+                        let keys: Vec<String> = for_loop.iter().map(|&i| key(i)).collect();
+                        let start = Instant::now();
+                        let mut one = Vec::with_capacity(keys.len());
+                        for k in &keys {
+                            one.push(snap.get::<_, String>(0, k).await?);
+                        }
+                        loop_times.push(start.elapsed());
+                        assert_eq!(snap.get_many::<_, String>(0, &keys).await?, one);
+                    }
+                }
+                Some(encoded) => {
+                    let engine = store.engine();
+                    let at = snap.version().seq();
+                    let ids = if batch_now { &for_batch } else { &for_loop };
+                    let keys: Vec<&[u8]> = ids
+                        .iter()
+                        .map(|&i| encoded[i as usize].as_slice())
+                        .collect();
+                    let start = Instant::now();
+                    if batch_now {
+                        let many = engine.get_many(0, &keys, at).await?;
+                        batch_times.push(start.elapsed());
+                        assert!(many.iter().all(Option::is_some));
+                    } else {
+                        let mut one = Vec::with_capacity(keys.len());
+                        for k in &keys {
+                            one.push(engine.get(0, k, at).await?);
+                        }
+                        loop_times.push(start.elapsed());
+                        assert_eq!(engine.get_many(0, &keys, at).await?, one);
+                    }
+                }
+            }
+        }
+    }
+    Ok((median(loop_times), median(batch_times)))
 }
 
 async fn compare<E: Engine<Storage = FileStorage>>(name: &str, tuning: E::Tuning) -> Result<()> {
@@ -141,24 +193,41 @@ async fn compare<E: Engine<Storage = FileStorage>>(name: &str, tuning: E::Tuning
     };
     let store = open().await?;
     fill(&store).await?;
-    store.close().await?;
-    // Cold: a reopened store, its cache empty; then warm: every key read once.
-    let store = open().await?;
-    let rounds = 50;
-    for (what, window) in [("cold", None), ("warm", None), ("warm, dense", Some(4000))] {
-        if what == "warm" {
-            let all: Vec<String> = (0..KEYS).map(key).collect();
-            store.snapshot().get_many::<_, String>(0, &all).await?;
+    // The encoded keys, by index (`key(i)` sorts as `i`); listed before the reopen, so the
+    // cold reads find the caches empty.
+    let at = store.snapshot().version().seq();
+    let listed = store
+        .engine()
+        .scan_keys(0, &kv_db::KeyRange::all(), at, false, usize::MAX)
+        .await?;
+    let encoded: Vec<Vec<u8>> = listed.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(encoded.len(), KEYS as usize);
+    let mut store = Some(store);
+    for (layer, encoded) in [("typed", None), ("engine", Some(encoded.as_slice()))] {
+        // Cold: a reopened store, its cache empty; then warm: every key read once.
+        if let Some(s) = store.take() {
+            s.close().await?;
         }
-        let (gets, many) = time_reads(&store, rounds, window).await?;
-        println!(
-            "{name}, {what}: 1000 gets {:.2?}, get_many of 1000 {:.2?}: {:.2}x the loop's speed",
-            gets / rounds,
-            many / rounds,
-            gets.as_secs_f64() / many.as_secs_f64()
-        );
+        let reopened = open().await?;
+        let rounds = 50;
+        for (what, window) in [("cold", None), ("warm", None), ("warm, dense", Some(4000))] {
+            if what == "warm" {
+                let all: Vec<String> = (0..KEYS).map(key).collect();
+                reopened.snapshot().get_many::<_, String>(0, &all).await?;
+            }
+            let (gets, many) = time_reads(&reopened, encoded, rounds, window).await?;
+            println!(
+                "{name}, {layer}, {what}: 1000 gets {gets:.2?}, get_many of 1000 {many:.2?} \
+                 (medians of {rounds}): {:.2}x the loop's speed",
+                gets.as_secs_f64() / many.as_secs_f64()
+            );
+        }
+        store = Some(reopened);
     }
-    store.close().await
+    match store {
+        Some(s) => s.close().await,
+        None => Ok(()),
+    }
 }
 
 #[test]
@@ -167,5 +236,57 @@ fn get_many_against_gets() -> Result<()> {
     rt().block_on(async {
         compare::<kv_bitcask::Bitcask<FileStorage>>("bitcask", ()).await?;
         compare::<Lsm<FileStorage>>("lsm", LsmOptions::default()).await
+    })
+}
+
+/// Times a key-only listing of every key against a full scan, each cold (first after a
+/// reopen) and warm (after the other), 7 times each way, and checks they list the same keys.
+async fn keys_or_scan<E: Engine<Storage = FileStorage>>(
+    name: &str,
+    tuning: E::Tuning,
+) -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
+    let open = async || {
+        let storage = FileStorage::open(dir.path()).await?;
+        Store::<E>::open_tuned(storage, Options::default(), tuning.clone()).await
+    };
+    let store = open().await?;
+    fill(&store).await?;
+    store.close().await?;
+    // [keys, scan] x [cold, warm]: the times of 7 rounds each.
+    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
+    for keys_first in [true, false].repeat(7) {
+        let store = open().await?;
+        for (warm, keys) in [(0, keys_first), (1, !keys_first)] {
+            let snap = store.snapshot();
+            let start = Instant::now();
+            let listed = if keys {
+                snap.range::<String, String>(0, ..).keys().await?
+            } else {
+                let rows: Vec<(String, String)> = snap.range(0, ..).await?;
+                rows.into_iter().map(|(k, _)| k).collect()
+            };
+            times[usize::from(!keys)][warm].push(start.elapsed());
+            assert_eq!(listed, (0..KEYS).map(key).collect::<Vec<_>>());
+        }
+        store.close().await?;
+    }
+    for (what, i) in [("cold", 0), ("warm", 1)] {
+        let [keys, scan] = [0, 1].map(|way| median(std::mem::take(&mut times[way][i])));
+        println!(
+            "{name}, {what}: keys() of {KEYS} {keys:.2?}, full scan {scan:.2?} (medians of 7): \
+             keys() at {:.2}x the scan's speed",
+            scan.as_secs_f64() / keys.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn keys_against_scan() -> Result<()> {
+    rt().block_on(async {
+        keys_or_scan::<kv_bitcask::Bitcask<FileStorage>>("bitcask", ()).await?;
+        keys_or_scan::<Lsm<FileStorage>>("lsm", LsmOptions::default()).await
     })
 }

@@ -430,6 +430,36 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
         limit: usize,
     ) -> Result<Vec<Entry>>;
 
+    /// [`Engine::scan`] without the values: up to `limit` live keys of `range` at `at`, in key
+    /// order (descending if `reverse`), each with the version that wrote its value. The same
+    /// keys `scan` returns, and paged the same way; what key-only and value-lazy scans read
+    /// ([`crate::RangeQuery::keys`], [`crate::RangeQuery::rows`]). An engine answers it
+    /// without reading, decoding or copying a value (Bitcask from its keydir, the LSM engine
+    /// skipping value bytes), so a value stored apart from its key is never fetched. The
+    /// default calls `scan` and drops the values, for engines without a cheaper way.
+    ///
+    /// ```
+    /// # use kv_api::{Engine, KeyRange, Result};
+    /// # async fn demo(engine: &impl Engine) -> Result<()> {
+    /// let at = engine.snapshot()?.seq();
+    /// for (key, version) in engine.scan_keys(0, &KeyRange::prefix(b"user:"), at, false, 100).await? {
+    ///     println!("{key:?} written by commit {}", version.seq());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn scan_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        let entries = self.scan(slot, range, at, reverse, limit).await?;
+        Ok(entries.into_iter().map(|e| (e.key, e.version)).collect())
+    }
+
     /// Validates and commits a transaction atomically; returns its version.
     /// [`crate::Error::Conflict`] leaves nothing written.
     async fn commit(&self, batch: WriteBatch) -> Result<Version>;
@@ -505,25 +535,6 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// ```
     fn range_tombstones(&self) -> bool {
         false
-    }
-
-    /// The live keys of `range` at `at`, up to `limit`, in key order, without their values:
-    /// what a range removal counts. Internal to [`crate::Transaction::remove_range`]; the
-    /// default reads them through [`Engine::scan`].
-    #[doc(hidden)]
-    async fn removal_keys(
-        &self,
-        slot: Slot,
-        range: &KeyRange,
-        at: u64,
-        limit: usize,
-    ) -> Result<Vec<Vec<u8>>> {
-        Ok(self
-            .scan(slot, range, at, false, limit)
-            .await?
-            .into_iter()
-            .map(|e| e.key)
-            .collect())
     }
 
     /// The engine's change feed ([`crate::watch::Feed`]), to which its commit path hands

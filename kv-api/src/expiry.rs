@@ -235,7 +235,7 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// True if expiry records may exist for this view.
-    fn expiry_in_use(&self) -> bool {
+    pub(crate) fn expiry_in_use(&self) -> bool {
         self.wrote_ttl || self.catalog.expiry.used()
     }
 
@@ -267,11 +267,11 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Drops the entries of a scanned page whose values expired at this view's `now`.
-    pub(crate) async fn drop_expired(
+    pub(crate) async fn drop_expired<T>(
         &self,
         slot: Slot,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        entries: Vec<(Vec<u8>, T)>,
+    ) -> Result<Vec<(Vec<u8>, T)>> {
         if slot == CATALOG_SLOT || !self.expiry_in_use() {
             return Ok(entries);
         }

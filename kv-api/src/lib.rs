@@ -66,7 +66,7 @@ pub use error::{Error, Result};
 pub use export::{BackupSummary, CopySummary, ExportScope, ExportSummary, ImportSummary};
 pub use options::{Clock, DEFAULT_CACHE_SIZE, Durability, MAX_KEY_AND_VALUE, Options, Tuning};
 pub use progress::{Progress, ProgressFn};
-pub use range::{RangeQuery, RangeStream};
+pub use range::{LazyRow, RangeQuery, RangeStream, RowStream};
 pub use recovery::{Dropped, RecoveryReport};
 pub use retention::{AutoMerge, Retention};
 pub use retry::Retry;

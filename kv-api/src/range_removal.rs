@@ -131,13 +131,13 @@ impl<E: Engine> Transaction<E> {
             }
             let page = self
                 .engine()
-                .scan(slot, &page_range, at, false, PAGE)
+                .scan_keys(slot, &page_range, at, false, PAGE)
                 .await?;
             let full = page.len() == PAGE;
             let mut last = None;
-            for entry in page {
-                last = Some(entry.key.clone());
-                keys.push(entry.key);
+            for (key, _) in page {
+                last = Some(key.clone());
+                keys.push(key);
             }
             match last {
                 Some(l) if full => lower = Bound::Excluded(l),
@@ -211,17 +211,17 @@ impl<E: Engine> Transaction<E> {
             }
             let page = self
                 .engine()
-                .removal_keys(slot, &page_range, at, KEY_PAGE)
+                .scan_keys(slot, &page_range, at, false, KEY_PAGE)
                 .await?;
             let full = page.len() == KEY_PAGE;
             listed |= !page.is_empty();
-            for key in &page {
+            for (key, _) in &page {
                 if !own.contains_key(key) && !earlier.iter().any(|r| r.contains(key)) {
                     removed = removed.saturating_add(1);
                 }
             }
             match page.into_iter().last() {
-                Some(l) if full => lower = Bound::Excluded(l),
+                Some((l, _)) if full => lower = Bound::Excluded(l),
                 _ => break,
             }
         }

@@ -313,29 +313,51 @@ impl<E: Engine> Transaction<E> {
             .filter(|k| self.local(slot, k).is_none())
             .map(Vec::as_slice)
             .collect();
-        for k in &remote {
-            self.note_read(slot, k);
+        if !self.read_only {
+            // One lock for the batch's reads.
+            let mut r = self.reads.lock();
+            r.keys.extend(remote.iter().map(|k| (slot, k.to_vec())));
         }
         let mut fetched = self
             .engine
             .get_many(slot, &remote, self.snapshot.seq())
             .await?
             .into_iter();
-        let mut out = Vec::with_capacity(encoded.len());
+        let mut values = Vec::with_capacity(encoded.len());
         for k in &encoded {
-            let bytes = match self.local(slot, k) {
+            values.push(match self.local(slot, k) {
                 Some(local) => local.clone(),
                 None => fetched.next().ok_or_else(|| {
                     Error::InvalidArgument("the engine returned fewer values than keys".into())
                 })?,
-            };
-            let bytes = match bytes {
-                Some(_) if self.is_expired(slot, k).await? => None,
-                other => other,
-            };
-            out.push(bytes.as_deref().map(decode_value).transpose()?);
+            });
         }
-        Ok(out)
+        if self.expiry_in_use() {
+            // Values expired at this view's time read as absent: their records looked up in
+            // one batch, as a scan's page does.
+            let live: Vec<(Vec<u8>, usize)> = encoded
+                .iter()
+                .zip(&values)
+                .enumerate()
+                .filter(|(_, (_, v))| v.is_some())
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            let mut kept = vec![false; values.len()];
+            for (_, i) in self.drop_expired(slot, live).await? {
+                if let Some(k) = kept.get_mut(i) {
+                    *k = true;
+                }
+            }
+            for (v, kept) in values.iter_mut().zip(kept) {
+                if !kept {
+                    *v = None;
+                }
+            }
+        }
+        values
+            .iter()
+            .map(|v| v.as_deref().map(decode_value).transpose())
+            .collect()
     }
 
     /// The latest value of `key` that was not a removal ("trash" semantics: read what was
@@ -619,7 +641,8 @@ impl<E: Engine> Transaction<E> {
     }
 
     /// Every live key of type `K` in `slot`, in `K`'s order, including this transaction's own
-    /// inserts and excluding its own removals.
+    /// inserts and excluding its own removals. A key-only scan ([`RangeQuery::keys`]): no
+    /// value is read.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -642,12 +665,9 @@ impl<E: Engine> Transaction<E> {
     where
         K: Serialize + DeserializeOwned + crate::MaybeSend,
     {
-        let mut stream = RangeQuery::<E, K, ()>::new(self, slot, Ok(KeyRange::all())).stream();
-        let mut keys = Vec::new();
-        while let Some(k) = stream.next_key().await? {
-            keys.push(k);
-        }
-        Ok(keys)
+        RangeQuery::<E, K, ()>::new(self, slot, Ok(KeyRange::all()))
+            .keys()
+            .await
     }
 
     /// The commit time (ms since the Unix epoch) of the latest commit visible to this

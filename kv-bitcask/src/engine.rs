@@ -504,6 +504,24 @@ impl<S: Storage> Engine for Bitcask<S> {
             .collect())
     }
 
+    /// From the keydir alone: no record is read.
+    async fn scan_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        self.pipeline.check_open()?;
+        let at = self.visible_at(at);
+        let found = self.keydir.read().scan(slot, range, at, reverse, limit);
+        Ok(found
+            .into_iter()
+            .map(|(key, loc)| (key, loc.version()))
+            .collect())
+    }
+
     async fn commit(&self, batch: WriteBatch) -> Result<Version> {
         self.commit_at(batch, None).await
     }
@@ -617,6 +635,35 @@ mod tests {
 
     fn put(engine: &Bitcask<MemoryStorage>, key: &[u8], value: &[u8]) -> Result<WriteBatch> {
         Ok(WriteBatch::new(engine.snapshot()?).write(0, key.to_vec(), Some(value.to_vec())))
+    }
+
+    /// A key-only scan answers from the keydir: after a reopen (an empty page cache) it
+    /// lists what `scan` lists without a single page lookup, while `scan` reads records.
+    #[tokio::test]
+    async fn key_only_scans_read_no_record() -> Result<()> {
+        let storage = MemoryStorage::new();
+        let engine = Bitcask::open(storage.clone(), Options::default(), ()).await?;
+        for i in 0..50u32 {
+            let value = vec![b'v'; 300];
+            engine
+                .commit(put(&engine, format!("k{i:02}").as_bytes(), &value)?)
+                .await?;
+        }
+        engine.close().await?;
+        let engine = Bitcask::open(storage, Options::default(), ()).await?;
+        let at = engine.snapshot()?.seq();
+        let before = engine.pages.counters();
+        let range = KeyRange::prefix(b"k1");
+        let keys = engine.scan_keys(0, &range, at, true, 100).await?;
+        assert_eq!(engine.pages.counters(), before, "no page looked up");
+        let full = engine.scan(0, &range, at, true, 100).await?;
+        assert_ne!(engine.pages.counters(), before, "scan reads records");
+        let want: Vec<(Vec<u8>, u64)> =
+            full.into_iter().map(|e| (e.key, e.version.seq())).collect();
+        let got: Vec<(Vec<u8>, u64)> = keys.into_iter().map(|(k, v)| (k, v.seq())).collect();
+        assert_eq!(got.len(), 10);
+        assert_eq!(got, want);
+        Ok(())
     }
 
     /// A clean close seals (and hints) an active segment of `SEAL_ON_CLOSE` bytes or more, so

@@ -139,17 +139,30 @@ fn view<E: Engine>(store: &Store<E>, at: Option<u64>) -> anyhow::Result<Snapshot
 }
 
 /// Calls `f` with every live entry of `range` in `slot` at `at`, in key order, until it returns
-/// `false`; reads in pages so that a large slot is never held whole.
+/// `false`; reads in pages so that a large slot is never held whole. Without `values` the
+/// engine lists keys only ([`Engine::scan_keys`]: no value is read) and every entry's value
+/// is empty.
 async fn scan<E: Engine>(
     store: &Store<E>,
-    slot: u8,
-    mut range: KeyRange,
+    (slot, mut range): (u8, KeyRange),
     at: u64,
+    values: bool,
     mut f: impl FnMut(Entry) -> bool,
 ) -> anyhow::Result<()> {
     const PAGE: usize = 1024;
+    let engine = store.engine();
     loop {
-        let page = store.engine().scan(slot, &range, at, false, PAGE).await?;
+        let page = if values {
+            engine.scan(slot, &range, at, false, PAGE).await?
+        } else {
+            let keys = engine.scan_keys(slot, &range, at, false, PAGE).await?;
+            let entry = |(key, version)| Entry {
+                key,
+                value: Vec::new(),
+                version,
+            };
+            keys.into_iter().map(entry).collect()
+        };
         let full = page.len() == PAGE;
         let mut last = None;
         for entry in page {
@@ -211,7 +224,7 @@ async fn slots<E: Engine>(store: &Store<E>) -> anyhow::Result<()> {
     outln!("slot\tname\tkeys\tkey type -> value type");
     for slot in 0..kv_db::CATALOG_SLOT {
         let mut count = 0u64;
-        scan(store, slot, KeyRange::all(), at.seq(), |_| {
+        scan(store, (slot, KeyRange::all()), at.seq(), false, |_| {
             count = count.saturating_add(1);
             true
         })
@@ -251,7 +264,7 @@ async fn list_keys<E: Engine>(store: &Store<E>, list: &KeyList<'_>) -> anyhow::R
     let at = view(store, list.read.at)?;
     let mut left = list.limit.unwrap_or(usize::MAX);
     let mut written = Ok(());
-    scan(store, slot, range, at.seq(), |entry| {
+    scan(store, (slot, range), at.seq(), list.values, |entry| {
         let Some(rest) = left.checked_sub(1) else {
             return false;
         };

@@ -26,6 +26,25 @@ impl BlockCache {
         self.cache.get(&(table, offset))
     }
 
+    /// [`BlockCache::get`] of the blocks at `offsets` of table `table`, in their order: the
+    /// lookups grouped by shard, each shard locked once, and each block found touched where
+    /// its search starts before any is handed out (see [`Block::touch`] and
+    /// [`kv_engine_kit::cache::Cache::get_many_with`]).
+    pub fn get_many(&self, table: u64, offsets: &[u64]) -> Vec<Option<Arc<Block>>> {
+        let keys: Vec<(u64, u64)> = offsets.iter().map(|&o| (table, o)).collect();
+        let mut out = vec![None; keys.len()];
+        self.cache.get_many_with(
+            &keys,
+            |_, b| b.touch(),
+            |i, b| {
+                if let (Some(o), Some(b)) = (out.get_mut(i), b) {
+                    *o = Some(b.clone());
+                }
+            },
+        );
+        out
+    }
+
     /// The block at `offset` of table `table`, if cached, without counting or promoting it
     /// (compactions: their reads say nothing about what readers need).
     pub fn peek(&self, table: u64, offset: u64) -> Option<Arc<Block>> {

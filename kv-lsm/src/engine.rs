@@ -563,7 +563,9 @@ impl<S: Storage> Lsm<S> {
         if watched {
             let before = version.seq().saturating_sub(1);
             for (slot, range) in &ranges {
-                for key in inner.live_keys(*slot, range, before, usize::MAX).await? {
+                let key = |key: &[u8], _: &[u8], _| key.to_vec();
+                let keys = inner.scan(*slot, range, before, (false, usize::MAX, false), key);
+                for key in keys.await? {
                     removed.push(Write {
                         slot: *slot,
                         key,
@@ -814,7 +816,32 @@ impl<S: Storage> Engine for Lsm<S> {
         let inner = &self.inner;
         inner.pipeline.check_open()?;
         let at = inner.clamp(at);
-        inner.scan(slot, range, at, reverse, limit).await
+        let entry = |key: &[u8], value: &[u8], version| kv_api::Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            version,
+        };
+        inner
+            .scan(slot, range, at, (reverse, limit, true), entry)
+            .await
+    }
+
+    /// The merging pass of `scan`, copying keys only: value bytes stay in their blocks.
+    async fn scan_keys(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        let inner = &self.inner;
+        inner.pipeline.check_open()?;
+        let at = inner.clamp(at);
+        let key = |key: &[u8], _: &[u8], version| (key.to_vec(), version);
+        inner
+            .scan(slot, range, at, (reverse, limit, false), key)
+            .await
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<Version> {
@@ -866,19 +893,6 @@ impl<S: Storage> Engine for Lsm<S> {
 
     fn range_tombstones(&self) -> bool {
         true
-    }
-
-    async fn removal_keys(
-        &self,
-        slot: Slot,
-        range: &KeyRange,
-        at: u64,
-        limit: usize,
-    ) -> Result<Vec<Vec<u8>>> {
-        let inner = &self.inner;
-        inner.pipeline.check_open()?;
-        let at = inner.clamp(at);
-        inner.live_keys(slot, range, at, limit).await
     }
 
     fn feed(&self) -> Option<&kv_api::watch::Feed> {

@@ -96,14 +96,7 @@ impl<S: Storage> Inner<S> {
         let hash = bloom::hash(ukey);
         for t in tables_for(&levels, ukey) {
             if let Some(v) = t
-                .find(
-                    ukey,
-                    hash,
-                    Seek::At(ukey, at),
-                    &self.cache,
-                    &mut None,
-                    value_of,
-                )
+                .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
                 .await?
             {
                 return Ok(Some(v));
@@ -135,31 +128,23 @@ impl<S: Storage> Inner<S> {
         let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
         // Level 0's tables overlap (newest first); deeper levels' are disjoint and older.
         let tables = (0..NUM_LEVELS).flat_map(|l| levels.level(l));
+        let mut pending = Vec::with_capacity(ukeys.len());
         for t in tables {
             let lo = ukeys.partition_point(|k| *k < t.meta.smallest.0.as_slice());
             let hi = ukeys.partition_point(|k| *k <= t.meta.largest.0.as_slice());
-            let pending = |i: &usize| out.get(*i).is_some_and(Option::is_none);
-            if !(lo..hi).any(|i| pending(&i)) {
+            pending.clear();
+            pending.extend((lo..hi).filter(|i| out.get(*i).is_some_and(Option::is_none)));
+            if pending.is_empty() {
                 continue;
             }
-            let mut last = None;
-            let (Some(ks), Some(hs), Some(os), Some(cs)) = (
-                ukeys.get(lo..hi),
-                hashes.get(lo..hi),
-                out.get_mut(lo..hi),
-                covers.get(lo..hi),
-            ) else {
-                continue;
-            };
-            for (((k, hash), o), c) in ks.iter().zip(hs).zip(os).zip(cs) {
-                if o.is_none() {
-                    let seek = Seek::At(k, at);
-                    let value_of = value_above(*c);
-                    *o = t
-                        .find(k, *hash, seek, &self.cache, &mut last, value_of)
-                        .await?;
+            let found = |i: usize, e: EntryRef<'_>| {
+                let cover = covers.get(i).copied().unwrap_or(0);
+                if let Some(o) = out.get_mut(i) {
+                    *o = Some(value_above(cover)(e));
                 }
-            }
+            };
+            t.find_many((ukeys, &hashes), &pending, at, &self.cache, found)
+                .await?;
         }
         Ok(out)
     }
@@ -176,14 +161,9 @@ impl<S: Storage> Inner<S> {
                 continue;
             }
             let found = t
-                .find(
-                    ukey,
-                    hash,
-                    Seek::At(ukey, seq),
-                    &self.cache,
-                    &mut None,
-                    |e| (e.seq == seq).then(|| value_of(e)),
-                )
+                .find(ukey, hash, Seek::At(ukey, seq), &self.cache, |e| {
+                    (e.seq == seq).then(|| value_of(e))
+                })
                 .await?;
             if let Some(Some(v)) = found {
                 return Ok(Some(v));
@@ -246,49 +226,18 @@ impl<S: Storage> Inner<S> {
         Ok(rtomb::synthesize(&versions, &tombs, ukey, at))
     }
 
-    /// Up to `limit` live entries of `range` in `slot` at `at`: one merging pass, each source
-    /// positioned once; only the entries returned are copied.
-    pub async fn scan(
+    /// Up to `limit` live entries of `range` in `slot` at `at`, each made by `row` of its key
+    /// (without the slot byte), value and version: one merging pass, each source positioned
+    /// once; `row` sees the bytes where they lie in a block or memtable, so only what it
+    /// copies is copied. Without `values` (a key-only scan) no value is copied at all, and
+    /// `row` gets an empty one.
+    pub async fn scan<T>(
         &self,
         slot: Slot,
         range: &KeyRange,
         at: u64,
-        reverse: bool,
-        limit: usize,
-    ) -> Result<Vec<kv_api::Entry>> {
-        self.scan_live(slot, range, at, reverse, limit, |e, value| kv_api::Entry {
-            key: e.ukey.get(1..).unwrap_or_default().to_vec(),
-            value: value.to_vec(),
-            version: Version::new(e.seq, e.time_ms),
-        })
-        .await
-    }
-
-    /// The keys of [`Inner::scan`] (forward), without copying values: what a range removal
-    /// counts, and lists for a change feed.
-    pub async fn live_keys(
-        &self,
-        slot: Slot,
-        range: &KeyRange,
-        at: u64,
-        limit: usize,
-    ) -> Result<Vec<Vec<u8>>> {
-        self.scan_live(slot, range, at, false, limit, |e, _| {
-            e.ukey.get(1..).unwrap_or_default().to_vec()
-        })
-        .await
-    }
-
-    /// Up to `limit` live entries of `range` in `slot` at `at`, each made into a `T` by `f`
-    /// (given the entry and its value).
-    async fn scan_live<T>(
-        &self,
-        slot: Slot,
-        range: &KeyRange,
-        at: u64,
-        reverse: bool,
-        limit: usize,
-        mut f: impl FnMut(&EntryRef<'_>, &[u8]) -> T,
+        (reverse, limit, values): (bool, usize, bool),
+        mut row: impl FnMut(&[u8], &[u8], Version) -> T,
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         if limit == 0 || range.is_empty() {
@@ -305,6 +254,9 @@ impl<S: Storage> Inner<S> {
         let sources = Source::all(view.mems, &view.levels, &self.cache, false);
         let merger = Merger::new(sources, seek, reverse).await?;
         let mut visible = Visible::new(merger, at);
+        if !values {
+            visible = visible.without_values();
+        }
         out.reserve(limit.min(256));
         // Entries come from the position of the range's first bound on, so the only bound to
         // check is the other one (and the slot's end).
@@ -317,7 +269,8 @@ impl<S: Storage> Inner<S> {
             if let Some(value) = e.value
                 && (tombs.is_empty() || !rtomb::hidden(&tombs, e.ukey, e.seq, at))
             {
-                out.push(f(&e, value));
+                let key = e.ukey.get(1..).unwrap_or_default();
+                out.push(row(key, value, Version::new(e.seq, e.time_ms)));
             }
         }
         Ok(out)

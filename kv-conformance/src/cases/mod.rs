@@ -17,6 +17,7 @@ pub mod history;
 #[cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
 pub mod indexeddb;
 pub mod isolation;
+pub mod keys;
 pub mod merge;
 pub mod queries;
 pub mod range_removal;

@@ -142,6 +142,22 @@ fn merged_reads_agree_with_a_model() {
                             got.push(v.entry().expect("entry").to_owned_entry());
                         }
                         assert_eq!(got, visible, "{seek:?} reverse {reverse} at {at}");
+                        // A key-only read: the same versions, removals still `None`; in
+                        // reverse no value is copied (the entries show them empty).
+                        let sources = Source::all([mem.clone()], &levels, &cache, sequential);
+                        let m = Merger::new(sources, seek, reverse).await.expect("seek");
+                        let mut v = Visible::new(m, at).without_values();
+                        let mut keys = Vec::new();
+                        while v.next().await.expect("next") {
+                            let e = v.entry().expect("entry");
+                            assert!(!reverse || e.value.is_none_or(<[u8]>::is_empty));
+                            keys.push((e.ukey.to_vec(), e.seq, e.time_ms, e.value.is_some()));
+                        }
+                        let want_keys: Vec<_> = visible
+                            .iter()
+                            .map(|e| (e.ukey.clone(), e.seq, e.time_ms, e.value.is_some()))
+                            .collect();
+                        assert_eq!(keys, want_keys, "keys only: {seek:?} {reverse} at {at}");
                     }
                 }
             }

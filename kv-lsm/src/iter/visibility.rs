@@ -13,6 +13,9 @@ use crate::key::EntryRef;
 pub(crate) struct Visible<S: Storage> {
     merger: Merger<S>,
     at: u64,
+    /// False for a key-only read: reverse candidates copy no value (entries then show
+    /// values as empty).
+    values: bool,
     /// The key being reduced.
     key: Vec<u8>,
     has_key: bool,
@@ -77,12 +80,20 @@ impl<S: Storage> Visible<S> {
         Visible {
             merger,
             at,
+            values: true,
             key: Vec::new(),
             has_key: false,
             decided: false,
             returned: false,
             rev: Candidate::default(),
         }
+    }
+
+    /// A key-only read: values are never copied, and [`Visible::entry`] may show a value as
+    /// empty (removals stay `None`).
+    pub fn without_values(mut self) -> Self {
+        self.values = false;
+        self
     }
 
     /// Moves to the next key's visible version; false at the end. See [`Visible::entry`].
@@ -151,7 +162,9 @@ impl<S: Storage> Visible<S> {
                 let c = &mut self.rev.cand;
                 (c.seq, c.time_ms, c.is_value) = (e.seq, e.time_ms, e.value.is_some());
                 c.value.clear();
-                c.value.extend_from_slice(e.value.unwrap_or_default());
+                if self.values {
+                    c.value.extend_from_slice(e.value.unwrap_or_default());
+                }
                 self.rev.has_cand = true;
             }
             self.merger.next().await?;

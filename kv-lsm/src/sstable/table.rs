@@ -436,6 +436,34 @@ impl<F: StorageFile> TableReader<F> {
         if let Some(b) = cache.get(self.id, h.offset) {
             return Ok(b);
         }
+        self.load_block(i, h, cache).await
+    }
+
+    /// Blocks `blocks` (ascending, distinct) through the cache, in their order: the cached
+    /// ones looked up together ([`BlockCache::get_many`]), the others read and cached.
+    pub async fn blocks_many(
+        &self,
+        blocks: &[usize],
+        cache: &BlockCache,
+    ) -> Result<Vec<Arc<Block>>> {
+        let handles = blocks
+            .iter()
+            .map(|&i| self.handle(i))
+            .collect::<Result<Vec<_>>>()?;
+        let offsets: Vec<u64> = handles.iter().map(|h| h.offset).collect();
+        let cached = cache.get_many(self.id, &offsets);
+        let mut out = Vec::with_capacity(blocks.len());
+        for ((&i, h), b) in blocks.iter().zip(handles).zip(cached) {
+            out.push(match b {
+                Some(b) => b,
+                None => self.load_block(i, h, cache).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads block `i` (at `h`) from the file, checks it and caches it.
+    async fn load_block(&self, i: usize, h: Handle, cache: &BlockCache) -> Result<Arc<Block>> {
         let len = usize::try_from(h.len)
             .map_err(|_| Error::corruption(&self.name, h.offset, "impossible block length"))?;
         let raw = self.file.read_at(h.offset, len).await?;
@@ -619,17 +647,66 @@ impl<S: Storage> Table<S> {
         self.meta.smallest.0.as_slice() <= ukey && ukey <= self.meta.largest.0.as_slice()
     }
 
+    /// [`Table::find`] of the newest version at `at` of each key `ukeys[i]` for `i` in
+    /// `pending` (ascending; `ukeys` sorted, `hashes` theirs), calling `f(i, entry)` for each
+    /// key whose entry this table holds: the reader taken once, each key checked against the
+    /// range and filter and located in the index, the blocks needed looked up in the cache
+    /// together and each loaded once for all its keys.
+    pub async fn find_many(
+        &self,
+        (ukeys, hashes): (&[&[u8]], &[u64]),
+        pending: &[usize],
+        at: u64,
+        cache: &BlockCache,
+        mut f: impl FnMut(usize, EntryRef<'_>),
+    ) -> Result<()> {
+        let reader = self.reader().await?;
+        // (block, key): blocks ascend with the keys.
+        let mut wanted: Vec<(usize, usize)> = Vec::with_capacity(pending.len());
+        for &i in pending {
+            let (Some(k), Some(hash)) = (ukeys.get(i), hashes.get(i)) else {
+                continue;
+            };
+            if !self.covers(k) || !reader.may_contain(*hash) {
+                continue;
+            }
+            let b = reader.block_for(Seek::At(k, at));
+            if b < reader.blocks() {
+                wanted.push((b, i));
+            }
+        }
+        let mut blocks: Vec<usize> = wanted.iter().map(|(b, _)| *b).collect();
+        blocks.dedup();
+        let loaded = reader.blocks_many(&blocks, cache).await?;
+        let mut loaded = blocks.iter().zip(loaded).peekable();
+        for (b, i) in wanted {
+            while loaded.next_if(|(lb, _)| **lb < b).is_some() {}
+            let (Some((_, block)), Some(k)) = (loaded.peek(), ukeys.get(i)) else {
+                continue;
+            };
+            let seek = Seek::At(k, at);
+            block.find_with(
+                reader.name(),
+                |u, s| seek.is_before(u, s),
+                |e| {
+                    if e.ukey == *k {
+                        f(i, e);
+                    }
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// The first entry at or after `seek`, passed to `f`, if it belongs to `ukey` (checking
-    /// range and filter first). Point reads (newest version at `at`, exact version) use this.
-    /// `last` is the block the previous lookup of a batch used (keys in order), reused by a
-    /// lookup in the same block; single reads pass `&mut None`.
+    /// range and filter first). Point reads (newest version at `at`, exact version) use this;
+    /// batches use [`Table::find_many`].
     pub async fn find<T>(
         &self,
         ukey: &[u8],
         hash: u64,
         seek: Seek<'_>,
         cache: &BlockCache,
-        last: &mut Option<(usize, Arc<Block>)>,
         f: impl FnOnce(EntryRef<'_>) -> T,
     ) -> Result<Option<T>> {
         if !self.covers(ukey) {
@@ -643,14 +720,7 @@ impl<S: Storage> Table<S> {
         if b >= reader.blocks() {
             return Ok(None);
         }
-        let block = match last {
-            Some((i, block)) if *i == b => block.clone(),
-            _ => {
-                let block = reader.block(b, cache).await?;
-                *last = Some((b, block.clone()));
-                block
-            }
-        };
+        let block = reader.block(b, cache).await?;
         let found = block.find_with(
             reader.name(),
             |u, s| seek.is_before(u, s),
@@ -715,9 +785,56 @@ mod tests {
     ) -> Option<OwnedEntry> {
         let seek = Seek::At(ukey, seq);
         let hash = bloom::hash(ukey);
-        let mut last = None;
-        let found = table.find(ukey, hash, seek, cache, &mut last, |e| e.to_owned_entry());
+        let found = table.find(ukey, hash, seek, cache, |e| e.to_owned_entry());
         found.await.expect("find")
+    }
+
+    /// `find_many` answers what `find` answers for each key of a sorted batch (present with
+    /// several versions, removed, absent, between and outside the table's keys, many to a
+    /// block and one to a block), at several read versions, with a cold and a warm cache.
+    #[test]
+    fn find_many_equals_finds() {
+        rt().block_on(async {
+            let storage = MemoryStorage::new();
+            let es = entries(300);
+            let meta = write_table(&storage, 9, &es, 256).await;
+            let table = Table::new(meta, storage.clone(), STORE);
+            let mut keys: Vec<Vec<u8>> = (0..320)
+                .map(|i| format!("\x01k{i:04}").into_bytes())
+                .collect();
+            keys.extend([b"\x01".to_vec(), b"\x01k0005x".to_vec(), b"\x02".to_vec()]);
+            keys.sort();
+            let ukeys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let hashes: Vec<u64> = ukeys.iter().map(|k| bloom::hash(k)).collect();
+            for (at, step) in [(u64::MAX, 1), (1500, 3), (12, 1), (9, 7)] {
+                let cache = BlockCache::new(1 << 20);
+                for _warm in 0..2 {
+                    let pending: Vec<usize> = (0..ukeys.len()).step_by(step).collect();
+                    let mut got = vec![None; ukeys.len()];
+                    table
+                        .find_many((&ukeys, &hashes), &pending, at, &cache, |i, e| {
+                            got[i] = Some(e.to_owned_entry());
+                        })
+                        .await
+                        .expect("find_many");
+                    for (i, k) in ukeys.iter().enumerate() {
+                        let want = if pending.contains(&i) {
+                            let seek = Seek::At(k, at);
+                            let found =
+                                table.find(k, hashes[i], seek, &cache, |e| e.to_owned_entry());
+                            found.await.expect("find")
+                        } else {
+                            None
+                        };
+                        assert_eq!(got[i], want, "key {k:?} at {at}");
+                    }
+                    if at == u64::MAX {
+                        // Every key of the table is found (a removal too: it is an entry).
+                        assert_eq!(got.iter().flatten().count(), 300);
+                    }
+                }
+            }
+        });
     }
 
     async fn read_all(table: Arc<Table<MemoryStorage>>, reverse: bool) -> Result<Vec<OwnedEntry>> {
