@@ -6,8 +6,11 @@
 //! ticker's worst and 99.9th-percentile delay and the commit rate, and fails if the worst
 //! delay reaches `KV_STALL_LIMIT_US` (default 1000 µs).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kv_db::{Engine, Result, Store, backends::FileStorage, backends::MemoryStorage};
@@ -42,6 +45,87 @@ fn control_ticker_on_memory() -> Result<()> {
     measure::<kv_db::Bitcask<MemoryStorage>>("memory", async || Ok(MemoryStorage::new()))
 }
 
+/// The polls of the committer tasks: how long our code holds a worker thread. A poll's wall
+/// time also counts the time its thread waited for a CPU while the OS ran other threads (this
+/// machine's other processes, the blocking pool): that wait is measured apart (Linux), and
+/// the rest, "own" time, is our code running or blocked in a system call or on a lock.
+struct Polls {
+    start: Instant,
+    longest_ns: AtomicU64,
+    longest_own_ns: AtomicU64,
+    /// Polls of 500 µs or more (wall): when they ended (since the start), their wall time
+    /// and their own time.
+    long: Mutex<Vec<(Duration, Duration, Duration)>>,
+}
+
+impl Polls {
+    const LONG: Duration = Duration::from_micros(500);
+
+    fn new() -> Self {
+        Polls {
+            start: Instant::now(),
+            longest_ns: AtomicU64::new(0),
+            longest_own_ns: AtomicU64::new(0),
+            long: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// How long this thread has waited for a CPU while runnable (ns): the second field of
+/// `/proc/thread-self/schedstat`, which the scheduler adds to when the thread gets a CPU back
+/// (so a poll that was preempted and resumed sees its wait). `None` elsewhere than Linux.
+fn run_delay_ns() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::FileExt;
+        thread_local! {
+            static STAT: Option<std::fs::File> =
+                std::fs::File::open("/proc/thread-self/schedstat").ok();
+        }
+        STAT.with(|f| {
+            let mut buf = [0u8; 96];
+            let n = f.as_ref()?.read_at(&mut buf, 0).ok()?;
+            let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+            text.split_whitespace().nth(1)?.parse().ok()
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Polls `fut`, timing every poll into `polls`.
+struct Timed<F> {
+    fut: Pin<Box<F>>,
+    polls: Arc<Polls>,
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let waited = run_delay_ns();
+        let t = Instant::now();
+        let out = self.fut.as_mut().poll(cx);
+        let took = t.elapsed();
+        let waited = match (waited, run_delay_ns()) {
+            (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
+            _ => Duration::ZERO,
+        };
+        let own = took.saturating_sub(waited);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.polls.longest_ns.fetch_max(ns(took), Ordering::Relaxed);
+        self.polls
+            .longest_own_ns
+            .fetch_max(ns(own), Ordering::Relaxed);
+        if took >= Polls::LONG
+            && let Ok(mut long) = self.polls.long.lock()
+        {
+            long.push((self.polls.start.elapsed(), took, own));
+        }
+        out
+    }
+}
+
 fn measure<E: Engine>(
     backend: &str,
     storage: impl AsyncFnOnce() -> Result<E::Storage>,
@@ -50,7 +134,7 @@ fn measure<E: Engine>(
         .worker_threads(2)
         .build()
         .map_err(|e| kv_db::Error::io("runtime", e))?;
-    let (delays, commits) = rt.block_on(async {
+    let (delays, commits, polls) = rt.block_on(async {
         let store = Store::<E>::open(storage().await?).await?;
         let stop = Arc::new(AtomicBool::new(false));
         // A thread stamps each tick with the time it is sent; the ticker task records how
@@ -65,9 +149,10 @@ fn measure<E: Engine>(
                 }
             }
         });
+        let polls = Arc::new(Polls::new());
+        let start = polls.start;
         let ticker = tokio::spawn(async move {
             let mut delays = Vec::new();
-            let start = Instant::now();
             while let Some(sent) = rx.recv().await {
                 let delay = sent.elapsed();
                 // When the worst stalls happen tells what causes them (a table that doubles
@@ -82,15 +167,19 @@ fn measure<E: Engine>(
         let mut committers = Vec::new();
         for c in 0..COMMITTERS {
             let (store, stop) = (store.clone(), stop.clone());
-            committers.push(tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut txn = store.current();
-                    txn.insert(0, &(c as u64, n), vec![7u8; 100])?;
-                    txn.commit().await?;
-                    n += 1;
-                }
-                Ok::<u64, kv_db::Error>(n)
+            let polls = polls.clone();
+            committers.push(tokio::spawn(Timed {
+                polls,
+                fut: Box::pin(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut txn = store.current();
+                        txn.insert(0, &(c as u64, n), vec![7u8; 100])?;
+                        txn.commit().await?;
+                        n += 1;
+                    }
+                    Ok::<u64, kv_db::Error>(n)
+                }),
             }));
         }
         std::thread::sleep(RUN);
@@ -106,7 +195,7 @@ fn measure<E: Engine>(
             .await
             .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))?;
         store.close().await?;
-        Ok::<_, kv_db::Error>((delays, commits))
+        Ok::<_, kv_db::Error>((delays, commits, polls))
     })?;
     let mut sorted = delays.clone();
     sorted.sort();
@@ -125,6 +214,24 @@ fn measure<E: Engine>(
         sorted.len(),
         commits as f64 / RUN.as_secs_f64()
     );
+    let long = polls.long.lock().map(|l| l.clone()).unwrap_or_default();
+    let ms = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
+    println!(
+        "  committer polls ({backend}): longest {:?} wall, {:?} own (without waits for a CPU); \
+         {} polls >= {:?}{}",
+        ms(&polls.longest_ns),
+        ms(&polls.longest_own_ns),
+        long.len(),
+        Polls::LONG,
+        if long.is_empty() {
+            ""
+        } else {
+            "; the first (ended at: wall, own):"
+        }
+    );
+    for (at, took, own) in long.iter().take(6) {
+        println!("    {at:?}: {took:?}, {own:?}");
+    }
     let limit = std::env::var("KV_STALL_LIMIT_US")
         .ok()
         .and_then(|v| v.parse().ok())
