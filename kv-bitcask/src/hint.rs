@@ -96,8 +96,7 @@ fn encode_chunk(out: &mut Vec<u8>, rest: &mut &[(Key, Loc)]) {
                 reason = "`b` only grew since `start`; a chunk is under CHUNK_BYTES plus \
                           one entry, an entry a slice's length plus ENTRY_FIXED"
             )]
-            let full =
-                b.len() > start && b.len() - start + ENTRY_FIXED + key.len() > CHUNK_BYTES;
+            let full = b.len() > start && b.len() - start + ENTRY_FIXED + key.len() > CHUNK_BYTES;
             if full {
                 break;
             }

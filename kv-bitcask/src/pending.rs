@@ -73,7 +73,11 @@ async fn merge(older: Vec<(Key, Loc)>, newer: Vec<(Key, Loc)>) -> Vec<(Key, Loc)
                 (None, Some(_)) => false,
                 (None, None) => return out,
             };
-            out.extend(if from_older { older.next() } else { newer.next() });
+            out.extend(if from_older {
+                older.next()
+            } else {
+                newer.next()
+            });
         }
         kv_api::yield_now().await;
     }
