@@ -5,6 +5,13 @@
 //! `cargo test --release --test executor_stall -- --ignored --nocapture`. It prints the
 //! ticker's worst and 99.9th-percentile delay and the commit rate, and fails if the worst
 //! delay reaches `KV_STALL_LIMIT_US` (default 1000 µs).
+//!
+//! The delay is measured without tokio's timer (whose wheel has 1 ms steps): a thread stamps
+//! each tick as it sends it, and the ticker task reads the clock when it receives it. Beside
+//! it the test prints the committer tasks' longest poll, with and without the time their
+//! thread waited for a CPU (on Linux), so that a stall of our code can be told apart from the
+//! OS running other threads: on a loaded machine the control on memory, which does no I/O,
+//! shows what the OS alone costs (docs/benchmarks.md).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,9 +60,10 @@ struct Polls {
     start: Instant,
     longest_ns: AtomicU64,
     longest_own_ns: AtomicU64,
-    /// Polls of 500 µs or more (wall): when they ended (since the start), their wall time
-    /// and their own time.
-    long: Mutex<Vec<(Duration, Duration, Duration)>>,
+    /// Polls of 500 µs or more (wall): when they ended (since the start), their wall time,
+    /// their own time, and how often their thread got a CPU back during the poll (0: it ran
+    /// through; else it was preempted, or slept in a system call or on a lock).
+    long: Mutex<Vec<(Duration, Duration, Duration, u64)>>,
 }
 
 impl Polls {
@@ -71,10 +79,11 @@ impl Polls {
     }
 }
 
-/// How long this thread has waited for a CPU while runnable (ns): the second field of
-/// `/proc/thread-self/schedstat`, which the scheduler adds to when the thread gets a CPU back
-/// (so a poll that was preempted and resumed sees its wait). `None` elsewhere than Linux.
-fn run_delay_ns() -> Option<u64> {
+/// How long this thread has waited for a CPU while runnable (ns), and how many times it got
+/// one: the second and third fields of `/proc/thread-self/schedstat`, which the scheduler
+/// updates when the thread gets a CPU back (so a poll that was preempted and resumed sees its
+/// wait). `None` elsewhere than Linux.
+fn run_delay_ns() -> Option<(u64, u64)> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::FileExt;
@@ -86,7 +95,8 @@ fn run_delay_ns() -> Option<u64> {
             let mut buf = [0u8; 96];
             let n = f.as_ref()?.read_at(&mut buf, 0).ok()?;
             let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-            text.split_whitespace().nth(1)?.parse().ok()
+            let mut fields = text.split_whitespace().skip(1);
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
         })
     }
     #[cfg(not(target_os = "linux"))]
@@ -107,9 +117,12 @@ impl<F: Future> Future for Timed<F> {
         let t = Instant::now();
         let out = self.fut.as_mut().poll(cx);
         let took = t.elapsed();
-        let waited = match (waited, run_delay_ns()) {
-            (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
-            _ => Duration::ZERO,
+        let (waited, switches) = match (waited, run_delay_ns()) {
+            (Some(a), Some(b)) => (
+                Duration::from_nanos(b.0.saturating_sub(a.0)),
+                b.1.saturating_sub(a.1),
+            ),
+            _ => (Duration::ZERO, 0),
         };
         let own = took.saturating_sub(waited);
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -120,7 +133,7 @@ impl<F: Future> Future for Timed<F> {
         if took >= Polls::LONG
             && let Ok(mut long) = self.polls.long.lock()
         {
-            long.push((self.polls.start.elapsed(), took, own));
+            long.push((self.polls.start.elapsed(), took, own, switches));
         }
         out
     }
@@ -151,6 +164,9 @@ fn measure<E: Engine>(
         });
         let polls = Arc::new(Polls::new());
         let start = polls.start;
+        // The clock's raw value, to find the times printed below in a `perf record -k
+        // CLOCK_MONOTONIC` trace.
+        println!("  start: {start:?}");
         let ticker = tokio::spawn(async move {
             let mut delays = Vec::new();
             while let Some(sent) = rx.recv().await {
@@ -216,7 +232,7 @@ fn measure<E: Engine>(
     );
     let mut long = polls.long.lock().map(|l| l.clone()).unwrap_or_default();
     // Ours first: the polls that held their thread longest without waiting for a CPU.
-    long.sort_by_key(|&(_, _, own)| std::cmp::Reverse(own));
+    long.sort_by_key(|&(_, _, own, _)| std::cmp::Reverse(own));
     let ms = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
     println!(
         "  committer polls ({backend}): longest {:?} wall, {:?} own (without waits for a CPU); \
@@ -228,11 +244,11 @@ fn measure<E: Engine>(
         if long.is_empty() {
             ""
         } else {
-            "; the longest own (ended at: wall, own):"
+            "; the longest own (ended at: wall, own, CPU regained):"
         }
     );
-    for (at, took, own) in long.iter().take(4) {
-        println!("    {at:?}: {took:?}, {own:?}");
+    for (at, took, own, switches) in long.iter().take(4) {
+        println!("    {at:?}: {took:?}, {own:?}, {switches}x");
     }
     let limit = std::env::var("KV_STALL_LIMIT_US")
         .ok()

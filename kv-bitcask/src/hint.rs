@@ -263,6 +263,19 @@ mod tests {
         assert_eq!(decode(&empty, S, 3, 0, &mut Vec::new()), Some((0, 0)));
     }
 
+    /// The yielding encoder (sealing a segment) writes the very bytes of the plain one.
+    #[tokio::test]
+    async fn yielding_encoder_writes_the_same_bytes() {
+        for n in [0, 1, 5000] {
+            let e = entries(n);
+            let plain = encode(S, 3, 300_000, (7, 99), &e);
+            assert!(
+                encode_yielding(S, 3, 300_000, (7, 99), &e).await == plain,
+                "{n} entries"
+            );
+        }
+    }
+
     #[test]
     fn anything_odd_is_rejected() {
         let e = entries(50);
