@@ -34,7 +34,9 @@ const CHUNK_BYTES: usize = 64 << 10;
 pub(crate) type Last = (u64, u64);
 
 /// Encodes the hint of segment `id` of store `store`, `segment_len` bytes long, whose entries
-/// are `entries` (in key order, versions oldest first) and whose last commit is `last`.
+/// are `entries` (in key order, versions oldest first) and whose last commit is `last`. The
+/// engine uses [`encode_yielding`]; this is for tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encode(
     store: StoreId,
     id: u32,
