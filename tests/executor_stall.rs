@@ -5,9 +5,19 @@
 //! `cargo test --release --test executor_stall -- --ignored --nocapture`. It prints the
 //! ticker's worst and 99.9th-percentile delay and the commit rate, and fails if the worst
 //! delay reaches `KV_STALL_LIMIT_US` (default 1000 µs).
+//!
+//! The delay is measured without tokio's timer (whose wheel has 1 ms steps): a thread stamps
+//! each tick as it sends it, and the ticker task reads the clock when it receives it. Beside
+//! it the test prints the committer tasks' longest poll, with and without the time their
+//! thread waited for a CPU (on Linux), so that a stall of our code can be told apart from the
+//! OS running other threads: on a loaded machine the control on memory, which does no I/O,
+//! shows what the OS alone costs (docs/benchmarks.md).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kv_db::{Engine, Result, Store, backends::FileStorage, backends::MemoryStorage};
@@ -42,6 +52,93 @@ fn control_ticker_on_memory() -> Result<()> {
     measure::<kv_db::Bitcask<MemoryStorage>>("memory", async || Ok(MemoryStorage::new()))
 }
 
+/// The polls of the committer tasks: how long our code holds a worker thread. A poll's wall
+/// time also counts the time its thread waited for a CPU while the OS ran other threads (this
+/// machine's other processes, the blocking pool): that wait is measured apart (Linux), and
+/// the rest, "own" time, is our code running or blocked in a system call or on a lock.
+struct Polls {
+    start: Instant,
+    longest_ns: AtomicU64,
+    longest_own_ns: AtomicU64,
+    /// Polls of 500 µs or more (wall): when they ended (since the start), their wall time,
+    /// their own time, and how often their thread got a CPU back during the poll (0: it ran
+    /// through; else it was preempted, or slept in a system call or on a lock).
+    long: Mutex<Vec<(Duration, Duration, Duration, u64)>>,
+}
+
+impl Polls {
+    const LONG: Duration = Duration::from_micros(500);
+
+    fn new() -> Self {
+        Polls {
+            start: Instant::now(),
+            longest_ns: AtomicU64::new(0),
+            longest_own_ns: AtomicU64::new(0),
+            long: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// How long this thread has waited for a CPU while runnable (ns), and how many times it got
+/// one: the second and third fields of `/proc/thread-self/schedstat`, which the scheduler
+/// updates when the thread gets a CPU back (so a poll that was preempted and resumed sees its
+/// wait). `None` elsewhere than Linux.
+fn run_delay_ns() -> Option<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::FileExt;
+        thread_local! {
+            static STAT: Option<std::fs::File> =
+                std::fs::File::open("/proc/thread-self/schedstat").ok();
+        }
+        STAT.with(|f| {
+            let mut buf = [0u8; 96];
+            let n = f.as_ref()?.read_at(&mut buf, 0).ok()?;
+            let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+            let mut fields = text.split_whitespace().skip(1);
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Polls `fut`, timing every poll into `polls`.
+struct Timed<F> {
+    fut: Pin<Box<F>>,
+    polls: Arc<Polls>,
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let waited = run_delay_ns();
+        let t = Instant::now();
+        let out = self.fut.as_mut().poll(cx);
+        let took = t.elapsed();
+        let (waited, switches) = match (waited, run_delay_ns()) {
+            (Some(a), Some(b)) => (
+                Duration::from_nanos(b.0.saturating_sub(a.0)),
+                b.1.saturating_sub(a.1),
+            ),
+            _ => (Duration::ZERO, 0),
+        };
+        let own = took.saturating_sub(waited);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.polls.longest_ns.fetch_max(ns(took), Ordering::Relaxed);
+        self.polls
+            .longest_own_ns
+            .fetch_max(ns(own), Ordering::Relaxed);
+        if took >= Polls::LONG
+            && let Ok(mut long) = self.polls.long.lock()
+        {
+            long.push((self.polls.start.elapsed(), took, own, switches));
+        }
+        out
+    }
+}
+
 fn measure<E: Engine>(
     backend: &str,
     storage: impl AsyncFnOnce() -> Result<E::Storage>,
@@ -50,7 +147,7 @@ fn measure<E: Engine>(
         .worker_threads(2)
         .build()
         .map_err(|e| kv_db::Error::io("runtime", e))?;
-    let (delays, commits) = rt.block_on(async {
+    let (delays, commits, polls) = rt.block_on(async {
         let store = Store::<E>::open(storage().await?).await?;
         let stop = Arc::new(AtomicBool::new(false));
         // A thread stamps each tick with the time it is sent; the ticker task records how
@@ -65,9 +162,13 @@ fn measure<E: Engine>(
                 }
             }
         });
+        let polls = Arc::new(Polls::new());
+        let start = polls.start;
+        // The clock's raw value, to find the times printed below in a `perf record -k
+        // CLOCK_MONOTONIC` trace.
+        println!("  start: {start:?}");
         let ticker = tokio::spawn(async move {
             let mut delays = Vec::new();
-            let start = Instant::now();
             while let Some(sent) = rx.recv().await {
                 let delay = sent.elapsed();
                 // When the worst stalls happen tells what causes them (a table that doubles
@@ -82,15 +183,19 @@ fn measure<E: Engine>(
         let mut committers = Vec::new();
         for c in 0..COMMITTERS {
             let (store, stop) = (store.clone(), stop.clone());
-            committers.push(tokio::spawn(async move {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut txn = store.current();
-                    txn.insert(0, &(c as u64, n), vec![7u8; 100])?;
-                    txn.commit().await?;
-                    n += 1;
-                }
-                Ok::<u64, kv_db::Error>(n)
+            let polls = polls.clone();
+            committers.push(tokio::spawn(Timed {
+                polls,
+                fut: Box::pin(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut txn = store.current();
+                        txn.insert(0, &(c as u64, n), vec![7u8; 100])?;
+                        txn.commit().await?;
+                        n += 1;
+                    }
+                    Ok::<u64, kv_db::Error>(n)
+                }),
             }));
         }
         std::thread::sleep(RUN);
@@ -106,7 +211,7 @@ fn measure<E: Engine>(
             .await
             .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))?;
         store.close().await?;
-        Ok::<_, kv_db::Error>((delays, commits))
+        Ok::<_, kv_db::Error>((delays, commits, polls))
     })?;
     let mut sorted = delays.clone();
     sorted.sort();
@@ -125,6 +230,26 @@ fn measure<E: Engine>(
         sorted.len(),
         commits as f64 / RUN.as_secs_f64()
     );
+    let mut long = polls.long.lock().map(|l| l.clone()).unwrap_or_default();
+    // Ours first: the polls that held their thread longest without waiting for a CPU.
+    long.sort_by_key(|&(_, _, own, _)| std::cmp::Reverse(own));
+    let ms = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
+    println!(
+        "  committer polls ({backend}): longest {:?} wall, {:?} own (without waits for a CPU); \
+         {} polls >= {:?} wall{}",
+        ms(&polls.longest_ns),
+        ms(&polls.longest_own_ns),
+        long.len(),
+        Polls::LONG,
+        if long.is_empty() {
+            ""
+        } else {
+            "; the longest own (ended at: wall, own, CPU regained):"
+        }
+    );
+    for (at, took, own, switches) in long.iter().take(4) {
+        println!("    {at:?}: {took:?}, {own:?}, {switches}x");
+    }
     let limit = std::env::var("KV_STALL_LIMIT_US")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -8,7 +8,68 @@ use parking_lot::{Mutex, RwLock};
 
 use kv_api::{Error, LockGuard, Result, Storage, StorageFile, not_found, read_past_end};
 
-type Data = Arc<RwLock<Vec<u8>>>;
+type Data = Arc<RwLock<Bytes>>;
+
+/// Most bytes one chunk of a [`Bytes`] holds: 1 MiB.
+const CHUNK: usize = 1 << 20;
+
+/// The bytes of a memory file, in chunks of at most [`CHUNK`] bytes that are never moved once
+/// full: a file in one `Vec` copied itself whole whenever it doubled, a pause of milliseconds
+/// for the append that did it (a 64 MiB segment; #12).
+#[derive(Default)]
+struct Bytes {
+    /// All full but the last, which is not empty.
+    chunks: Vec<Vec<u8>>,
+    len: u64,
+}
+
+impl Bytes {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn append(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.chunks.last().is_none_or(|last| last.len() >= CHUNK) {
+                // A file past one chunk is large: its chunks get their full size at once.
+                let size = if self.chunks.is_empty() { 0 } else { CHUNK };
+                self.chunks.push(Vec::with_capacity(size));
+            }
+            let Some(last) = self.chunks.last_mut() else {
+                return;
+            };
+            let n = bytes.len().min(CHUNK - last.len());
+            let (head, rest) = bytes.split_at(n);
+            last.extend_from_slice(head);
+            self.len += n as u64;
+            bytes = rest;
+        }
+    }
+
+    /// The bytes at `offset..offset + len`, which the caller checked lie in the file.
+    fn copy(&self, offset: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        let mut chunk = (offset / CHUNK as u64) as usize;
+        let mut at = (offset % CHUNK as u64) as usize;
+        while out.len() < len {
+            let from = &self.chunks[chunk][at..];
+            let n = from.len().min(len - out.len());
+            out.extend_from_slice(&from[..n]);
+            chunk += 1;
+            at = 0;
+        }
+        out
+    }
+
+    fn truncate(&mut self, len: u64) {
+        let keep = len.div_ceil(CHUNK as u64) as usize;
+        self.chunks.truncate(keep);
+        if let Some(last) = self.chunks.last_mut() {
+            last.truncate((len - (keep as u64 - 1) * CHUNK as u64) as usize);
+        }
+        self.len = len;
+    }
+}
 
 /// Files kept in memory. Clones share the same files, so dropping a store and opening a new
 /// one on a clone sees everything the first one wrote (all of it: memory has no crash; use
@@ -78,11 +139,7 @@ impl MemoryStorage {
     /// # }
     /// ```
     pub fn total_bytes(&self) -> u64 {
-        self.files
-            .lock()
-            .values()
-            .map(|d| d.read().len() as u64)
-            .sum()
+        self.files.lock().values().map(|d| d.read().len()).sum()
     }
 }
 
@@ -94,11 +151,11 @@ pub struct MemoryFile {
 }
 
 impl MemoryFile {
-    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Vec<u8>> {
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Bytes> {
         self.data.read()
     }
 
-    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Vec<u8>> {
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Bytes> {
         self.data.write()
     }
 }
@@ -107,24 +164,22 @@ impl MemoryFile {
 #[cfg_attr(target_arch = "wasm32", kv_api::async_trait(?Send))]
 impl StorageFile for MemoryFile {
     async fn len(&self) -> Result<u64> {
-        Ok(self.read().len() as u64)
+        Ok(self.read().len())
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let data = self.read();
         let end = offset.checked_add(len as u64);
         match end {
-            Some(end) if end <= data.len() as u64 => {
-                Ok(data[offset as usize..end as usize].to_vec())
-            }
-            _ => Err(read_past_end(&self.name, offset, len, data.len() as u64)),
+            Some(end) if end <= data.len() => Ok(data.copy(offset, len)),
+            _ => Err(read_past_end(&self.name, offset, len, data.len())),
         }
     }
 
     async fn append(&self, bytes: &[u8]) -> Result<u64> {
         let mut data = self.write();
-        let offset = data.len() as u64;
-        data.extend_from_slice(bytes);
+        let offset = data.len();
+        data.append(bytes);
         Ok(offset)
     }
 
@@ -134,14 +189,14 @@ impl StorageFile for MemoryFile {
 
     async fn truncate(&self, len: u64) -> Result<()> {
         let mut data = self.write();
-        if len > data.len() as u64 {
+        if len > data.len() {
             return Err(Error::InvalidArgument(format!(
                 "truncate {} to {len} beyond its length {}",
                 self.name,
                 data.len()
             )));
         }
-        data.truncate(len as usize);
+        data.truncate(len);
         Ok(())
     }
 }
@@ -223,6 +278,53 @@ impl Storage for MemoryStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends, reads and truncations across chunk boundaries agree with one flat `Vec`.
+    #[tokio::test]
+    async fn chunked_files_read_back_what_was_appended() -> Result<()> {
+        let storage = MemoryStorage::new();
+        let f = storage.create("f").await?;
+        let mut model = Vec::new();
+        for (i, n) in [10, CHUNK - 10, 1, 3 * CHUNK + 7, 5, CHUNK]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8).collect();
+            assert_eq!(f.append(&bytes).await?, model.len() as u64);
+            model.extend_from_slice(&bytes);
+        }
+        assert_eq!(f.len().await?, model.len() as u64);
+        let total = model.len();
+        for (offset, len) in [
+            (0, total),
+            (CHUNK - 3, 7),
+            (5, 2 * CHUNK + 9),
+            (total - 1, 1),
+        ] {
+            let got = f.read_at(offset as u64, len).await?;
+            assert!(
+                got == model[offset..offset + len],
+                "read at {offset}, {len}"
+            );
+        }
+        assert!(f.read_at(total as u64 - 1, 2).await.is_err());
+        for len in [3 * CHUNK + 5, 2 * CHUNK, CHUNK + 1, 7, 0] {
+            f.truncate(len as u64).await?;
+            model.truncate(len);
+            assert_eq!(f.len().await?, len as u64);
+            assert!(
+                f.read_at(0, len).await? == model,
+                "after truncating to {len}"
+            );
+            f.append(b"tail").await?;
+            model.extend_from_slice(b"tail");
+            assert!(
+                f.read_at(0, model.len()).await? == model,
+                "after {len} and an append"
+            );
+        }
+        Ok(())
+    }
 
     #[tokio::test]
     async fn second_writer_is_locked_until_the_first_drops() -> Result<()> {

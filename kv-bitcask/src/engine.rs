@@ -90,14 +90,17 @@ impl<S: Storage> Bitcask<S> {
             (a.id, a.file.clone(), a.len, std::mem::take(&mut a.pending))
         };
         old_file.sync().await?;
-        let pending = pending.into_sorted();
-        let hint = hint::encode(
+        // Sorting and encoding a full segment's entries takes tens of milliseconds: both
+        // let other tasks run as they go (#12).
+        let pending = pending.into_sorted().await;
+        let hint = hint::encode_yielding(
             self.store,
             old_id,
             old_len,
             (last.seq(), last.time_ms()),
             &pending,
-        );
+        )
+        .await;
         drop(pending);
         self.write_hint(old_id, &hint).await;
         drop(hint);
@@ -156,7 +159,7 @@ impl<S: Storage> Bitcask<S> {
         let name = hint_name(id);
         let written = async {
             let f = self.storage.create(&name).await?;
-            f.append(bytes).await?;
+            kv_engine_kit::files::append_in_pieces(&f, bytes).await?;
             f.sync().await
         }
         .await;

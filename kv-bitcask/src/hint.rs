@@ -34,7 +34,9 @@ const CHUNK_BYTES: usize = 64 << 10;
 pub(crate) type Last = (u64, u64);
 
 /// Encodes the hint of segment `id` of store `store`, `segment_len` bytes long, whose entries
-/// are `entries` (in key order, versions oldest first) and whose last commit is `last`.
+/// are `entries` (in key order, versions oldest first) and whose last commit is `last`. The
+/// engine uses [`encode_yielding`]; this is for tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encode(
     store: StoreId,
     id: u32,
@@ -42,56 +44,91 @@ pub(crate) fn encode(
     last: Last,
     entries: &[(Key, Loc)],
 ) -> Vec<u8> {
+    let mut out = start(store, id, entries.len());
+    let mut rest = entries;
+    while !rest.is_empty() {
+        encode_chunk(&mut out, &mut rest);
+    }
+    encode_footer(&mut out, id, segment_len, entries.len(), last);
+    out
+}
+
+/// [`encode`], letting other tasks run after each chunk: the hint of a full segment (a
+/// million entries, tens of milliseconds) is built inside a commit that seals it, on an
+/// executor thread, which must not be held that long (#12).
+pub(crate) async fn encode_yielding(
+    store: StoreId,
+    id: u32,
+    segment_len: u64,
+    last: Last,
+    entries: &[(Key, Loc)],
+) -> Vec<u8> {
+    let mut out = start(store, id, entries.len());
+    let mut rest = entries;
+    while !rest.is_empty() {
+        encode_chunk(&mut out, &mut rest);
+        kv_api::yield_now().await;
+    }
+    encode_footer(&mut out, id, segment_len, entries.len(), last);
+    out
+}
+
+/// The file header, in a buffer large enough for the whole hint of `count` entries.
+fn start(store: StoreId, id: u32, count: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(
-        entries
-            .len()
+        count
             .saturating_mul(ENTRY_FIXED + 24)
             .saturating_add(64 + header::LEN),
     );
     file_header(store, KIND_HINT, id).encode(&mut out);
-    let mut rest = entries;
-    while !rest.is_empty() {
-        frame::encode_with(&mut out, |b| {
-            b.push(CHUNK);
-            let start = b.len();
-            while let Some(((key, loc), tail)) = rest.split_first() {
-                // A chunk ends before the entry that would take it past CHUNK_BYTES, so a
-                // frame holds at most one key of the largest size: never past MAX_PAYLOAD.
-                #[expect(
-                    clippy::arithmetic_side_effects,
-                    reason = "`b` only grew since `start`; a chunk is under CHUNK_BYTES plus \
-                              one entry, an entry a slice's length plus ENTRY_FIXED"
-                )]
-                let full =
-                    b.len() > start && b.len() - start + ENTRY_FIXED + key.len() > CHUNK_BYTES;
-                if full {
-                    break;
-                }
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    reason = "a keydir key is at most 1 + kv_api::MAX_KEY_AND_VALUE bytes \
-                              (validated options), or was read back with a u32 length"
-                )]
-                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                b.extend_from_slice(key);
-                b.extend_from_slice(&loc.seq.to_le_bytes());
-                b.extend_from_slice(&loc.time_ms.to_le_bytes());
-                b.extend_from_slice(&loc.offset.to_le_bytes());
-                b.extend_from_slice(&loc.len.to_le_bytes());
-                b.push(if loc.is_removal() { REMOVAL } else { 0 });
-                rest = tail;
+    out
+}
+
+/// Encodes one chunk frame of the entries at the front of `rest` (at most [`CHUNK_BYTES`]),
+/// and moves `rest` past them.
+fn encode_chunk(out: &mut Vec<u8>, rest: &mut &[(Key, Loc)]) {
+    frame::encode_with(out, |b| {
+        b.push(CHUNK);
+        let start = b.len();
+        while let Some(((key, loc), tail)) = (*rest).split_first() {
+            // A chunk ends before the entry that would take it past CHUNK_BYTES, so a
+            // frame holds at most one key of the largest size: never past MAX_PAYLOAD.
+            #[expect(
+                clippy::arithmetic_side_effects,
+                reason = "`b` only grew since `start`; a chunk is under CHUNK_BYTES plus \
+                          one entry, an entry a slice's length plus ENTRY_FIXED"
+            )]
+            let full = b.len() > start && b.len() - start + ENTRY_FIXED + key.len() > CHUNK_BYTES;
+            if full {
+                break;
             }
-        });
-    }
-    frame::encode_with(&mut out, |b| {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a keydir key is at most 1 + kv_api::MAX_KEY_AND_VALUE bytes \
+                          (validated options), or was read back with a u32 length"
+            )]
+            b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            b.extend_from_slice(key);
+            b.extend_from_slice(&loc.seq.to_le_bytes());
+            b.extend_from_slice(&loc.time_ms.to_le_bytes());
+            b.extend_from_slice(&loc.offset.to_le_bytes());
+            b.extend_from_slice(&loc.len.to_le_bytes());
+            b.push(if loc.is_removal() { REMOVAL } else { 0 });
+            *rest = tail;
+        }
+    });
+}
+
+/// The footer frame.
+fn encode_footer(out: &mut Vec<u8>, id: u32, segment_len: u64, count: usize, last: Last) {
+    frame::encode_with(out, |b| {
         b.push(FOOTER);
         b.extend_from_slice(&id.to_le_bytes());
         b.extend_from_slice(&segment_len.to_le_bytes());
-        b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(count as u64).to_le_bytes());
         b.extend_from_slice(&last.0.to_le_bytes());
         b.extend_from_slice(&last.1.to_le_bytes());
     });
-    out
 }
 
 /// Decodes the hint of segment `id` of store `store`, which is `segment_len` bytes long,
@@ -226,6 +263,19 @@ mod tests {
         assert_eq!(&out[1..], &e[..]);
         let empty = encode(S, 3, 0, (0, 0), &[]);
         assert_eq!(decode(&empty, S, 3, 0, &mut Vec::new()), Some((0, 0)));
+    }
+
+    /// The yielding encoder (sealing a segment) writes the very bytes of the plain one.
+    #[tokio::test]
+    async fn yielding_encoder_writes_the_same_bytes() {
+        for n in [0, 1, 5000] {
+            let e = entries(n);
+            let plain = encode(S, 3, 300_000, (7, 99), &e);
+            assert!(
+                encode_yielding(S, 3, 300_000, (7, 99), &e).await == plain,
+                "{n} entries"
+            );
+        }
     }
 
     #[test]

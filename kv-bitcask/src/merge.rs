@@ -163,7 +163,9 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
         };
         Self::flush(&mut cur).await?;
         cur.file.sync().await?;
-        let hint = hint::encode(self.engine.store, cur.id, cur.flushed, cur.last, &cur.hint);
+        let hint =
+            hint::encode_yielding(self.engine.store, cur.id, cur.flushed, cur.last, &cur.hint)
+                .await;
         self.engine.write_hint(cur.id, &hint).await;
         let info = SegInfo {
             id: cur.id,
