@@ -269,6 +269,37 @@ impl<S: Storage> Drop for Lsm<S> {
 }
 
 impl<S: Storage> Lsm<S> {
+    /// A read-only open, which may run beside a writer of the same files: between its reading
+    /// of the manifest and of the files it names, the writer can flush, compact and delete
+    /// (a table gone, a WAL file below a raised floor, so a gap in the sequence). That is a
+    /// manifest that moved on, not damage: the open starts over while the manifest changes,
+    /// and what stays wrong under an unchanged manifest is reported.
+    async fn open_beside_writer(
+        storage: S,
+        options: Options,
+        tuning: LsmOptions,
+    ) -> Result<Arc<Inner<S>>> {
+        /// Enough for a writer that flushes while the open reads; a store whose manifest
+        /// changes through every attempt gets the last attempt's error.
+        const ATTEMPTS: usize = 16;
+        let mut attempt = 1;
+        loop {
+            let before = Manifest::raw(&storage).await?;
+            let result = Self::open_inner(storage.clone(), options.clone(), tuning.clone()).await;
+            let moved_on = match &result {
+                Err(Error::Corruption { .. }) => Manifest::raw(&storage).await? != before,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Manifest::raw(&storage).await? != before
+                }
+                _ => false,
+            };
+            if !moved_on || attempt >= ATTEMPTS {
+                return result;
+            }
+            attempt += 1;
+        }
+    }
+
     async fn open_inner(storage: S, options: Options, tuning: LsmOptions) -> Result<Arc<Inner<S>>> {
         let read_only = options.read_only;
         // Refused before the writer lock: on files, taking it creates a lock file, and nothing
@@ -649,7 +680,11 @@ impl<S: Storage> Engine for Lsm<S> {
 
     async fn open(storage: S, options: Options, tuning: LsmOptions) -> Result<Self> {
         options.validate()?;
-        let inner = Self::open_inner(storage, options, tuning).await?;
+        let inner = if options.read_only {
+            Self::open_beside_writer(storage, options, tuning).await?
+        } else {
+            Self::open_inner(storage, options, tuning).await?
+        };
         if !inner.options().read_only {
             // A WAL replayed into a memtable past its size: flush it now rather than at the
             // next commit.

@@ -319,6 +319,22 @@ impl Manifest {
         Manifest::decode(&buf, store).map(Some)
     }
 
+    /// The manifest's bytes as they are now (`None`: no manifest), undecoded: what a
+    /// read-only open compares to tell a writer's progress from damage.
+    pub async fn raw<S: Storage>(storage: &S) -> Result<Option<Vec<u8>>> {
+        if !storage.exists(MANIFEST).await? {
+            return Ok(None);
+        }
+        match storage.open(MANIFEST).await {
+            Ok(file) => files::read_all(&file, MANIFEST).await.map(Some),
+            // Replaced between the two calls: absent for this look.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Replaces the manifest of `store` atomically and durably.
     pub async fn write<S: Storage>(&self, storage: &S, store: StoreId) -> Result<()> {
         files::replace(storage, MANIFEST_TMP, MANIFEST, &self.encode(store)?).await
