@@ -220,9 +220,8 @@ impl NewestTable {
         let part_shift = bits.saturating_sub(part_bits);
         let parts = 1usize.checked_shl(part_bits).unwrap_or(1);
         // Room for a little more than an even share, so few partitions reallocate.
-        let share = (keys / parts)
-            .saturating_add(keys / parts / 4)
-            .saturating_add(8);
+        let even = keys.checked_div(parts).unwrap_or(keys);
+        let share = even.saturating_add(even / 4).saturating_add(8);
         let mut partitions: Vec<Vec<StagedSlot>> =
             (0..parts).map(|_| Vec::with_capacity(share)).collect();
         for (key, loc) in entries {
@@ -351,7 +350,7 @@ mod tests {
                     let file = i % 5 + 1;
                     (
                         key(i),
-                        Loc::new(u64::from(i) + 1, 0, file, offset, 40, i % 13 == 0),
+                        Loc::new(u64::from(i) + 1, 0, file, offset, 40, i.is_multiple_of(13)),
                     )
                 })
                 .collect();

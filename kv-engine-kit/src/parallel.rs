@@ -21,7 +21,7 @@ pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> 
     let (from_thread, b) = std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("kv-open".into())
-            .spawn_scoped(scope, &run)
+            .spawn_scoped(scope, run)
             .ok();
         let b = b();
         let a = handle.and_then(|h| match h.join() {
