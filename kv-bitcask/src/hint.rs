@@ -255,7 +255,7 @@ fn decode_into<'a>(
     buf: &'a [u8],
     id: u32,
     segment_len: u64,
-    out: &mut dyn FnMut(&'a [u8], Loc),
+    out: &mut impl FnMut(&'a [u8], Loc),
     at: &mut usize,
 ) -> Option<Last> {
     let mut count = 0u64;
