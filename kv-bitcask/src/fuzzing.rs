@@ -21,13 +21,25 @@ pub const KIND_MERGED: u8 = crate::segment::KIND_MERGED;
 /// Decodes `buf` as the hint file of segment `id` (at most [`MAX_SEGMENT_ID`]) of
 /// `segment_len` bytes in store `store`; returns the canonical encoding of what it holds and
 /// the number of entries, or `None` if the hint is not trusted.
+///
+/// The open's decoder (a checked run, decoded as its entries are taken) and `verify`'s must
+/// trust the same hints and read the same entries from them: this panics if they do not.
 pub fn hint(buf: &[u8], store: StoreId, id: u32, segment_len: u64) -> Option<(Vec<u8>, usize)> {
-    let mut entries = Vec::new();
-    let last = hint::decode(buf, store, id, segment_len, &mut entries)?;
-    Some((
-        hint::encode(store, id, segment_len, last, &entries),
-        entries.len(),
-    ))
+    let run = hint::HintRun::check(buf.to_vec(), store, id, segment_len);
+    let checked = hint::check(buf, "hint", store, id, segment_len).ok();
+    let (run, last) = match (run, checked) {
+        (Some((run, last)), Some((entries, checked_last))) => {
+            let from_run: Vec<_> = run.collect();
+            assert!(
+                from_run == entries && last == checked_last,
+                "the open and verify read a hint differently"
+            );
+            (from_run, last)
+        }
+        (None, None) => return None,
+        _ => panic!("the open and verify disagree on whether a hint is trusted"),
+    };
+    Some((hint::encode(store, id, segment_len, last, &run), run.len()))
 }
 
 /// Decodes `buf` as the `META` file of store `store` and re-encodes it.

@@ -11,6 +11,7 @@ use std::ops::Bound;
 
 use kv_api::{KeyRange, Slot, Version};
 
+use crate::hint::HintRun;
 use crate::key::Key;
 use crate::newest::NewestTable;
 
@@ -128,6 +129,52 @@ impl Versions {
     /// The newest version with `seq <= at`.
     fn at(&self, at: u64) -> Option<&Loc> {
         self.as_slice().iter().rev().find(|l| l.seq <= at)
+    }
+}
+
+/// The entries of one segment, for [`Keydir::from_runs`]: in key order, the versions of a key
+/// oldest first.
+pub(crate) enum Run {
+    /// Entries in memory (a replayed segment).
+    Entries(std::vec::IntoIter<(Key, Loc)>),
+    /// A hint, decoded as its entries are taken.
+    Hint(HintRun),
+}
+
+impl Run {
+    /// The run of `entries` (in file order), sorted by key, stably.
+    pub fn sorted(mut entries: Vec<(Key, Loc)>) -> Self {
+        if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Run::Entries(entries.into_iter())
+    }
+
+    /// Entries not taken yet.
+    fn len(&self) -> usize {
+        match self {
+            Run::Entries(e) => e.len(),
+            Run::Hint(h) => h.len(),
+        }
+    }
+
+    /// The key of the run's last entry.
+    fn last_key(&self) -> Option<&Key> {
+        match self {
+            Run::Entries(e) => e.as_slice().last().map(|(k, _)| k),
+            Run::Hint(h) => h.last_key(),
+        }
+    }
+}
+
+impl Iterator for Run {
+    type Item = (Key, Loc);
+
+    fn next(&mut self) -> Option<(Key, Loc)> {
+        match self {
+            Run::Entries(e) => e.next(),
+            Run::Hint(h) => h.next(),
+        }
     }
 }
 
@@ -319,22 +366,16 @@ impl Keydir {
     /// Within a run, the versions of a key must be oldest first (file order); runs that are
     /// not in key order yet (replayed logs) are sorted, stably. Hint files are in key order
     /// already, so reopening costs one k-way merge, not a sort of every key.
-    pub fn from_runs(mut runs: Vec<Vec<(Key, Loc)>>) -> Self {
-        for run in &mut runs {
-            if !run.is_sorted_by(|a, b| a.0 <= b.0) {
-                run.sort_by(|a, b| a.0.cmp(&b.0));
-            }
-        }
-        let total = runs.iter().map(Vec::len).sum();
+    pub fn from_runs(runs: Vec<Run>) -> Self {
+        let total = runs.iter().map(Run::len).sum();
         let mut grouped: Vec<(Key, Versions)> = Vec::with_capacity(total);
         let mut add = |key: Key, loc: Loc| match grouped.last_mut() {
             Some((k, v)) if *k == key => v.push(loc),
             _ => grouped.push((key, Versions::One(loc))),
         };
-        runs.retain(|r| !r.is_empty());
         // A k-way merge that streams from one run for as long as it holds the smallest key:
         // runs that do not overlap (merged segments) cost one comparison per entry.
-        let mut iters: Vec<_> = runs.into_iter().map(Vec::into_iter).collect();
+        let mut iters: Vec<Run> = runs.into_iter().filter(|r| r.len() > 0).collect();
         let mut heap = BinaryHeap::with_capacity(iters.len());
         for (run, it) in iters.iter_mut().enumerate() {
             if let Some((key, loc)) = it.next() {
@@ -348,7 +389,7 @@ impl Keydir {
             };
             // The whole rest of the run comes first (always, for the last run): taken without
             // comparing each entry to the other runs.
-            let rest_first = it.as_slice().last().is_none_or(|(last, _)| {
+            let rest_first = it.last_key().is_none_or(|last| {
                 heap.peek().is_none_or(|Reverse(top)| {
                     (last.as_bytes(), run) < (top.key.as_bytes(), top.run)
                 })
@@ -359,14 +400,11 @@ impl Keydir {
                 }
                 continue;
             }
-            while let Some((key, _)) = it.as_slice().first() {
+            for (key, loc) in it.by_ref() {
                 // Ties go to the older run (smaller index): a key's versions stay in order.
                 let first = heap.peek().is_none_or(|Reverse(top)| {
                     (key.as_bytes(), run) < (top.key.as_bytes(), top.run)
                 });
-                let Some((key, loc)) = it.next() else {
-                    break;
-                };
                 if first {
                     add(key, loc);
                 } else {
@@ -375,26 +413,30 @@ impl Keydir {
                 }
             }
         }
+        // One pass over the keys for the counts and the newest-version table: the keys are
+        // hashed here, and the table is filled on another thread (where there is one) while
+        // the keys move into the map.
         let mut counts = Counts::default();
-        for (_, v) in &mut grouped {
-            // Defensive: versions are expected in order already; keep them so regardless.
-            if let Versions::Many(list) = v
-                && !list.is_sorted_by_key(|l| l.seq)
-            {
-                list.sort_by_key(|l| l.seq);
-                list.dedup_by_key(|l| l.seq);
-            }
-            counts.add(v, true);
-        }
-        let mut newest = NewestTable::with_capacity(grouped.len());
-        newest.set_all(
-            grouped
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_bytes(), v.newest()?))),
+        let staged = NewestTable::stage(
+            grouped.len(),
+            grouped.iter_mut().filter_map(|entry| {
+                // Defensive: versions are expected in order already; keep them so regardless.
+                if let (_, Versions::Many(list)) = entry
+                    && !list.is_sorted_by_key(|l| l.seq)
+                {
+                    list.sort_by_key(|l| l.seq);
+                    list.dedup_by_key(|l| l.seq);
+                }
+                let (k, v): &(Key, Versions) = entry;
+                counts.add(v, true);
+                Some((k.as_bytes(), v.newest()?))
+            }),
         );
+        let (newest, map) =
+            kv_engine_kit::parallel::join(|| staged.fill(), || grouped.into_iter().collect());
         // Sorted and unique: the bulk build only checks the order.
         Keydir {
-            map: grouped.into_iter().collect(),
+            map,
             counts,
             newest,
             growing: None,
@@ -403,13 +445,12 @@ impl Keydir {
 
     /// Refills the newest-version table from the map, sized for its keys.
     fn rebuild_newest(&mut self) {
-        let mut table = NewestTable::with_capacity(self.map.len());
-        table.set_all(
+        self.newest = NewestTable::build(
+            self.map.len(),
             self.map
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_bytes(), v.newest()?))),
         );
-        self.newest = table;
         self.growing = None;
     }
 
@@ -727,7 +768,7 @@ mod tests {
             vec![],
             vec![(k(b"\x00a"), loc(3, 1, false))],
         ];
-        let kd2 = Keydir::from_runs(runs);
+        let kd2 = Keydir::from_runs(runs.into_iter().map(Run::sorted).collect());
         assert_eq!(kd2.counts(), kd.counts());
         assert_eq!(
             kd2.all(&Key::from_bytes(b"\x00a")),
@@ -737,10 +778,10 @@ mod tests {
             kd2.all(&Key::from_bytes(b"\x00b")),
             kd.all(&Key::from_bytes(b"\x00b"))
         );
-        let one = Keydir::from_runs(vec![vec![
+        let one = Keydir::from_runs(vec![Run::sorted(vec![
             (k(b"\x00b"), loc(1, 1, false)),
             (k(b"\x00a"), loc(2, 1, false)),
-        ]]);
+        ])]);
         assert_eq!(one.scan(0, &KeyRange::all(), 9, false, 9).len(), 2);
     }
 
@@ -752,7 +793,7 @@ mod tests {
         let mut next = |n: u64| rng.below(n);
         for round in 0..200u64 {
             let mut seq = 0;
-            let runs: Vec<Vec<(Key, Loc)>> = (0..1 + next(5))
+            let runs: Vec<(bool, Vec<(Key, Loc)>)> = (0..1 + next(5))
                 .map(|r| {
                     let (base, span) = match round % 3 {
                         0 => (0, 50),             // overlapping
@@ -766,18 +807,29 @@ mod tests {
                             (Key::new(0, &k.to_be_bytes()), loc(seq, 1, next(4) == 0))
                         })
                         .collect();
-                    if next(2) == 0 {
+                    let hinted = next(3);
+                    if hinted > 0 {
                         // Hint files are in key order; the versions of a key stay in order.
                         run.sort_by(|a, b| a.0.cmp(&b.0));
                     }
-                    run
+                    (hinted == 2, run)
                 })
                 .collect();
             let mut inserted = Keydir::default();
-            for (key, l) in runs.iter().flatten() {
+            for (key, l) in runs.iter().flat_map(|(_, run)| run) {
                 inserted.insert(key, *l);
             }
-            let built = Keydir::from_runs(runs);
+            // Some runs are read from hints as the open reads them, decoded as they are taken.
+            let store = kv_engine_kit::header::StoreId::from_bytes([7; 16]);
+            let runs = runs.into_iter().map(|(hinted, run)| {
+                if !hinted {
+                    return Run::sorted(run);
+                }
+                let buf = crate::hint::encode(store, 1, 1 << 40, (seq, 0), &run);
+                let (hint, _) = HintRun::check(buf, store, 1, 1 << 40).expect("a hint");
+                Run::Hint(hint)
+            });
+            let built = Keydir::from_runs(runs.collect());
             assert_eq!(built.counts(), inserted.counts(), "round {round}");
             for k in 0..500u32 {
                 let key = Key::new(0, &k.to_be_bytes());

@@ -45,10 +45,11 @@
 //! # Memory
 //!
 //! The keydir holds every version of every key: 32 bytes per version plus the key (inline up
-//! to 22 bytes with its slot byte), in an ordered map (about 68 MB for a million 16-byte keys
+//! to 22 bytes with its slot byte), in an ordered map (about 72 MB for a million 16-byte keys
 //! after reopening), plus the newest-version table (32 - 64 bytes per key, see below).
 //! `merge` drops what no snapshot needs. Reopening a million keys from hint files takes about
-//! 125-165 ms of CPU (release build).
+//! 125-160 ms of CPU on the opening thread (release build), and the newest-version table's
+//! fill on a second one (docs/benchmarks.md, "Bitcask reopen").
 //!
 //! # Reads
 //!

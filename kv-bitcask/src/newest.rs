@@ -29,6 +29,8 @@ const OFFSET_BITS: u32 = 40;
 const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 /// Fewest slots.
 const MIN_SLOTS: usize = 64;
+/// A bulk build ([`NewestTable::build`]) sets the table in up to 2^8 partitions.
+const PARTITION_BITS: u32 = 8;
 
 /// One key's newest version: 24 bytes. `seq == 0` is an empty slot (commits start at 1).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
@@ -80,6 +82,31 @@ impl Slot {
     }
 }
 
+/// A key's hash and its newest version's sequence number, offset, length and file flags.
+type StagedSlot = (u64, u64, u64, u32, u32);
+
+/// A table being built in one go: its keys hashed, in partitions (see [`NewestTable::stage`]).
+pub(crate) struct Staged {
+    /// Empty, sized for the keys.
+    table: NewestTable,
+    /// The keys of each run of adjacent buckets, in the order they were given.
+    partitions: Vec<Vec<StagedSlot>>,
+}
+
+impl Staged {
+    /// The table holding the staged keys.
+    pub fn fill(self) -> NewestTable {
+        let mut table = self.table;
+        for part in self.partitions {
+            for (h, seq, offset, len, file_flags) in part {
+                let (b, fp) = table.place_of_hash(h);
+                table.set_at(b, fp, &Loc::from_parts(seq, offset, len, file_flags));
+            }
+        }
+        table
+    }
+}
+
 /// See the module docs.
 pub(crate) struct NewestTable {
     buckets: Vec<[RawSlot; WAYS]>,
@@ -124,7 +151,11 @@ impl NewestTable {
 
     /// The bucket index and fingerprint of `key` (slot byte + key).
     fn place(&self, key: &[u8]) -> (usize, u64) {
-        let h = hash_bytes(key);
+        self.place_of_hash(hash_bytes(key))
+    }
+
+    /// [`NewestTable::place`] of a key whose hash is `h`.
+    fn place_of_hash(&self, h: u64) -> (usize, u64) {
         // The bucket takes the top bits, the fingerprint the low ones: independent bits.
         #[expect(
             clippy::cast_possible_truncation,
@@ -164,6 +195,44 @@ impl NewestTable {
                 self.set_at(b, fp, l);
             }
         }
+    }
+
+    /// A table sized for `keys` keys holding each of `entries` (`(key, loc)`, each key once),
+    /// slot for slot as [`NewestTable::set_all`] of them in that order would: for rebuilding
+    /// the table in one go (reopen, merge). See [`NewestTable::stage`].
+    pub fn build<'a>(keys: usize, entries: impl Iterator<Item = (&'a [u8], &'a Loc)>) -> Self {
+        NewestTable::stage(keys, entries).fill()
+    }
+
+    /// The first half of [`NewestTable::build`], the half that reads the keys: the rest
+    /// ([`Staged::fill`]) needs no keys, so it can run on another thread while the keys are
+    /// moved into the keydir.
+    ///
+    /// Setting keys in key order writes all over a table far larger than the caches, a cache
+    /// and TLB miss per key. Here the keys are first hashed into partitions of adjacent
+    /// buckets (in order, so each bucket sees its keys in the order `set_all` would show
+    /// them), then each partition is set, its buckets (at most 1/256 of the table) in cache.
+    pub fn stage<'a>(keys: usize, entries: impl Iterator<Item = (&'a [u8], &'a Loc)>) -> Staged {
+        let table = NewestTable::with_capacity(keys);
+        // `buckets` is a power of two, 2^bits; a partition is 2^(bits - part_bits) buckets.
+        let bits = u64::BITS.saturating_sub(table.shift);
+        let part_bits = bits.min(PARTITION_BITS);
+        let part_shift = bits.saturating_sub(part_bits);
+        let parts = 1usize.checked_shl(part_bits).unwrap_or(1);
+        // Room for a little more than an even share, so few partitions reallocate.
+        let even = keys.checked_div(parts).unwrap_or(keys);
+        let share = even.saturating_add(even / 4).saturating_add(8);
+        let mut partitions: Vec<Vec<StagedSlot>> =
+            (0..parts).map(|_| Vec::with_capacity(share)).collect();
+        for (key, loc) in entries {
+            let h = hash_bytes(key);
+            let (b, _) = table.place_of_hash(h);
+            let part = b.checked_shr(part_shift).unwrap_or(0);
+            if let Some(p) = partitions.get_mut(part) {
+                p.push((h, loc.seq, loc.offset, loc.len, loc.file_flags()));
+            }
+        }
+        Staged { table, partitions }
     }
 
     fn set_at(&mut self, b: usize, fp: u64, loc: &Loc) {
@@ -257,5 +326,48 @@ mod tests {
         assert!(t.get(&key(5), 9).is_none());
         t.set(&key(6), &Loc::new(3, 0, 1, 1 << 41, 10, false));
         assert!(t.get(&key(6), 9).is_none());
+    }
+
+    /// A bulk build holds exactly what setting the same keys one by one in the same order
+    /// does: full buckets, shared fingerprints, places that do not fit, every table size.
+    #[test]
+    fn build_matches_setting_in_order() {
+        for (keys, sized_for) in [
+            (0, 0),
+            (10, 10),
+            (1000, 1000),
+            (5000, 300),
+            (70_000, 70_000),
+        ] {
+            let entries: Vec<(Vec<u8>, Loc)> = (0..keys)
+                .map(|i: u32| {
+                    // Every 97th place does not fit a slot; some are removals.
+                    let offset = if i % 97 == 5 {
+                        1 << 41
+                    } else {
+                        u64::from(i) * 40
+                    };
+                    let file = i % 5 + 1;
+                    (
+                        key(i),
+                        Loc::new(u64::from(i) + 1, 0, file, offset, 40, i.is_multiple_of(13)),
+                    )
+                })
+                .collect();
+            let iter = || entries.iter().map(|(k, l)| (k.as_slice(), l));
+            let built = NewestTable::build(sized_for as usize, iter());
+            let mut set = NewestTable::with_capacity(sized_for as usize);
+            set.set_all(iter());
+            assert_eq!(built.shift, set.shift);
+            assert!(
+                built.buckets == set.buckets,
+                "{keys} keys in a table for {sized_for}"
+            );
+            // The table is lossy: a crowded one forgets keys, as set_all's does.
+            let held = (0..keys)
+                .filter(|&i| built.get(&key(i), u64::MAX).is_some())
+                .count();
+            assert!(keys == 0 || held > 0);
+        }
     }
 }

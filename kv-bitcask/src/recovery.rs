@@ -13,9 +13,9 @@ use kv_engine_kit::header::{self, FileHeader, StoreId};
 use kv_engine_kit::identity::is_identity_file;
 use kv_engine_kit::txlog::{self, Follows};
 
-use crate::hint::{self, Last};
+use crate::hint::{HintRun, Last};
 use crate::key::Key;
-use crate::keydir::{Keydir, Loc};
+use crate::keydir::{Keydir, Loc, Run};
 use crate::layout::{Active, Layout, SegFile, SegInfo};
 use crate::merged;
 use crate::meta::Meta;
@@ -108,18 +108,18 @@ pub(crate) fn replay_merged(
     Ok(last)
 }
 
-/// Loads the hint of segment `id` into `entries` if it can be trusted.
+/// The hint of segment `id`, `len` bytes long, if it can be trusted: its entries (decoded as
+/// the keydir takes them) and the segment's last commit.
 async fn load_hint<S: Storage>(
     storage: &S,
     store: StoreId,
     id: u32,
     len: u64,
-    entries: &mut Entries,
-) -> Option<Last> {
+) -> Option<(HintRun, Last)> {
     let name = hint_name(id);
     let file = storage.open(&name).await.ok()?;
     let buf = read_all(&file, &name).await.ok()?;
-    hint::decode(&buf, store, id, len, entries)
+    HintRun::check(buf, store, id, len)
 }
 
 /// Creates segment file `header.file_id` holding only `header`, durable (file and namespace)
@@ -283,7 +283,7 @@ pub(crate) async fn recover<S: Storage>(
         return Err(Error::corruption(META, 0, "no active segment"));
     };
     // One run of keydir entries per segment, in replay order.
-    let mut runs: Vec<Entries> = Vec::with_capacity(meta.segments.len());
+    let mut runs: Vec<Run> = Vec::with_capacity(meta.segments.len());
     let mut handles = HashMap::new();
     let mut sealed = Vec::with_capacity(sealed_refs.len());
     let mut last: Last = (0, 0);
@@ -303,21 +303,22 @@ pub(crate) async fn recover<S: Storage>(
         let file = storage.open(&name).await?;
         let len = file.len().await?;
         let head = segment_header(store, s.id, s.merged);
-        let mut entries = Entries::new();
         let hinted = if hints.contains(&s.id) {
-            load_hint(storage, store, s.id, len, &mut entries).await
+            load_hint(storage, store, s.id, len).await
         } else {
             None
         };
         let seg_last = match hinted {
-            Some(l) => {
+            Some((hint, l)) => {
                 head.check_file(&file, &name).await?;
+                runs.push(Run::Hint(hint));
                 l
             }
             None => {
+                let mut entries = Entries::new();
                 let buf = read_all(&file, &name).await?;
                 head.check(&buf, &name)?;
-                if s.merged {
+                let seg_last = if s.merged {
                     replay_merged(&buf, &name, s.id, &mut entries)?
                 } else {
                     replay_log(
@@ -330,14 +331,15 @@ pub(crate) async fn recover<S: Storage>(
                         None,
                     )?
                     .0
-                }
+                };
+                runs.push(Run::sorted(entries));
+                seg_last
             }
         };
         if seg_last.0 > last.0 {
             continues_log = !s.merged;
         }
         last = last.max(seg_last);
-        runs.push(entries);
         sealed.push(SegInfo {
             id: s.id,
             merged: s.merged,
@@ -371,7 +373,7 @@ pub(crate) async fn recover<S: Storage>(
     )?;
     let valid_len = end.valid_len;
     report.dropped.extend(end.dropped);
-    runs.push(entries);
+    runs.push(Run::sorted(entries));
     if !read_only {
         if valid_len < buf.len() as u64 {
             // A torn tail: the uncommitted transaction goes, write records included, so the

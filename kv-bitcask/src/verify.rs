@@ -420,8 +420,7 @@ mod tests {
         let len = storage.open(&seg).await.unwrap().len().await.unwrap();
         let file = storage.open(&name).await.unwrap();
         let buf = read_all(&file, &name).await.unwrap();
-        let mut entries = Vec::new();
-        let last = hint::decode(&buf, e.store, id, len, &mut entries).unwrap();
+        let (mut entries, last) = hint::check(&buf, &name, e.store, id, len).unwrap();
         let (_, loc) = entries[0];
         entries[0].1 = Loc::new(loc.seq + 1, loc.time_ms, id, loc.offset, loc.len, false);
         file.truncate(0).await.unwrap();

@@ -16,6 +16,7 @@
 //! * [`bytes`]: checked little-endian reads of bytes that came from storage (from `kv-api`).
 //! * [`files`]: whole-file reads and atomic replacement over a [`kv_api::Storage`].
 //! * [`verify`]: what the engines' integrity checks share.
+//! * [`parallel`]: CPU work of an open split over two threads where there are threads.
 //! * [`retention`]: what a merge keeps of each key, under the store's retention policy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -43,6 +44,7 @@ pub mod conflict;
 pub mod files;
 pub mod header;
 pub mod identity;
+pub mod parallel;
 pub mod retention;
 pub mod txlog;
 pub mod verify;

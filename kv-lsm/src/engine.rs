@@ -282,7 +282,7 @@ impl<S: Storage> Lsm<S> {
         /// Enough for a writer that flushes while the open reads; a store whose manifest
         /// changes through every attempt gets the last attempt's error.
         const ATTEMPTS: usize = 16;
-        let mut attempt = 1;
+        let mut retries = 1..ATTEMPTS;
         loop {
             let before = Manifest::raw(&storage).await?;
             let result = Self::open_inner(storage.clone(), options.clone(), tuning.clone()).await;
@@ -293,10 +293,9 @@ impl<S: Storage> Lsm<S> {
                 }
                 _ => false,
             };
-            if !moved_on || attempt >= ATTEMPTS {
+            if !moved_on || retries.next().is_none() {
                 return result;
             }
-            attempt += 1;
         }
     }
 
