@@ -525,7 +525,8 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// record for the range instead of one removal per key. Every read must then still show
     /// one removal version per key the range held live (in `versions`, `scan_versions`,
     /// `get_version`), and the change feed one removal per such key. The default, `false`,
-    /// has transactions list the range's keys as removals.
+    /// has transactions list the range's keys as removals. The answer may change from call
+    /// to call: an engine that bounds the tombstones it holds says `false` while it is full.
     ///
     /// ```
     /// # use kv_api::Engine;

@@ -925,8 +925,9 @@ impl<S: Storage> Engine for Lsm<S> {
         inner.pipeline.flush(|| inner.sync_wal()).await
     }
 
+    /// While fewer than [`crate::rtomb::MAX_HELD`] tombstones wait for a merge.
     fn range_tombstones(&self) -> bool {
-        true
+        self.inner.read_state().tombs.len() < crate::rtomb::MAX_HELD
     }
 
     fn feed(&self) -> Option<&kv_api::watch::Feed> {

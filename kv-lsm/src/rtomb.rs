@@ -44,6 +44,12 @@ impl RangeTomb {
     }
 }
 
+/// Range tombstones held at most (until a merge turns them into per-key removals): every
+/// read checks the key against each one, so their number bounds what they add to a read.
+/// Past it, range removals are written as one removal per key (what every engine does
+/// without tombstones), which costs the writer, never the readers.
+pub(crate) const MAX_HELD: usize = 64;
+
 /// The tombstones of `tombs` at or below `at` that may cover a key of `range` in `slot`: what
 /// a scan checks its entries against.
 pub(crate) fn relevant(

@@ -91,3 +91,35 @@ async fn one_record_then_the_manifest_then_merged_away() {
     let names = s.list().await.expect("list");
     assert!(names.iter().any(|n| n.ends_with(".sst")), "{names:?}");
 }
+
+/// Tombstones held are bounded (every read checks each one): past the bound, range removals
+/// are written per key, with the same results, until a merge folds the tombstones away.
+#[tokio::test]
+async fn tombstones_held_are_bounded() {
+    use kv_api::Engine;
+    let s = MemoryStorage::new();
+    let store = open(&s, small()).await;
+    let mut txn = store.current();
+    for k in 0u32..1000 {
+        txn.insert(0, &k, k).expect("insert");
+    }
+    txn.commit().await.expect("commit");
+    // Removes [10i, 10i + 5) for i in 0..100: 64 as tombstones, the rest per key.
+    for i in 0u32..100 {
+        let mut txn = store.current();
+        let from = i * 10;
+        assert_eq!(txn.remove_range(0, from..from + 5).await.expect("remove"), 5);
+        txn.commit().await.expect("commit");
+    }
+    assert!(!store.engine().range_tombstones(), "the bound is reached");
+    let want: Vec<u32> = (0u32..1000).filter(|k| k % 10 >= 5).collect();
+    assert_eq!(keys(&store).await, want);
+    for k in [3u32, 643, 994] {
+        let versions = store.snapshot().versions(0, &k).await.expect("versions");
+        assert_eq!(versions.len(), 2, "{k}: {versions:?}");
+        assert!(versions[1].is_removal());
+    }
+    store.merge().await.expect("merge");
+    assert!(store.engine().range_tombstones(), "merged away");
+    assert_eq!(keys(&store).await, want);
+}
