@@ -15,6 +15,7 @@
 //! path and, every [`AutoMerge::check_every`] commits (or quarter of [`AutoMerge::min_bytes`]
 //! written), one [`crate::Engine::stats`] call.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -102,6 +103,13 @@ impl Retention {
 /// `check_every` commits or every quarter of `min_bytes` of keys and values committed,
 /// whichever comes first.
 ///
+/// Where a runtime allows (natively, when the commit runs on a multi-thread tokio runtime),
+/// the check and the merge run as a task of that runtime ([`AutoMerge::background`]): the
+/// commit that triggers them returns at once. Elsewhere (a current-thread runtime, WASI, the
+/// browser, any other executor) they run in the committing task, after its commit is durable.
+/// One runs at a time; [`crate::Store::close`] waits for a running one. A store dropped
+/// without `close` stays open (its files locked) until a running merge ends.
+///
 /// The defaults (ratio 0.4, 1 MiB, every 64 commits) come from the steady-overwrite
 /// measurement in `docs/benchmarks.md`: a ratio r bounds a store with retention
 /// [`Retention::LATEST`] near 1 / (1 - r) x its live data (0.4: 1.67 x; measured 1.63 x on
@@ -128,6 +136,9 @@ pub struct AutoMerge {
     pub check_every: u64,
     /// Off: a policy applies to manual merges only.
     pub enabled: bool,
+    /// Run them as a task of the caller's multi-thread tokio runtime where there is one
+    /// (default); `false`: always in the committing task.
+    pub background: bool,
 }
 
 impl Default for AutoMerge {
@@ -137,6 +148,7 @@ impl Default for AutoMerge {
             min_bytes: 1 << 20,
             check_every: 64,
             enabled: true,
+            background: true,
         }
     }
 }
@@ -158,6 +170,18 @@ impl AutoMerge {
     /// Sets [`AutoMerge::min_bytes`].
     pub fn min_bytes(self, min_bytes: u64) -> Self {
         AutoMerge { min_bytes, ..self }
+    }
+
+    /// Sets [`AutoMerge::background`].
+    ///
+    /// ```
+    /// use kv_api::AutoMerge;
+    /// // Merges in the committing task, even on a multi-thread runtime.
+    /// let inline = AutoMerge::default().background(false);
+    /// assert!(!inline.background);
+    /// ```
+    pub fn background(self, background: bool) -> Self {
+        AutoMerge { background, ..self }
     }
 
     /// Sets [`AutoMerge::check_every`].
@@ -207,7 +231,7 @@ impl AutoMerger {
     /// counts it, and every `check_every` commits, or every quarter of `min_bytes` written,
     /// checks the thresholds and merges.
     pub(crate) async fn after_commit<E: Engine>(
-        &self,
+        self: &Arc<Self>,
         store: &crate::Store<E>,
         bytes: u64,
     ) -> Result<()> {
@@ -229,6 +253,20 @@ impl AutoMerger {
         self.written.store(0, Ordering::Relaxed);
         if self.running.swap(true, Ordering::AcqRel) {
             return Ok(()); // another task merges
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if auto.background
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let (me, store) = (self.clone(), store.clone());
+            // Its error is no commit's: a storage failure poisons the store, and later
+            // commits report that.
+            drop(runtime.spawn(async move {
+                let _ = me.check_and_merge(&store, &auto).await;
+                me.running.store(false, Ordering::Release);
+            }));
+            return Ok(());
         }
         let result = self.check_and_merge(store, &auto).await;
         self.running.store(false, Ordering::Release);

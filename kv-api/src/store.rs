@@ -746,6 +746,8 @@ impl<E: Engine> Store<E> {
     /// # }
     /// ```
     pub async fn close(&self) -> Result<()> {
+        // A running automatic merge (maybe a background task) ends first: it holds this.
+        let _no_merge = self.auto_merge.exclusion.write().await;
         self.engine.close().await
     }
 }

@@ -310,6 +310,7 @@ macro_rules! __suite_cases {
             retention_keep_younger_than => retention::keep_younger_than,
             retention_auto_merge_keeps_snapshot_and_bounds_size =>
                 retention::auto_merge_keeps_snapshot_and_bounds_size,
+            retention_auto_merge_in_the_background => retention::auto_merge_in_the_background,
             watch_sees_commits_in_order_while_tasks_commit_and_merge =>
                 watch::sees_commits_in_order_while_tasks_commit_and_merge,
             watch_resumes_after_reopen => watch::resumes_after_reopen,

@@ -126,7 +126,13 @@ pub async fn auto_merge_keeps_snapshot_and_bounds_size<E: EngineFamily, F: Stora
     let env = Env::<E, F>::new();
     let options = Options::default()
         .retention(Retention::LATEST)
-        .auto_merge(AutoMerge::default().min_bytes(16 << 10).check_every(8));
+        // In the committing task: the sizes below are read between commits.
+        .auto_merge(
+            AutoMerge::default()
+                .min_bytes(16 << 10)
+                .check_every(8)
+                .background(false),
+        );
     let store = env.open_with(options).await;
     const KEYS: u32 = 16;
     let value = |round: u32, k: u32| format!("{round}:{k}:{}", "v".repeat(200));
@@ -181,4 +187,51 @@ pub async fn auto_merge_keeps_snapshot_and_bounds_size<E: EngineFamily, F: Stora
         auto_size <= 3 * merged_size + (64 << 10),
         "{auto_size} bytes with automatic merges, {merged_size} after a full merge"
     );
+}
+
+/// Automatic merges in the background where a runtime allows (natively on a multi-thread
+/// tokio runtime; in the committing task elsewhere): they run while commits go on, never
+/// change what a commit wrote, and `close` waits for a running one, so a reopen right after
+/// finds the store whole and unlocked.
+pub async fn auto_merge_in_the_background<E: EngineFamily, F: StorageFactory>() {
+    let env = Env::<E, F>::new();
+    let options = Options::default()
+        .retention(Retention::LATEST)
+        .auto_merge(AutoMerge::default().min_bytes(16 << 10).check_every(8));
+    let store = env.open_with(options.clone()).await;
+    const KEYS: u32 = 16;
+    let value = |round: u32, k: u32| format!("{round}:{k}:{}", "v".repeat(200));
+    let mut round = 0u32;
+    // Until a merge has run (in the background: it may end a few commits later), at most
+    // 2000 rounds.
+    while must!(store.stats().await).auto_merges == 0 {
+        assert!(round < 2000, "no automatic merge ran");
+        let mut txn = store.current();
+        for k in 0..KEYS {
+            must!(txn.insert(0, &k, &value(round, k)));
+        }
+        must!(txn.commit().await);
+        round += 1;
+        kv_api::yield_now().await;
+    }
+    // More commits, maybe beside a running merge; then close at once.
+    for extra in 0..50u32 {
+        let mut txn = store.current();
+        must!(txn.insert(0, &(extra % KEYS), &value(round + extra, extra % KEYS)));
+        must!(txn.commit().await);
+    }
+    let last = round + 49;
+    must!(store.close().await);
+    drop(store);
+    let store = env.open_with(options).await;
+    for k in 0..KEYS {
+        let newest = (round..=last).rev().find(|r| (r - round) % KEYS == k && r - round < 50);
+        let want = newest.unwrap_or(round - 1);
+        assert_eq!(
+            must!(store.current().get::<_, String>(0, &k).await),
+            Some(value(want, k)),
+            "key {k}"
+        );
+    }
+    assert!(must!(store.verify().await).is_clean());
 }
