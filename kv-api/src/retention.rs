@@ -219,6 +219,11 @@ pub(crate) struct AutoMerger {
     /// Bytes of keys and values committed since the last check.
     written: AtomicU64,
     running: AtomicBool,
+    /// Held by a background merge for its whole run: commits that wrote too much beside it
+    /// wait on it (see [`AutoMerger::after_commit`]).
+    busy: Arc<tokio::sync::Mutex<()>>,
+    /// Bytes of keys and values committed since the running background merge started.
+    written_beside: AtomicU64,
     /// Garbage bytes the last automatic merge left (what policy and snapshots kept).
     baseline: AtomicU64,
     merges: AtomicU64,
@@ -242,6 +247,19 @@ impl AutoMerger {
         if !auto.enabled || !has_policy || options.read_only {
             return Ok(());
         }
+        if self.running.load(Ordering::Acquire) {
+            // Backpressure: a background merge reclaims what was written before it started;
+            // commits beside it add garbage it cannot see. Past an eighth of `min_bytes` of
+            // them, commits wait for it to end (as an inline merge makes them wait), so the
+            // store cannot outgrow its merges.
+            let beside = self
+                .written_beside
+                .fetch_add(bytes, Ordering::Relaxed)
+                .saturating_add(bytes);
+            if beside >= auto.min_bytes / 8 {
+                drop(self.busy.lock().await);
+            }
+        }
         let n = self.commits.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let written = self
             .written
@@ -259,14 +277,19 @@ impl AutoMerger {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
             && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            let (me, store) = (self.clone(), store.clone());
-            // Its error is no commit's: a storage failure poisons the store, and later
-            // commits report that.
-            drop(runtime.spawn(async move {
-                let _ = me.check_and_merge(&store, &auto).await;
-                me.running.store(false, Ordering::Release);
-            }));
-            return Ok(());
+            // Free: only the task that set `running` takes it.
+            if let Ok(busy) = self.busy.clone().try_lock_owned() {
+                self.written_beside.store(0, Ordering::Relaxed);
+                let (me, store) = (self.clone(), store.clone());
+                // Its error is no commit's: a storage failure poisons the store, and later
+                // commits report that.
+                drop(runtime.spawn(async move {
+                    let _ = me.check_and_merge(&store, &auto).await;
+                    me.running.store(false, Ordering::Release);
+                    drop(busy);
+                }));
+                return Ok(());
+            }
         }
         let result = self.check_and_merge(store, &auto).await;
         self.running.store(false, Ordering::Release);

@@ -108,7 +108,10 @@ async fn tombstones_held_are_bounded() {
     for i in 0u32..100 {
         let mut txn = store.current();
         let from = i * 10;
-        assert_eq!(txn.remove_range(0, from..from + 5).await.expect("remove"), 5);
+        assert_eq!(
+            txn.remove_range(0, from..from + 5).await.expect("remove"),
+            5
+        );
         txn.commit().await.expect("commit");
     }
     assert!(!store.engine().range_tombstones(), "the bound is reached");

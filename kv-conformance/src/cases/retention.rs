@@ -225,7 +225,9 @@ pub async fn auto_merge_in_the_background<E: EngineFamily, F: StorageFactory>() 
     drop(store);
     let store = env.open_with(options).await;
     for k in 0..KEYS {
-        let newest = (round..=last).rev().find(|r| (r - round) % KEYS == k && r - round < 50);
+        let newest = (round..=last)
+            .rev()
+            .find(|r| (r - round) % KEYS == k && r - round < 50);
         let want = newest.unwrap_or(round - 1);
         assert_eq!(
             must!(store.current().get::<_, String>(0, &k).await),
