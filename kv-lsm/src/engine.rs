@@ -925,7 +925,7 @@ impl<S: Storage> Engine for Lsm<S> {
         inner.pipeline.flush(|| inner.sync_wal()).await
     }
 
-    /// While fewer than [`crate::rtomb::MAX_HELD`] tombstones wait for a merge.
+    /// While fewer than 64 tombstones (`rtomb::MAX_HELD`) wait for a merge.
     fn range_tombstones(&self) -> bool {
         self.inner.read_state().tombs.len() < crate::rtomb::MAX_HELD
     }
