@@ -1,10 +1,11 @@
 //! CPU work of an open split over two threads where the target has them.
 //!
 //! Rebuilding in-memory state at open (Bitcask's keydir from hint files) is CPU and memory
-//! bound work that splits in two naturally; a second core shortens its wall time. Where no
-//! thread can be spawned (wasm32 in the browser, WASI) the work runs on the calling thread,
-//! with the same result.
+//! bound work that splits in two naturally; a second core shortens its wall time. On wasm32
+//! (the browser, WASI) and wherever no thread can be spawned, the work runs on the calling
+//! thread, with the same result.
 
+#[cfg(not(target_arch = "wasm32"))]
 use parking_lot::Mutex;
 
 /// Runs `a` and `b`, `a` on a second thread if one can be spawned, and returns both results.
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 /// let (a, b) = kv_engine_kit::parallel::join(|| 2 + 2, || "four");
 /// assert_eq!((a, b), (4, "four"));
 /// ```
+#[cfg(not(target_arch = "wasm32"))]
 pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
     // Whoever runs `a` takes it from here: the thread, or the caller if there is none.
     let task = Mutex::new(Some(a));
@@ -34,6 +36,14 @@ pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> 
         .or_else(run)
         .expect("`a` ran on the thread or, without one, here");
     (a, b)
+}
+
+/// [`join`] on wasm32 (the browser, WASI preview 1): no threads, so both run here, in
+/// order. (Std's thread spawning would also link pthread functions that WASI's libc may
+/// lack.)
+#[cfg(target_arch = "wasm32")]
+pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    (a(), b())
 }
 
 #[cfg(test)]
