@@ -6,13 +6,19 @@
 //! (`FaultyStorage`; replaced by the cluster fault cases of `tests/faults.rs`), the damage
 //! cases, `verify` beside a writer (it reads files), the writer-lock cases (etcd has no
 //! single writer), read-only opens compared file by file, group commit (counts file syncs),
-//! backup into an empty `Storage`, and the random histories with crashes.
+//! backup into an empty `Storage`, the random histories with crashes, and the retention
+//! cases (written over `StorageFactory`, a backend of files or memory).
 //!
 //! Not run because etcd cannot express them (see the crate docs and `docs/distributed.md`):
 //! * more than 127 writes in one transaction (etcd's default `--max-txn-ops` is 128; the
 //!   commit is `TooLarge` naming the limit, checked by `tests/cluster.rs`):
 //!   `batch_get_many_equals_gets`, `crud_engine_reads_agree`, `crud_many_keys_reopen`,
-//!   `scan_sees_own_writes`, `scan_stream_many_keys`, `tuning_variants_round_trip`;
+//!   `scan_sees_own_writes`, `scan_stream_many_keys`, `tuning_variants_round_trip`,
+//!   `range_removal_across_flushes_and_compactions`;
+//! * engine reads at `u64::MAX` ("everything") straight through `Engine::scan`
+//!   (`keys_key_only_equals_full_scan` compares `scan_keys` with `scan` there): etcd answers
+//!   `VersionNotFound` beyond its revision range, where the file engines clamp to the newest
+//!   commit;
 //! * consecutive sequence numbers 1, 2, 3 (a version is an etcd revision, counted by the
 //!   cluster): `versions_sequence_numbers`;
 //! * imports that keep versions (etcd assigns revisions; `import_commit` is refused):
@@ -149,6 +155,9 @@ etcd_cases! {
     expiry_stable_view => expiry::stable_view,
     expiry_overwrite_and_remove => expiry::overwrite_and_remove,
     expiry_merge_reclaims => expiry::merge_reclaims,
+    keys_lazy_value_is_the_snapshots => keys::lazy_value_is_the_snapshots,
+    keys_key_only_scans_conflict_like_scans => keys::key_only_scans_conflict_like_scans,
+    keys_key_only_leaves_out_expired => keys::key_only_leaves_out_expired,
 }
 
 /// The list above names cases of the suite: a renamed case fails here, not silently.
