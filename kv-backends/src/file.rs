@@ -949,6 +949,11 @@ mod tests {
                     let want: Vec<u8> = (at..at + n).map(byte).collect();
                     assert!(got == want, "read of {n} bytes at {at} (length {len})");
                     reads += 1;
+                    // A read served from the page cache completes without yielding: without
+                    // this, a reader never yields, and the appender, woken into its worker's
+                    // LIFO slot (which no other worker steals from), starves there: the
+                    // test hung once (2026-12-08) at 200% CPU.
+                    tokio::task::yield_now().await;
                 }
             }));
         }
