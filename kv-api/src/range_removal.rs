@@ -120,30 +120,8 @@ impl<E: Engine> Transaction<E> {
         }
         let at = self.snapshot_seq();
         let mut keys = Vec::new();
-        let mut lower = range.start.clone();
-        loop {
-            let page_range = KeyRange {
-                start: lower.clone(),
-                end: range.end.clone(),
-            };
-            if page_range.is_empty() {
-                break;
-            }
-            let page = self
-                .engine()
-                .scan_keys(slot, &page_range, at, false, PAGE)
-                .await?;
-            let full = page.len() == PAGE;
-            let mut last = None;
-            for (key, _) in page {
-                last = Some(key.clone());
-                keys.push(key);
-            }
-            match last {
-                Some(l) if full => lower = Bound::Excluded(l),
-                _ => break,
-            }
-        }
+        self.each_key_page(slot, &range, at, PAGE, |page| keys.extend(page))
+            .await?;
         // This transaction's own writes in the range: its inserts are removed too, its
         // removals stay removals (and a key it already removed is not counted again).
         let own: Vec<(Vec<u8>, bool)> = self
@@ -200,31 +178,15 @@ impl<E: Engine> Transaction<E> {
             .collect();
         let mut removed = own.values().filter(|insert| **insert).count();
         let mut listed = false;
-        let mut lower = range.start.clone();
-        loop {
-            let page_range = KeyRange {
-                start: lower.clone(),
-                end: range.end.clone(),
-            };
-            if page_range.is_empty() {
-                break;
-            }
-            let page = self
-                .engine()
-                .scan_keys(slot, &page_range, at, false, KEY_PAGE)
-                .await?;
-            let full = page.len() == KEY_PAGE;
+        self.each_key_page(slot, &range, at, KEY_PAGE, |page| {
             listed |= !page.is_empty();
-            for (key, _) in &page {
+            for key in &page {
                 if !own.contains_key(key) && !earlier.iter().any(|r| r.contains(key)) {
                     removed = removed.saturating_add(1);
                 }
             }
-            match page.into_iter().last() {
-                Some((l, _)) if full => lower = Bound::Excluded(l),
-                _ => break,
-            }
-        }
+        })
+        .await?;
         for key in own.keys() {
             self.writes.remove(&(slot, key.clone()));
         }
@@ -235,5 +197,43 @@ impl<E: Engine> Transaction<E> {
         self.removed_ranges.push((slot, range));
         self.touch();
         Ok(removed)
+    }
+
+    /// The live keys of `range` in `slot` at `at`, key-only, handed to `each` a page of at
+    /// most `page` keys at a time, in key order.
+    async fn each_key_page(
+        &self,
+        slot: Slot,
+        range: &KeyRange,
+        at: u64,
+        page: usize,
+        mut each: impl FnMut(Vec<Vec<u8>>),
+    ) -> Result<()> {
+        let mut lower = range.start.clone();
+        loop {
+            let page_range = KeyRange {
+                start: lower,
+                end: range.end.clone(),
+            };
+            if page_range.is_empty() {
+                return Ok(());
+            }
+            let keys: Vec<Vec<u8>> = self
+                .engine()
+                .scan_keys(slot, &page_range, at, false, page)
+                .await?
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
+            let next = match keys.last() {
+                Some(l) if keys.len() == page => Bound::Excluded(l.clone()),
+                _ => {
+                    each(keys);
+                    return Ok(());
+                }
+            };
+            each(keys);
+            lower = next;
+        }
     }
 }
