@@ -338,7 +338,9 @@ pub trait Engine: MaybeSend + MaybeSync + Sized + 'static {
     /// has dropped what it would need, or the version is in the future.
     fn snapshot_at(&self, version: Version) -> Result<Snapshot>;
 
-    /// The value of a key at `at`, `None` if absent or removed.
+    /// The value of a key at `at`, `None` if absent or removed. An `at` past the newest
+    /// commit (`u64::MAX` for "everything") reads the newest commit; so do the other reads
+    /// that take an `at`.
     ///
     /// (Not an `async fn` of `#[async_trait]`, whose futures are boxed: point reads are the
     /// hottest call, and this future is returned unboxed.)

@@ -225,8 +225,20 @@ impl Etcd {
         .await
     }
 
+    /// `at` as a revision to read at: a read beyond etcd's revision range (`u64::MAX`, as
+    /// callers of the local engines pass for "everything") reads at the newest commit known
+    /// here, as a read past the newest commit does on Bitcask and the LSM.
+    fn read_at(&self, at: u64) -> u64 {
+        if i64::try_from(at).is_ok() {
+            at
+        } else {
+            self.last.lock().seq()
+        }
+    }
+
     /// The key's newest kv at revision `at` (`None` if it did not exist then).
     async fn kv_at(&self, etcd_key: &[u8], at: u64) -> Result<Option<KeyValue>> {
+        let at = self.read_at(at);
         if at == 0 || at < self.created.load(Ordering::Acquire) {
             // Revision 0 means "latest" to etcd; version 0, and every revision before the
             // store was created, is the empty store.
@@ -317,6 +329,7 @@ impl Etcd {
         reverse: bool,
         mut f: impl FnMut(KeyValue) -> Result<bool>,
     ) -> Result<()> {
+        let at = at.map(|at| self.read_at(at));
         if at.is_some_and(|at| at == 0 || at < self.created.load(Ordering::Acquire)) {
             return Ok(());
         }

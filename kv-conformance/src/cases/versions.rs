@@ -109,6 +109,15 @@ pub async fn unknown_version<E: Runs<F>, F: Place>() {
         engine.get_version(0, &key, v2).await,
         Err(Error::VersionNotFound { .. })
     );
+    // A read past the newest commit (`u64::MAX`: "everything") sees the newest commit, on
+    // every engine (etcd's revisions end at `i64::MAX`: it must not refuse the read).
+    let one = must!(kv_api::codec::encode_value(&1u32));
+    assert_eq!(must!(engine.get(0, &key, u64::MAX).await), Some(one));
+    let all = kv_api::KeyRange::all();
+    let keys = must!(engine.scan_keys(0, &all, u64::MAX, false, 10).await);
+    let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _)| k).collect();
+    let other = must!(kv_api::codec::encode_key(&"other"));
+    assert_eq!(keys, vec![key, other]);
 }
 
 /// Sequence numbers start at 1 and grow by one per commit (not per conflict, not per empty
