@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use kv_api::{Error, ProgressFn, Result, Storage};
 use kv_engine_kit::verify::Meter;
 
+use crate::blob::{BlobFile, BlobMeta, BlobRef, BlobWriter, blob_name};
 use crate::engine::Inner;
 use crate::iter::{MemCursor, Merger, Source};
 use crate::key::{OwnedEntry, Seek};
@@ -54,11 +55,18 @@ pub(crate) struct Plan<S: Storage> {
     /// tombstone of a commit in the inputs), and the last commit in the inputs.
     tombs: Vec<RangeTomb>,
     merged_to: u64,
+    /// Merge: the blob files of the inputs, whose kept values the outputs hold anew.
+    replaced_blobs: HashSet<u64>,
 }
 
 impl<S: Storage> Inner<S> {
     // Sizes from the tuning saturate: a knob set past what fits (`usize::MAX` for "no limit")
     // means an unbounded target, as it says, rather than an overflow.
+
+    /// Blob files a merge writes are rolled past this size: 8 tables' worth, at least 64 MiB.
+    fn blob_file_target(&self) -> u64 {
+        self.target_file_size().saturating_mul(8).max(64 << 20)
+    }
 
     fn target_file_size(&self) -> u64 {
         (self.tuning.memtable_size as u64).max((self.tuning.block_size as u64).saturating_mul(4))
@@ -104,8 +112,17 @@ impl<S: Storage> Inner<S> {
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             let mut pace = Pace::default();
+            // Large values go to one blob file beside the table, in key order.
+            let mut blobs = Blobs::new(self, u64::MAX);
+            let mut reference = Vec::new();
             while let Some(e) = cursor.current() {
-                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
+                match e.value {
+                    Some(v) if self.tuning.is_blob(v.len()) => {
+                        blobs.put(e.ukey, e.seq, v, &mut reference).await?;
+                        w.add_entry(e.ukey, e.seq, e.time_ms, Some(&reference), true)?;
+                    }
+                    _ => w.add_entry(e.ukey, e.seq, e.time_ms, e.value, false)?,
+                }
                 cursor.step(false);
                 if w.should_drain() {
                     w.drain().await?;
@@ -113,15 +130,19 @@ impl<S: Storage> Inner<S> {
                 pace.step().await;
             }
             let meta = w.finish().await?;
+            let blob = blobs.finish().await?.pop();
             self.storage.sync().await?;
-            Some(Arc::new(Table::new(meta, self.storage.clone(), self.store)))
+            Some((
+                Arc::new(Table::new(meta, self.storage.clone(), self.store)),
+                blob.map(|b| Arc::new(BlobFile::new(b, self.storage.clone(), self.store))),
+            ))
         };
 
         let mut persisted = self.persisted.lock().await;
         let levels = {
             let st = self.read_state();
             match &table {
-                Some(t) => st.levels.with_flushed(t.clone()),
+                Some((t, blob)) => st.levels.with_flushed(t.clone(), blob.clone()),
                 None => (*st.levels).clone(),
             }
         };
@@ -211,6 +232,7 @@ impl<S: Storage> Inner<S> {
             trivial_move,
             tombs: Vec::new(),
             merged_to: 0,
+            replaced_blobs: HashSet::new(),
         })
     }
 
@@ -235,12 +257,12 @@ impl<S: Storage> Inner<S> {
     async fn run(&self, plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
         if plan.trivial_move {
             let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
-            return self.install(&plan, tables).await;
+            return self.install(&plan, tables, Vec::new()).await;
         }
         // The inputs as a level set of their own: one source per level-0 table and per level.
         let inputs = Arc::new(LevelSet::from_tables(plan.inputs.iter().cloned()));
         let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
-        let mut created = Vec::new();
+        let mut created: Vec<String> = Vec::new();
         let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
         let mut meter = Meter::new(progress, "entries", total);
         let outputs = match self
@@ -256,22 +278,30 @@ impl<S: Storage> Inner<S> {
             Ok(outputs) => outputs,
             Err(e) => {
                 // Best effort: the files are orphans either way, deleted on the next open.
-                for id in created {
-                    let _ = self.storage.remove(&crate::sstable::table_name(id)).await;
+                for name in created {
+                    let _ = self.storage.remove(&name).await;
                 }
                 return Err(e);
             }
         };
         self.storage.sync().await?;
+        let (outputs, blobs) = outputs;
         let tables = outputs
             .into_iter()
             .map(|m| Arc::new(Table::new(m, self.storage.clone(), self.store)))
             .collect();
-        self.install(&plan, tables).await
+        let blobs = blobs
+            .into_iter()
+            .map(|m| Arc::new(BlobFile::new(m, self.storage.clone(), self.store)))
+            .collect();
+        self.install(&plan, tables, blobs).await
     }
 
     /// Writes the merged `sources` into tables of about the target size; `created` collects the
-    /// ids of the files made, for cleanup if this fails. The versions of each key pass
+    /// names of the files made, for cleanup if this fails. A compaction copies blob references
+    /// as they are; a merge (`keep_rule`) reads each value it keeps out of its blob file and
+    /// places it anew by the current threshold (into new blob files or inline), so that the
+    /// blob files of its inputs hold nothing it still needs. The versions of each key pass
     /// `keep_rule` (a merge), after the removals the range tombstones `tombs` made are added
     /// to them (a merge turns the tombstones of its inputs into per-key removals, which the
     /// rule then drops at or below its horizon like any removal).
@@ -280,15 +310,21 @@ impl<S: Storage> Inner<S> {
         sources: Vec<Source<S>>,
         keep_rule: Option<&kv_engine_kit::retention::KeepRule>,
         tombs: &[RangeTomb],
-        created: &mut Vec<u64>,
+        created: &mut Vec<String>,
         meter: &mut Meter<'_, '_>,
-    ) -> Result<Vec<TableMeta>> {
+    ) -> Result<(Vec<TableMeta>, Vec<BlobMeta>)> {
+        // A merge resolves references against the blob files live now: compactions wait for
+        // it, and flushes only add blob files of their own.
+        let levels = keep_rule.map(|_| self.read_state().levels.clone());
         let mut out = Outputs {
             inner: self,
             target: self.target_file_size(),
             writer: None,
             outputs: Vec::new(),
             created,
+            rewrite: levels.map(|l| (l, Blobs::new(self, self.blob_file_target()))),
+            reference: Vec::new(),
+            value: Vec::new(),
         };
         let mut merger = Merger::new(sources, Seek::Start, false).await?;
         let mut key: Vec<u8> = Vec::new();
@@ -320,19 +356,19 @@ impl<S: Storage> Inner<S> {
                 let all = rtomb::synthesize(&asc, tombs, &ukey, u64::MAX);
                 let mut rule = keep_rule.map(|r| r.key(ukey.first().copied().unwrap_or(0)));
                 for v in all.iter().rev() {
-                    let value = if v.is_removal() {
-                        None
+                    let (value, blob) = if v.is_removal() {
+                        (None, false)
                     } else {
                         versions
                             .iter()
                             .find(|e| e.seq == v.seq())
-                            .and_then(|e| e.value.as_deref())
+                            .map_or((None, false), |e| (e.value.as_deref(), e.blob))
                     };
                     let keep = rule
                         .as_mut()
                         .is_none_or(|k| k.keep(v.seq(), v.time_ms(), value.is_some()));
                     if keep {
-                        out.add(&ukey, v.seq(), v.time_ms(), value).await?;
+                        out.add(&ukey, v.seq(), v.time_ms(), value, blob).await?;
                     }
                 }
                 report(meter, merged, &mut reported);
@@ -352,7 +388,7 @@ impl<S: Storage> Inner<S> {
                 }
             };
             if keep {
-                out.add(e.ukey, e.seq, e.time_ms, e.value).await?;
+                out.add(e.ukey, e.seq, e.time_ms, e.value, e.blob).await?;
             }
             merger.next().await?;
             merged = merged.saturating_add(1);
@@ -363,14 +399,31 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Records the result of `plan` in the manifest, then switches readers to it.
-    async fn install(&self, plan: &Plan<S>, added: Vec<Arc<Table<S>>>) -> Result<()> {
+    /// A merge's outputs come with their blob files (`blobs`), which replace those of its
+    /// inputs (`plan.replaced_blobs`) in the same manifest write.
+    async fn install(
+        &self,
+        plan: &Plan<S>,
+        added: Vec<Arc<Table<S>>>,
+        blobs: Vec<Arc<BlobFile<S>>>,
+    ) -> Result<()> {
         let mut persisted = self.persisted.lock().await;
         let removed: HashSet<u64> = plan.inputs.iter().map(|(_, t)| t.meta.id).collect();
         let kept: HashSet<u64> = added.iter().map(|t| t.meta.id).collect();
-        let levels = self
-            .read_state()
-            .levels
-            .with_compaction(&removed, plan.output_level, added);
+        let (levels, replaced) = {
+            let st = self.read_state();
+            let replaced: Vec<Arc<BlobFile<S>>> = st
+                .levels
+                .blob_files()
+                .filter(|b| plan.replaced_blobs.contains(&b.meta.id))
+                .cloned()
+                .collect();
+            let levels = st
+                .levels
+                .with_compaction(&removed, plan.output_level, added)
+                .with_blob_change(&plan.replaced_blobs, blobs);
+            (levels, replaced)
+        };
         if let Some(k) = &plan.keep {
             persisted.horizon = persisted.horizon.max(k.horizon());
         }
@@ -398,19 +451,29 @@ impl<S: Storage> Inner<S> {
                 .filter(|(_, t)| !kept.contains(&t.meta.id))
                 .map(|(_, t)| t.clone()),
         );
+        // Reachable from the views of readers that started before: deleted once none is left.
+        self.obsolete_blobs.lock().extend(replaced);
         self.work_done.notify_waiters();
         Ok(())
     }
 
-    /// Deletes compacted-away tables that no reader holds any more.
+    /// Deletes compacted-away tables and merged-away blob files that no reader holds any
+    /// more (a reader's view holds both through its level set).
     pub async fn gc(&self) -> Result<()> {
-        let dead: Vec<String> = {
+        let mut dead: Vec<String> = {
             let mut obsolete = self.obsolete.lock();
             let (dead, live): (Vec<_>, Vec<_>) =
                 obsolete.drain(..).partition(|t| Arc::strong_count(t) == 1);
             *obsolete = live;
             dead.iter().map(|t| t.name()).collect()
         };
+        {
+            let mut obsolete = self.obsolete_blobs.lock();
+            let (gone, live): (Vec<_>, Vec<_>) =
+                obsolete.drain(..).partition(|b| Arc::strong_count(b) == 1);
+            *obsolete = live;
+            dead.extend(gone.iter().map(|b| b.name()));
+        }
         for name in dead {
             self.storage.remove(&name).await?;
         }
@@ -456,6 +519,8 @@ impl<S: Storage> Inner<S> {
                 st.tombs.iter().filter(|t| t.seq() <= to).cloned().collect();
             (st.levels.clone(), to, tombs)
         };
+        // Every blob file of the inputs: the merge rewrites what it keeps of them.
+        let replaced_blobs = levels.blob_files().map(|b| b.meta.id).collect();
         let plan = Plan {
             inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
             output_level: NUM_LEVELS - 1,
@@ -467,6 +532,7 @@ impl<S: Storage> Inner<S> {
             trivial_move: false,
             tombs,
             merged_to,
+            replaced_blobs,
         };
         drop(levels);
         self.run(plan, progress).await?;
@@ -489,7 +555,12 @@ struct Outputs<'a, S: Storage> {
     target: u64,
     writer: Option<TableWriter<S::File>>,
     outputs: Vec<TableMeta>,
-    created: &'a mut Vec<u64>,
+    created: &'a mut Vec<String>,
+    /// Merge: the level set references are resolved against, and the new blob files.
+    rewrite: Option<(Arc<LevelSet<S>>, Blobs<'a, S>)>,
+    /// Scratch: an encoded reference, a resolved value.
+    reference: Vec<u8>,
+    value: Vec<u8>,
 }
 
 impl<S: Storage> Outputs<'_, S> {
@@ -501,7 +572,27 @@ impl<S: Storage> Outputs<'_, S> {
         seq: u64,
         time_ms: u64,
         value: Option<&[u8]>,
+        blob: bool,
     ) -> Result<()> {
+        // A merge places each value it keeps anew; a compaction copies entries as they are.
+        let (value, blob) = match (&mut self.rewrite, value) {
+            (Some((levels, blobs)), Some(v)) => {
+                let v = if blob {
+                    self.value = self.inner.resolve(levels, ukey, seq, v).await?;
+                    self.value.as_slice()
+                } else {
+                    v
+                };
+                if self.inner.tuning.is_blob(v.len()) {
+                    blobs.put(ukey, seq, v, &mut self.reference).await?;
+                    self.created.append(&mut blobs.created);
+                    (Some(self.reference.as_slice()), true)
+                } else {
+                    (Some(v), false)
+                }
+            }
+            _ => (value, blob),
+        };
         if let Some(w) = &self.writer
             && w.size() >= self.target
             && w.last_ukey() != Some(ukey)
@@ -514,7 +605,7 @@ impl<S: Storage> Outputs<'_, S> {
             None => {
                 let inner = self.inner;
                 let id = inner.alloc_id()?;
-                self.created.push(id);
+                self.created.push(crate::sstable::table_name(id));
                 self.writer.insert(
                     TableWriter::create(
                         &inner.storage,
@@ -527,19 +618,87 @@ impl<S: Storage> Outputs<'_, S> {
                 )
             }
         };
-        w.add(ukey, seq, time_ms, value)?;
+        w.add_entry(ukey, seq, time_ms, value, blob)?;
         if w.should_drain() {
             w.drain().await?;
         }
         Ok(())
     }
 
-    /// Finishes the last table; returns every table written.
-    async fn finish(mut self) -> Result<Vec<TableMeta>> {
+    /// Finishes the last table and blob file; returns every table and blob file written.
+    async fn finish(mut self) -> Result<(Vec<TableMeta>, Vec<BlobMeta>)> {
         if let Some(w) = self.writer.take() {
             self.outputs.push(w.finish().await?);
         }
-        Ok(self.outputs)
+        let blobs = match self.rewrite.take() {
+            Some((_, b)) => b.finish().await?,
+            None => Vec::new(),
+        };
+        Ok((self.outputs, blobs))
+    }
+}
+
+/// The blob files a flush or a merge writes: started on the first large value, rolled past
+/// `target` bytes.
+struct Blobs<'a, S: Storage> {
+    inner: &'a Inner<S>,
+    target: u64,
+    writer: Option<BlobWriter<S::File>>,
+    written: Vec<BlobMeta>,
+    bytes: u64,
+    /// Names of the files created (for cleanup after a failed merge).
+    created: Vec<String>,
+}
+
+impl<'a, S: Storage> Blobs<'a, S> {
+    fn new(inner: &'a Inner<S>, target: u64) -> Self {
+        Blobs {
+            inner,
+            target,
+            writer: None,
+            written: Vec::new(),
+            bytes: 0,
+            created: Vec::new(),
+        }
+    }
+
+    /// Writes version `seq` of `ukey` with `value`; its reference's bytes go to `reference`.
+    async fn put(
+        &mut self,
+        ukey: &[u8],
+        seq: u64,
+        value: &[u8],
+        reference: &mut Vec<u8>,
+    ) -> Result<()> {
+        if self.bytes >= self.target
+            && let Some(w) = self.writer.take()
+        {
+            self.written.push(w.finish().await?);
+            self.bytes = 0;
+        }
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let id = self.inner.alloc_id()?;
+                self.created.push(blob_name(id));
+                self.writer.insert(
+                    BlobWriter::create(&self.inner.storage, self.inner.store, id).await?,
+                )
+            }
+        };
+        let r: BlobRef = w.add(ukey, seq, value).await?;
+        self.bytes = self.bytes.saturating_add(r.len);
+        reference.clear();
+        r.encode(reference);
+        Ok(())
+    }
+
+    /// Finishes (syncs) the last file; every file written.
+    async fn finish(mut self) -> Result<Vec<BlobMeta>> {
+        if let Some(w) = self.writer.take() {
+            self.written.push(w.finish().await?);
+        }
+        Ok(self.written)
     }
 }
 
