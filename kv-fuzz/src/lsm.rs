@@ -149,10 +149,7 @@ pub fn lsm_blob_file(data: &[u8]) {
         let mut at = crate::util::records_from(buf);
         while let Some(len) = buf.get(at + 4..at + 8) {
             let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            let Some(frame) = (at + 8)
-                .checked_add(len)
-                .and_then(|end| buf.get(at..end))
-            else {
+            let Some(frame) = (at + 8).checked_add(len).and_then(|end| buf.get(at..end)) else {
                 let _ = lsm::blob_frame(&buf[at..], b"", 0);
                 break;
             };

@@ -134,7 +134,11 @@ pub(crate) struct BlobWriter<F: StorageFile> {
 
 impl<F: StorageFile> BlobWriter<F> {
     /// Creates blob file `id` of `store`; its header is the first thing buffered.
-    pub async fn create<S: Storage<File = F>>(storage: &S, store: StoreId, id: u64) -> Result<Self> {
+    pub async fn create<S: Storage<File = F>>(
+        storage: &S,
+        store: StoreId,
+        id: u64,
+    ) -> Result<Self> {
         let file = storage.create(&blob_name(id)).await?;
         let mut out = Vec::with_capacity(WRITE_CHUNK);
         blob_header(store, id).encode(&mut out);
@@ -271,8 +275,7 @@ impl<S: Storage> BlobFile<S> {
         let name = self.name();
         let end = r.offset.checked_add(r.len);
         let min = (frame::HEADER_LEN + OWNER_LEN) as u64;
-        if r.offset < header::LEN as u64 || r.len < min || end.is_none_or(|e| e > self.meta.size)
-        {
+        if r.offset < header::LEN as u64 || r.len < min || end.is_none_or(|e| e > self.meta.size) {
             return Err(Error::corruption(
                 &name,
                 r.offset,
@@ -337,7 +340,14 @@ mod tests {
         for (r, k, s) in [
             (a, &b"\0b"[..], 10),
             (a, &b"\0a"[..], 11),
-            (BlobRef { len: a.len - 1, ..a }, &b"\0a"[..], 10),
+            (
+                BlobRef {
+                    len: a.len - 1,
+                    ..a
+                },
+                &b"\0a"[..],
+                10,
+            ),
             (BlobRef { len: u64::MAX, ..a }, &b"\0a"[..], 10),
             (BlobRef { offset: 0, ..a }, &b"\0a"[..], 10),
         ] {
@@ -350,7 +360,13 @@ mod tests {
         let mut bad = all.clone();
         bad[a.offset as usize + 100] ^= 1;
         storage.remove(&blob_name(5)).await.unwrap();
-        storage.create(&blob_name(5)).await.unwrap().append(&bad).await.unwrap();
+        storage
+            .create(&blob_name(5))
+            .await
+            .unwrap()
+            .append(&bad)
+            .await
+            .unwrap();
         let f = BlobFile::new(meta.clone(), storage.clone(), store);
         assert!(matches!(
             f.read(&a, b"\0a", 10).await.unwrap_err(),

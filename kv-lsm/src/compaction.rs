@@ -681,9 +681,8 @@ impl<'a, S: Storage> Blobs<'a, S> {
             None => {
                 let id = self.inner.alloc_id()?;
                 self.created.push(blob_name(id));
-                self.writer.insert(
-                    BlobWriter::create(&self.inner.storage, self.inner.store, id).await?,
-                )
+                self.writer
+                    .insert(BlobWriter::create(&self.inner.storage, self.inner.store, id).await?)
             }
         };
         let r: BlobRef = w.add(ukey, seq, value).await?;

@@ -44,7 +44,11 @@ pub fn encode_blob_ref((file, offset, len): (u64, u64, u64)) -> Vec<u8> {
 
 /// The value in `frame`, a blob file's record a reference names as version `seq` of `ukey`
 /// (CRC, length and owner checked); `Err` says what is wrong.
-pub fn blob_frame<'a>(frame: &'a [u8], ukey: &[u8], seq: u64) -> std::result::Result<&'a [u8], &'static str> {
+pub fn blob_frame<'a>(
+    frame: &'a [u8],
+    ukey: &[u8],
+    seq: u64,
+) -> std::result::Result<&'a [u8], &'static str> {
     crate::blob::decode_frame(frame, ukey, seq)
 }
 

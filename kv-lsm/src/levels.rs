@@ -150,8 +150,7 @@ impl<S: Storage> LevelSet<S> {
         added: Vec<Arc<BlobFile<S>>>,
     ) -> Self {
         self.blobs.retain(|id, _| !removed.contains(id));
-        self.blobs
-            .extend(added.into_iter().map(|b| (b.meta.id, b)));
+        self.blobs.extend(added.into_iter().map(|b| (b.meta.id, b)));
         self
     }
 

@@ -91,7 +91,8 @@ impl<S: Storage> Inner<S> {
             self.verify_table(meta, &mut report, &mut refs).await?;
             meter.add(meta.size);
         }
-        self.verify_blobs(&blobs, &refs, &listing, &mut report).await?;
+        self.verify_blobs(&blobs, &refs, &listing, &mut report)
+            .await?;
         for b in &blobs {
             meter.add(b.size);
         }
@@ -212,12 +213,21 @@ impl<S: Storage> Inner<S> {
     ) -> Result<()> {
         let files: std::collections::BTreeMap<u64, BlobFile<S>> = blobs
             .iter()
-            .map(|b| (b.id, BlobFile::new(b.clone(), self.storage.clone(), self.store)))
+            .map(|b| {
+                (
+                    b.id,
+                    BlobFile::new(b.clone(), self.storage.clone(), self.store),
+                )
+            })
             .collect();
         let mut bad: std::collections::HashSet<u64> = std::collections::HashSet::new();
         for b in blobs {
             if !listing.blobs.contains(&b.id) {
-                report.damaged(blob_name(b.id), None, "blob file listed in the manifest is missing");
+                report.damaged(
+                    blob_name(b.id),
+                    None,
+                    "blob file listed in the manifest is missing",
+                );
                 bad.insert(b.id);
             } else {
                 report.files = report.files.saturating_add(1);
@@ -226,7 +236,11 @@ impl<S: Storage> Inner<S> {
         }
         for (table, ukey, seq, raw) in refs {
             let Some(r) = BlobRef::decode(raw) else {
-                report.damaged(table_name(*table), None, format!("malformed blob reference of version {seq}"));
+                report.damaged(
+                    table_name(*table),
+                    None,
+                    format!("malformed blob reference of version {seq}"),
+                );
                 continue;
             };
             if bad.contains(&r.file) {
@@ -236,7 +250,10 @@ impl<S: Storage> Inner<S> {
                 report.damaged(
                     table_name(*table),
                     None,
-                    format!("version {seq} refers to blob file {}, which the manifest does not list", r.file),
+                    format!(
+                        "version {seq} refers to blob file {}, which the manifest does not list",
+                        r.file
+                    ),
                 );
                 continue;
             };
@@ -251,7 +268,10 @@ impl<S: Storage> Inner<S> {
                         // One damage report per file is enough.
                         bad.insert(r.file);
                     } else {
-                        report.note(format!("{}: merged away by a writer during verify", blob_name(r.file)));
+                        report.note(format!(
+                            "{}: merged away by a writer during verify",
+                            blob_name(r.file)
+                        ));
                         bad.insert(r.file);
                     }
                 }

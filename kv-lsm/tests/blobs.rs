@@ -1,6 +1,8 @@
 //! Large values in blob files (`LsmOptions::blob_threshold`): where the bytes go, what never
 //! reads them, what merge leaves behind, and damage to blob files.
 
+#![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -34,8 +36,11 @@ async fn fill(e: &Mem, keys: u32, rounds: std::ops::Range<u32>) -> BTreeMap<Vec<
     let mut latest = BTreeMap::new();
     for round in rounds {
         for i in 0..keys {
-            let batch =
-                WriteBatch::new(e.snapshot().expect("snapshot")).write(0, key(i), Some(value(i, round)));
+            let batch = WriteBatch::new(e.snapshot().expect("snapshot")).write(
+                0,
+                key(i),
+                Some(value(i, round)),
+            );
             e.commit(batch).await.expect("commit");
             latest.insert(key(i), value(i, round));
         }
@@ -44,7 +49,11 @@ async fn fill(e: &Mem, keys: u32, rounds: std::ops::Range<u32>) -> BTreeMap<Vec<
 }
 
 fn blob_names(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    files.keys().filter(|n| n.ends_with(".blob")).cloned().collect()
+    files
+        .keys()
+        .filter(|n| n.ends_with(".blob"))
+        .cloned()
+        .collect()
 }
 
 async fn all(e: &Mem) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -74,8 +83,11 @@ async fn compaction_moves_references_merge_reclaims() {
     // More writes of small values only: flushes and compactions, no new blob file, and every
     // blob file still there (compaction never rewrites or drops values).
     for i in 0..200u32 {
-        let batch = WriteBatch::new(e.snapshot().expect("snapshot"))
-            .write(0, key(1000 + i), Some(b"small".to_vec()));
+        let batch = WriteBatch::new(e.snapshot().expect("snapshot")).write(
+            0,
+            key(1000 + i),
+            Some(b"small".to_vec()),
+        );
         e.commit(batch).await.expect("commit");
         want.insert(key(1000 + i), b"small".to_vec());
     }
@@ -149,7 +161,10 @@ async fn key_only_reads_never_touch_blob_files() {
         if i % 2 == 1 {
             assert_eq!(got.expect("small value"), Some(value(i, 1)));
         } else {
-            assert!(got.is_err(), "large value {i} without its blob file: {got:?}");
+            assert!(
+                got.is_err(),
+                "large value {i} without its blob file: {got:?}"
+            );
         }
     }
 }
@@ -204,7 +219,12 @@ async fn damaged_blob_files() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;
     s1.remove(b).await.expect("remove");
-    s1.create(b).await.expect("create").append(&bytes).await.expect("append");
+    s1.create(b)
+        .await
+        .expect("create")
+        .append(&bytes)
+        .await
+        .expect("append");
     reads_fail(&s1, "flipped byte").await;
 
     // Two blob files swapped.
@@ -212,8 +232,18 @@ async fn damaged_blob_files() {
     let (a, c) = (&blobs[0], &blobs[1]);
     s2.remove(a).await.expect("remove");
     s2.remove(c).await.expect("remove");
-    s2.create(a).await.expect("create").append(&clean[c]).await.expect("append");
-    s2.create(c).await.expect("create").append(&clean[a]).await.expect("append");
+    s2.create(a)
+        .await
+        .expect("create")
+        .append(&clean[c])
+        .await
+        .expect("append");
+    s2.create(c)
+        .await
+        .expect("create")
+        .append(&clean[a])
+        .await
+        .expect("append");
     reads_fail(&s2, "swapped").await;
 
     // A listed blob file missing: the open names it.
@@ -226,13 +256,23 @@ async fn damaged_blob_files() {
 
     // Junk appended: the size the manifest records no longer matches.
     let s4 = common::copy(&clean).await;
-    s4.open(b).await.expect("open").append(b"junk").await.expect("append");
+    s4.open(b)
+        .await
+        .expect("open")
+        .append(b"junk")
+        .await
+        .expect("append");
     reads_fail(&s4, "junk appended").await;
 
     // An unlisted blob file (what a flush that crashed before its manifest write leaves).
     let s5 = common::copy(&clean).await;
     let orphan = "99999999.blob";
-    s5.create(orphan).await.expect("create").append(&clean[b]).await.expect("append");
+    s5.create(orphan)
+        .await
+        .expect("create")
+        .append(&clean[b])
+        .await
+        .expect("append");
     let e = engine(&s5, small()).await;
     assert!(!s5.exists(orphan).await.expect("exists"), "orphan deleted");
     assert_eq!(all(&e).await, want);
@@ -253,7 +293,10 @@ async fn threshold_off_later() {
     assert_eq!(all(&e).await, want);
     e.merge().await.expect("merge");
     assert_eq!(all(&e).await, want);
-    assert!(blob_names(&files(&s).await).is_empty(), "merge moved every value inline");
+    assert!(
+        blob_names(&files(&s).await).is_empty(),
+        "merge moved every value inline"
+    );
     drop(e);
     let e = engine(&s, off).await;
     assert_eq!(all(&e).await, want);

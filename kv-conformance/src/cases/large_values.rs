@@ -33,7 +33,12 @@ fn value(round: u32, k: u16) -> String {
 
 /// Writes `rounds` rounds overwriting every key (every fifth key removed in round 2), from
 /// round `from` on; one commit per round.
-async fn write<E: Engine>(store: &Store<E>, model: &mut Model<u16, String>, from: u32, rounds: u32) {
+async fn write<E: Engine>(
+    store: &Store<E>,
+    model: &mut Model<u16, String>,
+    from: u32,
+    rounds: u32,
+) {
     for round in from..from + rounds {
         let mut txn = store.current();
         let mut writes = Vec::new();
@@ -82,9 +87,17 @@ async fn check<E: Engine>(store: &Store<E>, model: &Model<u16, String>, what: &s
 
 /// An export of every version, imported into a new store of the same engine, holds the
 /// model (every value resolved on the way out, placed by the target's own rules on the way in).
-async fn check_export<E: Runs<F>, F: Place>(store: &StoreOn<E, F>, model: &Model<u16, String>, what: &str) {
+async fn check_export<E: Runs<F>, F: Place>(
+    store: &StoreOn<E, F>,
+    model: &Model<u16, String>,
+    what: &str,
+) {
     let mut stream = Vec::new();
-    must!(store.export(&mut stream, ExportScope::AllVersions, &|_| {}).await);
+    must!(
+        store
+            .export(&mut stream, ExportScope::AllVersions, &|_| {})
+            .await
+    );
     let env = Env::<E, F>::new();
     let target = env
         .open_tuned(Options::default(), <E::Engine as Engine>::Tuning::small())
@@ -124,11 +137,20 @@ pub async fn round_trip<E: Runs<F>, F: Place>() {
         must!(store.merge().await);
         model.merge(pinned_at);
         let again: Vec<(u16, String)> = must!(pinned.range(0, ..).await);
-        assert!(again == rows, "{name}: a snapshot held across merge changed");
+        assert!(
+            again == rows,
+            "{name}: a snapshot held across merge changed"
+        );
         for v in must!(pinned.versions(0, &1u16).await) {
-            assert!(versions.contains(&v), "{name}: new version {v} in the snapshot");
+            assert!(
+                versions.contains(&v),
+                "{name}: new version {v} in the snapshot"
+            );
             let got: Option<String> = must!(pinned.get_version(0, &1u16, v).await);
-            assert!(got.is_some(), "{name}: version {v} of the snapshot unreadable");
+            assert!(
+                got.is_some(),
+                "{name}: version {v} of the snapshot unreadable"
+            );
         }
         check(&store, &model, &format!("{name}: merged under a snapshot")).await;
         drop(pinned);
@@ -138,7 +160,11 @@ pub async fn round_trip<E: Runs<F>, F: Place>() {
         model.merge(model.last());
         check(&store, &model, &format!("{name}: merged")).await;
         let old = store.snapshot_at(Version::new(pinned_at, 0)).await;
-        assert_matches!(old.map(|_| ()), Err(Error::VersionNotFound { .. }), "{name}");
+        assert_matches!(
+            old.map(|_| ()),
+            Err(Error::VersionNotFound { .. }),
+            "{name}"
+        );
         let store = env.reopen(store).await;
         check(&store, &model, &format!("{name}: merged and reopened")).await;
         let report = must!(store.verify().await);
