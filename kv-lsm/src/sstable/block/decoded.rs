@@ -164,7 +164,7 @@ impl DecodedBlock {
             seq: e.seq,
             time_ms: e.time_ms,
             value: e.value.map(|v| self.raw(v).to_vec()),
-            blob: false,
+            blob: e.blob,
         })
     }
 

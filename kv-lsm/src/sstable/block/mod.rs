@@ -68,11 +68,14 @@ mod fixtures {
             let ukey = format!("key-{:05}", i / 3).into_bytes();
             let seq = 1000 - (i % 3) as u64 * 7 + (i / 3) as u64;
             let value = (i % 4 != 0).then(|| vec![i as u8; i % 9]);
-            b.add(
+            // Some values are blob references (kind 2): every reader must keep the kind.
+            let blob = value.is_some() && i % 5 == 1;
+            b.add_entry(
                 &ukey,
                 seq,
                 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value.as_deref(),
+                blob,
             )
             .expect("add");
             want.push(crate::key::OwnedEntry {
@@ -80,7 +83,7 @@ mod fixtures {
                 seq,
                 time_ms: 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value,
-                blob: false,
+                blob,
             });
         }
         (b.finish(), want)
