@@ -18,7 +18,7 @@
 //! copied in between, and outputs are appended 1 MiB at a time. Inputs are deleted once no
 //! reader holds them ([`Inner::gc`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -55,8 +55,21 @@ pub(crate) struct Plan<S: Storage> {
     /// tombstone of a commit in the inputs), and the last commit in the inputs.
     tombs: Vec<RangeTomb>,
     merged_to: u64,
-    /// Merge: the blob files of the inputs, whose kept values the outputs hold anew.
+    /// Merge: the blob files of the inputs, whose kept values the outputs hold anew (those
+    /// found wholly live by [`Inner::run`]'s first pass are taken out: they stay as they are).
     replaced_blobs: HashSet<u64>,
+}
+
+/// What a pass over a compaction's inputs does with blob references.
+enum BlobPass<'a> {
+    /// Copies them (compaction).
+    Copy,
+    /// Writes nothing; adds up the frame bytes each blob file still holds for a kept version
+    /// (a merge's first pass).
+    Count,
+    /// Copies references into these blob files, and reads every other kept value out of its
+    /// blob file to place it anew (a merge).
+    Rewrite(&'a HashSet<u64>),
 }
 
 impl<S: Storage> Inner<S> {
@@ -254,22 +267,58 @@ impl<S: Storage> Inner<S> {
 
     /// Writes the merged inputs of `plan` into new tables and installs them.
     /// Reports the entries merged so far to `progress` (of the inputs' entries).
-    async fn run(&self, plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
+    async fn run(&self, mut plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
         if plan.trivial_move {
             let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
             return self.install(&plan, tables, Vec::new()).await;
         }
         // The inputs as a level set of their own: one source per level-0 table and per level.
         let inputs = Arc::new(LevelSet::from_tables(plan.inputs.iter().cloned()));
-        let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
         let mut created: Vec<String> = Vec::new();
         let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
+        // A merge over blob files first finds those whose every record is still kept: they
+        // stay as they are (their references copied), only the others are rewritten. One more
+        // pass over the tables (no blob file is read) to avoid rewriting live large values.
+        let mut whole = HashSet::new();
+        if plan.keep.is_some() && !plan.replaced_blobs.is_empty() {
+            let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
+            let mut quiet = Meter::new(&|_| {}, "entries", total);
+            let (_, _, live) = self
+                .write_outputs(
+                    sources,
+                    (plan.keep.as_ref(), &plan.tombs),
+                    BlobPass::Count,
+                    &mut created,
+                    &mut quiet,
+                )
+                .await?;
+            let levels = self.read_state().levels.clone();
+            whole = levels
+                .blob_files()
+                .filter(|b| plan.replaced_blobs.contains(&b.meta.id))
+                .filter(|b| {
+                    let records = b
+                        .meta
+                        .size
+                        .saturating_sub(kv_engine_kit::header::LEN as u64);
+                    live.get(&b.meta.id) == Some(&records)
+                })
+                .map(|b| b.meta.id)
+                .collect();
+            plan.replaced_blobs.retain(|id| !whole.contains(id));
+        }
+        let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
         let mut meter = Meter::new(progress, "entries", total);
+        let pass = if plan.keep.is_some() {
+            BlobPass::Rewrite(&whole)
+        } else {
+            BlobPass::Copy
+        };
         let outputs = match self
             .write_outputs(
                 sources,
-                plan.keep.as_ref(),
-                &plan.tombs,
+                (plan.keep.as_ref(), &plan.tombs),
+                pass,
                 &mut created,
                 &mut meter,
             )
@@ -285,7 +334,7 @@ impl<S: Storage> Inner<S> {
             }
         };
         self.storage.sync().await?;
-        let (outputs, blobs) = outputs;
+        let (outputs, blobs, _) = outputs;
         let tables = outputs
             .into_iter()
             .map(|m| Arc::new(Table::new(m, self.storage.clone(), self.store)))
@@ -308,21 +357,34 @@ impl<S: Storage> Inner<S> {
     async fn write_outputs(
         &self,
         sources: Vec<Source<S>>,
-        keep_rule: Option<&kv_engine_kit::retention::KeepRule>,
-        tombs: &[RangeTomb],
+        (keep_rule, tombs): (Option<&kv_engine_kit::retention::KeepRule>, &[RangeTomb]),
+        pass: BlobPass<'_>,
         created: &mut Vec<String>,
         meter: &mut Meter<'_, '_>,
-    ) -> Result<(Vec<TableMeta>, Vec<BlobMeta>)> {
+    ) -> Result<(Vec<TableMeta>, Vec<BlobMeta>, HashMap<u64, u64>)> {
         // A merge resolves references against the blob files live now: compactions wait for
         // it, and flushes only add blob files of their own.
-        let levels = keep_rule.map(|_| self.read_state().levels.clone());
+        let (rewrite, keep_blobs, live) = match pass {
+            BlobPass::Copy => (None, HashSet::new(), None),
+            BlobPass::Count => (None, HashSet::new(), Some(HashMap::new())),
+            BlobPass::Rewrite(whole) => (
+                Some((
+                    self.read_state().levels.clone(),
+                    Blobs::new(self, self.blob_file_target()),
+                )),
+                whole.clone(),
+                None,
+            ),
+        };
         let mut out = Outputs {
             inner: self,
             target: self.target_file_size(),
             writer: None,
             outputs: Vec::new(),
             created,
-            rewrite: levels.map(|l| (l, Blobs::new(self, self.blob_file_target()))),
+            rewrite,
+            keep_blobs,
+            live,
             reference: Vec::new(),
             value: Vec::new(),
         };
@@ -558,6 +620,10 @@ struct Outputs<'a, S: Storage> {
     created: &'a mut Vec<String>,
     /// Merge: the level set references are resolved against, and the new blob files.
     rewrite: Option<(Arc<LevelSet<S>>, Blobs<'a, S>)>,
+    /// Merge: blob files kept as they are (references into them copied).
+    keep_blobs: HashSet<u64>,
+    /// A counting pass: frame bytes still referenced per blob file; nothing is written.
+    live: Option<HashMap<u64, u64>>,
     /// Scratch: an encoded reference, a resolved value.
     reference: Vec<u8>,
     value: Vec<u8>,
@@ -574,8 +640,21 @@ impl<S: Storage> Outputs<'_, S> {
         value: Option<&[u8]>,
         blob: bool,
     ) -> Result<()> {
-        // A merge places each value it keeps anew; a compaction copies entries as they are.
+        if let Some(live) = &mut self.live {
+            if blob && let Some(r) = value.and_then(BlobRef::decode) {
+                let n = live.entry(r.file).or_default();
+                *n = n.saturating_add(r.len);
+            }
+            return Ok(());
+        }
+        // A merge places each value it keeps anew (but for references into blob files it
+        // keeps); a compaction copies entries as they are.
+        let kept_ref = blob
+            && value
+                .and_then(BlobRef::decode)
+                .is_some_and(|r| self.keep_blobs.contains(&r.file));
         let (value, blob) = match (&mut self.rewrite, value) {
+            (Some(_), Some(v)) if kept_ref => (Some(v), true),
             (Some((levels, blobs)), Some(v)) => {
                 let v = if blob {
                     self.value = self.inner.resolve(levels, ukey, seq, v).await?;
@@ -625,8 +704,9 @@ impl<S: Storage> Outputs<'_, S> {
         Ok(())
     }
 
-    /// Finishes the last table and blob file; returns every table and blob file written.
-    async fn finish(mut self) -> Result<(Vec<TableMeta>, Vec<BlobMeta>)> {
+    /// Finishes the last table and blob file; returns every table and blob file written (and
+    /// what a counting pass counted).
+    async fn finish(mut self) -> Result<(Vec<TableMeta>, Vec<BlobMeta>, HashMap<u64, u64>)> {
         if let Some(w) = self.writer.take() {
             self.outputs.push(w.finish().await?);
         }
@@ -634,7 +714,7 @@ impl<S: Storage> Outputs<'_, S> {
             Some((_, b)) => b.finish().await?,
             None => Vec::new(),
         };
-        Ok((self.outputs, blobs))
+        Ok((self.outputs, blobs, self.live.take().unwrap_or_default()))
     }
 }
 

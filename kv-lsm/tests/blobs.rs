@@ -68,7 +68,8 @@ async fn all(e: &Mem) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 /// Flushes write blob files beside their tables; compactions copy references (no blob file
 /// is written or removed by them); a merge without snapshots leaves exactly the live large
-/// values in blob files (nothing dead), and deletes the old files.
+/// values in blob files (nothing dead): it rewrites the blob files holding dead values,
+/// deletes them, and keeps wholly live ones as they are; a second merge rewrites nothing.
 #[tokio::test]
 async fn compaction_moves_references_merge_reclaims() {
     let s = MemoryStorage::new();
@@ -107,8 +108,12 @@ async fn compaction_moves_references_merge_reclaims() {
     let merged = files(&s).await;
     let now = blob_names(&merged);
     assert!(
-        now.iter().all(|n| !blobs.contains(n)),
-        "old blob files deleted after merge: {now:?}"
+        blobs.iter().any(|n| !merged.contains_key(n)),
+        "blob files with dead values deleted after merge: {now:?}"
+    );
+    assert!(
+        now.iter().any(|n| !blobs.contains(n)),
+        "the merge wrote a new blob file: {now:?}"
     );
     // Exactly the live large values: header, then one frame (8) + owner (12) + user key
     // (slot byte + key) + value each.
@@ -120,6 +125,15 @@ async fn compaction_moves_references_merge_reclaims() {
     let on_disk: u64 = now.iter().map(|n| merged[n].len() as u64 - 43).sum();
     assert_eq!(on_disk, live, "no dead blob byte after merge");
     assert!(e.verify(&|_| {}).await.expect("verify").is_clean());
+
+    // Nothing died since: a second merge keeps every blob file as it is.
+    e.merge().await.expect("merge");
+    let again = files(&s).await;
+    assert_eq!(blob_names(&again), now);
+    for n in &now {
+        assert_eq!(again.get(n), merged.get(n), "{n} rewritten");
+    }
+    assert_eq!(all(&e).await, want);
 
     // And after a reopen.
     drop(e);
