@@ -10,8 +10,9 @@
 //! frame names its owner (user key and sequence number), so a read checks that it got the
 //! record the reference names: a damaged, truncated or swapped blob file is
 //! [`Error::Corruption`] naming it, never another value. Compaction copies references; merge
-//! rewrites the values it keeps into new blob files, after which the old ones are garbage
-//! (deleted once no reader holds them, like compacted tables).
+//! keeps the blob files of which every record is still needed and rewrites the values it
+//! keeps from the others into new blob files, after which those are garbage (deleted once no
+//! reader holds them, like compacted tables).
 
 use std::sync::Arc;
 

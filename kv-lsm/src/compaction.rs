@@ -10,7 +10,9 @@
 //!   rewrite. Ordinary compaction keeps **every** version: versions stay readable until merge.
 //! * **Merge**: a full compaction of every table into the last level that keeps, per key, all
 //!   versions newer than the merge horizon and the newest one at or below it if it is a value
-//!   (a removal there is dropped with everything older), like Bitcask's merge.
+//!   (a removal there is dropped with everything older), like Bitcask's merge. It is also the
+//!   blob garbage collector: blob files of which it keeps every record stay, the values it
+//!   keeps from the others are written into new blob files (see [`Inner::run`]).
 //!
 //! Outputs are split near the target table size, but only between user keys, so each key has
 //! all its versions of a level in one table (see [`crate::levels`]). Inputs are read in 1 MiB
@@ -347,10 +349,8 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Writes the merged `sources` into tables of about the target size; `created` collects the
-    /// names of the files made, for cleanup if this fails. A compaction copies blob references
-    /// as they are; a merge (`keep_rule`) reads each value it keeps out of its blob file and
-    /// places it anew by the current threshold (into new blob files or inline), so that the
-    /// blob files of its inputs hold nothing it still needs. The versions of each key pass
+    /// names of the files made, for cleanup if this fails. What happens to blob references is
+    /// `pass`'s: see [`BlobPass`]. The versions of each key pass
     /// `keep_rule` (a merge), after the removals the range tombstones `tombs` made are added
     /// to them (a merge turns the tombstones of its inputs into per-key removals, which the
     /// rule then drops at or below its horizon like any removal).
