@@ -12,7 +12,7 @@
 //!   versions newer than the merge horizon and the newest one at or below it if it is a value
 //!   (a removal there is dropped with everything older), like Bitcask's merge. It is also the
 //!   blob garbage collector: blob files of which it keeps every record stay, the values it
-//!   keeps from the others are written into new blob files (see [`Inner::run`]).
+//!   keeps from the others are written into new blob files (see `Inner::run`).
 //!
 //! Outputs are split near the target table size, but only between user keys, so each key has
 //! all its versions of a level in one table (see [`crate::levels`]). Inputs are read in 1 MiB
