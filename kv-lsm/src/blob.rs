@@ -300,6 +300,62 @@ mod tests {
     use super::*;
     use kv_backends::MemoryStorage;
 
+    /// A reader's view holds the blob files of its level set: a merge that replaces them
+    /// leaves them on storage, still readable through the view, until the view is dropped;
+    /// the next `gc` deletes them then (the mechanism that keeps compacted tables).
+    #[tokio::test]
+    async fn merged_away_blob_files_outlive_the_views_that_hold_them() {
+        use kv_api::{Engine, Options, Tuning, WriteBatch};
+
+        let storage = MemoryStorage::new();
+        let e = crate::Lsm::open(
+            storage.clone(),
+            Options::default(),
+            crate::LsmOptions::small(),
+        )
+        .await
+        .unwrap();
+        for round in 0..2u8 {
+            for k in 0..20u8 {
+                let batch = WriteBatch::new(e.snapshot().unwrap()).write(
+                    0,
+                    vec![k],
+                    Some(vec![round; 1000]),
+                );
+                e.commit(batch).await.unwrap();
+            }
+        }
+        let view = e.inner.view();
+        let old: Vec<u64> = view.levels.blob_files().map(|b| b.meta.id).collect();
+        assert!(!old.is_empty());
+        e.merge().await.unwrap();
+        let exists = async |id: u64| storage.exists(&blob_name(id)).await.unwrap();
+        let now: Vec<u64> = e
+            .inner
+            .read_state()
+            .levels
+            .blob_files()
+            .map(|b| b.meta.id)
+            .collect();
+        let replaced: Vec<u64> = old.iter().copied().filter(|id| !now.contains(id)).collect();
+        assert!(!replaced.is_empty(), "the merge replaced blob files");
+        for id in &replaced {
+            assert!(exists(*id).await, "blob file {id} deleted under a view");
+            // Still whole: opened and its header checked through the view.
+            view.levels.blob(*id).unwrap().file().await.unwrap();
+        }
+        let at = e.snapshot().unwrap().seq();
+        drop(view);
+        e.inner.gc().await.unwrap();
+        for id in &replaced {
+            assert!(
+                !exists(*id).await,
+                "blob file {id} left after the view went"
+            );
+        }
+        assert_eq!(e.get(0, &[3], at).await.unwrap(), Some(vec![1u8; 1000]));
+    }
+
     #[test]
     fn names() {
         assert_eq!(blob_name(42), "00000042.blob");
