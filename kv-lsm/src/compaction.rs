@@ -581,7 +581,8 @@ impl<S: Storage> Inner<S> {
                 st.tombs.iter().filter(|t| t.seq() <= to).cloned().collect();
             (st.levels.clone(), to, tombs)
         };
-        // Every blob file of the inputs: the merge rewrites what it keeps of them.
+        // Every blob file of the inputs: the merge rewrites what it keeps of them, but for
+        // the files it keeps whole (`Inner::run` takes those out).
         let replaced_blobs = levels.blob_files().map(|b| b.meta.id).collect();
         let plan = Plan {
             inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
