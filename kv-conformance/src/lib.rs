@@ -225,6 +225,7 @@ macro_rules! __suite_cases {
             versions_sequence_numbers => versions::sequence_numbers,
             versions_one_version_per_transaction => versions::one_version_per_transaction,
             versions_commit_time_monotonic => versions::commit_time_monotonic,
+            large_values_round_trip => large_values::round_trip,
             merge_latest_values_survive => merge::latest_values_survive,
             merge_drops_old_versions => merge::drops_old_versions,
             merge_shrinks_storage => merge::shrinks_storage,

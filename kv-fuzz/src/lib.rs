@@ -39,7 +39,7 @@ pub use header::{file_header, identity};
 pub use idb::idb_chunks;
 pub use keys::{key_text, keycodec};
 pub use log::{frame, txlog_record, txlog_replay};
-pub use lsm::{bloom, lsm_manifest, sst_data_block, sst_footer, sst_index_block};
+pub use lsm::{bloom, lsm_blob_file, lsm_manifest, sst_data_block, sst_footer, sst_index_block};
 
 /// A fuzz target.
 pub type Target = fn(&[u8]);
@@ -56,6 +56,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("bitcask_meta", bitcask_meta),
     ("bitcask_merged", bitcask_merged),
     ("lsm_manifest", lsm_manifest),
+    ("lsm_blob_file", lsm_blob_file),
     ("sst_footer", sst_footer),
     ("sst_index_block", sst_index_block),
     ("sst_data_block", sst_data_block),

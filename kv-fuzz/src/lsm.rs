@@ -1,5 +1,5 @@
-//! The LSM's files: `MANIFEST`, and the parts of a table (footer, index block, data blocks,
-//! bloom filter).
+//! The LSM's files: `MANIFEST`, blob files, and the parts of a table (footer, index block,
+//! data blocks, whose entries may be blob references, bloom filter).
 
 use std::cmp::Ordering;
 
@@ -135,4 +135,38 @@ fn decode_all(raw: Vec<u8>) -> Vec<Entry> {
     (0..block.runs())
         .flat_map(|r| block.run(r).expect("a built block decodes"))
         .collect()
+}
+
+/// A blob file: its header, then one frame per value. Each frame is read as a reference to it
+/// reads it, with the owner taken from its own payload (so that mutations get past the owner
+/// check: then the value is the rest of the payload), with another version (refused) and cut
+/// short (refused). The input's bytes as a blob reference re-encode to themselves.
+pub fn lsm_blob_file(data: &[u8]) {
+    if let Some(r) = lsm::blob_ref(data) {
+        assert_eq!(lsm::encode_blob_ref(r), data, "re-encoded blob reference");
+    }
+    both(data, fix_frames(data), |buf| {
+        let mut at = crate::util::records_from(buf);
+        while let Some(len) = buf.get(at + 4..at + 8) {
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let Some(frame) = (at + 8).checked_add(len).and_then(|end| buf.get(at..end)) else {
+                let _ = lsm::blob_frame(&buf[at..], b"", 0);
+                break;
+            };
+            let payload = &frame[8..];
+            let owner = payload.get(..12).map(|o| {
+                let seq = u64::from_le_bytes(o[..8].try_into().expect("8 bytes"));
+                let key_len = u32::from_le_bytes(o[8..12].try_into().expect("4 bytes")) as usize;
+                (seq, payload.get(12..).and_then(|rest| rest.get(..key_len)))
+            });
+            if let Some((seq, Some(key))) = owner
+                && let Ok(value) = lsm::blob_frame(frame, key, seq)
+            {
+                assert_eq!(value.len(), payload.len() - 12 - key.len(), "value bounds");
+                assert!(lsm::blob_frame(frame, key, seq.wrapping_add(1)).is_err());
+                assert!(lsm::blob_frame(&frame[..frame.len() - 1], key, seq).is_err());
+            }
+            at += 8 + len;
+        }
+    });
 }

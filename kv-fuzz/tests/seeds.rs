@@ -46,6 +46,10 @@ async fn fill<E: kv_api::Engine>(store: &Store<E>, rounds: u32) {
             txn.insert(1, &(k, "t"), vec![round as u8; (i * 9) as usize])
                 .unwrap();
         }
+        if round % 4 == 1 {
+            // Past `LsmOptions::small()`'s blob threshold: the LSM's flushes write blob files.
+            txn.insert(3, &round, vec![round as u8; 300]).unwrap();
+        }
         if round % 3 == 0 {
             txn.remove(0, &format!("key-{:03}", round % 40)).unwrap();
             txn.insert(2, &(i64::from(round) - 20), f64::from(round) / 3.0)
@@ -210,6 +214,8 @@ async fn write_seeds() {
             seed("lsm_manifest", "MANIFEST", bytes);
         } else if name.ends_with(".sst") {
             table_seeds(&stem, bytes);
+        } else if name.ends_with(".blob") {
+            seed("lsm_blob_file", &stem, bytes);
         } else if name.starts_with("wal-") {
             log_seeds(&format!("lsm-{stem}"), bytes);
             seed("frame", &stem, bytes);
@@ -266,6 +272,8 @@ fn compressed_block_seeds() {
                 100 - i,
                 1_700_000_000_000 + i,
                 (i % 9 != 0).then(|| value.into_bytes()),
+                // Some entries as blob references (entry kind 2).
+                i % 5 == 1,
             )
         })
         .collect();

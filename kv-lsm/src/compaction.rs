@@ -10,7 +10,9 @@
 //!   rewrite. Ordinary compaction keeps **every** version: versions stay readable until merge.
 //! * **Merge**: a full compaction of every table into the last level that keeps, per key, all
 //!   versions newer than the merge horizon and the newest one at or below it if it is a value
-//!   (a removal there is dropped with everything older), like Bitcask's merge.
+//!   (a removal there is dropped with everything older), like Bitcask's merge. It is also the
+//!   blob garbage collector: blob files of which it keeps every record stay, the values it
+//!   keeps from the others are written into new blob files (see `Inner::run`).
 //!
 //! Outputs are split near the target table size, but only between user keys, so each key has
 //! all its versions of a level in one table (see [`crate::levels`]). Inputs are read in 1 MiB
@@ -18,13 +20,14 @@
 //! copied in between, and outputs are appended 1 MiB at a time. Inputs are deleted once no
 //! reader holds them ([`Inner::gc`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use kv_api::{Error, ProgressFn, Result, Storage};
 use kv_engine_kit::verify::Meter;
 
+use crate::blob::{BlobFile, BlobMeta, BlobRef, BlobWriter, blob_name};
 use crate::engine::Inner;
 use crate::iter::{MemCursor, Merger, Source};
 use crate::key::{OwnedEntry, Seek};
@@ -54,11 +57,31 @@ pub(crate) struct Plan<S: Storage> {
     /// tombstone of a commit in the inputs), and the last commit in the inputs.
     tombs: Vec<RangeTomb>,
     merged_to: u64,
+    /// Merge: the blob files of the inputs, whose kept values the outputs hold anew (those
+    /// found wholly live by [`Inner::run`]'s first pass are taken out: they stay as they are).
+    replaced_blobs: HashSet<u64>,
+}
+
+/// What a pass over a compaction's inputs does with blob references.
+enum BlobPass<'a> {
+    /// Copies them (compaction).
+    Copy,
+    /// Writes nothing; adds up the frame bytes each blob file still holds for a kept version
+    /// (a merge's first pass).
+    Count,
+    /// Copies references into these blob files, and reads every other kept value out of its
+    /// blob file to place it anew (a merge).
+    Rewrite(&'a HashSet<u64>),
 }
 
 impl<S: Storage> Inner<S> {
     // Sizes from the tuning saturate: a knob set past what fits (`usize::MAX` for "no limit")
     // means an unbounded target, as it says, rather than an overflow.
+
+    /// Blob files a merge writes are rolled past this size: 8 tables' worth, at least 64 MiB.
+    fn blob_file_target(&self) -> u64 {
+        self.target_file_size().saturating_mul(8).max(64 << 20)
+    }
 
     fn target_file_size(&self) -> u64 {
         (self.tuning.memtable_size as u64).max((self.tuning.block_size as u64).saturating_mul(4))
@@ -104,8 +127,17 @@ impl<S: Storage> Inner<S> {
             let mut cursor = MemCursor::with_batches(mem.clone(), FLUSH_BATCH, FLUSH_BATCH);
             cursor.seek(Seek::Start, false);
             let mut pace = Pace::default();
+            // Large values go to one blob file beside the table, in key order.
+            let mut blobs = Blobs::new(self, u64::MAX);
+            let mut reference = Vec::new();
             while let Some(e) = cursor.current() {
-                w.add(e.ukey, e.seq, e.time_ms, e.value)?;
+                match e.value {
+                    Some(v) if self.tuning.is_blob(v.len()) => {
+                        blobs.put(e.ukey, e.seq, v, &mut reference).await?;
+                        w.add_entry(e.ukey, e.seq, e.time_ms, Some(&reference), true)?;
+                    }
+                    _ => w.add_entry(e.ukey, e.seq, e.time_ms, e.value, false)?,
+                }
                 cursor.step(false);
                 if w.should_drain() {
                     w.drain().await?;
@@ -113,15 +145,19 @@ impl<S: Storage> Inner<S> {
                 pace.step().await;
             }
             let meta = w.finish().await?;
+            let blob = blobs.finish().await?.pop();
             self.storage.sync().await?;
-            Some(Arc::new(Table::new(meta, self.storage.clone(), self.store)))
+            Some((
+                Arc::new(Table::new(meta, self.storage.clone(), self.store)),
+                blob.map(|b| Arc::new(BlobFile::new(b, self.storage.clone(), self.store))),
+            ))
         };
 
         let mut persisted = self.persisted.lock().await;
         let levels = {
             let st = self.read_state();
             match &table {
-                Some(t) => st.levels.with_flushed(t.clone()),
+                Some((t, blob)) => st.levels.with_flushed(t.clone(), blob.clone()),
                 None => (*st.levels).clone(),
             }
         };
@@ -211,6 +247,7 @@ impl<S: Storage> Inner<S> {
             trivial_move,
             tombs: Vec::new(),
             merged_to: 0,
+            replaced_blobs: HashSet::new(),
         })
     }
 
@@ -232,22 +269,58 @@ impl<S: Storage> Inner<S> {
 
     /// Writes the merged inputs of `plan` into new tables and installs them.
     /// Reports the entries merged so far to `progress` (of the inputs' entries).
-    async fn run(&self, plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
+    async fn run(&self, mut plan: Plan<S>, progress: &ProgressFn<'_>) -> Result<()> {
         if plan.trivial_move {
             let tables: Vec<Arc<Table<S>>> = plan.inputs.iter().map(|(_, t)| t.clone()).collect();
-            return self.install(&plan, tables).await;
+            return self.install(&plan, tables, Vec::new()).await;
         }
         // The inputs as a level set of their own: one source per level-0 table and per level.
         let inputs = Arc::new(LevelSet::from_tables(plan.inputs.iter().cloned()));
-        let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
-        let mut created = Vec::new();
+        let mut created: Vec<String> = Vec::new();
         let total = plan.inputs.iter().map(|(_, t)| t.meta.entries).sum();
+        // A merge over blob files first finds those whose every record is still kept: they
+        // stay as they are (their references copied), only the others are rewritten. One more
+        // pass over the tables (no blob file is read) to avoid rewriting live large values.
+        let mut whole = HashSet::new();
+        if plan.keep.is_some() && !plan.replaced_blobs.is_empty() {
+            let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
+            let mut quiet = Meter::new(&|_| {}, "entries", total);
+            let (_, _, live) = self
+                .write_outputs(
+                    sources,
+                    (plan.keep.as_ref(), &plan.tombs),
+                    BlobPass::Count,
+                    &mut created,
+                    &mut quiet,
+                )
+                .await?;
+            let levels = self.read_state().levels.clone();
+            whole = levels
+                .blob_files()
+                .filter(|b| plan.replaced_blobs.contains(&b.meta.id))
+                .filter(|b| {
+                    let records = b
+                        .meta
+                        .size
+                        .saturating_sub(kv_engine_kit::header::LEN as u64);
+                    live.get(&b.meta.id) == Some(&records)
+                })
+                .map(|b| b.meta.id)
+                .collect();
+            plan.replaced_blobs.retain(|id| !whole.contains(id));
+        }
+        let sources = Source::all(NO_MEMTABLES, &inputs, &self.cache, true);
         let mut meter = Meter::new(progress, "entries", total);
+        let pass = if plan.keep.is_some() {
+            BlobPass::Rewrite(&whole)
+        } else {
+            BlobPass::Copy
+        };
         let outputs = match self
             .write_outputs(
                 sources,
-                plan.keep.as_ref(),
-                &plan.tombs,
+                (plan.keep.as_ref(), &plan.tombs),
+                pass,
                 &mut created,
                 &mut meter,
             )
@@ -256,39 +329,64 @@ impl<S: Storage> Inner<S> {
             Ok(outputs) => outputs,
             Err(e) => {
                 // Best effort: the files are orphans either way, deleted on the next open.
-                for id in created {
-                    let _ = self.storage.remove(&crate::sstable::table_name(id)).await;
+                for name in created {
+                    let _ = self.storage.remove(&name).await;
                 }
                 return Err(e);
             }
         };
         self.storage.sync().await?;
+        let (outputs, blobs, _) = outputs;
         let tables = outputs
             .into_iter()
             .map(|m| Arc::new(Table::new(m, self.storage.clone(), self.store)))
             .collect();
-        self.install(&plan, tables).await
+        let blobs = blobs
+            .into_iter()
+            .map(|m| Arc::new(BlobFile::new(m, self.storage.clone(), self.store)))
+            .collect();
+        self.install(&plan, tables, blobs).await
     }
 
     /// Writes the merged `sources` into tables of about the target size; `created` collects the
-    /// ids of the files made, for cleanup if this fails. The versions of each key pass
+    /// names of the files made, for cleanup if this fails. What happens to blob references is
+    /// `pass`'s: see [`BlobPass`]. The versions of each key pass
     /// `keep_rule` (a merge), after the removals the range tombstones `tombs` made are added
     /// to them (a merge turns the tombstones of its inputs into per-key removals, which the
     /// rule then drops at or below its horizon like any removal).
     async fn write_outputs(
         &self,
         sources: Vec<Source<S>>,
-        keep_rule: Option<&kv_engine_kit::retention::KeepRule>,
-        tombs: &[RangeTomb],
-        created: &mut Vec<u64>,
+        (keep_rule, tombs): (Option<&kv_engine_kit::retention::KeepRule>, &[RangeTomb]),
+        pass: BlobPass<'_>,
+        created: &mut Vec<String>,
         meter: &mut Meter<'_, '_>,
-    ) -> Result<Vec<TableMeta>> {
+    ) -> Result<(Vec<TableMeta>, Vec<BlobMeta>, HashMap<u64, u64>)> {
+        // A merge resolves references against the blob files live now: compactions wait for
+        // it, and flushes only add blob files of their own.
+        let (rewrite, keep_blobs, live) = match pass {
+            BlobPass::Copy => (None, HashSet::new(), None),
+            BlobPass::Count => (None, HashSet::new(), Some(HashMap::new())),
+            BlobPass::Rewrite(whole) => (
+                Some((
+                    self.read_state().levels.clone(),
+                    Blobs::new(self, self.blob_file_target()),
+                )),
+                whole.clone(),
+                None,
+            ),
+        };
         let mut out = Outputs {
             inner: self,
             target: self.target_file_size(),
             writer: None,
             outputs: Vec::new(),
             created,
+            rewrite,
+            keep_blobs,
+            live,
+            reference: Vec::new(),
+            value: Vec::new(),
         };
         let mut merger = Merger::new(sources, Seek::Start, false).await?;
         let mut key: Vec<u8> = Vec::new();
@@ -320,19 +418,19 @@ impl<S: Storage> Inner<S> {
                 let all = rtomb::synthesize(&asc, tombs, &ukey, u64::MAX);
                 let mut rule = keep_rule.map(|r| r.key(ukey.first().copied().unwrap_or(0)));
                 for v in all.iter().rev() {
-                    let value = if v.is_removal() {
-                        None
+                    let (value, blob) = if v.is_removal() {
+                        (None, false)
                     } else {
                         versions
                             .iter()
                             .find(|e| e.seq == v.seq())
-                            .and_then(|e| e.value.as_deref())
+                            .map_or((None, false), |e| (e.value.as_deref(), e.blob))
                     };
                     let keep = rule
                         .as_mut()
                         .is_none_or(|k| k.keep(v.seq(), v.time_ms(), value.is_some()));
                     if keep {
-                        out.add(&ukey, v.seq(), v.time_ms(), value).await?;
+                        out.add(&ukey, v.seq(), v.time_ms(), value, blob).await?;
                     }
                 }
                 report(meter, merged, &mut reported);
@@ -352,7 +450,7 @@ impl<S: Storage> Inner<S> {
                 }
             };
             if keep {
-                out.add(e.ukey, e.seq, e.time_ms, e.value).await?;
+                out.add(e.ukey, e.seq, e.time_ms, e.value, e.blob).await?;
             }
             merger.next().await?;
             merged = merged.saturating_add(1);
@@ -363,14 +461,31 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Records the result of `plan` in the manifest, then switches readers to it.
-    async fn install(&self, plan: &Plan<S>, added: Vec<Arc<Table<S>>>) -> Result<()> {
+    /// A merge's outputs come with their blob files (`blobs`), which replace those of its
+    /// inputs (`plan.replaced_blobs`) in the same manifest write.
+    async fn install(
+        &self,
+        plan: &Plan<S>,
+        added: Vec<Arc<Table<S>>>,
+        blobs: Vec<Arc<BlobFile<S>>>,
+    ) -> Result<()> {
         let mut persisted = self.persisted.lock().await;
         let removed: HashSet<u64> = plan.inputs.iter().map(|(_, t)| t.meta.id).collect();
         let kept: HashSet<u64> = added.iter().map(|t| t.meta.id).collect();
-        let levels = self
-            .read_state()
-            .levels
-            .with_compaction(&removed, plan.output_level, added);
+        let (levels, replaced) = {
+            let st = self.read_state();
+            let replaced: Vec<Arc<BlobFile<S>>> = st
+                .levels
+                .blob_files()
+                .filter(|b| plan.replaced_blobs.contains(&b.meta.id))
+                .cloned()
+                .collect();
+            let levels = st
+                .levels
+                .with_compaction(&removed, plan.output_level, added)
+                .with_blob_change(&plan.replaced_blobs, blobs);
+            (levels, replaced)
+        };
         if let Some(k) = &plan.keep {
             persisted.horizon = persisted.horizon.max(k.horizon());
         }
@@ -398,19 +513,29 @@ impl<S: Storage> Inner<S> {
                 .filter(|(_, t)| !kept.contains(&t.meta.id))
                 .map(|(_, t)| t.clone()),
         );
+        // Reachable from the views of readers that started before: deleted once none is left.
+        self.obsolete_blobs.lock().extend(replaced);
         self.work_done.notify_waiters();
         Ok(())
     }
 
-    /// Deletes compacted-away tables that no reader holds any more.
+    /// Deletes compacted-away tables and merged-away blob files that no reader holds any
+    /// more (a reader's view holds both through its level set).
     pub async fn gc(&self) -> Result<()> {
-        let dead: Vec<String> = {
+        let mut dead: Vec<String> = {
             let mut obsolete = self.obsolete.lock();
             let (dead, live): (Vec<_>, Vec<_>) =
                 obsolete.drain(..).partition(|t| Arc::strong_count(t) == 1);
             *obsolete = live;
             dead.iter().map(|t| t.name()).collect()
         };
+        {
+            let mut obsolete = self.obsolete_blobs.lock();
+            let (gone, live): (Vec<_>, Vec<_>) =
+                obsolete.drain(..).partition(|b| Arc::strong_count(b) == 1);
+            *obsolete = live;
+            dead.extend(gone.iter().map(|b| b.name()));
+        }
         for name in dead {
             self.storage.remove(&name).await?;
         }
@@ -456,6 +581,9 @@ impl<S: Storage> Inner<S> {
                 st.tombs.iter().filter(|t| t.seq() <= to).cloned().collect();
             (st.levels.clone(), to, tombs)
         };
+        // Every blob file of the inputs: the merge rewrites what it keeps of them, but for
+        // the files it keeps whole (`Inner::run` takes those out).
+        let replaced_blobs = levels.blob_files().map(|b| b.meta.id).collect();
         let plan = Plan {
             inputs: levels.all().map(|(l, t)| (l, t.clone())).collect(),
             output_level: NUM_LEVELS - 1,
@@ -467,6 +595,7 @@ impl<S: Storage> Inner<S> {
             trivial_move: false,
             tombs,
             merged_to,
+            replaced_blobs,
         };
         drop(levels);
         self.run(plan, progress).await?;
@@ -489,7 +618,16 @@ struct Outputs<'a, S: Storage> {
     target: u64,
     writer: Option<TableWriter<S::File>>,
     outputs: Vec<TableMeta>,
-    created: &'a mut Vec<u64>,
+    created: &'a mut Vec<String>,
+    /// Merge: the level set references are resolved against, and the new blob files.
+    rewrite: Option<(Arc<LevelSet<S>>, Blobs<'a, S>)>,
+    /// Merge: blob files kept as they are (references into them copied).
+    keep_blobs: HashSet<u64>,
+    /// A counting pass: frame bytes still referenced per blob file; nothing is written.
+    live: Option<HashMap<u64, u64>>,
+    /// Scratch: an encoded reference, a resolved value.
+    reference: Vec<u8>,
+    value: Vec<u8>,
 }
 
 impl<S: Storage> Outputs<'_, S> {
@@ -501,7 +639,40 @@ impl<S: Storage> Outputs<'_, S> {
         seq: u64,
         time_ms: u64,
         value: Option<&[u8]>,
+        blob: bool,
     ) -> Result<()> {
+        if let Some(live) = &mut self.live {
+            if blob && let Some(r) = value.and_then(BlobRef::decode) {
+                let n = live.entry(r.file).or_default();
+                *n = n.saturating_add(r.len);
+            }
+            return Ok(());
+        }
+        // A merge places each value it keeps anew (but for references into blob files it
+        // keeps); a compaction copies entries as they are.
+        let kept_ref = blob
+            && value
+                .and_then(BlobRef::decode)
+                .is_some_and(|r| self.keep_blobs.contains(&r.file));
+        let (value, blob) = match (&mut self.rewrite, value) {
+            (Some(_), Some(v)) if kept_ref => (Some(v), true),
+            (Some((levels, blobs)), Some(v)) => {
+                let v = if blob {
+                    self.value = self.inner.resolve(levels, ukey, seq, v).await?;
+                    self.value.as_slice()
+                } else {
+                    v
+                };
+                if self.inner.tuning.is_blob(v.len()) {
+                    blobs.put(ukey, seq, v, &mut self.reference).await?;
+                    self.created.append(&mut blobs.created);
+                    (Some(self.reference.as_slice()), true)
+                } else {
+                    (Some(v), false)
+                }
+            }
+            _ => (value, blob),
+        };
         if let Some(w) = &self.writer
             && w.size() >= self.target
             && w.last_ukey() != Some(ukey)
@@ -514,7 +685,7 @@ impl<S: Storage> Outputs<'_, S> {
             None => {
                 let inner = self.inner;
                 let id = inner.alloc_id()?;
-                self.created.push(id);
+                self.created.push(crate::sstable::table_name(id));
                 self.writer.insert(
                     TableWriter::create(
                         &inner.storage,
@@ -527,19 +698,87 @@ impl<S: Storage> Outputs<'_, S> {
                 )
             }
         };
-        w.add(ukey, seq, time_ms, value)?;
+        w.add_entry(ukey, seq, time_ms, value, blob)?;
         if w.should_drain() {
             w.drain().await?;
         }
         Ok(())
     }
 
-    /// Finishes the last table; returns every table written.
-    async fn finish(mut self) -> Result<Vec<TableMeta>> {
+    /// Finishes the last table and blob file; returns every table and blob file written (and
+    /// what a counting pass counted).
+    async fn finish(mut self) -> Result<(Vec<TableMeta>, Vec<BlobMeta>, HashMap<u64, u64>)> {
         if let Some(w) = self.writer.take() {
             self.outputs.push(w.finish().await?);
         }
-        Ok(self.outputs)
+        let blobs = match self.rewrite.take() {
+            Some((_, b)) => b.finish().await?,
+            None => Vec::new(),
+        };
+        Ok((self.outputs, blobs, self.live.take().unwrap_or_default()))
+    }
+}
+
+/// The blob files a flush or a merge writes: started on the first large value, rolled past
+/// `target` bytes.
+struct Blobs<'a, S: Storage> {
+    inner: &'a Inner<S>,
+    target: u64,
+    writer: Option<BlobWriter<S::File>>,
+    written: Vec<BlobMeta>,
+    bytes: u64,
+    /// Names of the files created (for cleanup after a failed merge).
+    created: Vec<String>,
+}
+
+impl<'a, S: Storage> Blobs<'a, S> {
+    fn new(inner: &'a Inner<S>, target: u64) -> Self {
+        Blobs {
+            inner,
+            target,
+            writer: None,
+            written: Vec::new(),
+            bytes: 0,
+            created: Vec::new(),
+        }
+    }
+
+    /// Writes version `seq` of `ukey` with `value`; its reference's bytes go to `reference`.
+    async fn put(
+        &mut self,
+        ukey: &[u8],
+        seq: u64,
+        value: &[u8],
+        reference: &mut Vec<u8>,
+    ) -> Result<()> {
+        if self.bytes >= self.target
+            && let Some(w) = self.writer.take()
+        {
+            self.written.push(w.finish().await?);
+            self.bytes = 0;
+        }
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let id = self.inner.alloc_id()?;
+                self.created.push(blob_name(id));
+                self.writer
+                    .insert(BlobWriter::create(&self.inner.storage, self.inner.store, id).await?)
+            }
+        };
+        let r: BlobRef = w.add(ukey, seq, value).await?;
+        self.bytes = self.bytes.saturating_add(r.len);
+        reference.clear();
+        r.encode(reference);
+        Ok(())
+    }
+
+    /// Finishes (syncs) the last file; every file written.
+    async fn finish(mut self) -> Result<Vec<BlobMeta>> {
+        if let Some(w) = self.writer.take() {
+            self.written.push(w.finish().await?);
+        }
+        Ok(self.written)
     }
 }
 

@@ -17,6 +17,7 @@ use kv_engine_kit::header::StoreId;
 use kv_engine_kit::identity::{self, Found};
 use kv_engine_kit::txlog;
 
+use crate::blob::{BlobFile, BlobRef, blob_name};
 use crate::cache::BlockCache;
 use crate::key::ukey;
 use crate::levels::LevelSet;
@@ -88,6 +89,8 @@ pub(crate) struct Inner<S: Storage> {
     pub compaction_lock: tokio::sync::Mutex<Vec<Vec<u8>>>,
     /// Tables compacted away, deleted once no reader holds them.
     pub obsolete: Mutex<Vec<Arc<Table<S>>>>,
+    /// Blob files a merge replaced, deleted once no reader holds them (as `obsolete`).
+    pub obsolete_blobs: Mutex<Vec<Arc<BlobFile<S>>>>,
     /// Signalled after each flush or compaction (writers waiting for room) and on close.
     pub work_done: tokio::sync::Notify,
     /// Set by `close` and by dropping the engine: background work stops.
@@ -125,6 +128,32 @@ impl<S: Storage> Inner<S> {
             .map_err(|_| Error::InvalidArgument("file ids exhausted".into()))
     }
 
+    /// The value a blob reference `raw` of version `seq` of `ukey` names, read from the blob
+    /// files of `levels` (the view the reference was found in) and checked whole.
+    pub async fn resolve(
+        &self,
+        levels: &LevelSet<S>,
+        ukey: &[u8],
+        seq: u64,
+        raw: &[u8],
+    ) -> Result<Vec<u8>> {
+        let r = BlobRef::decode(raw).ok_or_else(|| {
+            Error::corruption(
+                "blob reference",
+                0,
+                format!("malformed blob reference of version {seq}"),
+            )
+        })?;
+        let file = levels.blob(r.file).ok_or_else(|| {
+            Error::corruption(
+                blob_name(r.file),
+                0,
+                format!("version {seq} refers to a blob file the manifest does not list"),
+            )
+        })?;
+        file.read(&r, ukey, seq).await
+    }
+
     /// Writes the manifest for `persisted` and `levels`, with the range tombstones of flushed
     /// commits above `merged_to` (a merge that wrote those at or below it into `levels`
     /// passes its bound; others 0).
@@ -151,6 +180,7 @@ impl<S: Storage> Inner<S> {
             horizon: persisted.horizon,
             tables: levels.all().map(|(l, t)| (l, t.meta.clone())).collect(),
             tombs,
+            blobs: levels.blob_files().map(|b| b.meta.clone()).collect(),
         };
         manifest.write(&self.storage, self.store).await
     }
@@ -349,6 +379,7 @@ impl<S: Storage> Lsm<S> {
 
         let Listing {
             tables: tables_on_disk,
+            blobs: blobs_on_disk,
             wals: mut wal_ids,
             next_id: next_on_disk,
             ..
@@ -360,6 +391,16 @@ impl<S: Storage> Lsm<S> {
                     table_name(t.id),
                     0,
                     "table listed in the manifest is missing",
+                ));
+            }
+        }
+        let listed_blobs: HashSet<u64> = manifest.blobs.iter().map(|b| b.id).collect();
+        for b in &manifest.blobs {
+            if !blobs_on_disk.contains(&b.id) {
+                return Err(Error::corruption(
+                    blob_name(b.id),
+                    0,
+                    "blob file listed in the manifest is missing",
                 ));
             }
         }
@@ -397,6 +438,13 @@ impl<S: Storage> Lsm<S> {
             //   (kept, and replayed below), a compaction's still in its listed inputs.
             for id in tables_on_disk.difference(&listed) {
                 storage.remove(&table_name(*id)).await?;
+            }
+            // Blob files by the same rule: a blob file is listed in the same manifest edit as
+            // the tables referring to it (a flush's or a merge's), and unlisted by the merge
+            // that rewrote its live values; an unlisted one is an orphan of a crashed flush or
+            // merge (its values still in WAL files or listed blob files) or a replaced input.
+            for id in blobs_on_disk.difference(&listed_blobs) {
+                storage.remove(&blob_name(*id)).await?;
             }
             // Below the floor: every commit in them is in a listed table.
             for id in wal_ids.iter().filter(|id| **id < manifest.wal_floor) {
@@ -475,7 +523,13 @@ impl<S: Storage> Lsm<S> {
                 *l,
                 Arc::new(Table::new(meta.clone(), storage.clone(), store)),
             )
-        }));
+        }))
+        .with_blob_files(
+            manifest
+                .blobs
+                .iter()
+                .map(|b| Arc::new(BlobFile::new(b.clone(), storage.clone(), store))),
+        );
         Ok(Self::assemble(
             storage,
             options,
@@ -559,6 +613,7 @@ impl<S: Storage> Lsm<S> {
             flush_lock: tokio::sync::Mutex::new(()),
             compaction_lock: tokio::sync::Mutex::new(vec![Vec::new(); crate::levels::NUM_LEVELS]),
             obsolete: Mutex::new(Vec::new()),
+            obsolete_blobs: Mutex::new(Vec::new()),
             work_done: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
             flush_running: AtomicBool::new(false),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use kv_api::Result;
 use kv_engine_kit::header::StoreId;
 
+use crate::blob::BlobRef;
 use crate::key::{Seek, cmp_ikey};
 use crate::manifest::Manifest;
 use crate::options::Compression;
@@ -22,11 +23,37 @@ use crate::sstable::bloom::{self, Bloom};
 use crate::sstable::footer::Footer;
 use crate::sstable::varint;
 
-/// One decoded block entry: `(user key, seq, time_ms, value)`; `None` is a removal.
-pub type Entry = (Vec<u8>, u64, u64, Option<Vec<u8>>);
+/// One decoded block entry: `(user key, seq, time_ms, value, blob)`; `None` is a removal,
+/// and `blob` says the value is a blob reference (entry kind 2).
+pub type Entry = (Vec<u8>, u64, u64, Option<Vec<u8>>, bool);
 
 /// Bytes of a table footer.
 pub const FOOTER_LEN: usize = crate::sstable::footer::FOOTER_LEN;
+
+/// A blob reference (`file, offset, len`) decoded from exactly `raw`.
+pub fn blob_ref(raw: &[u8]) -> Option<(u64, u64, u64)> {
+    BlobRef::decode(raw).map(|r| (r.file, r.offset, r.len))
+}
+
+/// The bytes of a blob reference.
+pub fn encode_blob_ref((file, offset, len): (u64, u64, u64)) -> Vec<u8> {
+    let mut out = Vec::new();
+    BlobRef { file, offset, len }.encode(&mut out);
+    out
+}
+
+/// The value in `frame`, a blob file's record a reference names as version `seq` of `ukey`
+/// (CRC, length and owner checked); `Err` says what is wrong.
+pub fn blob_frame<'a>(
+    frame: &'a [u8],
+    ukey: &[u8],
+    seq: u64,
+) -> std::result::Result<&'a [u8], &'static str> {
+    crate::blob::decode_frame(frame, ukey, seq)
+}
+
+/// The header kind of a blob file.
+pub const KIND_BLOB: u8 = crate::names::KIND_BLOB;
 
 /// Decodes `buf` as the `MANIFEST` file of store `store` and re-encodes it.
 pub fn manifest(buf: &[u8], store: StoreId) -> Result<Vec<u8>> {
@@ -77,8 +104,8 @@ pub fn encode_block(
     compression: Compression,
 ) -> Result<Vec<u8>> {
     let mut b = BlockBuilder::compressed(restart_interval, compression);
-    for (k, seq, time, value) in entries {
-        b.add(k, *seq, *time, value.as_deref())?;
+    for (k, seq, time, value, blob) in entries {
+        b.add_entry(k, *seq, *time, value.as_deref(), *blob)?;
     }
     Ok(b.finish())
 }
@@ -143,6 +170,7 @@ impl DataBlock {
                     e.seq,
                     e.time_ms,
                     e.value.map(<[u8]>::to_vec),
+                    e.blob,
                 )
             })
             .collect())
@@ -159,6 +187,7 @@ impl DataBlock {
                     e.seq,
                     e.time_ms,
                     e.value.map(<[u8]>::to_vec),
+                    e.blob,
                 )
             },
         )

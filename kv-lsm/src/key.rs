@@ -21,6 +21,8 @@ pub(crate) struct OwnedEntry {
     pub time_ms: u64,
     /// The value, `None` for a removal.
     pub value: Option<Vec<u8>>,
+    /// `value` is a blob reference ([`crate::blob::BlobRef`]), not the value itself.
+    pub blob: bool,
 }
 
 impl OwnedEntry {
@@ -40,8 +42,11 @@ pub(crate) struct EntryRef<'a> {
     pub seq: u64,
     /// Commit time in ms.
     pub time_ms: u64,
-    /// The value, `None` for a removal.
+    /// The value, `None` for a removal; a blob reference's bytes if `blob`.
     pub value: Option<&'a [u8]>,
+    /// `value` is a blob reference ([`crate::blob::BlobRef`]): whoever needs the value itself
+    /// resolves it ([`crate::engine::Inner::resolve`]); key-only reads and compaction never do.
+    pub blob: bool,
 }
 
 impl EntryRef<'_> {
@@ -52,16 +57,21 @@ impl EntryRef<'_> {
             seq: self.seq,
             time_ms: self.time_ms,
             value: self.value.map(<[u8]>::to_vec),
+            blob: self.blob,
         }
     }
 
-    /// Bytes of key and value, the payload `stats` counts.
-    #[expect(
-        clippy::arithmetic_side_effects,
-        reason = "the lengths of two slices in memory, each at most isize::MAX bytes"
-    )]
+    /// Bytes of key and value, the payload `stats` counts (a value in a blob file counted by
+    /// the length its reference names).
     pub fn payload_len(&self) -> u64 {
-        (self.ukey.len() + self.value.map_or(0, <[u8]>::len)) as u64
+        let value = match self.value {
+            Some(raw) if self.blob => {
+                crate::blob::BlobRef::decode(raw).map_or(0, |r| r.value_len(self.ukey))
+            }
+            Some(v) => v.len() as u64,
+            None => 0,
+        };
+        (self.ukey.len() as u64).saturating_add(value)
     }
 }
 

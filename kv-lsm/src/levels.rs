@@ -8,25 +8,29 @@
 //! * For any key, versions in a shallower level (and in memtables) are newer than versions in a
 //!   deeper one, so the first source holding a version `<= at` has the newest such version.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kv_api::Storage;
 
+use crate::blob::BlobFile;
 use crate::sstable::Table;
 
 /// Levels, level 0 included.
 pub(crate) const NUM_LEVELS: usize = 7;
 
-/// Tables per level. See the module docs.
+/// Tables per level, and the live blob files their references point into (swapped together,
+/// so a view that holds a table holds the blob files it may refer to). See the module docs.
 pub(crate) struct LevelSet<S: Storage> {
     levels: Vec<Vec<Arc<Table<S>>>>,
+    blobs: BTreeMap<u64, Arc<BlobFile<S>>>,
 }
 
 impl<S: Storage> Clone for LevelSet<S> {
     fn clone(&self) -> Self {
         LevelSet {
             levels: self.levels.clone(),
+            blobs: self.blobs.clone(),
         }
     }
 }
@@ -35,6 +39,7 @@ impl<S: Storage> Default for LevelSet<S> {
     fn default() -> Self {
         LevelSet {
             levels: vec![Vec::new(); NUM_LEVELS],
+            blobs: BTreeMap::new(),
         }
     }
 }
@@ -113,11 +118,40 @@ impl<S: Storage> LevelSet<S> {
             .collect()
     }
 
-    /// A new set with `flushed` as the newest level-0 table.
-    pub fn with_flushed(&self, flushed: Arc<Table<S>>) -> Self {
+    /// A new set with `flushed` as the newest level-0 table, and `blob` (the blob file its
+    /// references point into, if any).
+    pub fn with_flushed(&self, flushed: Arc<Table<S>>, blob: Option<Arc<BlobFile<S>>>) -> Self {
         let mut set = self.clone();
         set.level_mut(0).insert(0, flushed);
+        set.blobs.extend(blob.map(|b| (b.meta.id, b)));
         set
+    }
+
+    /// The set with `blobs` added (an open).
+    pub fn with_blob_files(mut self, blobs: impl IntoIterator<Item = Arc<BlobFile<S>>>) -> Self {
+        self.blobs.extend(blobs.into_iter().map(|b| (b.meta.id, b)));
+        self
+    }
+
+    /// Live blob file `id`.
+    pub fn blob(&self, id: u64) -> Option<&Arc<BlobFile<S>>> {
+        self.blobs.get(&id)
+    }
+
+    /// Every live blob file, by id.
+    pub fn blob_files(&self) -> impl Iterator<Item = &Arc<BlobFile<S>>> {
+        self.blobs.values()
+    }
+
+    /// A new set without the blob files `removed` and with `added` (a merge).
+    pub fn with_blob_change(
+        mut self,
+        removed: &HashSet<u64>,
+        added: Vec<Arc<BlobFile<S>>>,
+    ) -> Self {
+        self.blobs.retain(|id, _| !removed.contains(id));
+        self.blobs.extend(added.into_iter().map(|b| (b.meta.id, b)));
+        self
     }
 
     /// A new set without the tables `removed` and with `added` in `level`.

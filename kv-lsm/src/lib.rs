@@ -52,7 +52,7 @@
 //!
 //! Knobs: from the common [`kv_api::Options`], `segment_size` (WAL roll) and `cache_size`;
 //! the engine's own in [`LsmOptions`] (`memtable_size`, `block_size`, `background`,
-//! `compression`: see [`Compression`]), passed
+//! `compression`: see [`Compression`]; `blob_threshold`: large values in blob files), passed
 //! with `Store::open_tuned`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -75,6 +75,7 @@
 )]
 
 mod background;
+mod blob;
 mod cache;
 mod compaction;
 mod engine;
@@ -97,4 +98,4 @@ mod verify;
 mod wal;
 
 pub use engine::Lsm;
-pub use options::{Compression, LsmOptions};
+pub use options::{Compression, DEFAULT_BLOB_THRESHOLD, LsmOptions};

@@ -18,6 +18,14 @@
 //! [format 3 only: | tomb_count u32 | tomb* = slot u8 | seq u64 | time_ms u64 | start | end]
 //! ```
 //!
+//! [format 4 only: | tomb_count u32 | tomb* | blob_count u32 (> 0)
+//!                  | blob* = id u64 | size u64 | values u64 | value_bytes u64]
+//!
+//! Format 4 adds the live blob files ([`crate::blob`]; ids ascending, each below
+//! `next_file_id`) after a tombstone list that may be empty; it is written only while blob
+//! files exist, so a store without them stays readable by earlier builds, which refuse a
+//! format-4 manifest rather than read table entries they do not know.
+//!
 //! Format 3 is format 2 with the range tombstones of flushed commits ([`crate::rtomb`]; a
 //! bound is `tag u8 | len u32 | key`, as in the WAL's range removal record). A manifest
 //! without tombstones is written as format 2, byte for byte as before; builds without range
@@ -40,6 +48,7 @@ use kv_engine_kit::bytes::Reader;
 use kv_engine_kit::header::{self, StoreId};
 use kv_engine_kit::{files, frame};
 
+use crate::blob::BlobMeta;
 use crate::key::cmp_ikey;
 #[cfg(doc)]
 use crate::names::KIND_MANIFEST;
@@ -56,6 +65,8 @@ const MAGIC: &[u8; 8] = b"KVLSMMF1";
 const FORMAT: u32 = 2;
 /// Format 2 with range tombstones.
 const FORMAT_TOMBS: u32 = 3;
+/// Format 3 with blob files: the tombstone list (perhaps empty), then the blob file list.
+const FORMAT_BLOBS: u32 = 4;
 
 /// The persisted state of the tree (besides the WAL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +87,8 @@ pub(crate) struct Manifest {
     pub tables: Vec<(usize, TableMeta)>,
     /// Range tombstones of flushed commits, oldest first.
     pub tombs: Vec<RangeTomb>,
+    /// Live blob files, by id.
+    pub blobs: Vec<BlobMeta>,
 }
 
 /// The kit's [`Reader`], with a read past the end as corruption at its offset in the file.
@@ -146,10 +159,12 @@ impl Manifest {
         let mut b = Vec::new();
         {
             b.extend_from_slice(MAGIC);
-            let format = if self.tombs.is_empty() {
-                FORMAT
-            } else {
+            let format = if !self.blobs.is_empty() {
+                FORMAT_BLOBS
+            } else if !self.tombs.is_empty() {
                 FORMAT_TOMBS
+            } else {
+                FORMAT
             };
             b.extend_from_slice(&format.to_le_bytes());
             for v in [
@@ -175,7 +190,7 @@ impl Manifest {
                 put_ikey(&mut b, &t.smallest)?;
                 put_ikey(&mut b, &t.largest)?;
             }
-            if !self.tombs.is_empty() {
+            if format != FORMAT {
                 let count = u32::try_from(self.tombs.len()).map_err(|_| {
                     too_large(
                         "manifest tombstone list",
@@ -193,6 +208,17 @@ impl Manifest {
                     b.extend_from_slice(&t.version.seq().to_le_bytes());
                     b.extend_from_slice(&t.version.time_ms().to_le_bytes());
                     txlog::put_range(&mut b, &t.range);
+                }
+            }
+            if format == FORMAT_BLOBS {
+                let count = u32::try_from(self.blobs.len()).map_err(|_| {
+                    too_large("manifest blob list", self.blobs.len(), u32::MAX as usize)
+                })?;
+                b.extend_from_slice(&count.to_le_bytes());
+                for f in &self.blobs {
+                    for v in [f.id, f.size, f.values, f.value_bytes] {
+                        b.extend_from_slice(&v.to_le_bytes());
+                    }
                 }
             }
         }
@@ -229,7 +255,7 @@ impl Manifest {
         }
         let format_at = r.offset();
         let format = r.u32()?;
-        if format != FORMAT && format != FORMAT_TOMBS {
+        if ![FORMAT, FORMAT_TOMBS, FORMAT_BLOBS].contains(&format) {
             return Err(Error::corruption(
                 MANIFEST,
                 format_at,
@@ -245,6 +271,7 @@ impl Manifest {
             horizon: r.u64()?,
             tables: Vec::new(),
             tombs: Vec::new(),
+            blobs: Vec::new(),
         };
         let n = r.u32()?;
         for _ in 0..n {
@@ -269,9 +296,9 @@ impl Manifest {
                 },
             ));
         }
-        if format == FORMAT_TOMBS {
+        if format != FORMAT {
             let n = r.u32()?;
-            if n == 0 {
+            if n == 0 && format == FORMAT_TOMBS {
                 return Err(Error::corruption(
                     MANIFEST,
                     r.offset(),
@@ -297,6 +324,35 @@ impl Manifest {
                     },
                     version: kv_api::Version::new(seq, time),
                 });
+            }
+        }
+        if format == FORMAT_BLOBS {
+            let n = r.u32()?;
+            if n == 0 {
+                return Err(Error::corruption(
+                    MANIFEST,
+                    r.offset(),
+                    "empty blob file list",
+                ));
+            }
+            for _ in 0..n {
+                let at = r.offset();
+                let meta = BlobMeta {
+                    id: r.u64()?,
+                    size: r.u64()?,
+                    values: r.u64()?,
+                    value_bytes: r.u64()?,
+                };
+                if meta.id >= m.next_file_id
+                    || m.blobs.last().is_some_and(|b: &BlobMeta| b.id >= meta.id)
+                {
+                    return Err(Error::corruption(
+                        MANIFEST,
+                        at,
+                        format!("blob file {} out of order or not allocated", meta.id),
+                    ));
+                }
+                m.blobs.push(meta);
             }
         }
         if !r.0.is_empty() {
@@ -410,6 +466,21 @@ mod tests {
                 ),
             ],
             tombs: Vec::new(),
+            blobs: Vec::new(),
+        }
+    }
+
+    fn with_blobs(tombs: bool) -> Manifest {
+        let blob = |id| BlobMeta {
+            id,
+            size: 70_000,
+            values: 1,
+            value_bytes: 65_536,
+        };
+        let base = if tombs { with_tombs() } else { sample() };
+        Manifest {
+            blobs: vec![blob(4), blob(6)],
+            ..base
         }
     }
 
@@ -438,7 +509,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        for m in [sample(), with_tombs()] {
+        for m in [sample(), with_tombs(), with_blobs(false), with_blobs(true)] {
             round_trip_and_damage_of(m);
         }
     }
@@ -455,6 +526,20 @@ mod tests {
         };
         assert_eq!(format(&sample()), 2);
         assert_eq!(format(&with_tombs()), 3);
+        // Blob files: format 4, with or without tombstones; ids listed ascending, allocated.
+        assert_eq!(format(&with_blobs(false)), 4);
+        assert_eq!(format(&with_blobs(true)), 4);
+        for bad in [vec![6, 4], vec![4, 4], vec![4, 9]] {
+            let mut m = with_blobs(false);
+            for (b, id) in m.blobs.iter_mut().zip(&bad) {
+                b.id = *id;
+            }
+            let raw = m.encode(STORE).expect("encode");
+            assert!(matches!(
+                Manifest::decode(&raw, STORE),
+                Err(Error::Corruption { .. })
+            ));
+        }
         let mut late = with_tombs();
         late.last_flushed_seq = 110;
         let raw = late.encode(STORE).expect("encode");

@@ -153,6 +153,7 @@ fn entry_ref<'a>(k: &'a IKey, v: &'a Value) -> EntryRef<'a> {
         seq: k.seq,
         time_ms: v.time_ms,
         value: v.value.as_deref(),
+        blob: false,
     }
 }
 
@@ -244,6 +245,7 @@ impl MemBatch {
             seq: e.seq,
             time_ms: e.time_ms,
             value: e.value.map(bytes),
+            blob: false,
         })
     }
 

@@ -28,6 +28,8 @@ pub(crate) const KIND_WAL: u8 = 0x21;
 pub(crate) const KIND_TABLE: u8 = 0x22;
 /// The header kind of the manifest (whose file id is 0).
 pub(crate) const KIND_MANIFEST: u8 = 0x23;
+/// The header kind of a blob file (values stored apart from their keys).
+pub(crate) const KIND_BLOB: u8 = 0x24;
 
 /// The header WAL file `id` of `store` begins with.
 pub(crate) fn wal_header(store: StoreId, id: u64) -> FileHeader {
@@ -63,6 +65,7 @@ pub(crate) fn is_own(name: &str) -> bool {
         || name == MANIFEST_TMP
         || parse_table_name(name).is_some()
         || parse_wal_name(name).is_some()
+        || crate::blob::parse_blob_name(name).is_some()
 }
 
 /// The identity check of an open ([`identity::check`]), which runs before the writer lock.
@@ -96,6 +99,8 @@ pub(crate) struct Listing {
     pub tables: HashSet<u64>,
     /// Ids of the WAL files, in no particular order.
     pub wals: Vec<u64>,
+    /// Ids of the blob files.
+    pub blobs: HashSet<u64>,
     /// The id after the largest id of any file (0 without any).
     pub next_id: u64,
 }
@@ -114,6 +119,9 @@ impl Listing {
                 l.next_id = l.next_id.max(id_after(id, name)?);
             } else if let Some(id) = parse_wal_name(name) {
                 l.wals.push(id);
+                l.next_id = l.next_id.max(id_after(id, name)?);
+            } else if let Some(id) = crate::blob::parse_blob_name(name) {
+                l.blobs.insert(id);
                 l.next_id = l.next_id.max(id_after(id, name)?);
             }
             // Anything else is the store's identity (checked by `check_identity`) or a file
@@ -134,14 +142,16 @@ impl Listing {
         if self.manifest {
             return Ok(());
         }
-        if !self.tables.is_empty() || !self.wals.is_empty() {
+        if !self.tables.is_empty() || !self.wals.is_empty() || !self.blobs.is_empty() {
             return Err(Error::corruption(
                 MANIFEST,
                 0,
                 format!(
-                    "MANIFEST is missing, but the storage holds {} tables and {} WAL files",
+                    "MANIFEST is missing, but the storage holds {} tables, {} WAL files and {} \
+                     blob files",
                     self.tables.len(),
-                    self.wals.len()
+                    self.wals.len(),
+                    self.blobs.len()
                 ),
             ));
         }

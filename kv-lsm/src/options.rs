@@ -24,7 +24,16 @@ pub struct LsmOptions {
     /// block records its codec, so changing this later is safe: tables already written stay
     /// readable, and compactions rewrite them with the new setting.
     pub compression: Compression,
+    /// Values of at least this many bytes are stored in blob files apart from their keys
+    /// (default 4 KiB); `None` keeps every value in the tables. See
+    /// [`LsmOptions::blob_threshold`].
+    pub blob_threshold: Option<usize>,
 }
+
+/// The default [`LsmOptions::blob_threshold`]: 4 KiB, Titan's and (the order of) RocksDB
+/// BlobDB's usual setting. A value that large fills a data block by itself, so keeping it in
+/// the table saves no read, while every compaction would copy it again.
+pub const DEFAULT_BLOB_THRESHOLD: usize = 4 << 10;
 
 /// The codec of table data blocks ([`LsmOptions::compression`]).
 ///
@@ -62,11 +71,35 @@ impl Default for LsmOptions {
             block_size: 4 << 10,
             background: true,
             compression: Compression::Lz4,
+            blob_threshold: Some(DEFAULT_BLOB_THRESHOLD),
         }
     }
 }
 
 impl LsmOptions {
+    /// Sets [`LsmOptions::blob_threshold`]: values of at least `bytes` go to blob files when
+    /// their memtable is flushed (the WAL keeps them inline, so a commit is still one append),
+    /// and tables hold a reference; compactions then move the reference, not the value, and
+    /// `merge` rewrites the live values out of the blob files it leaves behind. `None` turns
+    /// this off (values already in blob files stay readable, and a merge moves them back).
+    ///
+    /// ```
+    /// use kv_lsm::LsmOptions;
+    /// let big_values = LsmOptions::default().blob_threshold(Some(1 << 10));
+    /// let inline = LsmOptions::default().blob_threshold(None);
+    /// assert_eq!(LsmOptions::default().blob_threshold, Some(4096));
+    /// # let _ = (big_values, inline);
+    /// ```
+    pub fn blob_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.blob_threshold = bytes;
+        self
+    }
+
+    /// True if a value of `len` bytes goes to a blob file.
+    pub(crate) fn is_blob(&self, len: usize) -> bool {
+        self.blob_threshold.is_some_and(|t| len >= t)
+    }
+
     /// Sets [`LsmOptions::memtable_size`].
     pub fn memtable_size(mut self, bytes: usize) -> Self {
         self.memtable_size = bytes;
@@ -93,25 +126,29 @@ impl LsmOptions {
 }
 
 impl kv_api::Tuning for LsmOptions {
-    /// 4 KiB memtables, 512-byte blocks, no background work: a few commits flush and compact.
+    /// 4 KiB memtables, 512-byte blocks, values of 256 bytes or more in blob files, no
+    /// background work: a few commits flush and compact.
     fn small() -> Self {
         LsmOptions {
             memtable_size: 4 << 10,
             block_size: 512,
             background: false,
             compression: Compression::Lz4,
+            blob_threshold: Some(256),
         }
     }
 
-    /// `small()` with each [`Compression`].
+    /// `small()` with each [`Compression`], and without blob files.
     fn variants() -> Vec<(&'static str, Self)> {
-        [
+        let mut v: Vec<(&'static str, Self)> = [
             ("none", Compression::None),
             ("lz4", Compression::Lz4),
             ("zstd", Compression::Zstd),
         ]
         .into_iter()
         .map(|(name, c)| (name, Self::small().compression(c)))
-        .collect()
+        .collect();
+        v.push(("inline", Self::small().blob_threshold(None)));
+        v
     }
 }

@@ -42,14 +42,30 @@ fn mems_of<S: Storage>(st: &State<S>) -> impl Iterator<Item = &Arc<Memtable>> {
     std::iter::once(&st.active).chain(st.immutables.iter().rev())
 }
 
+/// The value a point read found: its bytes, or a blob reference still to resolve
+/// ([`Inner::load`]), read only after the block or memtable it was found in is let go.
+pub(crate) enum Found {
+    Inline(Vec<u8>),
+    Blob { seq: u64, raw: Vec<u8> },
+}
+
 /// The value of an entry a point read found (`None`: a removal).
-fn value_of(e: EntryRef<'_>) -> Option<Vec<u8>> {
-    e.value.map(<[u8]>::to_vec)
+fn value_of(e: EntryRef<'_>) -> Option<Found> {
+    e.value.map(|v| {
+        if e.blob {
+            Found::Blob {
+                seq: e.seq,
+                raw: v.to_vec(),
+            }
+        } else {
+            Found::Inline(v.to_vec())
+        }
+    })
 }
 
 /// [`value_of`] of an entry of a key whose versions below `cover` a range tombstone removed
 /// (see [`rtomb::cover`]).
-fn value_above(cover: u64) -> impl Fn(EntryRef<'_>) -> Option<Vec<u8>> + Copy {
+fn value_above(cover: u64) -> impl Fn(EntryRef<'_>) -> Option<Found> + Copy {
     move |e| if e.seq < cover { None } else { value_of(e) }
 }
 
@@ -70,18 +86,38 @@ impl<S: Storage> Inner<S> {
     }
 
     /// Looks `ukey` up in the memtables (newest first) under the state lock, so the lookup
-    /// needs no view; otherwise returns the level set to search.
+    /// needs no view; otherwise returns the level set to search. Memtables hold values, never
+    /// blob references.
     fn in_mems(
         &self,
-        find: impl Fn(&Memtable) -> Option<Option<Vec<u8>>>,
+        find: impl Fn(&Memtable) -> Option<Option<Found>>,
     ) -> std::result::Result<Option<Vec<u8>>, Arc<LevelSet<S>>> {
         let st = self.read_state();
         for m in mems_of(&st) {
             if let Some(v) = find(m) {
-                return Ok(v);
+                return match v {
+                    Some(Found::Blob { .. }) => Err(st.levels.clone()),
+                    Some(Found::Inline(v)) => Ok(Some(v)),
+                    None => Ok(None),
+                };
             }
         }
         Err(st.levels.clone())
+    }
+
+    /// The bytes of a found value: a blob reference is read from the blob files of `levels`,
+    /// the view it was found in.
+    pub async fn load(
+        &self,
+        levels: &LevelSet<S>,
+        ukey: &[u8],
+        found: Option<Found>,
+    ) -> Result<Option<Vec<u8>>> {
+        match found {
+            None => Ok(None),
+            Some(Found::Inline(v)) => Ok(Some(v)),
+            Some(Found::Blob { seq, raw }) => self.resolve(levels, ukey, seq, &raw).await.map(Some),
+        }
     }
 
     /// The newest version of `ukey` with `seq <= at`: `Some(value)` (`Some(None)` for a
@@ -99,7 +135,7 @@ impl<S: Storage> Inner<S> {
                 .find(ukey, hash, Seek::At(ukey, at), &self.cache, value_of)
                 .await?
             {
-                return Ok(Some(v));
+                return Ok(Some(self.load(&levels, ukey, v).await?));
             }
         }
         Ok(None)
@@ -113,7 +149,8 @@ impl<S: Storage> Inner<S> {
         ukeys: &[&[u8]],
         at: u64,
     ) -> Result<Vec<Option<Option<Vec<u8>>>>> {
-        let mut out: Vec<Option<Option<Vec<u8>>>> = vec![None; ukeys.len()];
+        let mut out: Vec<Option<Option<Found>>> = Vec::with_capacity(ukeys.len());
+        out.resize_with(ukeys.len(), || None);
         let (levels, covers) = {
             let st = self.read_state();
             let covers: Vec<u64> = ukeys
@@ -146,7 +183,14 @@ impl<S: Storage> Inner<S> {
             t.find_many((ukeys, &hashes), &pending, at, &self.cache, found)
                 .await?;
         }
-        Ok(out)
+        let mut values = Vec::with_capacity(out.len());
+        for (k, o) in ukeys.iter().zip(out) {
+            values.push(match o {
+                Some(f) => Some(self.load(&levels, k, f).await?),
+                None => None,
+            });
+        }
+        Ok(values)
     }
 
     /// Version `seq` of `ukey`, wherever it is: `Some(value)` as for [`Inner::newest`].
@@ -166,14 +210,15 @@ impl<S: Storage> Inner<S> {
                 })
                 .await?;
             if let Some(Some(v)) = found {
-                return Ok(Some(v));
+                return Ok(Some(self.load(&levels, ukey, v).await?));
             }
         }
         Ok(None)
     }
 
     /// Versions of `ukey` with `seq <= at`, newest first; with `until_value`, stops after the
-    /// source holding the newest value.
+    /// source holding the newest value, and that value is resolved if it is in a blob file
+    /// (other values may be left as blob references: `blob` says so).
     pub async fn versions_desc(
         &self,
         ukey: &[u8],
@@ -205,8 +250,16 @@ impl<S: Storage> Inner<S> {
                 cursor.step(false).await?;
             }
             if done(&out) {
-                return Ok(out);
+                break;
             }
+        }
+        if until_value
+            && let Some(e) = out.iter_mut().find(|e| e.value.is_some())
+            && e.blob
+            && let Some(raw) = e.value.take()
+        {
+            e.value = Some(self.resolve(&view.levels, ukey, e.seq, &raw).await?);
+            e.blob = false;
         }
         Ok(out)
     }
@@ -270,7 +323,15 @@ impl<S: Storage> Inner<S> {
                 && (tombs.is_empty() || !rtomb::hidden(&tombs, e.ukey, e.seq, at))
             {
                 let key = e.ukey.get(1..).unwrap_or_default();
-                out.push(row(key, value, Version::new(e.seq, e.time_ms)));
+                let version = Version::new(e.seq, e.time_ms);
+                if e.blob && values {
+                    // Read apart; a key-only scan never comes here (`values` is false).
+                    let (ukey, raw) = (e.ukey.to_vec(), value.to_vec());
+                    let value = self.resolve(&view.levels, &ukey, e.seq, &raw).await?;
+                    out.push(row(ukey.get(1..).unwrap_or_default(), &value, version));
+                } else {
+                    out.push(row(key, value, version));
+                }
             }
         }
         Ok(out)
@@ -378,7 +439,7 @@ impl<S: Storage> Inner<S> {
             versions,
             bytes_on_storage,
             garbage_bytes: garbage.min(bytes_on_storage),
-            files: view.levels.table_count() as u64,
+            files: (view.levels.table_count() as u64) + view.levels.blob_files().count() as u64,
             cache_hits,
             cache_misses,
             last_version: visible,

@@ -1,7 +1,9 @@
 //! `Engine::verify` for the LSM: `IDENTITY`, `MANIFEST` (decoded, key ranges checked), every
 //! table it lists read block by block (header, footer, index, filter, every data block's CRC
 //! and entries, the range and counts the manifest records), and the WAL files from the floor
-//! on (header, frames, continuity, a torn tail of the newest a note). Nothing is written.
+//! on (header, frames, continuity, a torn tail of the newest a note), and the blob files it
+//! lists: each present, and every blob reference of the tables read and checked (CRC, owner).
+//! Nothing is written.
 //!
 //! A writer may work beside it (in this process or another): a table that disappears is
 //! damage only if the manifest still lists it, and a WAL check that finds damage while the
@@ -13,6 +15,7 @@ use kv_engine_kit::header::{BadHeader, FileHeader};
 use kv_engine_kit::txlog::Follows;
 use kv_engine_kit::verify::{self, Meter, Read, read_file, torn_tail};
 
+use crate::blob::{BlobFile, BlobMeta, BlobRef, blob_name};
 use crate::engine::Inner;
 use crate::manifest::{MANIFEST, Manifest};
 use crate::names::{ENGINE, Listing, is_own};
@@ -64,27 +67,34 @@ impl<S: Storage> Inner<S> {
             };
         let listing = self.listing(&mut report).await?;
         // Without a readable manifest, what this engine holds in memory.
-        let (tables, wal) = match &manifest {
+        let (tables, wal, blobs) = match &manifest {
             Some(m) => {
                 let tables: Vec<TableMeta> = m.tables.iter().map(|(_, t)| t.clone()).collect();
-                (tables, WalFloor::of(m))
+                (tables, WalFloor::of(m), m.blobs.clone())
             }
             None => {
                 let levels = self.read_state().levels.clone();
                 let tables = levels.all().map(|(_, t)| t.meta.clone()).collect();
+                let blobs: Vec<BlobMeta> = levels.blob_files().map(|b| b.meta.clone()).collect();
                 let p = self.persisted.lock().await;
                 let wal = WalFloor {
                     floor: p.wal_floor,
                     newest: p.wal_newest,
                     flushed: p.last_flushed.seq(),
                 };
-                (tables, wal)
+                (tables, wal, blobs)
             }
         };
 
+        let mut refs = Vec::new();
         for meta in &tables {
-            self.verify_table(meta, &mut report).await?;
+            self.verify_table(meta, &mut report, &mut refs).await?;
             meter.add(meta.size);
+        }
+        self.verify_blobs(&blobs, &refs, &listing, &mut report)
+            .await?;
+        for b in &blobs {
+            meter.add(b.size);
         }
 
         let mut wals = self.verify_wals(wal, &listing, &mut meter).await?;
@@ -120,6 +130,14 @@ impl<S: Storage> Inner<S> {
             .filter(|id| !listed.contains(id))
             .map(|id| table_name(*id))
             .collect();
+        let listed_blobs: std::collections::HashSet<u64> = blobs.iter().map(|b| b.id).collect();
+        leftovers.extend(
+            listing
+                .blobs
+                .iter()
+                .filter(|id| !listed_blobs.contains(id))
+                .map(|id| blob_name(*id)),
+        );
         let below = listing.wals.iter().filter(|id| **id < wal.floor);
         leftovers.extend(below.map(|id| wal_name(*id)));
         if listing.manifest_tmp {
@@ -143,11 +161,21 @@ impl<S: Storage> Inner<S> {
 
     /// Checks table `meta` whole. A table the current manifest no longer lists was compacted
     /// away by a writer during verify: not damage.
-    async fn verify_table(&self, meta: &TableMeta, report: &mut VerifyReport) -> Result<()> {
+    /// Its blob references go to `refs` (table id, user key, seq, reference).
+    async fn verify_table(
+        &self,
+        meta: &TableMeta,
+        report: &mut VerifyReport,
+        refs: &mut Vec<(u64, Vec<u8>, u64, Vec<u8>)>,
+    ) -> Result<()> {
         let name = table_name(meta.id);
         let checked = async {
             let reader = TableReader::open(&self.storage, self.store, meta).await?;
-            reader.verify(meta).await
+            reader
+                .verify(meta, |k, seq, r| {
+                    refs.push((meta.id, k.to_vec(), seq, r.to_vec()));
+                })
+                .await
         }
         .await;
         let err = match checked {
@@ -169,6 +197,85 @@ impl<S: Storage> Inner<S> {
         } else {
             report.files = report.files.saturating_add(1);
             report.check::<()>(Err(err))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the blob files `blobs` (each present, its header) and reads every reference of
+    /// `refs` from them (frame CRC, owner). A blob file a writer's merge replaced meanwhile is
+    /// a note, not damage.
+    async fn verify_blobs(
+        &self,
+        blobs: &[BlobMeta],
+        refs: &[(u64, Vec<u8>, u64, Vec<u8>)],
+        listing: &Listing,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        let files: std::collections::BTreeMap<u64, BlobFile<S>> = blobs
+            .iter()
+            .map(|b| {
+                (
+                    b.id,
+                    BlobFile::new(b.clone(), self.storage.clone(), self.store),
+                )
+            })
+            .collect();
+        let mut bad: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        for b in blobs {
+            if !listing.blobs.contains(&b.id) {
+                report.damaged(
+                    blob_name(b.id),
+                    None,
+                    "blob file listed in the manifest is missing",
+                );
+                bad.insert(b.id);
+            } else {
+                report.files = report.files.saturating_add(1);
+                report.bytes = report.bytes.saturating_add(b.size);
+            }
+        }
+        for (table, ukey, seq, raw) in refs {
+            let Some(r) = BlobRef::decode(raw) else {
+                report.damaged(
+                    table_name(*table),
+                    None,
+                    format!("malformed blob reference of version {seq}"),
+                );
+                continue;
+            };
+            if bad.contains(&r.file) {
+                continue;
+            }
+            let Some(file) = files.get(&r.file) else {
+                report.damaged(
+                    table_name(*table),
+                    None,
+                    format!(
+                        "version {seq} refers to blob file {}, which the manifest does not list",
+                        r.file
+                    ),
+                );
+                continue;
+            };
+            match file.read(&r, ukey, *seq).await {
+                Ok(_) => report.records = report.records.saturating_add(1),
+                Err(e) => {
+                    let buf = read_all(&self.storage.open(MANIFEST).await?, MANIFEST).await?;
+                    let listed = Manifest::decode(&buf, self.store)
+                        .map_or(true, |m| m.blobs.iter().any(|b| b.id == r.file));
+                    if listed {
+                        report.check::<()>(Err(e))?;
+                        // One damage report per file is enough.
+                        bad.insert(r.file);
+                    } else {
+                        report.note(format!(
+                            "{}: merged away by a writer during verify",
+                            blob_name(r.file)
+                        ));
+                        bad.insert(r.file);
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! Crashes at every storage mutation of a workload that flushes, compacts and merges: the
 //! reopened store holds exactly the acknowledged commits (plus, possibly, the one in flight).
+//! Half the values are past the blob threshold, so the crash points include every blob file
+//! write of flushes and of merges (which rewrite the blob files).
 
 #![allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
 
@@ -8,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::contents;
-use kv_api::{Engine, Options, WriteBatch};
+use kv_api::{Engine, Options, Storage, WriteBatch};
 use kv_backends::MemoryStorage;
 use kv_conformance::{CrashMode, FaultyStorage, Ops};
 use kv_lsm::{Lsm, LsmOptions};
@@ -24,13 +26,15 @@ fn tuning() -> LsmOptions {
         .memtable_size(2 << 10)
         .block_size(256)
         .background(false)
+        .blob_threshold(Some(100))
 }
 
 fn writes(i: u32) -> Writes {
     [(i * 3) % 40, (i * 7 + 1) % 40]
         .iter()
         .map(|k| {
-            let value = (i % 5 != 0).then(|| vec![i as u8; 150]);
+            let len = if i % 2 == 0 { 150 } else { 50 };
+            let value = (i % 5 != 0).then(|| vec![i as u8; len]);
             (format!("key-{k:02}").into_bytes(), value)
         })
         .collect()
@@ -96,6 +100,11 @@ async fn crash_at_every_mutation_during_flushes_compactions_and_merges() {
         "the workload builds levels: {stats:?}"
     );
     drop(e);
+    let names = clean.list().await.expect("list");
+    assert!(
+        names.iter().any(|n| n.ends_with(".blob")),
+        "the workload writes blob files: {names:?}"
+    );
     let mutations = clean.count(Ops::MUTATIONS).await;
     assert!(mutations > 200, "{mutations}");
     let mut runs = 0;

@@ -4,6 +4,10 @@
 //! After every crash the reopened store must show exactly the transactions whose `commit`
 //! returned `Ok` (durability `Sync`), in order, with every version; a commit that returned an
 //! error may be present or absent, never partial. Recovery must then accept new commits.
+//!
+//! The scripts' values straddle the LSM's large-value threshold under `Tuning::small()` (256
+//! bytes): their 700- and 3000-byte values go to blob files, so the sweeps cross every write
+//! of a blob file by a flush and every blob file a merge rewrites.
 
 use kv_api::Result;
 

@@ -388,7 +388,7 @@ async fn seeded_store<E: EngineFamily, F: StorageFactory>() -> Seeded {
             .map(|_| {
                 let (slot, key) = (rng.below(2) as u8, rng.below(SEEDED_KEYS) as u16);
                 let value = (rng.below(6) != 0)
-                    .then(|| format!("{i}:{key}:{}", "v".repeat(20 + rng.below(180) as usize)));
+                    .then(|| format!("{i}:{key}:{}", "v".repeat(20 + rng.below(400) as usize)));
                 (slot, key, value)
             })
             .collect();

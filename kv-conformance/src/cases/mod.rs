@@ -18,6 +18,7 @@ pub mod history;
 pub mod indexeddb;
 pub mod isolation;
 pub mod keys;
+pub mod large_values;
 pub mod merge;
 pub mod queries;
 pub mod range_removal;

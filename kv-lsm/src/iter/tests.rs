@@ -49,6 +49,7 @@ fn merged_reads_agree_with_a_model() {
                     seq,
                     time_ms: 1000 + seq,
                     value: (rng.below(4) != 0).then(|| vec![i as u8; rng.below(30) as usize]),
+                    blob: false,
                 });
             }
         }

@@ -34,6 +34,7 @@ struct Copied {
     seq: u64,
     time_ms: u64,
     is_value: bool,
+    blob: bool,
     value: Vec<u8>,
 }
 
@@ -44,6 +45,7 @@ impl Copied {
             seq: self.seq,
             time_ms: self.time_ms,
             value: self.is_value.then_some(self.value.as_slice()),
+            blob: self.blob,
         }
     }
 }
@@ -160,7 +162,8 @@ impl<S: Storage> Visible<S> {
             // A key's versions come oldest first: the last one `<= at` wins.
             if e.seq <= self.at {
                 let c = &mut self.rev.cand;
-                (c.seq, c.time_ms, c.is_value) = (e.seq, e.time_ms, e.value.is_some());
+                (c.seq, c.time_ms, c.is_value, c.blob) =
+                    (e.seq, e.time_ms, e.value.is_some(), e.blob);
                 c.value.clear();
                 if self.values {
                     c.value.extend_from_slice(e.value.unwrap_or_default());

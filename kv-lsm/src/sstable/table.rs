@@ -93,7 +93,20 @@ impl<F: StorageFile> TableWriter<F> {
 
     /// Adds one entry. An index block past 4 GiB (its restart offsets are u32) is
     /// [`Error::TooLarge`].
+    #[cfg(test)]
     pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
+        self.add_entry(ukey, seq, time_ms, value, false)
+    }
+
+    /// Adds one entry whose value is a blob reference's bytes if `blob`.
+    pub fn add_entry(
+        &mut self,
+        ukey: &[u8],
+        seq: u64,
+        time_ms: u64,
+        value: Option<&[u8]>,
+        blob: bool,
+    ) -> Result<()> {
         if self.data.estimated_size() >= self.block_size {
             self.finish_block()?;
         }
@@ -103,7 +116,7 @@ impl<F: StorageFile> TableWriter<F> {
         }
         // Every entry of a data block starts below `block_size` (at most MAX_BLOCK_SIZE, 1 GiB):
         // this add cannot fail, and leaves the builder as it was if it did.
-        self.data.add(ukey, seq, time_ms, value)?;
+        self.data.add_entry(ukey, seq, time_ms, value, blob)?;
         if self.first.is_none() {
             self.first = Some((ukey.to_vec(), seq));
         }
@@ -307,6 +320,13 @@ impl<F: StorageFile> TableReader<F> {
             footer.index.offset,
         )?)
         .decode(&name)?;
+        if let Some(i) = (0..index.len()).find(|i| index.is_blob(*i)) {
+            return Err(Error::corruption(
+                &name,
+                footer.index.offset,
+                format!("index entry {i} is a blob reference"),
+            ));
+        }
         let bloom = Bloom::decode(read(footer.filter).await?, &name, footer.filter.offset)?;
         let mut handles = Vec::with_capacity(index.len());
         for i in 0..index.len() {
@@ -541,7 +561,12 @@ impl<F: StorageFile> TableReader<F> {
     /// block `i` ends at index entry `i`, that the filter holds every key, that every sequence
     /// number lies in the manifest's range, and the manifest's entry count. Returns the
     /// number of entries; the first damage is [`Error::Corruption`] at its block.
-    pub async fn verify(&self, meta: &TableMeta) -> Result<u64> {
+    /// Every blob reference met goes to `blob(ukey, seq, reference)`.
+    pub async fn verify(
+        &self,
+        meta: &TableMeta,
+        mut blob: impl FnMut(&[u8], u64, &[u8]),
+    ) -> Result<u64> {
         let no_cache = BlockCache::new(0);
         let mut ra = Readahead::default();
         let mut entries: u64 = 0;
@@ -574,6 +599,9 @@ impl<F: StorageFile> TableReader<F> {
                 }
                 if !self.bloom.may_contain(bloom::hash(decoded.ukey(e))) {
                     return bad("the filter misses a key of the table".into());
+                }
+                if decoded.is_blob(e) {
+                    blob(decoded.ukey(e), seq, decoded.value(e).unwrap_or_default());
                 }
             }
             entries = entries.saturating_add(n as u64);
@@ -748,6 +776,7 @@ mod tests {
                     seq: 10 + v as u64 * 1000 + i as u64,
                     time_ms: 1_700_000_000_000 + v as u64,
                     value: (v != 1).then(|| vec![b'v'; i % 50]),
+                    blob: false,
                 });
             }
         }
@@ -994,6 +1023,7 @@ mod tests {
                         format!("{{\"id\":{i},\"name\":\"user {i}\",\"city\":\"Paris\"}}")
                             .into_bytes(),
                     ),
+                    blob: false,
                 })
                 .collect();
             let mut sizes = Vec::new();

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use kv_api::{Error, Result};
 
 use super::codec::Compressor;
-use super::{KIND_REMOVAL, KIND_VALUE, TRAILER};
+use super::{KIND_BLOB, KIND_REMOVAL, KIND_VALUE, TRAILER};
 use crate::key::cmp_ikey;
 use crate::options::Compression;
 use crate::sstable::varint::{put_varint, zigzag};
@@ -65,6 +65,18 @@ impl BlockBuilder {
     /// Adds an entry; entries must come in internal key order. A restart point past 4 GiB
     /// into the block (restart offsets are u32) is [`Error::TooLarge`], never cut.
     pub fn add(&mut self, ukey: &[u8], seq: u64, time_ms: u64, value: Option<&[u8]>) -> Result<()> {
+        self.add_entry(ukey, seq, time_ms, value, false)
+    }
+
+    /// [`BlockBuilder::add`] of an entry whose value may be a blob reference (`blob`).
+    pub fn add_entry(
+        &mut self,
+        ukey: &[u8],
+        seq: u64,
+        time_ms: u64,
+        value: Option<&[u8]>,
+        blob: bool,
+    ) -> Result<()> {
         debug_assert!(
             self.count == 0 || cmp_ikey(&self.last_key, self.last_seq, ukey, seq) == Ordering::Less,
             "block entries out of order"
@@ -90,10 +102,10 @@ impl BlockBuilder {
         // at most `ukey.len()`, so the split cannot fail.
         let (_, suffix) = ukey.split_at(shared);
         put_varint(&mut self.buf, suffix.len() as u64);
-        self.buf.push(if value.is_some() {
-            KIND_VALUE
-        } else {
-            KIND_REMOVAL
+        self.buf.push(match value {
+            None => KIND_REMOVAL,
+            Some(_) if blob => KIND_BLOB,
+            Some(_) => KIND_VALUE,
         });
         if restart {
             put_varint(&mut self.buf, seq);

@@ -67,6 +67,7 @@ impl Block {
                 seq: walker.seq,
                 time_ms: walker.time,
                 value,
+                blob: h.blob,
             });
             start = walker.at;
         }
@@ -95,6 +96,8 @@ struct DecodedEntry {
     #[cfg_attr(not(test), allow(dead_code))]
     time_ms: u64,
     value: Option<(u32, u32)>,
+    /// The value is a blob reference.
+    blob: bool,
 }
 
 /// A block decoded whole (the index): keys in one arena (prefix compression undone), values
@@ -139,6 +142,11 @@ impl DecodedBlock {
         self.entries.get(i).map(|e| e.seq)
     }
 
+    /// True if the value of entry `i` is a blob reference.
+    pub fn is_blob(&self, i: usize) -> bool {
+        self.entries.get(i).is_some_and(|e| e.blob)
+    }
+
     /// Value of entry `i` (`None` for a removal).
     pub fn value(&self, i: usize) -> Option<&[u8]> {
         self.entries
@@ -156,6 +164,7 @@ impl DecodedBlock {
             seq: e.seq,
             time_ms: e.time_ms,
             value: e.value.map(|v| self.raw(v).to_vec()),
+            blob: e.blob,
         })
     }
 

@@ -7,7 +7,9 @@
 //! body  = entry*  restart (u32 LE)*  restart_count (u32 LE)
 //! block = body, or raw_len u32 | compressed body  then  codec u8 | crc32 (u32 LE)
 //! entry = shared varint | unshared varint | kind u8 | seq varint | time varint
-//!         | [value_len varint, if kind = value] | key suffix (unshared bytes) | value
+//!         | [value_len varint, if kind = value or blob] | key suffix (unshared bytes) | value
+//! kind  = 0 removal | 1 value | 2 blob reference (the value is `file | offset | len`
+//!         varints, [`crate::blob::BlobRef`]; only in data blocks)
 //! ```
 //!
 //! Every `restart_interval`-th entry is a *restart point*: it stores its whole key (`shared` =
@@ -38,6 +40,8 @@ pub(crate) use run::Run;
 
 const KIND_REMOVAL: u8 = 0;
 const KIND_VALUE: u8 = 1;
+/// A value stored in a blob file: the entry's value is a [`crate::blob::BlobRef`].
+const KIND_BLOB: u8 = 2;
 /// Bytes after the restarts of an uncompressed block: count, codec, CRC.
 const TRAILER: usize = 4 + codec::SEAL_LEN;
 
@@ -64,11 +68,14 @@ mod fixtures {
             let ukey = format!("key-{:05}", i / 3).into_bytes();
             let seq = 1000 - (i % 3) as u64 * 7 + (i / 3) as u64;
             let value = (i % 4 != 0).then(|| vec![i as u8; i % 9]);
-            b.add(
+            // Some values are blob references (kind 2): every reader must keep the kind.
+            let blob = value.is_some() && i % 5 == 1;
+            b.add_entry(
                 &ukey,
                 seq,
                 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value.as_deref(),
+                blob,
             )
             .expect("add");
             want.push(crate::key::OwnedEntry {
@@ -76,6 +83,7 @@ mod fixtures {
                 seq,
                 time_ms: 1_700_000_000_000 + (i as u64 * 13) % 50,
                 value,
+                blob,
             });
         }
         (b.finish(), want)

@@ -5,7 +5,7 @@ use kv_api::{Error, Result};
 use kv_engine_kit::bytes::u32_at;
 
 use super::codec::unseal;
-use super::{KIND_REMOVAL, KIND_VALUE};
+use super::{KIND_BLOB, KIND_REMOVAL, KIND_VALUE};
 #[cfg(test)]
 use crate::key::OwnedEntry;
 use crate::key::{EntryRef, InternalKey};
@@ -33,6 +33,8 @@ pub(super) struct Header<'a> {
     pub(super) suffix: &'a [u8],
     /// The value (`value_len` bytes), `None` for a removal.
     pub(super) value: Option<&'a [u8]>,
+    /// The value is a blob reference (kind 2).
+    pub(super) blob: bool,
 }
 
 impl<'a> Header<'a> {
@@ -51,7 +53,7 @@ impl<'a> Header<'a> {
         let seq = get_varint(data, &mut at)?;
         let time = get_varint(data, &mut at)?;
         let value_len = match kind {
-            KIND_VALUE => Some(usize::try_from(get_varint(data, &mut at)?).ok()?),
+            KIND_VALUE | KIND_BLOB => Some(usize::try_from(get_varint(data, &mut at)?).ok()?),
             KIND_REMOVAL => None,
             _ => return None,
         };
@@ -74,6 +76,7 @@ impl<'a> Header<'a> {
             end,
             suffix,
             value,
+            blob: kind == KIND_BLOB,
         })
     }
 }
@@ -333,6 +336,7 @@ impl Block {
                     seq: walker.seq,
                     time_ms: walker.time,
                     value: h.value,
+                    blob: h.blob,
                 })));
             }
         }

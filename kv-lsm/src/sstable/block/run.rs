@@ -33,6 +33,8 @@ struct RunEntry {
     time_ms: u64,
     /// Its value as a range of the raw block.
     value: Option<(usize, usize)>,
+    /// The value is a blob reference.
+    blob: bool,
 }
 
 /// The entries of one restart interval of a block, decoded on demand: whole keys in a reused
@@ -131,6 +133,7 @@ impl Run {
             seq,
             time_ms: time,
             value: h.value_len.map(|_| (h.value_at, h.end)),
+            blob: h.blob,
         });
         (self.seq, self.time) = (seq, time);
         self.at = h.end;
@@ -163,6 +166,7 @@ impl Run {
             seq: e.seq,
             time_ms: e.time_ms,
             value,
+            blob: e.blob,
         })
     }
 
