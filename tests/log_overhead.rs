@@ -76,8 +76,16 @@ async fn measure<E: Engine<Storage = FileStorage>>(n: u64) -> Result<(u64, u64)>
         if let Some((name, old)) = before {
             let (now, buf) = newest_log(&storage).await?;
             assert_eq!(name, now, "the first commit went to the newest log");
-            let hex: Vec<String> = buf[old.len()..].iter().map(|b| format!("{b:02x}")).collect();
-            println!("{}: one commit, {} bytes: {}", E::NAME, hex.len(), hex.join(" "));
+            let hex: Vec<String> = buf[old.len()..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            println!(
+                "{}: one commit, {} bytes: {}",
+                E::NAME,
+                hex.len(),
+                hex.join(" ")
+            );
         }
     }
     if n <= LOG_COMMITS {
