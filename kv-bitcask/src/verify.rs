@@ -463,19 +463,11 @@ mod tests {
         let storage = MemoryStorage::new();
         let e = store(&storage, false).await;
         let name = segment_name(active(&e));
-        let file = storage.open(&name).await.unwrap();
-        let len = file.len().await.unwrap();
-        // Where the last frame (the last transaction's commit) starts.
-        let buf = read_all(&file, &name).await.unwrap();
-        let mut commit_frame = FIRST_RECORD;
-        while let kv_engine_kit::frame::Decoded::Frame { next, .. } =
-            kv_engine_kit::frame::decode(&buf, commit_frame as usize)
-        {
-            if next as u64 == len {
-                break;
-            }
-            commit_frame = next as u64;
-        }
+        let len = storage.open(&name).await.unwrap().len().await.unwrap();
+        let commit_frame = kv_conformance::last_frame(&storage, &name)
+            .await
+            .unwrap()
+            .expect("a frame");
         flip_bit(&storage, &name, len - 5).await.unwrap();
         let ro = read_only(&storage)
             .await
