@@ -58,7 +58,8 @@ async fn fill<E: kv_api::Engine>(store: &Store<E>, rounds: u32) {
             txn.insert(0, &format!("one-{round}"), round).unwrap();
             txn.commit().await.unwrap();
             let mut txn = store.current();
-            txn.remove(0, &format!("key-{:03}", (round + 5) % 40)).unwrap();
+            txn.remove(0, &format!("key-{:03}", (round + 5) % 40))
+                .unwrap();
             txn.commit().await.unwrap();
         }
     }
