@@ -221,7 +221,12 @@ async fn torn_txn_then_commit<E: Engine<Storage: Storage>, R: Reopen<E::Storage>
         let store = open::<E>(&r).await?;
         commit_one(&store, "a", 1).await?;
         let before_b = files(&storage).await?;
-        commit_one(&store, "b", 2).await?;
+        // Two writes: the long form, write records then a commit record (a one-write
+        // transaction is one record, torn as a whole; the conformance suite covers it).
+        let mut t = store.current();
+        t.insert(0, &"b", 2u32)?;
+        t.insert(0, &"b2", 2u32)?;
+        t.commit().await?;
         drop(store);
         let after_b = files(&storage).await?;
         // B's bytes: the file that grew, from its old length to its new one.

@@ -36,6 +36,57 @@ pub fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
     array_at(buf, at).map(u64::from_le_bytes)
 }
 
+/// Appends `v` as a LEB128 varint: 7 bits a byte, low bits first, the high bit set on every
+/// byte but the last (1 byte below 128, at most 10).
+///
+/// ```
+/// use kv_api::bytes::{Reader, put_varint};
+/// let mut buf = Vec::new();
+/// put_varint(&mut buf, 300);
+/// assert_eq!(buf, [0xac, 0x02]);
+/// assert_eq!(Reader::new(&buf).varint(), Some(300));
+/// ```
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "each byte keeps the low 7 bits of `v` on purpose (LEB128)"
+)]
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 varint at `*at`, advancing it. `None` if truncated or longer than 10 bytes.
+/// Lenient where a format needs no unique encoding (bits past the 64th and trailing zero
+/// groups are accepted); [`Reader::varint`] is strict.
+#[inline(always)]
+#[expect(
+    clippy::arithmetic_side_effects,
+    reason = "`*at` advances past a byte just read, so stays <= buf.len(); `shift` stops at 70"
+)]
+pub fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
+    // Most fields fit in one byte: decide that case first.
+    let b = *buf.get(*at)?;
+    *at += 1;
+    if b < 0x80 {
+        return Some(u64::from(b));
+    }
+    let mut v = u64::from(b & 0x7f);
+    let mut shift = 7;
+    while shift < 64 {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+    None
+}
+
 /// A cursor over a byte slice: each read advances past what it read, or returns `None` (and
 /// stays put) if the bytes are not there.
 #[derive(Debug, Clone)]
@@ -114,6 +165,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A LEB128 varint as [`put_varint`] writes it, and only so: a value past `u64::MAX` or
+    /// an overlong encoding (a trailing zero group) is `None`, so that each value has one
+    /// encoding and a record decodes to exactly the bytes it was encoded from.
+    pub fn varint(&mut self) -> Option<u64> {
+        let start = self.at;
+        let mut at = start;
+        let v = get_varint(self.buf, &mut at)?;
+        let bytes = self.buf.get(start..at)?;
+        let last = *bytes.last()?;
+        // An overlong encoding ends in a zero group; the 10th byte holds bit 63 only.
+        let canonical = (bytes.len() == 1 || last != 0) && (bytes.len() < 10 || last == 1);
+        canonical.then(|| {
+            self.at = at;
+            v
+        })
+    }
+
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         let end = self.at.checked_add(N)?;
         let a = self.buf.get(self.at..end)?.try_into().ok()?;
@@ -125,6 +193,35 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varints_have_one_encoding() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            1 << 63,
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.varint(), Some(v));
+            assert!(r.is_empty());
+            let mut r = Reader::new(&buf[..buf.len() - 1]);
+            assert_eq!(r.varint(), None, "truncated {v}");
+            assert_eq!(r.position(), 0);
+        }
+        // Overlong (a trailing zero group), past 64 bits, or longer than 10 bytes.
+        let mut past = vec![0xff; 9];
+        past.push(0x02);
+        for bad in [&[0x80, 0x00][..], &[0x81, 0x80, 0x00], &past, &[0x80; 11]] {
+            assert_eq!(Reader::new(bad).varint(), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn reads_stop_at_the_end() {

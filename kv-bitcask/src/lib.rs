@@ -34,7 +34,8 @@
 //! # Layout on storage
 //!
 //! * Segments `NNNNNNNN.log`: transaction logs in the shared [`kv_engine_kit::txlog`] format (a
-//!   transaction = its write records + one commit record, appended with one `append`), rolled
+//!   transaction = its write records + one commit record, or one single record for a
+//!   transaction of one write, appended with one `append`), rolled
 //!   at [`kv_api::Options::segment_size`] between transactions; or merged segments of
 //!   self-contained committed records (Bitcask's own kinds 4 and 5, see `merged.rs`) written by `merge`, in key order.
 //! * Hint files `NNNNNNNN.hint`: the keydir entries of a sealed segment, in key order, written

@@ -1,5 +1,5 @@
 //! Records of merged segments: self-contained committed versions, Bitcask's own record kinds
-//! beside the shared transaction log's ([`kv_engine_kit::txlog`], kinds 1 to 3).
+//! beside the shared transaction log's ([`kv_engine_kit::txlog`], kinds 1 to 3 and 6 to 8).
 //!
 //! | record | payload |
 //! |--------|---------|
@@ -100,8 +100,8 @@ fn decode(p: &[u8], loc: WriteLoc) -> Option<CommittedWrite<'_>> {
     })
 }
 
-/// Reads the value of a write record, from a log (kinds 1 and 2) or a merged segment (kinds 4
-/// and 5), from the bytes of its whole frame as located by [`WriteLoc`]. `file`/`offset` name
+/// Reads the value of a write record, from a log (kinds 1, 2, 7 and 8) or a merged segment
+/// (kinds 4 and 5), from the bytes of its whole frame as located by [`WriteLoc`]. `file`/`offset` name
 /// the place for errors.
 pub(crate) fn decode_write_frame<'a>(
     buf: &'a [u8],
@@ -125,6 +125,14 @@ pub(crate) fn decode_write_frame<'a>(
             value,
         }) => Ok((seq, slot, key, Some(value))),
         Some(Record::Remove { seq, slot, key }) => Ok((seq, slot, key, None)),
+        // A transaction of one write: the record holds its commit's sequence number too.
+        Some(Record::Single {
+            seq,
+            slot,
+            key,
+            value,
+            ..
+        }) => Ok((seq, slot, key, value)),
         _ => Err(Error::corruption(file, offset, "expected a write record")),
     }
 }

@@ -464,7 +464,10 @@ mod tests {
         let e = store(&storage, false).await;
         let name = segment_name(active(&e));
         let len = storage.open(&name).await.unwrap().len().await.unwrap();
-        let commit_frame = len - 33;
+        let commit_frame = kv_conformance::last_frame(&storage, &name)
+            .await
+            .unwrap()
+            .expect("a frame");
         flip_bit(&storage, &name, len - 5).await.unwrap();
         let ro = read_only(&storage)
             .await

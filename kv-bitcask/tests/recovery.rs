@@ -47,7 +47,7 @@ async fn reopen_after_many_commits() -> Result<()> {
 #[tokio::test]
 async fn rolled_segments_reopen_from_hints() -> Result<()> {
     let storage = MemoryStorage::new();
-    let options = || Options::default().segment_size(512);
+    let options = || Options::default().segment_size(384);
     let mut model = BTreeMap::new();
     let versions;
     {
@@ -59,7 +59,7 @@ async fn rolled_segments_reopen_from_hints() -> Result<()> {
         // Every segment stays within the limit (a transaction never spans two).
         for (name, bytes) in files(&storage).await? {
             if name.ends_with(".log") {
-                assert!(bytes.len() <= 512 + HEADER, "{name}: {}", bytes.len());
+                assert!(bytes.len() <= 384 + HEADER, "{name}: {}", bytes.len());
             }
         }
     }

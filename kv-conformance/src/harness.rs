@@ -169,6 +169,23 @@ pub async fn dump<S: Storage>(storage: &S) -> Result<BTreeMap<String, Vec<u8>>> 
     Ok(out)
 }
 
+/// The offset of the last whole frame of file `name`, whose records start after its header:
+/// the last record of a log (a transaction's commit record, or its single record), for the
+/// engines' damage tests. `None` if the file holds no frame.
+pub async fn last_frame<S: Storage>(storage: &S, name: &str) -> Result<Option<u64>> {
+    let file = storage.open(name).await?;
+    let buf = kv_engine_kit::files::read_all(&file, name).await?;
+    let mut at = kv_engine_kit::header::LEN;
+    let mut last = None;
+    while let kv_engine_kit::frame::Decoded::Frame { next, .. } =
+        kv_engine_kit::frame::decode(&buf, at)
+    {
+        last = Some(at as u64);
+        at = next;
+    }
+    Ok(last)
+}
+
 /// Flips one bit of the byte at `offset` of file `name` in place, durably (media damage under
 /// a store that may be open: its handles see it), for the engines' damage tests.
 pub async fn flip_bit<S: Storage>(storage: &S, name: &str, offset: u64) -> Result<()> {

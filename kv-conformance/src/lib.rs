@@ -98,7 +98,8 @@ pub use factory::TempFileFactory;
 pub use factory::{MemoryFactory, StorageFactory};
 pub use faulty::{CrashMode, FaultyFile, FaultyStorage, Ops};
 pub use harness::{
-    EngineFamily, Env, Place, Runs, StoreOf, StoreOn, dump, dump_summary, flip_bit, verify_clean,
+    EngineFamily, Env, Place, Runs, StoreOf, StoreOn, dump, dump_summary, flip_bit, last_frame,
+    verify_clean,
 };
 pub use model::{Model, check_store};
 pub use rng::Rng;
@@ -265,6 +266,7 @@ macro_rules! __suite_cases {
             crash_last_txn_torn_tail => crash::last_txn_torn_tail,
             crash_last_txn_flipped_byte => crash::last_txn_flipped_byte,
             crash_last_txn_cut_before_commit_record => crash::last_txn_cut_before_commit_record,
+            crash_last_single_txn_torn_or_flipped => crash::last_single_txn_torn_or_flipped,
             damage_missing_file_is_an_error => damage::missing_file_is_an_error,
             damage_foreign_files_are_refused => damage::foreign_files_are_refused,
             damage_crashed_creation_opens_empty => damage::crashed_creation_opens_empty,

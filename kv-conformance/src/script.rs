@@ -44,6 +44,8 @@ pub fn standard() -> Vec<Step> {
     vec![
         Step::Commit(vec![put(0, 1, "a1"), put(0, 2, "b1"), put(1, 1, "x1")]),
         Step::Commit(vec![put(0, 1, "a2"), (0, 2, None)]),
+        // Transactions of one write: one record each in the log.
+        Step::Commit(vec![put(0, 6, "f1")]),
         Step::Commit(vec![put(0, 3, &big('c')), (1, 1, None)]),
         Step::Commit(vec![put(0, 4, &big('d')), put(0, 1, "a3")]),
         Step::RemoveRange(0, 3, 4),
@@ -51,6 +53,7 @@ pub fn standard() -> Vec<Step> {
         Step::RemoveRange(0, 0, 5),
         Step::Commit(vec![(0, 1, None), put(0, 5, "e1")]),
         Step::Commit(vec![put(0, 2, "b2"), put(1, 1, &big('x'))]),
+        Step::Commit(vec![(0, 6, None)]),
     ]
 }
 

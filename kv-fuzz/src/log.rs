@@ -102,6 +102,21 @@ pub fn txlog_record(data: &[u8]) {
             };
             txlog::encode_range_removal(&mut framed, seq, slot, &range);
         }
+        Record::Single {
+            seq,
+            time_ms,
+            slot,
+            key,
+            value,
+        } => {
+            txlog::encode_single(
+                &mut framed,
+                kv_api::Version::new(seq, time_ms),
+                slot,
+                key,
+                value,
+            );
+        }
         Record::Commit {
             seq,
             time_ms,
@@ -166,6 +181,20 @@ fn replay(
                 }) => seq == t.seq && slot == w.slot && key == w.key && Some(value) == w.value,
                 Some(Record::Remove { seq, slot, key }) => {
                     seq == t.seq && slot == w.slot && key == w.key && w.value.is_none()
+                }
+                // A single record holds its transaction's only write.
+                Some(Record::Single {
+                    seq,
+                    time_ms,
+                    slot,
+                    key,
+                    value,
+                }) => {
+                    t.writes.len() == 1
+                        && (seq, time_ms) == (t.seq, t.time_ms)
+                        && slot == w.slot
+                        && key == w.key
+                        && value == w.value
                 }
                 _ => false,
             };

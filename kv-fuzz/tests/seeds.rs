@@ -56,6 +56,16 @@ async fn fill<E: kv_api::Engine>(store: &Store<E>, rounds: u32) {
                 .unwrap();
         }
         txn.commit().await.unwrap();
+        // Transactions of one write: single records in the logs.
+        if round % 4 == 1 {
+            let mut txn = store.current();
+            txn.insert(0, &format!("one-{round}"), round).unwrap();
+            txn.commit().await.unwrap();
+            let mut txn = store.current();
+            txn.remove(0, &format!("key-{:03}", (round + 5) % 40))
+                .unwrap();
+            txn.commit().await.unwrap();
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! Files are `wal-NNNNNNNN.log`, one id space with tables. Each begins with its file header
 //! (kind [`KIND_WAL`], the store's id, its own id), so a WAL file swapped with another, or
 //! brought from another store, is corruption at open instead of commits replayed out of place.
-//! A transaction is its write records and a commit record ([`kv_engine_kit::txlog`], each in a
-//! [`kv_engine_kit::frame`]), encoded into one buffer and appended with **one** `append` call;
+//! A transaction is its write records and a commit record, or one single record if it has one
+//! write ([`kv_engine_kit::txlog`], each in a [`kv_engine_kit::frame`]), encoded into one buffer and appended with **one** `append` call;
 //! it is durable once the file is synced (the commit pipeline's group commit does that). A new
 //! file is started when the current one passes `Options::segment_size` and whenever the
 //! memtable is frozen, so each WAL file belongs to one memtable and can be deleted once that

@@ -88,7 +88,9 @@ async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
     // Small segments: one memtable spans many WAL files.
     let opts = Opts::default().segment_size(256);
     let e = engine(&s, opts.clone()).await;
-    for i in 0..40u32 {
+    // 39 commits of one write (62 bytes each): the newest file keeps the last 3 (a file rolls
+    // after the commit that passes its size, here every 4th).
+    for i in 0..39u32 {
         let k = format!("k{i:03}");
         put_many(&e, &[(k.as_bytes(), Some(&[7u8; 40]))]).await;
     }
@@ -101,6 +103,7 @@ async fn sealed_wal_damage_is_corruption_and_torn_last_file_is_not() {
     let mut torn = full.clone();
     let last = names.last().expect("last").clone();
     let n = torn[&last].len();
+    assert!(n > 43 + 62, "the newest file holds commits: {n} bytes");
     torn.get_mut(&last)
         .expect("wal")
         .truncate(n.saturating_sub(3));

@@ -541,17 +541,40 @@ enum Tamper {
 async fn damaged_last_txn<E: EngineFamily, F: StorageFactory>(
     tamper: impl Fn(&Region) -> Tamper,
 ) -> std::result::Result<(), String> {
+    damaged_last_txn_of::<E, F>(false, tamper).await
+}
+
+/// [`damaged_last_txn`], with A and B transactions of one write each if `single` (each one
+/// record in the log, its write and commit together, with a removal for A).
+async fn damaged_last_txn_of<E: EngineFamily, F: StorageFactory>(
+    single: bool,
+    tamper: impl Fn(&Region) -> Tamper,
+) -> std::result::Result<(), String> {
     let env = Env::<E, F>::new();
     let faulty = faulty(&env).await;
     let options = crash_options();
     let universe = [(0u8, 1u16), (0, 2), (0, 3), (0, 4)];
     let store = must!(open::<E, F>(&faulty, &options).await);
-    let a = Step::Commit(vec![(0, 1, Some("A".into())), (0, 2, Some("A2".into()))]);
     let mut model = Model::new();
+    if single {
+        // A key for A's removal to remove.
+        let first = Step::Commit(vec![(0, 2, Some("A2".into()))]);
+        let v = must!(run_step(&store, &first).await);
+        script::apply(&mut model, &first, v);
+    }
+    let a = if single {
+        Step::Commit(vec![(0, 2, None)])
+    } else {
+        Step::Commit(vec![(0, 1, Some("A".into())), (0, 2, Some("A2".into()))])
+    };
     let v = must!(run_step(&store, &a).await);
     script::apply(&mut model, &a, v);
     let before = must!(dump(&faulty.restart()).await);
-    let b = Step::Commit(vec![(0, 1, Some("B".into())), (0, 3, Some("B3".into()))]);
+    let b = if single {
+        Step::Commit(vec![(0, 3, Some("B3".into()))])
+    } else {
+        Step::Commit(vec![(0, 1, Some("B".into())), (0, 3, Some("B3".into()))])
+    };
     must!(run_step(&store, &b).await);
     drop(store);
     // A power loss that keeps everything: the files are quiescent for tampering.
@@ -736,4 +759,36 @@ pub async fn last_txn_cut_before_commit_record<E: EngineFamily, F: StorageFactor
         failures.push(format!("cut before B: {e}"));
     }
     report(&failures, 2);
+}
+
+/// The damaged-last-transaction history with transactions of one write (one record each):
+/// B torn at every byte, and each byte of B flipped. B is rolled back, A never lost.
+pub async fn last_single_txn_torn_or_flipped<E: EngineFamily, F: StorageFactory>() {
+    let mut failures = Vec::new();
+    // The first run (a cut at B's start) learns B's length.
+    let len = std::cell::Cell::new(0u64);
+    let learn = |r: &Region| {
+        len.set(r.end - r.start);
+        Tamper::Cut(r.start)
+    };
+    if let Err(e) = damaged_last_txn_of::<E, F>(true, learn).await {
+        failures.push(format!("cut before B: {e}"));
+    }
+    let len = len.get();
+    // The long form's framing alone is 55 bytes: B must be one single record.
+    assert!(
+        len > 0 && len < 48,
+        "a one-write commit of a short key and value took {len} bytes"
+    );
+    for i in 0..len {
+        if i > 0
+            && let Err(e) = damaged_last_txn_of::<E, F>(true, |r| Tamper::Cut(r.start + i)).await
+        {
+            failures.push(format!("cut {i} bytes into B: {e}"));
+        }
+        if let Err(e) = damaged_last_txn_of::<E, F>(true, |r| Tamper::Flip(r.start + i)).await {
+            failures.push(format!("flip of B's byte {i}: {e}"));
+        }
+    }
+    report(&failures, 2 * len);
 }

@@ -1,45 +1,8 @@
 //! Variable-length integers of the table format: LEB128 varints (block entries, index
-//! values) and the zigzag mapping that keeps small signed deltas small.
+//! values; `kv_api::bytes`'s) and the zigzag mapping that keeps small signed deltas small.
 
-/// Appends `v` as a LEB128 varint.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "each byte keeps the low 7 bits of `v` on purpose (LEB128)"
-)]
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a LEB128 varint at `*at`, advancing it. `None` if truncated or overlong.
-#[inline(always)]
-#[expect(
-    clippy::arithmetic_side_effects,
-    reason = "`*at` advances past a byte just read, so stays <= buf.len(); `shift` stops at 70"
-)]
-pub(crate) fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
-    // Most fields fit in one byte: decide that case first.
-    let b = *buf.get(*at)?;
-    *at += 1;
-    if b < 0x80 {
-        return Some(u64::from(b));
-    }
-    let mut v = u64::from(b & 0x7f);
-    let mut shift = 7;
-    while shift < 64 {
-        let b = *buf.get(*at)?;
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(v);
-        }
-        shift += 7;
-    }
-    None
-}
+// The varints themselves are `kv_api::bytes`'s, shared with the transaction log.
+pub(crate) use kv_api::bytes::{get_varint, put_varint};
 
 pub(crate) fn zigzag(delta: i64) -> u64 {
     ((delta << 1) ^ (delta >> 63)) as u64
