@@ -279,9 +279,11 @@ fn bitcask_roll_polls() -> Result<()> {
     const PER_TASK: u64 = 110_000;
     const TASKS: u64 = 4;
     let polls = rt.block_on(async {
-        let store =
-            Store::<kv_db::Bitcask<FileStorage>>::open_with(FileStorage::open(path).await?, options)
-                .await?;
+        let store = Store::<kv_db::Bitcask<FileStorage>>::open_with(
+            FileStorage::open(path).await?,
+            options,
+        )
+        .await?;
         let polls = Arc::new(Polls::new());
         println!("  start: {:?}", polls.start);
         let mut tasks = Vec::new();
