@@ -250,6 +250,10 @@ fn measure<E: Engine>(
     for (at, took, own, switches) in long.iter().take(4) {
         println!("    {at:?}: {took:?}, {own:?}, {switches}x");
     }
+    // Polls that lost their CPU over and over: a wake-up storm (each wake preempting the
+    // waker), rather than one long piece of our code.
+    let stormy = long.iter().filter(|l| l.3 >= 16).count();
+    println!("  long polls that got a CPU back 16 times or more: {stormy}");
     let limit = std::env::var("KV_STALL_LIMIT_US")
         .ok()
         .and_then(|v| v.parse().ok())
