@@ -250,6 +250,10 @@ fn measure<E: Engine>(
     for (at, took, own, switches) in long.iter().take(4) {
         println!("    {at:?}: {took:?}, {own:?}, {switches}x");
     }
+    // Polls that lost their CPU over and over: a wake-up storm (each wake preempting the
+    // waker), rather than one long piece of our code.
+    let stormy = long.iter().filter(|l| l.3 >= 16).count();
+    println!("  long polls that got a CPU back 16 times or more: {stormy}");
     let limit = std::env::var("KV_STALL_LIMIT_US")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -258,5 +262,71 @@ fn measure<E: Engine>(
         worst < Duration::from_micros(limit),
         "the executor stalled for {worst:?} (limit {limit} µs)"
     );
+    Ok(())
+}
+
+/// Bitcask seals its active segment when it reaches `segment_size` (64 MiB): the commit that
+/// crosses it sorts the segment's entries, writes the hint and starts a new segment. The
+/// polls of that commit must stay short too; without fsyncs (buffered commits) the roll comes
+/// within seconds even on a busy machine. Prints the longest polls, own time first.
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn bitcask_roll_polls() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| kv_db::Error::io("tempdir", e))?;
+    let path = dir.path().to_path_buf();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .map_err(|e| kv_db::Error::io("runtime", e))?;
+    let options = kv_db::Options::default().durability(kv_db::Durability::Buffered);
+    // Enough 170-byte commits to cross 64 MiB once.
+    const PER_TASK: u64 = 110_000;
+    const TASKS: u64 = 4;
+    let polls = rt.block_on(async {
+        let store = Store::<kv_db::Bitcask<FileStorage>>::open_with(
+            FileStorage::open(path).await?,
+            options,
+        )
+        .await?;
+        let polls = Arc::new(Polls::new());
+        println!("  start: {:?}", polls.start);
+        let mut tasks = Vec::new();
+        for c in 0..TASKS {
+            let store = store.clone();
+            tasks.push(tokio::spawn(Timed {
+                polls: polls.clone(),
+                fut: Box::pin(async move {
+                    for n in 0..PER_TASK {
+                        let mut txn = store.current();
+                        txn.insert(0, &(c, n), vec![7u8; 100])?;
+                        txn.commit().await?;
+                        // A buffered commit seldom waits: without this, a poll would run
+                        // commits until tokio's budget ran out, and time many, not one.
+                        tokio::task::yield_now().await;
+                    }
+                    Ok::<(), kv_db::Error>(())
+                }),
+            }));
+        }
+        for t in tasks {
+            t.await
+                .map_err(|e| kv_db::Error::io("join", std::io::Error::other(e)))??;
+        }
+        store.close().await?;
+        Ok::<_, kv_db::Error>(polls)
+    })?;
+    let mut long = polls.long.lock().map(|l| l.clone()).unwrap_or_default();
+    long.sort_by_key(|&(_, _, own, _)| std::cmp::Reverse(own));
+    println!(
+        "bitcask roll: longest poll {:?} wall, {:?} own; {} polls >= {:?} wall; the longest own \
+         (ended at: wall, own, CPU regained):",
+        Duration::from_nanos(polls.longest_ns.load(Ordering::Relaxed)),
+        Duration::from_nanos(polls.longest_own_ns.load(Ordering::Relaxed)),
+        long.len(),
+        Polls::LONG,
+    );
+    for (at, took, own, switches) in long.iter().take(8) {
+        println!("    {at:?}: {took:?}, {own:?}, {switches}x");
+    }
     Ok(())
 }

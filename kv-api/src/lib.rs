@@ -73,7 +73,7 @@ pub use retry::Retry;
 pub use snapshot::{Snapshot, Snapshots};
 pub use storage::{LockGuard, MaybeSendSync, Storage, StorageFile, not_found, read_past_end};
 pub use store::Store;
-pub use task::yield_now;
+pub use task::{drop_off_executor, yield_now};
 pub use transaction::Transaction;
 pub use typed::{CATALOG_SLOT, KeyLike, SlotDef, SlotHandle, SlotInfo};
 pub use verify::{Damage, VerifyReport};

@@ -37,6 +37,32 @@ impl std::future::Future for YieldNow {
     }
 }
 
+/// Drops `value` on another thread when there is one to spare: natively, inside a tokio
+/// runtime, on its blocking pool; elsewhere (no runtime, WASI, the browser) right here.
+///
+/// For values whose drop frees many megabytes at once (a sealed segment's sorted entries, a
+/// hint file's bytes, a replaced table). The allocator hands blocks that large back to the
+/// OS (`munmap`), and unmapping tens of MiB takes milliseconds: on an executor thread, that
+/// is a stall of every task it runs (#12, measured in tests/executor_stall.rs). A small
+/// value is cheaper to drop in place.
+///
+/// ```
+/// # fn main() {
+/// let big = vec![0u8; 64 << 20];
+/// kv_api::drop_off_executor(big); // freed on the blocking pool inside a runtime
+/// # }
+/// ```
+pub fn drop_off_executor<T: Send + 'static>(value: T) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        // The handle is not awaited: nothing waits for the memory. A runtime shutting down
+        // drops the closure, and so the value, at once.
+        drop(runtime.spawn_blocking(move || drop(value)));
+        return;
+    }
+    drop(value);
+}
+
 /// Lets other tasks run once, and the browser deliver its pending events. It must give the
 /// event loop a turn (`setTimeout(0)`: a task, not a microtask): a transaction that lost a
 /// conflict and retries at once, in microtasks only, would never let the winner's IndexedDB

@@ -247,6 +247,19 @@ async fn off_executor<T: Send + 'static>(
     }
 }
 
+/// Counts a read that ran inline against tokio's cooperative budget: such a read never
+/// waits, so a task reading in a loop from the page cache would otherwise never yield, and
+/// starve the other tasks of its worker (the append race test hung on it once). Once the
+/// budget is spent (128 operations), the task yields; elsewhere this does nothing.
+#[cfg(not(target_os = "wasi"))]
+async fn inline_read_done() {
+    tokio::task::consume_budget().await;
+}
+
+/// WASI: no tokio runtime to cooperate with.
+#[cfg(target_os = "wasi")]
+async fn inline_read_done() {}
+
 /// WASI (preview 1) has no threads: the system calls run inline.
 #[cfg(target_os = "wasi")]
 async fn off_executor<T>(io: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -548,6 +561,7 @@ impl StorageFile for FileHandle {
         // wait for the disk goes to the blocking pool.
         let cached = pread_cached(&inner.file, &mut buf[..split], offset);
         if cached == split {
+            inline_read_done().await;
             return Ok(buf);
         }
         let inner = self.inner.clone();
@@ -1081,6 +1095,28 @@ mod tests {
         assert!(why.contains("another store in this process"), "{why}");
         drop(guard);
         b.lock().await?;
+        Ok(())
+    }
+
+    /// A task reading from the page cache in a loop lets the other tasks of its thread run:
+    /// the inline reads count against tokio's budget. On one thread, the spawned task runs
+    /// only when the reading task yields.
+    #[tokio::test(flavor = "current_thread")]
+    async fn cached_reads_yield_to_other_tasks() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let s = FileStorage::open(dir.path()).await?;
+        let f = s.create("a").await?;
+        f.append(&[7u8; 4096]).await?;
+        f.sync().await?; // in the file, so reads are the inline, page-cache kind
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::Relaxed) });
+        let mut reads = 0;
+        while !ran.load(std::sync::atomic::Ordering::Relaxed) {
+            assert_eq!(f.read_at(100, 8).await?, [7u8; 8]);
+            reads += 1;
+            assert!(reads < 10_000, "{reads} cached reads never yielded");
+        }
         Ok(())
     }
 }

@@ -101,9 +101,11 @@ impl<S: Storage> Bitcask<S> {
             &pending,
         )
         .await;
-        drop(pending);
+        // Tens of MiB each for a full segment: unmapping them held this thread for
+        // milliseconds (#12).
+        kv_api::drop_off_executor(pending);
         self.write_hint(old_id, &hint).await;
-        drop(hint);
+        kv_api::drop_off_executor(hint);
 
         let new_id = self.layout.lock().alloc_id()?;
         let new_file =

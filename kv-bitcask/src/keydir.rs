@@ -302,15 +302,30 @@ pub(crate) struct Keydir {
 /// See [`Keydir::growing`].
 struct Growing {
     table: NewestTable,
+    /// Buckets of `table` written so far ([`NewestTable::prefault`]): nothing is set in the
+    /// table (neither copied keys nor new commits) until all of them are.
+    prefaulted: usize,
     /// Every key below it has been copied into `table` (`None`: none yet). A version
     /// committed meanwhile is set in both tables, so `table` is right for every key below.
     copied_below: Option<Key>,
+}
+
+impl Growing {
+    /// Every page of the table is written: keys may be set in it.
+    fn ready(&self) -> bool {
+        self.prefaulted >= self.table.buckets()
+    }
 }
 
 /// Keys copied into a growing table per commit, on top of a few per key the commit wrote:
 /// about 50 µs of work. The copy outpaces the map's growth (at most a quarter of the keys
 /// it copies), so it ends long before the new table (twice the slots) is crowded in turn.
 const GROW_STEP: usize = 512;
+
+/// Buckets of a growing table written per commit before any key is copied into it
+/// ([`NewestTable::prefault`]): 1344 buckets are 32 pages, about 40 µs of page faults. A
+/// table for a million keys (2^19 buckets) is ready after 390 commits.
+const PREFAULT_STEP: usize = 1344;
 
 /// `slot byte + key`, the keydir's key.
 pub(crate) fn slot_key(slot: Slot, key: &[u8]) -> Vec<u8> {
@@ -445,13 +460,14 @@ impl Keydir {
 
     /// Refills the newest-version table from the map, sized for its keys.
     fn rebuild_newest(&mut self) {
-        self.newest = NewestTable::build(
+        let built = NewestTable::build(
             self.map.len(),
             self.map
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_bytes(), v.newest()?))),
         );
-        self.growing = None;
+        let old = std::mem::replace(&mut self.newest, built);
+        kv_api::drop_off_executor((old, self.growing.take()));
     }
 
     /// Copies the next keys into the growing newest-version table (starting one when the
@@ -464,12 +480,21 @@ impl Keydir {
             self.growing = Some(Growing {
                 // Twice the slots, as a one-go rebuild at this size had.
                 table: NewestTable::with_capacity(self.map.len()),
+                prefaulted: 0,
                 copied_below: None,
             });
         }
         let Some(g) = &mut self.growing else {
             return;
         };
+        if !g.ready() {
+            // At least a bucket per key written: the new table (4x the keys it starts
+            // with in slots) is ready long before it is crowded in turn.
+            g.prefaulted = g
+                .table
+                .prefault(g.prefaulted, PREFAULT_STEP.saturating_add(wrote));
+            return;
+        }
         let mut rest = match &g.copied_below {
             None => self.map.range::<Key, _>(..),
             Some(k) => self.map.range::<Key, _>(k..),
@@ -484,7 +509,8 @@ impl Keydir {
             Some((next, _)) => g.copied_below = Some(next.clone()),
             None => {
                 if let Some(done) = self.growing.take() {
-                    self.newest = done.table;
+                    // The old table is MiBs, freed under the keydir lock otherwise.
+                    kv_api::drop_off_executor(std::mem::replace(&mut self.newest, done.table));
                 }
             }
         }
@@ -520,7 +546,7 @@ impl Keydir {
         }
         self.newest
             .set_all(entries.iter().map(|(k, l)| (k.as_bytes(), l)));
-        if let Some(g) = &mut self.growing {
+        if let Some(g) = self.growing.as_mut().filter(|g| g.ready()) {
             g.table
                 .set_all(entries.iter().map(|(k, l)| (k.as_bytes(), l)));
         }
@@ -543,7 +569,7 @@ impl Keydir {
     #[cfg(test)]
     pub fn set_newest_for_test(&mut self, key: &Key, loc: &Loc) {
         self.newest.set(key.as_bytes(), loc);
-        if let Some(g) = &mut self.growing {
+        if let Some(g) = self.growing.as_mut().filter(|g| g.ready()) {
             g.table.set(key.as_bytes(), loc);
         }
     }
@@ -871,6 +897,8 @@ mod tests {
             let key = Key::from_bytes(&[&[0u8][..], &id.to_be_bytes()].concat());
             seq += 1;
             let was_growing = kd.growing.is_some();
+            // Keys are copied only once the new table's pages are written.
+            let was_copying = kd.growing.as_ref().is_some_and(Growing::ready);
             let before = kd.growing.as_ref().and_then(|g| g.copied_below.clone());
             kd.insert_all(&[(key, loc(seq, 1, round % 16 == 5))]);
             if was_growing && kd.growing.is_none() {
@@ -882,7 +910,7 @@ mod tests {
             } else {
                 0
             };
-            if let Some(g) = &kd.growing {
+            if let Some(g) = kd.growing.as_ref().filter(|_| was_copying) {
                 let copied = kd
                     .map
                     .range::<Key, _>((

@@ -173,6 +173,8 @@ impl<'e, S: Storage> MergeOutput<'e, S> {
             len: cur.flushed,
         };
         self.done.push((info, cur.file));
+        // As a roll does (`Bitcask::roll`): a full segment's entries and hint are MiBs.
+        kv_api::drop_off_executor((hint, cur.hint));
         Ok(())
     }
 

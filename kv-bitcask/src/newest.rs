@@ -137,6 +137,35 @@ impl NewestTable {
         }
     }
 
+    /// Buckets in the table.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Writes the memory of buckets `from..from + count` (clamped to the table) and returns
+    /// where it stopped: for a new table, before anything is set in it.
+    ///
+    /// A new table is a zeroed allocation the OS maps lazily, and [`NewestTable::set_all`]
+    /// reads a bucket before it writes it: its first touch of a page maps the shared zero
+    /// page, and the write that follows copies it and flushes the TLB of every CPU running
+    /// the process. Setting the first keys of a growing table took over a millisecond of page
+    /// faults per commit (#12); written here first, a page costs one fault, and a growing
+    /// table's pages are spread over many commits.
+    pub fn prefault(&mut self, from: usize, count: usize) -> usize {
+        /// Buckets closer together than a page (96 bytes each), so that one in this many
+        /// touches every page.
+        const PAGE_BUCKETS: usize = 4096 / std::mem::size_of::<[RawSlot; WAYS]>();
+        let end = from.saturating_add(count).min(self.buckets.len());
+        let fresh = self.buckets.get_mut(from..end).unwrap_or_default();
+        for bucket in fresh.iter_mut().step_by(PAGE_BUCKETS) {
+            // Zero over zero (nothing is set yet), opaque to the compiler so that the store
+            // is kept.
+            debug_assert_eq!(*bucket, [[0; 3]; WAYS]);
+            *bucket = std::hint::black_box([[0; 3]; WAYS]);
+        }
+        end
+    }
+
     /// Slots in the table.
     pub fn slots(&self) -> usize {
         self.buckets.len().saturating_mul(WAYS)

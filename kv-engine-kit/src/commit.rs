@@ -40,6 +40,9 @@ impl WriterState {
 struct SyncState {
     synced: u64,
     in_progress: bool,
+    /// Syncs finished (or failed) so far: a waiter woken after one passes the wake-up on
+    /// (see [`CommitPipeline::wait_durable`]).
+    completions: u64,
 }
 
 /// Ordering, validation, group commit and visibility of commits. See the module docs.
@@ -82,6 +85,7 @@ impl CommitPipeline {
             sync: Mutex::new(SyncState {
                 synced: last.seq(),
                 in_progress: false,
+                completions: 0,
             }),
             synced_notify: tokio::sync::Notify::new(),
             snapshots: Snapshots::default(),
@@ -336,13 +340,24 @@ impl CommitPipeline {
 
     /// Waits until a sync covers commit `seq`, running the sync itself if no other committer
     /// is: the group commit.
+    ///
+    /// The waiters are woken in a chain, not all at once: the leader wakes the first one
+    /// (`notify_one`, first come first woken), and each waiter woken after a sync finished
+    /// wakes the next before anything else. Waking 63 committers in the leader's one poll
+    /// held its worker for a millisecond: each wake unparked the other worker, which
+    /// preempted the waker (#12, docs/benchmarks.md). A waiter that registered after the
+    /// latest sync finished does not pass the wake-up on (it was woken by a stale one):
+    /// every waiter behind it registered later still, while a sync was running, and that
+    /// sync's end starts a new chain. A waiter dropped after its wake-up passes it on
+    /// (tokio's `Notified` does).
     async fn wait_durable<F, Fut>(&self, seq: u64, sync: F) -> Result<()>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
         loop {
-            let notified = {
+            let mut notified = std::pin::pin!(self.synced_notify.notified());
+            let waiting = {
                 let mut st = self.sync.lock();
                 if st.synced >= seq {
                     return Ok(());
@@ -352,19 +367,28 @@ impl CommitPipeline {
                     st.in_progress = true;
                     None
                 } else {
-                    Some(self.synced_notify.notified())
+                    // Queued now, under the lock: in the order of `completions`.
+                    notified.as_mut().enable();
+                    Some(st.completions)
                 }
             };
-            if let Some(notified) = notified {
+            if let Some(seen) = waiting {
                 notified.await;
+                if self.sync.lock().completions != seen {
+                    self.synced_notify.notify_one();
+                }
                 continue;
             }
             // Leader: everything appended so far is covered by this sync.
             let target = *self.appended.lock();
+            let mut abandoned = Abandoned(Some(self));
             let result = sync().await;
+            abandoned.0 = None; // finished: the lead ends below
+            drop(abandoned);
             {
                 let mut st = self.sync.lock();
                 st.in_progress = false;
+                st.completions = st.completions.wrapping_add(1);
                 if result.is_ok() {
                     st.synced = st.synced.max(target.seq());
                 }
@@ -377,12 +401,23 @@ impl CommitPipeline {
                 }
                 Err(e) => {
                     let e = self.poison(e);
-                    self.synced_notify.notify_waiters();
+                    self.synced_notify.notify_one();
                     return Err(e);
                 }
             }
-            self.synced_notify.notify_waiters();
+            self.synced_notify.notify_one();
         }
+    }
+
+    /// A leader whose sync was dropped before it finished (its commit's future was dropped):
+    /// no sync is running any more, and the first waiter must learn it and lead the next.
+    fn sync_abandoned(&self) {
+        {
+            let mut st = self.sync.lock();
+            st.in_progress = false;
+            st.completions = st.completions.wrapping_add(1);
+        }
+        self.synced_notify.notify_one();
     }
 
     /// Makes everything appended so far durable through `sync` (sharing an in-flight sync).
@@ -399,6 +434,19 @@ impl CommitPipeline {
     fn prune(&self, state: &mut WriterState) {
         let oldest = self.merge_horizon();
         state.tracker.prune(oldest);
+    }
+}
+
+/// Held by a group-commit leader while its sync runs; dropped with the leader's future (a
+/// commit cancelled by its caller), it hands the lead on ([`CommitPipeline::sync_abandoned`]):
+/// otherwise every later durable commit would wait for a sync that never ends.
+struct Abandoned<'a>(Option<&'a CommitPipeline>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.sync_abandoned();
+        }
     }
 }
 
@@ -554,6 +602,60 @@ mod tests {
             syncs <= COMMITS / 2,
             "{COMMITS} concurrent durable commits ran {syncs} syncs: they do not share them"
         );
+        Ok(())
+    }
+
+    /// Durable commits whose callers give up waiting (their futures dropped, as a timeout
+    /// does) never hold up the others: a dropped waiter passes its wake-up on, and a dropped
+    /// leader hands the lead on. 32 tasks commit 20 times each; every third commit is raced
+    /// against a timer shorter than the sync, so leaders and waiters are both dropped, before
+    /// and after their wake-up. Every commit that is not dropped must return (the outer
+    /// timeout only turns a hang into a failure).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_durable_commits_never_stall_the_others() -> Result<()> {
+        let options = Options::default().durability(Durability::Sync);
+        let p = Arc::new(CommitPipeline::new(Version::ZERO, 0, options));
+        let mut tasks = Vec::new();
+        for t in 0..32u8 {
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut done, mut dropped) = (0u32, 0u32);
+                for i in 0..20u8 {
+                    let batch = WriteBatch::new(p.snapshot()?).write(0, vec![t, i], Some(vec![i]));
+                    let ticket = p.begin(&batch).await?;
+                    let sync = || async {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        Ok(())
+                    };
+                    let commit = ticket.finish(&batch, sync);
+                    if i % 3 == 0 {
+                        let give_up = tokio::time::sleep(std::time::Duration::from_micros(300));
+                        tokio::select! {
+                            r = commit => { r?; done += 1; }
+                            () = give_up => dropped += 1,
+                        }
+                    } else {
+                        commit.await?;
+                        done += 1;
+                    }
+                }
+                Ok::<_, Error>((done, dropped))
+            }));
+        }
+        let all = async {
+            let (mut done, mut dropped) = (0, 0);
+            for t in tasks {
+                let (d, x) = t.await.expect("task")?;
+                done += d;
+                dropped += x;
+            }
+            Ok::<_, Error>((done, dropped))
+        };
+        let (done, dropped) = tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("durable commits hung after others were dropped")?;
+        assert_eq!(done + dropped, 32 * 20);
+        assert!(dropped > 0, "no commit was dropped: the test tests nothing");
         Ok(())
     }
 
