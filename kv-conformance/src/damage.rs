@@ -95,8 +95,10 @@ pub(crate) fn cuts_log_at_a_commit(damage: &Damage, files: &Files) -> bool {
         return false;
     };
     let from = kv_engine_kit::header::LEN;
+    // A cut right after the header leaves the file as it was created, before its first
+    // commit: a crash state as well.
     is_newest_of_its_kind(file, files)
-        && kept.len() > from
+        && kept.len() >= from
         && kv_engine_kit::txlog::replay(
             kept,
             from,
