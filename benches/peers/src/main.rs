@@ -108,12 +108,31 @@ pub const TEN_M: Sizes = Sizes {
     large: 2_000,
 };
 
-/// The run's sizes: the shared scales plus `10m`.
+/// `KV_BENCH_SCALE=200k`: issue #14's smaller store size.
+pub const TWO_HUNDRED_K: Sizes = Sizes {
+    name: "200k",
+    fill: 200_000,
+    durable: 2_000,
+    buffered: 200_000,
+    reads: 500_000,
+    scans: 50_000,
+    merge_keys: 20_000,
+    reopen: 200_000,
+    large: 400,
+};
+
+/// The run's sizes: the shared scales plus `200k` and `10m`. Here `full` writes 1,000,000
+/// buffered single-key commits (the criterion suite: 200,000), so that `put_buffered` has
+/// a 1M-key row as issue #14 asks.
 fn sizes() -> Sizes {
-    if std::env::var("KV_BENCH_SCALE").as_deref() == Ok("10m") {
-        TEN_M
-    } else {
-        workload::sizes()
+    match std::env::var("KV_BENCH_SCALE").as_deref() {
+        Ok("10m") => TEN_M,
+        Ok("200k") => TWO_HUNDRED_K,
+        Ok("full") => Sizes {
+            buffered: 1_000_000,
+            ..workload::FULL
+        },
+        _ => workload::sizes(),
     }
 }
 

@@ -7,6 +7,14 @@
 //! | sled 0.34 | `apply_batch` then `flush()` | `apply_batch` (sled flushes every 500 ms) | none (column left empty) |
 //! | rocksdb | `WriteBatch`, `WriteOptions::set_sync(true)` | `set_sync(false)` (WAL in OS buffers) | `flush` + `compact_range(..)` |
 //!
+//! Codec and blob settings (issue #17; `KV_PEERS_CODEC`, `KV_PEERS_BLOB`, see `subject.rs`):
+//! RocksDB `set_compression_type` (default Snappy) and BlobDB (`set_enable_blob_files`,
+//! `set_min_blob_size(4096)`); fjall `data_block_compression_policy` (none or LZ4 in every
+//! level; default: none in levels 0 - 1, LZ4 below; no zstd in fjall 3) and
+//! `with_kv_separation` (its defaults: 1 KiB threshold, LZ4 blobs). fjall, redb and sled
+//! have no batched point read: their `get_batched` is a loop of gets; RocksDB's is
+//! `multi_get` (values copied into `Vec`s, as ours).
+//!
 //! Every store gets the same read-cache budget ([`workload::cache_bytes`], `KV_BENCH_CACHE_MB`):
 //! fjall `cache_size`, redb `set_cache_size`, sled `cache_capacity`, RocksDB an LRU block cache.
 //!
