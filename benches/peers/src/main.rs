@@ -230,18 +230,21 @@ fn run<D: Db>(rt: &Runtime, sizes: Sizes) -> Column {
             let mut db = owned(db);
             rt.block_on(db.compact());
             rt.block_on(db.close());
-            let rss_before = proc_stats::rss_kib();
+            if !label.contains("/memory") {
+                // The memory an opened store holds, from a fresh process (in this one the
+                // allocator reuses what the closed store freed, which hides the growth).
+                let fresh = reopen_in_child(&label, place.path(), n);
+                for name in ["reopen_fresh_ms", "reopen_rss_bytes_per_key"] {
+                    if let Some(v) = fresh.get(name) {
+                        col.set(name, v);
+                    }
+                }
+            }
             let t = Instant::now();
             let db = Arc::new(rt.block_on(D::open(&place)));
             let d = t.elapsed();
             col.set("reopen", per_sec(n, d));
             col.set("reopen_ms", d.as_secs_f64() * 1e3);
-            if let (Some(a), Some(b)) = (rss_before, proc_stats::rss_kib()) {
-                col.set(
-                    "reopen_rss_bytes_per_key",
-                    (b as f64 - a as f64) * 1024.0 / n as f64,
-                );
-            }
             rt.block_on(db.get_random(n, 100, 4));
             note("scans after compaction and reopen");
             let d = timed(rt, &db, 1, |db, _| async move {
@@ -407,7 +410,11 @@ type Subject = (String, fn(&Runtime, Sizes) -> Column);
 
 fn subjects() -> Vec<Subject> {
     fn s<D: Db>() -> Subject {
-        (D::label(), run::<D>)
+        if std::env::var_os("KV_PEERS_REOPEN").is_some() {
+            (D::label(), reopen_here::<D>)
+        } else {
+            (D::label(), run::<D>)
+        }
     }
     use kv_db::backends::{FileStorage, MemoryStorage};
     use subject::{OnFile, OnMemory, Ours};
@@ -424,6 +431,50 @@ fn subjects() -> Vec<Subject> {
     #[cfg(feature = "rocksdb")]
     all.push(s::<peers::Rocks>());
     all
+}
+
+/// Opens the store `label` at `path` (`n` keys) in a child process (`KV_PEERS_REOPEN`): the
+/// open's wall time and the resident set it added, per key.
+fn reopen_in_child(label: &str, path: &std::path::Path, n: usize) -> Column {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .env("KV_PEERS_ONLY", label)
+        .env("KV_PEERS_REOPEN", path)
+        .env("KV_PEERS_REOPEN_KEYS", n.to_string())
+        .env_remove("KV_PEERS_EACH")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run reopen child");
+    assert!(out.status.success(), "reopen child for {label} failed");
+    let text = String::from_utf8(out.stdout).expect("child output");
+    Column::parse(&text)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Column::new(label.to_string(), None))
+}
+
+/// The reopen child: opens the store at `KV_PEERS_REOPEN`, measures, prints its column.
+fn reopen_here<D: Db>(rt: &Runtime, _sizes: Sizes) -> Column {
+    let path = std::env::var_os("KV_PEERS_REOPEN").expect("KV_PEERS_REOPEN");
+    let n: usize = std::env::var("KV_PEERS_REOPEN_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("KV_PEERS_REOPEN_KEYS");
+    let place = Place::at(std::path::Path::new(&path));
+    let mut col = Column::new(D::label(), D::OURS);
+    let before = proc_stats::rss_kib();
+    let t = Instant::now();
+    let db = rt.block_on(D::open(&place));
+    col.set("reopen_fresh_ms", t.elapsed().as_secs_f64() * 1e3);
+    if let (Some(a), Some(b)) = (before, proc_stats::rss_kib()) {
+        col.set(
+            "reopen_rss_bytes_per_key",
+            (b as f64 - a as f64) * 1024.0 / n as f64,
+        );
+    }
+    rt.block_on(db.get_random(n, 100, 4));
+    rt.block_on(db.close());
+    col
 }
 
 /// Runs the store `label` in a child process (this binary with `KV_PEERS_ONLY`) and reads
@@ -492,6 +543,7 @@ fn main() {
             });
             let mut col = f(rt, sizes);
             if only.is_some()
+                && std::env::var_os("KV_PEERS_REOPEN").is_none()
                 && let Some(kib) = proc_stats::peak_rss_kib()
             {
                 col.set("peak_rss_kib", kib as f64);

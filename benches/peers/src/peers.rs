@@ -54,7 +54,7 @@ impl Db for Fjall {
     }
 
     async fn open(place: &Place) -> Self {
-        let mut builder = fjall::Database::builder(place.dir.path().join("fjall"));
+        let mut builder = fjall::Database::builder(place.path().join("fjall"));
         if let Some(bytes) = workload::cache_bytes() {
             builder = builder.cache_size(bytes as u64);
         }
@@ -159,7 +159,7 @@ impl Db for Fjall {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -207,7 +207,7 @@ impl Db for Redb {
             builder.set_cache_size(bytes);
         }
         let db = builder
-            .create(place.dir.path().join("redb.db"))
+            .create(place.path().join("redb.db"))
             .expect("open redb");
         let redb = Redb { db };
         redb.write(true, |_| {});
@@ -297,7 +297,7 @@ impl Db for Redb {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -321,7 +321,7 @@ impl Db for Sled {
     }
 
     async fn open(place: &Place) -> Self {
-        let mut config = sled::Config::new().path(place.dir.path().join("sled"));
+        let mut config = sled::Config::new().path(place.path().join("sled"));
         if let Some(bytes) = workload::cache_bytes() {
             config = config.cache_capacity(bytes as u64);
         }
@@ -392,7 +392,7 @@ impl Db for Sled {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -436,7 +436,7 @@ impl Db for Rocks {
             table.set_block_cache(&rocksdb::Cache::new_lru_cache(bytes));
             opts.set_block_based_table_factory(&table);
         }
-        let db = rocksdb::DB::open(&opts, place.dir.path().join("rocksdb")).expect("open rocksdb");
+        let db = rocksdb::DB::open(&opts, place.path().join("rocksdb")).expect("open rocksdb");
         Rocks { db }
     }
 
@@ -519,7 +519,7 @@ impl Db for Rocks {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {

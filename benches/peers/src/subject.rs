@@ -15,9 +15,11 @@ use serde_bytes::ByteBuf;
 use crate::ours::{self, Api};
 use crate::workload;
 
-/// A fresh temporary directory (for file-backed stores) and a fresh memory storage.
+/// A fresh temporary directory (for file-backed stores) and a fresh memory storage; or
+/// ([`Place::at`]) an existing directory that is left in place.
 pub struct Place {
-    pub dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
     pub mem: MemoryStorage,
 }
 
@@ -29,9 +31,23 @@ impl Place {
             .tempdir_in(&root)
             .unwrap_or_else(|e| panic!("temp dir in {}: {e}", root.display()));
         Place {
-            dir,
+            path: dir.path().into(),
+            _dir: Some(dir),
             mem: MemoryStorage::new(),
         }
+    }
+
+    /// The store at `path`, which outlives this value (a reopen in another process).
+    pub fn at(path: &std::path::Path) -> Self {
+        Place {
+            path: path.into(),
+            _dir: None,
+            mem: MemoryStorage::new(),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 }
 
@@ -208,7 +224,7 @@ impl OurBackend for OnFile {
     const NAME: &'static str = "file";
     const IS_FILE: bool = true;
     async fn storage(place: &Place) -> FileStorage {
-        FileStorage::open(place.dir.path())
+        FileStorage::open(place.path())
             .await
             .expect("open FileStorage")
     }
@@ -376,7 +392,7 @@ impl<E: Tuned<Storage = B::S>, B: OurBackend> Db for Ours<E, B> {
 
     async fn bytes(&self, place: &Place) -> u64 {
         if B::IS_FILE {
-            workload::dir_bytes(place.dir.path())
+            workload::dir_bytes(place.path())
         } else {
             self.store.stats().await.expect("stats").bytes_on_storage
         }
