@@ -12,14 +12,20 @@ BIN=${CARGO_TARGET_DIR:-target}/release/kv-peers-bench
 OUT=${OUT:-/tmp/kv-peers-runs}
 mkdir -p "$OUT"
 
-run() { # name, then env assignments and arguments as for `env`
+run() { # name, then VAR=value assignments, then the binary's arguments (store labels)
     name=$1
     shift
+    vars=""
+    while [ $# -gt 0 ] && case $1 in *=*) true ;; *) false ;; esac; do
+        vars="$vars $1"
+        shift
+    done
     {
         echo "<!-- $name: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load before: $(uptime | sed 's/.*load average: //') -->"
-        echo "<!-- command: $* -->"
+        echo "<!-- command:$vars cargo run --release --features rocksdb -- $* -->"
         start=$(date +%s)
-        env "$@" "$BIN" 2>"$OUT/$name.log"
+        # shellcheck disable=SC2086
+        env $vars "$BIN" "$@" 2>"$OUT/$name.log"
         echo "<!-- $name: $(( $(date +%s) - start )) s; load after: $(uptime | sed 's/.*load average: //') -->"
     } >"$OUT/$name.md"
     echo "$name done: $OUT/$name.md" >&2
