@@ -7,6 +7,14 @@
 //! | sled 0.34 | `apply_batch` then `flush()` | `apply_batch` (sled flushes every 500 ms) | none (column left empty) |
 //! | rocksdb | `WriteBatch`, `WriteOptions::set_sync(true)` | `set_sync(false)` (WAL in OS buffers) | `flush` + `compact_range(..)` |
 //!
+//! Codec and blob settings (issue #17; `KV_PEERS_CODEC`, `KV_PEERS_BLOB`, see `subject.rs`):
+//! RocksDB `set_compression_type` (default Snappy) and BlobDB (`set_enable_blob_files`,
+//! `set_min_blob_size(4096)`); fjall `data_block_compression_policy` (none or LZ4 in every
+//! level; default: none in levels 0 - 1, LZ4 below; no zstd in fjall 3) and
+//! `with_kv_separation` (its defaults: 1 KiB threshold, LZ4 blobs). fjall, redb and sled
+//! have no batched point read: their `get_batched` is a loop of gets; RocksDB's is
+//! `multi_get` (values copied into `Vec`s, as ours).
+//!
 //! Every store gets the same read-cache budget ([`workload::cache_bytes`], `KV_BENCH_CACHE_MB`):
 //! fjall `cache_size`, redb `set_cache_size`, sled `cache_capacity`, RocksDB an LRU block cache.
 //!
@@ -17,7 +25,7 @@
 
 use std::ops::Range;
 
-use crate::subject::{Db, Place};
+use crate::subject::{self, Db, Place};
 use crate::workload::{self, SCAN_LEN};
 
 /// Random keys of `0..n`, as `workload` makes them.
@@ -42,17 +50,40 @@ impl Db for Fjall {
     const OURS: Option<&'static str> = None;
 
     fn label() -> String {
-        "fjall".into()
+        format!("fjall{}", subject::suffix(true, subject::blob()))
     }
 
     async fn open(place: &Place) -> Self {
-        let mut builder = fjall::Database::builder(place.dir.path().join("fjall"));
+        let mut builder = fjall::Database::builder(place.path().join("fjall"));
         if let Some(bytes) = workload::cache_bytes() {
             builder = builder.cache_size(bytes as u64);
         }
         let db = builder.open().expect("open fjall");
         let ks = db
-            .keyspace("bench", fjall::KeyspaceCreateOptions::default)
+            .keyspace("bench", || {
+                let mut o = fjall::KeyspaceCreateOptions::default();
+                match subject::codec() {
+                    Some("none") => {
+                        o = o.data_block_compression_policy(
+                            fjall::config::CompressionPolicy::disabled(),
+                        )
+                    }
+                    Some("lz4") => {
+                        o = o.data_block_compression_policy(fjall::config::CompressionPolicy::all(
+                            fjall::CompressionType::Lz4,
+                        ))
+                    }
+                    Some(other) => {
+                        eprintln!("fjall 3 has no {other} compression");
+                        std::process::exit(2)
+                    }
+                    None => {}
+                }
+                if subject::blob() {
+                    o = o.with_kv_separation(Some(fjall::KvSeparationOptions::default()));
+                }
+                o
+            })
             .expect("fjall keyspace");
         Fjall { db, ks }
     }
@@ -88,6 +119,33 @@ impl Db for Fjall {
         }
     }
 
+    async fn scan_all(&self) -> u64 {
+        let mut rows = 0;
+        for guard in self.ks.iter() {
+            std::hint::black_box(guard.into_inner().expect("fjall scan"));
+            rows += 1;
+        }
+        rows
+    }
+
+    async fn get_batched(&self, n: usize, count: u64, seed: u64, _batch: usize) {
+        // fjall 3 has no batched point read: a loop of gets.
+        self.get_random(n, count, seed).await;
+    }
+
+    async fn put_rows(&self, rows: Vec<(u64, Vec<u8>)>, durable: bool) {
+        let mode = if durable {
+            fjall::PersistMode::SyncData
+        } else {
+            fjall::PersistMode::Buffer
+        };
+        let mut batch = self.db.batch().durability(Some(mode));
+        for (i, v) in rows {
+            batch.insert(&self.ks, workload::key(i), v);
+        }
+        batch.commit().expect("fjall commit");
+    }
+
     async fn flush(&self) {
         self.db
             .persist(fjall::PersistMode::SyncAll)
@@ -101,7 +159,7 @@ impl Db for Fjall {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -149,7 +207,7 @@ impl Db for Redb {
             builder.set_cache_size(bytes);
         }
         let db = builder
-            .create(place.dir.path().join("redb.db"))
+            .create(place.path().join("redb.db"))
             .expect("open redb");
         let redb = Redb { db };
         redb.write(true, |_| {});
@@ -195,6 +253,34 @@ impl Db for Redb {
         }
     }
 
+    async fn scan_all(&self) -> u64 {
+        use redb::{ReadableDatabase, ReadableTable};
+        let tx = self.db.begin_read().expect("redb begin_read");
+        let table = tx.open_table(REDB_TABLE).expect("redb table");
+        let mut rows = 0;
+        for row in table.iter().expect("redb iter") {
+            let (k, v) = row.expect("redb scan");
+            std::hint::black_box((k.value(), v.value()));
+            rows += 1;
+        }
+        rows
+    }
+
+    async fn get_batched(&self, n: usize, count: u64, seed: u64, _batch: usize) {
+        // redb has no batched point read: a loop of gets.
+        self.get_random(n, count, seed).await;
+    }
+
+    async fn put_rows(&self, rows: Vec<(u64, Vec<u8>)>, durable: bool) {
+        self.write(durable, |table| {
+            for (i, v) in rows {
+                table
+                    .insert(workload::key(i).as_slice(), v.as_slice())
+                    .expect("redb insert");
+            }
+        });
+    }
+
     async fn flush(&self) {
         self.write(true, |_| {});
     }
@@ -211,7 +297,7 @@ impl Db for Redb {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -235,7 +321,7 @@ impl Db for Sled {
     }
 
     async fn open(place: &Place) -> Self {
-        let mut config = sled::Config::new().path(place.dir.path().join("sled"));
+        let mut config = sled::Config::new().path(place.path().join("sled"));
         if let Some(bytes) = workload::cache_bytes() {
             config = config.cache_capacity(bytes as u64);
         }
@@ -272,6 +358,31 @@ impl Db for Sled {
         }
     }
 
+    async fn scan_all(&self) -> u64 {
+        let mut rows = 0;
+        for row in self.db.iter() {
+            std::hint::black_box(row.expect("sled scan"));
+            rows += 1;
+        }
+        rows
+    }
+
+    async fn get_batched(&self, n: usize, count: u64, seed: u64, _batch: usize) {
+        // sled has no batched point read: a loop of gets.
+        self.get_random(n, count, seed).await;
+    }
+
+    async fn put_rows(&self, rows: Vec<(u64, Vec<u8>)>, durable: bool) {
+        let mut batch = sled::Batch::default();
+        for (i, v) in rows {
+            batch.insert(&workload::key(i)[..], v);
+        }
+        self.db.apply_batch(batch).expect("sled apply_batch");
+        if durable {
+            self.db.flush().expect("sled flush");
+        }
+    }
+
     async fn flush(&self) {
         self.db.flush().expect("sled flush");
     }
@@ -281,7 +392,7 @@ impl Db for Sled {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
@@ -304,18 +415,28 @@ impl Db for Rocks {
     const OURS: Option<&'static str> = None;
 
     fn label() -> String {
-        "rocksdb".into()
+        format!("rocksdb{}", subject::suffix(true, subject::blob()))
     }
 
     async fn open(place: &Place) -> Self {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
+        match subject::codec() {
+            Some("none") => opts.set_compression_type(rocksdb::DBCompressionType::None),
+            Some("lz4") => opts.set_compression_type(rocksdb::DBCompressionType::Lz4),
+            Some("zstd") => opts.set_compression_type(rocksdb::DBCompressionType::Zstd),
+            _ => {}
+        }
+        if subject::blob() {
+            opts.set_enable_blob_files(true);
+            opts.set_min_blob_size(4096);
+        }
         if let Some(bytes) = workload::cache_bytes() {
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_block_cache(&rocksdb::Cache::new_lru_cache(bytes));
             opts.set_block_based_table_factory(&table);
         }
-        let db = rocksdb::DB::open(&opts, place.dir.path().join("rocksdb")).expect("open rocksdb");
+        let db = rocksdb::DB::open(&opts, place.path().join("rocksdb")).expect("open rocksdb");
         Rocks { db }
     }
 
@@ -351,6 +472,42 @@ impl Db for Rocks {
         }
     }
 
+    async fn scan_all(&self) -> u64 {
+        let mut it = self.db.raw_iterator();
+        it.seek_to_first();
+        let mut rows = 0;
+        while it.valid() {
+            std::hint::black_box((it.key(), it.value()));
+            rows += 1;
+            it.next();
+        }
+        it.status().expect("rocksdb scan");
+        rows
+    }
+
+    async fn get_batched(&self, n: usize, count: u64, seed: u64, batch: usize) {
+        let mut keys = random_keys(n, count, seed).map(|(_, k)| k).peekable();
+        while keys.peek().is_some() {
+            let chunk: Vec<[u8; 16]> = keys.by_ref().take(batch).collect();
+            for v in self.db.multi_get(&chunk) {
+                assert!(
+                    v.expect("rocksdb multi_get").is_some(),
+                    "rocksdb: key missing"
+                );
+            }
+        }
+    }
+
+    async fn put_rows(&self, rows: Vec<(u64, Vec<u8>)>, durable: bool) {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (i, v) in rows {
+            batch.put(workload::key(i), v);
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(durable);
+        self.db.write_opt(batch, &wo).expect("rocksdb write");
+    }
+
     async fn flush(&self) {
         self.db.flush_wal(true).expect("rocksdb flush_wal");
     }
@@ -362,7 +519,7 @@ impl Db for Rocks {
     }
 
     async fn bytes(&self, place: &Place) -> u64 {
-        workload::dir_bytes(place.dir.path())
+        workload::dir_bytes(place.path())
     }
 
     async fn close(self) {
