@@ -137,12 +137,21 @@ pub fn blob() -> bool {
     )
 }
 
-/// `KV_PEERS_LSM_BLOB_THRESHOLD=bytes`: values at least this long go to our LSM's blob
-/// files. Read here and applied in [`Tuned::run_tuning`] for the LSM.
-pub fn lsm_blob_threshold() -> Option<usize> {
-    std::env::var("KV_PEERS_LSM_BLOB_THRESHOLD")
-        .ok()
-        .and_then(|v| v.parse().ok())
+/// `KV_PEERS_LSM_BLOB_THRESHOLD`: our LSM's blob threshold (`LsmOptions::blob_threshold`):
+/// `off` keeps every value in the tables, a number of bytes sets the threshold; unset, the
+/// engine's default (4 KiB) applies. `Some(setting)` when the variable is set.
+pub fn lsm_blob_threshold() -> Option<Option<usize>> {
+    let v = std::env::var("KV_PEERS_LSM_BLOB_THRESHOLD").ok()?;
+    match v.trim() {
+        "off" | "none" => Some(None),
+        n => match n.parse() {
+            Ok(bytes) => Some(Some(bytes)),
+            Err(_) => {
+                eprintln!("KV_PEERS_LSM_BLOB_THRESHOLD={v}: expected a number of bytes or off");
+                std::process::exit(2);
+            }
+        },
+    }
 }
 
 /// The suffix of a column label that names the codec and blob settings of the run.
@@ -182,16 +191,13 @@ impl<S: Storage> Tuned for Lsm<S> {
             Some("zstd") => t = t.compression(Compression::Zstd),
             _ => {}
         }
-        if let Some(_threshold) = lsm_blob_threshold() {
-            // LSM blob separation: set once LsmOptions has it, e.g.
-            // `t = t.blob_threshold(_threshold);` (the lead wires this line after the merge).
-            eprintln!("KV_PEERS_LSM_BLOB_THRESHOLD: LsmOptions has no blob separation yet");
-            std::process::exit(2);
+        if let Some(threshold) = lsm_blob_threshold() {
+            t = t.blob_threshold(threshold);
         }
         t
     }
     fn suffix() -> String {
-        suffix(true, lsm_blob_threshold().is_some())
+        suffix(true, lsm_blob_threshold().is_some_and(|t| t.is_some()))
     }
 }
 
