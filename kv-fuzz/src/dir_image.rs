@@ -18,7 +18,7 @@ const SCAN_LIMIT: usize = 1000;
 pub const FIX_CRC: u8 = 0x80;
 
 /// The names a file kind byte chooses (modulo their number), `{}` standing for the id.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "META",
     "META.tmp",
     "{:08}.log",
@@ -33,6 +33,8 @@ const NAMES: [&str; 12] = [
     // Every store's: written first, read before anything else.
     "IDENTITY",
     "IDENTITY.tmp",
+    // The LSM's blob files (large values apart from the tables).
+    "{:08}.blob",
 ];
 
 /// The name of a file of kind `kind` with id `id`.
@@ -231,6 +233,7 @@ mod tests {
         assert_eq!(kind_of("12.log"), Some((9, 12)));
         assert_eq!(kind_of("IDENTITY"), Some((10, 0)));
         assert_eq!(kind_of("IDENTITY.tmp"), Some((11, 0)));
+        assert_eq!(kind_of("00000042.blob"), Some((12, 42)));
         assert_eq!(kind_of("other"), None);
     }
 }

@@ -93,7 +93,12 @@ fn image(files: &[(String, Vec<u8>)], flags: u8) -> Vec<u8> {
         files.len(),
         "a file name the image cannot hold"
     );
-    assert!(parts.len() <= MAX_FILES, "{} files", parts.len());
+    assert!(
+        parts.len() <= MAX_FILES,
+        "{} files: {:?}",
+        parts.len(),
+        files.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
     parts.sort_by_key(|(_, _, b)| Identity::decode(b).is_err());
     encode_image(&parts)
 }
@@ -180,7 +185,7 @@ async fn write_seeds() {
     // Bitcask: small segments (rolled, with hints), then a merge (merged segments of
     // committed records), then more commits after it.
     let storage = MemoryStorage::new();
-    let options = Options::default().segment_size(1500);
+    let options = Options::default().segment_size(2500);
     let store = Store::<Bitcask<MemoryStorage>>::open_with(storage.clone(), options.clone())
         .await
         .unwrap();
