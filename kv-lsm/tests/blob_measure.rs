@@ -29,17 +29,15 @@ fn written() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Key `i`'s value: `size` bytes that do not compress.
+/// Key `i`'s value: `size` bytes that do not compress (the suite's seeded generator).
 fn value(i: u64, size: usize) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = kv_conformance::Rng::new(i);
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(size);
+    out
 }
 
 /// Fill order: a permutation of `0..n`.
